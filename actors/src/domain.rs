@@ -1,0 +1,633 @@
+//! Domain values: parsed newtypes, the order record and its status machine.
+//!
+//! Every value that crosses into the actors is parsed once here; nothing
+//! downstream re-validates a bare `String`.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::campus::Campus;
+
+/// A rule broken by an input field; the message names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ValidationError(pub String);
+
+impl ValidationError {
+    fn new(msg: impl Into<String>) -> Self {
+        Self(msg.into())
+    }
+}
+
+/// Largest fee an order may carry, in fen (1 000 yuan).
+pub const MAX_FEE_FEN: u32 = 100_000;
+/// Longest `detail` / `note`, in characters.
+pub const MAX_TEXT_CHARS: usize = 200;
+/// Longest `pickup_code`, in characters.
+pub const MAX_PICKUP_CODE_CHARS: usize = 32;
+/// Longest order id: WeChat Pay's `out_trade_no` limit.
+pub const MAX_ORDER_ID_CHARS: usize = 32;
+
+/// An order id: 1–32 characters of `[A-Za-z0-9]`, usable as `out_trade_no`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct OrderId(String);
+
+impl OrderId {
+    /// Parses an id received from a client.
+    pub fn parse(s: &str) -> Result<Self, ValidationError> {
+        let ok = !s.is_empty()
+            && s.len() <= MAX_ORDER_ID_CHARS
+            && s.bytes().all(|b| b.is_ascii_alphanumeric());
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(ValidationError::new(
+                "order id must be 1-32 characters of A-Z, a-z, 0-9",
+            ))
+        }
+    }
+
+    /// A fresh, time-ordered id (UUIDv7 as 32 hex digits).
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::now_v7().simple().to_string())
+    }
+
+    /// The id an idempotent create gets: the same (customer, key) always
+    /// maps to the same id, so a replay lands on the order it made.
+    pub fn for_idempotency_key(customer: &OpenId, key: &IdempotencyKey) -> Self {
+        let mut h = Sha256::new();
+        h.update(b"lastmile-idempotency\0");
+        h.update(customer.as_str().as_bytes());
+        h.update([0u8]);
+        h.update(key.as_str().as_bytes());
+        Self(hex::encode(&h.finalize()[..16]))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A stable hash used to pick the owning shard.
+    pub fn shard_hash(&self) -> u64 {
+        // FNV-1a: stable across processes and releases, unlike the std hasher.
+        self.0.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+    }
+}
+
+impl TryFrom<String> for OrderId {
+    type Error = ValidationError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<OrderId> for String {
+    fn from(id: OrderId) -> Self {
+        id.0
+    }
+}
+
+impl fmt::Display for OrderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A WeChat openid: the user's id within this app.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct OpenId(String);
+
+impl OpenId {
+    /// Parses an openid (1–64 characters of `[A-Za-z0-9_-]`).
+    pub fn parse(s: &str) -> Result<Self, ValidationError> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(ValidationError::new("openid is malformed"))
+        }
+    }
+
+    /// The openid as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for OpenId {
+    type Error = ValidationError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<OpenId> for String {
+    fn from(id: OpenId) -> Self {
+        id.0
+    }
+}
+
+impl fmt::Display for OpenId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An amount of money in fen, 1 ≤ fen ≤ [`MAX_FEE_FEN`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
+pub struct Fen(u32);
+
+impl Fen {
+    /// Parses a fee from a JSON number (must be an integer in range).
+    pub fn parse_json(n: &serde_json::Number) -> Result<Self, ValidationError> {
+        let err = || {
+            ValidationError::new(format!(
+                "fee_fen must be between 1 and {MAX_FEE_FEN} (an integer number of fen)"
+            ))
+        };
+        let v = n.as_u64().ok_or_else(err)?;
+        u32::try_from(v).map_err(|_| err()).and_then(Self::try_from)
+    }
+
+    /// The amount in fen.
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl TryFrom<u32> for Fen {
+    type Error = ValidationError;
+    fn try_from(v: u32) -> Result<Self, Self::Error> {
+        if (1..=MAX_FEE_FEN).contains(&v) {
+            Ok(Self(v))
+        } else {
+            Err(ValidationError::new(format!(
+                "fee_fen must be between 1 and {MAX_FEE_FEN} (an integer number of fen)"
+            )))
+        }
+    }
+}
+
+impl From<Fen> for u32 {
+    fn from(f: Fen) -> Self {
+        f.0
+    }
+}
+
+/// The id of a place on the campus map; only ids the map knows parse.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PlaceId(String);
+
+impl PlaceId {
+    /// Parses a place id, which must exist in `campus`; `field` names it in errors.
+    pub fn parse(s: &str, campus: &Campus, field: &str) -> Result<Self, ValidationError> {
+        if campus.place(s).is_some() {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(ValidationError::new(format!(
+                "{field} is not a place on the campus map"
+            )))
+        }
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A client-chosen key that makes order creation idempotent.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// Parses the `Idempotency-Key` header: 1–64 visible ASCII characters.
+    pub fn parse(s: &str) -> Result<Self, ValidationError> {
+        let ok = !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_graphic());
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(ValidationError::new(
+                "Idempotency-Key must be 1-64 visible ASCII characters",
+            ))
+        }
+    }
+
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Checks a free-text field: a length in characters and no control characters
+/// other than newline and tab.
+pub fn parse_text(
+    value: &str,
+    field: &str,
+    min: usize,
+    max: usize,
+) -> Result<String, ValidationError> {
+    let chars = value.chars().count();
+    if chars < min || chars > max {
+        let rule = if min == 0 {
+            format!("{field} must be at most {max} characters")
+        } else {
+            format!("{field} must be between {min} and {max} characters")
+        };
+        return Err(ValidationError(rule));
+    }
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(ValidationError(format!(
+            "{field} must not contain control characters"
+        )));
+    }
+    Ok(value.to_owned())
+}
+
+/// What kind of errand an order is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderKind {
+    /// Pick up a parcel at an express station.
+    Express,
+    /// Bring takeout from the gate or a canteen.
+    Takeout,
+}
+
+impl OrderKind {
+    /// Parses `express` or `takeout`.
+    pub fn parse(s: &str) -> Result<Self, ValidationError> {
+        match s {
+            "express" => Ok(Self::Express),
+            "takeout" => Ok(Self::Takeout),
+            _ => Err(ValidationError::new("kind must be express or takeout")),
+        }
+    }
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Express => "express",
+            Self::Takeout => "takeout",
+        }
+    }
+}
+
+/// A place plus free-text directions (locker number, dorm room).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Location {
+    /// A place on the campus map.
+    pub place_id: PlaceId,
+    /// Directions within the place, 1–200 characters.
+    pub detail: String,
+}
+
+/// A validated order request, ready for a shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOrder {
+    /// Express or takeout.
+    pub kind: OrderKind,
+    /// Where the courier picks up.
+    pub pickup: Location,
+    /// Where the courier delivers.
+    pub dropoff: Location,
+    /// The code the station or shop asks for, ≤ 32 characters.
+    pub pickup_code: String,
+    /// What the customer pays the courier.
+    pub fee_fen: Fen,
+    /// A note for the courier, ≤ 200 characters.
+    pub note: String,
+}
+
+/// Where an order is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Created, waiting for WeChat Pay.
+    AwaitingPayment,
+    /// Paid, waiting for a courier.
+    Paid,
+    /// A courier has it.
+    Assigned,
+    /// The courier has the goods.
+    PickedUp,
+    /// Handed over, waiting for the customer's confirmation.
+    Delivered,
+    /// Done.
+    Completed,
+    /// Cancelled before payment.
+    Cancelled,
+    /// Money on its way back.
+    Refunding,
+    /// Money returned.
+    Refunded,
+}
+
+/// Every status, in life order (for metrics and parsing).
+pub const ALL_STATUSES: [Status; 9] = [
+    Status::AwaitingPayment,
+    Status::Paid,
+    Status::Assigned,
+    Status::PickedUp,
+    Status::Delivered,
+    Status::Completed,
+    Status::Cancelled,
+    Status::Refunding,
+    Status::Refunded,
+];
+
+/// Something that happens to an order; the status machine decides if it may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// WeChat Pay confirmed the payment.
+    PaymentConfirmed,
+    /// The customer (or the payment timeout) cancels.
+    Cancel,
+    /// A courier takes the order.
+    Assign,
+    /// The courier's task is taken back (offline too long).
+    Unassign,
+    /// The courier picked the goods up.
+    PickUp,
+    /// The courier handed them over.
+    Deliver,
+    /// The customer (or the auto-confirm timer) confirms receipt.
+    Confirm,
+    /// WeChat Pay confirmed the refund.
+    RefundConfirmed,
+}
+
+/// An event the current status does not allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("an order that is {from} cannot {event}")]
+pub struct TransitionError {
+    /// The status the order was in.
+    pub from: Status,
+    /// What was attempted.
+    pub event: EventName,
+}
+
+/// The name of an event, for error messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventName(pub Event);
+
+impl fmt::Display for EventName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.0 {
+            Event::PaymentConfirmed => "be paid",
+            Event::Cancel => "be cancelled",
+            Event::Assign => "be assigned",
+            Event::Unassign => "be unassigned",
+            Event::PickUp => "be picked up",
+            Event::Deliver => "be delivered",
+            Event::Confirm => "be confirmed",
+            Event::RefundConfirmed => "be refunded",
+        })
+    }
+}
+
+impl Status {
+    /// The one place transitions are decided.
+    pub fn apply(self, event: Event) -> Result<Status, TransitionError> {
+        use Event as E;
+        use Status as S;
+        let next = match (self, event) {
+            (S::AwaitingPayment, E::PaymentConfirmed) => S::Paid,
+            (S::AwaitingPayment, E::Cancel) => S::Cancelled,
+            // A paid order is never just dropped: cancelling it starts a refund,
+            // and so does a payment that arrives after the order was cancelled.
+            (S::Paid, E::Cancel) => S::Refunding,
+            (S::Cancelled, E::PaymentConfirmed) => S::Refunding,
+            (S::Paid, E::Assign) => S::Assigned,
+            (S::Assigned, E::Unassign) => S::Paid,
+            (S::Assigned, E::PickUp) => S::PickedUp,
+            (S::PickedUp, E::Deliver) => S::Delivered,
+            (S::Delivered, E::Confirm) => S::Completed,
+            (S::Refunding, E::RefundConfirmed) => S::Refunded,
+            (from, event) => {
+                return Err(TransitionError {
+                    from,
+                    event: EventName(event),
+                })
+            }
+        };
+        Ok(next)
+    }
+
+    /// True when nothing more will happen on its own, so the order leaves memory.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Status::Completed | Status::Cancelled | Status::Refunded
+        )
+    }
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::AwaitingPayment => "awaiting_payment",
+            Status::Paid => "paid",
+            Status::Assigned => "assigned",
+            Status::PickedUp => "picked_up",
+            Status::Delivered => "delivered",
+            Status::Completed => "completed",
+            Status::Cancelled => "cancelled",
+            Status::Refunding => "refunding",
+            Status::Refunded => "refunded",
+        }
+    }
+
+    /// Parses a wire name (the `status` filter of the list endpoint).
+    pub fn parse(s: &str) -> Result<Self, ValidationError> {
+        ALL_STATUSES
+            .iter()
+            .copied()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| ValidationError::new("status is not a known order status"))
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The order record, as stored and as served.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    /// Its id (also WeChat Pay's `out_trade_no`).
+    pub id: OrderId,
+    /// The customer's openid.
+    pub customer: OpenId,
+    /// Express or takeout.
+    pub kind: OrderKind,
+    /// Where to pick up.
+    pub pickup: Location,
+    /// Where to deliver.
+    pub dropoff: Location,
+    /// Shown only to the customer and the assigned courier.
+    pub pickup_code: String,
+    /// The fee in fen.
+    pub fee_fen: Fen,
+    /// The customer's note.
+    pub note: String,
+    /// Private so that only [`Order::apply`] changes it.
+    status: Status,
+    /// The assigned courier, if any.
+    pub courier: Option<OpenId>,
+    /// When it was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When it last changed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl Order {
+    /// A new order awaiting payment.
+    pub fn new(id: OrderId, customer: OpenId, new: NewOrder, now: OffsetDateTime) -> Self {
+        Self {
+            id,
+            customer,
+            kind: new.kind,
+            pickup: new.pickup,
+            dropoff: new.dropoff,
+            pickup_code: new.pickup_code,
+            fee_fen: new.fee_fen,
+            note: new.note,
+            status: Status::AwaitingPayment,
+            courier: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// The current status.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// Applies an event through the status machine, stamping `updated_at`.
+    pub fn apply(&mut self, event: Event, now: OffsetDateTime) -> Result<Status, TransitionError> {
+        let next = self.status.apply(event)?;
+        self.status = next;
+        self.updated_at = now;
+        Ok(next)
+    }
+
+    /// May `who` see this order at all?
+    pub fn visible_to(&self, who: &OpenId) -> bool {
+        &self.customer == who || self.courier.as_ref() == Some(who)
+    }
+}
+
+/// Now, in UTC, truncated to microseconds so that stored and served times agree.
+pub fn now_utc() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    let micros = now.microsecond();
+    now.replace_microsecond(micros).unwrap_or(now)
+}
+
+/// A `wx.login` code as sent by the mini-program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginCode(String);
+
+impl LoginCode {
+    /// Parses a code: 1–128 visible ASCII characters.
+    pub fn parse(s: &str) -> Result<Self, ValidationError> {
+        let ok = !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic());
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(ValidationError::new(
+                "code must be 1-128 visible ASCII characters",
+            ))
+        }
+    }
+
+    /// The code as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A login session: who holds the token, and until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// The user.
+    pub openid: OpenId,
+    /// When the token stops working.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legal_path_reaches_completed() {
+        let mut s = Status::AwaitingPayment;
+        for e in [
+            Event::PaymentConfirmed,
+            Event::Assign,
+            Event::PickUp,
+            Event::Deliver,
+            Event::Confirm,
+        ] {
+            s = s.apply(e).expect("legal transition");
+        }
+        assert_eq!(s, Status::Completed);
+    }
+
+    #[test]
+    fn terminal_states_accept_nothing_but_late_payment() {
+        for st in [Status::Completed, Status::Refunded] {
+            for e in [Event::Cancel, Event::Assign, Event::PaymentConfirmed] {
+                assert!(st.apply(e).is_err(), "{st} accepted {e:?}");
+            }
+        }
+        assert_eq!(
+            Status::Cancelled.apply(Event::PaymentConfirmed),
+            Ok(Status::Refunding)
+        );
+        assert!(Status::Cancelled.apply(Event::Cancel).is_err());
+    }
+
+    #[test]
+    fn idempotency_ids_are_stable_and_distinct() {
+        let a = OpenId::parse("oAAA").unwrap();
+        let b = OpenId::parse("oBBB").unwrap();
+        let k = IdempotencyKey::parse("k1").unwrap();
+        let id = OrderId::for_idempotency_key(&a, &k);
+        assert_eq!(id, OrderId::for_idempotency_key(&a, &k));
+        assert_ne!(id, OrderId::for_idempotency_key(&b, &k));
+        assert!(OrderId::parse(id.as_str()).is_ok());
+        assert!(OrderId::parse(OrderId::generate().as_str()).is_ok());
+    }
+
+    #[test]
+    fn text_counts_characters_not_bytes() {
+        let two_hundred = "快".repeat(200);
+        assert!(parse_text(&two_hundred, "note", 0, 200).is_ok());
+        assert!(parse_text(&format!("{two_hundred}x"), "note", 0, 200).is_err());
+        assert!(parse_text("a\u{0}b", "note", 0, 200).is_err());
+    }
+}

@@ -1,0 +1,18 @@
+//! lastmile's actor crate: the domain, the actors that own it, and the
+//! adapters they use.
+//!
+//! - [`domain`]: parsed values (`OrderId`, `OpenId`, `Fen`, …), the order record and its status machine
+//! - [`campus`]: the campus map and distances
+//! - [`storage`]: sled trees, record encoding, group commit (the only module naming sled)
+//! - [`orders`]: the sharded, supervised orders actors and their router
+//! - [`sessions`]: login via jscode2session and bearer tokens
+//! - [`wechat`]: the WeChat client trait, the in-process sandbox and the live client
+
+#![warn(missing_docs)]
+
+pub mod campus;
+pub mod domain;
+pub mod orders;
+pub mod sessions;
+pub mod storage;
+pub mod wechat;

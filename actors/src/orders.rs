@@ -1,0 +1,477 @@
+//! The orders actors: orders sharded by id over N supervised actors, each the
+//! only owner of its orders' state machine and timers.
+//!
+//! A shard keeps only active (non-terminal) orders in memory; history lives
+//! in sled. Every change is written to sled first and applied to memory only
+//! when that write succeeded; the reply waits for the group commit, so an
+//! acknowledged change survives `kill -9`. On (re)start a shard reloads its
+//! active orders and rebuilds its payment deadlines from sled.
+
+use std::collections::{BTreeSet, HashMap};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use time::OffsetDateTime;
+
+use crate::domain::{
+    now_utc, Event, IdempotencyKey, NewOrder, OpenId, Order, OrderId, Status, TransitionError,
+    ALL_STATUSES,
+};
+use crate::storage::{ListCursor, StorageError, Store};
+
+/// Longest pause between two checks of the payment deadlines.
+const MAX_TIMER_TICK: Duration = Duration::from_secs(1);
+/// Shortest pause, so that a tiny configured timeout cannot spin the shard.
+const MIN_TIMER_TICK: Duration = Duration::from_millis(20);
+
+/// The `[orders]` settings the shards need.
+#[derive(Debug, Clone)]
+pub struct OrdersConfig {
+    /// How many shards (actors, each on its own arbiter thread).
+    pub shards: usize,
+    /// An unpaid order is cancelled this long after creation.
+    pub payment_timeout: Duration,
+    /// A delivered order completes itself this long after delivery.
+    pub auto_confirm: Duration,
+}
+
+/// Why an order operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OrderError {
+    /// No such order, or not one the caller may see.
+    #[error("order not found")]
+    NotFound,
+    /// The status machine does not allow it.
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    /// The caller may see the order but not do this to it.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// sled failed; nothing was acknowledged.
+    #[error("storage is unavailable")]
+    Storage(#[from] StorageError),
+    /// The shard is restarting or gone.
+    #[error("the orders shard is unavailable")]
+    Unavailable,
+}
+
+impl From<MailboxError> for OrderError {
+    fn from(_: MailboxError) -> Self {
+        OrderError::Unavailable
+    }
+}
+
+/// Create an order for `customer` under the id the router chose.
+#[derive(Message)]
+#[rtype(result = "Result<Order, OrderError>")]
+pub struct CreateOrder {
+    /// The id (fresh, or derived from the idempotency key).
+    pub id: OrderId,
+    /// Whether `id` came from an idempotency key (so it may exist already).
+    pub idempotent: bool,
+    /// Who orders.
+    pub customer: OpenId,
+    /// What they order.
+    pub order: NewOrder,
+}
+
+/// Cancel an order on the customer's request.
+#[derive(Message)]
+#[rtype(result = "Result<Order, OrderError>")]
+pub struct CancelOrder {
+    /// Which order.
+    pub id: OrderId,
+    /// Who asks.
+    pub by: OpenId,
+}
+
+/// Make the shard panic inside a handler (fault-injection for tests).
+#[doc(hidden)]
+#[derive(Message)]
+#[rtype(result = "Result<(), OrderError>")]
+pub struct InjectPanic;
+
+/// One shard: the orders whose id hashes to it.
+pub struct OrderShard {
+    index: usize,
+    count: usize,
+    store: Store,
+    config: OrdersConfig,
+    active: HashMap<OrderId, Order>,
+    payment_deadlines: BTreeSet<(OffsetDateTime, OrderId)>,
+    gauges: Vec<metrics::Gauge>,
+}
+
+impl OrderShard {
+    /// A shard; it loads its orders when started.
+    pub fn new(index: usize, count: usize, store: Store, config: OrdersConfig) -> Self {
+        let shard = index.to_string();
+        let gauges = ALL_STATUSES
+            .iter()
+            .map(|s| metrics::gauge!("lastmile_orders_active", "status" => s.as_str(), "shard" => shard.clone()))
+            .collect();
+        Self {
+            index,
+            count,
+            store,
+            config,
+            active: HashMap::new(),
+            payment_deadlines: BTreeSet::new(),
+            gauges,
+        }
+    }
+
+    fn owns(&self, id: &OrderId) -> bool {
+        shard_of(id, self.count) == self.index
+    }
+
+    fn reload(&mut self) -> Result<(), StorageError> {
+        self.active.clear();
+        self.payment_deadlines.clear();
+        let (index, count) = (self.index, self.count);
+        let orders = self
+            .store
+            .active_orders(|id| shard_of(id, count) == index)?;
+        for order in orders {
+            self.track(order);
+        }
+        tracing::info!(
+            shard = self.index,
+            active = self.active.len(),
+            "orders shard loaded"
+        );
+        self.publish_gauges();
+        Ok(())
+    }
+
+    /// Puts an order in memory (or drops it when terminal) and keeps its timers.
+    fn track(&mut self, order: Order) {
+        if let Some(old) = self.active.get(&order.id) {
+            if old.status() == Status::AwaitingPayment {
+                let deadline = self.payment_deadline(old);
+                self.payment_deadlines.remove(&(deadline, old.id.clone()));
+            }
+        }
+        if order.status().is_terminal() {
+            self.active.remove(&order.id);
+            return;
+        }
+        if order.status() == Status::AwaitingPayment {
+            self.payment_deadlines
+                .insert((self.payment_deadline(&order), order.id.clone()));
+        }
+        self.active.insert(order.id.clone(), order);
+    }
+
+    fn payment_deadline(&self, order: &Order) -> OffsetDateTime {
+        order.created_at + self.config.payment_timeout
+    }
+
+    fn publish_gauges(&self) {
+        let mut counts = [0usize; ALL_STATUSES.len()];
+        for order in self.active.values() {
+            if let Some(i) = ALL_STATUSES.iter().position(|s| *s == order.status()) {
+                counts[i] += 1;
+            }
+        }
+        for (gauge, n) in self.gauges.iter().zip(counts) {
+            gauge.set(n as f64);
+        }
+    }
+
+    /// The current record: from memory when active, else from sled.
+    fn load(&self, id: &OrderId) -> Result<Option<Order>, OrderError> {
+        match self.active.get(id) {
+            Some(o) => Ok(Some(o.clone())),
+            None => Ok(self.store.get_order(id)?),
+        }
+    }
+
+    fn create(&mut self, msg: CreateOrder) -> Result<Order, OrderError> {
+        if msg.idempotent {
+            if let Some(existing) = self.load(&msg.id)? {
+                return Ok(existing);
+            }
+        }
+        let kind = msg.order.kind.as_str();
+        let order = Order::new(msg.id, msg.customer, msg.order, now_utc());
+        self.store.put_order(&order, true)?;
+        metrics::counter!("lastmile_orders_created_total", "kind" => kind).increment(1);
+        self.track(order.clone());
+        self.publish_gauges();
+        Ok(order)
+    }
+
+    /// Applies `event` to a stored copy, persists it, and only then updates memory.
+    fn transition(&mut self, id: &OrderId, event: Event) -> Result<Order, OrderError> {
+        let mut order = self.load(id)?.ok_or(OrderError::NotFound)?;
+        let to = order.apply(event, now_utc())?;
+        self.store.put_order(&order, false)?;
+        metrics::counter!("lastmile_order_transitions_total", "to" => to.as_str()).increment(1);
+        self.track(order.clone());
+        self.publish_gauges();
+        Ok(order)
+    }
+
+    fn cancel(&mut self, CancelOrder { id, by }: CancelOrder) -> Result<Order, OrderError> {
+        let order = self.load(&id)?.ok_or(OrderError::NotFound)?;
+        if !order.visible_to(&by) {
+            return Err(OrderError::NotFound);
+        }
+        if order.customer != by {
+            return Err(OrderError::Forbidden(
+                "only the customer may cancel an order",
+            ));
+        }
+        self.transition(&id, Event::Cancel)
+    }
+
+    /// Cancels every unpaid order whose payment deadline has passed.
+    fn expire_unpaid(&mut self) -> usize {
+        let now = now_utc();
+        let mut expired = 0;
+        while let Some((deadline, id)) = self.payment_deadlines.first().cloned() {
+            if deadline > now {
+                break;
+            }
+            self.payment_deadlines.pop_first();
+            let unpaid = self
+                .active
+                .get(&id)
+                .is_some_and(|o| o.status() == Status::AwaitingPayment);
+            if !unpaid {
+                continue;
+            }
+            match self.transition(&id, Event::Cancel) {
+                Ok(_) => expired += 1,
+                Err(e) => {
+                    tracing::warn!(order = %id, error = %e, "payment timeout could not cancel; retrying");
+                    self.payment_deadlines.insert((now + MAX_TIMER_TICK, id));
+                    break;
+                }
+            }
+        }
+        expired
+    }
+
+    fn timer_tick(&self) -> Duration {
+        (self.config.payment_timeout / 4).clamp(MIN_TIMER_TICK, MAX_TIMER_TICK)
+    }
+
+    /// Runs `f`, turning a panic into a shard restart and a 503 for the caller.
+    fn guarded<R>(
+        &mut self,
+        ctx: &mut Context<Self>,
+        f: impl FnOnce(&mut Self) -> Result<R, OrderError>,
+    ) -> Result<R, OrderError> {
+        match catch_unwind(AssertUnwindSafe(|| f(self))) {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::error!(
+                    shard = self.index,
+                    "orders shard panicked; restarting from sled"
+                );
+                metrics::counter!("lastmile_actor_restarts_total", "actor" => "orders")
+                    .increment(1);
+                ctx.stop();
+                Err(OrderError::Unavailable)
+            }
+        }
+    }
+
+    /// Replies after the group commit, without holding up the shard's mailbox.
+    fn durable<T: Send + 'static>(
+        &self,
+        result: Result<T, OrderError>,
+    ) -> ResponseFuture<Result<T, OrderError>> {
+        let store = self.store.clone();
+        Box::pin(async move {
+            let value = result?;
+            store.commit().await?;
+            Ok(value)
+        })
+    }
+}
+
+impl Actor for OrderShard {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        if let Err(e) = self.reload() {
+            // Without its state the shard must not answer; stopping lets the
+            // supervisor try again, and callers get 503 meanwhile.
+            tracing::error!(shard = self.index, error = %e, "orders shard cannot load; stopping");
+            ctx.stop();
+            return;
+        }
+        ctx.run_interval(self.timer_tick(), |act, ctx| {
+            let expired = act.guarded(ctx, |act| Ok(act.expire_unpaid()));
+            if let Ok(n) = expired {
+                if n > 0 {
+                    tracing::info!(shard = act.index, cancelled = n, "unpaid orders cancelled");
+                    let store = act.store.clone();
+                    actix::spawn(async move {
+                        if let Err(e) = store.commit().await {
+                            tracing::error!(error = %e, "commit after payment timeout failed");
+                        }
+                    });
+                }
+            }
+        });
+    }
+}
+
+impl Supervised for OrderShard {
+    fn restarting(&mut self, _: &mut Self::Context) {
+        tracing::warn!(shard = self.index, "orders shard restarting");
+        self.active.clear();
+        self.payment_deadlines.clear();
+    }
+}
+
+impl Handler<CreateOrder> for OrderShard {
+    type Result = ResponseFuture<Result<Order, OrderError>>;
+
+    #[tracing::instrument(name = "create_order", skip_all, fields(shard = self.index, order = %msg.id))]
+    fn handle(&mut self, msg: CreateOrder, ctx: &mut Self::Context) -> Self::Result {
+        let result = if self.owns(&msg.id) {
+            self.guarded(ctx, |s| s.create(msg))
+        } else {
+            Err(OrderError::NotFound)
+        };
+        self.durable(result)
+    }
+}
+
+impl Handler<CancelOrder> for OrderShard {
+    type Result = ResponseFuture<Result<Order, OrderError>>;
+
+    #[tracing::instrument(name = "cancel_order", skip_all, fields(shard = self.index, order = %msg.id))]
+    fn handle(&mut self, msg: CancelOrder, ctx: &mut Self::Context) -> Self::Result {
+        let result = self.guarded(ctx, |s| s.cancel(msg));
+        self.durable(result)
+    }
+}
+
+impl Handler<InjectPanic> for OrderShard {
+    type Result = Result<(), OrderError>;
+
+    fn handle(&mut self, _: InjectPanic, ctx: &mut Self::Context) -> Self::Result {
+        self.guarded(ctx, |_| panic!("fault injected into orders shard"))
+    }
+}
+
+/// Which of `count` shards owns `id`.
+pub fn shard_of(id: &OrderId, count: usize) -> usize {
+    (id.shard_hash() % count.max(1) as u64) as usize
+}
+
+/// The façade's handle on the orders shards: routes each call to its owner.
+#[derive(Clone)]
+pub struct Orders {
+    shards: Arc<[Addr<OrderShard>]>,
+    store: Store,
+}
+
+impl Orders {
+    /// Starts `config.shards` supervised shards, each on its own arbiter thread.
+    pub fn start(store: Store, config: OrdersConfig) -> Self {
+        let count = config.shards.max(1);
+        let shards: Vec<Addr<OrderShard>> = (0..count)
+            .map(|index| {
+                let arbiter = Arbiter::new();
+                let (store, config) = (store.clone(), config.clone());
+                Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
+                    OrderShard::new(index, count, store, config)
+                })
+            })
+            .collect();
+        Self {
+            shards: shards.into(),
+            store,
+        }
+    }
+
+    fn shard(&self, id: &OrderId) -> &Addr<OrderShard> {
+        &self.shards[shard_of(id, self.shards.len())]
+    }
+
+    /// Creates an order; with an idempotency key a replay returns the first one.
+    pub async fn create(
+        &self,
+        customer: OpenId,
+        order: NewOrder,
+        key: Option<IdempotencyKey>,
+    ) -> Result<Order, OrderError> {
+        let (id, idempotent) = match &key {
+            Some(k) => (OrderId::for_idempotency_key(&customer, k), true),
+            None => (OrderId::generate(), false),
+        };
+        let msg = CreateOrder {
+            id: id.clone(),
+            idempotent,
+            customer: customer.clone(),
+            order,
+        };
+        let created = self.shard(&id).send(msg).await??;
+        // A derived id could only collide across customers by a SHA-256 collision.
+        if created.customer != customer {
+            return Err(OrderError::NotFound);
+        }
+        Ok(created)
+    }
+
+    /// An order the viewer may see (customer or assigned courier).
+    pub async fn get(&self, id: &OrderId, viewer: &OpenId) -> Result<Order, OrderError> {
+        // sled holds every acknowledged change, so a point read needs no shard hop.
+        match self.store.get_order(id)? {
+            Some(order) if order.visible_to(viewer) => Ok(order),
+            _ => Err(OrderError::NotFound),
+        }
+    }
+
+    /// A page of the customer's orders, newest first.
+    pub async fn list(
+        &self,
+        customer: OpenId,
+        status: Option<Status>,
+        limit: usize,
+        cursor: Option<ListCursor>,
+    ) -> Result<(Vec<Order>, Option<ListCursor>), OrderError> {
+        let store = self.store.clone();
+        let scan = move || store.list_customer_orders(&customer, status, limit, cursor.as_ref());
+        let page = tokio::task::spawn_blocking(scan)
+            .await
+            .map_err(|_| OrderError::Unavailable)??;
+        Ok(page)
+    }
+
+    /// Cancels an order for its customer.
+    pub async fn cancel(&self, id: OrderId, by: OpenId) -> Result<Order, OrderError> {
+        self.shard(&id).send(CancelOrder { id, by }).await?
+    }
+
+    /// True while every shard's mailbox is open.
+    pub fn is_alive(&self) -> bool {
+        self.shards.iter().all(|a| a.connected())
+    }
+
+    /// True when every shard is alive and storage answers.
+    pub fn is_ready(&self) -> bool {
+        self.is_alive() && self.store.is_healthy()
+    }
+
+    /// How many shards there are.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Makes shard `index` panic (fault injection for tests).
+    #[doc(hidden)]
+    pub async fn inject_panic(&self, index: usize) -> Result<(), OrderError> {
+        let addr = self.shards.get(index).ok_or(OrderError::NotFound)?;
+        addr.send(InjectPanic).await?
+    }
+}

@@ -1,0 +1,230 @@
+//! The sessions actor: login through jscode2session and opaque bearer tokens.
+//!
+//! The actor is the only writer of sessions (sled tree and cache). Token
+//! look-ups read a shared read-mostly cache first and ask the actor only on
+//! a miss, so authenticating a request costs no mailbox round trip.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use base64::Engine;
+use dashmap::DashMap;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::domain::{now_utc, LoginCode, OpenId, Session};
+use crate::storage::{StorageError, Store};
+use crate::wechat::{WeChat, WeChatError, WxSession};
+
+/// How long a login token works, in seconds (the `expires_in` clients get).
+pub const SESSION_TTL_SECS: u64 = 7200;
+/// How often expired sessions are swept from sled and the cache.
+const SWEEP_EVERY: Duration = Duration::from_secs(600);
+
+/// Why a login or a token check failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// WeChat rejected the login code.
+    #[error("the login code was rejected by WeChat")]
+    CodeRejected,
+    /// No token, or an unknown or expired one.
+    #[error("missing, unknown or expired token")]
+    Unauthorized,
+    /// WeChat could not be reached or failed.
+    #[error("WeChat is unavailable")]
+    WeChat(#[source] WeChatError),
+    /// sled failed.
+    #[error("storage is unavailable")]
+    Storage(#[from] StorageError),
+    /// The actor is restarting or gone.
+    #[error("the sessions actor is unavailable")]
+    Mailbox(#[from] MailboxError),
+}
+
+impl From<WeChatError> for AuthError {
+    fn from(e: WeChatError) -> Self {
+        match e {
+            WeChatError::InvalidCode(_) => AuthError::CodeRejected,
+            other => AuthError::WeChat(other),
+        }
+    }
+}
+
+/// What a successful login hands the client.
+#[derive(Debug, Clone)]
+pub struct LoginGrant {
+    /// The bearer token.
+    pub token: String,
+    /// The user's openid.
+    pub openid: OpenId,
+    /// Seconds until the token expires.
+    pub expires_in: u64,
+}
+
+type Cache = Arc<DashMap<[u8; 32], Session>>;
+
+/// The actor that owns sessions.
+pub struct SessionActor {
+    store: Store,
+    wechat: Arc<dyn WeChat>,
+    cache: Cache,
+}
+
+/// Log a user in with a `wx.login` code.
+#[derive(Message)]
+#[rtype(result = "Result<LoginGrant, AuthError>")]
+pub struct Login {
+    /// The code from `wx.login`.
+    pub code: LoginCode,
+}
+
+/// Resolve a token the cache did not know.
+#[derive(Message)]
+#[rtype(result = "Result<OpenId, AuthError>")]
+pub struct Authenticate {
+    /// sha256 of the bearer token.
+    pub token_hash: [u8; 32],
+}
+
+impl Actor for SessionActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(SWEEP_EVERY, |act, _| act.sweep());
+    }
+}
+
+impl Supervised for SessionActor {
+    fn restarting(&mut self, _: &mut Self::Context) {
+        tracing::warn!("sessions actor restarting");
+        self.cache.clear();
+    }
+}
+
+impl SessionActor {
+    fn open_session(&mut self, wx: WxSession) -> Result<LoginGrant, AuthError> {
+        let mut raw = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut raw);
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+        let session = Session {
+            openid: wx.openid.clone(),
+            expires_at: now_utc() + Duration::from_secs(SESSION_TTL_SECS),
+        };
+        let key = token_hash(&token);
+        self.store.put_session(&key, &session)?;
+        self.cache.insert(key, session);
+        Ok(LoginGrant {
+            token,
+            openid: wx.openid,
+            expires_in: SESSION_TTL_SECS,
+        })
+    }
+
+    fn lookup(&mut self, key: [u8; 32]) -> Result<OpenId, AuthError> {
+        let session = self
+            .store
+            .get_session(&key)?
+            .ok_or(AuthError::Unauthorized)?;
+        if session.expires_at <= now_utc() {
+            return Err(AuthError::Unauthorized);
+        }
+        let openid = session.openid.clone();
+        self.cache.insert(key, session);
+        Ok(openid)
+    }
+
+    fn sweep(&mut self) {
+        let now = now_utc();
+        self.cache.retain(|_, s| s.expires_at > now);
+        if let Err(e) = self.store.remove_expired_sessions(now) {
+            tracing::warn!(error = %e, "sweeping expired sessions failed");
+        }
+    }
+}
+
+impl Handler<Login> for SessionActor {
+    type Result = ResponseActFuture<Self, Result<LoginGrant, AuthError>>;
+
+    #[tracing::instrument(name = "login", skip_all)]
+    fn handle(&mut self, Login { code }: Login, _: &mut Self::Context) -> Self::Result {
+        let wechat = self.wechat.clone();
+        let exchange = async move { wechat.code2session(code.as_str()).await };
+        Box::pin(exchange.into_actor(self).then(|reply, act, _| {
+            let opened = reply
+                .map_err(AuthError::from)
+                .and_then(|wx| act.open_session(wx));
+            let store = act.store.clone();
+            async move {
+                let grant = opened?;
+                store.commit().await?;
+                Ok(grant)
+            }
+            .into_actor(act)
+        }))
+    }
+}
+
+impl Handler<Authenticate> for SessionActor {
+    type Result = Result<OpenId, AuthError>;
+
+    fn handle(
+        &mut self,
+        Authenticate { token_hash }: Authenticate,
+        _: &mut Self::Context,
+    ) -> Self::Result {
+        self.lookup(token_hash)
+    }
+}
+
+/// The façade's handle on sessions: login, and token checks through the cache.
+#[derive(Clone)]
+pub struct Sessions {
+    addr: Addr<SessionActor>,
+    cache: Cache,
+}
+
+impl Sessions {
+    /// Starts the supervised sessions actor on the current arbiter.
+    pub fn start(store: Store, wechat: Arc<dyn WeChat>) -> Self {
+        let cache: Cache = Arc::new(DashMap::new());
+        let actor_cache = cache.clone();
+        let addr = Supervisor::start(move |_| SessionActor {
+            store,
+            wechat,
+            cache: actor_cache,
+        });
+        Self { addr, cache }
+    }
+
+    /// Logs in with a `wx.login` code; durable before it answers.
+    pub async fn login(&self, code: LoginCode) -> Result<LoginGrant, AuthError> {
+        self.addr.send(Login { code }).await?
+    }
+
+    /// The openid behind a bearer token.
+    pub async fn authenticate(&self, token: &str) -> Result<OpenId, AuthError> {
+        if token.is_empty() || token.len() > 256 {
+            return Err(AuthError::Unauthorized);
+        }
+        let key = token_hash(token);
+        if let Some(s) = self.cache.get(&key) {
+            return if s.expires_at > now_utc() {
+                Ok(s.openid.clone())
+            } else {
+                Err(AuthError::Unauthorized)
+            };
+        }
+        self.addr.send(Authenticate { token_hash: key }).await?
+    }
+
+    /// True while the actor is running.
+    pub fn is_alive(&self) -> bool {
+        self.addr.connected()
+    }
+}
+
+/// Tokens are stored hashed, so a copy of the database grants no logins.
+fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}

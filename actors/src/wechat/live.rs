@@ -1,0 +1,95 @@
+//! The live WeChat client: reqwest with rustls against configurable base URLs.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{Code2SessionReply, Secret, WeChat, WeChatConfig, WeChatError, WxSession};
+
+/// How long one WeChat call may take before it counts as unreachable.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The HTTP client for the real WeChat APIs.
+pub struct LiveWeChat {
+    http: reqwest::Client,
+    api_base: String,
+    appid: String,
+    secret: Secret,
+}
+
+impl LiveWeChat {
+    /// A client for `config.api_base`.
+    pub fn new(config: &WeChatConfig) -> Result<Self, WeChatError> {
+        let http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .timeout(CALL_TIMEOUT)
+            .connect_timeout(CALL_TIMEOUT)
+            .build()
+            .map_err(|e| WeChatError::Unreachable(Some(e)))?;
+        Ok(Self {
+            http,
+            api_base: config.api_base.trim_end_matches('/').to_owned(),
+            appid: config.appid.clone(),
+            secret: config.secret.clone(),
+        })
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        api: &'static str,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T, WeChatError> {
+        let started = std::time::Instant::now();
+        let result = self.get_json_inner(path, query).await;
+        metrics::histogram!("lastmile_wechat_call_seconds", "api" => api)
+            .record(started.elapsed().as_secs_f64());
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        metrics::counter!("lastmile_wechat_calls_total", "api" => api, "outcome" => outcome)
+            .increment(1);
+        result
+    }
+
+    async fn get_json_inner<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T, WeChatError> {
+        let url = format!("{}{}", self.api_base, path);
+        let response = self
+            .http
+            .get(url)
+            .query(query)
+            .send()
+            .await
+            .map_err(|e| WeChatError::Unreachable(Some(e)))?;
+        if response.status().is_server_error() {
+            return Err(WeChatError::Unreachable(None));
+        }
+        // jscode2session answers JSON labelled text/plain, so parse the bytes.
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| WeChatError::Unreachable(Some(e)))?;
+        serde_json::from_slice(&body).map_err(|e| WeChatError::Protocol(e.to_string()))
+    }
+}
+
+#[async_trait]
+impl WeChat for LiveWeChat {
+    async fn code2session(&self, code: &str) -> Result<WxSession, WeChatError> {
+        let reply: Code2SessionReply = self
+            .get_json(
+                "jscode2session",
+                "/sns/jscode2session",
+                &[
+                    ("appid", self.appid.as_str()),
+                    ("secret", self.secret.expose()),
+                    ("js_code", code),
+                    ("grant_type", "authorization_code"),
+                ],
+            )
+            .await?;
+        reply.into_session()
+    }
+}

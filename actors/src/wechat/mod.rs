@@ -1,0 +1,182 @@
+//! WeChat clients: the trait the actors call, the in-process sandbox and the
+//! live HTTP client. Only this module speaks WeChat's wire formats.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+
+use crate::domain::OpenId;
+
+pub mod live;
+pub mod sandbox;
+
+pub use live::LiveWeChat;
+pub use sandbox::SandboxWeChat;
+
+/// A secret value (app secret, pay key): never printed, never logged.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    /// The secret itself, for signing and API calls only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Which WeChat the service talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// The in-process simulator (default; works offline).
+    Sandbox,
+    /// The real APIs at `api_base` / `pay_base`.
+    Live,
+}
+
+/// Which algorithm signs WeChat Pay v2 messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum SignType {
+    /// MD5 (WeChat Pay's default).
+    #[serde(rename = "MD5")]
+    Md5,
+    /// HMAC-SHA256.
+    #[serde(rename = "HMAC-SHA256")]
+    HmacSha256,
+}
+
+/// The `[wechat]` settings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WeChatConfig {
+    /// sandbox or live.
+    pub mode: Mode,
+    /// The mini-program's appid.
+    pub appid: String,
+    /// The mini-program's app secret.
+    pub secret: Secret,
+    /// WeChat Pay merchant id.
+    pub mch_id: String,
+    /// WeChat Pay v2 API key (32 characters).
+    pub api_key: Secret,
+    /// Base URL of the mini-program APIs.
+    pub api_base: String,
+    /// Base URL of WeChat Pay.
+    pub pay_base: String,
+    /// The service's own URL as WeChat reaches it (for notify URLs).
+    pub notify_base: String,
+    /// Signature algorithm for WeChat Pay.
+    pub sign_type: SignType,
+    /// Merchant certificate (PEM), needed for refunds in live mode.
+    #[serde(default)]
+    pub cert_path: Option<String>,
+    /// Merchant private key (PEM), needed for refunds in live mode.
+    #[serde(default)]
+    pub key_path: Option<String>,
+}
+
+/// What jscode2session tells about a user.
+#[derive(Debug, Clone)]
+pub struct WxSession {
+    /// The user's openid within this app.
+    pub openid: OpenId,
+    /// The session key (kept server side only).
+    pub session_key: Secret,
+    /// The unionid, when the app is bound to an open platform account.
+    pub unionid: Option<String>,
+}
+
+/// A failed WeChat call.
+#[derive(Debug, thiserror::Error)]
+pub enum WeChatError {
+    /// The login code was rejected (invalid, used, or the user is blocked).
+    #[error("WeChat rejected the login code (errcode {0})")]
+    InvalidCode(i64),
+    /// WeChat answered with an error code.
+    #[error("WeChat API error {errcode}: {errmsg}")]
+    Api {
+        /// WeChat's errcode.
+        errcode: i64,
+        /// WeChat's errmsg.
+        errmsg: String,
+    },
+    /// No answer (connection refused, timeout, 5xx).
+    #[error("WeChat is unreachable")]
+    Unreachable(#[source] Option<reqwest::Error>),
+    /// An answer that does not parse.
+    #[error("WeChat answered something unexpected: {0}")]
+    Protocol(String),
+}
+
+/// The WeChat APIs the actors use.
+#[async_trait]
+pub trait WeChat: Send + Sync + 'static {
+    /// Exchanges a `wx.login` code for the user's openid (jscode2session).
+    async fn code2session(&self, code: &str) -> Result<WxSession, WeChatError>;
+}
+
+/// Builds the client that `config.mode` asks for.
+pub fn from_config(config: &WeChatConfig) -> Result<Arc<dyn WeChat>, WeChatError> {
+    Ok(match config.mode {
+        Mode::Sandbox => Arc::new(SandboxWeChat::new(config)),
+        Mode::Live => Arc::new(LiveWeChat::new(config)?),
+    })
+}
+
+/// jscode2session errcodes that mean "this code is no good", not "WeChat is down".
+const INVALID_CODE_ERRCODES: [i64; 3] = [40029, 40163, 40226];
+
+/// The JSON shape of jscode2session's answer.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Code2SessionReply {
+    #[serde(default)]
+    openid: Option<String>,
+    #[serde(default)]
+    session_key: Option<String>,
+    #[serde(default)]
+    unionid: Option<String>,
+    #[serde(default)]
+    errcode: i64,
+    #[serde(default)]
+    errmsg: String,
+}
+
+impl Code2SessionReply {
+    /// Turns the wire answer into a session or a typed error.
+    pub(crate) fn into_session(self) -> Result<WxSession, WeChatError> {
+        if INVALID_CODE_ERRCODES.contains(&self.errcode) {
+            return Err(WeChatError::InvalidCode(self.errcode));
+        }
+        if self.errcode != 0 {
+            return Err(WeChatError::Api {
+                errcode: self.errcode,
+                errmsg: self.errmsg,
+            });
+        }
+        let openid = self
+            .openid
+            .as_deref()
+            .and_then(|s| OpenId::parse(s).ok())
+            .ok_or_else(|| {
+                WeChatError::Protocol("jscode2session answered no valid openid".into())
+            })?;
+        Ok(WxSession {
+            openid,
+            session_key: Secret::new(self.session_key.unwrap_or_default()),
+            unionid: self.unionid,
+        })
+    }
+}

@@ -1,0 +1,198 @@
+//! Settings: `config/default.toml`, then `--config FILE`, then
+//! `LASTMILE__SECTION__KEY` environment variables.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lastmile_actors::wechat::WeChatConfig;
+use serde::Deserialize;
+
+/// Where the defaults live, relative to the working directory.
+pub const DEFAULT_CONFIG: &str = "config/default.toml";
+
+/// Every setting of the service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// The HTTP listener.
+    pub http: HttpSettings,
+    /// The sled database.
+    pub storage: StorageSettings,
+    /// The campus map.
+    pub campus: CampusSettings,
+    /// Order timers and sharding.
+    pub orders: OrderSettings,
+    /// Courier matching.
+    pub dispatch: DispatchSettings,
+    /// WeChat mini-program and WeChat Pay.
+    pub wechat: WeChatConfig,
+    /// Object storage for share codes.
+    pub objects: ObjectSettings,
+    /// Qiniu credentials (when `objects.backend = "qiniu"`).
+    #[serde(default)]
+    pub qiniu: QiniuSettings,
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Address to listen on; port 0 picks a free port.
+    pub bind: String,
+    /// HTTP worker threads; 0 means one per core.
+    #[serde(default)]
+    pub workers: usize,
+    /// How long SIGTERM waits for in-flight requests.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// Requests per second per client; unset means no limit.
+    #[serde(default)]
+    pub rate_limit: Option<u32>,
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSettings {
+    /// The sled directory.
+    pub path: PathBuf,
+}
+
+/// `[campus]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampusSettings {
+    /// The campus map file.
+    pub map: PathBuf,
+}
+
+/// `[orders]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderSettings {
+    /// Unpaid orders are cancelled after this.
+    #[serde(with = "humantime_serde")]
+    pub payment_timeout: Duration,
+    /// Delivered orders complete themselves after this.
+    #[serde(with = "humantime_serde")]
+    pub auto_confirm: Duration,
+    /// Number of order shards; 0 means one per core.
+    #[serde(default)]
+    pub shards: usize,
+}
+
+/// `[dispatch]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchSettings {
+    /// Time between matching rounds.
+    #[serde(with = "humantime_serde")]
+    pub tick: Duration,
+    /// Open tasks a courier may hold.
+    pub max_tasks: u32,
+    /// Offline time after which a courier's tasks go back to the pool.
+    #[serde(with = "humantime_serde")]
+    pub reassign_after: Duration,
+    /// Match automatically (true) or leave orders to grab (false).
+    pub auto: bool,
+}
+
+/// `[objects]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectSettings {
+    /// `local` or `qiniu`.
+    pub backend: String,
+    /// Directory of the local backend, served under `/files/`.
+    pub local_dir: PathBuf,
+}
+
+/// `[qiniu]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QiniuSettings {
+    /// Access key.
+    #[serde(default)]
+    pub access_key: Option<String>,
+    /// Secret key (never logged).
+    #[serde(default)]
+    pub secret_key: Option<lastmile_actors::wechat::Secret>,
+    /// Bucket name.
+    #[serde(default)]
+    pub bucket: Option<String>,
+    /// Form-upload host.
+    #[serde(default)]
+    pub upload_url: Option<String>,
+    /// The bucket's public HTTPS domain.
+    #[serde(default)]
+    pub public_base: Option<String>,
+}
+
+/// A configuration that cannot be used; printed as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A file is missing or a value is wrong.
+    #[error("{0}")]
+    Load(#[from] config::ConfigError),
+    /// A value parses but breaks a rule.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// Loads the defaults, an optional extra file, and the environment.
+    pub fn load(extra: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from(Path::new(DEFAULT_CONFIG)).required(true));
+        if let Some(path) = extra {
+            builder = builder.add_source(config::File::from(path).required(true));
+        }
+        let settings: Settings = builder
+            .add_source(
+                config::Environment::with_prefix("LASTMILE")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build()?
+            .try_deserialize()?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        if self.orders.payment_timeout.is_zero() {
+            return invalid("orders.payment_timeout must be greater than zero");
+        }
+        if self.wechat.api_key.expose().len() != 32 {
+            return invalid("wechat.api_key must be 32 characters");
+        }
+        if !matches!(self.objects.backend.as_str(), "local" | "qiniu") {
+            return invalid("objects.backend must be \"local\" or \"qiniu\"");
+        }
+        Ok(())
+    }
+
+    /// Order shards to run: the setting, or one per core.
+    pub fn order_shards(&self) -> usize {
+        if self.orders.shards > 0 {
+            self.orders.shards
+        } else {
+            cores()
+        }
+    }
+
+    /// HTTP workers to run: the setting, or one per core.
+    pub fn http_workers(&self) -> usize {
+        if self.http.workers > 0 {
+            self.http.workers
+        } else {
+            cores()
+        }
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}

@@ -1,0 +1,149 @@
+//! The API's error type and its one mapping to HTTP.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use lastmile_actors::domain::ValidationError;
+use lastmile_actors::orders::OrderError;
+use lastmile_actors::sessions::AuthError;
+use serde_json::json;
+
+/// Every way a request can fail, as the client sees it.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not parseable JSON, or a field has the wrong JSON type.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A field breaks a rule; the message names the field.
+    #[error("{0}")]
+    Validation(String),
+    /// No valid bearer token, or a rejected login code.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Authenticated but not allowed.
+    #[error("{0}")]
+    Forbidden(String),
+    /// No such resource (or not the caller's).
+    #[error("{0}")]
+    NotFound(String),
+    /// The route exists, the method does not.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// Illegal state transition or lost race.
+    #[error("{0}")]
+    Conflict(String),
+    /// Body over the limit.
+    #[error("request body is larger than 64 KiB")]
+    PayloadTooLarge,
+    /// A body that is not application/json.
+    #[error("request body must be application/json")]
+    UnsupportedMediaType,
+    /// Over `http.rate_limit`.
+    #[error("too many requests")]
+    RateLimited,
+    /// Storage, WeChat or an actor is down; the cause is logged, not shown.
+    #[error("service temporarily unavailable")]
+    Unavailable,
+}
+
+impl ApiError {
+    /// The snake_case code of the error body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Validation(_) => "validation",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::RateLimited => "rate_limited",
+            ApiError::Unavailable => "unavailable",
+        }
+    }
+
+    /// The error a bare status stands for (used to dress framework errors).
+    pub fn from_status(status: StatusCode) -> Self {
+        match status.as_u16() {
+            401 => ApiError::Unauthorized("authentication required".into()),
+            403 => ApiError::Forbidden("forbidden".into()),
+            404 => ApiError::NotFound("not found".into()),
+            405 => ApiError::MethodNotAllowed,
+            409 => ApiError::Conflict("conflict".into()),
+            413 => ApiError::PayloadTooLarge,
+            415 => ApiError::UnsupportedMediaType,
+            429 => ApiError::RateLimited,
+            400..=499 => ApiError::BadRequest("bad request".into()),
+            _ => ApiError::Unavailable,
+        }
+    }
+
+    fn unavailable(cause: &dyn std::error::Error) -> Self {
+        let mut chain = cause.to_string();
+        let mut source = cause.source();
+        while let Some(s) = source {
+            chain.push_str(": ");
+            chain.push_str(&s.to_string());
+            source = s.source();
+        }
+        tracing::warn!(cause = %chain, "answering 503");
+        ApiError::Unavailable
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) | ApiError::Validation(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code()).json(json!({
+            "error": { "code": self.code(), "message": self.to_string() }
+        }))
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(e: ValidationError) -> Self {
+        ApiError::Validation(e.0)
+    }
+}
+
+impl From<OrderError> for ApiError {
+    fn from(e: OrderError) -> Self {
+        match e {
+            OrderError::NotFound => ApiError::NotFound("order not found".into()),
+            OrderError::Transition(t) => ApiError::Conflict(t.to_string()),
+            OrderError::Forbidden(m) => ApiError::Forbidden(m.into()),
+            OrderError::Storage(_) | OrderError::Unavailable => ApiError::unavailable(&e),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::CodeRejected => {
+                ApiError::Unauthorized("WeChat rejected the login code".into())
+            }
+            AuthError::Unauthorized => {
+                ApiError::Unauthorized("a valid bearer token is required".into())
+            }
+            AuthError::WeChat(_) | AuthError::Storage(_) | AuthError::Mailbox(_) => {
+                ApiError::unavailable(&e)
+            }
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! Request extractors that fail with [`ApiError`]: the caller's identity,
+//! and bodies read under the 64 KiB limit.
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
+use futures::future::LocalBoxFuture;
+use futures::StreamExt;
+use lastmile_actors::domain::OpenId;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+/// Largest request body accepted.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// The authenticated user (from `Authorization: Bearer <token>`).
+#[derive(Debug, Clone)]
+pub struct Caller(pub OpenId);
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let token = bearer_token(req);
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let state = state.ok_or(ApiError::Unavailable)?;
+            let token =
+                token.ok_or_else(|| ApiError::Unauthorized("a bearer token is required".into()))?;
+            Ok(Caller(state.sessions.authenticate(&token).await?))
+        })
+    }
+}
+
+fn bearer_token(req: &HttpRequest) -> Option<String> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
+/// A JSON body (`application/json`, ≤ 64 KiB) parsed into `T`.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let declared = declared_length(req);
+        let is_json = is_json(req);
+        let payload = payload.take();
+        Box::pin(async move {
+            if declared.is_some_and(|n| n > BODY_LIMIT) {
+                return Err(ApiError::PayloadTooLarge);
+            }
+            if !is_json {
+                return Err(ApiError::UnsupportedMediaType);
+            }
+            let body = read_limited(payload).await?;
+            serde_json::from_slice(&body).map(JsonBody).map_err(|e| {
+                ApiError::BadRequest(format!("body is not valid JSON for this request: {e}"))
+            })
+        })
+    }
+}
+
+/// The body of an action endpoint: nothing, or a JSON object such as `{}`.
+pub struct ActionBody;
+
+impl FromRequest for ActionBody {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let declared = declared_length(req);
+        let is_json = is_json(req);
+        let payload = payload.take();
+        Box::pin(async move {
+            if declared.is_some_and(|n| n > BODY_LIMIT) {
+                return Err(ApiError::PayloadTooLarge);
+            }
+            let body = read_limited(payload).await?;
+            if body.iter().all(u8::is_ascii_whitespace) {
+                return Ok(ActionBody);
+            }
+            if !is_json {
+                return Err(ApiError::UnsupportedMediaType);
+            }
+            serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&body)
+                .map(|_| ActionBody)
+                .map_err(|_| ApiError::BadRequest("this endpoint takes no body, or {}".into()))
+        })
+    }
+}
+
+fn declared_length(req: &HttpRequest) -> Option<usize> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+fn is_json(req: &HttpRequest) -> bool {
+    let Some(value) = req.headers().get(header::CONTENT_TYPE) else {
+        return false;
+    };
+    let Ok(text) = value.to_str() else {
+        return false;
+    };
+    let essence = text.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("application/json")
+}
+
+async fn read_limited(mut payload: Payload) -> Result<web::BytesMut, ApiError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("cannot read body: {e}")))?;
+        if body.len() + chunk.len() > BODY_LIMIT {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}

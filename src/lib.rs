@@ -1,0 +1,18 @@
+//! lastmile: the HTTP façade and wiring of a campus delivery backend for
+//! WeChat mini-programs.
+//!
+//! - [`config`]: settings from `config/default.toml`, `--config FILE` and `LASTMILE__*` env
+//! - [`startup`]: opens storage, starts the actors, registers every route
+//! - [`routes`]: one module per resource, HTTP ⇄ actor messages
+//! - [`extract`]: the caller's identity and size-limited JSON bodies
+//! - [`error`]: `ApiError` and its single mapping to HTTP
+//! - [`telemetry`]: logs, Prometheus metrics, request observation
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod startup;
+pub mod telemetry;

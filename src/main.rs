@@ -1,0 +1,59 @@
+//! The `lastmile` binary: load config, start telemetry, build, run.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use lastmile::config::Settings;
+use lastmile::startup::Application;
+use lastmile::telemetry;
+
+/// Exit code for a configuration the service cannot start with.
+const EXIT_BAD_CONFIG: u8 = 2;
+
+fn config_arg() -> Result<Option<PathBuf>, String> {
+    let mut args = std::env::args().skip(1);
+    let mut path = None;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--config" => path = Some(PathBuf::from(args.next().ok_or("--config needs a FILE")?)),
+            other => match other.strip_prefix("--config=") {
+                Some(p) => path = Some(PathBuf::from(p)),
+                None => {
+                    return Err(format!(
+                        "unknown argument {other} (usage: lastmile [--config FILE])"
+                    ))
+                }
+            },
+        }
+    }
+    Ok(path)
+}
+
+fn main() -> ExitCode {
+    let settings =
+        match config_arg().and_then(|p| Settings::load(p.as_deref()).map_err(|e| e.to_string())) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("lastmile: bad configuration: {e}");
+                return ExitCode::from(EXIT_BAD_CONFIG);
+            }
+        };
+    telemetry::init_tracing();
+    actix_web::rt::System::new().block_on(async move {
+        let app = match Application::build(&settings) {
+            Ok(app) => app,
+            Err(e) => {
+                eprintln!("lastmile: cannot start: {e}");
+                return ExitCode::from(EXIT_BAD_CONFIG);
+            }
+        };
+        tracing::info!(port = app.port(), mode = ?settings.wechat.mode, "lastmile listening");
+        match app.run_until_stopped().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("lastmile: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}

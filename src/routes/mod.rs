@@ -1,0 +1,6 @@
+//! HTTP routes, one file per resource. Handlers translate HTTP to actor
+//! calls and back; they hold no state and touch no storage.
+
+pub mod auth;
+pub mod ops;
+pub mod orders;

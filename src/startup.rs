@@ -1,0 +1,203 @@
+//! Wiring: open storage, start the actors, build the one `App` with every
+//! route, and run the server on a listener bound here (port 0 works).
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use lastmile_actors::campus::{Campus, CampusError};
+use lastmile_actors::orders::{Orders, OrdersConfig};
+use lastmile_actors::sessions::Sessions;
+use lastmile_actors::storage::{StorageError, Store};
+use lastmile_actors::wechat::{self, WeChat, WeChatError};
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::config::Settings;
+use crate::error::ApiError;
+use crate::routes::{auth, ops, orders};
+use crate::telemetry;
+
+/// What the handlers share: handles on the actors, the map, the metrics.
+#[derive(Clone)]
+pub struct AppState {
+    /// The orders shards' router.
+    pub orders: Orders,
+    /// Login and token checks.
+    pub sessions: Sessions,
+    /// The campus map.
+    pub campus: Arc<Campus>,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The campus map is bad.
+    #[error(transparent)]
+    Campus(#[from] CampusError),
+    /// The database could not be opened.
+    #[error("cannot open storage: {0}")]
+    Storage(#[from] StorageError),
+    /// The WeChat client could not be built.
+    #[error("cannot build the WeChat client: {0}")]
+    WeChat(#[from] WeChatError),
+    /// The listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Everything started for one running service (kept by tests to poke at).
+pub struct Services {
+    /// Shared with the handlers.
+    pub state: AppState,
+    /// The database, flushed on shutdown.
+    pub store: Store,
+}
+
+/// Opens storage and starts the actors; must run inside an actix `System`.
+pub fn start_services(
+    settings: &Settings,
+    wechat: Arc<dyn WeChat>,
+) -> Result<Services, StartupError> {
+    let campus = Arc::new(Campus::load(&settings.campus.map)?);
+    let store = Store::open(&settings.storage.path)?;
+    let orders = Orders::start(
+        store.clone(),
+        OrdersConfig {
+            shards: settings.order_shards(),
+            payment_timeout: settings.orders.payment_timeout,
+            auto_confirm: settings.orders.auto_confirm,
+        },
+    );
+    let sessions = Sessions::start(store.clone(), wechat);
+    let state = AppState {
+        orders,
+        sessions,
+        campus,
+        metrics: telemetry::prometheus(),
+    };
+    Ok(Services { state, store })
+}
+
+/// The WeChat client the settings ask for.
+pub fn wechat_client(settings: &Settings) -> Result<Arc<dyn WeChat>, StartupError> {
+    Ok(wechat::from_config(&settings.wechat)?)
+}
+
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(ops::method_not_allowed))
+}
+
+/// The application: every route, registered here and only here.
+pub fn app(
+    state: AppState,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(web::Data::new(state))
+        .app_data(
+            web::QueryConfig::default().error_handler(|e, _| {
+                ApiError::BadRequest(format!("bad query string: {e}")).into()
+            }),
+        )
+        .app_data(
+            web::PathConfig::default()
+                .error_handler(|_, _| ApiError::NotFound("not found".into()).into()),
+        )
+        .wrap(from_fn(telemetry::observe))
+        .service(
+            web::scope("/api/v1")
+                .service(resource("/auth/login").route(web::post().to(auth::login)))
+                .service(
+                    resource("/orders")
+                        .route(web::post().to(orders::create))
+                        .route(web::get().to(orders::list)),
+                )
+                .service(resource("/orders/{id}").route(web::get().to(orders::get)))
+                .service(resource("/orders/{id}/cancel").route(web::post().to(orders::cancel))),
+        )
+        .service(resource("/metrics").route(web::get().to(ops::metrics)))
+        .service(resource("/healthz").route(web::get().to(ops::healthz)))
+        .service(resource("/readyz").route(web::get().to(ops::readyz)))
+        .default_service(web::to(ops::not_found))
+}
+
+/// A built, bound, not yet running service.
+pub struct Application {
+    server: Server,
+    port: u16,
+    store: Store,
+}
+
+impl Application {
+    /// Starts everything with the client `settings` ask for.
+    pub fn build(settings: &Settings) -> Result<Self, StartupError> {
+        let wechat = wechat_client(settings)?;
+        Self::build_with(settings, wechat)
+    }
+
+    /// Starts everything with a given WeChat client (tests).
+    pub fn build_with(settings: &Settings, wechat: Arc<dyn WeChat>) -> Result<Self, StartupError> {
+        let listener =
+            TcpListener::bind(&settings.http.bind).map_err(|source| StartupError::Bind {
+                addr: settings.http.bind.clone(),
+                source,
+            })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                addr: settings.http.bind.clone(),
+                source,
+            })?
+            .port();
+        let services = start_services(settings, wechat)?;
+        let state = services.state.clone();
+        let server = HttpServer::new(move || app(state.clone()))
+            .workers(settings.http_workers())
+            .shutdown_timeout(settings.http.shutdown_timeout.as_secs().max(1))
+            .listen(listener)
+            .map_err(|source| StartupError::Bind {
+                addr: settings.http.bind.clone(),
+                source,
+            })?
+            .run();
+        Ok(Self {
+            server,
+            port,
+            store: services.store,
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGTERM/SIGINT, drains in-flight requests, flushes sled.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await?;
+        let store = self.store;
+        tokio::task::spawn_blocking(move || store.flush_blocking())
+            .await
+            .map_err(std::io::Error::other)?
+            .map_err(std::io::Error::other)?;
+        tracing::info!("stopped; storage flushed");
+        Ok(())
+    }
+}
