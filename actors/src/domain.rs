@@ -31,6 +31,24 @@ pub const MAX_PICKUP_CODE_CHARS: usize = 32;
 /// Longest order id: WeChat Pay's `out_trade_no` limit.
 pub const MAX_ORDER_ID_CHARS: usize = 32;
 
+/// Characters of an order id that encode its customer.
+pub const CUSTOMER_PREFIX_CHARS: usize = 8;
+
+fn customer_tag(customer: &OpenId) -> [u8; 5] {
+    let digest = Sha256::digest(customer.as_str().as_bytes());
+    let mut tag = [0u8; 5];
+    tag.copy_from_slice(&digest[..5]);
+    tag
+}
+
+/// A stable hash (FNV-1a) of a shard key; unlike the std hasher it never
+/// changes between processes or releases.
+pub fn stable_hash(key: &str) -> u64 {
+    key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// An order id: 1–32 characters of `[A-Za-z0-9]`, usable as `out_trade_no`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -51,33 +69,34 @@ impl OrderId {
         }
     }
 
-    /// A fresh, time-ordered id (UUIDv7 as 32 hex digits).
-    pub fn generate() -> Self {
-        Self(uuid::Uuid::now_v7().simple().to_string())
+    /// A fresh id for `customer`: base32hex of (customer tag 5 bytes, unix
+    /// ms 6 bytes, random 9 bytes) — exactly 32 characters. The encoding
+    /// keeps byte order, so one customer's orders are one contiguous,
+    /// time-ordered key range and need no separate index (one sled write
+    /// per order).
+    pub fn generate(customer: &OpenId, now: OffsetDateTime) -> Self {
+        let mut raw = [0u8; 20];
+        raw[..5].copy_from_slice(&customer_tag(customer));
+        let millis = (now.unix_timestamp_nanos() / 1_000_000).max(0) as u64;
+        raw[5..11].copy_from_slice(&millis.to_be_bytes()[2..]);
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut raw[11..]);
+        Self(data_encoding::BASE32HEX_NOPAD.encode(&raw))
     }
 
-    /// The id an idempotent create gets: the same (customer, key) always
-    /// maps to the same id, so a replay lands on the order it made.
-    pub fn for_idempotency_key(customer: &OpenId, key: &IdempotencyKey) -> Self {
-        let mut h = Sha256::new();
-        h.update(b"lastmile-idempotency\0");
-        h.update(customer.as_str().as_bytes());
-        h.update([0u8]);
-        h.update(key.as_str().as_bytes());
-        Self(hex::encode(&h.finalize()[..16]))
+    /// The key prefix shared by every id [`OrderId::generate`] makes for `customer`.
+    pub fn customer_prefix(customer: &OpenId) -> String {
+        data_encoding::BASE32HEX_NOPAD.encode(&customer_tag(customer))
+    }
+
+    /// The part of the id that picks its shard: the customer prefix, so that
+    /// all of a customer's orders (and idempotency keys) share one owner.
+    pub fn shard_key(&self) -> &str {
+        &self.0[..self.0.len().min(CUSTOMER_PREFIX_CHARS)]
     }
 
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-
-    /// A stable hash used to pick the owning shard.
-    pub fn shard_hash(&self) -> u64 {
-        // FNV-1a: stable across processes and releases, unlike the std hasher.
-        self.0.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        })
     }
 }
 
@@ -612,15 +631,18 @@ mod tests {
     }
 
     #[test]
-    fn idempotency_ids_are_stable_and_distinct() {
+    fn generated_ids_are_valid_grouped_by_customer_and_time_ordered() {
         let a = OpenId::parse("oAAA").unwrap();
         let b = OpenId::parse("oBBB").unwrap();
-        let k = IdempotencyKey::parse("k1").unwrap();
-        let id = OrderId::for_idempotency_key(&a, &k);
-        assert_eq!(id, OrderId::for_idempotency_key(&a, &k));
-        assert_ne!(id, OrderId::for_idempotency_key(&b, &k));
-        assert!(OrderId::parse(id.as_str()).is_ok());
-        assert!(OrderId::parse(OrderId::generate().as_str()).is_ok());
+        let t0 = OffsetDateTime::from_unix_timestamp(1_790_000_000).unwrap();
+        let first = OrderId::generate(&a, t0);
+        let later = OrderId::generate(&a, t0 + std::time::Duration::from_millis(1));
+        assert_eq!(first.as_str().len(), 32);
+        assert!(OrderId::parse(first.as_str()).is_ok());
+        assert!(first < later, "ids must sort by creation time");
+        assert!(first.as_str().starts_with(&OrderId::customer_prefix(&a)));
+        assert_eq!(first.shard_key(), later.shard_key());
+        assert_ne!(first.shard_key(), OrderId::generate(&b, t0).shard_key());
     }
 
     #[test]

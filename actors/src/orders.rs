@@ -16,10 +16,10 @@ use actix::prelude::*;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    now_utc, Event, IdempotencyKey, NewOrder, OpenId, Order, OrderId, Status, TransitionError,
-    ALL_STATUSES,
+    now_utc, stable_hash, Event, IdempotencyKey, NewOrder, OpenId, Order, OrderId, Status,
+    TransitionError, ALL_STATUSES,
 };
-use crate::storage::{ListCursor, StorageError, Store};
+use crate::storage::{StorageError, Store};
 
 /// Longest pause between two checks of the payment deadlines.
 const MAX_TIMER_TICK: Duration = Duration::from_secs(1);
@@ -63,18 +63,16 @@ impl From<MailboxError> for OrderError {
     }
 }
 
-/// Create an order for `customer` under the id the router chose.
+/// Create an order for `customer` (sent to the customer's shard).
 #[derive(Message)]
 #[rtype(result = "Result<Order, OrderError>")]
 pub struct CreateOrder {
-    /// The id (fresh, or derived from the idempotency key).
-    pub id: OrderId,
-    /// Whether `id` came from an idempotency key (so it may exist already).
-    pub idempotent: bool,
     /// Who orders.
     pub customer: OpenId,
     /// What they order.
     pub order: NewOrder,
+    /// The client's Idempotency-Key, if it sent one.
+    pub key: Option<IdempotencyKey>,
 }
 
 /// Cancel an order on the customer's request.
@@ -123,13 +121,12 @@ impl OrderShard {
         }
     }
 
-    fn owns(&self, id: &OrderId) -> bool {
-        shard_of(id, self.count) == self.index
-    }
-
     fn reload(&mut self) -> Result<(), StorageError> {
         self.active.clear();
         self.payment_deadlines.clear();
+        for gauge in &self.gauges {
+            gauge.set(0.0);
+        }
         let (index, count) = (self.index, self.count);
         let orders = self
             .store
@@ -142,22 +139,23 @@ impl OrderShard {
             active = self.active.len(),
             "orders shard loaded"
         );
-        self.publish_gauges();
         Ok(())
     }
 
-    /// Puts an order in memory (or drops it when terminal) and keeps its timers.
+    /// Puts an order in memory (or drops it when terminal) and keeps its
+    /// timers and the per-status gauges in step.
     fn track(&mut self, order: Order) {
-        if let Some(old) = self.active.get(&order.id) {
+        if let Some(old) = self.active.remove(&order.id) {
+            self.gauge(old.status()).decrement(1.0);
             if old.status() == Status::AwaitingPayment {
-                let deadline = self.payment_deadline(old);
-                self.payment_deadlines.remove(&(deadline, old.id.clone()));
+                let deadline = self.payment_deadline(&old);
+                self.payment_deadlines.remove(&(deadline, old.id));
             }
         }
         if order.status().is_terminal() {
-            self.active.remove(&order.id);
             return;
         }
+        self.gauge(order.status()).increment(1.0);
         if order.status() == Status::AwaitingPayment {
             self.payment_deadlines
                 .insert((self.payment_deadline(&order), order.id.clone()));
@@ -165,20 +163,13 @@ impl OrderShard {
         self.active.insert(order.id.clone(), order);
     }
 
-    fn payment_deadline(&self, order: &Order) -> OffsetDateTime {
-        order.created_at + self.config.payment_timeout
+    fn gauge(&self, status: Status) -> &metrics::Gauge {
+        let i = ALL_STATUSES.iter().position(|s| *s == status).unwrap_or(0);
+        &self.gauges[i]
     }
 
-    fn publish_gauges(&self) {
-        let mut counts = [0usize; ALL_STATUSES.len()];
-        for order in self.active.values() {
-            if let Some(i) = ALL_STATUSES.iter().position(|s| *s == order.status()) {
-                counts[i] += 1;
-            }
-        }
-        for (gauge, n) in self.gauges.iter().zip(counts) {
-            gauge.set(n as f64);
-        }
+    fn payment_deadline(&self, order: &Order) -> OffsetDateTime {
+        order.created_at + self.config.payment_timeout
     }
 
     /// The current record: from memory when active, else from sled.
@@ -189,18 +180,27 @@ impl OrderShard {
         }
     }
 
-    fn create(&mut self, msg: CreateOrder) -> Result<Order, OrderError> {
-        if msg.idempotent {
-            if let Some(existing) = self.load(&msg.id)? {
-                return Ok(existing);
+    fn create(
+        &mut self,
+        CreateOrder {
+            customer,
+            order,
+            key,
+        }: CreateOrder,
+    ) -> Result<Order, OrderError> {
+        if let Some(key) = &key {
+            // The customer's shard is the only writer of their keys, so
+            // check-then-insert cannot race.
+            if let Some(id) = self.store.idempotent_order(&customer, key)? {
+                return self.load(&id)?.ok_or(OrderError::NotFound);
             }
         }
-        let kind = msg.order.kind.as_str();
-        let order = Order::new(msg.id, msg.customer, msg.order, now_utc());
-        self.store.put_order(&order, true)?;
+        let kind = order.kind.as_str();
+        let now = now_utc();
+        let order = Order::new(OrderId::generate(&customer, now), customer, order, now);
+        self.store.insert_new_order(&order, key.as_ref())?;
         metrics::counter!("lastmile_orders_created_total", "kind" => kind).increment(1);
         self.track(order.clone());
-        self.publish_gauges();
         Ok(order)
     }
 
@@ -208,10 +208,9 @@ impl OrderShard {
     fn transition(&mut self, id: &OrderId, event: Event) -> Result<Order, OrderError> {
         let mut order = self.load(id)?.ok_or(OrderError::NotFound)?;
         let to = order.apply(event, now_utc())?;
-        self.store.put_order(&order, false)?;
+        self.store.update_order(&order)?;
         metrics::counter!("lastmile_order_transitions_total", "to" => to.as_str()).increment(1);
         self.track(order.clone());
-        self.publish_gauges();
         Ok(order)
     }
 
@@ -334,13 +333,9 @@ impl Supervised for OrderShard {
 impl Handler<CreateOrder> for OrderShard {
     type Result = ResponseFuture<Result<Order, OrderError>>;
 
-    #[tracing::instrument(name = "create_order", skip_all, fields(shard = self.index, order = %msg.id))]
+    #[tracing::instrument(level = "debug", name = "create_order", skip_all, fields(shard = self.index))]
     fn handle(&mut self, msg: CreateOrder, ctx: &mut Self::Context) -> Self::Result {
-        let result = if self.owns(&msg.id) {
-            self.guarded(ctx, |s| s.create(msg))
-        } else {
-            Err(OrderError::NotFound)
-        };
+        let result = self.guarded(ctx, |s| s.create(msg));
         self.durable(result)
     }
 }
@@ -348,7 +343,7 @@ impl Handler<CreateOrder> for OrderShard {
 impl Handler<CancelOrder> for OrderShard {
     type Result = ResponseFuture<Result<Order, OrderError>>;
 
-    #[tracing::instrument(name = "cancel_order", skip_all, fields(shard = self.index, order = %msg.id))]
+    #[tracing::instrument(level = "debug", name = "cancel_order", skip_all, fields(shard = self.index, order = %msg.id))]
     fn handle(&mut self, msg: CancelOrder, ctx: &mut Self::Context) -> Self::Result {
         let result = self.guarded(ctx, |s| s.cancel(msg));
         self.durable(result)
@@ -365,7 +360,13 @@ impl Handler<InjectPanic> for OrderShard {
 
 /// Which of `count` shards owns `id`.
 pub fn shard_of(id: &OrderId, count: usize) -> usize {
-    (id.shard_hash() % count.max(1) as u64) as usize
+    (stable_hash(id.shard_key()) % count.max(1) as u64) as usize
+}
+
+/// Which of `count` shards owns `customer`'s orders (the same shard as
+/// [`shard_of`] gives for any id generated for them).
+pub fn shard_of_customer(customer: &OpenId, count: usize) -> usize {
+    (stable_hash(&OrderId::customer_prefix(customer)) % count.max(1) as u64) as usize
 }
 
 /// The façade's handle on the orders shards: routes each call to its owner.
@@ -405,22 +406,14 @@ impl Orders {
         order: NewOrder,
         key: Option<IdempotencyKey>,
     ) -> Result<Order, OrderError> {
-        let (id, idempotent) = match &key {
-            Some(k) => (OrderId::for_idempotency_key(&customer, k), true),
-            None => (OrderId::generate(), false),
-        };
-        let msg = CreateOrder {
-            id: id.clone(),
-            idempotent,
-            customer: customer.clone(),
-            order,
-        };
-        let created = self.shard(&id).send(msg).await??;
-        // A derived id could only collide across customers by a SHA-256 collision.
-        if created.customer != customer {
-            return Err(OrderError::NotFound);
-        }
-        Ok(created)
+        let shard = &self.shards[shard_of_customer(&customer, self.shards.len())];
+        shard
+            .send(CreateOrder {
+                customer,
+                order,
+                key,
+            })
+            .await?
     }
 
     /// An order the viewer may see (customer or assigned courier).
@@ -432,20 +425,22 @@ impl Orders {
         }
     }
 
-    /// A page of the customer's orders, newest first.
+    /// A page of the customer's orders, newest first, and the id to pass
+    /// as `before` for the next page (None when there is nothing more).
     pub async fn list(
         &self,
         customer: OpenId,
         status: Option<Status>,
         limit: usize,
-        cursor: Option<ListCursor>,
-    ) -> Result<(Vec<Order>, Option<ListCursor>), OrderError> {
+        before: Option<OrderId>,
+    ) -> Result<(Vec<Order>, Option<OrderId>), OrderError> {
         let store = self.store.clone();
-        let scan = move || store.list_customer_orders(&customer, status, limit, cursor.as_ref());
-        let page = tokio::task::spawn_blocking(scan)
+        let scan = move || store.list_customer_orders(&customer, status, limit, before.as_ref());
+        let (orders, more) = tokio::task::spawn_blocking(scan)
             .await
             .map_err(|_| OrderError::Unavailable)??;
-        Ok(page)
+        let next = more.then(|| orders.last().map(|o| o.id.clone())).flatten();
+        Ok((orders, next))
     }
 
     /// Cancels an order for its customer.

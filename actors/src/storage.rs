@@ -1,11 +1,16 @@
 //! Durable state in sled: the only module that names `sled`.
 //!
 //! Trees (one per relation, keys that sort):
-//! - `orders`: order id → versioned order record
-//! - `orders_by_customer`: openid `\0` created_at µs (u64 BE) order id → ()
-//! - `orders_active`: order id → () for every non-terminal order, so a shard
-//!   reloads only what is alive, never the whole history
+//! - `orders_active`: order id → versioned order record, for every order
+//!   that is not terminal; a shard reloads only this tree
+//! - `orders_archive`: order id → record, for completed / cancelled /
+//!   refunded orders (history; never loaded whole)
+//! - `idempotency`: openid `\0` Idempotency-Key → order id
 //! - `sessions`: sha256(token) → versioned session record
+//!
+//! Order ids start with a customer prefix and sort by time (see
+//! [`OrderId::generate`]), so a customer's orders are one key range in each
+//! orders tree and creating an order costs a single sled write.
 //!
 //! Writes land in sled's memory at once; [`Store::commit`] makes them
 //! durable. Concurrent committers share one flush (group commit): a flusher
@@ -23,7 +28,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
-use crate::domain::{OpenId, Order, OrderId, Session, Status};
+use crate::domain::{IdempotencyKey, OpenId, Order, OrderId, Session, Status};
 
 /// Version byte in front of every stored record.
 const RECORD_V1: u8 = 1;
@@ -56,9 +61,9 @@ type Waiter = oneshot::Sender<Result<(), String>>;
 
 struct Inner {
     db: sled::Db,
-    orders: sled::Tree,
-    by_customer: sled::Tree,
     active: sled::Tree,
+    archive: sled::Tree,
+    idempotency: sled::Tree,
     sessions: sled::Tree,
     committer: mpsc::Sender<Waiter>,
 }
@@ -67,23 +72,6 @@ struct Inner {
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,
-}
-
-/// Where the next page of a customer's order list starts (opaque to clients).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListCursor(Vec<u8>);
-
-impl ListCursor {
-    /// Parses a cursor a client sent back.
-    pub fn parse(s: &str) -> Option<Self> {
-        let bytes = hex::decode(s).ok()?;
-        (bytes.len() > 8 && bytes.len() <= 8 + 32).then_some(Self(bytes))
-    }
-
-    /// The text form handed to clients.
-    pub fn encode(&self) -> String {
-        hex::encode(&self.0)
-    }
 }
 
 impl Store {
@@ -101,9 +89,9 @@ impl Store {
             .spawn(move || run_flusher(flusher_db, rx))
             .map_err(|e| StorageError::Flush(e.to_string()))?;
         let inner = Inner {
-            orders: db.open_tree("orders")?,
-            by_customer: db.open_tree("orders_by_customer")?,
             active: db.open_tree("orders_active")?,
+            archive: db.open_tree("orders_archive")?,
+            idempotency: db.open_tree("idempotency")?,
             sessions: db.open_tree("sessions")?,
             committer: tx,
             db,
@@ -135,120 +123,152 @@ impl Store {
 
     /// True when the database answers a read.
     pub fn is_healthy(&self) -> bool {
-        self.inner.orders.first().is_ok()
+        self.inner.active.first().is_ok()
     }
 
-    /// Writes an order, its customer index entry (when new) and its active
-    /// mark in one transaction. Not durable until [`Store::commit`].
-    pub fn put_order(&self, order: &Order, is_new: bool) -> Result<(), StorageError> {
-        let key = order.id.as_str().as_bytes();
+    /// Writes a new order (and its idempotency key, atomically, if any).
+    /// Not durable until [`Store::commit`].
+    pub fn insert_new_order(
+        &self,
+        order: &Order,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<(), StorageError> {
+        let id = order.id.as_str().as_bytes();
         let record = encode(order)?;
-        let index_key = is_new.then(|| customer_index_key(order));
-        let terminal = order.status().is_terminal();
+        let Some(key) = key else {
+            self.inner.active.insert(id, record)?;
+            return Ok(());
+        };
+        let idem_key = idempotency_key(&order.customer, key);
         let inner = &self.inner;
-        (&inner.orders, &inner.by_customer, &inner.active)
-            .transaction(|(orders, by_customer, active)| {
-                orders.insert(key, record.as_slice())?;
-                if let Some(ik) = &index_key {
-                    by_customer.insert(ik.as_slice(), &[])?;
-                }
-                if terminal {
-                    active.remove(key)?;
-                } else {
-                    active.insert(key, &[])?;
-                }
+        (&inner.active, &inner.idempotency)
+            .transaction(|(active, idempotency)| {
+                active.insert(id, record.as_slice())?;
+                idempotency.insert(idem_key.as_slice(), id)?;
                 Ok::<(), ConflictableTransactionError<()>>(())
             })
-            .map_err(|e| match e {
-                TransactionError::Storage(e) => StorageError::Sled(e),
-                TransactionError::Abort(()) => StorageError::Flush("transaction aborted".into()),
+            .map_err(tx_error)
+    }
+
+    /// Writes a changed order; a terminal one moves to the archive.
+    pub fn update_order(&self, order: &Order) -> Result<(), StorageError> {
+        let id = order.id.as_str().as_bytes();
+        let record = encode(order)?;
+        if !order.status().is_terminal() {
+            self.inner.active.insert(id, record)?;
+            return Ok(());
+        }
+        let inner = &self.inner;
+        (&inner.active, &inner.archive)
+            .transaction(|(active, archive)| {
+                active.remove(id)?;
+                archive.insert(id, record.as_slice())?;
+                Ok::<(), ConflictableTransactionError<()>>(())
+            })
+            .map_err(tx_error)
+    }
+
+    /// The order a customer created with this idempotency key, if any.
+    pub fn idempotent_order(
+        &self,
+        customer: &OpenId,
+        key: &IdempotencyKey,
+    ) -> Result<Option<OrderId>, StorageError> {
+        let Some(id) = self.inner.idempotency.get(idempotency_key(customer, key))? else {
+            return Ok(None);
+        };
+        let text = std::str::from_utf8(&id).ok();
+        text.and_then(|t| OrderId::parse(t).ok())
+            .map(Some)
+            .ok_or_else(|| StorageError::Corrupt {
+                key: "idempotency".into(),
             })
     }
 
-    /// One order by id.
+    /// One order by id, active or archived.
     pub fn get_order(&self, id: &OrderId) -> Result<Option<Order>, StorageError> {
-        match self.inner.orders.get(id.as_str().as_bytes())? {
-            Some(bytes) => decode(&bytes, id.as_str()).map(Some),
-            None => Ok(None),
-        }
+        let key = id.as_str().as_bytes();
+        let bytes = match self.inner.active.get(key)? {
+            Some(b) => b,
+            None => match self.inner.archive.get(key)? {
+                Some(b) => b,
+                None => return Ok(None),
+            },
+        };
+        decode(&bytes, id.as_str()).map(Some)
     }
 
-    /// Every non-terminal order whose id `owns` accepts (a shard's share).
+    /// Every active order whose id `owns` accepts (a shard's share).
     pub fn active_orders(
         &self,
         owns: impl Fn(&OrderId) -> bool,
     ) -> Result<Vec<Order>, StorageError> {
         let mut out = Vec::new();
-        for item in self.inner.active.iter().keys() {
-            let key = item?;
+        for item in self.inner.active.iter() {
+            let (key, value) = item?;
             let Some(id) = std::str::from_utf8(&key)
                 .ok()
                 .and_then(|s| OrderId::parse(s).ok())
             else {
                 continue;
             };
-            if !owns(&id) {
-                continue;
-            }
-            if let Some(order) = self.get_order(&id)? {
-                out.push(order);
+            if owns(&id) {
+                out.push(decode(&value, id.as_str())?);
             }
         }
         Ok(out)
     }
 
-    /// A page of a customer's orders, newest first, optionally one status only.
+    /// A page of a customer's orders, newest first, optionally one status
+    /// only; `before` is the last id of the previous page. Returns the page
+    /// and whether more may follow.
     pub fn list_customer_orders(
         &self,
         customer: &OpenId,
         status: Option<Status>,
         limit: usize,
-        cursor: Option<&ListCursor>,
-    ) -> Result<(Vec<Order>, Option<ListCursor>), StorageError> {
-        let mut prefix = customer.as_str().as_bytes().to_vec();
-        prefix.push(0);
-        let mut end = customer.as_str().as_bytes().to_vec();
-        end.push(1);
-        if let Some(c) = cursor {
-            end = prefix.clone();
-            end.extend_from_slice(&c.0);
-        }
-        let mut orders = Vec::with_capacity(limit.min(100));
-        let mut last_key: Option<Vec<u8>> = None;
-        let mut more = false;
-        for (scanned, item) in self
-            .inner
-            .by_customer
-            .range(prefix.clone()..end)
-            .keys()
-            .rev()
-            .enumerate()
-        {
-            let key = item?;
-            if orders.len() == limit || scanned >= LIST_SCAN_LIMIT {
-                more = true;
-                break;
-            }
-            last_key = Some(key.to_vec());
-            let id_bytes = &key[prefix.len() + 8..];
-            let Some(id) = std::str::from_utf8(id_bytes)
-                .ok()
-                .and_then(|s| OrderId::parse(s).ok())
-            else {
-                continue;
-            };
-            let Some(order) = self.get_order(&id)? else {
-                continue;
-            };
-            if status.is_none_or(|s| s == order.status()) {
-                orders.push(order);
-            }
-        }
-        let next = match (more, last_key) {
-            (true, Some(k)) => Some(ListCursor(k[prefix.len()..].to_vec())),
-            _ => None,
+        before: Option<&OrderId>,
+    ) -> Result<(Vec<Order>, bool), StorageError> {
+        let prefix = OrderId::customer_prefix(customer).into_bytes();
+        let end = match before {
+            Some(id) => id.as_str().as_bytes().to_vec(),
+            None => prefix_end(&prefix),
         };
-        Ok((orders, next))
+        let range = prefix.clone()..end;
+        let mut active = self.inner.active.range(range.clone()).rev().peekable();
+        let mut archive = self.inner.archive.range(range).rev().peekable();
+        let mut orders = Vec::with_capacity(limit.min(100));
+        let mut scanned = 0;
+        loop {
+            // Merge the two trees' ranges, largest (newest) key first.
+            let take_active = match (active.peek(), archive.peek()) {
+                (None, None) => return Ok((orders, false)),
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some(Ok((a, _))), Some(Ok((b, _)))) => a >= b,
+                (Some(Err(_)), _) => true,
+                (_, Some(Err(_))) => false,
+            };
+            let next = if take_active {
+                active.next()
+            } else {
+                archive.next()
+            };
+            let Some(item) = next else { continue };
+            let (key, value) = item?;
+            let order: Order = decode(&value, &String::from_utf8_lossy(&key))?;
+            scanned += 1;
+            // Another customer may share the 40-bit prefix; the record decides.
+            if order.customer == *customer && status.is_none_or(|s| s == order.status()) {
+                orders.push(order);
+                if orders.len() == limit {
+                    return Ok((orders, true));
+                }
+            }
+            if scanned >= LIST_SCAN_LIMIT {
+                return Ok((orders, true));
+            }
+        }
     }
 
     /// Stores a login session under the hash of its token.
@@ -286,13 +306,28 @@ impl Store {
     }
 }
 
-fn customer_index_key(order: &Order) -> Vec<u8> {
-    let micros = (order.created_at.unix_timestamp_nanos() / 1_000).max(0) as u64;
-    let mut key = order.customer.as_str().as_bytes().to_vec();
-    key.push(0);
-    key.extend_from_slice(&micros.to_be_bytes());
-    key.extend_from_slice(order.id.as_str().as_bytes());
-    key
+fn idempotency_key(customer: &OpenId, key: &IdempotencyKey) -> Vec<u8> {
+    let mut out = customer.as_str().as_bytes().to_vec();
+    out.push(0);
+    out.extend_from_slice(key.as_str().as_bytes());
+    out
+}
+
+/// The first key after every key that starts with `prefix` (prefixes here
+/// are ASCII, so the last byte never overflows).
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    if let Some(last) = end.last_mut() {
+        *last += 1;
+    }
+    end
+}
+
+fn tx_error(e: TransactionError<()>) -> StorageError {
+    match e {
+        TransactionError::Storage(e) => StorageError::Sled(e),
+        TransactionError::Abort(()) => StorageError::Flush("transaction aborted".into()),
+    }
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StorageError> {

@@ -22,7 +22,7 @@ struct LoginReply {
 }
 
 /// Exchanges a `wx.login` code for a bearer token.
-#[tracing::instrument(name = "POST /auth/login", skip_all)]
+#[tracing::instrument(level = "debug", name = "POST /auth/login", skip_all)]
 pub async fn login(
     state: web::Data<AppState>,
     JsonBody(body): JsonBody<LoginBody>,

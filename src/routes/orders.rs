@@ -8,7 +8,6 @@ use lastmile_actors::domain::{
     parse_text, Fen, IdempotencyKey, Location, NewOrder, OrderId, OrderKind, PlaceId, Status,
     MAX_PICKUP_CODE_CHARS, MAX_TEXT_CHARS,
 };
-use lastmile_actors::storage::ListCursor;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
@@ -117,7 +116,7 @@ fn order_id(raw: &str) -> Result<OrderId, ApiError> {
 }
 
 /// `POST /api/v1/orders`
-#[tracing::instrument(name = "POST /orders", skip_all)]
+#[tracing::instrument(level = "debug", name = "POST /orders", skip_all)]
 pub async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -133,7 +132,7 @@ pub async fn create(
 }
 
 /// `GET /api/v1/orders/{id}`
-#[tracing::instrument(name = "GET /orders/{id}", skip_all)]
+#[tracing::instrument(level = "debug", name = "GET /orders/{id}", skip_all)]
 pub async fn get(
     state: web::Data<AppState>,
     Caller(viewer): Caller,
@@ -145,7 +144,7 @@ pub async fn get(
 }
 
 /// `GET /api/v1/orders?status=&limit=&cursor=`
-#[tracing::instrument(name = "GET /orders", skip_all)]
+#[tracing::instrument(level = "debug", name = "GET /orders", skip_all)]
 pub async fn list(
     state: web::Data<AppState>,
     Caller(customer): Caller,
@@ -168,19 +167,18 @@ pub async fn list(
     let cursor = match query.cursor.as_deref() {
         None | Some("") => None,
         Some(s) => Some(
-            ListCursor::parse(s)
-                .ok_or_else(|| ApiError::Validation("cursor is not valid".into()))?,
+            OrderId::parse(s).map_err(|_| ApiError::Validation("cursor is not valid".into()))?,
         ),
     };
     let (orders, next) = state.orders.list(customer, status, limit, cursor).await?;
     Ok(HttpResponse::Ok().json(OrderPage {
         orders,
-        next_cursor: next.map(|c| c.encode()),
+        next_cursor: next.map(String::from),
     }))
 }
 
 /// `POST /api/v1/orders/{id}/cancel`
-#[tracing::instrument(name = "POST /orders/{id}/cancel", skip_all)]
+#[tracing::instrument(level = "debug", name = "POST /orders/{id}/cancel", skip_all)]
 pub async fn cancel(
     state: web::Data<AppState>,
     Caller(customer): Caller,
