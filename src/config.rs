@@ -56,6 +56,10 @@ pub struct HttpSettings {
 pub struct StorageSettings {
     /// The sled directory.
     pub path: PathBuf,
+    /// Group commit: at most one flush starts per window; writers that
+    /// arrive meanwhile share it. Longer windows trade latency for CPU.
+    #[serde(with = "humantime_serde")]
+    pub commit_window: Duration,
 }
 
 /// `[campus]`

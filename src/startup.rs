@@ -69,7 +69,7 @@ pub fn start_services(
     wechat: Arc<dyn WeChat>,
 ) -> Result<Services, StartupError> {
     let campus = Arc::new(Campus::load(&settings.campus.map)?);
-    let store = Store::open(&settings.storage.path)?;
+    let store = Store::open(&settings.storage.path, settings.storage.commit_window)?;
     let orders = Orders::start(
         store.clone(),
         OrdersConfig {

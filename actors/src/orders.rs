@@ -3,8 +3,9 @@
 //!
 //! A shard keeps only active (non-terminal) orders in memory; history lives
 //! in sled. Every change is written to sled first and applied to memory only
-//! when that write succeeded; the reply waits for the group commit, so an
-//! acknowledged change survives `kill -9`. On (re)start a shard reloads its
+//! when that write succeeded; the router answers the caller only after the
+//! group commit that covers the write, so an acknowledged change survives
+//! `kill -9`. On (re)start a shard reloads its
 //! active orders and rebuilds its payment deadlines from sled.
 
 use std::collections::{BTreeSet, HashMap};
@@ -279,19 +280,6 @@ impl OrderShard {
             }
         }
     }
-
-    /// Replies after the group commit, without holding up the shard's mailbox.
-    fn durable<T: Send + 'static>(
-        &self,
-        result: Result<T, OrderError>,
-    ) -> ResponseFuture<Result<T, OrderError>> {
-        let store = self.store.clone();
-        Box::pin(async move {
-            let value = result?;
-            store.commit().await?;
-            Ok(value)
-        })
-    }
 }
 
 impl Actor for OrderShard {
@@ -331,22 +319,20 @@ impl Supervised for OrderShard {
 }
 
 impl Handler<CreateOrder> for OrderShard {
-    type Result = ResponseFuture<Result<Order, OrderError>>;
+    type Result = Result<Order, OrderError>;
 
     #[tracing::instrument(level = "debug", name = "create_order", skip_all, fields(shard = self.index))]
     fn handle(&mut self, msg: CreateOrder, ctx: &mut Self::Context) -> Self::Result {
-        let result = self.guarded(ctx, |s| s.create(msg));
-        self.durable(result)
+        self.guarded(ctx, |s| s.create(msg))
     }
 }
 
 impl Handler<CancelOrder> for OrderShard {
-    type Result = ResponseFuture<Result<Order, OrderError>>;
+    type Result = Result<Order, OrderError>;
 
     #[tracing::instrument(level = "debug", name = "cancel_order", skip_all, fields(shard = self.index, order = %msg.id))]
     fn handle(&mut self, msg: CancelOrder, ctx: &mut Self::Context) -> Self::Result {
-        let result = self.guarded(ctx, |s| s.cancel(msg));
-        self.durable(result)
+        self.guarded(ctx, |s| s.cancel(msg))
     }
 }
 
@@ -407,13 +393,14 @@ impl Orders {
         key: Option<IdempotencyKey>,
     ) -> Result<Order, OrderError> {
         let shard = &self.shards[shard_of_customer(&customer, self.shards.len())];
-        shard
+        let created = shard
             .send(CreateOrder {
                 customer,
                 order,
                 key,
             })
-            .await?
+            .await??;
+        self.durable(created).await
     }
 
     /// An order the viewer may see (customer or assigned courier).
@@ -445,7 +432,16 @@ impl Orders {
 
     /// Cancels an order for its customer.
     pub async fn cancel(&self, id: OrderId, by: OpenId) -> Result<Order, OrderError> {
-        self.shard(&id).send(CancelOrder { id, by }).await?
+        let order = self.shard(&id).send(CancelOrder { id, by }).await??;
+        self.durable(order).await
+    }
+
+    /// Answers `value` once the shard's write behind it is on disk. The
+    /// shard replies as soon as sled has the write; waiting here, on the
+    /// caller's thread, keeps the shard's mailbox moving and saves a hop.
+    async fn durable<T>(&self, value: T) -> Result<T, OrderError> {
+        self.store.commit().await?;
+        Ok(value)
     }
 
     /// True while every shard's mailbox is open.

@@ -21,6 +21,7 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -75,8 +76,9 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (or creates) the database at `path` and starts the flusher.
-    pub fn open(path: &Path) -> Result<Self, StorageError> {
+    /// Opens (or creates) the database at `path` and starts the flusher,
+    /// which starts at most one flush per `commit_window`.
+    pub fn open(path: &Path, commit_window: Duration) -> Result<Self, StorageError> {
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(CACHE_BYTES)
@@ -86,7 +88,7 @@ impl Store {
         let flusher_db = db.clone();
         thread::Builder::new()
             .name("sled-group-commit".into())
-            .spawn(move || run_flusher(flusher_db, rx))
+            .spawn(move || run_flusher(flusher_db, rx, commit_window))
             .map_err(|e| StorageError::Flush(e.to_string()))?;
         let inner = Inner {
             active: db.open_tree("orders_active")?,
@@ -349,12 +351,20 @@ fn decode<T: DeserializeOwned>(bytes: &[u8], key: &str) -> Result<T, StorageErro
     }
 }
 
-fn run_flusher(db: sled::Db, rx: mpsc::Receiver<Waiter>) {
+fn run_flusher(db: sled::Db, rx: mpsc::Receiver<Waiter>, window: Duration) {
+    let mut last_flush = Instant::now() - window;
     // Ends when the last Store handle (and so the Sender) is dropped.
     while let Ok(first) = rx.recv() {
+        // A flush costs the same for one writer or a hundred: wait out the
+        // rest of the window so that a busy second shares fewer, fuller flushes.
+        let since = last_flush.elapsed();
+        if since < window {
+            thread::sleep(window - since);
+        }
+        last_flush = Instant::now();
         let mut batch = vec![first];
         batch.extend(rx.try_iter());
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let result = db.flush().map(|_| ()).map_err(|e| e.to_string());
         metrics::histogram!("lastmile_storage_flush_seconds")
             .record(started.elapsed().as_secs_f64());
