@@ -29,12 +29,17 @@ fn config_arg() -> Result<Option<PathBuf>, String> {
     Ok(path)
 }
 
+/// Operators read the first line of a failed start; parser errors span several.
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 fn main() -> ExitCode {
     let settings =
         match config_arg().and_then(|p| Settings::load(p.as_deref()).map_err(|e| e.to_string())) {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("lastmile: bad configuration: {e}");
+                eprintln!("lastmile: bad configuration: {}", one_line(&e));
                 return ExitCode::from(EXIT_BAD_CONFIG);
             }
         };
@@ -43,7 +48,7 @@ fn main() -> ExitCode {
         let app = match Application::build(&settings) {
             Ok(app) => app,
             Err(e) => {
-                eprintln!("lastmile: cannot start: {e}");
+                eprintln!("lastmile: cannot start: {}", one_line(&e.to_string()));
                 return ExitCode::from(EXIT_BAD_CONFIG);
             }
         };

@@ -1,0 +1,286 @@
+//! The real binary end to end: round trip, kill -9, restarts, SIGTERM, bad config.
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::helpers::{eventually, order_body, BinaryApp};
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
+#[actix_web::test]
+async fn round_trip_and_errors_on_the_binary() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let app = BinaryApp::start(&dir.path().join("data"), &[]).await;
+    let http = client();
+    let (token, openid) = app.login(&http, "bin-user").await;
+
+    let res = http
+        .post(app.url("/api/v1/orders"))
+        .bearer_auth(&token)
+        .json(&order_body())
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(res.status(), 201);
+    let order: Value = res.json().await.expect("json");
+    assert_eq!(order["customer"], openid.as_str());
+    let id = order["id"].as_str().expect("id");
+
+    let got: Value = http
+        .get(app.url(&format!("/api/v1/orders/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(got, order);
+    let list: Value = http
+        .get(app.url("/api/v1/orders"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(list["orders"][0], order);
+
+    let bad = http
+        .post(app.url("/api/v1/orders"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"kind": "express"}))
+        .send()
+        .await
+        .expect("bad");
+    assert_eq!(bad.status(), 400);
+    let body: Value = bad.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "validation");
+    let missing = http
+        .get(app.url("/no/such/route"))
+        .send()
+        .await
+        .expect("404");
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        missing.json::<Value>().await.expect("json")["error"]["code"],
+        "not_found"
+    );
+}
+
+#[actix_web::test]
+async fn acknowledged_orders_survive_kill_9() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut app = BinaryApp::start(&dir.path().join("data"), &[]).await;
+    let http = client();
+    let (token, _) = app.login(&http, "durable-user").await;
+
+    let mut tasks = Vec::new();
+    for worker in 0..8 {
+        let (http, url, token) = (http.clone(), app.url("/api/v1/orders"), token.clone());
+        tasks.push(actix_web::rt::spawn(async move {
+            let mut acked = Vec::new();
+            for i in 0..25 {
+                let mut body = order_body();
+                body["note"] = format!("worker {worker} order {i}").into();
+                let res = http
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("create");
+                assert_eq!(res.status(), 201);
+                acked.push(res.json::<Value>().await.expect("json"));
+            }
+            acked
+        }));
+    }
+    let mut acked = Vec::new();
+    for task in tasks {
+        acked.extend(task.await.expect("task"));
+    }
+    app.kill9();
+    assert_eq!(acked.len(), 200);
+
+    app.launch().await;
+    for order in &acked {
+        let id = order["id"].as_str().expect("id");
+        let got: Value = http
+            .get(app.url(&format!("/api/v1/orders/{id}")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(&got, order, "order {id} changed or vanished after kill -9");
+    }
+    let list: Value = http
+        .get(app.url("/api/v1/orders?limit=100"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(list["orders"].as_array().map(Vec::len), Some(100));
+    assert!(list["next_cursor"].is_string());
+}
+
+#[actix_web::test]
+async fn payment_timeout_fires_across_a_restart() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut app = BinaryApp::start(
+        &dir.path().join("data"),
+        &[("LASTMILE__ORDERS__PAYMENT_TIMEOUT", "3s")],
+    )
+    .await;
+    let http = client();
+    let (token, _) = app.login(&http, "restart-user").await;
+    let order: Value = http
+        .post(app.url("/api/v1/orders"))
+        .bearer_auth(&token)
+        .json(&order_body())
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let id = order["id"].as_str().expect("id").to_owned();
+    app.kill9();
+    app.launch().await;
+    let url = app.url(&format!("/api/v1/orders/{id}"));
+    let status_now = |http: reqwest::Client, url: String, token: String| async move {
+        let body: Value = http
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        body["status"].as_str().unwrap_or("").to_owned()
+    };
+    assert_eq!(
+        status_now(http.clone(), url.clone(), token.clone()).await,
+        "awaiting_payment"
+    );
+    let cancelled = eventually(Duration::from_secs(15), || {
+        let fut = status_now(http.clone(), url.clone(), token.clone());
+        async move { fut.await == "cancelled" }
+    })
+    .await;
+    assert!(
+        cancelled,
+        "the timer must be rebuilt from sled after a restart"
+    );
+}
+
+#[actix_web::test]
+async fn sessions_survive_restart_and_sigterm_exits_zero() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut app = BinaryApp::start(&dir.path().join("data"), &[]).await;
+    let http = client();
+    let (token, openid) = app.login(&http, "sticky-user").await;
+    let status = app.terminate().expect("exited");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "SIGTERM must drain, flush and exit 0"
+    );
+    app.launch().await;
+    let res = http
+        .get(app.url("/api/v1/orders"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(res.status(), 200, "the token must survive a restart");
+    let (_, again) = app.login(&http, "sticky-user").await;
+    assert_eq!(again, openid);
+}
+
+/// Arguments, environment, and what is wrong.
+type ConfigCase = (Vec<String>, Vec<(&'static str, String)>, &'static str);
+
+#[test]
+fn bad_configuration_exits_2_with_one_line() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        path
+    };
+    let bad_toml = write("bad.toml", "[http\nbind = ");
+    let dup_map = write("dup.toml", "[[places]]\nid='a'\nname='A'\nkind='dorm'\nx=0\ny=0\n[[places]]\nid='a'\nname='B'\nkind='dorm'\nx=1\ny=1\n");
+    let kind_map = write(
+        "kind.toml",
+        "[[places]]\nid='a'\nname='A'\nkind='volcano'\nx=0\ny=0\n",
+    );
+    let cases: Vec<ConfigCase> = vec![
+        (
+            vec![
+                "--config".into(),
+                dir.path().join("missing.toml").display().to_string(),
+            ],
+            vec![],
+            "missing file",
+        ),
+        (
+            vec!["--config".into(), bad_toml.display().to_string()],
+            vec![],
+            "bad TOML",
+        ),
+        (
+            vec![],
+            vec![("LASTMILE__CAMPUS__MAP", dup_map.display().to_string())],
+            "duplicate place id",
+        ),
+        (
+            vec![],
+            vec![("LASTMILE__CAMPUS__MAP", kind_map.display().to_string())],
+            "unknown place kind",
+        ),
+        (
+            vec![],
+            vec![("LASTMILE__CAMPUS__MAP", "/nonexistent/campus.toml".into())],
+            "missing campus map",
+        ),
+        (
+            vec![],
+            vec![("LASTMILE__ORDERS__PAYMENT_TIMEOUT", "soon".into())],
+            "bad duration",
+        ),
+    ];
+    for (args, env, why) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_lastmile"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(&args)
+            .envs(env)
+            .env("LASTMILE__STORAGE__PATH", dir.path().join("data"))
+            .env("LASTMILE__HTTP__BIND", "127.0.0.1:0")
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{why}: {stderr}");
+        assert_eq!(
+            stderr.trim().lines().count(),
+            1,
+            "{why}: one line, got {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{why}: {stderr}");
+    }
+}

@@ -1,0 +1,318 @@
+//! Test harness: an in-process app with a temp sled dir, and the real binary.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_http::Request;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::test;
+use lastmile::config::Settings;
+use lastmile::startup::{app, start_services, AppState};
+use lastmile_actors::wechat::SandboxWeChat;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+/// Loads the default settings with a temp storage dir and a free port.
+pub fn test_settings(dir: &Path) -> Settings {
+    let mut settings = Settings::load(None).expect("config/default.toml loads");
+    settings.storage.path = dir.join("data");
+    settings.objects.local_dir = dir.join("data/files");
+    settings.http.bind = "127.0.0.1:0".into();
+    settings
+}
+
+/// A valid create-order body.
+pub fn order_body() -> Value {
+    json!({
+        "kind": "express",
+        "pickup": {"place_id": "cainiao-north", "detail": "shelf 3-12"},
+        "dropoff": {"place_id": "dorm-3", "detail": "room 402"},
+        "pickup_code": "5-3-2201",
+        "fee_fen": 300,
+        "note": "请放门口"
+    })
+}
+
+/// The app in process: its service, its state, and the sandbox behind it.
+pub struct TestApp<S> {
+    /// The actix service under test.
+    pub svc: S,
+    /// Handles on the actors.
+    pub state: AppState,
+    /// The WeChat simulator it uses.
+    pub wechat: Arc<SandboxWeChat>,
+    /// Keeps the temp dir alive.
+    pub _dir: TempDir,
+}
+
+/// A response as status + parsed JSON (Null when the body is not JSON).
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Value,
+    pub content_type: String,
+}
+
+impl Reply {
+    /// The `error.code` of an error body.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+/// Starts an in-process app with default settings.
+pub async fn spawn_app() -> TestApp<
+    impl Service<Request, Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error>,
+> {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts an in-process app after `tweak` adjusts the settings.
+pub async fn spawn_app_with(
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp<
+    impl Service<Request, Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error>,
+> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = test_settings(dir.path());
+    tweak(&mut settings);
+    let wechat = Arc::new(SandboxWeChat::new(&settings.wechat));
+    let services = start_services(&settings, wechat.clone()).expect("services start");
+    let svc = test::init_service(app(services.state.clone())).await;
+    TestApp {
+        svc,
+        state: services.state,
+        wechat,
+        _dir: dir,
+    }
+}
+
+impl<S, B> TestApp<S>
+where
+    S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    /// Sends a request and parses the answer.
+    pub async fn send(&self, req: test::TestRequest) -> Reply {
+        let res = test::call_service(&self.svc, req.to_request()).await;
+        let status = res.status();
+        let content_type = res
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let bytes = test::read_body(res).await;
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply {
+            status,
+            body,
+            content_type,
+        }
+    }
+
+    /// Logs in with `code`; returns (token, openid).
+    pub async fn login(&self, code: &str) -> (String, String) {
+        let reply = self
+            .send(
+                test::TestRequest::post()
+                    .uri("/api/v1/auth/login")
+                    .set_json(json!({"code": code})),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "login failed: {}", reply.body);
+        (
+            reply.body["token"].as_str().expect("token").to_owned(),
+            reply.body["openid"].as_str().expect("openid").to_owned(),
+        )
+    }
+
+    /// POST /api/v1/orders with a JSON body.
+    pub async fn create_order(&self, token: &str, body: &Value) -> Reply {
+        self.send(
+            test::TestRequest::post()
+                .uri("/api/v1/orders")
+                .insert_header(("Authorization", format!("Bearer {token}")))
+                .set_json(body),
+        )
+        .await
+    }
+
+    /// GET /api/v1/orders/{id}
+    pub async fn get_order(&self, token: &str, id: &str) -> Reply {
+        self.send(
+            test::TestRequest::get()
+                .uri(&format!("/api/v1/orders/{id}"))
+                .insert_header(("Authorization", format!("Bearer {token}"))),
+        )
+        .await
+    }
+
+    /// GET /api/v1/orders?{query}
+    pub async fn list_orders(&self, token: &str, query: &str) -> Reply {
+        self.send(
+            test::TestRequest::get()
+                .uri(&format!("/api/v1/orders?{query}"))
+                .insert_header(("Authorization", format!("Bearer {token}"))),
+        )
+        .await
+    }
+
+    /// POST /api/v1/orders/{id}/cancel with no body.
+    pub async fn cancel_order(&self, token: &str, id: &str) -> Reply {
+        self.send(
+            test::TestRequest::post()
+                .uri(&format!("/api/v1/orders/{id}/cancel"))
+                .insert_header(("Authorization", format!("Bearer {token}"))),
+        )
+        .await
+    }
+
+    /// How many orders the customer has, by listing every page.
+    pub async fn count_orders(&self, token: &str) -> usize {
+        let mut count = 0;
+        let mut cursor = String::new();
+        loop {
+            let reply = self
+                .list_orders(token, &format!("limit=100&cursor={cursor}"))
+                .await;
+            assert_eq!(reply.status, StatusCode::OK);
+            count += reply.body["orders"].as_array().map_or(0, Vec::len);
+            match reply.body["next_cursor"].as_str() {
+                Some(c) => cursor = c.to_owned(),
+                None => return count,
+            }
+        }
+    }
+}
+
+/// Polls `check` until it is true or `limit` passes.
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if check().await {
+            return true;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// The real `lastmile` binary, run from the project root on a temp data dir.
+pub struct BinaryApp {
+    child: Option<Child>,
+    pub port: u16,
+    pub data: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl BinaryApp {
+    /// Starts the binary with extra `LASTMILE__*` settings and waits until ready.
+    pub async fn start(data: &Path, env: &[(&str, &str)]) -> Self {
+        let mut app = Self {
+            child: None,
+            port: free_port(),
+            data: data.to_owned(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        app.launch().await;
+        app
+    }
+
+    /// Starts (again) on the same port and data dir.
+    pub async fn launch(&mut self) {
+        let child = Command::new(env!("CARGO_BIN_EXE_lastmile"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("LASTMILE__HTTP__BIND", format!("127.0.0.1:{}", self.port))
+            .env("LASTMILE__STORAGE__PATH", &self.data)
+            .env("LASTMILE__HTTP__WORKERS", "2")
+            .env("RUST_LOG", "warn")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("binary starts");
+        self.child = Some(child);
+        let url = self.url("/readyz");
+        let client = reqwest::Client::new();
+        let ready = eventually(Duration::from_secs(20), || {
+            let req = client.get(&url).send();
+            async move { req.await.is_ok_and(|r| r.status().is_success()) }
+        })
+        .await;
+        assert!(ready, "binary did not become ready");
+    }
+
+    /// A URL on this instance.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    /// SIGKILL, no goodbye.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM; returns the exit status.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        child.wait().ok()
+    }
+
+    /// Logs in; returns (token, openid).
+    pub async fn login(&self, client: &reqwest::Client, code: &str) -> (String, String) {
+        let body: Value = client
+            .post(self.url("/api/v1/auth/login"))
+            .json(&json!({"code": code}))
+            .send()
+            .await
+            .expect("login request")
+            .json()
+            .await
+            .expect("login JSON");
+        (
+            body["token"].as_str().expect("token").to_owned(),
+            body["openid"].as_str().expect("openid").to_owned(),
+        )
+    }
+}
+
+impl Drop for BinaryApp {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}

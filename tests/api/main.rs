@@ -1,0 +1,13 @@
+//! lastmile's integration tests: one binary, one module per area.
+//!
+//! - `helpers`: `spawn_app()` (in-process, actix_web::test) and `BinaryApp` (the real binary)
+//! - `auth`, `orders`, `ops`: the HTTP API in process
+//! - `binary`: the release binary end to end (durability, restarts, signals, config)
+//! - `wechat_live`: the live WeChat client against a fake WeChat on 127.0.0.1
+
+mod auth;
+mod binary;
+mod helpers;
+mod ops;
+mod orders;
+mod wechat_live;

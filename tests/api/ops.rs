@@ -1,0 +1,76 @@
+//! Health, readiness, metrics and the JSON fallbacks, in process.
+
+use actix_web::http::StatusCode;
+use actix_web::test::TestRequest;
+
+use crate::helpers::{order_body, spawn_app};
+
+#[actix_web::test]
+async fn health_and_readiness() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.send(TestRequest::get().uri("/healthz")).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.send(TestRequest::get().uri("/readyz")).await.status,
+        StatusCode::OK
+    );
+}
+
+#[actix_web::test]
+async fn unknown_routes_and_methods_answer_json() {
+    let app = spawn_app().await;
+    let cases = [
+        (
+            TestRequest::get().uri("/nope"),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            TestRequest::get().uri("/api/v1/nope"),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            TestRequest::delete().uri("/api/v1/orders"),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            TestRequest::get().uri("/api/v1/auth/login"),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+    ];
+    for (req, status, code) in cases {
+        let reply = app.send(req).await;
+        assert_eq!(reply.status, status);
+        assert_eq!(reply.code(), code);
+        assert!(reply.content_type.starts_with("application/json"));
+    }
+}
+
+#[actix_web::test]
+async fn metrics_count_requests_and_orders() {
+    let app = spawn_app().await;
+    let (token, _) = app.login("metrics-user").await;
+    assert_eq!(
+        app.create_order(&token, &order_body()).await.status,
+        StatusCode::CREATED
+    );
+    let res =
+        actix_web::test::call_service(&app.svc, TestRequest::get().uri("/metrics").to_request())
+            .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let text = String::from_utf8(actix_web::test::read_body(res).await.to_vec()).expect("utf-8");
+    assert!(
+        text.contains(
+            "lastmile_http_requests_total{route=\"/api/v1/orders\",method=\"POST\",status=\"201\"}"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("lastmile_http_request_duration_seconds_bucket"));
+    assert!(text.contains("lastmile_orders_created_total{kind=\"express\"}"));
+    assert!(text.contains("lastmile_orders_active{status=\"awaiting_payment\""));
+}
