@@ -14,7 +14,7 @@ use serde_json::json;
 
 fn order_body(i: u64) -> serde_json::Value {
     json!({
-        "kind": if i % 3 == 0 { "takeout" } else { "express" },
+        "kind": if i.is_multiple_of(3) { "takeout" } else { "express" },
         "pickup": {"place_id": "cainiao-north", "detail": format!("shelf {}-{}", i % 9, i % 40)},
         "dropoff": {"place_id": "dorm-3", "detail": format!("room {}", 100 + i % 600)},
         "pickup_code": format!("{}-{}-{:04}", i % 9, i % 7, i % 10_000),
