@@ -98,7 +98,9 @@ pub struct OrderShard {
     count: usize,
     store: Store,
     config: OrdersConfig,
-    active: HashMap<OrderId, Order>,
+    // Boxed: the map is rehashed as unpaid orders pile up, and moving
+    // pointers instead of whole records keeps that pause short.
+    active: HashMap<OrderId, Box<Order>>,
     payment_deadlines: BTreeSet<(OffsetDateTime, OrderId)>,
     gauges: Vec<metrics::Gauge>,
 }
@@ -161,7 +163,7 @@ impl OrderShard {
             self.payment_deadlines
                 .insert((self.payment_deadline(&order), order.id.clone()));
         }
-        self.active.insert(order.id.clone(), order);
+        self.active.insert(order.id.clone(), Box::new(order));
     }
 
     fn gauge(&self, status: Status) -> &metrics::Gauge {
@@ -176,7 +178,7 @@ impl OrderShard {
     /// The current record: from memory when active, else from sled.
     fn load(&self, id: &OrderId) -> Result<Option<Order>, OrderError> {
         match self.active.get(id) {
-            Some(o) => Ok(Some(o.clone())),
+            Some(o) => Ok(Some(Order::clone(o))),
             None => Ok(self.store.get_order(id)?),
         }
     }

@@ -31,7 +31,8 @@ use tokio::sync::oneshot;
 
 use crate::domain::{IdempotencyKey, OpenId, Order, OrderId, Session, Status};
 
-/// Version byte in front of every stored record.
+/// Version byte in front of every stored record: v1 is bincode of the
+/// serde shape (compact — sled's cost grows with record size).
 const RECORD_V1: u8 = 1;
 /// sled's page cache; big enough to hold the working set of active orders.
 const CACHE_BYTES: u64 = 256 * 1024 * 1024;
@@ -333,9 +334,9 @@ fn tx_error(e: TransactionError<()>) -> StorageError {
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StorageError> {
-    let mut out = Vec::with_capacity(512);
+    let mut out = Vec::with_capacity(256);
     out.push(RECORD_V1);
-    serde_json::to_writer(&mut out, value).map_err(|_| StorageError::Corrupt {
+    bincode::serialize_into(&mut out, value).map_err(|_| StorageError::Corrupt {
         key: "(encode)".into(),
     })?;
     Ok(out)
@@ -346,7 +347,7 @@ fn decode<T: DeserializeOwned>(bytes: &[u8], key: &str) -> Result<T, StorageErro
         key: key.to_owned(),
     };
     match bytes.split_first() {
-        Some((&RECORD_V1, body)) => serde_json::from_slice(body).map_err(|_| corrupt()),
+        Some((&RECORD_V1, body)) => bincode::deserialize(body).map_err(|_| corrupt()),
         _ => Err(corrupt()),
     }
 }
