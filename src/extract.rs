@@ -51,18 +51,13 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let declared = declared_length(req);
-        let is_json = is_json(req);
-        let payload = payload.take();
+        let body = RawBody::take(req, payload);
         Box::pin(async move {
-            if declared.is_some_and(|n| n > BODY_LIMIT) {
-                return Err(ApiError::PayloadTooLarge);
-            }
-            if !is_json {
+            if !body.is_json {
                 return Err(ApiError::UnsupportedMediaType);
             }
-            let body = read_limited(payload).await?;
-            serde_json::from_slice(&body).map(JsonBody).map_err(|e| {
+            let bytes = body.read().await?;
+            serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
                 ApiError::BadRequest(format!("body is not valid JSON for this request: {e}"))
             })
         })
@@ -77,24 +72,45 @@ impl FromRequest for ActionBody {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let declared = declared_length(req);
-        let is_json = is_json(req);
-        let payload = payload.take();
+        let body = RawBody::take(req, payload);
         Box::pin(async move {
-            if declared.is_some_and(|n| n > BODY_LIMIT) {
-                return Err(ApiError::PayloadTooLarge);
-            }
-            let body = read_limited(payload).await?;
-            if body.iter().all(u8::is_ascii_whitespace) {
+            let is_json = body.is_json;
+            let bytes = body.read().await?;
+            if bytes.iter().all(u8::is_ascii_whitespace) {
                 return Ok(ActionBody);
             }
             if !is_json {
                 return Err(ApiError::UnsupportedMediaType);
             }
-            serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&body)
+            serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes)
                 .map(|_| ActionBody)
                 .map_err(|_| ApiError::BadRequest("this endpoint takes no body, or {}".into()))
         })
+    }
+}
+
+/// A request body not yet read, with what its headers say about it.
+struct RawBody {
+    declared: Option<usize>,
+    is_json: bool,
+    payload: Payload,
+}
+
+impl RawBody {
+    fn take(req: &HttpRequest, payload: &mut Payload) -> Self {
+        Self {
+            declared: declared_length(req),
+            is_json: is_json(req),
+            payload: payload.take(),
+        }
+    }
+
+    /// Reads the whole body, refusing more than [`BODY_LIMIT`] bytes.
+    async fn read(self) -> Result<web::BytesMut, ApiError> {
+        if self.declared.is_some_and(|n| n > BODY_LIMIT) {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        read_limited(self.payload).await
     }
 }
 

@@ -22,6 +22,31 @@ impl ValidationError {
     }
 }
 
+/// The string conversions every text newtype shares: parse on the way in
+/// (so serde can never build an invalid value), plain text on the way out.
+macro_rules! string_newtype {
+    ($t:ident) => {
+        impl TryFrom<String> for $t {
+            type Error = ValidationError;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                Self::parse(&s)
+            }
+        }
+
+        impl From<$t> for String {
+            fn from(v: $t) -> Self {
+                v.0
+            }
+        }
+
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
 /// Largest fee an order may carry, in fen (1 000 yuan).
 pub const MAX_FEE_FEN: u32 = 100_000;
 /// Longest `detail` / `note`, in characters.
@@ -100,24 +125,7 @@ impl OrderId {
     }
 }
 
-impl TryFrom<String> for OrderId {
-    type Error = ValidationError;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::parse(&s)
-    }
-}
-
-impl From<OrderId> for String {
-    fn from(id: OrderId) -> Self {
-        id.0
-    }
-}
-
-impl fmt::Display for OrderId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+string_newtype!(OrderId);
 
 /// A WeChat openid: the user's id within this app.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -144,24 +152,7 @@ impl OpenId {
     }
 }
 
-impl TryFrom<String> for OpenId {
-    type Error = ValidationError;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::parse(&s)
-    }
-}
-
-impl From<OpenId> for String {
-    fn from(id: OpenId) -> Self {
-        id.0
-    }
-}
-
-impl fmt::Display for OpenId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+string_newtype!(OpenId);
 
 /// An amount of money in fen, 1 ≤ fen ≤ [`MAX_FEE_FEN`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
