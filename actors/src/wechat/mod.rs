@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::domain::OpenId;
 
 pub mod live;
+pub mod pay;
 pub mod sandbox;
 
 pub use live::LiveWeChat;
