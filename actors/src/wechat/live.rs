@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::pay_api::{PayApi, PayTransport};
 use super::{Code2SessionReply, Secret, WeChat, WeChatConfig, WeChatError, WxSession};
 
 /// How long one WeChat call may take before it counts as unreachable.
@@ -15,6 +16,78 @@ pub struct LiveWeChat {
     api_base: String,
     appid: String,
     secret: Secret,
+    pay: PayApi<HttpPayTransport>,
+}
+
+/// WeChat Pay over HTTPS; refunds use the merchant certificate (mutual TLS).
+pub struct HttpPayTransport {
+    http: reqwest::Client,
+    cert_http: Option<reqwest::Client>,
+    base: String,
+}
+
+impl HttpPayTransport {
+    fn new(config: &WeChatConfig, http: reqwest::Client) -> Result<Self, WeChatError> {
+        let cert_http = match (&config.cert_path, &config.key_path) {
+            (Some(cert), Some(key)) => {
+                let read = |p: &str| {
+                    std::fs::read(p)
+                        .map_err(|e| WeChatError::Protocol(format!("cannot read {p}: {e}")))
+                };
+                let mut pem = read(cert)?;
+                pem.push(b'\n');
+                pem.extend(read(key)?);
+                let identity = reqwest::Identity::from_pem(&pem)
+                    .map_err(|e| WeChatError::Protocol(format!("merchant certificate: {e}")))?;
+                let client = reqwest::Client::builder()
+                    .use_rustls_tls()
+                    .identity(identity)
+                    .timeout(CALL_TIMEOUT)
+                    .build()
+                    .map_err(|e| WeChatError::Unreachable(Some(e)))?;
+                Some(client)
+            }
+            _ => None,
+        };
+        Ok(Self {
+            http,
+            cert_http,
+            base: config.pay_base.trim_end_matches('/').to_owned(),
+        })
+    }
+}
+
+#[async_trait]
+impl PayTransport for HttpPayTransport {
+    async fn post(
+        &self,
+        path: &'static str,
+        xml: String,
+        with_cert: bool,
+    ) -> Result<Vec<u8>, WeChatError> {
+        let client = if with_cert {
+            self.cert_http.as_ref().ok_or_else(|| {
+                WeChatError::Protocol("refunds need wechat.cert_path and wechat.key_path".into())
+            })?
+        } else {
+            &self.http
+        };
+        let response = client
+            .post(format!("{}{}", self.base, path))
+            .header("Content-Type", "text/xml")
+            .body(xml)
+            .send()
+            .await
+            .map_err(|e| WeChatError::Unreachable(Some(e)))?;
+        if response.status().is_server_error() {
+            return Err(WeChatError::Unreachable(None));
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| WeChatError::Unreachable(Some(e)))?;
+        Ok(body.to_vec())
+    }
 }
 
 impl LiveWeChat {
@@ -26,7 +99,12 @@ impl LiveWeChat {
             .connect_timeout(CALL_TIMEOUT)
             .build()
             .map_err(|e| WeChatError::Unreachable(Some(e)))?;
+        let pay = PayApi::new(
+            HttpPayTransport::new(config, http.clone())?,
+            config.pay_signer(),
+        );
         Ok(Self {
+            pay,
             http,
             api_base: config.api_base.trim_end_matches('/').to_owned(),
             appid: config.appid.clone(),
@@ -91,5 +169,9 @@ impl WeChat for LiveWeChat {
             )
             .await?;
         reply.into_session()
+    }
+
+    fn pay(&self) -> &dyn super::WeChatPay {
+        &self.pay
     }
 }

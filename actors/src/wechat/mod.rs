@@ -11,9 +11,15 @@ use crate::domain::OpenId;
 
 pub mod live;
 pub mod pay;
+pub mod pay_api;
 pub mod sandbox;
+pub mod sandbox_pay;
 
 pub use live::LiveWeChat;
+pub use pay_api::{
+    CloseOutcome, PaySigner, RefundRequest, RefundState, RequestPayment, TradeState, UnifiedOrder,
+    WeChatPay,
+};
 pub use sandbox::SandboxWeChat;
 
 /// A secret value (app secret, pay key): never printed, never logged.
@@ -120,6 +126,14 @@ pub enum WeChatError {
     /// An answer that does not parse.
     #[error("WeChat answered something unexpected: {0}")]
     Protocol(String),
+    /// WeChat Pay refused the call (`err_code`, or FAIL with `return_msg`).
+    #[error("WeChat Pay error {code}: {message}")]
+    Pay {
+        /// `err_code` (or FAIL).
+        code: String,
+        /// `err_code_des` or `return_msg`.
+        message: String,
+    },
 }
 
 /// The WeChat APIs the actors use.
@@ -127,6 +141,21 @@ pub enum WeChatError {
 pub trait WeChat: Send + Sync + 'static {
     /// Exchanges a `wx.login` code for the user's openid (jscode2session).
     async fn code2session(&self, code: &str) -> Result<WxSession, WeChatError>;
+
+    /// The WeChat Pay half: unifiedorder, orderquery, closeorder, refund.
+    fn pay(&self) -> &dyn WeChatPay;
+}
+
+impl WeChatConfig {
+    /// The merchant's signer.
+    pub fn pay_signer(&self) -> PaySigner {
+        PaySigner {
+            appid: self.appid.clone(),
+            mch_id: self.mch_id.clone(),
+            api_key: self.api_key.clone(),
+            sign_type: self.sign_type,
+        }
+    }
 }
 
 /// Builds the client that `config.mode` asks for.

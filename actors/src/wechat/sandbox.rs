@@ -10,6 +10,10 @@ use async_trait::async_trait;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
+use std::sync::Arc;
+
+use super::pay_api::PayApi;
+use super::sandbox_pay::PaySimulator;
 use super::{Code2SessionReply, WeChat, WeChatConfig, WeChatError, WxSession};
 
 /// Prefix of login codes the sandbox rejects, so clients can test that path.
@@ -18,6 +22,7 @@ pub const REJECTED_CODE_PREFIX: &str = "invalid";
 /// The simulator; counts its calls so tests can assert on them.
 pub struct SandboxWeChat {
     appid: String,
+    pay: PayApi<Arc<PaySimulator>>,
     down: AtomicBool,
     code2session_calls: AtomicU64,
 }
@@ -25,11 +30,18 @@ pub struct SandboxWeChat {
 impl SandboxWeChat {
     /// A simulator for the configured app.
     pub fn new(config: &WeChatConfig) -> Self {
+        let simulator = Arc::new(PaySimulator::new(config.pay_signer()));
         Self {
             appid: config.appid.clone(),
+            pay: PayApi::new(simulator, config.pay_signer()),
             down: AtomicBool::new(false),
             code2session_calls: AtomicU64::new(0),
         }
+    }
+
+    /// The simulated WeChat Pay backend (to pay orders, count calls).
+    pub fn pay_simulator(&self) -> &Arc<PaySimulator> {
+        self.pay.transport()
     }
 
     /// Makes every call fail as unreachable (or work again).
@@ -86,5 +98,9 @@ impl WeChat for SandboxWeChat {
             }
         };
         reply.into_session()
+    }
+
+    fn pay(&self) -> &dyn super::WeChatPay {
+        &self.pay
     }
 }
