@@ -30,7 +30,7 @@ fn bench_create(c: &mut Criterion) {
     let system = actix_rt::System::new();
     let (svc, tokens) = system.block_on(async {
         let wechat = wechat_client(&settings).expect("sandbox");
-        let services = start_services(&settings, wechat).expect("services");
+        let services = start_services(&settings, wechat, "http://127.0.0.1:9").expect("services");
         let svc = test::init_service(app(services.state.clone())).await;
         let mut tokens = Vec::new();
         for u in 0..64 {

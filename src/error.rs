@@ -4,6 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use lastmile_actors::domain::ValidationError;
 use lastmile_actors::orders::OrderError;
+use lastmile_actors::payments::PaymentError;
 use lastmile_actors::sessions::AuthError;
 use serde_json::json;
 
@@ -144,6 +145,17 @@ impl From<AuthError> for ApiError {
             AuthError::WeChat(_) | AuthError::Storage(_) | AuthError::Mailbox(_) => {
                 ApiError::unavailable(&e)
             }
+        }
+    }
+}
+
+impl From<PaymentError> for ApiError {
+    fn from(e: PaymentError) -> Self {
+        match e {
+            PaymentError::NotFound => ApiError::NotFound("order not found".into()),
+            PaymentError::Forbidden(m) => ApiError::Forbidden(m.into()),
+            PaymentError::Conflict(m) => ApiError::Conflict(m),
+            PaymentError::Unavailable(_) => ApiError::unavailable(&e),
         }
     }
 }

@@ -10,14 +10,15 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use lastmile_actors::campus::{Campus, CampusError};
 use lastmile_actors::orders::{Orders, OrdersConfig};
+use lastmile_actors::payments::Payments;
 use lastmile_actors::sessions::Sessions;
 use lastmile_actors::storage::{StorageError, Store};
-use lastmile_actors::wechat::{self, WeChat, WeChatError};
+use lastmile_actors::wechat::{Mode, SandboxWeChat, WeChat, WeChatError};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::config::Settings;
 use crate::error::ApiError;
-use crate::routes::{auth, ops, orders};
+use crate::routes::{auth, ops, orders, payments};
 use crate::telemetry;
 
 /// What the handlers share: handles on the actors, the map, the metrics.
@@ -27,6 +28,10 @@ pub struct AppState {
     pub orders: Orders,
     /// Login and token checks.
     pub sessions: Sessions,
+    /// WeChat Pay sessions.
+    pub payments: Payments,
+    /// The WeChat simulator, in sandbox mode only.
+    pub sandbox: Option<Arc<SandboxWeChat>>,
     /// The campus map.
     pub campus: Arc<Campus>,
     /// Renders `/metrics`.
@@ -63,10 +68,31 @@ pub struct Services {
     pub store: Store,
 }
 
+/// The WeChat client `settings` ask for: the simulator (also returned as
+/// such, for the sandbox routes) or the live client.
+pub struct WeChatClients {
+    /// What the actors call.
+    pub client: Arc<dyn WeChat>,
+    /// The same object when it is the sandbox.
+    pub sandbox: Option<Arc<SandboxWeChat>>,
+}
+
+impl WeChatClients {
+    /// A given sandbox (tests keep a handle to it).
+    pub fn sandbox(sandbox: Arc<SandboxWeChat>) -> Self {
+        Self {
+            client: sandbox.clone(),
+            sandbox: Some(sandbox),
+        }
+    }
+}
+
 /// Opens storage and starts the actors; must run inside an actix `System`.
+/// `notify_base` is the service's own URL as WeChat reaches it.
 pub fn start_services(
     settings: &Settings,
-    wechat: Arc<dyn WeChat>,
+    wechat: WeChatClients,
+    notify_base: &str,
 ) -> Result<Services, StartupError> {
     let campus = Arc::new(Campus::load(&settings.campus.map)?);
     let store = Store::open(&settings.storage.path, settings.storage.commit_window)?;
@@ -78,10 +104,18 @@ pub fn start_services(
             auto_confirm: settings.orders.auto_confirm,
         },
     );
-    let sessions = Sessions::start(store.clone(), wechat);
+    let sessions = Sessions::start(store.clone(), wechat.client.clone());
+    let payments = Payments::start(
+        store.clone(),
+        orders.clone(),
+        wechat.client,
+        notify_base.to_owned(),
+    );
     let state = AppState {
         orders,
         sessions,
+        payments,
+        sandbox: wechat.sandbox,
         campus,
         metrics: telemetry::prometheus(),
     };
@@ -89,8 +123,27 @@ pub fn start_services(
 }
 
 /// The WeChat client the settings ask for.
-pub fn wechat_client(settings: &Settings) -> Result<Arc<dyn WeChat>, StartupError> {
-    Ok(wechat::from_config(&settings.wechat)?)
+pub fn wechat_client(settings: &Settings) -> Result<WeChatClients, StartupError> {
+    Ok(match settings.wechat.mode {
+        Mode::Sandbox => WeChatClients::sandbox(Arc::new(SandboxWeChat::new(&settings.wechat))),
+        Mode::Live => WeChatClients {
+            client: Arc::new(lastmile_actors::wechat::LiveWeChat::new(&settings.wechat)?),
+            sandbox: None,
+        },
+    })
+}
+
+/// `wechat.notify_base`, or the bound address when it is left empty.
+pub fn notify_base(settings: &Settings, bound: std::net::SocketAddr) -> String {
+    if !settings.wechat.notify_base.is_empty() {
+        return settings.wechat.notify_base.clone();
+    }
+    let host = if bound.ip().is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else {
+        bound.ip().to_string()
+    };
+    format!("http://{host}:{}", bound.port())
 }
 
 fn resource(path: &str) -> actix_web::Resource {
@@ -130,8 +183,15 @@ pub fn app(
                         .route(web::get().to(orders::list)),
                 )
                 .service(resource("/orders/{id}").route(web::get().to(orders::get)))
-                .service(resource("/orders/{id}/cancel").route(web::post().to(orders::cancel))),
+                .service(resource("/orders/{id}/cancel").route(web::post().to(orders::cancel)))
+                .service(resource("/orders/{id}/pay").route(web::post().to(payments::pay)))
+                .service(resource("/wechat/pay/notify").route(web::post().to(payments::pay_notify)))
+                .service(
+                    resource("/wechat/refund/notify")
+                        .route(web::post().to(payments::refund_notify)),
+                ),
         )
+        .service(resource("/sandbox/pay/{id}").route(web::post().to(payments::sandbox_pay)))
         .service(resource("/metrics").route(web::get().to(ops::metrics)))
         .service(resource("/healthz").route(web::get().to(ops::healthz)))
         .service(resource("/readyz").route(web::get().to(ops::readyz)))
@@ -153,20 +213,18 @@ impl Application {
     }
 
     /// Starts everything with a given WeChat client (tests).
-    pub fn build_with(settings: &Settings, wechat: Arc<dyn WeChat>) -> Result<Self, StartupError> {
+    pub fn build_with(settings: &Settings, wechat: WeChatClients) -> Result<Self, StartupError> {
         let listener =
             TcpListener::bind(&settings.http.bind).map_err(|source| StartupError::Bind {
                 addr: settings.http.bind.clone(),
                 source,
             })?;
-        let port = listener
-            .local_addr()
-            .map_err(|source| StartupError::Bind {
-                addr: settings.http.bind.clone(),
-                source,
-            })?
-            .port();
-        let services = start_services(settings, wechat)?;
+        let bound = listener.local_addr().map_err(|source| StartupError::Bind {
+            addr: settings.http.bind.clone(),
+            source,
+        })?;
+        let port = bound.port();
+        let services = start_services(settings, wechat, &notify_base(settings, bound))?;
         let state = services.state.clone();
         let server = HttpServer::new(move || app(state.clone()))
             .workers(settings.http_workers())

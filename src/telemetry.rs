@@ -48,11 +48,15 @@ pub fn prometheus() -> PrometheusHandle {
 
 /// Every route pattern the app registers; label values must be static so
 /// that counting a request allocates nothing.
-const ROUTES: [&str; 7] = [
+const ROUTES: [&str; 11] = [
     "/api/v1/auth/login",
     "/api/v1/orders",
     "/api/v1/orders/{id}",
     "/api/v1/orders/{id}/cancel",
+    "/api/v1/orders/{id}/pay",
+    "/api/v1/wechat/pay/notify",
+    "/api/v1/wechat/refund/notify",
+    "/sandbox/pay/{id}",
     "/metrics",
     "/healthz",
     "/readyz",

@@ -5,6 +5,7 @@
 //! - [`campus`]: the campus map and distances
 //! - [`storage`]: sled trees, record encoding, group commit (the only module naming sled)
 //! - [`orders`]: the sharded, supervised orders actors and their router
+//! - [`payments`]: the payments actor: prepay, notify, query/close on timeout, refunds
 //! - [`sessions`]: login via jscode2session and bearer tokens
 //! - [`wechat`]: the WeChat client trait, the in-process sandbox and the live client
 
@@ -13,6 +14,7 @@
 pub mod campus;
 pub mod domain;
 pub mod orders;
+pub mod payments;
 pub mod sessions;
 pub mod storage;
 pub mod wechat;

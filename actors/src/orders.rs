@@ -24,6 +24,9 @@ use crate::storage::{StorageError, Store};
 
 /// Longest pause between two checks of the payment deadlines.
 const MAX_TIMER_TICK: Duration = Duration::from_secs(1);
+/// How long a shard waits for the payments actor to settle a due unpaid
+/// order before asking again (the first request may have been lost).
+const PAYMENT_DUE_RETRY: Duration = Duration::from_secs(10);
 /// Shortest pause, so that a tiny configured timeout cannot spin the shard.
 const MIN_TIMER_TICK: Duration = Duration::from_millis(20);
 
@@ -86,6 +89,72 @@ pub struct CancelOrder {
     pub by: OpenId,
 }
 
+/// A payment was confirmed by WeChat Pay (notify or query).
+#[derive(Message)]
+#[rtype(result = "Result<PaymentOutcome, OrderError>")]
+pub struct ConfirmPayment {
+    /// The paid order.
+    pub id: OrderId,
+}
+
+/// What a confirmed payment did to the order.
+#[derive(Debug, Clone)]
+pub enum PaymentOutcome {
+    /// `awaiting_payment → paid`.
+    Paid(Order),
+    /// Already paid before (a repeat notify): nothing changed.
+    AlreadyPaid(Order),
+    /// The order had been cancelled: it is now `refunding`, never revived.
+    RefundNeeded(Order),
+}
+
+/// WeChat Pay says the trade is closed unpaid: cancel if still unpaid.
+#[derive(Message)]
+#[rtype(result = "Result<Order, OrderError>")]
+pub struct CancelUnpaid {
+    /// The order.
+    pub id: OrderId,
+}
+
+/// WeChat Pay confirmed the refund.
+#[derive(Message)]
+#[rtype(result = "Result<Order, OrderError>")]
+pub struct ConfirmRefund {
+    /// The order.
+    pub id: OrderId,
+}
+
+/// Event to the payments actor: an unpaid order's deadline passed; ask
+/// WeChat Pay (a notify may have been lost) before cancelling.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PaymentDue {
+    /// The order.
+    pub id: OrderId,
+}
+
+/// Event to the payments actor: an order is `refunding`; send the money back.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RefundDue {
+    /// The order.
+    pub id: OrderId,
+}
+
+/// Where shards send money events (the payments actor).
+#[derive(Clone)]
+pub struct PaymentsLink {
+    /// Receives [`PaymentDue`].
+    pub payment_due: Recipient<PaymentDue>,
+    /// Receives [`RefundDue`].
+    pub refund_due: Recipient<RefundDue>,
+}
+
+/// Connects a shard to the payments actor (sent once at start).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AttachPayments(pub PaymentsLink);
+
 /// Make the shard panic inside a handler (fault-injection for tests).
 #[doc(hidden)]
 #[derive(Message)]
@@ -103,6 +172,7 @@ pub struct OrderShard {
     active: HashMap<OrderId, Box<Order>>,
     payment_deadlines: BTreeSet<(OffsetDateTime, OrderId)>,
     gauges: Vec<metrics::Gauge>,
+    payments: Option<PaymentsLink>,
 }
 
 impl OrderShard {
@@ -121,6 +191,7 @@ impl OrderShard {
             active: HashMap::new(),
             payment_deadlines: BTreeSet::new(),
             gauges,
+            payments: None,
         }
     }
 
@@ -137,6 +208,7 @@ impl OrderShard {
         for order in orders {
             self.track(order);
         }
+        self.resume_refunds();
         tracing::info!(
             shard = self.index,
             active = self.active.len(),
@@ -210,8 +282,9 @@ impl OrderShard {
     /// Applies `event` to a stored copy, persists it, and only then updates memory.
     fn transition(&mut self, id: &OrderId, event: Event) -> Result<Order, OrderError> {
         let mut order = self.load(id)?.ok_or(OrderError::NotFound)?;
+        let was_terminal = order.status().is_terminal();
         let to = order.apply(event, now_utc())?;
-        self.store.update_order(&order)?;
+        self.store.update_order(&order, was_terminal)?;
         metrics::counter!("lastmile_order_transitions_total", "to" => to.as_str()).increment(1);
         self.track(order.clone());
         Ok(order)
@@ -227,10 +300,75 @@ impl OrderShard {
                 "only the customer may cancel an order",
             ));
         }
-        self.transition(&id, Event::Cancel)
+        let order = self.transition(&id, Event::Cancel)?;
+        if order.status() == Status::Refunding {
+            self.refund_due(&order.id);
+        }
+        Ok(order)
     }
 
-    /// Cancels every unpaid order whose payment deadline has passed.
+    fn confirm_payment(&mut self, id: &OrderId) -> Result<PaymentOutcome, OrderError> {
+        let order = self.load(id)?.ok_or(OrderError::NotFound)?;
+        match order.status() {
+            Status::AwaitingPayment => Ok(PaymentOutcome::Paid(
+                self.transition(id, Event::PaymentConfirmed)?,
+            )),
+            Status::Cancelled => {
+                let order = self.transition(id, Event::PaymentConfirmed)?;
+                self.refund_due(id);
+                Ok(PaymentOutcome::RefundNeeded(order))
+            }
+            _ => Ok(PaymentOutcome::AlreadyPaid(order)),
+        }
+    }
+
+    fn cancel_unpaid(&mut self, id: &OrderId) -> Result<Order, OrderError> {
+        let order = self.load(id)?.ok_or(OrderError::NotFound)?;
+        if order.status() == Status::AwaitingPayment {
+            self.transition(id, Event::Cancel)
+        } else {
+            Ok(order)
+        }
+    }
+
+    fn confirm_refund(&mut self, id: &OrderId) -> Result<Order, OrderError> {
+        let order = self.load(id)?.ok_or(OrderError::NotFound)?;
+        if order.status() == Status::Refunding {
+            self.transition(id, Event::RefundConfirmed)
+        } else {
+            Ok(order)
+        }
+    }
+
+    /// Tells the payments actor to refund `id`, once its `refunding` state is on disk.
+    fn refund_due(&self, id: &OrderId) {
+        let Some(link) = &self.payments else { return };
+        let (store, recipient, id) = (self.store.clone(), link.refund_due.clone(), id.clone());
+        actix::spawn(async move {
+            match store.commit().await {
+                Ok(()) => recipient.do_send(RefundDue { id }),
+                Err(e) => {
+                    tracing::error!(order = %id, error = %e, "refund not started: commit failed")
+                }
+            }
+        });
+    }
+
+    /// Restarts refunds a crash or restart interrupted.
+    fn resume_refunds(&self) {
+        let refunding: Vec<OrderId> = self
+            .active
+            .values()
+            .filter(|o| o.status() == Status::Refunding)
+            .map(|o| o.id.clone())
+            .collect();
+        for id in refunding {
+            self.refund_due(&id);
+        }
+    }
+
+    /// Handles every unpaid order whose payment deadline has passed: asks
+    /// the payments actor when attached, else cancels at once.
     fn expire_unpaid(&mut self) -> usize {
         let now = now_utc();
         let mut expired = 0;
@@ -244,6 +382,14 @@ impl OrderShard {
                 .get(&id)
                 .is_some_and(|o| o.status() == Status::AwaitingPayment);
             if !unpaid {
+                continue;
+            }
+            if let Some(link) = &self.payments {
+                // WeChat Pay decides: the payments actor queries, closes, and
+                // answers with ConfirmPayment or CancelUnpaid.
+                link.payment_due.do_send(PaymentDue { id: id.clone() });
+                self.payment_deadlines.insert((now + PAYMENT_DUE_RETRY, id));
+                expired += 1;
                 continue;
             }
             match self.transition(&id, Event::Cancel) {
@@ -299,7 +445,11 @@ impl Actor for OrderShard {
             let expired = act.guarded(ctx, |act| Ok(act.expire_unpaid()));
             if let Ok(n) = expired {
                 if n > 0 {
-                    tracing::info!(shard = act.index, cancelled = n, "unpaid orders cancelled");
+                    tracing::info!(
+                        shard = act.index,
+                        due = n,
+                        "unpaid orders past their deadline"
+                    );
                     let store = act.store.clone();
                     actix::spawn(async move {
                         if let Err(e) = store.commit().await {
@@ -335,6 +485,40 @@ impl Handler<CancelOrder> for OrderShard {
     #[tracing::instrument(level = "debug", name = "cancel_order", skip_all, fields(shard = self.index, order = %msg.id))]
     fn handle(&mut self, msg: CancelOrder, ctx: &mut Self::Context) -> Self::Result {
         self.guarded(ctx, |s| s.cancel(msg))
+    }
+}
+
+impl Handler<ConfirmPayment> for OrderShard {
+    type Result = Result<PaymentOutcome, OrderError>;
+
+    #[tracing::instrument(level = "debug", name = "confirm_payment", skip_all, fields(order = %msg.id))]
+    fn handle(&mut self, msg: ConfirmPayment, ctx: &mut Self::Context) -> Self::Result {
+        self.guarded(ctx, |s| s.confirm_payment(&msg.id))
+    }
+}
+
+impl Handler<CancelUnpaid> for OrderShard {
+    type Result = Result<Order, OrderError>;
+
+    fn handle(&mut self, msg: CancelUnpaid, ctx: &mut Self::Context) -> Self::Result {
+        self.guarded(ctx, |s| s.cancel_unpaid(&msg.id))
+    }
+}
+
+impl Handler<ConfirmRefund> for OrderShard {
+    type Result = Result<Order, OrderError>;
+
+    fn handle(&mut self, msg: ConfirmRefund, ctx: &mut Self::Context) -> Self::Result {
+        self.guarded(ctx, |s| s.confirm_refund(&msg.id))
+    }
+}
+
+impl Handler<AttachPayments> for OrderShard {
+    type Result = ();
+
+    fn handle(&mut self, AttachPayments(link): AttachPayments, _: &mut Self::Context) {
+        self.payments = Some(link);
+        self.resume_refunds();
     }
 }
 
@@ -449,6 +633,36 @@ impl Orders {
     /// True while every shard's mailbox is open.
     pub fn is_alive(&self) -> bool {
         self.shards.iter().all(|a| a.connected())
+    }
+
+    /// Applies a confirmed payment (durable before it returns).
+    pub async fn confirm_payment(&self, id: OrderId) -> Result<PaymentOutcome, OrderError> {
+        let outcome = self.shard(&id).send(ConfirmPayment { id }).await??;
+        self.durable(outcome).await
+    }
+
+    /// Cancels an order WeChat Pay closed unpaid (no-op if it is not unpaid).
+    pub async fn cancel_unpaid(&self, id: OrderId) -> Result<Order, OrderError> {
+        let order = self.shard(&id).send(CancelUnpaid { id }).await??;
+        self.durable(order).await
+    }
+
+    /// Applies a confirmed refund (no-op if not refunding).
+    pub async fn confirm_refund(&self, id: OrderId) -> Result<Order, OrderError> {
+        let order = self.shard(&id).send(ConfirmRefund { id }).await??;
+        self.durable(order).await
+    }
+
+    /// Connects every shard to the payments actor.
+    pub fn attach_payments(&self, link: PaymentsLink) {
+        for shard in self.shards.iter() {
+            shard.do_send(AttachPayments(link.clone()));
+        }
+    }
+
+    /// An order by id, whoever asks (for the payments actor).
+    pub fn get_any(&self, id: &OrderId) -> Result<Option<Order>, OrderError> {
+        Ok(self.store.get_order(id)?)
     }
 
     /// True when every shard is alive and storage answers.

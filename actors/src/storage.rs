@@ -6,6 +6,7 @@
 //! - `orders_archive`: order id → record, for completed / cancelled /
 //!   refunded orders (history; never loaded whole)
 //! - `idempotency`: openid `\0` Idempotency-Key → order id
+//! - `payments`: order id → versioned payment session (prepay, transaction, refund)
 //! - `sessions`: sha256(token) → versioned session record
 //!
 //! Order ids start with a customer prefix and sort by time (see
@@ -29,7 +30,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
-use crate::domain::{IdempotencyKey, OpenId, Order, OrderId, Session, Status};
+use crate::domain::{IdempotencyKey, OpenId, Order, OrderId, PaymentRecord, Session, Status};
 
 /// Version byte in front of every stored record: v1 is bincode of the
 /// serde shape (compact — sled's cost grows with record size).
@@ -66,6 +67,7 @@ struct Inner {
     active: sled::Tree,
     archive: sled::Tree,
     idempotency: sled::Tree,
+    payments: sled::Tree,
     sessions: sled::Tree,
     committer: mpsc::Sender<Waiter>,
 }
@@ -95,6 +97,7 @@ impl Store {
             active: db.open_tree("orders_active")?,
             archive: db.open_tree("orders_archive")?,
             idempotency: db.open_tree("idempotency")?,
+            payments: db.open_tree("payments")?,
             sessions: db.open_tree("sessions")?,
             committer: tx,
             db,
@@ -153,15 +156,25 @@ impl Store {
             .map_err(tx_error)
     }
 
-    /// Writes a changed order; a terminal one moves to the archive.
-    pub fn update_order(&self, order: &Order) -> Result<(), StorageError> {
+    /// Writes a changed order; a terminal one moves to the archive, and one
+    /// that leaves a terminal status (a late payment) moves back.
+    pub fn update_order(&self, order: &Order, was_terminal: bool) -> Result<(), StorageError> {
         let id = order.id.as_str().as_bytes();
         let record = encode(order)?;
-        if !order.status().is_terminal() {
-            self.inner.active.insert(id, record)?;
-            return Ok(());
-        }
         let inner = &self.inner;
+        if !order.status().is_terminal() {
+            if !was_terminal {
+                inner.active.insert(id, record)?;
+                return Ok(());
+            }
+            return (&inner.active, &inner.archive)
+                .transaction(|(active, archive)| {
+                    archive.remove(id)?;
+                    active.insert(id, record.as_slice())?;
+                    Ok::<(), ConflictableTransactionError<()>>(())
+                })
+                .map_err(tx_error);
+        }
         (&inner.active, &inner.archive)
             .transaction(|(active, archive)| {
                 active.remove(id)?;
@@ -271,6 +284,22 @@ impl Store {
             if scanned >= LIST_SCAN_LIMIT {
                 return Ok((orders, true));
             }
+        }
+    }
+
+    /// Writes an order's payment session. Not durable until [`Store::commit`].
+    pub fn put_payment(&self, record: &PaymentRecord) -> Result<(), StorageError> {
+        self.inner
+            .payments
+            .insert(record.order_id.as_str().as_bytes(), encode(record)?)?;
+        Ok(())
+    }
+
+    /// An order's payment session.
+    pub fn get_payment(&self, id: &OrderId) -> Result<Option<PaymentRecord>, StorageError> {
+        match self.inner.payments.get(id.as_str().as_bytes())? {
+            Some(bytes) => decode(&bytes, id.as_str()).map(Some),
+            None => Ok(None),
         }
     }
 

@@ -4,3 +4,4 @@
 pub mod auth;
 pub mod ops;
 pub mod orders;
+pub mod payments;

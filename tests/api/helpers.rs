@@ -12,7 +12,7 @@ use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::test;
 use lastmile::config::Settings;
-use lastmile::startup::{app, start_services, AppState};
+use lastmile::startup::{app, start_services, AppState, WeChatClients};
 use lastmile_actors::wechat::SandboxWeChat;
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -81,7 +81,9 @@ pub async fn spawn_app_with(
     let mut settings = test_settings(dir.path());
     tweak(&mut settings);
     let wechat = Arc::new(SandboxWeChat::new(&settings.wechat));
-    let services = start_services(&settings, wechat.clone()).expect("services start");
+    let clients = WeChatClients::sandbox(wechat.clone());
+    let services =
+        start_services(&settings, clients, "http://127.0.0.1:9").expect("services start");
     let svc = test::init_service(app(services.state.clone())).await;
     TestApp {
         svc,

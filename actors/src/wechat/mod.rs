@@ -17,8 +17,7 @@ pub mod sandbox_pay;
 
 pub use live::LiveWeChat;
 pub use pay_api::{
-    CloseOutcome, PaySigner, RefundRequest, RefundState, RequestPayment, TradeState, UnifiedOrder,
-    WeChatPay,
+    CloseOutcome, PaySigner, RefundRequest, RefundState, TradeState, UnifiedOrder, WeChatPay,
 };
 pub use sandbox::SandboxWeChat;
 

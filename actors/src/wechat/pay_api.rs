@@ -8,6 +8,7 @@ use rand::Rng;
 
 use super::pay::{self, Fields};
 use super::{Secret, SignType, WeChatError};
+use crate::domain::PayParams;
 
 /// Carries a signed XML request to WeChat Pay and brings the answer back.
 #[async_trait]
@@ -49,7 +50,7 @@ impl PaySigner {
     }
 
     /// The `wx.requestPayment` parameters for a prepay id.
-    pub fn request_payment(&self, prepay_id: &str, unix_seconds: i64) -> RequestPayment {
+    pub fn request_payment(&self, prepay_id: &str, unix_seconds: i64) -> PayParams {
         let sign_type = match self.sign_type {
             SignType::Md5 => "MD5",
             SignType::HmacSha256 => "HMAC-SHA256",
@@ -63,7 +64,7 @@ impl PaySigner {
         ]);
         let pay_sign = pay::sign(&f, self.api_key.expose(), self.sign_type);
         let mut take = |k: &str| f.remove(k).unwrap_or_default();
-        RequestPayment {
+        PayParams {
             time_stamp: take("timeStamp"),
             nonce_str: take("nonceStr"),
             package: take("package"),
@@ -85,25 +86,6 @@ pub fn nonce() -> String {
         .take(32)
         .map(char::from)
         .collect()
-}
-
-/// The parameters the mini-program passes to `wx.requestPayment`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct RequestPayment {
-    /// Unix seconds, as a string.
-    #[serde(rename = "timeStamp")]
-    pub time_stamp: String,
-    /// Random string.
-    #[serde(rename = "nonceStr")]
-    pub nonce_str: String,
-    /// `prepay_id=...`.
-    pub package: String,
-    /// `MD5` or `HMAC-SHA256`.
-    #[serde(rename = "signType")]
-    pub sign_type: String,
-    /// The signature over the other four and appId.
-    #[serde(rename = "paySign")]
-    pub pay_sign: String,
 }
 
 /// A unifiedorder request (JSAPI).

@@ -1,0 +1,598 @@
+//! The payments actor: one WeChat Pay session per order — prepay, notify,
+//! query and close on timeout, refund and refund notify.
+//!
+//! It owns the `payments` tree; order state changes go to the orders shards
+//! by message (`ConfirmPayment`, `CancelUnpaid`, `ConfirmRefund`), each
+//! durable before the notify is answered SUCCESS.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use futures::future::{FutureExt, LocalBoxFuture, Shared};
+
+use crate::domain::{now_utc, OpenId, Order, OrderId, PayParams, PaymentRecord, Status};
+use crate::orders::{OrderError, Orders, PaymentDue, PaymentOutcome, PaymentsLink, RefundDue};
+use crate::storage::{StorageError, Store};
+use crate::wechat::pay::{self, Fields};
+use crate::wechat::{CloseOutcome, RefundRequest, RefundState, TradeState, UnifiedOrder, WeChat};
+
+/// A prepay id is valid for 2 hours; replay it for a bit less.
+const PREPAY_REUSE: Duration = Duration::from_secs(2 * 3600 - 300);
+/// Pause before asking WeChat Pay again after a failed refund call.
+const REFUND_RETRY: Duration = Duration::from_secs(30);
+/// When no refund notify came, ask refundquery after this long.
+const REFUND_CHECK_AFTER: Duration = Duration::from_secs(30);
+/// Path of the pay notify, appended to `wechat.notify_base`.
+pub const PAY_NOTIFY_PATH: &str = "/api/v1/wechat/pay/notify";
+/// Path of the refund notify, appended to `wechat.notify_base`.
+pub const REFUND_NOTIFY_PATH: &str = "/api/v1/wechat/refund/notify";
+
+/// Why a payment call failed, as the façade maps it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PaymentError {
+    /// No such order for this caller.
+    #[error("order not found")]
+    NotFound,
+    /// The caller sees the order but may not pay it.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// The order cannot be paid in its status.
+    #[error("{0}")]
+    Conflict(String),
+    /// WeChat, storage or an actor failed (the message is for the log).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<StorageError> for PaymentError {
+    fn from(e: StorageError) -> Self {
+        PaymentError::Unavailable(e.to_string())
+    }
+}
+
+impl From<OrderError> for PaymentError {
+    fn from(e: OrderError) -> Self {
+        match e {
+            OrderError::NotFound => PaymentError::NotFound,
+            OrderError::Transition(t) => PaymentError::Conflict(t.to_string()),
+            OrderError::Forbidden(m) => PaymentError::Forbidden(m),
+            other => PaymentError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+impl From<MailboxError> for PaymentError {
+    fn from(e: MailboxError) -> Self {
+        PaymentError::Unavailable(e.to_string())
+    }
+}
+
+type PrepayFuture = Shared<LocalBoxFuture<'static, Result<PayParams, PaymentError>>>;
+
+/// The actor that owns payment sessions.
+pub struct PaymentsActor {
+    store: Store,
+    orders: Orders,
+    wechat: Arc<dyn WeChat>,
+    notify_base: String,
+    /// Prepays under way, so concurrent `pay` calls make one unifiedorder.
+    pending: HashMap<OrderId, PrepayFuture>,
+}
+
+/// Get (or make) the `wx.requestPayment` parameters for an order.
+#[derive(Message)]
+#[rtype(result = "Result<PayParams, PaymentError>")]
+pub struct Prepay {
+    /// The order.
+    pub id: OrderId,
+    /// Who asks (must be the customer).
+    pub payer: OpenId,
+}
+
+/// unifiedorder answered (or failed) for a pending prepay.
+#[derive(Message)]
+#[rtype(result = "Result<PayParams, PaymentError>")]
+struct PrepayFinished {
+    id: OrderId,
+    result: Result<(String, PayParams), PaymentError>,
+}
+
+/// A pay notify as received (raw XML).
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct PayNotify {
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// A refund notify as received (raw XML).
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct RefundNotify {
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// Record WeChat's transaction id for an order.
+#[derive(Message)]
+#[rtype(result = "Result<(), PaymentError>")]
+struct RecordTransaction {
+    id: OrderId,
+    transaction_id: String,
+}
+
+/// Record that a refund was requested under `out_refund_no`.
+#[derive(Message)]
+#[rtype(result = "Result<String, PaymentError>")]
+struct RecordRefund {
+    id: OrderId,
+}
+
+impl Actor for PaymentsActor {
+    type Context = Context<Self>;
+}
+
+impl Supervised for PaymentsActor {
+    fn restarting(&mut self, _: &mut Self::Context) {
+        tracing::warn!("payments actor restarting");
+        self.pending.clear();
+    }
+}
+
+impl PaymentsActor {
+    fn notify_url(&self, path: &str) -> String {
+        format!("{}{}", self.notify_base.trim_end_matches('/'), path)
+    }
+
+    /// The order if `payer` may pay it now.
+    fn payable(&self, id: &OrderId, payer: &OpenId) -> Result<Order, PaymentError> {
+        let order = self.store.get_order(id)?.ok_or(PaymentError::NotFound)?;
+        if !order.visible_to(payer) {
+            return Err(PaymentError::NotFound);
+        }
+        if &order.customer != payer {
+            return Err(PaymentError::Forbidden(
+                "only the customer may pay an order",
+            ));
+        }
+        if order.status() != Status::AwaitingPayment {
+            return Err(PaymentError::Conflict(format!(
+                "an order that is {} cannot be paid",
+                order.status()
+            )));
+        }
+        Ok(order)
+    }
+
+    fn reusable_prepay(&self, id: &OrderId) -> Result<Option<PayParams>, PaymentError> {
+        let Some(record) = self.store.get_payment(id)? else {
+            return Ok(None);
+        };
+        let fresh = record
+            .prepaid_at
+            .is_some_and(|at| now_utc() - at < PREPAY_REUSE);
+        Ok(record.params.filter(|_| fresh))
+    }
+
+    fn record(
+        &self,
+        id: &OrderId,
+        change: impl FnOnce(&mut PaymentRecord),
+    ) -> Result<(), PaymentError> {
+        let mut record = self
+            .store
+            .get_payment(id)?
+            .unwrap_or_else(|| PaymentRecord::new(id.clone()));
+        change(&mut record);
+        self.store.put_payment(&record)?;
+        Ok(())
+    }
+
+    /// Verifies a pay notify and returns the order it pays, or why not.
+    fn check_pay_notify(&self, body: &[u8]) -> Result<(OrderId, String), String> {
+        let fields = pay::from_xml(body).map_err(|e| e.to_string())?;
+        let signer = self.wechat.pay().signer();
+        signer.verify(&fields).map_err(|e| e.to_string())?;
+        let field = |k: &str| fields.get(k).map(String::as_str).unwrap_or("");
+        if field("return_code") != "SUCCESS" || field("result_code") != "SUCCESS" {
+            return Err("not a successful payment".into());
+        }
+        if field("appid") != signer.appid || field("mch_id") != signer.mch_id {
+            return Err("appid or mch_id mismatch".into());
+        }
+        let id =
+            OrderId::parse(field("out_trade_no")).map_err(|_| "bad out_trade_no".to_owned())?;
+        let order = self
+            .store
+            .get_order(&id)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "unknown out_trade_no".to_owned())?;
+        // total_fee, not cash_fee: coupons lower what the payer's cash covers.
+        if field("total_fee") != order.fee_fen.get().to_string() {
+            return Err("total_fee mismatch".into());
+        }
+        let transaction_id = field("transaction_id");
+        if transaction_id.is_empty() {
+            return Err("missing transaction_id".into());
+        }
+        Ok((id, transaction_id.to_owned()))
+    }
+
+    /// Decrypts and checks a refund notify; None when it carries no result.
+    fn check_refund_notify(&self, body: &[u8]) -> Result<Option<(OrderId, Fields)>, String> {
+        let fields = pay::from_xml(body).map_err(|e| e.to_string())?;
+        let signer = self.wechat.pay().signer();
+        let field = |k: &str| fields.get(k).map(String::as_str).unwrap_or("");
+        if field("return_code") != "SUCCESS" {
+            // A FAIL carries no req_info: nothing to decrypt, just record it.
+            tracing::warn!(
+                msg = field("return_msg"),
+                "refund notify with return_code FAIL"
+            );
+            metrics::counter!("lastmile_refund_notifies_total", "outcome" => "return_fail")
+                .increment(1);
+            return Ok(None);
+        }
+        if field("appid") != signer.appid || field("mch_id") != signer.mch_id {
+            return Err("appid or mch_id mismatch".into());
+        }
+        let info = pay::decrypt_req_info(field("req_info"), signer.api_key.expose())
+            .map_err(|e| e.to_string())?;
+        let id = info
+            .get("out_trade_no")
+            .and_then(|t| OrderId::parse(t).ok())
+            .ok_or_else(|| "bad out_trade_no".to_owned())?;
+        Ok(Some((id, info)))
+    }
+}
+
+impl Handler<Prepay> for PaymentsActor {
+    type Result = ResponseFuture<Result<PayParams, PaymentError>>;
+
+    #[tracing::instrument(level = "debug", name = "prepay", skip_all, fields(order = %msg.id))]
+    fn handle(&mut self, msg: Prepay, ctx: &mut Self::Context) -> Self::Result {
+        let order = match self.payable(&msg.id, &msg.payer) {
+            Ok(o) => o,
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
+        match self.reusable_prepay(&msg.id) {
+            Ok(Some(params)) => return Box::pin(async move { Ok(params) }),
+            Ok(None) => {}
+            Err(e) => return Box::pin(async move { Err(e) }),
+        }
+        if let Some(pending) = self.pending.get(&msg.id) {
+            return Box::pin(pending.clone());
+        }
+        let request = UnifiedOrder {
+            out_trade_no: order.id.to_string(),
+            total_fee: order.fee_fen.get(),
+            openid: order.customer.to_string(),
+            body: format!(
+                "校园跑腿-{}",
+                if order.kind.as_str() == "express" {
+                    "快递代取"
+                } else {
+                    "外卖代送"
+                }
+            ),
+            notify_url: self.notify_url(PAY_NOTIFY_PATH),
+        };
+        let (wechat, addr, store, id) = (
+            self.wechat.clone(),
+            ctx.address(),
+            self.store.clone(),
+            msg.id.clone(),
+        );
+        let call = async move {
+            let result = wechat
+                .pay()
+                .unified_order(&request)
+                .await
+                .map(|prepay_id| {
+                    let params = wechat
+                        .pay()
+                        .signer()
+                        .request_payment(&prepay_id, now_utc().unix_timestamp());
+                    (prepay_id, params)
+                })
+                .map_err(|e| PaymentError::Unavailable(e.to_string()));
+            let params = addr.send(PrepayFinished { id, result }).await??;
+            store.commit().await?;
+            Ok(params)
+        }
+        .boxed_local()
+        .shared();
+        self.pending.insert(msg.id, call.clone());
+        Box::pin(call)
+    }
+}
+
+impl Handler<PrepayFinished> for PaymentsActor {
+    type Result = Result<PayParams, PaymentError>;
+
+    fn handle(
+        &mut self,
+        PrepayFinished { id, result }: PrepayFinished,
+        _: &mut Self::Context,
+    ) -> Self::Result {
+        self.pending.remove(&id);
+        let (prepay_id, params) = result?;
+        let stored = params.clone();
+        self.record(&id, |r| {
+            r.prepay_id = Some(prepay_id);
+            r.params = Some(stored);
+            r.prepaid_at = Some(now_utc());
+        })?;
+        metrics::counter!("lastmile_payments_total", "outcome" => "prepaid").increment(1);
+        Ok(params)
+    }
+}
+
+impl Handler<PayNotify> for PaymentsActor {
+    type Result = ResponseFuture<Result<(), String>>;
+
+    #[tracing::instrument(level = "debug", name = "pay_notify", skip_all)]
+    fn handle(&mut self, PayNotify { body }: PayNotify, _: &mut Self::Context) -> Self::Result {
+        let checked = self
+            .check_pay_notify(&body)
+            .and_then(|(id, transaction_id)| {
+                self.record(&id, |r| r.transaction_id = Some(transaction_id))
+                    .map_err(|e| e.to_string())?;
+                Ok(id)
+            });
+        let id = match checked {
+            Ok(id) => id,
+            Err(reason) => {
+                tracing::warn!(%reason, "pay notify refused");
+                metrics::counter!("lastmile_pay_notify_failures_total").increment(1);
+                return Box::pin(async move { Err(reason) });
+            }
+        };
+        let orders = self.orders.clone();
+        Box::pin(async move {
+            let outcome = orders
+                .confirm_payment(id)
+                .await
+                .map_err(|e| e.to_string())?;
+            let label = match outcome {
+                PaymentOutcome::Paid(_) => "paid",
+                PaymentOutcome::AlreadyPaid(_) => "repeat",
+                PaymentOutcome::RefundNeeded(_) => "late_refunded",
+            };
+            metrics::counter!("lastmile_payments_total", "outcome" => label).increment(1);
+            Ok(())
+        })
+    }
+}
+
+impl Handler<RefundNotify> for PaymentsActor {
+    type Result = ResponseFuture<Result<(), String>>;
+
+    fn handle(
+        &mut self,
+        RefundNotify { body }: RefundNotify,
+        _: &mut Self::Context,
+    ) -> Self::Result {
+        let checked = match self.check_refund_notify(&body) {
+            Ok(Some(found)) => found,
+            Ok(None) => return Box::pin(async { Ok(()) }),
+            Err(reason) => {
+                tracing::warn!(%reason, "refund notify refused");
+                metrics::counter!("lastmile_refund_notifies_total", "outcome" => "refused")
+                    .increment(1);
+                return Box::pin(async move { Err(reason) });
+            }
+        };
+        let (id, info) = checked;
+        let status = info.get("refund_status").cloned().unwrap_or_default();
+        let orders = self.orders.clone();
+        Box::pin(async move {
+            if status != "SUCCESS" {
+                tracing::warn!(order = %id, %status, "refund did not succeed; needs an operator");
+                metrics::counter!("lastmile_refund_notifies_total", "outcome" => "not_success")
+                    .increment(1);
+                return Ok(());
+            }
+            orders.confirm_refund(id).await.map_err(|e| e.to_string())?;
+            metrics::counter!("lastmile_refund_notifies_total", "outcome" => "refunded")
+                .increment(1);
+            Ok(())
+        })
+    }
+}
+
+impl Handler<RecordTransaction> for PaymentsActor {
+    type Result = Result<(), PaymentError>;
+
+    fn handle(&mut self, msg: RecordTransaction, _: &mut Self::Context) -> Self::Result {
+        self.record(&msg.id, |r| r.transaction_id = Some(msg.transaction_id))
+    }
+}
+
+impl Handler<RecordRefund> for PaymentsActor {
+    type Result = Result<String, PaymentError>;
+
+    fn handle(&mut self, RecordRefund { id }: RecordRefund, _: &mut Self::Context) -> Self::Result {
+        // One refund per order: the out_refund_no is derived, so a retry
+        // after a crash is the same refund to WeChat Pay.
+        let out_refund_no = format!("R{}", id.as_str());
+        let no = out_refund_no.clone();
+        self.record(&id, |r| r.out_refund_no = Some(no))?;
+        Ok(out_refund_no)
+    }
+}
+
+impl Handler<PaymentDue> for PaymentsActor {
+    type Result = ();
+
+    fn handle(&mut self, PaymentDue { id }: PaymentDue, ctx: &mut Self::Context) {
+        let has_prepay =
+            matches!(self.store.get_payment(&id), Ok(Some(r)) if r.prepay_id.is_some());
+        let (wechat, orders, addr) = (self.wechat.clone(), self.orders.clone(), ctx.address());
+        actix::spawn(async move {
+            if let Err(e) = resolve_unpaid(wechat, orders, addr, id.clone(), has_prepay).await {
+                // The shard asks again later.
+                tracing::warn!(order = %id, error = %e, "could not settle an unpaid order yet");
+            }
+        });
+    }
+}
+
+/// Timeout of an unpaid order: ask WeChat Pay first (a notify may have been
+/// lost), close the trade, and cancel only when it is closed unpaid.
+async fn resolve_unpaid(
+    wechat: Arc<dyn WeChat>,
+    orders: Orders,
+    payments: Addr<PaymentsActor>,
+    id: OrderId,
+    has_prepay: bool,
+) -> Result<(), PaymentError> {
+    if !has_prepay {
+        orders.cancel_unpaid(id).await?;
+        return Ok(());
+    }
+    let wx = |e: crate::wechat::WeChatError| PaymentError::Unavailable(e.to_string());
+    let paid = |transaction_id: String| async {
+        payments
+            .send(RecordTransaction {
+                id: id.clone(),
+                transaction_id,
+            })
+            .await??;
+        orders.confirm_payment(id.clone()).await?;
+        metrics::counter!("lastmile_payments_total", "outcome" => "found_by_query").increment(1);
+        Ok::<(), PaymentError>(())
+    };
+    match wechat.pay().order_query(id.as_str()).await.map_err(wx)? {
+        TradeState::Success { transaction_id, .. } => return paid(transaction_id).await,
+        TradeState::Unknown(state) => {
+            tracing::warn!(order = %id, %state, "unknown trade state; closing")
+        }
+        TradeState::NotPaid | TradeState::Closed | TradeState::Refunded | TradeState::NotFound => {}
+    }
+    match wechat.pay().close_order(id.as_str()).await.map_err(wx)? {
+        CloseOutcome::Closed => {
+            orders.cancel_unpaid(id.clone()).await?;
+            metrics::counter!("lastmile_payments_total", "outcome" => "timed_out").increment(1);
+            Ok(())
+        }
+        CloseOutcome::AlreadyPaid => {
+            match wechat.pay().order_query(id.as_str()).await.map_err(wx)? {
+                TradeState::Success { transaction_id, .. } => paid(transaction_id).await,
+                other => Err(PaymentError::Unavailable(format!(
+                    "closeorder said paid, orderquery said {other:?}"
+                ))),
+            }
+        }
+    }
+}
+
+impl Handler<RefundDue> for PaymentsActor {
+    type Result = ();
+
+    fn handle(&mut self, RefundDue { id }: RefundDue, ctx: &mut Self::Context) {
+        let order = match self.store.get_order(&id) {
+            Ok(Some(o)) if o.status() == Status::Refunding => o,
+            _ => return,
+        };
+        let request = RefundRequest {
+            out_trade_no: id.to_string(),
+            out_refund_no: format!("R{}", id.as_str()),
+            total_fee: order.fee_fen.get(),
+            refund_fee: order.fee_fen.get(),
+            notify_url: self.notify_url(REFUND_NOTIFY_PATH),
+        };
+        let (wechat, orders, addr, store) = (
+            self.wechat.clone(),
+            self.orders.clone(),
+            ctx.address(),
+            self.store.clone(),
+        );
+        actix::spawn(async move {
+            let requested = async {
+                addr.send(RecordRefund { id: id.clone() }).await??;
+                store.commit().await?;
+                wechat
+                    .pay()
+                    .refund(&request)
+                    .await
+                    .map_err(|e| PaymentError::Unavailable(e.to_string()))
+            };
+            if let Err(e) = requested.await {
+                tracing::warn!(order = %id, error = %e, "refund request failed; retrying");
+                actix_rt::time::sleep(REFUND_RETRY).await;
+                addr.do_send(RefundDue { id });
+                return;
+            }
+            metrics::counter!("lastmile_payments_total", "outcome" => "refund_requested")
+                .increment(1);
+            // The notify normally settles it; if it never comes, ask.
+            actix_rt::time::sleep(REFUND_CHECK_AFTER).await;
+            if let Ok(Some(o)) = store.get_order(&id) {
+                if o.status() == Status::Refunding {
+                    if let Ok(RefundState::Success) = wechat.pay().refund_query(id.as_str()).await {
+                        let _ = orders.confirm_refund(id).await;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// The façade's handle on the payments actor.
+#[derive(Clone)]
+pub struct Payments {
+    addr: Addr<PaymentsActor>,
+}
+
+impl Payments {
+    /// Starts the supervised payments actor and links the orders shards to it.
+    pub fn start(
+        store: Store,
+        orders: Orders,
+        wechat: Arc<dyn WeChat>,
+        notify_base: String,
+    ) -> Self {
+        let shards = orders.clone();
+        let addr = Supervisor::start(move |_| PaymentsActor {
+            store,
+            orders,
+            wechat,
+            notify_base,
+            pending: HashMap::new(),
+        });
+        shards.attach_payments(PaymentsLink {
+            payment_due: addr.clone().recipient(),
+            refund_due: addr.clone().recipient(),
+        });
+        Self { addr }
+    }
+
+    /// The `wx.requestPayment` parameters (one unifiedorder per order).
+    pub async fn prepay(&self, id: OrderId, payer: OpenId) -> Result<PayParams, PaymentError> {
+        self.addr.send(Prepay { id, payer }).await?
+    }
+
+    /// Handles a pay notify; Ok means answer SUCCESS.
+    pub async fn pay_notify(&self, body: Vec<u8>) -> Result<(), String> {
+        self.addr
+            .send(PayNotify { body })
+            .await
+            .map_err(|e| e.to_string())?
+    }
+
+    /// Handles a refund notify; Ok means answer SUCCESS.
+    pub async fn refund_notify(&self, body: Vec<u8>) -> Result<(), String> {
+        self.addr
+            .send(RefundNotify { body })
+            .await
+            .map_err(|e| e.to_string())?
+    }
+
+    /// True while the actor runs.
+    pub fn is_alive(&self) -> bool {
+        self.addr.connected()
+    }
+}

@@ -1,0 +1,98 @@
+//! Payment routes: `POST /api/v1/orders/{id}/pay`, the WeChat Pay notifies,
+//! and the sandbox's stand-in for WeChat's payment page.
+
+use actix_web::{web, HttpResponse};
+use futures::StreamExt;
+use lastmile_actors::domain::OrderId;
+use lastmile_actors::wechat::pay::notify_answer;
+use lastmile_actors::wechat::sandbox_pay::SandboxPayError;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::extract::{ActionBody, Caller, BODY_LIMIT};
+use crate::startup::AppState;
+
+/// `POST /api/v1/orders/{id}/pay` → the `wx.requestPayment` parameters.
+#[tracing::instrument(level = "debug", name = "POST /orders/{id}/pay", skip_all)]
+pub async fn pay(
+    state: web::Data<AppState>,
+    Caller(payer): Caller,
+    path: web::Path<String>,
+    _body: ActionBody,
+) -> Result<HttpResponse, ApiError> {
+    let id = OrderId::parse(&path).map_err(|_| ApiError::NotFound("order not found".into()))?;
+    let params = state.payments.prepay(id, payer).await?;
+    Ok(HttpResponse::Ok().json(params))
+}
+
+/// Reads a notify body; WeChat's are a few hundred bytes.
+async fn notify_body(mut payload: web::Payload) -> Result<Vec<u8>, HttpResponse> {
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| xml_answer(false, "cannot read body"))?;
+        if body.len() + chunk.len() > BODY_LIMIT {
+            return Err(HttpResponse::PayloadTooLarge()
+                .content_type("text/xml")
+                .body(notify_answer(false, "body too large")));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// WeChat re-sends on anything but HTTP 200 with SUCCESS, so failures are
+/// 200 with FAIL and a reason.
+fn xml_answer(ok: bool, reason: &str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/xml")
+        .body(notify_answer(ok, reason))
+}
+
+/// `POST /api/v1/wechat/pay/notify` (XML from WeChat Pay).
+#[tracing::instrument(level = "debug", name = "POST /wechat/pay/notify", skip_all)]
+pub async fn pay_notify(state: web::Data<AppState>, payload: web::Payload) -> HttpResponse {
+    let body = match notify_body(payload).await {
+        Ok(b) => b,
+        Err(response) => return response,
+    };
+    match state.payments.pay_notify(body).await {
+        Ok(()) => xml_answer(true, "OK"),
+        Err(reason) => xml_answer(false, &reason),
+    }
+}
+
+/// `POST /api/v1/wechat/refund/notify` (XML with encrypted `req_info`).
+#[tracing::instrument(level = "debug", name = "POST /wechat/refund/notify", skip_all)]
+pub async fn refund_notify(state: web::Data<AppState>, payload: web::Payload) -> HttpResponse {
+    let body = match notify_body(payload).await {
+        Ok(b) => b,
+        Err(response) => return response,
+    };
+    match state.payments.refund_notify(body).await {
+        Ok(()) => xml_answer(true, "OK"),
+        Err(reason) => xml_answer(false, &reason),
+    }
+}
+
+/// `POST /sandbox/pay/{order_id}`: the simulated customer pays; the
+/// simulator sends the signed notify over HTTP. 404 in live mode.
+#[tracing::instrument(level = "debug", name = "POST /sandbox/pay/{id}", skip_all)]
+pub async fn sandbox_pay(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    _body: ActionBody,
+) -> Result<HttpResponse, ApiError> {
+    let Some(sandbox) = &state.sandbox else {
+        return Err(ApiError::NotFound("no such route".into()));
+    };
+    match sandbox.pay_simulator().pay(&path).await {
+        Ok(()) => Ok(HttpResponse::Ok().json(json!({"order_id": path.as_str(), "paid": true}))),
+        Err(e @ (SandboxPayError::NoPrepay | SandboxPayError::AlreadyPaid)) => {
+            Err(ApiError::Conflict(e.to_string()))
+        }
+        Err(e @ SandboxPayError::NotifyRejected(_)) => {
+            tracing::warn!(error = %e, "sandbox notify was not acknowledged");
+            Err(ApiError::Unavailable)
+        }
+    }
+}
