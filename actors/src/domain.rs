@@ -616,9 +616,9 @@ pub struct PaymentRecord {
     pub prepay_id: Option<String>,
     /// What `pay` answered, replayed while the prepay is valid.
     pub params: Option<PayParams>,
-    /// When the prepay was made.
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub prepaid_at: Option<OffsetDateTime>,
+    /// When the prepay was made (unix seconds; a plain number keeps the
+    /// binary record format simple).
+    pub prepaid_at: Option<i64>,
     /// WeChat's transaction id once paid.
     pub transaction_id: Option<String>,
     /// Our refund id once a refund was requested.

@@ -170,9 +170,10 @@ impl PaymentsActor {
         let Some(record) = self.store.get_payment(id)? else {
             return Ok(None);
         };
+        let now = now_utc().unix_timestamp();
         let fresh = record
             .prepaid_at
-            .is_some_and(|at| now_utc() - at < PREPAY_REUSE);
+            .is_some_and(|at| now - at < PREPAY_REUSE.as_secs() as i64);
         Ok(record.params.filter(|_| fresh))
     }
 
@@ -323,7 +324,7 @@ impl Handler<PrepayFinished> for PaymentsActor {
         self.record(&id, |r| {
             r.prepay_id = Some(prepay_id);
             r.params = Some(stored);
-            r.prepaid_at = Some(now_utc());
+            r.prepaid_at = Some(now_utc().unix_timestamp());
         })?;
         metrics::counter!("lastmile_payments_total", "outcome" => "prepaid").increment(1);
         Ok(params)

@@ -407,3 +407,26 @@ fn run_flusher(db: sled::Db, rx: mpsc::Receiver<Waiter>, window: Duration) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{now_utc, PayParams};
+
+    #[test]
+    fn payment_records_round_trip() {
+        let mut r = PaymentRecord::new(OrderId::parse("ABC").expect("id"));
+        r.prepay_id = Some("wx1".into());
+        r.prepaid_at = Some(now_utc().unix_timestamp());
+        r.params = Some(PayParams {
+            time_stamp: "1".into(),
+            nonce_str: "n".into(),
+            package: "prepay_id=wx1".into(),
+            sign_type: "MD5".into(),
+            pay_sign: "S".into(),
+        });
+        let bytes = encode(&r).expect("encodes");
+        let back: Result<PaymentRecord, _> = decode(&bytes, "k");
+        assert_eq!(back.ok(), Some(r));
+    }
+}
