@@ -174,6 +174,37 @@ where
         .await
     }
 
+    /// POST /api/v1/orders/{id}/pay
+    pub async fn pay_order(&self, token: &str, id: &str) -> Reply {
+        self.send(
+            test::TestRequest::post()
+                .uri(&format!("/api/v1/orders/{id}/pay"))
+                .insert_header(("Authorization", format!("Bearer {token}"))),
+        )
+        .await
+    }
+
+    /// POSTs raw XML to a WeChat callback; returns (status, body text).
+    pub async fn post_xml(&self, path: &str, body: impl Into<Vec<u8>>) -> (StatusCode, String) {
+        let req = test::TestRequest::post()
+            .uri(path)
+            .insert_header(("Content-Type", "text/xml"))
+            .set_payload(body.into())
+            .to_request();
+        let res = test::call_service(&self.svc, req).await;
+        let status = res.status();
+        let bytes = test::read_body(res).await;
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// The status of an order as its customer sees it.
+    pub async fn status_of(&self, token: &str, id: &str) -> String {
+        self.get_order(token, id).await.body["status"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    }
+
     /// How many orders the customer has, by listing every page.
     pub async fn count_orders(&self, token: &str) -> usize {
         let mut count = 0;

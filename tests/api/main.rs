@@ -10,4 +10,5 @@ mod binary;
 mod helpers;
 mod ops;
 mod orders;
+mod payments;
 mod wechat_live;
