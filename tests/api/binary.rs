@@ -284,3 +284,129 @@ fn bad_configuration_exits_2_with_one_line() {
         assert!(!stderr.contains("panicked"), "{why}: {stderr}");
     }
 }
+
+/// The sandbox's API key (config/default.toml), to sign a notify the way
+/// WeChat Pay would after a restart wiped the in-process simulator.
+const SANDBOX_KEY: &str = "sandboxsandboxsandboxsandbox0000";
+
+#[actix_web::test]
+async fn sandbox_payment_notifies_over_http_and_kill_9_before_notify_loses_nothing() {
+    use lastmile_actors::wechat::pay;
+    use lastmile_actors::wechat::SignType;
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut app = BinaryApp::start(&dir.path().join("data"), &[]).await;
+    let http = client();
+    let (token, openid) = app.login(&http, "bin-payer").await;
+    let create = |http: &reqwest::Client, url: String, token: String| {
+        let req = http.post(url).bearer_auth(token).json(&order_body()).send();
+        async move {
+            req.await
+                .expect("create")
+                .json::<Value>()
+                .await
+                .expect("json")["id"]
+                .as_str()
+                .expect("id")
+                .to_owned()
+        }
+    };
+
+    // Paid through the sandbox: the notify reaches the service over HTTP.
+    let id = create(&http, app.url("/api/v1/orders"), token.clone()).await;
+    let early = http
+        .post(app.url(&format!("/sandbox/pay/{id}")))
+        .send()
+        .await
+        .expect("sandbox");
+    assert_eq!(early.status(), 409, "no prepay yet");
+    let params: Value = http
+        .post(app.url(&format!("/api/v1/orders/{id}/pay")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("pay")
+        .json()
+        .await
+        .expect("json");
+    assert!(params["package"]
+        .as_str()
+        .is_some_and(|p| p.starts_with("prepay_id=")));
+    let paid = http
+        .post(app.url(&format!("/sandbox/pay/{id}")))
+        .send()
+        .await
+        .expect("sandbox pay");
+    assert_eq!(paid.status(), 200);
+    let order: Value = http
+        .get(app.url(&format!("/api/v1/orders/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(order["status"], "paid");
+    let metrics = http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("route=\"/api/v1/wechat/pay/notify\",method=\"POST\",status=\"200\""),
+        "the notify came over HTTP"
+    );
+
+    // kill -9 between prepay and notify: the notify is applied after restart.
+    let id2 = create(&http, app.url("/api/v1/orders"), token.clone()).await;
+    http.post(app.url(&format!("/api/v1/orders/{id2}/pay")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("pay");
+    app.kill9();
+    app.launch().await;
+    let mut fields = pay::fields([
+        ("appid", "wx0000000000sandbox".to_owned()),
+        ("mch_id", "1900000109".to_owned()),
+        ("nonce_str", "restartnonce".to_owned()),
+        ("result_code", "SUCCESS".to_owned()),
+        ("return_code", "SUCCESS".to_owned()),
+        ("openid", openid.clone()),
+        ("trade_type", "JSAPI".to_owned()),
+        ("total_fee", "300".to_owned()),
+        ("cash_fee", "300".to_owned()),
+        ("transaction_id", "4200000000202611250000000777".to_owned()),
+        ("out_trade_no", id2.clone()),
+        ("time_end", "20261125120000".to_owned()),
+    ]);
+    let sign = pay::sign(&fields, SANDBOX_KEY, SignType::Md5);
+    fields.insert("sign".into(), sign);
+    let answer = http
+        .post(app.url("/api/v1/wechat/pay/notify"))
+        .body(pay::to_xml(&fields))
+        .send()
+        .await
+        .expect("notify")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        answer.contains("SUCCESS") && !answer.contains("FAIL"),
+        "{answer}"
+    );
+    let order: Value = http
+        .get(app.url(&format!("/api/v1/orders/{id2}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(order["status"], "paid");
+}

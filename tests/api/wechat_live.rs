@@ -102,3 +102,126 @@ fn secrets_do_not_show_in_debug_output() {
     assert!(!text.contains("live-secret"), "{text}");
     assert!(!text.contains(&"0".repeat(32)), "{text}");
 }
+
+/// A fake WeChat Pay that checks the exact signed XML it receives.
+fn fake_pay(
+    key: &'static str,
+) -> (
+    String,
+    Arc<Mutex<Vec<String>>>,
+    actix_web::dev::ServerHandle,
+) {
+    use lastmile_actors::wechat::pay;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let recorder = seen.clone();
+    let server = HttpServer::new(move || {
+        let recorder = recorder.clone();
+        App::new().route(
+            "/pay/unifiedorder",
+            web::post().to(move |body: web::Bytes| {
+                let recorder = recorder.clone();
+                async move {
+                    let text = String::from_utf8_lossy(&body).into_owned();
+                    recorder.lock().map(|mut v| v.push(text)).ok();
+                    let request = pay::from_xml(&body).unwrap_or_default();
+                    let valid = pay::verify(&request, key, SignType::Md5).is_ok();
+                    let mut answer = pay::fields([
+                        ("return_code", "SUCCESS".to_owned()),
+                        (
+                            "result_code",
+                            if valid { "SUCCESS" } else { "FAIL" }.to_owned(),
+                        ),
+                        ("err_code", if valid { "" } else { "SIGNERROR" }.to_owned()),
+                        ("appid", "wxlive0001".to_owned()),
+                        ("mch_id", "1900000109".to_owned()),
+                        ("nonce_str", "answernonce".to_owned()),
+                        (
+                            "prepay_id",
+                            "wx201410272009395522657a690389285100".to_owned(),
+                        ),
+                        ("trade_type", "JSAPI".to_owned()),
+                    ]);
+                    let sign = pay::sign(&answer, key, SignType::Md5);
+                    answer.insert("sign".into(), sign);
+                    HttpResponse::Ok()
+                        .content_type("text/xml")
+                        .body(pay::to_xml(&answer))
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .expect("bind fake pay");
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    (format!("http://{addr}"), seen, handle)
+}
+
+#[actix_web::test]
+async fn unifiedorder_sends_signed_xml_and_checks_the_answer() {
+    use lastmile_actors::wechat::{pay, UnifiedOrder};
+    const KEY: &str = "00000000000000000000000000000000";
+    let (base, seen, handle) = fake_pay(KEY);
+    let mut cfg = config("http://127.0.0.1:9".into());
+    cfg.pay_base = base;
+    let client = LiveWeChat::new(&cfg).expect("client");
+    let prepay = client
+        .pay()
+        .unified_order(&UnifiedOrder {
+            out_trade_no: "8ASBB13T06H13ROQOED2P62EIE6O844T".into(),
+            total_fee: 300,
+            openid: "oLIVEopenid0000000000000001".into(),
+            body: "校园跑腿-快递代取".into(),
+            notify_url: "https://lastmile.example.edu.cn/api/v1/wechat/pay/notify".into(),
+        })
+        .await
+        .expect("prepay");
+    assert_eq!(prepay, "wx201410272009395522657a690389285100");
+
+    let sent = seen.lock().expect("lock")[0].clone();
+    assert!(
+        sent.starts_with("<xml>") && sent.contains("<total_fee><![CDATA[300]]></total_fee>"),
+        "{sent}"
+    );
+    let fields = pay::from_xml(sent.as_bytes()).expect("well-formed");
+    for (k, v) in [
+        ("appid", "wxlive0001"),
+        ("mch_id", "1900000109"),
+        ("trade_type", "JSAPI"),
+        ("out_trade_no", "8ASBB13T06H13ROQOED2P62EIE6O844T"),
+        ("openid", "oLIVEopenid0000000000000001"),
+        (
+            "notify_url",
+            "https://lastmile.example.edu.cn/api/v1/wechat/pay/notify",
+        ),
+        ("body", "校园跑腿-快递代取"),
+    ] {
+        assert_eq!(fields.get(k).map(String::as_str), Some(v), "{k}");
+    }
+    assert_eq!(fields["nonce_str"].len(), 32);
+    assert_eq!(
+        fields["sign"],
+        pay::sign(&fields, KEY, SignType::Md5),
+        "sign over every field"
+    );
+
+    // An answer signed with another key is refused.
+    let mut wrong = cfg.clone();
+    wrong.api_key = Secret::new("1".repeat(32));
+    let other = LiveWeChat::new(&wrong).expect("client");
+    let refused = other
+        .pay()
+        .unified_order(&UnifiedOrder {
+            out_trade_no: "X1".into(),
+            total_fee: 1,
+            openid: "o1".into(),
+            body: "b".into(),
+            notify_url: "https://x/n".into(),
+        })
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    handle.stop(false).await;
+}
