@@ -481,3 +481,83 @@ async fn a_payment_after_the_timeout_cancel_is_refunded_never_revived() {
     );
     assert_eq!(app.status_of(&token, &id).await, "refunded");
 }
+
+#[actix_web::test]
+async fn duplicated_and_reordered_notifies_over_http_pay_each_order_once() {
+    // A real server on a free port, so the simulator's notifies go over HTTP.
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut settings = crate::helpers::test_settings(dir.path());
+    settings.wechat.notify_base = String::new();
+    let sandbox = std::sync::Arc::new(lastmile_actors::wechat::SandboxWeChat::new(
+        &settings.wechat,
+    ));
+    let app = lastmile::startup::Application::build_with(
+        &settings,
+        lastmile::startup::WeChatClients::sandbox(sandbox.clone()),
+    )
+    .expect("builds");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    actix_web::rt::spawn(app.run_until_stopped());
+    let http = reqwest::Client::new();
+    let login: serde_json::Value = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&serde_json::json!({"code": "reorder"}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    let token = login["token"].as_str().expect("token").to_owned();
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let order: serde_json::Value = http
+            .post(format!("{base}/api/v1/orders"))
+            .bearer_auth(&token)
+            .json(&order_body())
+            .send()
+            .await
+            .expect("create")
+            .json()
+            .await
+            .expect("json");
+        let id = order["id"].as_str().expect("id").to_owned();
+        http.post(format!("{base}/api/v1/orders/{id}/pay"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("pay");
+        ids.push(id);
+    }
+    let sim = sandbox.pay_simulator();
+    sim.hold_notifies(true);
+    sim.duplicate_notifies(2);
+    for id in &ids {
+        sim.pay(id).await.expect("paid, notify held");
+    }
+    let status = |id: &String| {
+        let req = http
+            .get(format!("{base}/api/v1/orders/{id}"))
+            .bearer_auth(&token)
+            .send();
+        async move {
+            req.await
+                .expect("get")
+                .json::<serde_json::Value>()
+                .await
+                .expect("json")["status"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        }
+    };
+    assert_eq!(status(&ids[0]).await, "awaiting_payment");
+    assert_eq!(
+        sim.release_held(true).await,
+        6,
+        "every copy, newest first, is acknowledged"
+    );
+    for id in &ids {
+        assert_eq!(status(id).await, "paid");
+    }
+}

@@ -1,7 +1,8 @@
 //! The sandbox's WeChat Pay: an in-process merchant backend that checks the
 //! signed XML it receives, keeps prepay orders and refunds, and — when told
 //! the customer paid — sends a signed notify to the service over HTTP, the
-//! way WeChat Pay does.
+//! way WeChat Pay does. Tests can make it lose, duplicate, or hold back and
+//! reorder notifies.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -67,6 +68,8 @@ pub struct PaySimulator {
     http: reqwest::Client,
     suppress: AtomicU32,
     duplicates: AtomicU32,
+    hold: std::sync::atomic::AtomicBool,
+    held: Mutex<Vec<(String, String)>>,
 }
 
 impl PaySimulator {
@@ -82,6 +85,8 @@ impl PaySimulator {
             http,
             suppress: AtomicU32::new(0),
             duplicates: AtomicU32::new(0),
+            hold: std::sync::atomic::AtomicBool::new(false),
+            held: Mutex::new(Vec::new()),
         }
     }
 
@@ -98,6 +103,28 @@ impl PaySimulator {
     /// Sends each payment notify `1 + extra` times, concurrently.
     pub fn duplicate_notifies(&self, extra: u32) {
         self.duplicates.store(extra, Ordering::SeqCst);
+    }
+
+    /// Holds payment notifies back (`pay` returns at once) until
+    /// [`PaySimulator::release_held`], to deliver them out of order.
+    pub fn hold_notifies(&self, hold: bool) {
+        self.hold.store(hold, Ordering::SeqCst);
+    }
+
+    /// Sends the held notifies, newest first when `reverse`; returns how
+    /// many the service acknowledged with SUCCESS.
+    pub async fn release_held(&self, reverse: bool) -> usize {
+        let mut held = std::mem::take(&mut *self.held.lock().unwrap_or_else(|e| e.into_inner()));
+        if reverse {
+            held.reverse();
+        }
+        let mut acknowledged = 0;
+        for (url, xml) in held {
+            if matches!(self.post_notify(&url, xml).await, Ok(a) if a.contains("SUCCESS")) {
+                acknowledged += 1;
+            }
+        }
+        acknowledged
     }
 
     /// How many calls were made to `path` (e.g. `/pay/unifiedorder`).
@@ -129,6 +156,11 @@ impl PaySimulator {
         }
         let copies = 1 + self.duplicates.load(Ordering::SeqCst);
         let xml = pay::to_xml(&notify);
+        if self.hold.load(Ordering::SeqCst) {
+            let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+            held.extend((0..copies).map(|_| (url.clone(), xml.clone())));
+            return Ok(());
+        }
         let sends = (0..copies).map(|_| self.post_notify(&url, xml.clone()));
         let answers = futures::future::join_all(sends).await;
         for answer in answers {
