@@ -3,6 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use lastmile_actors::domain::ValidationError;
+use lastmile_actors::formid::PoolError;
 use lastmile_actors::orders::OrderError;
 use lastmile_actors::payments::PaymentError;
 use lastmile_actors::sessions::AuthError;
@@ -157,5 +158,11 @@ impl From<PaymentError> for ApiError {
             PaymentError::Conflict(m) => ApiError::Conflict(m),
             PaymentError::Unavailable(_) => ApiError::unavailable(&e),
         }
+    }
+}
+
+impl From<PoolError> for ApiError {
+    fn from(e: PoolError) -> Self {
+        ApiError::unavailable(&e)
     }
 }

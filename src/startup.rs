@@ -9,6 +9,7 @@ use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use lastmile_actors::campus::{Campus, CampusError};
+use lastmile_actors::formid::FormIds;
 use lastmile_actors::orders::{Orders, OrdersConfig};
 use lastmile_actors::payments::Payments;
 use lastmile_actors::sessions::Sessions;
@@ -18,7 +19,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::config::Settings;
 use crate::error::ApiError;
-use crate::routes::{auth, ops, orders, payments};
+use crate::routes::{auth, messages, ops, orders, payments};
 use crate::telemetry;
 
 /// What the handlers share: handles on the actors, the map, the metrics.
@@ -30,6 +31,8 @@ pub struct AppState {
     pub sessions: Sessions,
     /// WeChat Pay sessions.
     pub payments: Payments,
+    /// Form ids, prepay ids and subscribe grants.
+    pub formids: FormIds,
     /// The WeChat simulator, in sandbox mode only.
     pub sandbox: Option<Arc<SandboxWeChat>>,
     /// The campus map.
@@ -105,9 +108,11 @@ pub fn start_services(
         },
     );
     let sessions = Sessions::start(store.clone(), wechat.client.clone());
+    let formids = FormIds::start(store.clone());
     let payments = Payments::start(
         store.clone(),
         orders.clone(),
+        formids.clone(),
         wechat.client,
         notify_base.to_owned(),
     );
@@ -115,6 +120,7 @@ pub fn start_services(
         orders,
         sessions,
         payments,
+        formids,
         sandbox: wechat.sandbox,
         campus,
         metrics: telemetry::prometheus(),
@@ -185,6 +191,8 @@ pub fn app(
                 .service(resource("/orders/{id}").route(web::get().to(orders::get)))
                 .service(resource("/orders/{id}/cancel").route(web::post().to(orders::cancel)))
                 .service(resource("/orders/{id}/pay").route(web::post().to(payments::pay)))
+                .service(resource("/form-ids").route(web::post().to(messages::add_form_ids)))
+                .service(resource("/subscriptions").route(web::post().to(messages::subscribe)))
                 .service(resource("/wechat/pay/notify").route(web::post().to(payments::pay_notify)))
                 .service(
                     resource("/wechat/refund/notify")

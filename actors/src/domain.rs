@@ -639,6 +639,62 @@ impl PaymentRecord {
     }
 }
 
+/// A pooled id that lets the app send a user a message: a template-message
+/// form_id (one use) or a paid order's prepay_id (three uses).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PooledId {
+    /// The form_id or prepay_id.
+    pub value: String,
+    /// Messages it may still carry.
+    pub uses_left: u8,
+}
+
+/// The devtools' placeholder form_id: not usable, dropped on arrival.
+pub const MOCK_FORM_ID: &str = "the formId is a mock one";
+
+/// A form_id as received: 1–64 visible characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormId(String);
+
+impl FormId {
+    /// Parses one form_id; `field` names it in errors.
+    pub fn parse(s: &str, field: &str) -> Result<Self, ValidationError> {
+        let n = s.chars().count();
+        if (1..=64).contains(&n) && !s.chars().any(char::is_control) {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(ValidationError(format!("{field} must be 1-64 characters")))
+        }
+    }
+
+    /// The form_id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A subscribe-message template id: 1–128 visible ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateId(String);
+
+impl TemplateId {
+    /// Parses one template id; `field` names it in errors.
+    pub fn parse(s: &str, field: &str) -> Result<Self, ValidationError> {
+        if !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()) {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(ValidationError(format!(
+                "{field} must be 1-128 visible ASCII characters"
+            )))
+        }
+    }
+
+    /// The template id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 //! - [`domain`]: parsed values (`OrderId`, `OpenId`, `Fen`, …), the order record and its status machine
 //! - [`campus`]: the campus map and distances
 //! - [`storage`]: sled trees, record encoding, group commit (the only module naming sled)
+//! - [`formid`]: the form-id pool: form_ids, paid prepay_ids, subscribe grants
 //! - [`orders`]: the sharded, supervised orders actors and their router
 //! - [`payments`]: the payments actor: prepay, notify, query/close on timeout, refunds
 //! - [`sessions`]: login via jscode2session and bearer tokens
@@ -13,6 +14,7 @@
 
 pub mod campus;
 pub mod domain;
+pub mod formid;
 pub mod orders;
 pub mod payments;
 pub mod sessions;

@@ -13,6 +13,7 @@ use actix::prelude::*;
 use futures::future::{FutureExt, LocalBoxFuture, Shared};
 
 use crate::domain::{now_utc, OpenId, Order, OrderId, PayParams, PaymentRecord, Status};
+use crate::formid::FormIds;
 use crate::orders::{OrderError, Orders, PaymentDue, PaymentOutcome, PaymentsLink, RefundDue};
 use crate::storage::{StorageError, Store};
 use crate::wechat::pay::{self, Fields};
@@ -75,6 +76,7 @@ type PrepayFuture = Shared<LocalBoxFuture<'static, Result<PayParams, PaymentErro
 pub struct PaymentsActor {
     store: Store,
     orders: Orders,
+    formids: FormIds,
     wechat: Arc<dyn WeChat>,
     notify_base: String,
     /// Prepays under way, so concurrent `pay` calls make one unifiedorder.
@@ -351,12 +353,17 @@ impl Handler<PayNotify> for PaymentsActor {
                 return Box::pin(async move { Err(reason) });
             }
         };
-        let orders = self.orders.clone();
+        let (orders, formids, store) = (
+            self.orders.clone(),
+            self.formids.clone(),
+            self.store.clone(),
+        );
         Box::pin(async move {
             let outcome = orders
                 .confirm_payment(id)
                 .await
                 .map_err(|e| e.to_string())?;
+            pool_prepay(&formids, &store, &outcome).await;
             let label = match outcome {
                 PaymentOutcome::Paid(_) => "paid",
                 PaymentOutcome::AlreadyPaid(_) => "repeat",
@@ -432,8 +439,13 @@ impl Handler<PaymentDue> for PaymentsActor {
         let has_prepay =
             matches!(self.store.get_payment(&id), Ok(Some(r)) if r.prepay_id.is_some());
         let (wechat, orders, addr) = (self.wechat.clone(), self.orders.clone(), ctx.address());
+        let (formids, store) = (self.formids.clone(), self.store.clone());
         actix::spawn(async move {
-            if let Err(e) = resolve_unpaid(wechat, orders, addr, id.clone(), has_prepay).await {
+            let settled = resolve_unpaid(wechat, orders, addr, id.clone(), has_prepay).await;
+            if let Ok(Some(outcome)) = &settled {
+                pool_prepay(&formids, &store, outcome).await;
+            }
+            if let Err(e) = settled {
                 // The shard asks again later.
                 tracing::warn!(order = %id, error = %e, "could not settle an unpaid order yet");
             }
@@ -441,18 +453,40 @@ impl Handler<PaymentDue> for PaymentsActor {
     }
 }
 
+/// A paid order's prepay_id may carry three messages to the payer within
+/// 7 days of payment: pool it (never before payment; failure only logs).
+async fn pool_prepay(formids: &FormIds, store: &Store, outcome: &PaymentOutcome) {
+    let PaymentOutcome::Paid(order) = outcome else {
+        return;
+    };
+    let prepay = store
+        .get_payment(&order.id)
+        .ok()
+        .flatten()
+        .and_then(|r| r.prepay_id);
+    if let Some(prepay_id) = prepay {
+        if let Err(e) = formids
+            .add_prepay(order.customer.clone(), prepay_id, now_utc())
+            .await
+        {
+            tracing::warn!(order = %order.id, error = %e, "prepay_id not pooled");
+        }
+    }
+}
+
 /// Timeout of an unpaid order: ask WeChat Pay first (a notify may have been
 /// lost), close the trade, and cancel only when it is closed unpaid.
+/// Answers the payment outcome when the order turned out paid.
 async fn resolve_unpaid(
     wechat: Arc<dyn WeChat>,
     orders: Orders,
     payments: Addr<PaymentsActor>,
     id: OrderId,
     has_prepay: bool,
-) -> Result<(), PaymentError> {
+) -> Result<Option<PaymentOutcome>, PaymentError> {
     if !has_prepay {
         orders.cancel_unpaid(id).await?;
-        return Ok(());
+        return Ok(None);
     }
     let wx = |e: crate::wechat::WeChatError| PaymentError::Unavailable(e.to_string());
     let paid = |transaction_id: String| async {
@@ -462,9 +496,9 @@ async fn resolve_unpaid(
                 transaction_id,
             })
             .await??;
-        orders.confirm_payment(id.clone()).await?;
+        let outcome = orders.confirm_payment(id.clone()).await?;
         metrics::counter!("lastmile_payments_total", "outcome" => "found_by_query").increment(1);
-        Ok::<(), PaymentError>(())
+        Ok::<Option<PaymentOutcome>, PaymentError>(Some(outcome))
     };
     match wechat.pay().order_query(id.as_str()).await.map_err(wx)? {
         TradeState::Success { transaction_id, .. } => return paid(transaction_id).await,
@@ -477,7 +511,7 @@ async fn resolve_unpaid(
         CloseOutcome::Closed => {
             orders.cancel_unpaid(id.clone()).await?;
             metrics::counter!("lastmile_payments_total", "outcome" => "timed_out").increment(1);
-            Ok(())
+            Ok(None)
         }
         CloseOutcome::AlreadyPaid => {
             match wechat.pay().order_query(id.as_str()).await.map_err(wx)? {
@@ -553,6 +587,7 @@ impl Payments {
     pub fn start(
         store: Store,
         orders: Orders,
+        formids: FormIds,
         wechat: Arc<dyn WeChat>,
         notify_base: String,
     ) -> Self {
@@ -560,6 +595,7 @@ impl Payments {
         let addr = Supervisor::start(move |_| PaymentsActor {
             store,
             orders,
+            formids,
             wechat,
             notify_base,
             pending: HashMap::new(),

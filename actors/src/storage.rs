@@ -8,6 +8,9 @@
 //! - `idempotency`: openid `\0` Idempotency-Key → order id
 //! - `payments`: order id → versioned payment session (prepay, transaction, refund)
 //! - `sessions`: sha256(token) → versioned session record
+//! - `formids`: openid `\0` expires-at (unix s, u64 BE) id (u64 BE) → pooled
+//!   form_id or prepay_id with its uses left (earliest-expiring first)
+//! - `grants`: openid `\0` template id → subscribe-message grants left (u32 BE)
 //!
 //! Order ids start with a customer prefix and sort by time (see
 //! [`OrderId::generate`]), so a customer's orders are one key range in each
@@ -30,7 +33,9 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
-use crate::domain::{IdempotencyKey, OpenId, Order, OrderId, PaymentRecord, Session, Status};
+use crate::domain::{
+    IdempotencyKey, OpenId, Order, OrderId, PaymentRecord, PooledId, Session, Status,
+};
 
 /// Version byte in front of every stored record: v1 is bincode of the
 /// serde shape (compact — sled's cost grows with record size).
@@ -69,6 +74,8 @@ struct Inner {
     idempotency: sled::Tree,
     payments: sled::Tree,
     sessions: sled::Tree,
+    formids: sled::Tree,
+    grants: sled::Tree,
     committer: mpsc::Sender<Waiter>,
 }
 
@@ -99,6 +106,8 @@ impl Store {
             idempotency: db.open_tree("idempotency")?,
             payments: db.open_tree("payments")?,
             sessions: db.open_tree("sessions")?,
+            formids: db.open_tree("formids")?,
+            grants: db.open_tree("grants")?,
             committer: tx,
             db,
         };
@@ -303,6 +312,85 @@ impl Store {
         }
     }
 
+    /// Pools a form_id / prepay_id for `openid` until `expires_at` (unix s).
+    pub fn pool_id(
+        &self,
+        openid: &OpenId,
+        expires_at: i64,
+        entry: &PooledId,
+    ) -> Result<(), StorageError> {
+        let mut key = user_prefix(openid);
+        key.extend_from_slice(&(expires_at.max(0) as u64).to_be_bytes());
+        key.extend_from_slice(&self.inner.db.generate_id()?.to_be_bytes());
+        self.inner.formids.insert(key, encode(entry)?)?;
+        Ok(())
+    }
+
+    /// Takes one use of `openid`'s earliest-expiring id still valid at
+    /// `now` (unix s), dropping expired ones on the way.
+    pub fn take_pooled_id(
+        &self,
+        openid: &OpenId,
+        now: i64,
+    ) -> Result<Option<String>, StorageError> {
+        let prefix = user_prefix(openid);
+        for item in self.inner.formids.scan_prefix(&prefix) {
+            let (key, value) = item?;
+            let expires = key
+                .get(prefix.len()..prefix.len() + 8)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u64::from_be_bytes) as i64;
+            if expires <= now {
+                self.inner.formids.remove(&key)?;
+                continue;
+            }
+            let mut entry: PooledId = decode(&value, "formid")?;
+            entry.uses_left = entry.uses_left.saturating_sub(1);
+            if entry.uses_left == 0 {
+                self.inner.formids.remove(&key)?;
+            } else {
+                self.inner.formids.insert(&key, encode(&entry)?)?;
+            }
+            return Ok(Some(entry.value));
+        }
+        Ok(None)
+    }
+
+    /// Adds `n` subscribe-message grants of `template` for `openid`.
+    pub fn add_grants(&self, openid: &OpenId, template: &str, n: u32) -> Result<(), StorageError> {
+        let key = grant_key(openid, template);
+        let now = self.grants_left(&key)?;
+        self.inner
+            .grants
+            .insert(key, &now.saturating_add(n).to_be_bytes())?;
+        Ok(())
+    }
+
+    /// Takes one grant of `template` for `openid`, if there is one.
+    pub fn take_grant(&self, openid: &OpenId, template: &str) -> Result<bool, StorageError> {
+        let key = grant_key(openid, template);
+        match self.grants_left(&key)? {
+            0 => Ok(false),
+            1 => {
+                self.inner.grants.remove(key)?;
+                Ok(true)
+            }
+            n => {
+                self.inner.grants.insert(key, &(n - 1).to_be_bytes())?;
+                Ok(true)
+            }
+        }
+    }
+
+    fn grants_left(&self, key: &[u8]) -> Result<u32, StorageError> {
+        Ok(self
+            .inner
+            .grants
+            .get(key)?
+            .and_then(|v| v.as_ref().try_into().ok())
+            .map_or(0, u32::from_be_bytes))
+    }
+
     /// Stores a login session under the hash of its token.
     pub fn put_session(
         &self,
@@ -336,6 +424,18 @@ impl Store {
         }
         Ok(removed)
     }
+}
+
+fn user_prefix(openid: &OpenId) -> Vec<u8> {
+    let mut out = openid.as_str().as_bytes().to_vec();
+    out.push(0);
+    out
+}
+
+fn grant_key(openid: &OpenId, template: &str) -> Vec<u8> {
+    let mut out = user_prefix(openid);
+    out.extend_from_slice(template.as_bytes());
+    out
 }
 
 fn idempotency_key(customer: &OpenId, key: &IdempotencyKey) -> Vec<u8> {

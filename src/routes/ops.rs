@@ -22,7 +22,11 @@ pub async fn healthz() -> HttpResponse {
 
 /// Storage is open and the actors are alive.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    if state.orders.is_ready() && state.sessions.is_alive() && state.payments.is_alive() {
+    if state.orders.is_ready()
+        && state.sessions.is_alive()
+        && state.payments.is_alive()
+        && state.formids.is_alive()
+    {
         Ok(HttpResponse::Ok().json(json!({"status": "ready"})))
     } else {
         Err(ApiError::Unavailable)

@@ -8,6 +8,7 @@
 mod auth;
 mod binary;
 mod helpers;
+mod messages;
 mod ops;
 mod orders;
 mod payments;

@@ -1,0 +1,182 @@
+//! Form ids, subscribe grants and the paid prepay_id, in process.
+
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::test::TestRequest;
+use lastmile_actors::domain::{now_utc, FormId, OpenId, TemplateId};
+use lastmile_actors::wechat::pay;
+use lastmile_actors::wechat::{SignType, WeChat};
+use serde_json::{json, Value};
+
+use crate::helpers::{order_body, spawn_app};
+
+fn form_ids(list: &[&str]) -> Vec<FormId> {
+    list.iter()
+        .map(|s| FormId::parse(s, "f").expect("valid"))
+        .collect()
+}
+
+#[actix_web::test]
+async fn form_ids_are_validated_counted_and_the_mock_one_dropped() {
+    let app = spawn_app().await;
+    let (token, _) = app.login("former").await;
+    let post = |body: Value| {
+        TestRequest::post()
+            .uri("/api/v1/form-ids")
+            .insert_header(("Authorization", format!("Bearer {token}")))
+            .set_json(body)
+    };
+    let ok = app
+        .send(post(
+            json!({"form_ids": ["f1", "f2", "the formId is a mock one", "f2"]}),
+        ))
+        .await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert_eq!(ok.body, json!({"accepted": 2}));
+
+    let many: Vec<String> = (0..101).map(|i| format!("f{i}")).collect();
+    let cases = [
+        (json!({"form_ids": many}), "validation", "101 ids"),
+        (
+            json!({"form_ids": ["ok", "x".repeat(65)]}),
+            "validation",
+            "65 characters",
+        ),
+        (json!({"form_ids": [""]}), "validation", "empty id"),
+        (json!({}), "validation", "missing list"),
+        (json!({"form_ids": "f1"}), "bad_request", "not a list"),
+    ];
+    for (body, code, why) in cases {
+        let reply = app.send(post(body)).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{why}");
+        assert_eq!(reply.code(), code, "{why}");
+    }
+    let named = app
+        .send(post(json!({"form_ids": ["ok", "x".repeat(65)]})))
+        .await;
+    assert!(named.body["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("form_ids[1]"));
+}
+
+#[actix_web::test]
+async fn the_pool_serves_oldest_first_once_each_and_skips_expired() {
+    let app = spawn_app().await;
+    let (_, openid) = app.login("pooled").await;
+    let user = OpenId::parse(&openid).expect("openid");
+    let pool = &app.state.formids;
+    let now = now_utc();
+    let day = Duration::from_secs(24 * 3600);
+    pool.add_form_ids(user.clone(), form_ids(&["expired"]), now - day * 8)
+        .await
+        .expect("add");
+    pool.add_form_ids(user.clone(), form_ids(&["newer"]), now)
+        .await
+        .expect("add");
+    pool.add_form_ids(user.clone(), form_ids(&["older"]), now - day * 2)
+        .await
+        .expect("add");
+    let take = || pool.take_form_id(user.clone(), now_utc());
+    assert_eq!(take().await.expect("take").as_deref(), Some("older"));
+    assert_eq!(take().await.expect("take").as_deref(), Some("newer"));
+    assert_eq!(
+        take().await.expect("take"),
+        None,
+        "each used once; the expired one never"
+    );
+}
+
+#[actix_web::test]
+async fn each_subscribe_grant_allows_one_message() {
+    let app = spawn_app().await;
+    let (token, openid) = app.login("subscriber").await;
+    let reply = app
+        .send(
+            TestRequest::post()
+                .uri("/api/v1/subscriptions")
+                .insert_header(("Authorization", format!("Bearer {token}")))
+                .set_json(
+                    json!({"template_ids": ["TPL_assigned", "TPL_assigned", "TPL_delivered"]}),
+                ),
+        )
+        .await;
+    assert_eq!(reply.body, json!({"granted": 3}));
+    let user = OpenId::parse(&openid).expect("openid");
+    let tpl = TemplateId::parse("TPL_assigned", "t").expect("tpl");
+    let pool = &app.state.formids;
+    assert!(pool
+        .take_grant(user.clone(), tpl.clone())
+        .await
+        .expect("take"));
+    assert!(pool
+        .take_grant(user.clone(), tpl.clone())
+        .await
+        .expect("take"));
+    assert!(
+        !pool.take_grant(user.clone(), tpl).await.expect("take"),
+        "two grants, two messages"
+    );
+}
+
+#[actix_web::test]
+async fn a_paid_orders_prepay_id_enters_the_pool_with_three_uses_never_before() {
+    let app = spawn_app().await;
+    let (token, openid) = app.login("prepay-pool").await;
+    let user = OpenId::parse(&openid).expect("openid");
+    let id = app.create_order(&token, &order_body()).await.body["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let params = app.pay_order(&token, &id).await.body;
+    let prepay_id = params["package"]
+        .as_str()
+        .and_then(|p| p.strip_prefix("prepay_id="))
+        .expect("prepay")
+        .to_owned();
+    let pool = &app.state.formids;
+    assert_eq!(
+        pool.take_form_id(user.clone(), now_utc())
+            .await
+            .expect("take"),
+        None,
+        "not before payment"
+    );
+
+    let signer = app.wechat.pay().signer().clone();
+    let mut notify = pay::fields([
+        ("appid", signer.appid.clone()),
+        ("mch_id", signer.mch_id.clone()),
+        ("nonce_str", "n".to_owned()),
+        ("result_code", "SUCCESS".to_owned()),
+        ("return_code", "SUCCESS".to_owned()),
+        ("openid", openid.clone()),
+        ("total_fee", "300".to_owned()),
+        ("transaction_id", "4200000000000000000000000042".to_owned()),
+        ("out_trade_no", id.clone()),
+    ]);
+    let sign = pay::sign(&notify, signer.api_key.expose(), SignType::Md5);
+    notify.insert("sign".into(), sign);
+    let (_, answer) = app
+        .post_xml("/api/v1/wechat/pay/notify", pay::to_xml(&notify))
+        .await;
+    assert!(
+        answer.contains("SUCCESS") && !answer.contains("FAIL"),
+        "{answer}"
+    );
+
+    for _ in 0..3 {
+        assert_eq!(
+            pool.take_form_id(user.clone(), now_utc())
+                .await
+                .expect("take"),
+            Some(prepay_id.clone())
+        );
+    }
+    assert_eq!(
+        pool.take_form_id(user, now_utc()).await.expect("take"),
+        None,
+        "three uses only"
+    );
+}
