@@ -225,3 +225,174 @@ async fn unifiedorder_sends_signed_xml_and_checks_the_answer() {
     assert!(refused.is_err(), "{refused:?}");
     handle.stop(false).await;
 }
+
+/// A fake WeChat (login + Pay) for a whole live-mode flow: trades are never
+/// paid at the fake, closes succeed, refunds are recorded.
+fn fake_wechat_for_flow(
+    key: &'static str,
+) -> (
+    String,
+    Arc<Mutex<Vec<String>>>,
+    actix_web::dev::ServerHandle,
+) {
+    use lastmile_actors::wechat::pay;
+    let refunds = Arc::new(Mutex::new(Vec::new()));
+    let recorder = refunds.clone();
+    let server = HttpServer::new(move || {
+        let recorder = recorder.clone();
+        let answer = move |extra: Vec<(&'static str, String)>| {
+            let mut f = pay::fields([
+                ("return_code", "SUCCESS".to_owned()),
+                ("result_code", "SUCCESS".to_owned()),
+                ("appid", "wxlive0001".to_owned()),
+                ("mch_id", "1900000109".to_owned()),
+                ("nonce_str", "fakenonce".to_owned()),
+            ]);
+            f.extend(extra.into_iter().map(|(k, v)| (k.to_owned(), v)));
+            let sign = pay::sign(&f, key, SignType::Md5);
+            f.insert("sign".into(), sign);
+            HttpResponse::Ok()
+                .content_type("text/xml")
+                .body(pay::to_xml(&f))
+        };
+        App::new()
+            .route(
+                "/sns/jscode2session",
+                web::get().to(|| async {
+                    HttpResponse::Ok()
+                        .body(r#"{"openid":"oLIVEflow000000000000000000001","session_key":"k"}"#)
+                }),
+            )
+            .route(
+                "/pay/unifiedorder",
+                web::post().to(move || async move {
+                    answer(vec![
+                        ("prepay_id", "wxLIVEprepay".into()),
+                        ("trade_type", "JSAPI".into()),
+                    ])
+                }),
+            )
+            .route(
+                "/pay/orderquery",
+                web::post()
+                    .to(move || async move { answer(vec![("trade_state", "NOTPAY".into())]) }),
+            )
+            .route(
+                "/pay/closeorder",
+                web::post().to(move || async move { answer(vec![]) }),
+            )
+            .route(
+                "/secapi/pay/refund",
+                web::post().to(move |body: web::Bytes| {
+                    let recorder = recorder.clone();
+                    async move {
+                        let fields = pay::from_xml(&body).unwrap_or_default();
+                        if pay::verify(&fields, key, SignType::Md5).is_ok() {
+                            recorder
+                                .lock()
+                                .map(|mut v| {
+                                    v.push(format!(
+                                        "{} {} {}",
+                                        fields.get("out_trade_no").cloned().unwrap_or_default(),
+                                        fields.get("out_refund_no").cloned().unwrap_or_default(),
+                                        fields.get("refund_fee").cloned().unwrap_or_default()
+                                    ))
+                                })
+                                .ok();
+                        }
+                        answer(vec![("refund_id", "50300".into())])
+                    }
+                }),
+            )
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .expect("bind fake");
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    (format!("http://{addr}"), refunds, handle)
+}
+
+#[actix_web::test]
+async fn live_mode_late_payment_is_refunded_at_wechat_pay() {
+    use lastmile_actors::wechat::pay;
+    const KEY: &str = "0123456789abcdef0123456789abcdef";
+    let (base, refunds, handle) = fake_wechat_for_flow(KEY);
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut settings = crate::helpers::test_settings(dir.path());
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    settings.wechat = WeChatConfig {
+        cert_path: Some(format!("{fixtures}/apiclient_cert.pem")),
+        key_path: Some(format!("{fixtures}/apiclient_key.pem")),
+        api_key: Secret::new(KEY),
+        ..config(base.clone())
+    };
+    settings.wechat.pay_base = base;
+    settings.orders.payment_timeout = std::time::Duration::from_millis(300);
+    let clients =
+        lastmile::startup::wechat_client(&settings).expect("live client with certificate");
+    assert!(clients.sandbox.is_none());
+    let services =
+        lastmile::startup::start_services(&settings, clients, "https://lastmile.example.edu.cn")
+            .expect("start");
+    let app = crate::helpers::TestApp {
+        svc: actix_web::test::init_service(lastmile::startup::app(services.state.clone())).await,
+        state: services.state,
+        wechat: Arc::new(lastmile_actors::wechat::SandboxWeChat::new(
+            &settings.wechat,
+        )),
+        _dir: dir,
+    };
+
+    let (token, openid) = app.login("live-code").await;
+    let id = app
+        .create_order(&token, &crate::helpers::order_body())
+        .await
+        .body["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let params = app.pay_order(&token, &id).await;
+    assert_eq!(params.body["package"], "prepay_id=wxLIVEprepay");
+    let cancelled = crate::helpers::eventually(std::time::Duration::from_secs(10), || {
+        let (app, token, id) = (&app, &token, &id);
+        async move { app.status_of(token, id).await == "cancelled" }
+    })
+    .await;
+    assert!(
+        cancelled,
+        "orderquery NOTPAY, closeorder SUCCESS → cancelled"
+    );
+
+    let mut notify = pay::fields([
+        ("appid", "wxlive0001".to_owned()),
+        ("mch_id", "1900000109".to_owned()),
+        ("nonce_str", "late".to_owned()),
+        ("result_code", "SUCCESS".to_owned()),
+        ("return_code", "SUCCESS".to_owned()),
+        ("openid", openid),
+        ("total_fee", "300".to_owned()),
+        ("transaction_id", "4200000000000000000000000099".to_owned()),
+        ("out_trade_no", id.clone()),
+    ]);
+    let sign = pay::sign(&notify, KEY, SignType::Md5);
+    notify.insert("sign".into(), sign);
+    let (_, answer) = app
+        .post_xml("/api/v1/wechat/pay/notify", pay::to_xml(&notify))
+        .await;
+    assert!(
+        answer.contains("SUCCESS") && !answer.contains("FAIL"),
+        "{answer}"
+    );
+    assert_eq!(app.status_of(&token, &id).await, "refunding");
+    let reached = crate::helpers::eventually(std::time::Duration::from_secs(10), || {
+        let refunds = refunds.clone();
+        async move { refunds.lock().map(|v| !v.is_empty()).unwrap_or(false) }
+    })
+    .await;
+    assert!(reached, "the refund must reach WeChat Pay");
+    assert_eq!(refunds.lock().expect("lock")[0], format!("{id} R{id} 300"));
+    handle.stop(false).await;
+}
