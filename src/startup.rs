@@ -14,6 +14,7 @@ use lastmile_actors::orders::{Orders, OrdersConfig};
 use lastmile_actors::payments::Payments;
 use lastmile_actors::sessions::Sessions;
 use lastmile_actors::storage::{StorageError, Store};
+use lastmile_actors::token::Tokens;
 use lastmile_actors::wechat::{Mode, SandboxWeChat, WeChat, WeChatError};
 use metrics_exporter_prometheus::PrometheusHandle;
 
@@ -33,6 +34,8 @@ pub struct AppState {
     pub payments: Payments,
     /// Form ids, prepay ids and subscribe grants.
     pub formids: FormIds,
+    /// The app's access_token.
+    pub tokens: Tokens,
     /// The WeChat simulator, in sandbox mode only.
     pub sandbox: Option<Arc<SandboxWeChat>>,
     /// The campus map.
@@ -109,6 +112,11 @@ pub fn start_services(
     );
     let sessions = Sessions::start(store.clone(), wechat.client.clone());
     let formids = FormIds::start(store.clone());
+    let tokens = Tokens::start(
+        wechat.client.clone(),
+        store.clone(),
+        settings.wechat.stable_token,
+    );
     let payments = Payments::start(
         store.clone(),
         orders.clone(),
@@ -121,6 +129,7 @@ pub fn start_services(
         sessions,
         payments,
         formids,
+        tokens,
         sandbox: wechat.sandbox,
         campus,
         metrics: telemetry::prometheus(),

@@ -8,6 +8,7 @@
 //! - [`orders`]: the sharded, supervised orders actors and their router
 //! - [`payments`]: the payments actor: prepay, notify, query/close on timeout, refunds
 //! - [`sessions`]: login via jscode2session and bearer tokens
+//! - [`token`]: the access_token refresher (single flight, backoff, guarded invalidation)
 //! - [`wechat`]: the WeChat client trait, the in-process sandbox and the live client
 
 #![warn(missing_docs)]
@@ -19,4 +20,5 @@ pub mod orders;
 pub mod payments;
 pub mod sessions;
 pub mod storage;
+pub mod token;
 pub mod wechat;

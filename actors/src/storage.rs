@@ -11,6 +11,7 @@
 //! - `formids`: openid `\0` expires-at (unix s, u64 BE) id (u64 BE) → pooled
 //!   form_id or prepay_id with its uses left (earliest-expiring first)
 //! - `grants`: openid `\0` template id → subscribe-message grants left (u32 BE)
+//! - `meta`: `access_token` → the app's current access token
 //!
 //! Order ids start with a customer prefix and sort by time (see
 //! [`OrderId::generate`]), so a customer's orders are one key range in each
@@ -34,7 +35,7 @@ use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
 use crate::domain::{
-    IdempotencyKey, OpenId, Order, OrderId, PaymentRecord, PooledId, Session, Status,
+    IdempotencyKey, OpenId, Order, OrderId, PaymentRecord, PooledId, Session, Status, StoredToken,
 };
 
 /// Version byte in front of every stored record: v1 is bincode of the
@@ -76,6 +77,7 @@ struct Inner {
     sessions: sled::Tree,
     formids: sled::Tree,
     grants: sled::Tree,
+    meta: sled::Tree,
     committer: mpsc::Sender<Waiter>,
 }
 
@@ -108,6 +110,7 @@ impl Store {
             sessions: db.open_tree("sessions")?,
             formids: db.open_tree("formids")?,
             grants: db.open_tree("grants")?,
+            meta: db.open_tree("meta")?,
             committer: tx,
             db,
         };
@@ -389,6 +392,20 @@ impl Store {
             .get(key)?
             .and_then(|v| v.as_ref().try_into().ok())
             .map_or(0, u32::from_be_bytes))
+    }
+
+    /// Keeps the app's access token, so a restart does not refresh it.
+    pub fn put_access_token(&self, token: &StoredToken) -> Result<(), StorageError> {
+        self.inner.meta.insert("access_token", encode(token)?)?;
+        Ok(())
+    }
+
+    /// The stored access token, if any.
+    pub fn get_access_token(&self) -> Result<Option<StoredToken>, StorageError> {
+        match self.inner.meta.get("access_token")? {
+            Some(bytes) => decode(&bytes, "access_token").map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Stores a login session under the hash of its token.

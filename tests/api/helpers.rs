@@ -46,6 +46,8 @@ pub struct TestApp<S> {
     pub state: AppState,
     /// The WeChat simulator it uses.
     pub wechat: Arc<SandboxWeChat>,
+    /// The database (to start a second actor on it, as a restart would).
+    pub store: lastmile_actors::storage::Store,
     /// Keeps the temp dir alive.
     pub _dir: TempDir,
 }
@@ -88,6 +90,7 @@ pub async fn spawn_app_with(
     TestApp {
         svc,
         state: services.state,
+        store: services.store,
         wechat,
         _dir: dir,
     }

@@ -12,4 +12,5 @@ mod messages;
 mod ops;
 mod orders;
 mod payments;
+mod token;
 mod wechat_live;

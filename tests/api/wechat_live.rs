@@ -18,6 +18,7 @@ fn config(api_base: String) -> WeChatConfig {
         pay_base: "http://127.0.0.1:9".into(),
         notify_base: "http://127.0.0.1:9".into(),
         sign_type: SignType::Md5,
+        stable_token: true,
         cert_path: None,
         key_path: None,
     }
@@ -340,6 +341,7 @@ async fn live_mode_late_payment_is_refunded_at_wechat_pay() {
     let app = crate::helpers::TestApp {
         svc: actix_web::test::init_service(lastmile::startup::app(services.state.clone())).await,
         state: services.state,
+        store: services.store,
         wechat: Arc::new(lastmile_actors::wechat::SandboxWeChat::new(
             &settings.wechat,
         )),
@@ -394,5 +396,67 @@ async fn live_mode_late_payment_is_refunded_at_wechat_pay() {
     .await;
     assert!(reached, "the refund must reach WeChat Pay");
     assert_eq!(refunds.lock().expect("lock")[0], format!("{id} R{id} 300"));
+    handle.stop(false).await;
+}
+
+#[actix_web::test]
+async fn access_tokens_come_from_stable_token_or_token() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let recorder = seen.clone();
+    let server = HttpServer::new(move || {
+        let (r1, r2) = (recorder.clone(), recorder.clone());
+        App::new()
+            .route(
+                "/cgi-bin/stable_token",
+                web::post().to(move |body: web::Json<serde_json::Value>| {
+                    let r1 = r1.clone();
+                    async move {
+                        r1.lock()
+                            .map(|mut v| v.push(format!("stable {}", body.0)))
+                            .ok();
+                        HttpResponse::Ok()
+                            .json(serde_json::json!({"access_token": "STABLE", "expires_in": 7200}))
+                    }
+                }),
+            )
+            .route(
+                "/cgi-bin/token",
+                web::get().to(move |req: HttpRequest| {
+                    let r2 = r2.clone();
+                    async move {
+                        r2.lock()
+                            .map(|mut v| v.push(format!("token {}", req.query_string())))
+                            .ok();
+                        HttpResponse::Ok()
+                            .json(serde_json::json!({"errcode": 40013, "errmsg": "invalid appid"}))
+                    }
+                }),
+            )
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .expect("bind");
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+
+    let client = LiveWeChat::new(&config(format!("http://{addr}"))).expect("client");
+    let token = client.fetch_access_token(true).await.expect("stable token");
+    assert_eq!((token.value.as_str(), token.expires_in), ("STABLE", 7200));
+    let plain = client.fetch_access_token(false).await;
+    assert!(
+        matches!(plain, Err(WeChatError::Api { errcode: 40013, .. })),
+        "{plain:?}"
+    );
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(
+        seen[0],
+        r#"stable {"appid":"wxlive0001","force_refresh":false,"grant_type":"client_credential","secret":"live-secret"}"#
+    );
+    assert_eq!(
+        seen[1],
+        "token grant_type=client_credential&appid=wxlive0001&secret=live-secret"
+    );
     handle.stop(false).await;
 }

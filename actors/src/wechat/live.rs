@@ -134,10 +134,14 @@ impl LiveWeChat {
         query: &[(&str, &str)],
     ) -> Result<T, WeChatError> {
         let url = format!("{}{}", self.api_base, path);
-        let response = self
-            .http
-            .get(url)
-            .query(query)
+        self.send_json(self.http.get(url).query(query)).await
+    }
+
+    async fn send_json<T: serde::de::DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, WeChatError> {
+        let response = request
             .send()
             .await
             .map_err(|e| WeChatError::Unreachable(Some(e)))?;
@@ -173,5 +177,41 @@ impl WeChat for LiveWeChat {
 
     fn pay(&self) -> &dyn super::WeChatPay {
         &self.pay
+    }
+
+    async fn fetch_access_token(&self, stable: bool) -> Result<super::AccessToken, WeChatError> {
+        let started = std::time::Instant::now();
+        let reply: Result<super::TokenReply, WeChatError> = if stable {
+            let body = serde_json::json!({
+                "grant_type": "client_credential",
+                "appid": self.appid,
+                "secret": self.secret.expose(),
+                "force_refresh": false,
+            });
+            self.send_json(
+                self.http
+                    .post(format!("{}/cgi-bin/stable_token", self.api_base))
+                    .json(&body),
+            )
+            .await
+        } else {
+            self.send_json(
+                self.http
+                    .get(format!("{}/cgi-bin/token", self.api_base))
+                    .query(&[
+                        ("grant_type", "client_credential"),
+                        ("appid", self.appid.as_str()),
+                        ("secret", self.secret.expose()),
+                    ]),
+            )
+            .await
+        };
+        let result = reply.and_then(super::TokenReply::into_token);
+        metrics::histogram!("lastmile_wechat_call_seconds", "api" => "token")
+            .record(started.elapsed().as_secs_f64());
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        metrics::counter!("lastmile_wechat_calls_total", "api" => "token", "outcome" => outcome)
+            .increment(1);
+        result
     }
 }

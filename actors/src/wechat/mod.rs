@@ -86,12 +86,19 @@ pub struct WeChatConfig {
     pub notify_base: String,
     /// Signature algorithm for WeChat Pay.
     pub sign_type: SignType,
+    /// Use `cgi-bin/stable_token` (true) or `cgi-bin/token` for access tokens.
+    #[serde(default = "default_true")]
+    pub stable_token: bool,
     /// Merchant certificate (PEM), needed for refunds in live mode.
     #[serde(default)]
     pub cert_path: Option<String>,
     /// Merchant private key (PEM), needed for refunds in live mode.
     #[serde(default)]
     pub key_path: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// What jscode2session tells about a user.
@@ -143,6 +150,52 @@ pub trait WeChat: Send + Sync + 'static {
 
     /// The WeChat Pay half: unifiedorder, orderquery, closeorder, refund.
     fn pay(&self) -> &dyn WeChatPay;
+
+    /// A new access_token from `cgi-bin/stable_token` (when `stable`) or
+    /// `cgi-bin/token`. Only the token refresher calls this.
+    async fn fetch_access_token(&self, stable: bool) -> Result<AccessToken, WeChatError>;
+}
+
+/// An access_token as WeChat hands it out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessToken {
+    /// The token.
+    pub value: String,
+    /// Seconds it lives.
+    pub expires_in: u64,
+}
+
+/// The JSON of cgi-bin/token and cgi-bin/stable_token.
+#[derive(Debug, Deserialize)]
+pub(crate) struct TokenReply {
+    #[serde(default)]
+    access_token: Option<String>,
+    #[serde(default)]
+    expires_in: Option<u64>,
+    #[serde(default)]
+    errcode: i64,
+    #[serde(default)]
+    errmsg: String,
+}
+
+impl TokenReply {
+    /// The token, or WeChat's error.
+    pub(crate) fn into_token(self) -> Result<AccessToken, WeChatError> {
+        if self.errcode != 0 {
+            return Err(WeChatError::Api {
+                errcode: self.errcode,
+                errmsg: self.errmsg,
+            });
+        }
+        match (self.access_token, self.expires_in) {
+            (Some(value), Some(expires_in)) if !value.is_empty() => {
+                Ok(AccessToken { value, expires_in })
+            }
+            _ => Err(WeChatError::Protocol(
+                "token answer without access_token".into(),
+            )),
+        }
+    }
 }
 
 impl WeChatConfig {

@@ -25,7 +25,12 @@ pub struct SandboxWeChat {
     pay: PayApi<Arc<PaySimulator>>,
     down: AtomicBool,
     code2session_calls: AtomicU64,
+    token_calls: AtomicU64,
+    token_lifetime: AtomicU64,
 }
+
+/// Seconds a sandbox access_token lives unless a test changes it.
+const SANDBOX_TOKEN_LIFETIME: u64 = 7200;
 
 impl SandboxWeChat {
     /// A simulator for the configured app.
@@ -36,6 +41,8 @@ impl SandboxWeChat {
             pay: PayApi::new(simulator, config.pay_signer()),
             down: AtomicBool::new(false),
             code2session_calls: AtomicU64::new(0),
+            token_calls: AtomicU64::new(0),
+            token_lifetime: AtomicU64::new(SANDBOX_TOKEN_LIFETIME),
         }
     }
 
@@ -52,6 +59,16 @@ impl SandboxWeChat {
     /// How many jscode2session calls were made.
     pub fn code2session_calls(&self) -> u64 {
         self.code2session_calls.load(Ordering::SeqCst)
+    }
+
+    /// How many access_token fetches were made (including failed ones).
+    pub fn token_calls(&self) -> u64 {
+        self.token_calls.load(Ordering::SeqCst)
+    }
+
+    /// How long the next tokens live, in seconds.
+    pub fn set_token_lifetime(&self, seconds: u64) {
+        self.token_lifetime.store(seconds, Ordering::SeqCst);
     }
 
     fn check_up(&self) -> Result<(), WeChatError> {
@@ -102,5 +119,14 @@ impl WeChat for SandboxWeChat {
 
     fn pay(&self) -> &dyn super::WeChatPay {
         &self.pay
+    }
+
+    async fn fetch_access_token(&self, _stable: bool) -> Result<super::AccessToken, WeChatError> {
+        let n = self.token_calls.fetch_add(1, Ordering::SeqCst) + 1;
+        self.check_up()?;
+        Ok(super::AccessToken {
+            value: format!("SANDBOX_ACCESS_TOKEN_{n}"),
+            expires_in: self.token_lifetime.load(Ordering::SeqCst),
+        })
     }
 }
