@@ -5,6 +5,7 @@
 //! - [`campus`]: the campus map and distances
 //! - [`storage`]: sled trees, record encoding, group commit (the only module naming sled)
 //! - [`formid`]: the form-id pool: form_ids, paid prepay_ids, subscribe grants
+//! - [`objects`]: object storage (local directory or Qiniu form upload)
 //! - [`orders`]: the sharded, supervised orders actors and their router
 //! - [`payments`]: the payments actor: prepay, notify, query/close on timeout, refunds
 //! - [`sessions`]: login via jscode2session and bearer tokens
@@ -16,6 +17,7 @@
 pub mod campus;
 pub mod domain;
 pub mod formid;
+pub mod objects;
 pub mod orders;
 pub mod payments;
 pub mod sessions;
