@@ -175,7 +175,24 @@ impl Settings {
         if !matches!(self.objects.backend.as_str(), "local" | "qiniu") {
             return invalid("objects.backend must be \"local\" or \"qiniu\"");
         }
+        if self.objects.backend == "qiniu" && self.qiniu_config().is_none() {
+            return invalid(
+                "objects.backend = \"qiniu\" needs qiniu.access_key, secret_key, bucket, upload_url and public_base",
+            );
+        }
         Ok(())
+    }
+
+    /// Qiniu's settings when every one is present.
+    pub fn qiniu_config(&self) -> Option<lastmile_actors::objects::QiniuConfig> {
+        let q = &self.qiniu;
+        Some(lastmile_actors::objects::QiniuConfig {
+            access_key: q.access_key.clone()?,
+            secret_key: q.secret_key.clone()?,
+            bucket: q.bucket.clone()?,
+            upload_url: q.upload_url.clone()?,
+            public_base: q.public_base.clone()?,
+        })
     }
 
     /// Order shards to run: the setting, or one per core.

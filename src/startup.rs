@@ -10,9 +10,11 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use lastmile_actors::campus::{Campus, CampusError};
 use lastmile_actors::formid::FormIds;
+use lastmile_actors::objects::{LocalObjects, ObjectStore, QiniuObjects};
 use lastmile_actors::orders::{Orders, OrdersConfig};
 use lastmile_actors::payments::Payments;
 use lastmile_actors::sessions::Sessions;
+use lastmile_actors::sharecode::ShareCodes;
 use lastmile_actors::storage::{StorageError, Store};
 use lastmile_actors::token::Tokens;
 use lastmile_actors::wechat::{Mode, SandboxWeChat, WeChat, WeChatError};
@@ -36,6 +38,10 @@ pub struct AppState {
     pub formids: FormIds,
     /// The app's access_token.
     pub tokens: Tokens,
+    /// wxacode share codes.
+    pub share_codes: ShareCodes,
+    /// The directory served under `/files/` (local object storage only).
+    pub files_dir: Option<std::path::PathBuf>,
     /// The WeChat simulator, in sandbox mode only.
     pub sandbox: Option<Arc<SandboxWeChat>>,
     /// The campus map.
@@ -117,6 +123,13 @@ pub fn start_services(
         store.clone(),
         settings.wechat.stable_token,
     );
+    let (objects, files_dir) = object_store(settings, notify_base);
+    let share_codes = ShareCodes::start(
+        store.clone(),
+        wechat.client.clone(),
+        tokens.clone(),
+        objects,
+    );
     let payments = Payments::start(
         store.clone(),
         orders.clone(),
@@ -130,11 +143,31 @@ pub fn start_services(
         payments,
         formids,
         tokens,
+        share_codes,
+        files_dir,
         sandbox: wechat.sandbox,
         campus,
         metrics: telemetry::prometheus(),
     };
     Ok(Services { state, store })
+}
+
+/// The object store `objects.backend` names (Qiniu's settings are checked
+/// at load), and the directory to serve when it is local.
+fn object_store(
+    settings: &Settings,
+    public_base: &str,
+) -> (Arc<dyn ObjectStore>, Option<std::path::PathBuf>) {
+    match settings.qiniu_config() {
+        Some(qiniu) if settings.objects.backend == "qiniu" => {
+            (Arc::new(QiniuObjects::new(qiniu)), None)
+        }
+        _ => {
+            let dir = settings.objects.local_dir.clone();
+            let local = LocalObjects::new(dir.clone(), public_base.to_owned());
+            (Arc::new(local), Some(dir))
+        }
+    }
 }
 
 /// The WeChat client the settings ask for.
@@ -202,6 +235,7 @@ pub fn app(
                 .service(resource("/orders/{id}/pay").route(web::post().to(payments::pay)))
                 .service(resource("/form-ids").route(web::post().to(messages::add_form_ids)))
                 .service(resource("/subscriptions").route(web::post().to(messages::subscribe)))
+                .service(resource("/share-code").route(web::get().to(messages::share_code)))
                 .service(resource("/wechat/pay/notify").route(web::post().to(payments::pay_notify)))
                 .service(
                     resource("/wechat/refund/notify")
@@ -209,6 +243,7 @@ pub fn app(
                 ),
         )
         .service(resource("/sandbox/pay/{id}").route(web::post().to(payments::sandbox_pay)))
+        .service(resource("/files/{name}").route(web::get().to(messages::file)))
         .service(resource("/metrics").route(web::get().to(ops::metrics)))
         .service(resource("/healthz").route(web::get().to(ops::healthz)))
         .service(resource("/readyz").route(web::get().to(ops::readyz)))

@@ -48,7 +48,9 @@ pub fn prometheus() -> PrometheusHandle {
 
 /// Every route pattern the app registers; label values must be static so
 /// that counting a request allocates nothing.
-const ROUTES: [&str; 13] = [
+const ROUTES: [&str; 15] = [
+    "/api/v1/share-code",
+    "/files/{name}",
     "/api/v1/form-ids",
     "/api/v1/subscriptions",
     "/api/v1/auth/login",

@@ -3,6 +3,7 @@
 //!
 //! - [`domain`]: parsed values (`OrderId`, `OpenId`, `Fen`, …), the order record and its status machine
 //! - [`campus`]: the campus map and distances
+//! - [`sharecode`]: wxacode share codes, made once and cached
 //! - [`storage`]: sled trees, record encoding, group commit (the only module naming sled)
 //! - [`formid`]: the form-id pool: form_ids, paid prepay_ids, subscribe grants
 //! - [`objects`]: object storage (local directory or Qiniu form upload)
@@ -21,6 +22,7 @@ pub mod objects;
 pub mod orders;
 pub mod payments;
 pub mod sessions;
+pub mod sharecode;
 pub mod storage;
 pub mod token;
 pub mod wechat;

@@ -12,6 +12,7 @@
 //!   form_id or prepay_id with its uses left (earliest-expiring first)
 //! - `grants`: openid `\0` template id → subscribe-message grants left (u32 BE)
 //! - `meta`: `access_token` → the app's current access token
+//! - `share_codes`: scene `\0` page → the uploaded wxacode's URL
 //!
 //! Order ids start with a customer prefix and sort by time (see
 //! [`OrderId::generate`]), so a customer's orders are one key range in each
@@ -78,6 +79,7 @@ struct Inner {
     formids: sled::Tree,
     grants: sled::Tree,
     meta: sled::Tree,
+    share_codes: sled::Tree,
     committer: mpsc::Sender<Waiter>,
 }
 
@@ -111,6 +113,7 @@ impl Store {
             formids: db.open_tree("formids")?,
             grants: db.open_tree("grants")?,
             meta: db.open_tree("meta")?,
+            share_codes: db.open_tree("share_codes")?,
             committer: tx,
             db,
         };
@@ -406,6 +409,23 @@ impl Store {
             Some(bytes) => decode(&bytes, "access_token").map(Some),
             None => Ok(None),
         }
+    }
+
+    /// The URL of an uploaded share code, if made before.
+    pub fn get_share_code(&self, scene: &str, page: &str) -> Result<Option<String>, StorageError> {
+        let key = [scene.as_bytes(), b"\0", page.as_bytes()].concat();
+        Ok(self
+            .inner
+            .share_codes
+            .get(key)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Remembers an uploaded share code's URL.
+    pub fn put_share_code(&self, scene: &str, page: &str, url: &str) -> Result<(), StorageError> {
+        let key = [scene.as_bytes(), b"\0", page.as_bytes()].concat();
+        self.inner.share_codes.insert(key, url.as_bytes())?;
+        Ok(())
     }
 
     /// Stores a login session under the hash of its token.

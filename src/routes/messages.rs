@@ -1,7 +1,10 @@
-//! Message permissions: `POST /api/v1/form-ids` and `POST /api/v1/subscriptions`.
+//! Messages and sharing: `POST /api/v1/form-ids`, `POST /api/v1/subscriptions`,
+//! `GET /api/v1/share-code`, and `GET /files/{name}` (local object storage).
 
 use actix_web::{web, HttpResponse};
-use lastmile_actors::domain::{now_utc, FormId, TemplateId};
+use lastmile_actors::domain::{now_utc, FormId, PagePath, Scene, TemplateId};
+use lastmile_actors::objects::valid_key;
+use lastmile_actors::sharecode::ShareError;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -69,4 +72,60 @@ pub async fn subscribe(
         .collect::<Result<Vec<_>, _>>()?;
     let granted = state.formids.grant(user, ids).await?;
     Ok(HttpResponse::Ok().json(json!({ "granted": granted })))
+}
+
+/// Query of the share-code endpoint.
+#[derive(Debug, Deserialize)]
+pub struct ShareQuery {
+    scene: Option<String>,
+    page: Option<String>,
+}
+
+/// `GET /api/v1/share-code?scene=&page=` → `{"url"}` of the wxacode PNG.
+#[tracing::instrument(level = "debug", name = "GET /share-code", skip_all)]
+pub async fn share_code(
+    state: web::Data<AppState>,
+    Caller(_user): Caller,
+    query: web::Query<ShareQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let scene = Scene::parse(query.scene.as_deref().unwrap_or(""))?;
+    let page = PagePath::parse(query.page.as_deref().unwrap_or(""))?;
+    let url = state
+        .share_codes
+        .get(scene, page)
+        .await
+        .map_err(|e| match e {
+            ShareError::Unavailable(_) => {
+                tracing::warn!(error = %e, "share code unavailable");
+                ApiError::Unavailable
+            }
+        })?;
+    Ok(HttpResponse::Ok().json(json!({ "url": url })))
+}
+
+/// `GET /files/{name}`: objects of the local backend.
+pub async fn file(
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let not_found = || ApiError::NotFound("no such file".into());
+    let dir = state.files_dir.clone().ok_or_else(not_found)?;
+    if !valid_key(&name) {
+        return Err(not_found());
+    }
+    let path = dir.join(name.as_str());
+    let bytes = web::block(move || std::fs::read(path))
+        .await
+        .map_err(|_| ApiError::Unavailable)?
+        .map_err(|_| not_found())?;
+    let content_type = if name.ends_with(".png") {
+        "image/png"
+    } else {
+        "application/octet-stream"
+    };
+    Ok(HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header(("Cache-Control", "public, max-age=86400"))
+        .body(bytes))
 }

@@ -12,5 +12,6 @@ mod messages;
 mod ops;
 mod orders;
 mod payments;
+mod sharecode;
 mod token;
 mod wechat_live;

@@ -179,6 +179,44 @@ impl WeChat for LiveWeChat {
         &self.pay
     }
 
+    async fn wxacode_unlimited(
+        &self,
+        access_token: &str,
+        scene: &str,
+        page: &str,
+    ) -> Result<Vec<u8>, WeChatError> {
+        let mut body = serde_json::json!({ "scene": scene, "check_path": false });
+        if !page.is_empty() {
+            body["page"] = page.into();
+        }
+        let response = self
+            .http
+            .post(format!("{}/wxa/getwxacodeunlimit", self.api_base))
+            .query(&[("access_token", access_token)])
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| WeChatError::Unreachable(Some(e)))?;
+        if response.status().is_server_error() {
+            return Err(WeChatError::Unreachable(None));
+        }
+        let json = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(super::is_json_media_type);
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| WeChatError::Unreachable(Some(e)))?;
+        if json {
+            let reply: super::ErrorReply =
+                serde_json::from_slice(&bytes).map_err(|e| WeChatError::Protocol(e.to_string()))?;
+            return Err(reply.into_error());
+        }
+        Ok(bytes.to_vec())
+    }
+
     async fn fetch_access_token(&self, stable: bool) -> Result<super::AccessToken, WeChatError> {
         let started = std::time::Instant::now();
         let reply: Result<super::TokenReply, WeChatError> = if stable {

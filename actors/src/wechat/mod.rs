@@ -154,6 +154,42 @@ pub trait WeChat: Send + Sync + 'static {
     /// A new access_token from `cgi-bin/stable_token` (when `stable`) or
     /// `cgi-bin/token`. Only the token refresher calls this.
     async fn fetch_access_token(&self, stable: bool) -> Result<AccessToken, WeChatError>;
+
+    /// getwxacodeunlimit: the mini-program code PNG for (scene, page).
+    async fn wxacode_unlimited(
+        &self,
+        access_token: &str,
+        scene: &str,
+        page: &str,
+    ) -> Result<Vec<u8>, WeChatError>;
+}
+
+/// Is this Content-Type JSON? (wxacode answers errors as JSON with HTTP 200,
+/// sometimes as `application/json; charset=UTF-8`.)
+pub fn is_json_media_type(content_type: &str) -> bool {
+    content_type
+        .split(';')
+        .next()
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// A WeChat JSON error answer (`{"errcode": ..., "errmsg": ...}`).
+#[derive(Debug, Deserialize)]
+pub(crate) struct ErrorReply {
+    #[serde(default)]
+    errcode: i64,
+    #[serde(default)]
+    errmsg: String,
+}
+
+impl ErrorReply {
+    /// Always an error: a JSON answer where an image was expected.
+    pub(crate) fn into_error(self) -> WeChatError {
+        WeChatError::Api {
+            errcode: if self.errcode == 0 { -1 } else { self.errcode },
+            errmsg: self.errmsg,
+        }
+    }
 }
 
 /// An access_token as WeChat hands it out.

@@ -27,6 +27,8 @@ pub struct SandboxWeChat {
     code2session_calls: AtomicU64,
     token_calls: AtomicU64,
     token_lifetime: AtomicU64,
+    first_valid_token: AtomicU64,
+    wxacode_calls: AtomicU64,
 }
 
 /// Seconds a sandbox access_token lives unless a test changes it.
@@ -43,6 +45,8 @@ impl SandboxWeChat {
             code2session_calls: AtomicU64::new(0),
             token_calls: AtomicU64::new(0),
             token_lifetime: AtomicU64::new(SANDBOX_TOKEN_LIFETIME),
+            first_valid_token: AtomicU64::new(0),
+            wxacode_calls: AtomicU64::new(0),
         }
     }
 
@@ -69,6 +73,31 @@ impl SandboxWeChat {
     /// How long the next tokens live, in seconds.
     pub fn set_token_lifetime(&self, seconds: u64) {
         self.token_lifetime.store(seconds, Ordering::SeqCst);
+    }
+
+    /// Makes every token issued so far invalid (as another process's
+    /// refresh would): calls with them answer errcode 40001.
+    pub fn revoke_tokens(&self) {
+        let issued = self.token_calls.load(Ordering::SeqCst);
+        self.first_valid_token.store(issued + 1, Ordering::SeqCst);
+    }
+
+    /// How many wxacode calls were made.
+    pub fn wxacode_calls(&self) -> u64 {
+        self.wxacode_calls.load(Ordering::SeqCst)
+    }
+
+    fn check_token(&self, token: &str) -> Result<(), WeChatError> {
+        let n = token
+            .strip_prefix("SANDBOX_ACCESS_TOKEN_")
+            .and_then(|n| n.parse::<u64>().ok());
+        match n {
+            Some(n) if n >= self.first_valid_token.load(Ordering::SeqCst) => Ok(()),
+            _ => Err(WeChatError::Api {
+                errcode: 40001,
+                errmsg: "invalid credential, access_token is invalid or not latest".into(),
+            }),
+        }
     }
 
     fn check_up(&self) -> Result<(), WeChatError> {
@@ -121,6 +150,26 @@ impl WeChat for SandboxWeChat {
         &self.pay
     }
 
+    async fn wxacode_unlimited(
+        &self,
+        access_token: &str,
+        scene: &str,
+        page: &str,
+    ) -> Result<Vec<u8>, WeChatError> {
+        self.wxacode_calls.fetch_add(1, Ordering::SeqCst);
+        self.check_up()?;
+        self.check_token(access_token)?;
+        qr_png(&format!(
+            "{}?scene={}",
+            if page.is_empty() {
+                "pages/index/index"
+            } else {
+                page
+            },
+            scene
+        ))
+    }
+
     async fn fetch_access_token(&self, _stable: bool) -> Result<super::AccessToken, WeChatError> {
         let n = self.token_calls.fetch_add(1, Ordering::SeqCst) + 1;
         self.check_up()?;
@@ -129,4 +178,37 @@ impl WeChat for SandboxWeChat {
             expires_in: self.token_lifetime.load(Ordering::SeqCst),
         })
     }
+}
+
+/// Pixels per QR module in sandbox codes.
+const QR_SCALE: usize = 8;
+/// Quiet zone around a QR code, in modules.
+const QR_BORDER: usize = 4;
+
+/// A real, scannable PNG of a QR code for `text` (the sandbox's wxacode).
+fn qr_png(text: &str) -> Result<Vec<u8>, WeChatError> {
+    let code =
+        qrcode::QrCode::new(text.as_bytes()).map_err(|e| WeChatError::Protocol(e.to_string()))?;
+    let modules = code.width();
+    let colors = code.to_colors();
+    let side = (modules + 2 * QR_BORDER) * QR_SCALE;
+    let mut pixels = vec![255u8; side * side];
+    for (i, color) in colors.iter().enumerate() {
+        if *color != qrcode::Color::Dark {
+            continue;
+        }
+        let (mx, my) = (i % modules + QR_BORDER, i / modules + QR_BORDER);
+        for y in my * QR_SCALE..(my + 1) * QR_SCALE {
+            pixels[y * side + mx * QR_SCALE..y * side + (mx + 1) * QR_SCALE].fill(0);
+        }
+    }
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, side as u32, side as u32);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::Eight);
+    let encoded = encoder
+        .write_header()
+        .and_then(|mut w| w.write_image_data(&pixels));
+    encoded.map_err(|e| WeChatError::Protocol(e.to_string()))?;
+    Ok(out)
 }

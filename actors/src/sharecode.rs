@@ -1,0 +1,183 @@
+//! The share-code actor: wxacode images by (scene, page), made once —
+//! concurrent first requests share one WeChat call and one upload — then
+//! served from the cache in sled.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use futures::future::{FutureExt, LocalBoxFuture, Shared};
+use sha2::{Digest, Sha256};
+
+use crate::domain::{PagePath, Scene};
+use crate::objects::ObjectStore;
+use crate::storage::Store;
+use crate::token::Tokens;
+use crate::wechat::WeChat;
+
+/// Why no share code could be made.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ShareError {
+    /// WeChat, object storage or sled failed (the message is for the log).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+type Making = Shared<LocalBoxFuture<'static, Result<String, ShareError>>>;
+
+/// The actor.
+pub struct ShareCodeActor {
+    store: Store,
+    wechat: Arc<dyn WeChat>,
+    tokens: Tokens,
+    objects: Arc<dyn ObjectStore>,
+    making: HashMap<(String, String), Making>,
+}
+
+/// The URL of the wxacode for (scene, page).
+#[derive(Message)]
+#[rtype(result = "Result<String, ShareError>")]
+pub struct GetShareCode {
+    /// The scene.
+    pub scene: Scene,
+    /// The page (empty = home).
+    pub page: PagePath,
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<String, ShareError>")]
+struct ShareCodeMade {
+    key: (String, String),
+    result: Result<String, ShareError>,
+}
+
+impl Actor for ShareCodeActor {
+    type Context = Context<Self>;
+}
+
+impl Supervised for ShareCodeActor {
+    fn restarting(&mut self, _: &mut Self::Context) {
+        self.making.clear();
+    }
+}
+
+/// The object key for (scene, page): stable, flat, and not guessable from
+/// the scene alone.
+fn object_key(scene: &str, page: &str) -> String {
+    let digest = Sha256::digest([scene.as_bytes(), b"\0", page.as_bytes()].concat());
+    format!("wxacode-{}.png", hex::encode(&digest[..12]))
+}
+
+impl Handler<GetShareCode> for ShareCodeActor {
+    type Result = ResponseFuture<Result<String, ShareError>>;
+
+    fn handle(
+        &mut self,
+        GetShareCode { scene, page }: GetShareCode,
+        ctx: &mut Self::Context,
+    ) -> Self::Result {
+        let key = (scene.as_str().to_owned(), page.as_str().to_owned());
+        match self.store.get_share_code(&key.0, &key.1) {
+            Ok(Some(url)) => return Box::pin(async move { Ok(url) }),
+            Ok(None) => {}
+            Err(e) => {
+                let e = ShareError::Unavailable(e.to_string());
+                return Box::pin(async move { Err(e) });
+            }
+        }
+        if let Some(making) = self.making.get(&key) {
+            return Box::pin(making.clone());
+        }
+        let (wechat, tokens, objects, addr) = (
+            self.wechat.clone(),
+            self.tokens.clone(),
+            self.objects.clone(),
+            ctx.address(),
+        );
+        let (store, made_key) = (self.store.clone(), key.clone());
+        let make = async move {
+            let (scene, page) = (made_key.0.clone(), made_key.1.clone());
+            let result = async {
+                let png = tokens
+                    .call(|token| {
+                        let (wechat, scene, page) = (wechat.clone(), scene.clone(), page.clone());
+                        async move { wechat.wxacode_unlimited(&token, &scene, &page).await }
+                    })
+                    .await
+                    .map_err(|e| ShareError::Unavailable(e.to_string()))?;
+                objects
+                    .put(&object_key(&scene, &page), png, "image/png")
+                    .await
+                    .map_err(|e| ShareError::Unavailable(e.to_string()))
+            }
+            .await;
+            let url = addr
+                .send(ShareCodeMade {
+                    key: made_key,
+                    result,
+                })
+                .await
+                .map_err(|e| ShareError::Unavailable(e.to_string()))??;
+            store
+                .commit()
+                .await
+                .map_err(|e| ShareError::Unavailable(e.to_string()))?;
+            Ok(url)
+        }
+        .boxed_local()
+        .shared();
+        self.making.insert(key, make.clone());
+        Box::pin(make)
+    }
+}
+
+impl Handler<ShareCodeMade> for ShareCodeActor {
+    type Result = Result<String, ShareError>;
+
+    fn handle(
+        &mut self,
+        ShareCodeMade { key, result }: ShareCodeMade,
+        _: &mut Self::Context,
+    ) -> Self::Result {
+        self.making.remove(&key);
+        let url = result?;
+        self.store
+            .put_share_code(&key.0, &key.1, &url)
+            .map_err(|e| ShareError::Unavailable(e.to_string()))?;
+        metrics::counter!("lastmile_share_codes_made_total").increment(1);
+        Ok(url)
+    }
+}
+
+/// The handle.
+#[derive(Clone)]
+pub struct ShareCodes {
+    addr: Addr<ShareCodeActor>,
+}
+
+impl ShareCodes {
+    /// Starts the supervised share-code actor.
+    pub fn start(
+        store: Store,
+        wechat: Arc<dyn WeChat>,
+        tokens: Tokens,
+        objects: Arc<dyn ObjectStore>,
+    ) -> Self {
+        let addr = Supervisor::start(move |_| ShareCodeActor {
+            store,
+            wechat,
+            tokens,
+            objects,
+            making: HashMap::new(),
+        });
+        Self { addr }
+    }
+
+    /// The URL of the wxacode for (scene, page).
+    pub async fn get(&self, scene: Scene, page: PagePath) -> Result<String, ShareError> {
+        self.addr
+            .send(GetShareCode { scene, page })
+            .await
+            .map_err(|e| ShareError::Unavailable(e.to_string()))?
+    }
+}
