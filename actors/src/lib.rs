@@ -6,6 +6,7 @@
 //! - [`sharecode`]: wxacode share codes, made once and cached
 //! - [`storage`]: sled trees, record encoding, group commit (the only module naming sled)
 //! - [`formid`]: the form-id pool: form_ids, paid prepay_ids, subscribe grants
+//! - [`matching`]: the order–courier assignment (exact min-cost flow over campus places)
 //! - [`objects`]: object storage (local directory or Qiniu form upload)
 //! - [`orders`]: the sharded, supervised orders actors and their router
 //! - [`payments`]: the payments actor: prepay, notify, query/close on timeout, refunds
@@ -18,6 +19,7 @@
 pub mod campus;
 pub mod domain;
 pub mod formid;
+pub mod matching;
 pub mod objects;
 pub mod orders;
 pub mod payments;
