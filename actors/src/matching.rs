@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 /// Cost bonus (in cm) an urgent order gets: more than any campus distance,
 /// so an order waiting past the urgency threshold is served before any
 /// fresh one, whatever the distance.
-pub const URGENT_BONUS_CM: i64 = 100_000_00;
+pub const URGENT_BONUS_CM: i64 = 10_000_000;
 
 /// An order waiting for a courier.
 #[derive(Debug, Clone, PartialEq, Eq)]
