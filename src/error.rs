@@ -2,6 +2,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
+use lastmile_actors::dispatch::DispatchError;
 use lastmile_actors::domain::ValidationError;
 use lastmile_actors::formid::PoolError;
 use lastmile_actors::orders::OrderError;
@@ -164,5 +165,16 @@ impl From<PaymentError> for ApiError {
 impl From<PoolError> for ApiError {
     fn from(e: PoolError) -> Self {
         ApiError::unavailable(&e)
+    }
+}
+
+impl From<DispatchError> for ApiError {
+    fn from(e: DispatchError) -> Self {
+        match e {
+            DispatchError::Forbidden(m) => ApiError::Forbidden(m.into()),
+            DispatchError::Conflict(m) => ApiError::Conflict(m),
+            DispatchError::NotFound => ApiError::NotFound("not found".into()),
+            DispatchError::Unavailable(_) => ApiError::unavailable(&e),
+        }
     }
 }

@@ -9,6 +9,7 @@ use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use lastmile_actors::campus::{Campus, CampusError};
+use lastmile_actors::dispatch::{Dispatch, DispatchConfig};
 use lastmile_actors::formid::FormIds;
 use lastmile_actors::objects::{LocalObjects, ObjectStore, QiniuObjects};
 use lastmile_actors::orders::{Orders, OrdersConfig};
@@ -22,7 +23,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::config::Settings;
 use crate::error::ApiError;
-use crate::routes::{auth, messages, ops, orders, payments};
+use crate::routes::{auth, couriers, messages, ops, orders, payments};
 use crate::telemetry;
 
 /// What the handlers share: handles on the actors, the map, the metrics.
@@ -40,6 +41,8 @@ pub struct AppState {
     pub tokens: Tokens,
     /// wxacode share codes.
     pub share_codes: ShareCodes,
+    /// Couriers and matching.
+    pub dispatch: Dispatch,
     /// The directory served under `/files/` (local object storage only).
     pub files_dir: Option<std::path::PathBuf>,
     /// The WeChat simulator, in sandbox mode only.
@@ -123,6 +126,17 @@ pub fn start_services(
         store.clone(),
         settings.wechat.stable_token,
     );
+    let dispatch = Dispatch::start(
+        store.clone(),
+        orders.clone(),
+        campus.clone(),
+        DispatchConfig {
+            tick: settings.dispatch.tick,
+            max_tasks: settings.dispatch.max_tasks,
+            reassign_after: settings.dispatch.reassign_after,
+            auto: settings.dispatch.auto,
+        },
+    );
     let (objects, files_dir) = object_store(settings, notify_base);
     let share_codes = ShareCodes::start(
         store.clone(),
@@ -144,6 +158,7 @@ pub fn start_services(
         formids,
         tokens,
         share_codes,
+        dispatch,
         files_dir,
         sandbox: wechat.sandbox,
         campus,
@@ -230,7 +245,19 @@ pub fn app(
                         .route(web::post().to(orders::create))
                         .route(web::get().to(orders::list)),
                 )
+                .service(resource("/orders/open").route(web::get().to(couriers::open)))
                 .service(resource("/orders/{id}").route(web::get().to(orders::get)))
+                .service(resource("/orders/{id}/grab").route(web::post().to(couriers::grab)))
+                .service(resource("/orders/{id}/pickup").route(web::post().to(couriers::pickup)))
+                .service(resource("/orders/{id}/deliver").route(web::post().to(couriers::deliver)))
+                .service(resource("/orders/{id}/confirm").route(web::post().to(couriers::confirm)))
+                .service(resource("/couriers/me").route(web::post().to(couriers::register)))
+                .service(resource("/couriers/me/online").route(web::post().to(couriers::online)))
+                .service(resource("/couriers/me/offline").route(web::post().to(couriers::offline)))
+                .service(
+                    resource("/couriers/me/location").route(web::post().to(couriers::location)),
+                )
+                .service(resource("/couriers/me/tasks").route(web::get().to(couriers::tasks)))
                 .service(resource("/orders/{id}/cancel").route(web::post().to(orders::cancel)))
                 .service(resource("/orders/{id}/pay").route(web::post().to(payments::pay)))
                 .service(resource("/form-ids").route(web::post().to(messages::add_form_ids)))

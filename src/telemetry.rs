@@ -48,7 +48,17 @@ pub fn prometheus() -> PrometheusHandle {
 
 /// Every route pattern the app registers; label values must be static so
 /// that counting a request allocates nothing.
-const ROUTES: [&str; 15] = [
+const ROUTES: [&str; 25] = [
+    "/api/v1/orders/open",
+    "/api/v1/orders/{id}/grab",
+    "/api/v1/orders/{id}/pickup",
+    "/api/v1/orders/{id}/deliver",
+    "/api/v1/orders/{id}/confirm",
+    "/api/v1/couriers/me",
+    "/api/v1/couriers/me/online",
+    "/api/v1/couriers/me/offline",
+    "/api/v1/couriers/me/location",
+    "/api/v1/couriers/me/tasks",
     "/api/v1/share-code",
     "/files/{name}",
     "/api/v1/form-ids",

@@ -542,6 +542,24 @@ impl Order {
         Ok(next)
     }
 
+    /// Hands the order to `courier` (through the status machine).
+    pub fn assign(
+        &mut self,
+        courier: OpenId,
+        now: OffsetDateTime,
+    ) -> Result<Status, TransitionError> {
+        let status = self.apply(Event::Assign, now)?;
+        self.courier = Some(courier);
+        Ok(status)
+    }
+
+    /// Takes the order back from its courier.
+    pub fn unassign(&mut self, now: OffsetDateTime) -> Result<Status, TransitionError> {
+        let status = self.apply(Event::Unassign, now)?;
+        self.courier = None;
+        Ok(status)
+    }
+
     /// May `who` see this order at all?
     pub fn visible_to(&self, who: &OpenId) -> bool {
         &self.customer == who || self.courier.as_ref() == Some(who)
@@ -757,6 +775,35 @@ impl PagePath {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// A mainland China mobile number: 11 digits starting with 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PhoneNumber(String);
+
+impl PhoneNumber {
+    /// Parses a phone number.
+    pub fn parse(s: &str) -> Result<Self, ValidationError> {
+        if s.len() == 11 && s.starts_with('1') && s.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(ValidationError::new(
+                "phone must be a mainland mobile number: 11 digits starting with 1",
+            ))
+        }
+    }
+}
+
+/// A registered courier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CourierProfile {
+    /// The courier's openid.
+    pub openid: OpenId,
+    /// Display name, 1–32 characters.
+    pub name: String,
+    /// Contact number.
+    pub phone: PhoneNumber,
 }
 
 #[cfg(test)]

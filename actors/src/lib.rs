@@ -1,6 +1,7 @@
 //! lastmile's actor crate: the domain, the actors that own it, and the
 //! adapters they use.
 //!
+//! - [`dispatch`]: the dispatcher: couriers, the waiting pool, matching rounds, grabs
 //! - [`domain`]: parsed values (`OrderId`, `OpenId`, `Fen`, …), the order record and its status machine
 //! - [`campus`]: the campus map and distances
 //! - [`sharecode`]: wxacode share codes, made once and cached
@@ -17,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod campus;
+pub mod dispatch;
 pub mod domain;
 pub mod formid;
 pub mod matching;

@@ -155,6 +155,95 @@ pub struct PaymentsLink {
 #[rtype(result = "()")]
 pub struct AttachPayments(pub PaymentsLink);
 
+/// Give a paid order to a courier (from the dispatcher: matching or grab).
+#[derive(Message)]
+#[rtype(result = "Result<Order, OrderError>")]
+pub struct AssignCourier {
+    /// The order.
+    pub id: OrderId,
+    /// The courier.
+    pub courier: OpenId,
+}
+
+/// Take an assigned (not picked up) order back from `courier`.
+#[derive(Message)]
+#[rtype(result = "Result<Order, OrderError>")]
+pub struct UnassignOrder {
+    /// The order.
+    pub id: OrderId,
+    /// The courier it must still belong to.
+    pub courier: OpenId,
+}
+
+/// A courier-or-customer step on an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The assigned courier picked the goods up.
+    PickUp,
+    /// The assigned courier handed them over.
+    Deliver,
+    /// The customer confirms receipt.
+    Confirm,
+}
+
+/// Apply a [`Step`] on behalf of `by`.
+#[derive(Message)]
+#[rtype(result = "Result<Order, OrderError>")]
+pub struct TakeStep {
+    /// The order.
+    pub id: OrderId,
+    /// Who acts.
+    pub by: OpenId,
+    /// What they do.
+    pub step: Step,
+}
+
+/// Event to the dispatcher: an order waits for a courier.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct OrderWaiting {
+    /// The order.
+    pub id: OrderId,
+    /// Where it is picked up.
+    pub pickup: crate::domain::PlaceId,
+    /// Its customer (never their own courier).
+    pub customer: OpenId,
+    /// Since when it waits.
+    pub since: OffsetDateTime,
+}
+
+/// Event to the dispatcher: a waiting order left the pool (cancelled).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct OrderTaken {
+    /// The order.
+    pub id: OrderId,
+}
+
+/// Event to the dispatcher: a courier's task ended (delivered or taken back).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TaskDone {
+    /// The courier.
+    pub courier: OpenId,
+}
+
+/// Where shards send dispatch events.
+#[derive(Clone)]
+pub struct DispatchLink {
+    /// Receives [`OrderWaiting`].
+    pub waiting: Recipient<OrderWaiting>,
+    /// Receives [`OrderTaken`].
+    pub taken: Recipient<OrderTaken>,
+    /// Receives [`TaskDone`].
+    pub task_done: Recipient<TaskDone>,
+}
+
+/// Connects a shard to the dispatcher (sent once at start).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AttachDispatch(pub DispatchLink);
+
 /// Make the shard panic inside a handler (fault-injection for tests).
 #[doc(hidden)]
 #[derive(Message)]
@@ -173,6 +262,8 @@ pub struct OrderShard {
     payment_deadlines: BTreeSet<(OffsetDateTime, OrderId)>,
     gauges: Vec<metrics::Gauge>,
     payments: Option<PaymentsLink>,
+    dispatch: Option<DispatchLink>,
+    confirm_deadlines: BTreeSet<(OffsetDateTime, OrderId)>,
 }
 
 impl OrderShard {
@@ -192,12 +283,15 @@ impl OrderShard {
             payment_deadlines: BTreeSet::new(),
             gauges,
             payments: None,
+            dispatch: None,
+            confirm_deadlines: BTreeSet::new(),
         }
     }
 
     fn reload(&mut self) -> Result<(), StorageError> {
         self.active.clear();
         self.payment_deadlines.clear();
+        self.confirm_deadlines.clear();
         for gauge in &self.gauges {
             gauge.set(0.0);
         }
@@ -225,15 +319,28 @@ impl OrderShard {
             if old.status() == Status::AwaitingPayment {
                 let deadline = self.payment_deadline(&old);
                 self.payment_deadlines.remove(&(deadline, old.id));
+            } else if old.status() == Status::Delivered {
+                let deadline = old.updated_at + self.config.auto_confirm;
+                self.confirm_deadlines.remove(&(deadline, old.id));
             }
         }
         if order.status().is_terminal() {
             return;
         }
         self.gauge(order.status()).increment(1.0);
-        if order.status() == Status::AwaitingPayment {
-            self.payment_deadlines
-                .insert((self.payment_deadline(&order), order.id.clone()));
+        match order.status() {
+            Status::AwaitingPayment => {
+                self.payment_deadlines
+                    .insert((self.payment_deadline(&order), order.id.clone()));
+            }
+            Status::Delivered => {
+                self.confirm_deadlines.insert((
+                    order.updated_at + self.config.auto_confirm,
+                    order.id.clone(),
+                ));
+            }
+            Status::Paid => self.announce_waiting(&order),
+            _ => {}
         }
         self.active.insert(order.id.clone(), Box::new(order));
     }
@@ -303,6 +410,11 @@ impl OrderShard {
         let order = self.transition(&id, Event::Cancel)?;
         if order.status() == Status::Refunding {
             self.refund_due(&order.id);
+            if let Some(link) = &self.dispatch {
+                link.taken.do_send(OrderTaken {
+                    id: order.id.clone(),
+                });
+            }
         }
         Ok(order)
     }
@@ -352,6 +464,101 @@ impl OrderShard {
                 }
             }
         });
+    }
+
+    /// Tells the dispatcher a paid order waits for a courier.
+    fn announce_waiting(&self, order: &Order) {
+        if let Some(link) = &self.dispatch {
+            link.waiting.do_send(OrderWaiting {
+                id: order.id.clone(),
+                pickup: order.pickup.place_id.clone(),
+                customer: order.customer.clone(),
+                since: order.updated_at,
+            });
+        }
+    }
+
+    fn assign(
+        &mut self,
+        AssignCourier { id, courier }: AssignCourier,
+    ) -> Result<Order, OrderError> {
+        let mut order = self.load(&id)?.ok_or(OrderError::NotFound)?;
+        if order.customer == courier {
+            return Err(OrderError::Forbidden(
+                "a courier never takes their own order",
+            ));
+        }
+        order.assign(courier, now_utc())?;
+        self.store.update_order(&order, false)?;
+        metrics::counter!("lastmile_order_transitions_total", "to" => "assigned").increment(1);
+        self.track(order.clone());
+        Ok(order)
+    }
+
+    fn unassign(
+        &mut self,
+        UnassignOrder { id, courier }: UnassignOrder,
+    ) -> Result<Order, OrderError> {
+        let mut order = self.load(&id)?.ok_or(OrderError::NotFound)?;
+        if order.courier.as_ref() != Some(&courier) {
+            return Err(OrderError::Forbidden("the order is not this courier's"));
+        }
+        order.unassign(now_utc())?;
+        self.store.update_order(&order, false)?;
+        metrics::counter!("lastmile_order_transitions_total", "to" => "paid").increment(1);
+        self.task_done(&courier);
+        self.track(order.clone());
+        Ok(order)
+    }
+
+    fn take_step(&mut self, TakeStep { id, by, step }: TakeStep) -> Result<Order, OrderError> {
+        let order = self.load(&id)?.ok_or(OrderError::NotFound)?;
+        if !order.visible_to(&by) {
+            return Err(OrderError::NotFound);
+        }
+        let (allowed, event) = match step {
+            Step::PickUp => (order.courier.as_ref() == Some(&by), Event::PickUp),
+            Step::Deliver => (order.courier.as_ref() == Some(&by), Event::Deliver),
+            Step::Confirm => (order.customer == by, Event::Confirm),
+        };
+        if !allowed {
+            return Err(OrderError::Forbidden(match step {
+                Step::Confirm => "only the customer may confirm receipt",
+                _ => "only the assigned courier may do this",
+            }));
+        }
+        let done = self.transition(&id, event)?;
+        if step == Step::Deliver {
+            if let Some(courier) = &done.courier {
+                self.task_done(courier);
+            }
+        }
+        Ok(done)
+    }
+
+    fn task_done(&self, courier: &OpenId) {
+        if let Some(link) = &self.dispatch {
+            link.task_done.do_send(TaskDone {
+                courier: courier.clone(),
+            });
+        }
+    }
+
+    /// Completes delivered orders nobody confirmed within `orders.auto_confirm`.
+    fn auto_confirm(&mut self) -> usize {
+        let now = now_utc();
+        let mut done = 0;
+        while let Some((deadline, id)) = self.confirm_deadlines.first().cloned() {
+            if deadline > now {
+                break;
+            }
+            self.confirm_deadlines.pop_first();
+            match self.transition(&id, Event::Confirm) {
+                Ok(_) => done += 1,
+                Err(e) => tracing::debug!(order = %id, error = %e, "auto-confirm skipped"),
+            }
+        }
+        done
     }
 
     /// Restarts refunds a crash or restart interrupted.
@@ -442,7 +649,7 @@ impl Actor for OrderShard {
             return;
         }
         ctx.run_interval(self.timer_tick(), |act, ctx| {
-            let expired = act.guarded(ctx, |act| Ok(act.expire_unpaid()));
+            let expired = act.guarded(ctx, |act| Ok(act.expire_unpaid() + act.auto_confirm()));
             if let Ok(n) = expired {
                 if n > 0 {
                     tracing::info!(
@@ -510,6 +717,47 @@ impl Handler<ConfirmRefund> for OrderShard {
 
     fn handle(&mut self, msg: ConfirmRefund, ctx: &mut Self::Context) -> Self::Result {
         self.guarded(ctx, |s| s.confirm_refund(&msg.id))
+    }
+}
+
+impl Handler<AssignCourier> for OrderShard {
+    type Result = Result<Order, OrderError>;
+
+    fn handle(&mut self, msg: AssignCourier, ctx: &mut Self::Context) -> Self::Result {
+        self.guarded(ctx, |s| s.assign(msg))
+    }
+}
+
+impl Handler<UnassignOrder> for OrderShard {
+    type Result = Result<Order, OrderError>;
+
+    fn handle(&mut self, msg: UnassignOrder, ctx: &mut Self::Context) -> Self::Result {
+        self.guarded(ctx, |s| s.unassign(msg))
+    }
+}
+
+impl Handler<TakeStep> for OrderShard {
+    type Result = Result<Order, OrderError>;
+
+    fn handle(&mut self, msg: TakeStep, ctx: &mut Self::Context) -> Self::Result {
+        self.guarded(ctx, |s| s.take_step(msg))
+    }
+}
+
+impl Handler<AttachDispatch> for OrderShard {
+    type Result = ();
+
+    fn handle(&mut self, AttachDispatch(link): AttachDispatch, _: &mut Self::Context) {
+        self.dispatch = Some(link);
+        let waiting: Vec<Order> = self
+            .active
+            .values()
+            .filter(|o| o.status() == Status::Paid)
+            .map(|o| Order::clone(o))
+            .collect();
+        for order in &waiting {
+            self.announce_waiting(order);
+        }
     }
 }
 
@@ -651,6 +899,56 @@ impl Orders {
     pub async fn confirm_refund(&self, id: OrderId) -> Result<Order, OrderError> {
         let order = self.shard(&id).send(ConfirmRefund { id }).await??;
         self.durable(order).await
+    }
+
+    /// Gives a paid order to a courier (durable before it returns).
+    pub async fn assign(&self, id: OrderId, courier: OpenId) -> Result<Order, OrderError> {
+        let order = self
+            .shard(&id)
+            .send(AssignCourier { id, courier })
+            .await??;
+        self.durable(order).await
+    }
+
+    /// Takes an assigned order back from an offline courier.
+    pub async fn unassign(&self, id: OrderId, courier: OpenId) -> Result<Order, OrderError> {
+        let order = self
+            .shard(&id)
+            .send(UnassignOrder { id, courier })
+            .await??;
+        self.durable(order).await
+    }
+
+    /// Pickup, deliver or confirm on behalf of `by`.
+    pub async fn step(&self, id: OrderId, by: OpenId, step: Step) -> Result<Order, OrderError> {
+        let order = self.shard(&id).send(TakeStep { id, by, step }).await??;
+        self.durable(order).await
+    }
+
+    /// Orders a courier is working on (assigned, picked up, delivered).
+    pub async fn tasks_of(&self, courier: OpenId) -> Result<Vec<Order>, OrderError> {
+        let store = self.store.clone();
+        let scan = move || {
+            store.scan_active(|o| {
+                o.courier.as_ref() == Some(&courier)
+                    && matches!(
+                        o.status(),
+                        Status::Assigned | Status::PickedUp | Status::Delivered
+                    )
+            })
+        };
+        let mut tasks = tokio::task::spawn_blocking(scan)
+            .await
+            .map_err(|_| OrderError::Unavailable)??;
+        tasks.sort_by_key(|o| o.updated_at);
+        Ok(tasks)
+    }
+
+    /// Connects every shard to the dispatcher.
+    pub fn attach_dispatch(&self, link: DispatchLink) {
+        for shard in self.shards.iter() {
+            shard.do_send(AttachDispatch(link.clone()));
+        }
     }
 
     /// Connects every shard to the payments actor.

@@ -13,6 +13,7 @@
 //! - `grants`: openid `\0` template id → subscribe-message grants left (u32 BE)
 //! - `meta`: `access_token` → the app's current access token
 //! - `share_codes`: scene `\0` page → the uploaded wxacode's URL
+//! - `couriers`: openid → courier profile
 //!
 //! Order ids start with a customer prefix and sort by time (see
 //! [`OrderId::generate`]), so a customer's orders are one key range in each
@@ -36,7 +37,8 @@ use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
 use crate::domain::{
-    IdempotencyKey, OpenId, Order, OrderId, PaymentRecord, PooledId, Session, Status, StoredToken,
+    CourierProfile, IdempotencyKey, OpenId, Order, OrderId, PaymentRecord, PooledId, Session,
+    Status, StoredToken,
 };
 
 /// Version byte in front of every stored record: v1 is bincode of the
@@ -80,6 +82,7 @@ struct Inner {
     grants: sled::Tree,
     meta: sled::Tree,
     share_codes: sled::Tree,
+    couriers: sled::Tree,
     committer: mpsc::Sender<Waiter>,
 }
 
@@ -114,6 +117,7 @@ impl Store {
             grants: db.open_tree("grants")?,
             meta: db.open_tree("meta")?,
             share_codes: db.open_tree("share_codes")?,
+            couriers: db.open_tree("couriers")?,
             committer: tx,
             db,
         };
@@ -426,6 +430,34 @@ impl Store {
         let key = [scene.as_bytes(), b"\0", page.as_bytes()].concat();
         self.inner.share_codes.insert(key, url.as_bytes())?;
         Ok(())
+    }
+
+    /// Saves a courier profile.
+    pub fn put_courier(&self, profile: &CourierProfile) -> Result<(), StorageError> {
+        self.inner
+            .couriers
+            .insert(profile.openid.as_str().as_bytes(), encode(profile)?)?;
+        Ok(())
+    }
+
+    /// A courier profile.
+    pub fn get_courier(&self, openid: &OpenId) -> Result<Option<CourierProfile>, StorageError> {
+        match self.inner.couriers.get(openid.as_str().as_bytes())? {
+            Some(bytes) => decode(&bytes, openid.as_str()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Active orders matching `keep` (dispatcher rebuilds, courier task lists).
+    pub fn scan_active(&self, keep: impl Fn(&Order) -> bool) -> Result<Vec<Order>, StorageError> {
+        let mut out = Vec::new();
+        for item in self.inner.active.iter().values() {
+            let order: Order = decode(&item?, "active order")?;
+            if keep(&order) {
+                out.push(order);
+            }
+        }
+        Ok(out)
     }
 
     /// Stores a login session under the hash of its token.

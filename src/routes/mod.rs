@@ -2,6 +2,7 @@
 //! calls and back; they hold no state and touch no storage.
 
 pub mod auth;
+pub mod couriers;
 pub mod messages;
 pub mod ops;
 pub mod orders;

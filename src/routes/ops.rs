@@ -26,6 +26,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         && state.sessions.is_alive()
         && state.payments.is_alive()
         && state.formids.is_alive()
+        && state.dispatch.is_alive()
     {
         Ok(HttpResponse::Ok().json(json!({"status": "ready"})))
     } else {
