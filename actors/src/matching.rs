@@ -10,7 +10,7 @@
 //! first) and couriers are then drawn from each flow; a courier is never
 //! handed their own order.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// Cost bonus (in cm) an urgent order gets: more than any campus distance,
 /// so an order waiting past the urgency threshold is served before any
@@ -107,26 +107,26 @@ pub fn assign<I, U: PartialEq>(
     });
 
     let mut free: Vec<u32> = couriers.iter().map(|c| c.free).collect();
-    let mut next_order: HashMap<(usize, bool), usize> = HashMap::new();
+    let mut taken = vec![false; orders.len()];
     let mut pairs = Vec::new();
     for ((s, c), amount) in flows {
-        let class = class_keys[c];
+        let class = &classes[&class_keys[c]];
         let stand = &stands[&stand_keys[s]];
         for _ in 0..amount {
-            let cursor = next_order.entry(class).or_insert(0);
-            let Some(&order) = classes[&class].get(*cursor) else {
-                break;
-            };
-            *cursor += 1;
-            // Any courier at this stand with room who is not the customer.
-            let pick = stand
-                .iter()
-                .copied()
-                .find(|&k| free[k] > 0 && couriers[k].id != orders[order].customer);
-            if let Some(k) = pick {
-                free[k] -= 1;
-                pairs.push((order, k));
-            }
+            // The longest-waiting order of the class that some courier here
+            // with room may take (a courier never takes their own order;
+            // skipping it keeps it for another courier).
+            let pick = class.iter().copied().filter(|&o| !taken[o]).find_map(|o| {
+                stand
+                    .iter()
+                    .copied()
+                    .find(|&k| free[k] > 0 && couriers[k].id != orders[o].customer)
+                    .map(|k| (o, k))
+            });
+            let Some((o, k)) = pick else { break };
+            taken[o] = true;
+            free[k] -= 1;
+            pairs.push((o, k));
         }
     }
     pairs
@@ -296,6 +296,7 @@ pub fn total_metres<I, U>(
 mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
+    use std::collections::HashMap;
 
     /// Exact answer by dynamic programming over couriers' remaining
     /// capacities: (most orders assigned, then least distance).

@@ -410,3 +410,173 @@ async fn sandbox_payment_notifies_over_http_and_kill_9_before_notify_loses_nothi
         .expect("json");
     assert_eq!(order["status"], "paid");
 }
+
+#[actix_web::test]
+async fn binary_dispatch_flow_survives_kill_9() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut app = BinaryApp::start(
+        &dir.path().join("data"),
+        &[
+            ("LASTMILE__DISPATCH__TICK", "50ms"),
+            ("LASTMILE__DISPATCH__MAX_TASKS", "1"),
+        ],
+    )
+    .await;
+    let port = app.port;
+    let url = move |p: &str| format!("http://127.0.0.1:{port}{p}");
+    let http = client();
+    let (customer, _) = app.login(&http, "bin-dispatch-customer").await;
+    let (courier, courier_id) = app.login(&http, "bin-dispatch-courier").await;
+    let post = |target: String, token: String, body: Option<Value>| {
+        let mut req = http.post(target).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        async move {
+            req.send()
+                .await
+                .expect("request")
+                .json::<Value>()
+                .await
+                .expect("json")
+        }
+    };
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let order = post(url("/api/v1/orders"), customer.clone(), Some(order_body())).await;
+        let id = order["id"].as_str().expect("id").to_owned();
+        post(
+            url(&format!("/api/v1/orders/{id}/pay")),
+            customer.clone(),
+            None,
+        )
+        .await;
+        assert_eq!(
+            http.post(url(&format!("/sandbox/pay/{id}")))
+                .send()
+                .await
+                .expect("pay")
+                .status(),
+            200
+        );
+        ids.push(id);
+    }
+    post(
+        url("/api/v1/couriers/me"),
+        courier.clone(),
+        Some(serde_json::json!({"name": "小李", "phone": "13912345678"})),
+    )
+    .await;
+    post(
+        url("/api/v1/couriers/me/online"),
+        courier.clone(),
+        Some(serde_json::json!({"place_id": "dorm-3"})),
+    )
+    .await;
+    let status = |id: String| {
+        let req = http
+            .get(url(&format!("/api/v1/orders/{id}")))
+            .bearer_auth(customer.clone())
+            .send();
+        async move {
+            req.await.expect("get").json::<Value>().await.expect("json")["status"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        }
+    };
+    let one_assigned = eventually(Duration::from_secs(5), || {
+        let (a, b) = (status(ids[0].clone()), status(ids[1].clone()));
+        async move {
+            [a.await, b.await]
+                .iter()
+                .filter(|s| *s == "assigned")
+                .count()
+                == 1
+        }
+    })
+    .await;
+    assert!(one_assigned, "capacity 1: one assigned, one waiting");
+    let first = if status(ids[0].clone()).await == "assigned" {
+        ids[0].clone()
+    } else {
+        ids[1].clone()
+    };
+    let second = if first == ids[0] {
+        ids[1].clone()
+    } else {
+        ids[0].clone()
+    };
+
+    app.kill9();
+    app.launch().await;
+    assert_eq!(
+        status(first.clone()).await,
+        "assigned",
+        "the assigned task stays theirs"
+    );
+    assert_eq!(status(second.clone()).await, "paid");
+    let tasks: Value = http
+        .get(url("/api/v1/couriers/me/tasks"))
+        .bearer_auth(&courier)
+        .send()
+        .await
+        .expect("tasks")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(tasks["orders"][0]["id"], first.as_str());
+
+    post(
+        url("/api/v1/couriers/me/online"),
+        courier.clone(),
+        Some(serde_json::json!({"place_id": "dorm-3"})),
+    )
+    .await;
+    assert_eq!(
+        post(
+            url(&format!("/api/v1/orders/{first}/pickup")),
+            courier.clone(),
+            None
+        )
+        .await["status"],
+        "picked_up"
+    );
+    assert_eq!(
+        post(
+            url(&format!("/api/v1/orders/{first}/deliver")),
+            courier.clone(),
+            None
+        )
+        .await["status"],
+        "delivered"
+    );
+    assert_eq!(
+        post(
+            url(&format!("/api/v1/orders/{first}/confirm")),
+            customer.clone(),
+            None
+        )
+        .await["status"],
+        "completed"
+    );
+    let rematched = eventually(Duration::from_secs(5), || {
+        let s = status(second.clone());
+        async move { s.await == "assigned" }
+    })
+    .await;
+    assert!(
+        rematched,
+        "the waiting order is matched again after the restart"
+    );
+    let order: Value = http
+        .get(url(&format!("/api/v1/orders/{second}")))
+        .bearer_auth(&customer)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(order["courier"], courier_id.as_str());
+}

@@ -200,6 +200,80 @@ where
         (status, String::from_utf8_lossy(&bytes).into_owned())
     }
 
+    /// Creates an order for `token` and pays it (prepay + a signed notify).
+    pub async fn paid_order(&self, token: &str, openid: &str) -> String {
+        use lastmile_actors::wechat::pay;
+        use lastmile_actors::wechat::{SignType, WeChat};
+        let created = self.create_order(token, &order_body()).await;
+        let id = created.body["id"].as_str().expect("id").to_owned();
+        assert_eq!(self.pay_order(token, &id).await.status, StatusCode::OK);
+        let signer = self.wechat.pay().signer().clone();
+        let mut notify = pay::fields([
+            ("appid", signer.appid.clone()),
+            ("mch_id", signer.mch_id.clone()),
+            ("nonce_str", "helper".to_owned()),
+            ("result_code", "SUCCESS".to_owned()),
+            ("return_code", "SUCCESS".to_owned()),
+            ("openid", openid.to_owned()),
+            ("total_fee", "300".to_owned()),
+            ("transaction_id", format!("42{}", &id[..20])),
+            ("out_trade_no", id.clone()),
+        ]);
+        let sign = pay::sign(&notify, signer.api_key.expose(), SignType::Md5);
+        notify.insert("sign".into(), sign);
+        let (_, answer) = self
+            .post_xml("/api/v1/wechat/pay/notify", pay::to_xml(&notify))
+            .await;
+        assert!(
+            answer.contains("SUCCESS") && !answer.contains("FAIL"),
+            "{answer}"
+        );
+        id
+    }
+
+    /// POST with a JSON body (or none) as `token`.
+    pub async fn post_as(&self, token: &str, uri: &str, body: Option<Value>) -> Reply {
+        let mut req = test::TestRequest::post()
+            .uri(uri)
+            .insert_header(("Authorization", format!("Bearer {token}")));
+        if let Some(b) = body {
+            req = req.set_json(b);
+        }
+        self.send(req).await
+    }
+
+    /// GET as `token`.
+    pub async fn get_as(&self, token: &str, uri: &str) -> Reply {
+        self.send(
+            test::TestRequest::get()
+                .uri(uri)
+                .insert_header(("Authorization", format!("Bearer {token}"))),
+        )
+        .await
+    }
+
+    /// Logs in, becomes a courier and goes online at `place`; returns (token, openid).
+    pub async fn online_courier(&self, code: &str, place: &str) -> (String, String) {
+        let (token, openid) = self.login(code).await;
+        let reg = self
+            .post_as(
+                &token,
+                "/api/v1/couriers/me",
+                Some(json!({"name": code, "phone": "13800138000"})),
+            )
+            .await;
+        assert_eq!(reg.status, StatusCode::OK, "{}", reg.body);
+        let on = self
+            .post_as(
+                &token,
+                "/api/v1/couriers/me/online",
+                Some(json!({"place_id": place})),
+            )
+            .await;
+        assert_eq!(on.status, StatusCode::OK, "{}", on.body);
+        (token, openid)
+    }
+
     /// The status of an order as its customer sees it.
     pub async fn status_of(&self, token: &str, id: &str) -> String {
         self.get_order(token, id).await.body["status"]

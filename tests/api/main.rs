@@ -7,6 +7,7 @@
 
 mod auth;
 mod binary;
+mod dispatch;
 mod helpers;
 mod messages;
 mod ops;

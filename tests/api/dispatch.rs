@@ -1,0 +1,343 @@
+//! Couriers, matching, grabs and the delivery steps, in process.
+
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use futures::future::join_all;
+use serde_json::json;
+
+use crate::helpers::{eventually, order_body, spawn_app_with};
+
+#[actix_web::test]
+async fn a_paid_order_is_matched_delivered_and_completed() {
+    let app = spawn_app_with(|s| s.dispatch.tick = Duration::from_millis(50)).await;
+    let (customer, openid) = app.login("dispatch-customer").await;
+    let id = app.paid_order(&customer, &openid).await;
+    let (courier, courier_id) = app.online_courier("courier-a", "dorm-1").await;
+
+    let assigned = eventually(Duration::from_secs(5), || {
+        let (app, customer, id) = (&app, &customer, &id);
+        async move { app.status_of(customer, id).await == "assigned" }
+    })
+    .await;
+    assert!(assigned, "matched within a few ticks");
+    let order = app.get_order(&customer, &id).await.body;
+    assert_eq!(order["courier"], courier_id.as_str());
+    let tasks = app.get_as(&courier, "/api/v1/couriers/me/tasks").await.body;
+    assert_eq!(tasks["orders"][0]["id"], id.as_str());
+    assert_eq!(
+        tasks["orders"][0]["pickup_code"], "5-3-2201",
+        "the assigned courier sees the code"
+    );
+
+    // Only the assigned courier steps; only the customer confirms.
+    let (stranger, _) = app.online_courier("courier-b", "dorm-2").await;
+    assert_eq!(
+        app.post_as(&stranger, &format!("/api/v1/orders/{id}/pickup"), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.post_as(&customer, &format!("/api/v1/orders/{id}/pickup"), None)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.post_as(&courier, &format!("/api/v1/orders/{id}/deliver"), None)
+            .await
+            .status,
+        StatusCode::CONFLICT,
+        "deliver before pickup"
+    );
+    assert_eq!(
+        app.post_as(&courier, &format!("/api/v1/orders/{id}/pickup"), None)
+            .await
+            .body["status"],
+        "picked_up"
+    );
+    assert_eq!(
+        app.post_as(
+            &courier,
+            &format!("/api/v1/orders/{id}/deliver"),
+            Some(json!({}))
+        )
+        .await
+        .body["status"],
+        "delivered"
+    );
+    assert_eq!(
+        app.post_as(&courier, &format!("/api/v1/orders/{id}/confirm"), None)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.post_as(&customer, &format!("/api/v1/orders/{id}/confirm"), None)
+            .await
+            .body["status"],
+        "completed"
+    );
+    let tasks = app.get_as(&courier, "/api/v1/couriers/me/tasks").await.body;
+    assert_eq!(
+        tasks["orders"].as_array().map(Vec::len),
+        Some(0),
+        "the task list follows"
+    );
+    assert_eq!(
+        app.cancel_order(&customer, &id).await.status,
+        StatusCode::CONFLICT
+    );
+}
+
+#[actix_web::test]
+async fn couriers_never_get_their_own_orders_and_never_exceed_capacity() {
+    let app = spawn_app_with(|s| {
+        s.dispatch.tick = Duration::from_millis(50);
+        s.dispatch.max_tasks = 2;
+    })
+    .await;
+    let (courier, courier_id) = app.online_courier("busy-courier", "cainiao-north").await;
+    let own = app.paid_order(&courier, &courier_id).await;
+    let (customer, openid) = app.login("many-orders").await;
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(app.paid_order(&customer, &openid).await);
+    }
+    let two = eventually(Duration::from_secs(5), || {
+        let (app, courier) = (&app, &courier);
+        async move {
+            app.get_as(courier, "/api/v1/couriers/me/tasks").await.body["orders"]
+                .as_array()
+                .map_or(0, Vec::len)
+                == 2
+        }
+    })
+    .await;
+    assert!(two, "the courier fills their capacity");
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    let tasks = app.get_as(&courier, "/api/v1/couriers/me/tasks").await.body;
+    assert_eq!(
+        tasks["orders"].as_array().map(Vec::len),
+        Some(2),
+        "never more than max_tasks"
+    );
+    assert_eq!(
+        app.status_of(&courier, &own).await,
+        "paid",
+        "never their own order"
+    );
+
+    // Grabbing beyond capacity is refused too.
+    let waiting = ids
+        .iter()
+        .find(|id| {
+            tasks["orders"]
+                .as_array()
+                .is_some_and(|a| !a.iter().any(|o| o["id"] == id.as_str()))
+        })
+        .expect("a waiting order");
+    let over = app
+        .post_as(&courier, &format!("/api/v1/orders/{waiting}/grab"), None)
+        .await;
+    assert_eq!(over.status, StatusCode::CONFLICT);
+    let own_grab = app
+        .post_as(&courier, &format!("/api/v1/orders/{own}/grab"), None)
+        .await;
+    assert!(own_grab.status.is_client_error());
+}
+
+#[actix_web::test]
+async fn fifty_concurrent_grabs_one_winner() {
+    let app = spawn_app_with(|s| s.dispatch.auto = false).await;
+    let (customer, openid) = app.login("grab-me").await;
+    let id = app.paid_order(&customer, &openid).await;
+    let mut couriers = Vec::new();
+    for i in 0..50 {
+        couriers.push(app.online_courier(&format!("grabber-{i}"), "dorm-5").await);
+    }
+    let open = app
+        .get_as(&couriers[0].0, "/api/v1/orders/open?near=jd-station")
+        .await;
+    assert_eq!(open.status, StatusCode::OK);
+    assert_eq!(open.body["orders"][0]["id"], id.as_str());
+    assert!(
+        open.body["orders"][0].get("pickup_code").is_none()
+            && open.body["orders"][0].get("customer").is_none()
+    );
+
+    let grab_uri = format!("/api/v1/orders/{id}/grab");
+    let grabs = couriers
+        .iter()
+        .map(|(t, _)| app.post_as(t, &grab_uri, None));
+    let replies = join_all(grabs).await;
+    let winners: Vec<_> = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::OK)
+        .collect();
+    assert_eq!(winners.len(), 1, "exactly one 200");
+    assert_eq!(
+        replies
+            .iter()
+            .filter(|r| r.status == StatusCode::CONFLICT)
+            .count(),
+        49
+    );
+    let order = app.get_order(&customer, &id).await.body;
+    assert_eq!(order["courier"], winners[0].body["courier"]);
+    assert_eq!(order["status"], "assigned");
+    assert_eq!(
+        app.get_as(&couriers[1].0, "/api/v1/orders/open?near=dorm-5")
+            .await
+            .body["orders"],
+        json!([])
+    );
+}
+
+#[actix_web::test]
+async fn open_orders_and_grab_are_for_online_couriers() {
+    let app = spawn_app_with(|s| s.dispatch.auto = false).await;
+    let (customer, openid) = app.login("picky").await;
+    let id = app.paid_order(&customer, &openid).await;
+    let (plain, _) = app.login("not-a-courier").await;
+    assert_eq!(
+        app.get_as(&plain, "/api/v1/orders/open?near=dorm-1")
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.post_as(&plain, &format!("/api/v1/orders/{id}/grab"), None)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let (courier, _) = app.online_courier("goes-offline", "dorm-1").await;
+    app.post_as(&courier, "/api/v1/couriers/me/offline", None)
+        .await;
+    assert_eq!(
+        app.post_as(&courier, &format!("/api/v1/orders/{id}/grab"), None)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let bad = [
+        json!({"name": "", "phone": "13800138000"}),
+        json!({"name": "x", "phone": "23800138000"}),
+        json!({"name": "x", "phone": "1380013800"}),
+        json!({"name": "x".repeat(33), "phone": "13800138000"}),
+        json!({"phone": "13800138000"}),
+    ];
+    for body in bad {
+        let reply = app
+            .post_as(&plain, "/api/v1/couriers/me", Some(body.clone()))
+            .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(reply.code(), "validation");
+    }
+    let unknown_place = app
+        .post_as(
+            &courier,
+            "/api/v1/couriers/me/online",
+            Some(json!({"place_id": "moon"})),
+        )
+        .await;
+    assert_eq!(unknown_place.code(), "validation");
+}
+
+#[actix_web::test]
+async fn cancel_racing_assignment_ends_cancelled_or_assigned_never_both() {
+    for round in 0..5 {
+        let app = spawn_app_with(|s| s.dispatch.tick = Duration::from_millis(10)).await;
+        let (customer, openid) = app.login(&format!("racer-{round}")).await;
+        let id = app.paid_order(&customer, &openid).await;
+        let (courier, _) = app.login(&format!("racing-courier-{round}")).await;
+        app.post_as(
+            &courier,
+            "/api/v1/couriers/me",
+            Some(json!({"name": "r", "phone": "13800138000"})),
+        )
+        .await;
+        let (cancel, _online) = futures::join!(
+            app.cancel_order(&customer, &id),
+            app.post_as(
+                &courier,
+                "/api/v1/couriers/me/online",
+                Some(json!({"place_id": "dorm-3"}))
+            )
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+        let order = app.get_order(&customer, &id).await.body;
+        match order["status"].as_str().unwrap_or("") {
+            "assigned" => {
+                assert_eq!(cancel.status, StatusCode::CONFLICT, "round {round}");
+                assert!(order["courier"].is_string());
+            }
+            "refunding" | "refunded" => {
+                assert_eq!(cancel.status, StatusCode::OK, "round {round}");
+                assert!(
+                    order["courier"].is_null(),
+                    "round {round}: cancelled and assigned"
+                );
+                let tasks = app.get_as(&courier, "/api/v1/couriers/me/tasks").await.body;
+                assert_eq!(tasks["orders"], json!([]));
+            }
+            other => panic!("round {round}: unexpected status {other}"),
+        }
+    }
+}
+
+#[actix_web::test]
+async fn delivered_orders_complete_themselves_and_offline_couriers_give_back_tasks() {
+    let app = spawn_app_with(|s| {
+        s.dispatch.tick = Duration::from_millis(50);
+        s.orders.auto_confirm = Duration::from_millis(300);
+        s.dispatch.reassign_after = Duration::from_millis(300);
+    })
+    .await;
+    let (customer, openid) = app.login("auto").await;
+    let first = app.paid_order(&customer, &openid).await;
+    let (courier, courier_id) = app.online_courier("auto-courier", "dorm-1").await;
+    let assigned = |id: String| {
+        let (app, customer) = (&app, &customer);
+        async move {
+            eventually(Duration::from_secs(5), || {
+                let id = id.clone();
+                async move { app.status_of(customer, &id).await == "assigned" }
+            })
+            .await
+        }
+    };
+    assert!(assigned(first.clone()).await);
+    app.post_as(&courier, &format!("/api/v1/orders/{first}/pickup"), None)
+        .await;
+    app.post_as(&courier, &format!("/api/v1/orders/{first}/deliver"), None)
+        .await;
+    let completed = eventually(Duration::from_secs(5), || {
+        let (app, customer, first) = (&app, &customer, &first);
+        async move { app.status_of(customer, first).await == "completed" }
+    })
+    .await;
+    assert!(completed, "auto-confirm after orders.auto_confirm");
+
+    let second = app.paid_order(&customer, &openid).await;
+    assert!(assigned(second.clone()).await);
+    app.post_as(&courier, "/api/v1/couriers/me/offline", None)
+        .await;
+    let back = eventually(Duration::from_secs(8), || {
+        let (app, customer, second) = (&app, &customer, &second);
+        async move { app.status_of(customer, second).await == "paid" }
+    })
+    .await;
+    assert!(back, "an untouched task goes back to the pool");
+    let (other, other_id) = app.online_courier("second-courier", "dorm-2").await;
+    assert!(assigned(second.clone()).await);
+    assert_eq!(
+        app.get_order(&customer, &second).await.body["courier"],
+        other_id.as_str()
+    );
+    assert_ne!(other_id, courier_id);
+    let _ = other;
+    let _ = order_body();
+}
