@@ -28,6 +28,8 @@ pub struct Settings {
     pub wechat: WeChatConfig,
     /// Object storage for share codes.
     pub objects: ObjectSettings,
+    /// Customer messages.
+    pub messages: MessageSettings,
     /// Qiniu credentials (when `objects.backend = "qiniu"`).
     #[serde(default)]
     pub qiniu: QiniuSettings,
@@ -99,6 +101,23 @@ pub struct DispatchSettings {
     pub reassign_after: Duration,
     /// Match automatically (true) or leave orders to grab (false).
     pub auto: bool,
+}
+
+/// `[messages]`: template ids (subscribe and template messages) per event.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageSettings {
+    /// Template for "a courier took your order".
+    pub template_assigned: String,
+    /// Template for "your goods are picked up".
+    pub template_picked_up: String,
+    /// Template for "delivered".
+    pub template_delivered: String,
+    /// Template for "refunded".
+    pub template_refunded: String,
+    /// Messages not sent within this are dropped.
+    #[serde(with = "humantime_serde")]
+    pub expire_after: Duration,
 }
 
 /// `[objects]`

@@ -11,6 +11,7 @@ use actix_web::{web, App, HttpServer};
 use lastmile_actors::campus::{Campus, CampusError};
 use lastmile_actors::dispatch::{Dispatch, DispatchConfig};
 use lastmile_actors::formid::FormIds;
+use lastmile_actors::notifier::{Notifications, NotifierConfig};
 use lastmile_actors::objects::{LocalObjects, ObjectStore, QiniuObjects};
 use lastmile_actors::orders::{Orders, OrdersConfig};
 use lastmile_actors::payments::Payments;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub share_codes: ShareCodes,
     /// Couriers and matching.
     pub dispatch: Dispatch,
+    /// The message outbox worker.
+    pub notifications: Notifications,
     /// The directory served under `/files/` (local object storage only).
     pub files_dir: Option<std::path::PathBuf>,
     /// The WeChat simulator, in sandbox mode only.
@@ -137,6 +140,20 @@ pub fn start_services(
             auto: settings.dispatch.auto,
         },
     );
+    let notifications = Notifications::start(
+        store.clone(),
+        &orders,
+        wechat.client.clone(),
+        tokens.clone(),
+        formids.clone(),
+        NotifierConfig {
+            assigned: settings.messages.template_assigned.clone(),
+            picked_up: settings.messages.template_picked_up.clone(),
+            delivered: settings.messages.template_delivered.clone(),
+            refunded: settings.messages.template_refunded.clone(),
+            expire_after: settings.messages.expire_after,
+        },
+    );
     let (objects, files_dir) = object_store(settings, notify_base);
     let share_codes = ShareCodes::start(
         store.clone(),
@@ -159,6 +176,7 @@ pub fn start_services(
         tokens,
         share_codes,
         dispatch,
+        notifications,
         files_dir,
         sandbox: wechat.sandbox,
         campus,
@@ -270,6 +288,7 @@ pub fn app(
                 ),
         )
         .service(resource("/sandbox/pay/{id}").route(web::post().to(payments::sandbox_pay)))
+        .service(resource("/sandbox/messages").route(web::get().to(payments::sandbox_messages)))
         .service(resource("/files/{name}").route(web::get().to(messages::file)))
         .service(resource("/metrics").route(web::get().to(ops::metrics)))
         .service(resource("/healthz").route(web::get().to(ops::healthz)))

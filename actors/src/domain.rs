@@ -806,6 +806,73 @@ pub struct CourierProfile {
     pub phone: PhoneNumber,
 }
 
+/// What a customer is told about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    /// A courier took the order.
+    Assigned,
+    /// The courier picked the goods up.
+    PickedUp,
+    /// The courier handed them over.
+    Delivered,
+    /// The money is back.
+    Refunded,
+}
+
+impl MessageKind {
+    /// The message an order status announces, if any.
+    pub fn for_status(status: Status) -> Option<Self> {
+        match status {
+            Status::Assigned => Some(Self::Assigned),
+            Status::PickedUp => Some(Self::PickedUp),
+            Status::Delivered => Some(Self::Delivered),
+            Status::Refunded => Some(Self::Refunded),
+            _ => None,
+        }
+    }
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Assigned => "assigned",
+            Self::PickedUp => "picked_up",
+            Self::Delivered => "delivered",
+            Self::Refunded => "refunded",
+        }
+    }
+}
+
+/// A message waiting in the notifier's outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    /// Increasing id (also the dedup key).
+    pub id: u64,
+    /// The order it is about.
+    pub order_id: OrderId,
+    /// The recipient.
+    pub to: OpenId,
+    /// What happened.
+    pub kind: MessageKind,
+    /// When it was written (unix ms).
+    pub created_at_ms: i64,
+    /// Sending attempts so far.
+    pub attempts: u32,
+    /// Not before (unix ms).
+    pub next_attempt_ms: i64,
+    /// The permission spent on it, kept across retries.
+    pub via: Option<Via>,
+}
+
+/// How a message may reach the user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Via {
+    /// A subscribe-message grant (already taken).
+    Subscribe,
+    /// A template message with this pooled form_id / prepay_id.
+    Template(String),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

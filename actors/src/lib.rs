@@ -8,6 +8,7 @@
 //! - [`storage`]: sled trees, record encoding, group commit (the only module naming sled)
 //! - [`formid`]: the form-id pool: form_ids, paid prepay_ids, subscribe grants
 //! - [`matching`]: the order–courier assignment (exact min-cost flow over campus places)
+//! - [`notifier`]: the durable outbox worker: subscribe / template messages with retries
 //! - [`objects`]: object storage (local directory or Qiniu form upload)
 //! - [`orders`]: the sharded, supervised orders actors and their router
 //! - [`payments`]: the payments actor: prepay, notify, query/close on timeout, refunds
@@ -22,6 +23,7 @@ pub mod dispatch;
 pub mod domain;
 pub mod formid;
 pub mod matching;
+pub mod notifier;
 pub mod objects;
 pub mod orders;
 pub mod payments;

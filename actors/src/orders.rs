@@ -17,8 +17,8 @@ use actix::prelude::*;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    now_utc, stable_hash, Event, IdempotencyKey, NewOrder, OpenId, Order, OrderId, Status,
-    TransitionError, ALL_STATUSES,
+    now_utc, stable_hash, Event, IdempotencyKey, MessageKind, NewOrder, OpenId, Order, OrderId,
+    OutboxEntry, Status, TransitionError, ALL_STATUSES,
 };
 use crate::storage::{StorageError, Store};
 
@@ -244,6 +244,16 @@ pub struct DispatchLink {
 #[rtype(result = "()")]
 pub struct AttachDispatch(pub DispatchLink);
 
+/// Event to the notifier: a message was written to the outbox.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct OutboxWritten;
+
+/// Connects a shard to the notifier (sent once at start).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AttachNotifier(pub Recipient<OutboxWritten>);
+
 /// Make the shard panic inside a handler (fault-injection for tests).
 #[doc(hidden)]
 #[derive(Message)]
@@ -263,6 +273,7 @@ pub struct OrderShard {
     gauges: Vec<metrics::Gauge>,
     payments: Option<PaymentsLink>,
     dispatch: Option<DispatchLink>,
+    notifier: Option<Recipient<OutboxWritten>>,
     confirm_deadlines: BTreeSet<(OffsetDateTime, OrderId)>,
 }
 
@@ -284,6 +295,7 @@ impl OrderShard {
             gauges,
             payments: None,
             dispatch: None,
+            notifier: None,
             confirm_deadlines: BTreeSet::new(),
         }
     }
@@ -391,7 +403,7 @@ impl OrderShard {
         let mut order = self.load(id)?.ok_or(OrderError::NotFound)?;
         let was_terminal = order.status().is_terminal();
         let to = order.apply(event, now_utc())?;
-        self.store.update_order(&order, was_terminal)?;
+        self.save(&order, was_terminal)?;
         metrics::counter!("lastmile_order_transitions_total", "to" => to.as_str()).increment(1);
         self.track(order.clone());
         Ok(order)
@@ -466,6 +478,35 @@ impl OrderShard {
         });
     }
 
+    /// Persists a change, with the customer's message in the same write
+    /// when the new status announces one.
+    fn save(&self, order: &Order, was_terminal: bool) -> Result<(), OrderError> {
+        let message = match MessageKind::for_status(order.status()) {
+            Some(kind) => {
+                let now_ms = (now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+                Some(OutboxEntry {
+                    id: self.store.next_id()?,
+                    order_id: order.id.clone(),
+                    to: order.customer.clone(),
+                    kind,
+                    created_at_ms: now_ms,
+                    attempts: 0,
+                    next_attempt_ms: now_ms,
+                    via: None,
+                })
+            }
+            None => None,
+        };
+        self.store
+            .update_order_with(order, was_terminal, message.as_ref())?;
+        if message.is_some() {
+            if let Some(notify) = &self.notifier {
+                notify.do_send(OutboxWritten);
+            }
+        }
+        Ok(())
+    }
+
     /// Tells the dispatcher a paid order waits for a courier.
     fn announce_waiting(&self, order: &Order) {
         if let Some(link) = &self.dispatch {
@@ -489,7 +530,7 @@ impl OrderShard {
             ));
         }
         order.assign(courier, now_utc())?;
-        self.store.update_order(&order, false)?;
+        self.save(&order, false)?;
         metrics::counter!("lastmile_order_transitions_total", "to" => "assigned").increment(1);
         self.track(order.clone());
         Ok(order)
@@ -744,6 +785,14 @@ impl Handler<TakeStep> for OrderShard {
     }
 }
 
+impl Handler<AttachNotifier> for OrderShard {
+    type Result = ();
+
+    fn handle(&mut self, AttachNotifier(link): AttachNotifier, _: &mut Self::Context) {
+        self.notifier = Some(link);
+    }
+}
+
 impl Handler<AttachDispatch> for OrderShard {
     type Result = ();
 
@@ -942,6 +991,13 @@ impl Orders {
             .map_err(|_| OrderError::Unavailable)??;
         tasks.sort_by_key(|o| o.updated_at);
         Ok(tasks)
+    }
+
+    /// Connects every shard to the notifier.
+    pub fn attach_notifier(&self, link: Recipient<OutboxWritten>) {
+        for shard in self.shards.iter() {
+            shard.do_send(AttachNotifier(link.clone()));
+        }
     }
 
     /// Connects every shard to the dispatcher.

@@ -14,6 +14,8 @@
 //! - `meta`: `access_token` → the app's current access token
 //! - `share_codes`: scene `\0` page → the uploaded wxacode's URL
 //! - `couriers`: openid → courier profile
+//! - `outbox`: entry id (u64 BE, increasing) → a message to send, written in
+//!   the same transaction as the order change it announces
 //!
 //! Order ids start with a customer prefix and sort by time (see
 //! [`OrderId::generate`]), so a customer's orders are one key range in each
@@ -37,8 +39,8 @@ use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
 use crate::domain::{
-    CourierProfile, IdempotencyKey, OpenId, Order, OrderId, PaymentRecord, PooledId, Session,
-    Status, StoredToken,
+    CourierProfile, IdempotencyKey, OpenId, Order, OrderId, OutboxEntry, PaymentRecord, PooledId,
+    Session, Status, StoredToken,
 };
 
 /// Version byte in front of every stored record: v1 is bincode of the
@@ -83,6 +85,7 @@ struct Inner {
     meta: sled::Tree,
     share_codes: sled::Tree,
     couriers: sled::Tree,
+    outbox: sled::Tree,
     committer: mpsc::Sender<Waiter>,
 }
 
@@ -118,6 +121,7 @@ impl Store {
             meta: db.open_tree("meta")?,
             share_codes: db.open_tree("share_codes")?,
             couriers: db.open_tree("couriers")?,
+            outbox: db.open_tree("outbox")?,
             committer: tx,
             db,
         };
@@ -178,29 +182,80 @@ impl Store {
     /// Writes a changed order; a terminal one moves to the archive, and one
     /// that leaves a terminal status (a late payment) moves back.
     pub fn update_order(&self, order: &Order, was_terminal: bool) -> Result<(), StorageError> {
+        self.update_order_with(order, was_terminal, None)
+    }
+
+    /// [`Store::update_order`] plus, in the same transaction, a message for
+    /// the notifier's outbox: the state change and its message are durable
+    /// together or not at all.
+    pub fn update_order_with(
+        &self,
+        order: &Order,
+        was_terminal: bool,
+        message: Option<&OutboxEntry>,
+    ) -> Result<(), StorageError> {
         let id = order.id.as_str().as_bytes();
         let record = encode(order)?;
         let inner = &self.inner;
-        if !order.status().is_terminal() {
-            if !was_terminal {
-                inner.active.insert(id, record)?;
-                return Ok(());
-            }
-            return (&inner.active, &inner.archive)
-                .transaction(|(active, archive)| {
-                    archive.remove(id)?;
-                    active.insert(id, record.as_slice())?;
-                    Ok::<(), ConflictableTransactionError<()>>(())
-                })
-                .map_err(tx_error);
+        let terminal = order.status().is_terminal();
+        if message.is_none() && !terminal && !was_terminal {
+            inner.active.insert(id, record)?;
+            return Ok(());
         }
-        (&inner.active, &inner.archive)
-            .transaction(|(active, archive)| {
-                active.remove(id)?;
-                archive.insert(id, record.as_slice())?;
+        let message = match message {
+            Some(m) => Some((m.id.to_be_bytes(), encode(m)?)),
+            None => None,
+        };
+        (&inner.active, &inner.archive, &inner.outbox)
+            .transaction(|(active, archive, outbox)| {
+                if terminal {
+                    active.remove(id)?;
+                    archive.insert(id, record.as_slice())?;
+                } else {
+                    if was_terminal {
+                        archive.remove(id)?;
+                    }
+                    active.insert(id, record.as_slice())?;
+                }
+                if let Some((key, value)) = &message {
+                    outbox.insert(key, value.as_slice())?;
+                }
                 Ok::<(), ConflictableTransactionError<()>>(())
             })
             .map_err(tx_error)
+    }
+
+    /// A fresh, increasing id (outbox entries).
+    pub fn next_id(&self) -> Result<u64, StorageError> {
+        Ok(self.inner.db.generate_id()?)
+    }
+
+    /// Up to `limit` outbox entries, oldest first.
+    pub fn outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>, StorageError> {
+        let mut out = Vec::new();
+        for item in self.inner.outbox.iter().values().take(limit) {
+            out.push(decode(&item?, "outbox")?);
+        }
+        Ok(out)
+    }
+
+    /// How many messages wait in the outbox.
+    pub fn outbox_len(&self) -> usize {
+        self.inner.outbox.len()
+    }
+
+    /// Rewrites an outbox entry (attempts, next try).
+    pub fn put_outbox(&self, entry: &OutboxEntry) -> Result<(), StorageError> {
+        self.inner
+            .outbox
+            .insert(entry.id.to_be_bytes(), encode(entry)?)?;
+        Ok(())
+    }
+
+    /// Removes a delivered or dropped entry.
+    pub fn remove_outbox(&self, id: u64) -> Result<(), StorageError> {
+        self.inner.outbox.remove(id.to_be_bytes())?;
+        Ok(())
     }
 
     /// The order a customer created with this idempotency key, if any.

@@ -27,6 +27,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         && state.payments.is_alive()
         && state.formids.is_alive()
         && state.dispatch.is_alive()
+        && state.notifications.is_alive()
     {
         Ok(HttpResponse::Ok().json(json!({"status": "ready"})))
     } else {

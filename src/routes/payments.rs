@@ -96,3 +96,12 @@ pub async fn sandbox_pay(
         }
     }
 }
+
+/// `GET /sandbox/messages`: what the simulated WeChat delivered to users
+/// (sandbox only; 404 in live mode).
+pub async fn sandbox_messages(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let Some(sandbox) = &state.sandbox else {
+        return Err(ApiError::NotFound("no such route".into()));
+    };
+    Ok(HttpResponse::Ok().json(json!({ "messages": sandbox.sent_messages() })))
+}

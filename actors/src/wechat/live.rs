@@ -179,6 +179,44 @@ impl WeChat for LiveWeChat {
         &self.pay
     }
 
+    async fn send_subscribe(
+        &self,
+        access_token: &str,
+        message: &super::OutgoingMessage,
+    ) -> Result<(), WeChatError> {
+        let url = format!("{}/cgi-bin/message/subscribe/send", self.api_base);
+        let reply: super::ErrorReply = self
+            .send_json(
+                self.http
+                    .post(url)
+                    .query(&[("access_token", access_token)])
+                    .json(message),
+            )
+            .await?;
+        super::errcode_result(reply)
+    }
+
+    async fn send_template(
+        &self,
+        access_token: &str,
+        message: &super::OutgoingMessage,
+        form_id: &str,
+    ) -> Result<(), WeChatError> {
+        let mut body =
+            serde_json::to_value(message).map_err(|e| WeChatError::Protocol(e.to_string()))?;
+        body["form_id"] = form_id.into();
+        let url = format!("{}/cgi-bin/message/wxopen/template/send", self.api_base);
+        let reply: super::ErrorReply = self
+            .send_json(
+                self.http
+                    .post(url)
+                    .query(&[("access_token", access_token)])
+                    .json(&body),
+            )
+            .await?;
+        super::errcode_result(reply)
+    }
+
     async fn wxacode_unlimited(
         &self,
         access_token: &str,

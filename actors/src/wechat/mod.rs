@@ -155,6 +155,21 @@ pub trait WeChat: Send + Sync + 'static {
     /// `cgi-bin/token`. Only the token refresher calls this.
     async fn fetch_access_token(&self, stable: bool) -> Result<AccessToken, WeChatError>;
 
+    /// subscribeMessage.send.
+    async fn send_subscribe(
+        &self,
+        access_token: &str,
+        message: &OutgoingMessage,
+    ) -> Result<(), WeChatError>;
+
+    /// Template message (wxopen/template/send) with a form_id or prepay_id.
+    async fn send_template(
+        &self,
+        access_token: &str,
+        message: &OutgoingMessage,
+        form_id: &str,
+    ) -> Result<(), WeChatError>;
+
     /// getwxacodeunlimit: the mini-program code PNG for (scene, page).
     async fn wxacode_unlimited(
         &self,
@@ -189,6 +204,31 @@ impl ErrorReply {
             errcode: if self.errcode == 0 { -1 } else { self.errcode },
             errmsg: self.errmsg,
         }
+    }
+}
+
+/// A message to a user.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct OutgoingMessage {
+    /// The recipient's openid.
+    pub touser: String,
+    /// The template.
+    pub template_id: String,
+    /// The page the message opens.
+    pub page: String,
+    /// Template fields: `{"thing1": {"value": "..."}}`.
+    pub data: serde_json::Value,
+}
+
+/// Turns an `{"errcode", "errmsg"}` answer into Ok or the error.
+pub(crate) fn errcode_result(reply: ErrorReply) -> Result<(), WeChatError> {
+    if reply.errcode == 0 {
+        Ok(())
+    } else {
+        Err(WeChatError::Api {
+            errcode: reply.errcode,
+            errmsg: reply.errmsg,
+        })
     }
 }
 

@@ -29,6 +29,20 @@ pub struct SandboxWeChat {
     token_lifetime: AtomicU64,
     first_valid_token: AtomicU64,
     wxacode_calls: AtomicU64,
+    failing_sends: AtomicU64,
+    sent: std::sync::Mutex<Vec<SentMessage>>,
+}
+
+/// A message the sandbox delivered.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SentMessage {
+    /// `subscribe` or `template`.
+    pub via: &'static str,
+    /// The message.
+    #[serde(flatten)]
+    pub message: super::OutgoingMessage,
+    /// The form_id used (template messages).
+    pub form_id: Option<String>,
 }
 
 /// Seconds a sandbox access_token lives unless a test changes it.
@@ -47,6 +61,8 @@ impl SandboxWeChat {
             token_lifetime: AtomicU64::new(SANDBOX_TOKEN_LIFETIME),
             first_valid_token: AtomicU64::new(0),
             wxacode_calls: AtomicU64::new(0),
+            failing_sends: AtomicU64::new(0),
+            sent: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -80,6 +96,42 @@ impl SandboxWeChat {
     pub fn revoke_tokens(&self) {
         let issued = self.token_calls.load(Ordering::SeqCst);
         self.first_valid_token.store(issued + 1, Ordering::SeqCst);
+    }
+
+    /// Makes the next `n` message sends fail with errcode -1 (system busy).
+    pub fn fail_next_sends(&self, n: u64) {
+        self.failing_sends.store(n, Ordering::SeqCst);
+    }
+
+    /// Every message delivered so far.
+    pub fn sent_messages(&self) -> Vec<SentMessage> {
+        self.sent.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    fn deliver(
+        &self,
+        via: &'static str,
+        message: &super::OutgoingMessage,
+        form_id: Option<&str>,
+    ) -> Result<(), WeChatError> {
+        if self
+            .failing_sends
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(WeChatError::Api {
+                errcode: -1,
+                errmsg: "system error".into(),
+            });
+        }
+        if let Ok(mut sent) = self.sent.lock() {
+            sent.push(SentMessage {
+                via,
+                message: message.clone(),
+                form_id: form_id.map(str::to_owned),
+            });
+        }
+        Ok(())
     }
 
     /// How many wxacode calls were made.
@@ -148,6 +200,27 @@ impl WeChat for SandboxWeChat {
 
     fn pay(&self) -> &dyn super::WeChatPay {
         &self.pay
+    }
+
+    async fn send_subscribe(
+        &self,
+        access_token: &str,
+        message: &super::OutgoingMessage,
+    ) -> Result<(), WeChatError> {
+        self.check_up()?;
+        self.check_token(access_token)?;
+        self.deliver("subscribe", message, None)
+    }
+
+    async fn send_template(
+        &self,
+        access_token: &str,
+        message: &super::OutgoingMessage,
+        form_id: &str,
+    ) -> Result<(), WeChatError> {
+        self.check_up()?;
+        self.check_token(access_token)?;
+        self.deliver("template", message, Some(form_id))
     }
 
     async fn wxacode_unlimited(

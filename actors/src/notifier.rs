@@ -1,0 +1,298 @@
+//! The notifier: sends the messages the orders shards put in the outbox
+//! (in the same write as the state change), oldest first — a subscribe
+//! message when the user granted the template, else a template message
+//! with a pooled form_id / prepay_id. Transient failures are retried with
+//! backoff; permanent ones (no permission, 43101 refused, expired) are
+//! dropped with the reason counted. At-least-once: an entry leaves the
+//! outbox only after WeChat accepted it, and survives restarts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use crate::domain::{now_utc, MessageKind, OutboxEntry, TemplateId, Via};
+use crate::formid::FormIds;
+use crate::orders::{Orders, OutboxWritten};
+use crate::storage::{StorageError, Store};
+use crate::token::{CallError, Tokens};
+use crate::wechat::{OutgoingMessage, WeChat, WeChatError};
+
+/// How often the outbox is looked at even without a nudge (retries).
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// First retry delay; doubles per attempt.
+const RETRY_BASE: Duration = Duration::from_secs(1);
+/// Longest retry delay.
+const RETRY_CAP: Duration = Duration::from_secs(300);
+/// WeChat: the user refused this subscribe template.
+const ERR_REFUSED: i64 = 43101;
+/// WeChat: the form_id is invalid, used or expired.
+const ERR_FORM_ID: [i64; 3] = [41028, 41029, 41030];
+
+/// Template ids per message kind, and how long a message may wait.
+#[derive(Debug, Clone)]
+pub struct NotifierConfig {
+    /// Courier assigned.
+    pub assigned: String,
+    /// Goods picked up.
+    pub picked_up: String,
+    /// Delivered.
+    pub delivered: String,
+    /// Refunded.
+    pub refunded: String,
+    /// A message older than this is dropped.
+    pub expire_after: Duration,
+}
+
+impl NotifierConfig {
+    fn template(&self, kind: MessageKind) -> &str {
+        match kind {
+            MessageKind::Assigned => &self.assigned,
+            MessageKind::PickedUp => &self.picked_up,
+            MessageKind::Delivered => &self.delivered,
+            MessageKind::Refunded => &self.refunded,
+        }
+    }
+}
+
+/// What one step of the worker did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing is due.
+    Idle,
+    /// A message went out.
+    Sent,
+    /// A message was given up, with the reason.
+    Dropped(&'static str),
+    /// A send failed transiently; retried later.
+    Retrying,
+}
+
+/// Everything the worker needs, cheap to clone into a future.
+#[derive(Clone)]
+struct Worker {
+    store: Store,
+    wechat: Arc<dyn WeChat>,
+    tokens: Tokens,
+    formids: FormIds,
+    config: NotifierConfig,
+}
+
+impl Worker {
+    /// Handles the oldest due entry, if any.
+    async fn try_execute_one(&self) -> Result<Outcome, StorageError> {
+        let now_ms = (now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        let entries = self.store.outbox(256)?;
+        self.publish(&entries, now_ms);
+        let Some(mut entry) = entries.into_iter().find(|e| e.next_attempt_ms <= now_ms) else {
+            return Ok(Outcome::Idle);
+        };
+        if now_ms - entry.created_at_ms > self.config.expire_after.as_millis() as i64 {
+            return self.drop_entry(&entry, "expired").await;
+        }
+        let template = self.config.template(entry.kind).to_owned();
+        if entry.via.is_none() {
+            entry.via = self.permission(&entry, &template).await;
+            match &entry.via {
+                None => return self.drop_entry(&entry, "no_permission").await,
+                Some(_) => self.store.put_outbox(&entry)?,
+            }
+        }
+        let message = OutgoingMessage {
+            touser: entry.to.to_string(),
+            template_id: template,
+            page: format!("pages/order/detail?id={}", entry.order_id),
+            data: serde_json::json!({
+                "character_string1": {"value": entry.order_id.as_str()},
+                "phrase2": {"value": phrase(entry.kind)},
+            }),
+        };
+        let via = entry.via.clone();
+        let sent = self
+            .tokens
+            .call(|token| {
+                let (wechat, message, via) = (self.wechat.clone(), message.clone(), via.clone());
+                async move {
+                    match via {
+                        Some(Via::Template(form_id)) => {
+                            wechat.send_template(&token, &message, &form_id).await
+                        }
+                        _ => wechat.send_subscribe(&token, &message).await,
+                    }
+                }
+            })
+            .await;
+        match sent {
+            Ok(()) => {
+                self.store.remove_outbox(entry.id)?;
+                self.store.commit().await?;
+                let label = if matches!(entry.via, Some(Via::Template(_))) {
+                    "template"
+                } else {
+                    "subscribe"
+                };
+                metrics::counter!("lastmile_messages_sent_total", "via" => label).increment(1);
+                Ok(Outcome::Sent)
+            }
+            Err(CallError::WeChat(WeChatError::Api { errcode, .. })) if errcode == ERR_REFUSED => {
+                self.drop_entry(&entry, "refused").await
+            }
+            Err(CallError::WeChat(WeChatError::Api { errcode, .. }))
+                if ERR_FORM_ID.contains(&errcode) =>
+            {
+                // That form_id is spent: try the next permission right away.
+                entry.via = None;
+                entry.attempts += 1;
+                self.store.put_outbox(&entry)?;
+                Ok(Outcome::Retrying)
+            }
+            Err(e) => {
+                entry.attempts += 1;
+                let delay = RETRY_BASE
+                    .saturating_mul(1 << entry.attempts.min(16))
+                    .min(RETRY_CAP);
+                entry.next_attempt_ms = now_ms + delay.as_millis() as i64;
+                tracing::warn!(entry = entry.id, attempts = entry.attempts, error = %e, "message not sent; retrying");
+                self.store.put_outbox(&entry)?;
+                self.store.commit().await?;
+                Ok(Outcome::Retrying)
+            }
+        }
+    }
+
+    /// A grant for the template, else a pooled form_id.
+    async fn permission(&self, entry: &OutboxEntry, template: &str) -> Option<Via> {
+        if let Ok(t) = TemplateId::parse(template, "template") {
+            if self
+                .formids
+                .take_grant(entry.to.clone(), t)
+                .await
+                .unwrap_or(false)
+            {
+                return Some(Via::Subscribe);
+            }
+        }
+        match self.formids.take_form_id(entry.to.clone(), now_utc()).await {
+            Ok(Some(form_id)) => Some(Via::Template(form_id)),
+            _ => None,
+        }
+    }
+
+    async fn drop_entry(
+        &self,
+        entry: &OutboxEntry,
+        reason: &'static str,
+    ) -> Result<Outcome, StorageError> {
+        tracing::info!(entry = entry.id, order = %entry.order_id, reason, "message dropped");
+        self.store.remove_outbox(entry.id)?;
+        self.store.commit().await?;
+        metrics::counter!("lastmile_messages_dropped_total", "reason" => reason).increment(1);
+        Ok(Outcome::Dropped(reason))
+    }
+
+    fn publish(&self, entries: &[OutboxEntry], now_ms: i64) {
+        metrics::gauge!("lastmile_outbox_depth").set(self.store.outbox_len() as f64);
+        let oldest = entries.first().map_or(0, |e| now_ms - e.created_at_ms);
+        metrics::gauge!("lastmile_outbox_oldest_seconds").set(oldest as f64 / 1000.0);
+    }
+}
+
+fn phrase(kind: MessageKind) -> &'static str {
+    match kind {
+        MessageKind::Assigned => "已接单",
+        MessageKind::PickedUp => "已取件",
+        MessageKind::Delivered => "已送达",
+        MessageKind::Refunded => "已退款",
+    }
+}
+
+/// The notifier actor: runs the worker until the outbox has nothing due.
+pub struct Notifier {
+    worker: Worker,
+    running: bool,
+}
+
+impl Actor for Notifier {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Resumes whatever a restart left in the outbox.
+        self.drain(ctx);
+        ctx.run_interval(SWEEP_EVERY, |act, ctx| act.drain(ctx));
+    }
+}
+
+impl Supervised for Notifier {
+    fn restarting(&mut self, _: &mut Self::Context) {
+        self.running = false;
+    }
+}
+
+impl Notifier {
+    fn drain(&mut self, ctx: &mut Context<Self>) {
+        if self.running {
+            return;
+        }
+        self.running = true;
+        let worker = self.worker.clone();
+        let work = async move {
+            loop {
+                match worker.try_execute_one().await {
+                    Ok(Outcome::Sent | Outcome::Dropped(_)) => continue,
+                    Ok(Outcome::Retrying) => continue,
+                    Ok(Outcome::Idle) => break,
+                    Err(e) => {
+                        tracing::error!(error = %e, "outbox unreadable");
+                        break;
+                    }
+                }
+            }
+        };
+        ctx.spawn(work.into_actor(self).map(|_, act, _| act.running = false));
+    }
+}
+
+impl Handler<OutboxWritten> for Notifier {
+    type Result = ();
+
+    fn handle(&mut self, _: OutboxWritten, ctx: &mut Self::Context) {
+        self.drain(ctx);
+    }
+}
+
+/// The handle.
+#[derive(Clone)]
+pub struct Notifications {
+    addr: Addr<Notifier>,
+}
+
+impl Notifications {
+    /// Starts the supervised notifier and links the orders shards to it.
+    pub fn start(
+        store: Store,
+        orders: &Orders,
+        wechat: Arc<dyn WeChat>,
+        tokens: Tokens,
+        formids: FormIds,
+        config: NotifierConfig,
+    ) -> Self {
+        let worker = Worker {
+            store,
+            wechat,
+            tokens,
+            formids,
+            config,
+        };
+        let addr = Supervisor::start(move |_| Notifier {
+            worker,
+            running: false,
+        });
+        orders.attach_notifier(addr.clone().recipient());
+        Self { addr }
+    }
+
+    /// True while the actor runs.
+    pub fn is_alive(&self) -> bool {
+        self.addr.connected()
+    }
+}
