@@ -289,6 +289,9 @@ pub fn app(
         )
         .service(resource("/sandbox/pay/{id}").route(web::post().to(payments::sandbox_pay)))
         .service(resource("/sandbox/messages").route(web::get().to(payments::sandbox_messages)))
+        .service(
+            resource("/sandbox/fail-sends/{n}").route(web::post().to(payments::sandbox_fail_sends)),
+        )
         .service(resource("/files/{name}").route(web::get().to(messages::file)))
         .service(resource("/metrics").route(web::get().to(ops::metrics)))
         .service(resource("/healthz").route(web::get().to(ops::healthz)))

@@ -48,7 +48,8 @@ pub fn prometheus() -> PrometheusHandle {
 
 /// Every route pattern the app registers; label values must be static so
 /// that counting a request allocates nothing.
-const ROUTES: [&str; 26] = [
+const ROUTES: [&str; 27] = [
+    "/sandbox/fail-sends/{n}",
     "/sandbox/messages",
     "/api/v1/orders/open",
     "/api/v1/orders/{id}/grab",

@@ -160,6 +160,18 @@ impl Worker {
         }
     }
 
+    /// Makes every waiting entry due now.
+    fn due_now(&self) -> Result<(), StorageError> {
+        let now_ms = (now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        for mut entry in self.store.outbox(usize::MAX)? {
+            if entry.next_attempt_ms > now_ms {
+                entry.next_attempt_ms = now_ms;
+                self.store.put_outbox(&entry)?;
+            }
+        }
+        Ok(())
+    }
+
     /// A grant for the template, else a pooled form_id.
     async fn permission(&self, entry: &OutboxEntry, template: &str) -> Option<Via> {
         if let Ok(t) = TemplateId::parse(template, "template") {
@@ -216,7 +228,11 @@ impl Actor for Notifier {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        // Resumes whatever a restart left in the outbox.
+        // Resumes whatever a restart left in the outbox, at once: the
+        // backoff belonged to the failures of the previous process.
+        if let Err(e) = self.worker.due_now() {
+            tracing::warn!(error = %e, "outbox not rescheduled");
+        }
         self.drain(ctx);
         ctx.run_interval(SWEEP_EVERY, |act, ctx| act.drain(ctx));
     }

@@ -105,3 +105,16 @@ pub async fn sandbox_messages(state: web::Data<AppState>) -> Result<HttpResponse
     };
     Ok(HttpResponse::Ok().json(json!({ "messages": sandbox.sent_messages() })))
 }
+
+/// `POST /sandbox/fail-sends/{n}`: the next `n` message sends fail as
+/// "system busy" (sandbox only), to watch the outbox retry.
+pub async fn sandbox_fail_sends(
+    state: web::Data<AppState>,
+    n: web::Path<u64>,
+) -> Result<HttpResponse, ApiError> {
+    let Some(sandbox) = &state.sandbox else {
+        return Err(ApiError::NotFound("no such route".into()));
+    };
+    sandbox.fail_next_sends(*n);
+    Ok(HttpResponse::Ok().json(json!({ "failing_sends": *n })))
+}

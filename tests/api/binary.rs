@@ -580,3 +580,124 @@ async fn binary_dispatch_flow_survives_kill_9() {
         .expect("json");
     assert_eq!(order["courier"], courier_id.as_str());
 }
+
+#[actix_web::test]
+async fn messages_pending_at_kill_9_are_delivered_after_restart() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut app = BinaryApp::start(
+        &dir.path().join("data"),
+        &[("LASTMILE__DISPATCH__TICK", "50ms")],
+    )
+    .await;
+    let port = app.port;
+    let url = move |p: &str| format!("http://127.0.0.1:{port}{p}");
+    let http = client();
+    let (customer, openid) = app.login(&http, "bin-messages").await;
+    let (courier, _) = app.login(&http, "bin-messenger").await;
+    let post = |target: String, token: String, body: Option<Value>| {
+        let mut req = http.post(target).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        async move {
+            req.send()
+                .await
+                .expect("request")
+                .json::<Value>()
+                .await
+                .expect("json")
+        }
+    };
+    post(
+        url("/api/v1/subscriptions"),
+        customer.clone(),
+        Some(serde_json::json!({"template_ids": ["SANDBOX_TPL_ASSIGNED"]})),
+    )
+    .await;
+    // Every send fails until the process dies: the message stays in the outbox.
+    http.post(url("/sandbox/fail-sends/1000000"))
+        .send()
+        .await
+        .expect("fail sends");
+    let order = post(url("/api/v1/orders"), customer.clone(), Some(order_body())).await;
+    let id = order["id"].as_str().expect("id").to_owned();
+    post(
+        url(&format!("/api/v1/orders/{id}/pay")),
+        customer.clone(),
+        None,
+    )
+    .await;
+    http.post(url(&format!("/sandbox/pay/{id}")))
+        .send()
+        .await
+        .expect("pay");
+    post(
+        url("/api/v1/couriers/me"),
+        courier.clone(),
+        Some(serde_json::json!({"name": "m", "phone": "13800138000"})),
+    )
+    .await;
+    post(
+        url("/api/v1/couriers/me/online"),
+        courier.clone(),
+        Some(serde_json::json!({"place_id": "dorm-3"})),
+    )
+    .await;
+    let status = || {
+        let req = http
+            .get(url(&format!("/api/v1/orders/{id}")))
+            .bearer_auth(customer.clone())
+            .send();
+        async move {
+            req.await.expect("get").json::<Value>().await.expect("json")["status"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        }
+    };
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let s = status();
+            async move { s.await == "assigned" }
+        })
+        .await
+    );
+    let none: Value = http
+        .get(url("/sandbox/messages"))
+        .send()
+        .await
+        .expect("messages")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(none["messages"], serde_json::json!([]));
+
+    app.kill9();
+    app.launch().await;
+    let delivered = eventually(Duration::from_secs(10), || {
+        let req = http.get(url("/sandbox/messages")).send();
+        async move {
+            req.await
+                .expect("messages")
+                .json::<Value>()
+                .await
+                .expect("json")["messages"]
+                .as_array()
+                .map_or(0, Vec::len)
+                == 1
+        }
+    })
+    .await;
+    assert!(delivered, "the outbox survives kill -9");
+    let sent: Value = http
+        .get(url("/sandbox/messages"))
+        .send()
+        .await
+        .expect("messages")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(sent["messages"][0]["touser"], openid.as_str());
+    assert_eq!(sent["messages"][0]["template_id"], "SANDBOX_TPL_ASSIGNED");
+    assert_eq!(sent["messages"][0]["via"], "subscribe");
+}

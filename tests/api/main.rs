@@ -10,6 +10,7 @@ mod binary;
 mod dispatch;
 mod helpers;
 mod messages;
+mod notifier;
 mod ops;
 mod orders;
 mod payments;
