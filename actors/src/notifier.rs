@@ -84,7 +84,20 @@ impl Worker {
         let now_ms = (now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
         let entries = self.store.outbox(256)?;
         self.publish(&entries, now_ms);
-        let Some(mut entry) = entries.into_iter().find(|e| e.next_attempt_ms <= now_ms) else {
+        // Messages about one order go out in order: an entry waits while an
+        // earlier one for the same order waits for its retry.
+        let mut blocked = std::collections::HashSet::new();
+        let due = entries.into_iter().find(|e| {
+            if blocked.contains(&e.order_id) {
+                return false;
+            }
+            if e.next_attempt_ms > now_ms {
+                blocked.insert(e.order_id.clone());
+                return false;
+            }
+            true
+        });
+        let Some(mut entry) = due else {
             return Ok(Outcome::Idle);
         };
         if now_ms - entry.created_at_ms > self.config.expire_after.as_millis() as i64 {

@@ -700,4 +700,71 @@ async fn messages_pending_at_kill_9_are_delivered_after_restart() {
     assert_eq!(sent["messages"][0]["touser"], openid.as_str());
     assert_eq!(sent["messages"][0]["template_id"], "SANDBOX_TPL_ASSIGNED");
     assert_eq!(sent["messages"][0]["via"], "subscribe");
+
+    // The rest of the flow: one message per event; a transient failure is
+    // retried and delivered once.
+    post(
+        url("/api/v1/couriers/me/online"),
+        courier.clone(),
+        Some(serde_json::json!({"place_id": "dorm-3"})),
+    )
+    .await;
+    http.post(url("/sandbox/fail-sends/1"))
+        .send()
+        .await
+        .expect("fail once");
+    post(
+        url(&format!("/api/v1/orders/{id}/pickup")),
+        courier.clone(),
+        None,
+    )
+    .await;
+    post(
+        url(&format!("/api/v1/orders/{id}/deliver")),
+        courier.clone(),
+        None,
+    )
+    .await;
+    let three = eventually(Duration::from_secs(10), || {
+        let req = http.get(url("/sandbox/messages")).send();
+        async move {
+            req.await
+                .expect("messages")
+                .json::<Value>()
+                .await
+                .expect("json")["messages"]
+                .as_array()
+                .map_or(0, Vec::len)
+                >= 3
+        }
+    })
+    .await;
+    assert!(
+        three,
+        "picked up and delivered messages arrive, the failed one after a retry"
+    );
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    let sent: Value = http
+        .get(url("/sandbox/messages"))
+        .send()
+        .await
+        .expect("messages")
+        .json()
+        .await
+        .expect("json");
+    let templates: Vec<&str> = sent["messages"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|m| m["template_id"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        templates,
+        [
+            "SANDBOX_TPL_ASSIGNED",
+            "SANDBOX_TPL_PICKED_UP",
+            "SANDBOX_TPL_DELIVERED"
+        ],
+        "one per event, none twice"
+    );
 }

@@ -180,3 +180,34 @@ async fn a_paid_orders_prepay_id_enters_the_pool_with_three_uses_never_before() 
         "three uses only"
     );
 }
+
+#[actix_web::test]
+async fn the_pool_survives_a_restart() {
+    let app = spawn_app().await;
+    let (_, openid) = app.login("persistent-pool").await;
+    let user = OpenId::parse(&openid).expect("openid");
+    app.state
+        .formids
+        .add_form_ids(user.clone(), form_ids(&["kept"]), now_utc())
+        .await
+        .expect("add");
+    // A second pool actor on the same database stands for the restarted process.
+    let restarted = lastmile_actors::formid::FormIds::start(app.store.clone());
+    assert_eq!(
+        restarted
+            .take_form_id(user.clone(), now_utc())
+            .await
+            .expect("take")
+            .as_deref(),
+        Some("kept")
+    );
+    assert_eq!(
+        app.state
+            .formids
+            .take_form_id(user, now_utc())
+            .await
+            .expect("take"),
+        None,
+        "used once"
+    );
+}
