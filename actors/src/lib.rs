@@ -1,11 +1,9 @@
 //! lastmile's actor crate: the domain, the actors that own it, and the
 //! adapters they use.
 //!
+//! - [`campus`]: the campus map and distances
 //! - [`dispatch`]: the dispatcher: couriers, the waiting pool, matching rounds, grabs
 //! - [`domain`]: parsed values (`OrderId`, `OpenId`, `Fen`, …), the order record and its status machine
-//! - [`campus`]: the campus map and distances
-//! - [`sharecode`]: wxacode share codes, made once and cached
-//! - [`storage`]: sled trees, record encoding, group commit (the only module naming sled)
 //! - [`formid`]: the form-id pool: form_ids, paid prepay_ids, subscribe grants
 //! - [`matching`]: the order–courier assignment (exact min-cost flow over campus places)
 //! - [`notifier`]: the durable outbox worker: subscribe / template messages with retries
@@ -13,6 +11,8 @@
 //! - [`orders`]: the sharded, supervised orders actors and their router
 //! - [`payments`]: the payments actor: prepay, notify, query/close on timeout, refunds
 //! - [`sessions`]: login via jscode2session and bearer tokens
+//! - [`sharecode`]: wxacode share codes, made once and cached
+//! - [`storage`]: sled trees, record encoding, group commit (the only module naming sled)
 //! - [`token`]: the access_token refresher (single flight, backoff, guarded invalidation)
 //! - [`wechat`]: the WeChat client trait, the in-process sandbox and the live client
 
