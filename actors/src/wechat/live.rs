@@ -72,22 +72,29 @@ impl PayTransport for HttpPayTransport {
         } else {
             &self.http
         };
-        let response = client
+        let request = client
             .post(format!("{}{}", self.base, path))
             .header("Content-Type", "text/xml")
-            .body(xml)
-            .send()
-            .await
-            .map_err(|e| WeChatError::Unreachable(Some(e)))?;
-        if response.status().is_server_error() {
-            return Err(WeChatError::Unreachable(None));
-        }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| WeChatError::Unreachable(Some(e)))?;
-        Ok(body.to_vec())
+            .body(xml);
+        read_body(request).await
     }
+}
+
+/// Sends a request and reads the whole answer; no answer or a 5xx counts
+/// as unreachable (WeChat answers its own errors with 200).
+async fn read_body(request: reqwest::RequestBuilder) -> Result<Vec<u8>, WeChatError> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| WeChatError::Unreachable(Some(e)))?;
+    if response.status().is_server_error() {
+        return Err(WeChatError::Unreachable(None));
+    }
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| WeChatError::Unreachable(Some(e)))?;
+    Ok(body.to_vec())
 }
 
 impl LiveWeChat {
@@ -141,18 +148,8 @@ impl LiveWeChat {
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<T, WeChatError> {
-        let response = request
-            .send()
-            .await
-            .map_err(|e| WeChatError::Unreachable(Some(e)))?;
-        if response.status().is_server_error() {
-            return Err(WeChatError::Unreachable(None));
-        }
         // jscode2session answers JSON labelled text/plain, so parse the bytes.
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| WeChatError::Unreachable(Some(e)))?;
+        let body = read_body(request).await?;
         serde_json::from_slice(&body).map_err(|e| WeChatError::Protocol(e.to_string()))
     }
 }
