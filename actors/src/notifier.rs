@@ -108,7 +108,12 @@ impl Worker {
             entry.via = self.permission(&entry, &template).await;
             match &entry.via {
                 None => return self.drop_entry(&entry, "no_permission").await,
-                Some(_) => self.store.put_outbox(&entry)?,
+                Some(_) => {
+                    // The grant or form_id is spent: record it before sending,
+                    // so a crash cannot make the retry spend another.
+                    self.store.put_outbox(&entry)?;
+                    self.store.commit().await?;
+                }
             }
         }
         let message = OutgoingMessage {

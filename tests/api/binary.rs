@@ -699,7 +699,12 @@ async fn messages_pending_at_kill_9_are_delivered_after_restart() {
         .expect("json");
     assert_eq!(sent["messages"][0]["touser"], openid.as_str());
     assert_eq!(sent["messages"][0]["template_id"], "SANDBOX_TPL_ASSIGNED");
-    assert_eq!(sent["messages"][0]["via"], "subscribe");
+    // kill -9 may land between spending the grant and recording it; then
+    // the pooled prepay_id carries the message instead.
+    assert!(matches!(
+        sent["messages"][0]["via"].as_str(),
+        Some("subscribe" | "template")
+    ));
 
     // The rest of the flow: one message per event; a transient failure is
     // retried and delivered once.
