@@ -5,6 +5,7 @@
 //! - [`startup`]: opens storage, starts the actors, registers every route
 //! - [`routes`]: one module per resource, HTTP ⇄ actor messages
 //! - [`extract`]: the caller's identity and size-limited JSON bodies
+//! - [`limits`]: the optional per-client rate limit
 //! - [`error`]: `ApiError` and its single mapping to HTTP
 //! - [`telemetry`]: logs, Prometheus metrics, request observation
 
@@ -13,6 +14,7 @@
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;

@@ -25,7 +25,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::config::Settings;
 use crate::error::ApiError;
 use crate::routes::{auth, couriers, messages, ops, orders, payments};
-use crate::telemetry;
+use crate::{limits, telemetry};
 
 /// What the handlers share: handles on the actors, the map, the metrics.
 #[derive(Clone)]
@@ -46,6 +46,8 @@ pub struct AppState {
     pub dispatch: Dispatch,
     /// The message outbox worker.
     pub notifications: Notifications,
+    /// Per-client limits, when `http.rate_limit` is set.
+    pub rate_limits: Option<lastmile_actors::ratelimit::RateLimits>,
     /// The directory served under `/files/` (local object storage only).
     pub files_dir: Option<std::path::PathBuf>,
     /// The WeChat simulator, in sandbox mode only.
@@ -177,6 +179,10 @@ pub fn start_services(
         share_codes,
         dispatch,
         notifications,
+        rate_limits: settings
+            .http
+            .rate_limit
+            .map(lastmile_actors::ratelimit::RateLimits::start),
         files_dir,
         sandbox: wechat.sandbox,
         campus,
@@ -254,6 +260,7 @@ pub fn app(
             web::PathConfig::default()
                 .error_handler(|_, _| ApiError::NotFound("not found".into()).into()),
         )
+        .wrap(from_fn(limits::rate_limit))
         .wrap(from_fn(telemetry::observe))
         .service(
             web::scope("/api/v1")

@@ -10,6 +10,7 @@
 //! - [`objects`]: object storage (local directory or Qiniu form upload)
 //! - [`orders`]: the sharded, supervised orders actors and their router
 //! - [`payments`]: the payments actor: prepay, notify, query/close on timeout, refunds
+//! - [`ratelimit`]: per-client token buckets (when `http.rate_limit` is set)
 //! - [`sessions`]: login via jscode2session and bearer tokens
 //! - [`sharecode`]: wxacode share codes, made once and cached
 //! - [`storage`]: sled trees, record encoding, group commit (the only module naming sled)
@@ -27,6 +28,7 @@ pub mod notifier;
 pub mod objects;
 pub mod orders;
 pub mod payments;
+pub mod ratelimit;
 pub mod sessions;
 pub mod sharecode;
 pub mod storage;

@@ -74,3 +74,50 @@ async fn metrics_count_requests_and_orders() {
     assert!(text.contains("lastmile_orders_created_total{kind=\"express\"}"));
     assert!(text.contains("lastmile_orders_active{status=\"awaiting_payment\""));
 }
+
+#[actix_web::test]
+async fn rate_limit_answers_429_when_set_and_never_limits_probes() {
+    let app = crate::helpers::spawn_app_with(|s| s.http.rate_limit = Some(3)).await;
+    let (token, _) = app.login("hasty").await;
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let reply = app
+            .send(
+                TestRequest::get()
+                    .uri("/api/v1/orders")
+                    .insert_header(("Authorization", format!("Bearer {token}"))),
+            )
+            .await;
+        if reply.status == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(reply.code(), "rate_limited");
+        }
+        statuses.push(reply.status);
+    }
+    assert!(
+        statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    assert!(statuses.iter().filter(|s| **s == StatusCode::OK).count() <= 3);
+    for _ in 0..10 {
+        assert_eq!(
+            app.send(TestRequest::get().uri("/healthz")).await.status,
+            StatusCode::OK
+        );
+    }
+}
+
+#[actix_web::test]
+async fn no_rate_limit_by_default() {
+    let app = spawn_app().await;
+    let (token, _) = app.login("patient").await;
+    for _ in 0..50 {
+        let reply = app
+            .send(
+                TestRequest::get()
+                    .uri("/api/v1/orders")
+                    .insert_header(("Authorization", format!("Bearer {token}"))),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK);
+    }
+}
