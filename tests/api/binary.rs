@@ -7,6 +7,37 @@ use serde_json::Value;
 
 use crate::helpers::{eventually, order_body, BinaryApp};
 
+/// Waits until everything the service wrote so far is on disk: an
+/// acknowledged write is flushed by the group commit, and the flush covers
+/// every earlier write (sled's log is ordered). Changes no test cares about.
+async fn durability_barrier(http: &reqwest::Client, base: &str) {
+    let (token, _) = login_at(http, base, "durability-barrier").await;
+    let res = http
+        .post(format!("{base}/api/v1/form-ids"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"form_ids": ["barrier"]}))
+        .send()
+        .await
+        .expect("barrier write");
+    assert_eq!(res.status(), 200);
+}
+
+async fn login_at(http: &reqwest::Client, base: &str, code: &str) -> (String, String) {
+    let body: Value = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&serde_json::json!({"code": code}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("json");
+    (
+        body["token"].as_str().expect("token").to_owned(),
+        body["openid"].as_str().expect("openid").to_owned(),
+    )
+}
+
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -508,6 +539,8 @@ async fn binary_dispatch_flow_survives_kill_9() {
         ids[0].clone()
     };
 
+    // Seeing "assigned" is not durability: wait for a flush first.
+    durability_barrier(&http, &url("")).await;
     app.kill9();
     app.launch().await;
     assert_eq!(
@@ -672,6 +705,7 @@ async fn messages_pending_at_kill_9_are_delivered_after_restart() {
         .expect("json");
     assert_eq!(none["messages"], serde_json::json!([]));
 
+    durability_barrier(&http, &url("")).await;
     app.kill9();
     app.launch().await;
     let delivered = eventually(Duration::from_secs(10), || {
