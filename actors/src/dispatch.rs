@@ -115,7 +115,6 @@ pub struct Dispatcher {
     tasks: HashMap<OpenId, u32>,
     waiting: HashMap<OrderId, Waiting>,
     in_flight: HashSet<OrderId>,
-    round_running: bool,
 }
 
 /// Become a courier (or update the profile).
@@ -191,7 +190,6 @@ impl Actor for Dispatcher {
 impl Supervised for Dispatcher {
     fn restarting(&mut self, _: &mut Self::Context) {
         tracing::warn!("dispatcher restarting");
-        self.round_running = false;
         self.in_flight.clear();
     }
 }
@@ -282,7 +280,7 @@ impl Dispatcher {
 
     /// One matching round over everything waiting and every free slot.
     fn round(&mut self, ctx: &mut Context<Self>) {
-        if !self.config.auto || self.round_running || self.waiting.is_empty() {
+        if !self.config.auto || self.waiting.is_empty() {
             return;
         }
         let started = Instant::now();
@@ -350,38 +348,36 @@ impl Dispatcher {
         self.in_flight.insert(id.clone());
     }
 
+    /// Books the outcome of an assignment attempt (`failure` is None when
+    /// the shard accepted it).
     fn settle(
         &mut self,
-        Settled {
-            id,
-            courier,
-            result,
-            waited,
-        }: Settled,
+        id: &OrderId,
+        courier: &OpenId,
+        failure: Option<&OrderError>,
+        waited: Option<Duration>,
     ) {
-        self.in_flight.remove(&id);
-        match result {
-            Ok(()) => {
-                self.waiting.remove(&id);
+        self.in_flight.remove(id);
+        match failure {
+            None => {
+                self.waiting.remove(id);
                 if let Some(w) = waited {
                     metrics::histogram!("lastmile_dispatch_assignment_latency_seconds")
                         .record(w.as_secs_f64());
                 }
             }
-            Err(e) => {
-                if let Some(n) = self.tasks.get_mut(&courier) {
+            Some(e) => {
+                if let Some(n) = self.tasks.get_mut(courier) {
                     *n = n.saturating_sub(1);
                 }
-                // Cancelled, grabbed or otherwise not paid any more: out of the pool.
-                if matches!(
-                    e,
-                    OrderError::Transition(_) | OrderError::NotFound | OrderError::Forbidden(_)
-                ) {
-                    if !matches!(e, OrderError::Forbidden(_)) {
-                        self.waiting.remove(&id);
+                match e {
+                    // Their own order: it stays in the pool for someone else.
+                    OrderError::Forbidden(_) => {}
+                    // Cancelled, grabbed or otherwise not paid any more: out of the pool.
+                    OrderError::Transition(_) | OrderError::NotFound => {
+                        self.waiting.remove(id);
                     }
-                } else {
-                    tracing::warn!(order = %id, error = %e, "assignment failed; will retry");
+                    _ => tracing::warn!(order = %id, error = %e, "assignment failed; will retry"),
                 }
             }
         }
@@ -517,25 +513,10 @@ impl Handler<Grab> for Dispatcher {
             async move { orders.assign(id, courier).await }
                 .into_actor(self)
                 .map(move |result, act, _| {
-                    let outcome = result.as_ref().map(|_| ()).map_err(clone_order_error);
-                    act.settle(Settled {
-                        id: sid,
-                        courier: scourier,
-                        result: outcome,
-                        waited: None,
-                    });
+                    act.settle(&sid, &scourier, result.as_ref().err(), None);
                     result.map_err(DispatchError::from)
                 }),
         )
-    }
-}
-
-fn clone_order_error(e: &OrderError) -> OrderError {
-    match e {
-        OrderError::NotFound => OrderError::NotFound,
-        OrderError::Transition(t) => OrderError::Transition(*t),
-        OrderError::Forbidden(m) => OrderError::Forbidden(m),
-        _ => OrderError::Unavailable,
     }
 }
 
@@ -604,7 +585,7 @@ impl Handler<Settled> for Dispatcher {
     type Result = ();
 
     fn handle(&mut self, msg: Settled, _: &mut Self::Context) {
-        self.settle(msg);
+        self.settle(&msg.id, &msg.courier, msg.result.as_ref().err(), msg.waited);
     }
 }
 
@@ -644,7 +625,6 @@ impl Dispatch {
             tasks: HashMap::new(),
             waiting: HashMap::new(),
             in_flight: HashSet::new(),
-            round_running: false,
         });
         shards.attach_dispatch(DispatchLink {
             waiting: addr.clone().recipient(),

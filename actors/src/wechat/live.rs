@@ -127,11 +127,7 @@ impl LiveWeChat {
     ) -> Result<T, WeChatError> {
         let started = std::time::Instant::now();
         let result = self.get_json_inner(path, query).await;
-        metrics::histogram!("lastmile_wechat_call_seconds", "api" => api)
-            .record(started.elapsed().as_secs_f64());
-        let outcome = if result.is_ok() { "ok" } else { "error" };
-        metrics::counter!("lastmile_wechat_calls_total", "api" => api, "outcome" => outcome)
-            .increment(1);
+        super::record_call(api, started, &result);
         result
     }
 
@@ -280,11 +276,7 @@ impl WeChat for LiveWeChat {
             .await
         };
         let result = reply.and_then(super::TokenReply::into_token);
-        metrics::histogram!("lastmile_wechat_call_seconds", "api" => "token")
-            .record(started.elapsed().as_secs_f64());
-        let outcome = if result.is_ok() { "ok" } else { "error" };
-        metrics::counter!("lastmile_wechat_calls_total", "api" => "token", "outcome" => outcome)
-            .increment(1);
+        super::record_call("token", started, &result);
         result
     }
 }

@@ -179,6 +179,19 @@ pub trait WeChat: Send + Sync + 'static {
     ) -> Result<Vec<u8>, WeChatError>;
 }
 
+/// Counts and times one WeChat call (the metrics every client shares).
+pub(crate) fn record_call<T, E>(
+    api: &'static str,
+    started: std::time::Instant,
+    result: &Result<T, E>,
+) {
+    metrics::histogram!("lastmile_wechat_call_seconds", "api" => api)
+        .record(started.elapsed().as_secs_f64());
+    let outcome = if result.is_ok() { "ok" } else { "error" };
+    metrics::counter!("lastmile_wechat_calls_total", "api" => api, "outcome" => outcome)
+        .increment(1);
+}
+
 /// Is this Content-Type JSON? (wxacode answers errors as JSON with HTTP 200,
 /// sometimes as `application/json; charset=UTF-8`.)
 pub fn is_json_media_type(content_type: &str) -> bool {

@@ -190,11 +190,7 @@ impl<T: PayTransport> PayApi<T> {
             .post(path, xml, with_cert)
             .await
             .and_then(|body| self.answer(&body));
-        metrics::histogram!("lastmile_wechat_call_seconds", "api" => path)
-            .record(started.elapsed().as_secs_f64());
-        let outcome = if result.is_ok() { "ok" } else { "error" };
-        metrics::counter!("lastmile_wechat_calls_total", "api" => path, "outcome" => outcome)
-            .increment(1);
+        super::record_call(path, started, &result);
         result
     }
 
