@@ -11,7 +11,7 @@ use crate::helpers::{eventually, order_body, BinaryApp};
 /// acknowledged write is flushed by the group commit, and the flush covers
 /// every earlier write (sled's log is ordered). Changes no test cares about.
 async fn durability_barrier(http: &reqwest::Client, base: &str) {
-    let (token, _) = login_at(http, base, "durability-barrier").await;
+    let (token, _) = crate::helpers::login_over_http(http, base, "durability-barrier").await;
     let res = http
         .post(format!("{base}/api/v1/form-ids"))
         .bearer_auth(token)
@@ -22,20 +22,23 @@ async fn durability_barrier(http: &reqwest::Client, base: &str) {
     assert_eq!(res.status(), 200);
 }
 
-async fn login_at(http: &reqwest::Client, base: &str, code: &str) -> (String, String) {
-    let body: Value = http
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&serde_json::json!({"code": code}))
-        .send()
+/// POSTs (JSON or no body) as `token`; the answer as JSON.
+async fn post_json(
+    http: &reqwest::Client,
+    target: String,
+    token: String,
+    body: Option<Value>,
+) -> Value {
+    let mut req = http.post(target).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    req.send()
         .await
-        .expect("login")
+        .expect("request")
         .json()
         .await
-        .expect("json");
-    (
-        body["token"].as_str().expect("token").to_owned(),
-        body["openid"].as_str().expect("openid").to_owned(),
-    )
+        .expect("json")
 }
 
 fn client() -> reqwest::Client {
@@ -458,20 +461,8 @@ async fn binary_dispatch_flow_survives_kill_9() {
     let http = client();
     let (customer, _) = app.login(&http, "bin-dispatch-customer").await;
     let (courier, courier_id) = app.login(&http, "bin-dispatch-courier").await;
-    let post = |target: String, token: String, body: Option<Value>| {
-        let mut req = http.post(target).bearer_auth(token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        async move {
-            req.send()
-                .await
-                .expect("request")
-                .json::<Value>()
-                .await
-                .expect("json")
-        }
-    };
+    let post =
+        |target: String, token: String, body: Option<Value>| post_json(&http, target, token, body);
     let mut ids = Vec::new();
     for _ in 0..2 {
         let order = post(url("/api/v1/orders"), customer.clone(), Some(order_body())).await;
@@ -627,20 +618,8 @@ async fn messages_pending_at_kill_9_are_delivered_after_restart() {
     let http = client();
     let (customer, openid) = app.login(&http, "bin-messages").await;
     let (courier, _) = app.login(&http, "bin-messenger").await;
-    let post = |target: String, token: String, body: Option<Value>| {
-        let mut req = http.post(target).bearer_auth(token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        async move {
-            req.send()
-                .await
-                .expect("request")
-                .json::<Value>()
-                .await
-                .expect("json")
-        }
-    };
+    let post =
+        |target: String, token: String, body: Option<Value>| post_json(&http, target, token, body);
     post(
         url("/api/v1/subscriptions"),
         customer.clone(),

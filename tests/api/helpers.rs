@@ -405,20 +405,25 @@ impl BinaryApp {
 
     /// Logs in; returns (token, openid).
     pub async fn login(&self, client: &reqwest::Client, code: &str) -> (String, String) {
-        let body: Value = client
-            .post(self.url("/api/v1/auth/login"))
-            .json(&json!({"code": code}))
-            .send()
-            .await
-            .expect("login request")
-            .json()
-            .await
-            .expect("login JSON");
-        (
-            body["token"].as_str().expect("token").to_owned(),
-            body["openid"].as_str().expect("openid").to_owned(),
-        )
+        login_over_http(client, &self.url(""), code).await
     }
+}
+
+/// Logs in at a running service `base`; returns (token, openid).
+pub async fn login_over_http(client: &reqwest::Client, base: &str, code: &str) -> (String, String) {
+    let body: Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"code": code}))
+        .send()
+        .await
+        .expect("login request")
+        .json()
+        .await
+        .expect("login JSON");
+    (
+        body["token"].as_str().expect("token").to_owned(),
+        body["openid"].as_str().expect("openid").to_owned(),
+    )
 }
 
 impl Drop for BinaryApp {
