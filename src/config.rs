@@ -33,6 +33,41 @@ pub struct Settings {
     /// Qiniu credentials (when `objects.backend = "qiniu"`).
     #[serde(default)]
     pub qiniu: QiniuSettings,
+    /// The operator console and admin API.
+    #[serde(default)]
+    pub admin: AdminSettings,
+    /// Log output.
+    #[serde(default)]
+    pub log: LogSettings,
+}
+
+/// `[admin]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    /// Bearer token of the operator console; unset turns it off (404).
+    #[serde(default)]
+    pub token: Option<lastmile_actors::wechat::Secret>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// `text` or `json`.
+    #[serde(default)]
+    pub format: LogFormat,
 }
 
 /// `[http]`
@@ -50,6 +85,9 @@ pub struct HttpSettings {
     /// Requests per second per client; unset means no limit.
     #[serde(default)]
     pub rate_limit: Option<u32>,
+    /// Addresses whose `X-Forwarded-For` is believed (the reverse proxy).
+    #[serde(default)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// `[storage]`
@@ -85,6 +123,13 @@ pub struct OrderSettings {
     /// Number of order shards; 0 means one per core.
     #[serde(default)]
     pub shards: usize,
+    /// Orders one customer may have awaiting payment at once.
+    #[serde(default = "default_max_unpaid")]
+    pub max_unpaid: u32,
+}
+
+fn default_max_unpaid() -> u32 {
+    10
 }
 
 /// `[dispatch]`
@@ -101,6 +146,44 @@ pub struct DispatchSettings {
     pub reassign_after: Duration,
     /// Match automatically (true) or leave orders to grab (false).
     pub auto: bool,
+    /// A courier with no online or location call for this long is offline.
+    #[serde(with = "humantime_serde", default = "default_presence_ttl")]
+    pub presence_ttl: Duration,
+    /// Courier speed in metres per minute.
+    #[serde(default = "default_speed")]
+    pub speed: f64,
+    /// Time spent at each pickup stop.
+    #[serde(with = "humantime_serde", default = "default_service")]
+    pub pickup_service: Duration,
+    /// Time spent at each drop-off stop.
+    #[serde(with = "humantime_serde", default = "default_service")]
+    pub dropoff_service: Duration,
+    /// Click-to-door target.
+    #[serde(with = "humantime_serde", default = "default_target")]
+    pub target: Duration,
+    /// Click-to-door never to exceed where avoidable.
+    #[serde(with = "humantime_serde", default = "default_max")]
+    pub max: Duration,
+}
+
+fn default_presence_ttl() -> Duration {
+    Duration::from_secs(5 * 60)
+}
+
+fn default_speed() -> f64 {
+    200.0
+}
+
+fn default_service() -> Duration {
+    Duration::from_secs(2 * 60)
+}
+
+fn default_target() -> Duration {
+    Duration::from_secs(40 * 60)
+}
+
+fn default_max() -> Duration {
+    Duration::from_secs(90 * 60)
 }
 
 /// `[messages]`: template ids (subscribe and template messages) per event.
@@ -118,6 +201,13 @@ pub struct MessageSettings {
     /// Messages not sent within this are dropped.
     #[serde(with = "humantime_serde")]
     pub expire_after: Duration,
+    /// Share codes one user may have made per day (429 past it).
+    #[serde(default = "default_share_codes_per_day")]
+    pub share_codes_per_day: u32,
+}
+
+fn default_share_codes_per_day() -> u32 {
+    50
 }
 
 /// `[objects]`
@@ -190,6 +280,18 @@ impl Settings {
         }
         if self.wechat.api_key.expose().len() != 32 {
             return invalid("wechat.api_key must be 32 characters");
+        }
+        if self.wechat.mode == lastmile_actors::wechat::Mode::Live {
+            self.wechat.check_live().map_err(ConfigError::Invalid)?;
+        }
+        if !(self.dispatch.speed.is_finite() && self.dispatch.speed > 0.0) {
+            return invalid("dispatch.speed must be a positive number of metres per minute");
+        }
+        if self.dispatch.max_tasks == 0 {
+            return invalid("dispatch.max_tasks must be at least 1");
+        }
+        if self.dispatch.presence_ttl.is_zero() {
+            return invalid("dispatch.presence_ttl must be greater than zero");
         }
         if !matches!(self.objects.backend.as_str(), "local" | "qiniu") {
             return invalid("objects.backend must be \"local\" or \"qiniu\"");

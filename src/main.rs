@@ -43,7 +43,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(EXIT_BAD_CONFIG);
             }
         };
-    telemetry::init_tracing();
+    telemetry::init_tracing(settings.log.format);
     actix_web::rt::System::new().block_on(async move {
         let app = match Application::build(&settings) {
             Ok(app) => app,

@@ -54,6 +54,8 @@ pub struct AppState {
     pub sandbox: Option<Arc<SandboxWeChat>>,
     /// The campus map.
     pub campus: Arc<Campus>,
+    /// Verifies WeChat Pay notifies on the HTTP workers.
+    pub pay_signer: Arc<lastmile_actors::wechat::PaySigner>,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
 }
@@ -140,6 +142,7 @@ pub fn start_services(
             max_tasks: settings.dispatch.max_tasks,
             reassign_after: settings.dispatch.reassign_after,
             auto: settings.dispatch.auto,
+            presence_ttl: settings.dispatch.presence_ttl,
         },
     );
     let notifications = Notifications::start(
@@ -163,6 +166,7 @@ pub fn start_services(
         tokens.clone(),
         objects,
     );
+    let pay_signer = Arc::new(wechat.client.pay().signer().clone());
     let payments = Payments::start(
         store.clone(),
         orders.clone(),
@@ -186,6 +190,7 @@ pub fn start_services(
         files_dir,
         sandbox: wechat.sandbox,
         campus,
+        pay_signer,
         metrics: telemetry::prometheus(),
     };
     Ok(Services { state, store })

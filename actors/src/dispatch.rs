@@ -6,6 +6,14 @@
 //! accepts, so grabs, cancels and rounds can race without double
 //! assignment. Grabs go through here too, so capacity is checked in one
 //! place.
+//!
+//! Presence: a courier is online from an online call until an offline
+//! call or until `dispatch.presence_ttl` passes without an online or
+//! location call (an app that died goes quiet). It keeps an index of each
+//! courier's open tasks, fed by the shards' [`TaskChanged`] events (and
+//! rebuilt from sled at start); tasks of a courier offline for
+//! `dispatch.reassign_after` that are not picked up go back to the pool.
+//! After a restart nobody is present, so offline time counts from the start.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -18,7 +26,7 @@ use time::OffsetDateTime;
 use crate::campus::Campus;
 use crate::domain::{now_utc, CourierProfile, OpenId, Order, OrderId, PlaceId, Status};
 use crate::matching::{assign, Distances, FreeCourier, WaitingOrder};
-use crate::orders::{DispatchLink, OrderError, OrderTaken, OrderWaiting, Orders, TaskDone};
+use crate::orders::{DispatchLink, OrderError, OrderTaken, OrderWaiting, Orders, TaskChanged};
 use crate::storage::Store;
 
 /// An order waiting longer than this outranks any fresh one, whatever the
@@ -26,6 +34,10 @@ use crate::storage::Store;
 const URGENT_AFTER: Duration = Duration::from_secs(300);
 /// How often (at most) offline couriers' untouched tasks are checked.
 const REASSIGN_CHECK_EVERY: Duration = Duration::from_secs(5);
+/// How long a courier's task list shows a task taken away from them.
+const WITHDRAWN_SHOWN_FOR: Duration = Duration::from_secs(3600);
+/// How many taken-away tasks a courier's list shows at most.
+const WITHDRAWN_SHOWN_MAX: usize = 20;
 
 /// The `[dispatch]` settings.
 #[derive(Debug, Clone)]
@@ -38,6 +50,8 @@ pub struct DispatchConfig {
     pub reassign_after: Duration,
     /// Match automatically (else grab only).
     pub auto: bool,
+    /// No online or location call for this long = offline.
+    pub presence_ttl: Duration,
 }
 
 /// Why a courier request failed.
@@ -99,8 +113,43 @@ struct Waiting {
 
 struct Present {
     place: usize,
+    /// Said online and not offline since.
     online: bool,
-    offline_since: Option<Instant>,
+    /// The last online or location call.
+    last_seen: Instant,
+    /// When they said offline.
+    offline_at: Option<Instant>,
+}
+
+/// Why a task left a courier before it was delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WithdrawReason {
+    /// The customer cancelled it.
+    Cancelled,
+    /// It went back to the pool (the courier was offline too long).
+    Reassigned,
+}
+
+/// A task taken away from a courier, as their task list tells them.
+#[derive(Debug, Clone, Serialize)]
+pub struct Withdrawn {
+    /// The order.
+    pub order_id: OrderId,
+    /// Why.
+    pub reason: WithdrawReason,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+/// A courier's task list: open tasks and recently withdrawn ones.
+#[derive(Debug, Clone)]
+pub struct TaskList {
+    /// Assigned or picked up, oldest first.
+    pub open: Vec<OrderId>,
+    /// Taken away within the last hour, newest first.
+    pub withdrawn: Vec<Withdrawn>,
 }
 
 /// The actor.
@@ -112,9 +161,17 @@ pub struct Dispatcher {
     dist: Distances,
     config: DispatchConfig,
     couriers: HashMap<OpenId, Present>,
-    tasks: HashMap<OpenId, u32>,
+    /// Open tasks (assigned or picked up) per courier, with their status.
+    tasks: HashMap<OpenId, HashMap<OrderId, Status>>,
+    /// Assignments asked of a shard and not yet answered, per courier.
+    reserved: HashMap<OpenId, u32>,
+    withdrawn: HashMap<OpenId, Vec<(Instant, Withdrawn)>>,
     waiting: HashMap<OrderId, Waiting>,
     in_flight: HashSet<OrderId>,
+    /// Tasks being taken back from an absent courier.
+    unassigning: HashSet<OrderId>,
+    /// Since when this dispatcher runs: an absent courier is offline since.
+    started_at: Instant,
 }
 
 /// Become a courier (or update the profile).
@@ -156,6 +213,14 @@ pub struct Grab {
     pub courier: OpenId,
 }
 
+/// A courier's tasks (403 for a user who is not a courier).
+#[derive(Message)]
+#[rtype(result = "Result<TaskList, DispatchError>")]
+pub struct TasksOf {
+    /// Who asks.
+    pub courier: OpenId,
+}
+
 /// Open orders for an online courier, nearest to `near` first.
 #[derive(Message)]
 #[rtype(result = "Result<Vec<OrderId>, DispatchError>")]
@@ -179,11 +244,15 @@ impl Actor for Dispatcher {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.started_at = Instant::now();
         self.rebuild();
         ctx.run_interval(self.config.tick, |act, ctx| act.round(ctx));
-        let check = (self.config.reassign_after / 2)
+        let check = (self.config.reassign_after.min(self.config.presence_ttl) / 2)
             .clamp(Duration::from_millis(100), REASSIGN_CHECK_EVERY);
-        ctx.run_interval(check, |act, ctx| act.reassign_stale(ctx));
+        ctx.run_interval(check, |act, _| {
+            act.reassign_stale();
+            act.publish();
+        });
     }
 }
 
@@ -191,6 +260,8 @@ impl Supervised for Dispatcher {
     fn restarting(&mut self, _: &mut Self::Context) {
         tracing::warn!("dispatcher restarting");
         self.in_flight.clear();
+        self.reserved.clear();
+        self.unassigning.clear();
     }
 }
 
@@ -219,7 +290,12 @@ impl Dispatcher {
                     order.customer.clone(),
                     order.updated_at,
                 ),
-                (_, Some(courier)) => *self.tasks.entry(courier.clone()).or_default() += 1,
+                (status, Some(courier)) => {
+                    self.tasks
+                        .entry(courier.clone())
+                        .or_default()
+                        .insert(order.id.clone(), status);
+                }
                 _ => {}
             }
         }
@@ -245,24 +321,46 @@ impl Dispatcher {
         }
     }
 
+    /// Online now: said so, and seen within `presence_ttl`.
+    fn is_online(&self, courier: &OpenId) -> bool {
+        self.couriers
+            .get(courier)
+            .is_some_and(|p| p.online && p.last_seen.elapsed() < self.config.presence_ttl)
+    }
+
+    /// Since when a courier counts as offline (None while online).
+    fn offline_since(&self, courier: &OpenId) -> Option<Instant> {
+        match self.couriers.get(courier) {
+            _ if self.is_online(courier) => None,
+            Some(p) if p.online => Some(p.last_seen + self.config.presence_ttl),
+            Some(p) => Some(p.offline_at.unwrap_or(self.started_at)),
+            None => Some(self.started_at),
+        }
+    }
+
+    fn open_tasks(&self, courier: &OpenId) -> u32 {
+        let open = self.tasks.get(courier).map_or(0, HashMap::len) as u32;
+        open + self.reserved.get(courier).copied().unwrap_or(0)
+    }
+
     fn publish(&self) {
         metrics::gauge!("lastmile_dispatch_orders_waiting").set(self.waiting.len() as f64);
-        let online = self.couriers.values().filter(|c| c.online).count();
+        let online = self.couriers.keys().filter(|c| self.is_online(c)).count();
         metrics::gauge!("lastmile_dispatch_couriers_online").set(online as f64);
     }
 
     fn free_slots(&self, courier: &OpenId) -> u32 {
         self.config
             .max_tasks
-            .saturating_sub(self.tasks.get(courier).copied().unwrap_or(0))
+            .saturating_sub(self.open_tasks(courier))
     }
 
     fn view(&self, profile: CourierProfile) -> CourierView {
         let present = self.couriers.get(&profile.openid);
         CourierView {
-            online: present.is_some_and(|p| p.online),
+            online: self.is_online(&profile.openid),
             place_id: present.map(|p| self.campus.places()[p.place].id.clone()),
-            open_tasks: self.tasks.get(&profile.openid).copied().unwrap_or(0),
+            open_tasks: self.tasks.get(&profile.openid).map_or(0, HashMap::len) as u32,
             openid: profile.openid,
             name: profile.name,
             phone: profile.phone,
@@ -303,7 +401,7 @@ impl Dispatcher {
         let couriers: Vec<FreeCourier<OpenId>> = self
             .couriers
             .iter()
-            .filter(|(_, p)| p.online)
+            .filter(|(id, _)| self.is_online(id))
             .map(|(id, p)| FreeCourier {
                 id: id.clone(),
                 place: p.place,
@@ -344,7 +442,7 @@ impl Dispatcher {
     }
 
     fn reserve(&mut self, id: &OrderId, courier: &OpenId) {
-        *self.tasks.entry(courier.clone()).or_default() += 1;
+        *self.reserved.entry(courier.clone()).or_default() += 1;
         self.in_flight.insert(id.clone());
     }
 
@@ -358,18 +456,25 @@ impl Dispatcher {
         waited: Option<Duration>,
     ) {
         self.in_flight.remove(id);
+        if let Some(n) = self.reserved.get_mut(courier) {
+            *n = n.saturating_sub(1);
+        }
         match failure {
             None => {
                 self.waiting.remove(id);
+                // The shard's TaskChanged says the same; booking it here too
+                // keeps capacity right for the next round in between.
+                self.tasks
+                    .entry(courier.clone())
+                    .or_default()
+                    .entry(id.clone())
+                    .or_insert(Status::Assigned);
                 if let Some(w) = waited {
                     metrics::histogram!("lastmile_dispatch_assignment_latency_seconds")
                         .record(w.as_secs_f64());
                 }
             }
             Some(e) => {
-                if let Some(n) = self.tasks.get_mut(courier) {
-                    *n = n.saturating_sub(1);
-                }
                 match e {
                     // Their own order: it stays in the pool for someone else.
                     OrderError::Forbidden(_) => {}
@@ -384,36 +489,102 @@ impl Dispatcher {
         self.publish();
     }
 
-    /// Couriers offline longer than `reassign_after` give back untouched tasks.
-    fn reassign_stale(&mut self, ctx: &mut Context<Self>) {
-        let stale: Vec<OpenId> = self
-            .couriers
+    /// Couriers offline (or silent) longer than `reassign_after` give back
+    /// the tasks they have not picked up.
+    fn reassign_stale(&mut self) {
+        let stale: Vec<(OrderId, OpenId)> = self
+            .tasks
             .iter()
-            .filter(|(id, p)| {
-                !p.online
-                    && p.offline_since
-                        .is_some_and(|t| t.elapsed() >= self.config.reassign_after)
-                    && self.tasks.get(*id).copied().unwrap_or(0) > 0
+            .filter(|(courier, _)| {
+                self.offline_since(courier)
+                    .is_some_and(|t| t.elapsed() >= self.config.reassign_after)
             })
-            .map(|(id, _)| id.clone())
+            .flat_map(|(courier, tasks)| {
+                tasks
+                    .iter()
+                    .filter(|(_, status)| **status == Status::Assigned)
+                    .map(move |(id, _)| (id.clone(), courier.clone()))
+            })
+            .filter(|(id, _)| !self.unassigning.contains(id))
             .collect();
-        if stale.is_empty() {
-            return;
-        }
-        let (store, orders) = (self.store.clone(), self.orders.clone());
-        let _ = ctx;
-        actix::spawn(async move {
-            for courier in stale {
-                let theirs = store.scan_active(|o| {
-                    o.status() == Status::Assigned && o.courier.as_ref() == Some(&courier)
-                });
-                for order in theirs.unwrap_or_default() {
-                    if let Err(e) = orders.unassign(order.id.clone(), courier.clone()).await {
-                        tracing::warn!(order = %order.id, error = %e, "could not take a task back");
-                    }
+        for (id, courier) in stale {
+            self.unassigning.insert(id.clone());
+            let orders = self.orders.clone();
+            actix::spawn(async move {
+                if let Err(e) = orders.unassign(id.clone(), courier).await {
+                    tracing::warn!(order = %id, error = %e, "could not take a task back");
                 }
+            });
+        }
+    }
+
+    /// Books a shard's news about a task.
+    fn task_changed(
+        &mut self,
+        TaskChanged {
+            id,
+            courier,
+            status,
+        }: TaskChanged,
+    ) {
+        let open = matches!(status, Status::Assigned | Status::PickedUp);
+        let tasks = self.tasks.entry(courier.clone()).or_default();
+        let was_open = if open {
+            tasks.insert(id.clone(), status);
+            false
+        } else {
+            tasks.remove(&id).is_some()
+        };
+        if tasks.is_empty() {
+            self.tasks.remove(&courier);
+        }
+        if !open {
+            self.unassigning.remove(&id);
+        }
+        let reason = match status {
+            Status::Paid => Some(WithdrawReason::Reassigned),
+            Status::Refunding | Status::Cancelled | Status::Refunded => {
+                Some(WithdrawReason::Cancelled)
             }
-        });
+            _ => None,
+        };
+        if let (true, Some(reason)) = (was_open, reason) {
+            let list = self.withdrawn.entry(courier).or_default();
+            list.retain(|(at, _)| at.elapsed() < WITHDRAWN_SHOWN_FOR);
+            list.push((
+                Instant::now(),
+                Withdrawn {
+                    order_id: id,
+                    reason,
+                    at: now_utc(),
+                },
+            ));
+            if list.len() > WITHDRAWN_SHOWN_MAX {
+                list.remove(0);
+            }
+        }
+    }
+
+    fn task_list(&self, courier: &OpenId) -> TaskList {
+        let mut open: Vec<OrderId> = self
+            .tasks
+            .get(courier)
+            .map(|t| t.keys().cloned().collect())
+            .unwrap_or_default();
+        // Order ids sort by creation time.
+        open.sort();
+        let withdrawn = self
+            .withdrawn
+            .get(courier)
+            .map(|list| {
+                list.iter()
+                    .rev()
+                    .filter(|(at, _)| at.elapsed() < WITHDRAWN_SHOWN_FOR)
+                    .map(|(_, w)| w.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        TaskList { open, withdrawn }
     }
 }
 
@@ -454,26 +625,40 @@ impl Handler<SetPresence> for Dispatcher {
                     Present {
                         place,
                         online: true,
-                        offline_since: None,
+                        last_seen: Instant::now(),
+                        offline_at: None,
                     },
                 );
                 // A free courier on an idle system: match now, not at the next tick.
                 self.round(ctx);
             }
             Presence::Offline => {
-                if let Some(p) = self.couriers.get_mut(&courier) {
-                    p.online = false;
-                    p.offline_since = Some(Instant::now());
+                if self.is_online(&courier) {
+                    if let Some(p) = self.couriers.get_mut(&courier) {
+                        p.online = false;
+                        p.offline_at = Some(Instant::now());
+                    }
                 }
             }
             Presence::At(place) => {
                 let place = place_of(&place, &self.places).ok_or(DispatchError::NotFound)?;
+                // A location refreshes an online courier's presence; it
+                // never brings an offline (or expired) one back online.
+                let online = self.is_online(&courier);
+                let since = self.offline_since(&courier);
                 let entry = self.couriers.entry(courier).or_insert(Present {
                     place,
                     online: false,
-                    offline_since: Some(Instant::now()),
+                    last_seen: Instant::now(),
+                    offline_at: since,
                 });
                 entry.place = place;
+                if online {
+                    entry.last_seen = Instant::now();
+                } else if entry.online {
+                    entry.online = false;
+                    entry.offline_at = since;
+                }
             }
         }
         self.publish();
@@ -487,7 +672,7 @@ impl Handler<Grab> for Dispatcher {
     fn handle(&mut self, Grab { id, courier }: Grab, _: &mut Self::Context) -> Self::Result {
         let checked = (|| {
             self.profile(&courier)?;
-            if !self.couriers.get(&courier).is_some_and(|p| p.online) {
+            if !self.is_online(&courier) {
                 return Err(DispatchError::Forbidden("go online to take orders"));
             }
             if self.free_slots(&courier) == 0 {
@@ -529,7 +714,7 @@ impl Handler<OpenOrders> for Dispatcher {
         _: &mut Self::Context,
     ) -> Self::Result {
         self.profile(&courier)?;
-        if !self.couriers.get(&courier).is_some_and(|p| p.online) {
+        if !self.is_online(&courier) {
             return Err(DispatchError::Forbidden(
                 "open orders are for online couriers",
             ));
@@ -571,13 +756,20 @@ impl Handler<OrderTaken> for Dispatcher {
     }
 }
 
-impl Handler<TaskDone> for Dispatcher {
+impl Handler<TaskChanged> for Dispatcher {
     type Result = ();
 
-    fn handle(&mut self, TaskDone { courier }: TaskDone, _: &mut Self::Context) {
-        if let Some(n) = self.tasks.get_mut(&courier) {
-            *n = n.saturating_sub(1);
-        }
+    fn handle(&mut self, msg: TaskChanged, _: &mut Self::Context) {
+        self.task_changed(msg);
+    }
+}
+
+impl Handler<TasksOf> for Dispatcher {
+    type Result = Result<TaskList, DispatchError>;
+
+    fn handle(&mut self, TasksOf { courier }: TasksOf, _: &mut Self::Context) -> Self::Result {
+        self.profile(&courier)?;
+        Ok(self.task_list(&courier))
     }
 }
 
@@ -623,13 +815,17 @@ impl Dispatch {
             config,
             couriers: HashMap::new(),
             tasks: HashMap::new(),
+            reserved: HashMap::new(),
+            withdrawn: HashMap::new(),
             waiting: HashMap::new(),
             in_flight: HashSet::new(),
+            unassigning: HashSet::new(),
+            started_at: Instant::now(),
         });
         shards.attach_dispatch(DispatchLink {
             waiting: addr.clone().recipient(),
             taken: addr.clone().recipient(),
-            task_done: addr.clone().recipient(),
+            task: addr.clone().recipient(),
         });
         Self { addr }
     }
@@ -651,6 +847,11 @@ impl Dispatch {
     /// Grab an open order.
     pub async fn grab(&self, id: OrderId, courier: OpenId) -> Result<Order, DispatchError> {
         self.addr.send(Grab { id, courier }).await?
+    }
+
+    /// A courier's open and recently withdrawn tasks.
+    pub async fn tasks_of(&self, courier: OpenId) -> Result<TaskList, DispatchError> {
+        self.addr.send(TasksOf { courier }).await?
     }
 
     /// Open orders near a place, for an online courier.

@@ -423,6 +423,9 @@ impl Status {
             // A paid order is never just dropped: cancelling it starts a refund,
             // and so does a payment that arrives after the order was cancelled.
             (S::Paid, E::Cancel) => S::Refunding,
+            // Until pickup the customer may change their mind; the courier
+            // loses the task (the goods are still where they were).
+            (S::Assigned, E::Cancel) => S::Refunding,
             (S::Cancelled, E::PaymentConfirmed) => S::Refunding,
             (S::Paid, E::Assign) => S::Assigned,
             (S::Assigned, E::Unassign) => S::Paid,
@@ -539,6 +542,10 @@ impl Order {
         let next = self.status.apply(event)?;
         self.status = next;
         self.updated_at = now;
+        if event == Event::Cancel {
+            // A cancelled task is nobody's any more.
+            self.courier = None;
+        }
         Ok(next)
     }
 
@@ -904,6 +911,37 @@ mod tests {
             Ok(Status::Refunding)
         );
         assert!(Status::Cancelled.apply(Event::Cancel).is_err());
+    }
+
+    #[test]
+    fn cancel_is_allowed_until_pickup_and_frees_the_courier() {
+        assert_eq!(Status::Assigned.apply(Event::Cancel), Ok(Status::Refunding));
+        for st in [Status::PickedUp, Status::Delivered] {
+            assert!(st.apply(Event::Cancel).is_err(), "{st} cancelled");
+        }
+        let customer = OpenId::parse("oCUSTOMER").unwrap();
+        let courier = OpenId::parse("oCOURIER").unwrap();
+        let now = OffsetDateTime::from_unix_timestamp(1_790_000_000).unwrap();
+        let new = NewOrder {
+            kind: OrderKind::Express,
+            pickup: Location {
+                place_id: PlaceId("a".into()),
+                detail: String::new(),
+            },
+            dropoff: Location {
+                place_id: PlaceId("b".into()),
+                detail: String::new(),
+            },
+            pickup_code: String::new(),
+            fee_fen: Fen(300),
+            note: String::new(),
+        };
+        let mut order = Order::new(OrderId::generate(&customer, now), customer, new, now);
+        order.apply(Event::PaymentConfirmed, now).unwrap();
+        order.assign(courier, now).unwrap();
+        order.apply(Event::Cancel, now).unwrap();
+        assert_eq!(order.status(), Status::Refunding);
+        assert_eq!(order.courier, None);
     }
 
     #[test]

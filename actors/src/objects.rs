@@ -177,7 +177,8 @@ impl ObjectStore for QiniuObjects {
             .multipart(form)
             .send()
             .await
-            .map_err(|e| ObjectError::Io(e.to_string()))?;
+            // The upload URL carries no secret, but keep URLs out of logs alike.
+            .map_err(|e| ObjectError::Io(e.without_url().to_string()))?;
         if !res.status().is_success() {
             return Err(ObjectError::Io(format!("Qiniu answered {}", res.status())));
         }

@@ -131,6 +131,8 @@ pub struct ConfirmRefund {
 pub struct PaymentDue {
     /// The order.
     pub id: OrderId,
+    /// What it costs (an orderquery "paid" must match it).
+    pub fee_fen: u32,
 }
 
 /// Event to the payments actor: an order is `refunding`; send the money back.
@@ -220,12 +222,17 @@ pub struct OrderTaken {
     pub id: OrderId,
 }
 
-/// Event to the dispatcher: a courier's task ended (delivered or taken back).
-#[derive(Message)]
+/// Event to the dispatcher: a courier's task opened, moved on, or ended.
+#[derive(Message, Clone, Debug)]
 #[rtype(result = "()")]
-pub struct TaskDone {
-    /// The courier.
+pub struct TaskChanged {
+    /// The order.
+    pub id: OrderId,
+    /// The courier whose task it is (or was).
     pub courier: OpenId,
+    /// The order's status now: assigned or picked up while the task is
+    /// open; anything else ends it (delivered, taken back, cancelled).
+    pub status: Status,
 }
 
 /// Where shards send dispatch events.
@@ -235,8 +242,8 @@ pub struct DispatchLink {
     pub waiting: Recipient<OrderWaiting>,
     /// Receives [`OrderTaken`].
     pub taken: Recipient<OrderTaken>,
-    /// Receives [`TaskDone`].
-    pub task_done: Recipient<TaskDone>,
+    /// Receives [`TaskChanged`].
+    pub task: Recipient<TaskChanged>,
 }
 
 /// Connects a shard to the dispatcher (sent once at start).
@@ -326,6 +333,8 @@ impl OrderShard {
     /// Puts an order in memory (or drops it when terminal) and keeps its
     /// timers and the per-status gauges in step.
     fn track(&mut self, order: Order) {
+        let old_courier = self.active.get(&order.id).and_then(|o| o.courier.clone());
+        self.announce_task(old_courier, &order);
         if let Some(old) = self.active.remove(&order.id) {
             self.gauge(old.status()).decrement(1.0);
             if old.status() == Status::AwaitingPayment {
@@ -507,6 +516,29 @@ impl OrderShard {
         Ok(())
     }
 
+    /// Tells the dispatcher when a courier's task opens, moves on or ends
+    /// (`before` is who had it until this change).
+    fn announce_task(&self, before: Option<OpenId>, order: &Order) {
+        let Some(link) = &self.dispatch else { return };
+        let open = matches!(order.status(), Status::Assigned | Status::PickedUp);
+        if let (Some(courier), true) = (&order.courier, open) {
+            link.task.do_send(TaskChanged {
+                id: order.id.clone(),
+                courier: courier.clone(),
+                status: order.status(),
+            });
+        }
+        if let Some(before) = before {
+            if !open || order.courier.as_ref() != Some(&before) {
+                link.task.do_send(TaskChanged {
+                    id: order.id.clone(),
+                    courier: before,
+                    status: order.status(),
+                });
+            }
+        }
+    }
+
     /// Tells the dispatcher a paid order waits for a courier.
     fn announce_waiting(&self, order: &Order) {
         if let Some(link) = &self.dispatch {
@@ -547,7 +579,6 @@ impl OrderShard {
         order.unassign(now_utc())?;
         self.store.update_order(&order, false)?;
         metrics::counter!("lastmile_order_transitions_total", "to" => "paid").increment(1);
-        self.task_done(&courier);
         self.track(order.clone());
         Ok(order)
     }
@@ -568,21 +599,7 @@ impl OrderShard {
                 _ => "only the assigned courier may do this",
             }));
         }
-        let done = self.transition(&id, event)?;
-        if step == Step::Deliver {
-            if let Some(courier) = &done.courier {
-                self.task_done(courier);
-            }
-        }
-        Ok(done)
-    }
-
-    fn task_done(&self, courier: &OpenId) {
-        if let Some(link) = &self.dispatch {
-            link.task_done.do_send(TaskDone {
-                courier: courier.clone(),
-            });
-        }
+        self.transition(&id, event)
     }
 
     /// Completes delivered orders nobody confirmed within `orders.auto_confirm`.
@@ -625,17 +642,21 @@ impl OrderShard {
                 break;
             }
             self.payment_deadlines.pop_first();
-            let unpaid = self
+            let Some(fee_fen) = self
                 .active
                 .get(&id)
-                .is_some_and(|o| o.status() == Status::AwaitingPayment);
-            if !unpaid {
+                .filter(|o| o.status() == Status::AwaitingPayment)
+                .map(|o| o.fee_fen.get())
+            else {
                 continue;
-            }
+            };
             if let Some(link) = &self.payments {
                 // WeChat Pay decides: the payments actor queries, closes, and
                 // answers with ConfirmPayment or CancelUnpaid.
-                link.payment_due.do_send(PaymentDue { id: id.clone() });
+                link.payment_due.do_send(PaymentDue {
+                    id: id.clone(),
+                    fee_fen,
+                });
                 self.payment_deadlines.insert((now + PAYMENT_DUE_RETRY, id));
                 expired += 1;
                 continue;
@@ -798,14 +819,23 @@ impl Handler<AttachDispatch> for OrderShard {
 
     fn handle(&mut self, AttachDispatch(link): AttachDispatch, _: &mut Self::Context) {
         self.dispatch = Some(link);
-        let waiting: Vec<Order> = self
+        let announced: Vec<Order> = self
             .active
             .values()
-            .filter(|o| o.status() == Status::Paid)
+            .filter(|o| {
+                matches!(
+                    o.status(),
+                    Status::Paid | Status::Assigned | Status::PickedUp
+                )
+            })
             .map(|o| Order::clone(o))
             .collect();
-        for order in &waiting {
-            self.announce_waiting(order);
+        for order in &announced {
+            if order.status() == Status::Paid {
+                self.announce_waiting(order);
+            } else {
+                self.announce_task(None, order);
+            }
         }
     }
 }
@@ -972,25 +1002,6 @@ impl Orders {
     pub async fn step(&self, id: OrderId, by: OpenId, step: Step) -> Result<Order, OrderError> {
         let order = self.shard(&id).send(TakeStep { id, by, step }).await??;
         self.durable(order).await
-    }
-
-    /// Orders a courier is working on (assigned, picked up, delivered).
-    pub async fn tasks_of(&self, courier: OpenId) -> Result<Vec<Order>, OrderError> {
-        let store = self.store.clone();
-        let scan = move || {
-            store.scan_active(|o| {
-                o.courier.as_ref() == Some(&courier)
-                    && matches!(
-                        o.status(),
-                        Status::Assigned | Status::PickedUp | Status::Delivered
-                    )
-            })
-        };
-        let mut tasks = tokio::task::spawn_blocking(scan)
-            .await
-            .map_err(|_| OrderError::Unavailable)??;
-        tasks.sort_by_key(|o| o.updated_at);
-        Ok(tasks)
     }
 
     /// Connects every shard to the notifier.

@@ -16,7 +16,7 @@ use crate::domain::{now_utc, OpenId, Order, OrderId, PayParams, PaymentRecord, S
 use crate::formid::FormIds;
 use crate::orders::{OrderError, Orders, PaymentDue, PaymentOutcome, PaymentsLink, RefundDue};
 use crate::storage::{StorageError, Store};
-use crate::wechat::pay::{self, Fields};
+use crate::wechat::notify::{excerpt, PaidNotice, RefundNotice};
 use crate::wechat::{CloseOutcome, RefundRequest, RefundState, TradeState, UnifiedOrder, WeChat};
 
 /// A prepay id is valid for 2 hours; replay it for a bit less.
@@ -101,25 +101,42 @@ struct PrepayFinished {
     result: Result<(String, PayParams), PaymentError>,
 }
 
-/// A pay notify as received (raw XML).
+/// A verified pay notify (parsed and checked on the HTTP worker).
 #[derive(Message)]
 #[rtype(result = "Result<(), String>")]
 pub struct PayNotify {
-    /// The body.
-    pub body: Vec<u8>,
+    /// What it says.
+    pub notice: PaidNotice,
 }
 
-/// A refund notify as received (raw XML).
+/// A decrypted refund notify (parsed on the HTTP worker).
 #[derive(Message)]
 #[rtype(result = "Result<(), String>")]
 pub struct RefundNotify {
-    /// The body.
-    pub body: Vec<u8>,
+    /// What it says.
+    pub notice: RefundNotice,
 }
 
-/// Record WeChat's transaction id for an order.
+/// What a transaction id reported by WeChat Pay means for a payment session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum TransactionCheck {
+    /// The first one: recorded.
+    New,
+    /// The one already recorded (a repeat).
+    Same,
+    /// Another one than recorded: the first is kept.
+    Conflicting(String),
+}
+
+/// Counts and logs a payment that does not add up (never silently).
+fn anomaly(kind: &'static str, order: &OrderId, detail: &str) {
+    tracing::error!(%order, kind, detail, "payment anomaly: nothing changed");
+    metrics::counter!("lastmile_payment_anomalies_total", "kind" => kind).increment(1);
+}
+
+/// Record WeChat's transaction id for an order (unless another is recorded).
 #[derive(Message)]
-#[rtype(result = "Result<(), PaymentError>")]
+#[rtype(result = "Result<TransactionCheck, PaymentError>")]
 struct RecordTransaction {
     id: OrderId,
     transaction_id: String,
@@ -193,61 +210,82 @@ impl PaymentsActor {
         Ok(())
     }
 
-    /// Verifies a pay notify and returns the order it pays, or why not.
-    fn check_pay_notify(&self, body: &[u8]) -> Result<(OrderId, String), String> {
-        let fields = pay::from_xml(body).map_err(|e| e.to_string())?;
-        let signer = self.wechat.pay().signer();
-        signer.verify(&fields).map_err(|e| e.to_string())?;
-        let field = |k: &str| fields.get(k).map(String::as_str).unwrap_or("");
-        if field("return_code") != "SUCCESS" || field("result_code") != "SUCCESS" {
-            return Err("not a successful payment".into());
+    /// Records WeChat's transaction id for an order unless another one is
+    /// already recorded: the first payment's id is never overwritten.
+    fn note_transaction(
+        &self,
+        id: &OrderId,
+        transaction_id: &str,
+    ) -> Result<TransactionCheck, PaymentError> {
+        let mut record = self
+            .store
+            .get_payment(id)?
+            .unwrap_or_else(|| PaymentRecord::new(id.clone()));
+        match record.transaction_id.as_deref() {
+            Some(known) if known == transaction_id => Ok(TransactionCheck::Same),
+            Some(known) => Ok(TransactionCheck::Conflicting(known.to_owned())),
+            None => {
+                record.transaction_id = Some(transaction_id.to_owned());
+                self.store.put_payment(&record)?;
+                Ok(TransactionCheck::New)
+            }
         }
-        if field("appid") != signer.appid || field("mch_id") != signer.mch_id {
-            return Err("appid or mch_id mismatch".into());
-        }
-        let id =
-            OrderId::parse(field("out_trade_no")).map_err(|_| "bad out_trade_no".to_owned())?;
+    }
+
+    /// Checks a verified pay notify against the order and the session:
+    /// Ok(true) means confirm the payment, Ok(false) answer SUCCESS and
+    /// change nothing (an anomaly, already counted).
+    fn accept_payment(&self, notice: &PaidNotice) -> Result<bool, String> {
+        let id = &notice.out_trade_no;
         let order = self
             .store
-            .get_order(&id)
+            .get_order(id)
             .map_err(|e| e.to_string())?
             .ok_or_else(|| "unknown out_trade_no".to_owned())?;
         // total_fee, not cash_fee: coupons lower what the payer's cash covers.
-        if field("total_fee") != order.fee_fen.get().to_string() {
+        if notice.total_fee != order.fee_fen.get() {
             return Err("total_fee mismatch".into());
         }
-        let transaction_id = field("transaction_id");
-        if transaction_id.is_empty() {
-            return Err("missing transaction_id".into());
+        match self
+            .note_transaction(id, &notice.transaction_id)
+            .map_err(|e| e.to_string())?
+        {
+            TransactionCheck::New | TransactionCheck::Same => Ok(true),
+            TransactionCheck::Conflicting(first) => {
+                anomaly(
+                    "transaction_id_mismatch",
+                    id,
+                    &format!(
+                        "kept {}, ignored {}",
+                        excerpt(&first),
+                        excerpt(&notice.transaction_id)
+                    ),
+                );
+                Ok(false)
+            }
         }
-        Ok((id, transaction_id.to_owned()))
     }
 
-    /// Decrypts and checks a refund notify; None when it carries no result.
-    fn check_refund_notify(&self, body: &[u8]) -> Result<Option<(OrderId, Fields)>, String> {
-        let fields = pay::from_xml(body).map_err(|e| e.to_string())?;
-        let signer = self.wechat.pay().signer();
-        let field = |k: &str| fields.get(k).map(String::as_str).unwrap_or("");
-        if field("return_code") != "SUCCESS" {
-            // A FAIL carries no req_info: nothing to decrypt, just record it.
-            tracing::warn!(
-                msg = field("return_msg"),
-                "refund notify with return_code FAIL"
-            );
-            metrics::counter!("lastmile_refund_notifies_total", "outcome" => "return_fail")
-                .increment(1);
-            return Ok(None);
-        }
-        if field("appid") != signer.appid || field("mch_id") != signer.mch_id {
-            return Err("appid or mch_id mismatch".into());
-        }
-        let info = pay::decrypt_req_info(field("req_info"), signer.api_key.expose())
-            .map_err(|e| e.to_string())?;
-        let id = info
-            .get("out_trade_no")
-            .and_then(|t| OrderId::parse(t).ok())
-            .ok_or_else(|| "bad out_trade_no".to_owned())?;
-        Ok(Some((id, info)))
+    /// Does a refund notify match the refund we requested for a refunding
+    /// order? Anything else is an anomaly and changes nothing.
+    fn refund_matches(&self, notice: &RefundNotice) -> Result<Result<(), &'static str>, String> {
+        let id = &notice.out_trade_no;
+        let order = self.store.get_order(id).map_err(|e| e.to_string())?;
+        let record = self.store.get_payment(id).map_err(|e| e.to_string())?;
+        let Some(order) = order else {
+            return Ok(Err("unknown_order"));
+        };
+        let ours = record.and_then(|r| r.out_refund_no);
+        let fee = order.fee_fen.get();
+        Ok(if ours.as_deref() != Some(notice.out_refund_no.as_str()) {
+            Err("refund_not_requested")
+        } else if notice.refund_fee != fee || notice.total_fee != fee {
+            Err("refund_amount_mismatch")
+        } else if order.status() != Status::Refunding {
+            Err("refund_for_order_not_refunding")
+        } else {
+            Ok(())
+        })
     }
 }
 
@@ -337,22 +375,17 @@ impl Handler<PayNotify> for PaymentsActor {
     type Result = ResponseFuture<Result<(), String>>;
 
     #[tracing::instrument(level = "debug", name = "pay_notify", skip_all)]
-    fn handle(&mut self, PayNotify { body }: PayNotify, _: &mut Self::Context) -> Self::Result {
-        let checked = self
-            .check_pay_notify(&body)
-            .and_then(|(id, transaction_id)| {
-                self.record(&id, |r| r.transaction_id = Some(transaction_id))
-                    .map_err(|e| e.to_string())?;
-                Ok(id)
-            });
-        let id = match checked {
-            Ok(id) => id,
+    fn handle(&mut self, PayNotify { notice }: PayNotify, _: &mut Self::Context) -> Self::Result {
+        match self.accept_payment(&notice) {
+            Ok(true) => {}
+            Ok(false) => return Box::pin(async { Ok(()) }),
             Err(reason) => {
-                tracing::warn!(%reason, "pay notify refused");
+                tracing::warn!(order = %notice.out_trade_no, %reason, "pay notify refused");
                 metrics::counter!("lastmile_pay_notify_failures_total").increment(1);
                 return Box::pin(async move { Err(reason) });
             }
-        };
+        }
+        let id = notice.out_trade_no;
         let (orders, formids, store) = (
             self.orders.clone(),
             self.formids.clone(),
@@ -378,27 +411,26 @@ impl Handler<PayNotify> for PaymentsActor {
 impl Handler<RefundNotify> for PaymentsActor {
     type Result = ResponseFuture<Result<(), String>>;
 
+    #[tracing::instrument(level = "debug", name = "refund_notify", skip_all)]
     fn handle(
         &mut self,
-        RefundNotify { body }: RefundNotify,
+        RefundNotify { notice }: RefundNotify,
         _: &mut Self::Context,
     ) -> Self::Result {
-        let checked = match self.check_refund_notify(&body) {
-            Ok(Some(found)) => found,
-            Ok(None) => return Box::pin(async { Ok(()) }),
-            Err(reason) => {
-                tracing::warn!(%reason, "refund notify refused");
-                metrics::counter!("lastmile_refund_notifies_total", "outcome" => "refused")
-                    .increment(1);
-                return Box::pin(async move { Err(reason) });
+        let id = notice.out_trade_no.clone();
+        match self.refund_matches(&notice) {
+            Ok(Ok(())) => {}
+            Ok(Err(kind)) => {
+                // Answered SUCCESS so WeChat stops resending; an operator looks.
+                anomaly(kind, &id, &excerpt(&notice.out_refund_no));
+                return Box::pin(async { Ok(()) });
             }
-        };
-        let (id, info) = checked;
-        let status = info.get("refund_status").cloned().unwrap_or_default();
+            Err(reason) => return Box::pin(async move { Err(reason) }),
+        }
         let orders = self.orders.clone();
         Box::pin(async move {
-            if status != "SUCCESS" {
-                tracing::warn!(order = %id, %status, "refund did not succeed; needs an operator");
+            if notice.refund_status != "SUCCESS" {
+                tracing::warn!(order = %id, status = %excerpt(&notice.refund_status), "refund did not succeed; needs an operator");
                 metrics::counter!("lastmile_refund_notifies_total", "outcome" => "not_success")
                     .increment(1);
                 return Ok(());
@@ -412,10 +444,10 @@ impl Handler<RefundNotify> for PaymentsActor {
 }
 
 impl Handler<RecordTransaction> for PaymentsActor {
-    type Result = Result<(), PaymentError>;
+    type Result = Result<TransactionCheck, PaymentError>;
 
     fn handle(&mut self, msg: RecordTransaction, _: &mut Self::Context) -> Self::Result {
-        self.record(&msg.id, |r| r.transaction_id = Some(msg.transaction_id))
+        self.note_transaction(&msg.id, &msg.transaction_id)
     }
 }
 
@@ -435,13 +467,25 @@ impl Handler<RecordRefund> for PaymentsActor {
 impl Handler<PaymentDue> for PaymentsActor {
     type Result = ();
 
-    fn handle(&mut self, PaymentDue { id }: PaymentDue, ctx: &mut Self::Context) {
-        let has_prepay =
-            matches!(self.store.get_payment(&id), Ok(Some(r)) if r.prepay_id.is_some());
+    fn handle(&mut self, PaymentDue { id, fee_fen }: PaymentDue, ctx: &mut Self::Context) {
+        let has_prepay = match self.store.get_payment(&id) {
+            Ok(record) => record.is_some_and(|r| r.prepay_id.is_some()),
+            Err(e) => {
+                // Unknown is not "no prepay": cancelling without asking
+                // WeChat could drop a payment. The shard asks again.
+                tracing::warn!(order = %id, error = %e, "payment session unreadable; will retry");
+                return;
+            }
+        };
         let (wechat, orders, addr) = (self.wechat.clone(), self.orders.clone(), ctx.address());
         let (formids, store) = (self.formids.clone(), self.store.clone());
         actix::spawn(async move {
-            let settled = resolve_unpaid(wechat, orders, addr, id.clone(), has_prepay).await;
+            let unpaid = Unpaid {
+                id: id.clone(),
+                fee_fen,
+                has_prepay,
+            };
+            let settled = resolve_unpaid(wechat, orders, addr, unpaid).await;
             if let Ok(Some(outcome)) = &settled {
                 pool_prepay(&formids, &store, outcome).await;
             }
@@ -474,6 +518,13 @@ async fn pool_prepay(formids: &FormIds, store: &Store, outcome: &PaymentOutcome)
     }
 }
 
+/// An unpaid order past its deadline.
+struct Unpaid {
+    id: OrderId,
+    fee_fen: u32,
+    has_prepay: bool,
+}
+
 /// Timeout of an unpaid order: ask WeChat Pay first (a notify may have been
 /// lost), close the trade, and cancel only when it is closed unpaid.
 /// Answers the payment outcome when the order turned out paid.
@@ -481,29 +532,66 @@ async fn resolve_unpaid(
     wechat: Arc<dyn WeChat>,
     orders: Orders,
     payments: Addr<PaymentsActor>,
-    id: OrderId,
-    has_prepay: bool,
+    Unpaid {
+        id,
+        fee_fen,
+        has_prepay,
+    }: Unpaid,
 ) -> Result<Option<PaymentOutcome>, PaymentError> {
     if !has_prepay {
         orders.cancel_unpaid(id).await?;
         return Ok(None);
     }
     let wx = |e: crate::wechat::WeChatError| PaymentError::Unavailable(e.to_string());
-    let paid = |transaction_id: String| async {
-        payments
+    // An orderquery "paid" is checked like a notify before it counts.
+    let paid = |state: TradeState| async {
+        let TradeState::Success {
+            transaction_id,
+            total_fee,
+        } = state
+        else {
+            return Err(PaymentError::Unavailable(format!(
+                "closeorder said paid, orderquery said {state:?}"
+            )));
+        };
+        if transaction_id.is_empty() || total_fee != fee_fen {
+            anomaly(
+                "query_mismatch",
+                &id,
+                &format!(
+                    "total_fee {total_fee}, transaction_id {}",
+                    excerpt(&transaction_id)
+                ),
+            );
+            return Err(PaymentError::Unavailable(
+                "orderquery answer does not match the order".into(),
+            ));
+        }
+        let check = payments
             .send(RecordTransaction {
                 id: id.clone(),
-                transaction_id,
+                transaction_id: transaction_id.clone(),
             })
             .await??;
+        if let TransactionCheck::Conflicting(first) = check {
+            anomaly(
+                "transaction_id_mismatch",
+                &id,
+                &format!(
+                    "kept {}, ignored {}",
+                    excerpt(&first),
+                    excerpt(&transaction_id)
+                ),
+            );
+        }
         let outcome = orders.confirm_payment(id.clone()).await?;
         metrics::counter!("lastmile_payments_total", "outcome" => "found_by_query").increment(1);
         Ok::<Option<PaymentOutcome>, PaymentError>(Some(outcome))
     };
     match wechat.pay().order_query(id.as_str()).await.map_err(wx)? {
-        TradeState::Success { transaction_id, .. } => return paid(transaction_id).await,
+        state @ TradeState::Success { .. } => return paid(state).await,
         TradeState::Unknown(state) => {
-            tracing::warn!(order = %id, %state, "unknown trade state; closing")
+            tracing::warn!(order = %id, state = %excerpt(&state), "unknown trade state; closing")
         }
         TradeState::NotPaid | TradeState::Closed | TradeState::Refunded | TradeState::NotFound => {}
     }
@@ -514,12 +602,7 @@ async fn resolve_unpaid(
             Ok(None)
         }
         CloseOutcome::AlreadyPaid => {
-            match wechat.pay().order_query(id.as_str()).await.map_err(wx)? {
-                TradeState::Success { transaction_id, .. } => paid(transaction_id).await,
-                other => Err(PaymentError::Unavailable(format!(
-                    "closeorder said paid, orderquery said {other:?}"
-                ))),
-            }
+            paid(wechat.pay().order_query(id.as_str()).await.map_err(wx)?).await
         }
     }
 }
@@ -612,18 +695,18 @@ impl Payments {
         self.addr.send(Prepay { id, payer }).await?
     }
 
-    /// Handles a pay notify; Ok means answer SUCCESS.
-    pub async fn pay_notify(&self, body: Vec<u8>) -> Result<(), String> {
+    /// Applies a verified pay notify; Ok means answer SUCCESS.
+    pub async fn pay_notify(&self, notice: PaidNotice) -> Result<(), String> {
         self.addr
-            .send(PayNotify { body })
+            .send(PayNotify { notice })
             .await
             .map_err(|e| e.to_string())?
     }
 
-    /// Handles a refund notify; Ok means answer SUCCESS.
-    pub async fn refund_notify(&self, body: Vec<u8>) -> Result<(), String> {
+    /// Applies a decrypted refund notify; Ok means answer SUCCESS.
+    pub async fn refund_notify(&self, notice: RefundNotice) -> Result<(), String> {
         self.addr
-            .send(RefundNotify { body })
+            .send(RefundNotify { notice })
             .await
             .map_err(|e| e.to_string())?
     }

@@ -128,8 +128,20 @@ pub async fn tasks(
     state: web::Data<AppState>,
     Caller(me): Caller,
 ) -> Result<HttpResponse, ApiError> {
-    let orders = state.orders.tasks_of(me).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "orders": orders })))
+    let list = state.dispatch.tasks_of(me.clone()).await?;
+    let mut orders = Vec::with_capacity(list.open.len());
+    for id in &list.open {
+        match state.orders.get(id, &me).await {
+            Ok(order) => orders.push(order),
+            // Moved on since the index answered (cancelled, taken back).
+            Err(lastmile_actors::orders::OrderError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "orders": orders,
+        "withdrawn": list.withdrawn,
+    })))
 }
 
 /// `GET /api/v1/orders/open?near=place_id`

@@ -4,6 +4,7 @@
 use actix_web::{web, HttpResponse};
 use futures::StreamExt;
 use lastmile_actors::domain::OrderId;
+use lastmile_actors::wechat::notify::{self, excerpt, RefundNotification};
 use lastmile_actors::wechat::pay::notify_answer;
 use lastmile_actors::wechat::sandbox_pay::SandboxPayError;
 use serde_json::json;
@@ -48,6 +49,14 @@ fn xml_answer(ok: bool, reason: &str) -> HttpResponse {
         .body(notify_answer(ok, reason))
 }
 
+/// A notify that does not verify: logged (bounded), counted, answered FAIL.
+fn refused(kind: &'static str, reason: &str) -> HttpResponse {
+    let reason = excerpt(reason);
+    tracing::warn!(kind, %reason, "notify refused");
+    metrics::counter!("lastmile_notify_refused_total", "kind" => kind).increment(1);
+    xml_answer(false, &reason)
+}
+
 /// `POST /api/v1/wechat/pay/notify` (XML from WeChat Pay).
 #[tracing::instrument(level = "debug", name = "POST /wechat/pay/notify", skip_all)]
 pub async fn pay_notify(state: web::Data<AppState>, payload: web::Payload) -> HttpResponse {
@@ -55,9 +64,15 @@ pub async fn pay_notify(state: web::Data<AppState>, payload: web::Payload) -> Ht
         Ok(b) => b,
         Err(response) => return response,
     };
-    match state.payments.pay_notify(body).await {
+    // Verified here, on the worker that received it: a flood of forged
+    // notifies costs worker CPU only and never queues at the payments actor.
+    let notice = match notify::paid_notice(&state.pay_signer, &body) {
+        Ok(notice) => notice,
+        Err(refusal) => return refused("pay", &refusal.to_string()),
+    };
+    match state.payments.pay_notify(notice).await {
         Ok(()) => xml_answer(true, "OK"),
-        Err(reason) => xml_answer(false, &reason),
+        Err(reason) => xml_answer(false, &excerpt(&reason)),
     }
 }
 
@@ -68,9 +83,20 @@ pub async fn refund_notify(state: web::Data<AppState>, payload: web::Payload) ->
         Ok(b) => b,
         Err(response) => return response,
     };
-    match state.payments.refund_notify(body).await {
+    let notice = match notify::refund_notification(&state.pay_signer, &body) {
+        Ok(RefundNotification::Result(notice)) => notice,
+        Ok(RefundNotification::Failed(message)) => {
+            // A FAIL carries no req_info: nothing to decrypt, just record it.
+            tracing::warn!(%message, "refund notify with return_code FAIL");
+            metrics::counter!("lastmile_refund_notifies_total", "outcome" => "return_fail")
+                .increment(1);
+            return xml_answer(true, "OK");
+        }
+        Err(refusal) => return refused("refund", &refusal.to_string()),
+    };
+    match state.payments.refund_notify(notice).await {
         Ok(()) => xml_answer(true, "OK"),
-        Err(reason) => xml_answer(false, &reason),
+        Err(reason) => xml_answer(false, &excerpt(&reason)),
     }
 }
 

@@ -606,6 +606,81 @@ async fn binary_dispatch_flow_survives_kill_9() {
 }
 
 #[actix_web::test]
+async fn tasks_of_a_courier_who_never_returns_go_back_after_kill_9() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut app = BinaryApp::start(
+        &dir.path().join("data"),
+        &[
+            ("LASTMILE__DISPATCH__TICK", "50ms"),
+            ("LASTMILE__DISPATCH__REASSIGN_AFTER", "1s"),
+        ],
+    )
+    .await;
+    let port = app.port;
+    let url = move |p: &str| format!("http://127.0.0.1:{port}{p}");
+    let http = client();
+    let (customer, _) = app.login(&http, "vanished-customer").await;
+    let (courier, _) = app.login(&http, "vanished-courier").await;
+    let post =
+        |target: String, token: String, body: Option<Value>| post_json(&http, target, token, body);
+    let order = post(url("/api/v1/orders"), customer.clone(), Some(order_body())).await;
+    let id = order["id"].as_str().expect("id").to_owned();
+    post(
+        url(&format!("/api/v1/orders/{id}/pay")),
+        customer.clone(),
+        None,
+    )
+    .await;
+    http.post(url(&format!("/sandbox/pay/{id}")))
+        .send()
+        .await
+        .expect("pay");
+    post(
+        url("/api/v1/couriers/me"),
+        courier.clone(),
+        Some(serde_json::json!({"name": "小王", "phone": "13912345678"})),
+    )
+    .await;
+    post(
+        url("/api/v1/couriers/me/online"),
+        courier.clone(),
+        Some(serde_json::json!({"place_id": "dorm-3"})),
+    )
+    .await;
+    let status = || {
+        let req = http
+            .get(url(&format!("/api/v1/orders/{id}")))
+            .bearer_auth(customer.clone())
+            .send();
+        async move {
+            req.await.expect("get").json::<Value>().await.expect("json")["status"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        }
+    };
+    let assigned = eventually(Duration::from_secs(5), || {
+        let s = status();
+        async move { s.await == "assigned" }
+    })
+    .await;
+    assert!(assigned);
+    durability_barrier(&http, &url("")).await;
+
+    app.kill9();
+    app.launch().await;
+
+    // The courier never comes back: presence starts empty after a restart,
+    // and their untouched task returns to the pool after reassign_after.
+    let back = eventually(Duration::from_secs(10), || {
+        let s = status();
+        async move { s.await == "paid" }
+    })
+    .await;
+    assert!(back, "the vanished courier's task went back to the pool");
+}
+
+#[actix_web::test]
 async fn messages_pending_at_kill_9_are_delivered_after_restart() {
     let dir = tempfile::tempdir().expect("tmp");
     let mut app = BinaryApp::start(

@@ -268,24 +268,179 @@ async fn cancel_racing_assignment_ends_cancelled_or_assigned_never_both() {
             )
         );
         actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+        // Cancelling is allowed until pickup, assigned or not: it always
+        // wins, and the courier never keeps a cancelled task.
+        assert_eq!(
+            cancel.status,
+            StatusCode::OK,
+            "round {round}: {}",
+            cancel.body
+        );
         let order = app.get_order(&customer, &id).await.body;
-        match order["status"].as_str().unwrap_or("") {
-            "assigned" => {
-                assert_eq!(cancel.status, StatusCode::CONFLICT, "round {round}");
-                assert!(order["courier"].is_string());
-            }
-            "refunding" | "refunded" => {
-                assert_eq!(cancel.status, StatusCode::OK, "round {round}");
-                assert!(
-                    order["courier"].is_null(),
-                    "round {round}: cancelled and assigned"
-                );
-                let tasks = app.get_as(&courier, "/api/v1/couriers/me/tasks").await.body;
-                assert_eq!(tasks["orders"], json!([]));
-            }
-            other => panic!("round {round}: unexpected status {other}"),
-        }
+        assert!(
+            matches!(order["status"].as_str(), Some("refunding" | "refunded")),
+            "round {round}: {order}"
+        );
+        assert!(
+            order["courier"].is_null(),
+            "round {round}: cancelled and assigned"
+        );
+        let tasks = app.get_as(&courier, "/api/v1/couriers/me/tasks").await.body;
+        assert_eq!(tasks["orders"], json!([]), "round {round}");
     }
+}
+
+#[actix_web::test]
+async fn an_assigned_order_can_be_cancelled_and_the_courier_is_told() {
+    let app = spawn_app_with(|s| s.dispatch.tick = Duration::from_millis(20)).await;
+    let (customer, openid) = app.login("cancel-assigned").await;
+    let id = app.paid_order(&customer, &openid).await;
+    let (courier, _) = app
+        .online_courier("cancel-assigned-courier", "dorm-1")
+        .await;
+    let assigned = eventually(Duration::from_secs(5), || {
+        let (app, customer, id) = (&app, &customer, &id);
+        async move { app.status_of(customer, id).await == "assigned" }
+    })
+    .await;
+    assert!(assigned);
+
+    let cancelled = app.cancel_order(&customer, &id).await;
+
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    assert_eq!(cancelled.body["status"], "refunding");
+    assert!(cancelled.body["courier"].is_null());
+    let told = eventually(Duration::from_secs(5), || {
+        let (app, courier, id) = (&app, &courier, &id);
+        async move {
+            let tasks = app.get_as(courier, "/api/v1/couriers/me/tasks").await.body;
+            tasks["orders"] == json!([])
+                && tasks["withdrawn"][0]["order_id"] == id.as_str()
+                && tasks["withdrawn"][0]["reason"] == "cancelled"
+        }
+    })
+    .await;
+    assert!(told, "the task list tells the courier");
+    assert_eq!(
+        app.post_as(&courier, &format!("/api/v1/orders/{id}/pickup"), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND,
+        "no longer theirs"
+    );
+    let refunded = eventually(Duration::from_secs(10), || {
+        let sim = app.wechat.pay_simulator();
+        async move { !sim.refunds().is_empty() }
+    })
+    .await;
+    assert!(refunded, "the paid order is refunded");
+    let picked = app.paid_order(&customer, &openid).await;
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let (app, customer, picked) = (&app, &customer, &picked);
+            async move { app.status_of(customer, picked).await == "assigned" }
+        })
+        .await
+    );
+    app.post_as(&courier, &format!("/api/v1/orders/{picked}/pickup"), None)
+        .await;
+    assert_eq!(
+        app.cancel_order(&customer, &picked).await.status,
+        StatusCode::CONFLICT,
+        "after pickup it is too late"
+    );
+}
+
+#[actix_web::test]
+async fn a_silent_courier_expires_and_their_tasks_go_back() {
+    let app = spawn_app_with(|s| {
+        s.dispatch.tick = Duration::from_millis(20);
+        s.dispatch.presence_ttl = Duration::from_millis(400);
+        s.dispatch.reassign_after = Duration::from_millis(300);
+    })
+    .await;
+    let (customer, openid) = app.login("silent-customer").await;
+    let id = app.paid_order(&customer, &openid).await;
+    let (courier, courier_id) = app.online_courier("silent-courier", "dorm-1").await;
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let (app, customer, id) = (&app, &customer, &id);
+            async move { app.status_of(customer, id).await == "assigned" }
+        })
+        .await
+    );
+    assert_eq!(
+        app.get_order(&customer, &id).await.body["courier"],
+        courier_id.as_str()
+    );
+
+    // The app died: no online, no location call any more.
+    let back = eventually(Duration::from_secs(8), || {
+        let (app, customer, id) = (&app, &customer, &id);
+        async move { app.status_of(customer, id).await == "paid" }
+    })
+    .await;
+
+    assert!(
+        back,
+        "presence expired, then the task went back to the pool"
+    );
+    let tasks = app.get_as(&courier, "/api/v1/couriers/me/tasks").await.body;
+    assert_eq!(tasks["orders"], json!([]));
+    assert_eq!(tasks["withdrawn"][0]["reason"], "reassigned");
+    let open = app
+        .get_as(&courier, "/api/v1/orders/open?near=dorm-1")
+        .await;
+    assert_eq!(
+        open.status,
+        StatusCode::FORBIDDEN,
+        "an expired courier is offline"
+    );
+    // A location call does not bring them back online.
+    let located = app
+        .post_as(
+            &courier,
+            "/api/v1/couriers/me/location",
+            Some(json!({"place_id": "dorm-2"})),
+        )
+        .await;
+    assert_eq!(located.status, StatusCode::OK);
+    assert_eq!(located.body["online"], false);
+}
+
+#[actix_web::test]
+async fn location_calls_keep_a_courier_online() {
+    let app = spawn_app_with(|s| s.dispatch.presence_ttl = Duration::from_millis(400)).await;
+    let (courier, _) = app.online_courier("chatty-courier", "dorm-1").await;
+    for _ in 0..6 {
+        actix_web::rt::time::sleep(Duration::from_millis(150)).await;
+        let located = app
+            .post_as(
+                &courier,
+                "/api/v1/couriers/me/location",
+                Some(json!({"place_id": "dorm-2"})),
+            )
+            .await;
+        assert_eq!(located.body["online"], true, "{}", located.body);
+    }
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    let located = app
+        .post_as(
+            &courier,
+            "/api/v1/couriers/me/location",
+            Some(json!({"place_id": "dorm-2"})),
+        )
+        .await;
+    assert_eq!(located.body["online"], false, "silent past presence_ttl");
+}
+
+#[actix_web::test]
+async fn the_task_list_is_for_couriers_only() {
+    let app = spawn_app_with(|_| {}).await;
+    let (user, _) = app.login("not-a-courier").await;
+    let reply = app.get_as(&user, "/api/v1/couriers/me/tasks").await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert_eq!(reply.code(), "forbidden");
 }
 
 #[actix_web::test]

@@ -207,6 +207,12 @@ where
         let created = self.create_order(token, &order_body()).await;
         let id = created.body["id"].as_str().expect("id").to_owned();
         assert_eq!(self.pay_order(token, &id).await.status, StatusCode::OK);
+        // The simulated customer pays at the sandbox (so its orderquery and
+        // refunds know the trade); its own notify could not reach an
+        // in-process app, so the test delivers one.
+        let sim = self.wechat.pay_simulator();
+        sim.suppress_next_notifies(1);
+        sim.pay(&id).await.expect("paid at the sandbox");
         let signer = self.wechat.pay().signer().clone();
         let mut notify = pay::fields([
             ("appid", signer.appid.clone()),
@@ -229,6 +235,19 @@ where
             "{answer}"
         );
         id
+    }
+
+    /// The value of one Prometheus series (`name{labels}` as rendered), 0 when absent.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let req = test::TestRequest::get().uri("/metrics").to_request();
+        let res = test::call_service(&self.svc, req).await;
+        let text = String::from_utf8_lossy(&test::read_body(res).await).into_owned();
+        text.lines()
+            .find_map(|line| {
+                let (name, value) = line.rsplit_once(' ')?;
+                (name == series).then(|| value.parse().ok()).flatten()
+            })
+            .unwrap_or(0.0)
     }
 
     /// POST with a JSON body (or none) as `token`.
@@ -330,11 +349,18 @@ pub struct BinaryApp {
     pub port: u16,
     pub data: PathBuf,
     env: Vec<(String, String)>,
+    log: Option<PathBuf>,
 }
 
 impl BinaryApp {
     /// Starts the binary with extra `LASTMILE__*` settings and waits until ready.
     pub async fn start(data: &Path, env: &[(&str, &str)]) -> Self {
+        Self::start_logged(data, env, None).await
+    }
+
+    /// [`BinaryApp::start`], with stdout and stderr (every log line)
+    /// appended to `log` when given.
+    pub async fn start_logged(data: &Path, env: &[(&str, &str)], log: Option<&Path>) -> Self {
         let mut app = Self {
             child: None,
             port: free_port(),
@@ -343,13 +369,29 @@ impl BinaryApp {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            log: log.map(Path::to_owned),
         };
         app.launch().await;
         app
     }
 
+    fn output(&self) -> (Stdio, Stdio) {
+        let file = self.log.as_ref().and_then(|path| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .ok()
+        });
+        match file.and_then(|f| f.try_clone().ok().map(|g| (f, g))) {
+            Some((out, err)) => (Stdio::from(out), Stdio::from(err)),
+            None => (Stdio::null(), Stdio::inherit()),
+        }
+    }
+
     /// Starts (again) on the same port and data dir.
     pub async fn launch(&mut self) {
+        let (stdout, stderr) = self.output();
         let child = Command::new(env!("CARGO_BIN_EXE_lastmile"))
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env("LASTMILE__HTTP__BIND", format!("127.0.0.1:{}", self.port))
@@ -357,8 +399,8 @@ impl BinaryApp {
             .env("LASTMILE__HTTP__WORKERS", "2")
             .env("RUST_LOG", "warn")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stdout(stdout)
+            .stderr(stderr)
             .spawn()
             .expect("binary starts");
         self.child = Some(child);

@@ -14,6 +14,7 @@ mod notifier;
 mod ops;
 mod orders;
 mod payments;
+mod secrets;
 mod sharecode;
 mod token;
 mod wechat_live;

@@ -137,6 +137,7 @@ fn refund_notify<S>(app: &crate::helpers::TestApp<S>, id: &str) -> String {
         ("out_refund_no", format!("R{id}")),
         ("refund_status", "SUCCESS".to_owned()),
         ("refund_fee", "300".to_owned()),
+        ("total_fee", "300".to_owned()),
     ]);
     pay::to_xml(&pay::fields([
         ("return_code", "SUCCESS".to_owned()),

@@ -345,7 +345,18 @@ async fn unpaid_prepaid_order_is_closed_then_cancelled() {
 }
 
 fn refund_notify(appid: &str, mch_id: &str, key: &str, order_id: &str) -> String {
-    let info = pay::fields([
+    refund_notify_with(appid, mch_id, key, order_id, &[])
+}
+
+/// A refund notify whose `req_info` has `changes` applied to a correct one.
+fn refund_notify_with(
+    appid: &str,
+    mch_id: &str,
+    key: &str,
+    order_id: &str,
+    changes: &[(&str, &str)],
+) -> String {
+    let mut info = pay::fields([
         ("out_trade_no", order_id.to_owned()),
         ("out_refund_no", format!("R{order_id}")),
         ("refund_id", "50300000000000000000000000001".to_owned()),
@@ -354,6 +365,9 @@ fn refund_notify(appid: &str, mch_id: &str, key: &str, order_id: &str) -> String
         ("refund_status", "SUCCESS".to_owned()),
         ("success_time", "2026-11-25 12:00:00".to_owned()),
     ]);
+    for (k, v) in changes {
+        info.insert((*k).to_owned(), (*v).to_owned());
+    }
     pay::to_xml(&pay::fields([
         ("return_code", "SUCCESS".to_owned()),
         ("appid", appid.to_owned()),
@@ -560,4 +574,138 @@ async fn duplicated_and_reordered_notifies_over_http_pay_each_order_once() {
     for id in &ids {
         assert_eq!(status(id).await, "paid");
     }
+}
+
+#[actix_web::test]
+async fn a_notify_with_another_transaction_id_keeps_the_first_and_counts_an_anomaly() {
+    let app = spawn_app().await;
+    let (token, openid) = app.login("double-notify").await;
+    let id = app.paid_order(&token, &openid).await;
+    let first = app
+        .store
+        .get_payment(&lastmile_actors::domain::OrderId::parse(&id).expect("id"))
+        .expect("readable")
+        .and_then(|r| r.transaction_id)
+        .expect("recorded");
+    let series = r#"lastmile_payment_anomalies_total{kind="transaction_id_mismatch"}"#;
+    let before = app.metric(series).await;
+    let signer = app.wechat.pay().signer().clone();
+    let mut fields = notify_fields(&signer.appid, &signer.mch_id, &id, &openid, 300);
+    fields.insert(
+        "transaction_id".into(),
+        "4200000000999999999999999999".into(),
+    );
+
+    let answer = app
+        .post_xml(
+            "/api/v1/wechat/pay/notify",
+            signed_xml(fields, signer.api_key.expose(), SignType::Md5),
+        )
+        .await
+        .1;
+
+    assert_eq!(answer, SUCCESS, "WeChat must stop resending");
+    let kept = app
+        .store
+        .get_payment(&lastmile_actors::domain::OrderId::parse(&id).expect("id"))
+        .expect("readable")
+        .and_then(|r| r.transaction_id);
+    assert_eq!(
+        kept.as_deref(),
+        Some(first.as_str()),
+        "the first id is kept"
+    );
+    assert_eq!(app.status_of(&token, &id).await, "paid");
+    assert!(app.metric(series).await > before, "the anomaly is counted");
+
+    // The same id again is a plain repeat: no anomaly.
+    let now = app.metric(series).await;
+    let mut same = notify_fields(&signer.appid, &signer.mch_id, &id, &openid, 300);
+    same.insert("transaction_id".into(), first.clone());
+    let answer = app
+        .post_xml(
+            "/api/v1/wechat/pay/notify",
+            signed_xml(same, signer.api_key.expose(), SignType::Md5),
+        )
+        .await
+        .1;
+    assert_eq!(answer, SUCCESS);
+    assert_eq!(app.metric(series).await, now);
+}
+
+/// Why, which order, what differs in `req_info`, and the anomaly kind.
+type RefundCase<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, &'a str);
+
+#[actix_web::test]
+async fn a_refund_notify_that_does_not_match_our_refund_changes_nothing() {
+    let app = spawn_app().await;
+    let (token, openid) = app.login("strict-refund").await;
+    let id = app.paid_order(&token, &openid).await;
+    let (other_token, other_openid) = app.login("strict-refund-paid").await;
+    let still_paid = app.paid_order(&other_token, &other_openid).await;
+    let cancelled = app.cancel_order(&token, &id).await;
+    assert_eq!(cancelled.body["status"], "refunding");
+    let sim = app.wechat.pay_simulator();
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            !sim.refunds().is_empty()
+        })
+        .await,
+        "refund requested"
+    );
+    let signer = app.wechat.pay().signer().clone();
+    let key = signer.api_key.expose().to_owned();
+    let wrong_no = format!("X{id}");
+    let cases: Vec<RefundCase> = vec![
+        (
+            "not our out_refund_no",
+            id.clone(),
+            vec![("out_refund_no", wrong_no.as_str())],
+            "refund_not_requested",
+        ),
+        (
+            "partial refund_fee",
+            id.clone(),
+            vec![("refund_fee", "100")],
+            "refund_amount_mismatch",
+        ),
+        (
+            "wrong total_fee",
+            id.clone(),
+            vec![("total_fee", "999")],
+            "refund_amount_mismatch",
+        ),
+        (
+            "order not refunding",
+            still_paid.clone(),
+            vec![],
+            "refund_not_requested",
+        ),
+    ];
+    for (why, order, changes, kind) in cases {
+        let series = format!(r#"lastmile_payment_anomalies_total{{kind="{kind}"}}"#);
+        let before = app.metric(&series).await;
+        let xml = refund_notify_with(&signer.appid, &signer.mch_id, &key, &order, &changes);
+
+        let answer = app.post_xml("/api/v1/wechat/refund/notify", xml).await.1;
+
+        assert_eq!(answer, SUCCESS, "{why}: answered so WeChat stops");
+        assert!(
+            app.metric(&series).await > before,
+            "{why}: counted as {kind}"
+        );
+        assert_eq!(app.status_of(&token, &id).await, "refunding", "{why}");
+        assert_eq!(
+            app.status_of(&other_token, &still_paid).await,
+            "paid",
+            "{why}"
+        );
+    }
+
+    let good = refund_notify(&signer.appid, &signer.mch_id, &key, &id);
+    assert_eq!(
+        app.post_xml("/api/v1/wechat/refund/notify", good).await.1,
+        SUCCESS
+    );
+    assert_eq!(app.status_of(&token, &id).await, "refunded");
 }

@@ -44,7 +44,7 @@ impl HttpPayTransport {
                     .identity(identity)
                     .timeout(CALL_TIMEOUT)
                     .build()
-                    .map_err(|e| WeChatError::Unreachable(Some(e)))?;
+                    .map_err(super::unreachable)?;
                 Some(client)
             }
             _ => None,
@@ -83,17 +83,11 @@ impl PayTransport for HttpPayTransport {
 /// Sends a request and reads the whole answer; no answer or a 5xx counts
 /// as unreachable (WeChat answers its own errors with 200).
 async fn read_body(request: reqwest::RequestBuilder) -> Result<Vec<u8>, WeChatError> {
-    let response = request
-        .send()
-        .await
-        .map_err(|e| WeChatError::Unreachable(Some(e)))?;
+    let response = request.send().await.map_err(super::unreachable)?;
     if response.status().is_server_error() {
         return Err(WeChatError::Unreachable(None));
     }
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| WeChatError::Unreachable(Some(e)))?;
+    let body = response.bytes().await.map_err(super::unreachable)?;
     Ok(body.to_vec())
 }
 
@@ -105,7 +99,7 @@ impl LiveWeChat {
             .timeout(CALL_TIMEOUT)
             .connect_timeout(CALL_TIMEOUT)
             .build()
-            .map_err(|e| WeChatError::Unreachable(Some(e)))?;
+            .map_err(super::unreachable)?;
         let pay = PayApi::new(
             HttpPayTransport::new(config, http.clone())?,
             config.pay_signer(),
@@ -227,7 +221,7 @@ impl WeChat for LiveWeChat {
             .json(&body)
             .send()
             .await
-            .map_err(|e| WeChatError::Unreachable(Some(e)))?;
+            .map_err(super::unreachable)?;
         if response.status().is_server_error() {
             return Err(WeChatError::Unreachable(None));
         }
@@ -236,10 +230,7 @@ impl WeChat for LiveWeChat {
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(super::is_json_media_type);
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| WeChatError::Unreachable(Some(e)))?;
+        let bytes = response.bytes().await.map_err(super::unreachable)?;
         if json {
             let reply: super::ErrorReply =
                 serde_json::from_slice(&bytes).map_err(|e| WeChatError::Protocol(e.to_string()))?;

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::domain::OpenId;
 
 pub mod live;
+pub mod notify;
 pub mod pay;
 pub mod pay_api;
 pub mod sandbox;
@@ -43,6 +44,19 @@ impl fmt::Debug for Secret {
         f.write_str("Secret(***)")
     }
 }
+
+/// A transport failure without its URL: WeChat's query strings carry the
+/// app secret and access tokens, and reqwest prints the URL in its errors.
+pub(crate) fn unreachable(e: reqwest::Error) -> WeChatError {
+    WeChatError::Unreachable(Some(e.without_url()))
+}
+
+/// The sandbox appid shipped in `config/default.toml` (public: never live).
+pub const SANDBOX_APPID: &str = "wx0000000000sandbox";
+/// The sandbox app secret shipped in `config/default.toml`.
+pub const SANDBOX_SECRET: &str = "sandbox-app-secret";
+/// The sandbox WeChat Pay key shipped in `config/default.toml`.
+pub const SANDBOX_API_KEY: &str = "sandboxsandboxsandboxsandbox0000";
 
 /// Which WeChat the service talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -288,6 +302,46 @@ impl TokenReply {
 }
 
 impl WeChatConfig {
+    /// Why live mode must not start with these settings (one line naming
+    /// the key), or Ok. The sandbox credentials are public, so a live
+    /// service on them would accept anyone's signed notify.
+    pub fn check_live(&self) -> Result<(), String> {
+        if self.appid.is_empty() || self.appid == SANDBOX_APPID {
+            return Err(
+                "wechat.appid still has its sandbox value; live mode needs the real appid".into(),
+            );
+        }
+        if self.secret.expose().is_empty() || self.secret.expose() == SANDBOX_SECRET {
+            return Err(
+                "wechat.secret still has its sandbox value; live mode needs the real app secret"
+                    .into(),
+            );
+        }
+        if self.api_key.expose() == SANDBOX_API_KEY {
+            return Err("wechat.api_key still has its sandbox value; live mode needs the merchant's API key".into());
+        }
+        if self.api_key.expose().chars().count() != 32 {
+            return Err("wechat.api_key must be 32 characters".into());
+        }
+        if self.notify_base.trim().is_empty() {
+            return Err("wechat.notify_base is empty; live mode needs the public HTTPS URL WeChat Pay reaches".into());
+        }
+        for (key, path) in [
+            ("wechat.cert_path", &self.cert_path),
+            ("wechat.key_path", &self.key_path),
+        ] {
+            let Some(path) = path.as_deref().filter(|p| !p.is_empty()) else {
+                return Err(format!(
+                    "{key} is unset; live mode needs the merchant certificate and key (PEM)"
+                ));
+            };
+            if let Err(e) = std::fs::read(path) {
+                return Err(format!("{key} = {path} cannot be read: {e}"));
+            }
+        }
+        Ok(())
+    }
+
     /// The merchant's signer.
     pub fn pay_signer(&self) -> PaySigner {
         PaySigner {

@@ -198,7 +198,7 @@ impl<T: PayTransport> PayApi<T> {
     fn answer(&self, body: &[u8]) -> Result<Fields, WeChatError> {
         let fields = pay::from_xml(body).map_err(|e| WeChatError::Protocol(e.to_string()))?;
         if fields.get("return_code").map(String::as_str) != Some("SUCCESS") {
-            let msg = fields.get("return_msg").cloned().unwrap_or_default();
+            let msg = super::notify::excerpt(fields.get("return_msg").map_or("", String::as_str));
             return Err(WeChatError::Pay {
                 code: "FAIL".into(),
                 message: msg,
@@ -208,6 +208,12 @@ impl<T: PayTransport> PayApi<T> {
             .verify(&fields)
             .map_err(|e| WeChatError::Protocol(format!("answer sign: {e}")))?;
         Ok(fields)
+    }
+
+    /// Is an answer about this app and merchant?
+    fn same_merchant(&self, answer: &Fields) -> bool {
+        answer.get("appid") == Some(&self.signer.appid)
+            && answer.get("mch_id") == Some(&self.signer.mch_id)
     }
 
     /// unifiedorder → prepay_id.
@@ -242,6 +248,11 @@ impl<T: PayTransport> PayApi<T> {
         }
         Ok(
             match answer.get("trade_state").map(String::as_str).unwrap_or("") {
+                "SUCCESS" if !self.same_merchant(&answer) => {
+                    return Err(WeChatError::Protocol(
+                        "orderquery answered for another appid or mch_id".into(),
+                    ))
+                }
                 "SUCCESS" => TradeState::Success {
                     transaction_id: answer.get("transaction_id").cloned().unwrap_or_default(),
                     total_fee: answer
@@ -315,9 +326,8 @@ fn result_error(answer: &Fields) -> WeChatError {
     WeChatError::Pay {
         code: answer
             .get("err_code")
-            .cloned()
-            .unwrap_or_else(|| "FAIL".into()),
-        message: answer.get("err_code_des").cloned().unwrap_or_default(),
+            .map_or_else(|| "FAIL".into(), |c| super::notify::excerpt(c)),
+        message: super::notify::excerpt(answer.get("err_code_des").map_or("", String::as_str)),
     }
 }
 

@@ -1,0 +1,226 @@
+//! Secrets never reach a log line, and live mode refuses to start on the
+//! public sandbox credentials or without what it needs.
+
+use std::path::Path;
+use std::process::Command;
+
+use md5::{Digest, Md5};
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{free_port, BinaryApp};
+
+const LIVE_SECRET: &str = "LIVE-SECRET-7f3a9c1e5b";
+const LIVE_KEY: &str = "LIVEKEY0123456789abcdefLIVEKEY99";
+
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Environment variables for the binary.
+type Env = Vec<(&'static str, String)>;
+
+/// A complete live configuration; each case below breaks one key.
+fn live_env() -> Env {
+    vec![
+        ("LASTMILE__WECHAT__MODE", "live".into()),
+        ("LASTMILE__WECHAT__APPID", "wxlive0000000001".into()),
+        ("LASTMILE__WECHAT__SECRET", LIVE_SECRET.into()),
+        ("LASTMILE__WECHAT__API_KEY", LIVE_KEY.into()),
+        (
+            "LASTMILE__WECHAT__NOTIFY_BASE",
+            "https://lastmile.example.edu.cn".into(),
+        ),
+        ("LASTMILE__WECHAT__CERT_PATH", fixture("apiclient_cert.pem")),
+        ("LASTMILE__WECHAT__KEY_PATH", fixture("apiclient_key.pem")),
+    ]
+}
+
+fn with(
+    mut env: Vec<(&'static str, String)>,
+    key: &'static str,
+    value: &str,
+) -> Vec<(&'static str, String)> {
+    env.retain(|(k, _)| *k != key);
+    env.push((key, value.to_owned()));
+    env
+}
+
+fn without(mut env: Env, key: &'static str) -> Env {
+    env.retain(|(k, _)| *k != key);
+    env
+}
+
+/// Everything in `text` that would betray one of `secrets`.
+fn leaks<'a>(text: &str, secrets: &[&'a str]) -> Vec<&'a str> {
+    secrets
+        .iter()
+        .copied()
+        .filter(|s| !s.is_empty() && text.contains(s))
+        .collect()
+}
+
+fn md5_hex(s: &str) -> String {
+    hex::encode(Md5::digest(s.as_bytes()))
+}
+
+#[test]
+fn live_mode_refuses_sandbox_credentials_and_missing_pieces() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let unreadable = dir.path().join("no-such-key.pem");
+    let cases: Vec<(Env, &str, &str)> = vec![
+        (
+            with(live_env(), "LASTMILE__WECHAT__APPID", "wx0000000000sandbox"),
+            "wechat.appid",
+            "sandbox appid",
+        ),
+        (
+            with(live_env(), "LASTMILE__WECHAT__SECRET", "sandbox-app-secret"),
+            "wechat.secret",
+            "sandbox secret",
+        ),
+        (
+            with(
+                live_env(),
+                "LASTMILE__WECHAT__API_KEY",
+                "sandboxsandboxsandboxsandbox0000",
+            ),
+            "wechat.api_key",
+            "sandbox api key",
+        ),
+        (
+            with(live_env(), "LASTMILE__WECHAT__API_KEY", "short"),
+            "wechat.api_key",
+            "api key of the wrong length",
+        ),
+        (
+            with(live_env(), "LASTMILE__WECHAT__NOTIFY_BASE", ""),
+            "wechat.notify_base",
+            "empty notify_base",
+        ),
+        (
+            without(live_env(), "LASTMILE__WECHAT__CERT_PATH"),
+            "wechat.cert_path",
+            "no certificate",
+        ),
+        (
+            with(
+                live_env(),
+                "LASTMILE__WECHAT__KEY_PATH",
+                &unreadable.display().to_string(),
+            ),
+            "wechat.key_path",
+            "unreadable key",
+        ),
+    ];
+    for (env, key, why) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_lastmile"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .envs(env)
+            .env("LASTMILE__STORAGE__PATH", dir.path().join("data"))
+            .env("LASTMILE__HTTP__BIND", "127.0.0.1:0")
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{why}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{why}: {stderr}");
+        assert!(
+            stderr.contains(key),
+            "{why}: the line names {key}: {stderr}"
+        );
+        assert!(
+            leaks(&stderr, &[LIVE_SECRET, LIVE_KEY]).is_empty(),
+            "{why}: {stderr}"
+        );
+    }
+}
+
+fn read_log(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+#[actix_web::test]
+async fn unreachable_wechat_in_live_mode_logs_no_secret() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let log = dir.path().join("service.log");
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let mut env = live_env();
+    env.push(("LASTMILE__WECHAT__API_BASE", closed.clone()));
+    env.push(("LASTMILE__WECHAT__PAY_BASE", closed));
+    env.push(("RUST_LOG", "trace".into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = BinaryApp::start_logged(&dir.path().join("data"), &env, Some(&log)).await;
+    let client = reqwest::Client::new();
+
+    let res = client
+        .post(app.url("/api/v1/auth/login"))
+        .json(&json!({"code": "any-code"}))
+        .send()
+        .await
+        .expect("login request");
+
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    drop(app);
+    let text = read_log(&log);
+    assert!(
+        text.contains("503") || text.contains("unavailable") || text.contains("unreachable"),
+        "the failure is logged at all: {text}"
+    );
+    let key_md5 = md5_hex(LIVE_KEY);
+    let found = leaks(&text, &[LIVE_SECRET, LIVE_KEY, &key_md5, "secret="]);
+    assert!(found.is_empty(), "log leaks {found:?}:\n{text}");
+}
+
+#[actix_web::test]
+async fn a_whole_sandbox_flow_at_trace_level_logs_no_secret() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let log = dir.path().join("service.log");
+    let app = BinaryApp::start_logged(
+        &dir.path().join("data"),
+        &[("RUST_LOG", "trace")],
+        Some(&log),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let (token, _) = app.login(&client, "secret-flow").await;
+    let order: serde_json::Value = client
+        .post(app.url("/api/v1/orders"))
+        .bearer_auth(&token)
+        .json(&crate::helpers::order_body())
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("order JSON");
+    let id = order["id"].as_str().expect("id");
+    let pay = client
+        .post(app.url(&format!("/api/v1/orders/{id}/pay")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("pay");
+    assert_eq!(pay.status(), StatusCode::OK);
+    let paid = client
+        .post(app.url(&format!("/sandbox/pay/{id}")))
+        .send()
+        .await
+        .expect("sandbox pay");
+    assert_eq!(paid.status(), StatusCode::OK);
+
+    drop(app);
+    let text = read_log(&log);
+    assert!(!text.is_empty(), "trace logging wrote something");
+    let api_key = lastmile_actors::wechat::SANDBOX_API_KEY;
+    let key_md5 = md5_hex(api_key);
+    let found = leaks(
+        &text,
+        &[
+            &token,
+            lastmile_actors::wechat::SANDBOX_SECRET,
+            api_key,
+            &key_md5,
+        ],
+    );
+    assert!(found.is_empty(), "log leaks {found:?}");
+}
