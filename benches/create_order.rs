@@ -27,6 +27,8 @@ fn bench_create(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut settings = Settings::load(None).expect("config/default.toml");
     settings.storage.path = dir.path().join("data");
+    // Every iteration makes an unpaid order: measure creation, not the bound.
+    settings.orders.max_unpaid = u32::MAX;
     let system = actix_rt::System::new();
     let (svc, tokens) = system.block_on(async {
         let wechat = wechat_client(&settings).expect("sandbox");

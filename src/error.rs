@@ -130,6 +130,7 @@ impl From<OrderError> for ApiError {
             OrderError::NotFound => ApiError::NotFound("order not found".into()),
             OrderError::Transition(t) => ApiError::Conflict(t.to_string()),
             OrderError::Forbidden(m) => ApiError::Forbidden(m.into()),
+            OrderError::TooManyUnpaid(_) => ApiError::Conflict(e.to_string()),
             OrderError::Storage(_) | OrderError::Unavailable => ApiError::unavailable(&e),
         }
     }

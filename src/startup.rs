@@ -124,10 +124,18 @@ pub fn start_services(
             shards: settings.order_shards(),
             payment_timeout: settings.orders.payment_timeout,
             auto_confirm: settings.orders.auto_confirm,
+            max_unpaid: settings.orders.max_unpaid,
         },
     );
     let sessions = Sessions::start(store.clone(), wechat.client.clone());
-    let formids = FormIds::start(store.clone());
+    let messages = &settings.messages;
+    let templates = [
+        &messages.template_assigned,
+        &messages.template_picked_up,
+        &messages.template_delivered,
+        &messages.template_refunded,
+    ];
+    let formids = FormIds::start(store.clone(), templates.into_iter().cloned().collect());
     let tokens = Tokens::start(
         wechat.client.clone(),
         store.clone(),
@@ -165,6 +173,7 @@ pub fn start_services(
         wechat.client.clone(),
         tokens.clone(),
         objects,
+        settings.messages.share_codes_per_day,
     );
     let pay_signer = Arc::new(wechat.client.pay().signer().clone());
     let payments = Payments::start(

@@ -108,6 +108,17 @@ impl OrderId {
         Self(data_encoding::BASE32HEX_NOPAD.encode(&raw))
     }
 
+    /// When a generated id was made (unix ms); None for an id not made here.
+    pub fn created_ms(&self) -> Option<u64> {
+        let raw = data_encoding::BASE32HEX_NOPAD
+            .decode(self.0.as_bytes())
+            .ok()
+            .filter(|r| r.len() == 20)?;
+        let mut millis = [0u8; 8];
+        millis[2..].copy_from_slice(&raw[5..11]);
+        Some(u64::from_be_bytes(millis))
+    }
+
     /// The key prefix shared by every id [`OrderId::generate`] makes for `customer`.
     pub fn customer_prefix(customer: &OpenId) -> String {
         data_encoding::BASE32HEX_NOPAD.encode(&customer_tag(customer))
@@ -216,6 +227,12 @@ impl PlaceId {
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// A place id not checked against a map (unit tests only).
+    #[cfg(test)]
+    pub(crate) fn unchecked(s: &str) -> Self {
+        Self(s.to_owned())
     }
 }
 
@@ -957,6 +974,8 @@ mod tests {
         assert!(first.as_str().starts_with(&OrderId::customer_prefix(&a)));
         assert_eq!(first.shard_key(), later.shard_key());
         assert_ne!(first.shard_key(), OrderId::generate(&b, t0).shard_key());
+        assert_eq!(first.created_ms(), Some(1_790_000_000_000));
+        assert_eq!(OrderId::parse("ABC").unwrap().created_ms(), None);
     }
 
     #[test]

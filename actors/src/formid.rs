@@ -16,6 +16,11 @@ use crate::storage::{StorageError, Store};
 const POOL_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600 - 3600);
 /// Messages a paid order's prepay_id may carry.
 const PREPAY_USES: u8 = 3;
+/// Ids pooled per user at most: a message needs one, and a user who sends
+/// thousands only makes the pool grow. The newest are kept.
+pub const MAX_POOLED_PER_USER: usize = 200;
+/// How often expired ids are swept out (not only when one is taken).
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Pool form_ids received at `received_at`; answers how many were kept.
 #[derive(Message)]
@@ -74,10 +79,31 @@ pub struct TakeGrant {
 /// The pool actor.
 pub struct FormIdPool {
     store: Store,
+    /// The templates the service sends: grants of others are not kept.
+    templates: Vec<String>,
 }
 
 impl Actor for FormIdPool {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(PRUNE_EVERY, |act, _| act.prune());
+    }
+}
+
+impl FormIdPool {
+    /// Sweeps expired ids off the actor's thread (it scans the whole tree).
+    fn prune(&self) {
+        let store = self.store.clone();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        actix::spawn(async move {
+            match tokio::task::spawn_blocking(move || store.prune_expired_ids(now)).await {
+                Ok(Ok(n)) if n > 0 => tracing::info!(pruned = n, "expired form_ids swept"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "form_id sweep failed"),
+                _ => {}
+            }
+        });
+    }
 }
 
 impl Supervised for FormIdPool {}
@@ -102,7 +128,8 @@ impl Handler<AddFormIds> for FormIdPool {
                 value: (*value).to_owned(),
                 uses_left: 1,
             };
-            self.store.pool_id(&msg.openid, expires, &entry)?;
+            self.store
+                .pool_id(&msg.openid, expires, &entry, MAX_POOLED_PER_USER)?;
         }
         metrics::counter!("lastmile_form_ids_pooled_total", "kind" => "form_id")
             .increment(kept.len() as u64);
@@ -118,8 +145,12 @@ impl Handler<AddPrepay> for FormIdPool {
             value: msg.prepay_id,
             uses_left: PREPAY_USES,
         };
-        self.store
-            .pool_id(&msg.openid, expiry(msg.paid_at), &entry)?;
+        self.store.pool_id(
+            &msg.openid,
+            expiry(msg.paid_at),
+            &entry,
+            MAX_POOLED_PER_USER,
+        )?;
         metrics::counter!("lastmile_form_ids_pooled_total", "kind" => "prepay_id").increment(1);
         Ok(())
     }
@@ -129,10 +160,14 @@ impl Handler<GrantTemplates> for FormIdPool {
     type Result = Result<usize, StorageError>;
 
     fn handle(&mut self, msg: GrantTemplates, _: &mut Self::Context) -> Self::Result {
+        let mut granted = 0;
         for template in &msg.template_ids {
-            self.store.add_grants(&msg.openid, template.as_str(), 1)?;
+            if self.templates.iter().any(|t| t == template.as_str()) {
+                self.store.add_grants(&msg.openid, template.as_str(), 1)?;
+                granted += 1;
+            }
         }
-        Ok(msg.template_ids.len())
+        Ok(granted)
     }
 }
 
@@ -172,10 +207,14 @@ pub struct FormIds {
 }
 
 impl FormIds {
-    /// Starts the supervised pool actor.
-    pub fn start(store: Store) -> Self {
+    /// Starts the supervised pool actor; grants count only for `templates`
+    /// (the ones the service is configured to send).
+    pub fn start(store: Store, templates: Vec<String>) -> Self {
         let actor_store = store.clone();
-        let addr = Supervisor::start(move |_| FormIdPool { store: actor_store });
+        let addr = Supervisor::start(move |_| FormIdPool {
+            store: actor_store,
+            templates,
+        });
         Self { addr, store }
     }
 

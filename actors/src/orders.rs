@@ -29,6 +29,11 @@ const MAX_TIMER_TICK: Duration = Duration::from_secs(1);
 const PAYMENT_DUE_RETRY: Duration = Duration::from_secs(10);
 /// Shortest pause, so that a tiny configured timeout cannot spin the shard.
 const MIN_TIMER_TICK: Duration = Duration::from_millis(20);
+/// An Idempotency-Key protects a retry, not a day-old request: after this
+/// the same key makes a new order, and the key is forgotten.
+pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
+/// How often a shard forgets its customers' expired idempotency keys.
+const IDEMPOTENCY_SWEEP_EVERY: Duration = Duration::from_secs(3600);
 
 /// The `[orders]` settings the shards need.
 #[derive(Debug, Clone)]
@@ -39,6 +44,8 @@ pub struct OrdersConfig {
     pub payment_timeout: Duration,
     /// A delivered order completes itself this long after delivery.
     pub auto_confirm: Duration,
+    /// Orders one customer may have awaiting payment at once.
+    pub max_unpaid: u32,
 }
 
 /// Why an order operation failed.
@@ -59,6 +66,9 @@ pub enum OrderError {
     /// The shard is restarting or gone.
     #[error("the orders shard is unavailable")]
     Unavailable,
+    /// The customer already has `orders.max_unpaid` orders awaiting payment.
+    #[error("a customer may have at most {0} orders awaiting payment; pay or cancel one first")]
+    TooManyUnpaid(u32),
 }
 
 impl From<MailboxError> for OrderError {
@@ -282,6 +292,8 @@ pub struct OrderShard {
     dispatch: Option<DispatchLink>,
     notifier: Option<Recipient<OutboxWritten>>,
     confirm_deadlines: BTreeSet<(OffsetDateTime, OrderId)>,
+    /// Orders awaiting payment per customer (for `orders.max_unpaid`).
+    unpaid: HashMap<OpenId, u32>,
 }
 
 impl OrderShard {
@@ -304,6 +316,7 @@ impl OrderShard {
             dispatch: None,
             notifier: None,
             confirm_deadlines: BTreeSet::new(),
+            unpaid: HashMap::new(),
         }
     }
 
@@ -311,6 +324,7 @@ impl OrderShard {
         self.active.clear();
         self.payment_deadlines.clear();
         self.confirm_deadlines.clear();
+        self.unpaid.clear();
         for gauge in &self.gauges {
             gauge.set(0.0);
         }
@@ -338,6 +352,12 @@ impl OrderShard {
         if let Some(old) = self.active.remove(&order.id) {
             self.gauge(old.status()).decrement(1.0);
             if old.status() == Status::AwaitingPayment {
+                if let Some(n) = self.unpaid.get_mut(&old.customer) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        self.unpaid.remove(&old.customer);
+                    }
+                }
                 let deadline = self.payment_deadline(&old);
                 self.payment_deadlines.remove(&(deadline, old.id));
             } else if old.status() == Status::Delivered {
@@ -351,6 +371,7 @@ impl OrderShard {
         self.gauge(order.status()).increment(1.0);
         match order.status() {
             Status::AwaitingPayment => {
+                *self.unpaid.entry(order.customer.clone()).or_default() += 1;
                 self.payment_deadlines
                     .insert((self.payment_deadline(&order), order.id.clone()));
             }
@@ -391,15 +412,21 @@ impl OrderShard {
             key,
         }: CreateOrder,
     ) -> Result<Order, OrderError> {
+        let now = now_utc();
         if let Some(key) = &key {
             // The customer's shard is the only writer of their keys, so
             // check-then-insert cannot race.
-            if let Some(id) = self.store.idempotent_order(&customer, key)? {
+            let since = now - IDEMPOTENCY_TTL;
+            let since_ms = (since.unix_timestamp_nanos() / 1_000_000).max(0) as u64;
+            if let Some(id) = self.store.idempotent_order(&customer, key, since_ms)? {
                 return self.load(&id)?.ok_or(OrderError::NotFound);
             }
         }
+        let max = self.config.max_unpaid;
+        if self.unpaid.get(&customer).copied().unwrap_or(0) >= max {
+            return Err(OrderError::TooManyUnpaid(max));
+        }
         let kind = order.kind.as_str();
-        let now = now_utc();
         let order = Order::new(OrderId::generate(&customer, now), customer, order, now);
         self.store.insert_new_order(&order, key.as_ref())?;
         metrics::counter!("lastmile_orders_created_total", "kind" => kind).increment(1);
@@ -673,6 +700,27 @@ impl OrderShard {
         expired
     }
 
+    /// Forgets this shard's customers' idempotency keys older than a day
+    /// (off the shard's thread: it scans the whole tree).
+    fn sweep_idempotency(&self) {
+        let (store, index, count) = (self.store.clone(), self.index, self.count);
+        let since = now_utc() - IDEMPOTENCY_TTL;
+        let since_ms = (since.unix_timestamp_nanos() / 1_000_000).max(0) as u64;
+        actix::spawn(async move {
+            let swept = tokio::task::spawn_blocking(move || {
+                store.prune_idempotency(since_ms, |c| shard_of_customer(c, count) == index)
+            })
+            .await;
+            match swept {
+                Ok(Ok(n)) if n > 0 => {
+                    tracing::info!(shard = index, forgotten = n, "idempotency keys expired")
+                }
+                Ok(Err(e)) => tracing::warn!(shard = index, error = %e, "idempotency sweep failed"),
+                _ => {}
+            }
+        });
+    }
+
     fn timer_tick(&self) -> Duration {
         (self.config.payment_timeout / 4).clamp(MIN_TIMER_TICK, MAX_TIMER_TICK)
     }
@@ -710,6 +758,7 @@ impl Actor for OrderShard {
             ctx.stop();
             return;
         }
+        ctx.run_interval(IDEMPOTENCY_SWEEP_EVERY, |act, _| act.sweep_idempotency());
         ctx.run_interval(self.timer_tick(), |act, ctx| {
             let expired = act.guarded(ctx, |act| Ok(act.expire_unpaid() + act.auto_confirm()));
             if let Ok(n) = expired {

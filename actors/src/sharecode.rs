@@ -1,6 +1,9 @@
 //! The share-code actor: wxacode images by (scene, page), made once —
 //! concurrent first requests share one WeChat call and one upload — then
-//! served from the cache in sled.
+//! served from the cache in sled. Each user may make `daily_limit` new
+//! codes per UTC day (cached ones are free): every new code is a WeChat
+//! call and a stored image. The counts live in memory (a restart resets
+//! them).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,7 +12,7 @@ use actix::prelude::*;
 use futures::future::{FutureExt, LocalBoxFuture, Shared};
 use sha2::{Digest, Sha256};
 
-use crate::domain::{PagePath, Scene};
+use crate::domain::{now_utc, OpenId, PagePath, Scene};
 use crate::objects::ObjectStore;
 use crate::storage::Store;
 use crate::token::Tokens;
@@ -21,6 +24,9 @@ pub enum ShareError {
     /// WeChat, object storage or sled failed (the message is for the log).
     #[error("{0}")]
     Unavailable(String),
+    /// The user made their share of new codes today.
+    #[error("at most {0} new share codes per user per day")]
+    DailyLimit(u32),
 }
 
 type Making = Shared<LocalBoxFuture<'static, Result<String, ShareError>>>;
@@ -32,6 +38,9 @@ pub struct ShareCodeActor {
     tokens: Tokens,
     objects: Arc<dyn ObjectStore>,
     making: HashMap<(String, String), Making>,
+    daily_limit: u32,
+    /// New codes made per user on the current UTC day.
+    made_today: HashMap<OpenId, (i64, u32)>,
 }
 
 /// The URL of the wxacode for (scene, page).
@@ -42,6 +51,8 @@ pub struct GetShareCode {
     pub scene: Scene,
     /// The page (empty = home).
     pub page: PagePath,
+    /// Who asks (a new code counts against their daily limit).
+    pub user: OpenId,
 }
 
 #[derive(Message)]
@@ -68,12 +79,26 @@ fn object_key(scene: &str, page: &str) -> String {
     format!("wxacode-{}.png", hex::encode(&digest[..12]))
 }
 
+impl ShareCodeActor {
+    /// Books one new code for `user`, or refuses past the daily limit.
+    fn count_new_code(&mut self, user: OpenId) -> Result<(), ShareError> {
+        let today = now_utc().unix_timestamp().div_euclid(86_400);
+        self.made_today.retain(|_, (day, _)| *day == today);
+        let (_, made) = self.made_today.entry(user).or_insert((today, 0));
+        if *made >= self.daily_limit {
+            return Err(ShareError::DailyLimit(self.daily_limit));
+        }
+        *made += 1;
+        Ok(())
+    }
+}
+
 impl Handler<GetShareCode> for ShareCodeActor {
     type Result = ResponseFuture<Result<String, ShareError>>;
 
     fn handle(
         &mut self,
-        GetShareCode { scene, page }: GetShareCode,
+        GetShareCode { scene, page, user }: GetShareCode,
         ctx: &mut Self::Context,
     ) -> Self::Result {
         let key = (scene.as_str().to_owned(), page.as_str().to_owned());
@@ -87,6 +112,9 @@ impl Handler<GetShareCode> for ShareCodeActor {
         }
         if let Some(making) = self.making.get(&key) {
             return Box::pin(making.clone());
+        }
+        if let Err(e) = self.count_new_code(user) {
+            return Box::pin(async move { Err(e) });
         }
         let (wechat, tokens, objects, addr) = (
             self.wechat.clone(),
@@ -156,12 +184,14 @@ pub struct ShareCodes {
 }
 
 impl ShareCodes {
-    /// Starts the supervised share-code actor.
+    /// Starts the supervised share-code actor; each user may make
+    /// `daily_limit` new codes per day.
     pub fn start(
         store: Store,
         wechat: Arc<dyn WeChat>,
         tokens: Tokens,
         objects: Arc<dyn ObjectStore>,
+        daily_limit: u32,
     ) -> Self {
         let addr = Supervisor::start(move |_| ShareCodeActor {
             store,
@@ -169,14 +199,21 @@ impl ShareCodes {
             tokens,
             objects,
             making: HashMap::new(),
+            daily_limit,
+            made_today: HashMap::new(),
         });
         Self { addr }
     }
 
-    /// The URL of the wxacode for (scene, page).
-    pub async fn get(&self, scene: Scene, page: PagePath) -> Result<String, ShareError> {
+    /// The URL of the wxacode for (scene, page), asked for by `user`.
+    pub async fn get(
+        &self,
+        scene: Scene,
+        page: PagePath,
+        user: OpenId,
+    ) -> Result<String, ShareError> {
         self.addr
-            .send(GetShareCode { scene, page })
+            .send(GetShareCode { scene, page, user })
             .await
             .map_err(|e| ShareError::Unavailable(e.to_string()))?
     }

@@ -258,21 +258,53 @@ impl Store {
         Ok(())
     }
 
-    /// The order a customer created with this idempotency key, if any.
+    /// The order a customer created with this idempotency key, if any and
+    /// if it was made after `since_ms` (unix ms; older keys are forgotten).
     pub fn idempotent_order(
         &self,
         customer: &OpenId,
         key: &IdempotencyKey,
+        since_ms: u64,
     ) -> Result<Option<OrderId>, StorageError> {
-        let Some(id) = self.inner.idempotency.get(idempotency_key(customer, key))? else {
+        let idem_key = idempotency_key(customer, key);
+        let Some(id) = self.inner.idempotency.get(&idem_key)? else {
             return Ok(None);
         };
-        let text = std::str::from_utf8(&id).ok();
-        text.and_then(|t| OrderId::parse(t).ok())
-            .map(Some)
-            .ok_or_else(|| StorageError::Corrupt {
-                key: "idempotency".into(),
-            })
+        let id = parse_order_id(&id)?;
+        if id.created_ms().unwrap_or(0) < since_ms {
+            self.inner.idempotency.remove(idem_key)?;
+            return Ok(None);
+        }
+        Ok(Some(id))
+    }
+
+    /// Forgets idempotency keys of orders made before `since_ms` whose
+    /// customer `owns` accepts (each shard sweeps its own); returns how many.
+    pub fn prune_idempotency(
+        &self,
+        since_ms: u64,
+        owns: impl Fn(&OpenId) -> bool,
+    ) -> Result<usize, StorageError> {
+        let mut removed = 0;
+        for item in self.inner.idempotency.iter() {
+            let (key, value) = item?;
+            let owned = key
+                .split(|b| *b == 0)
+                .next()
+                .and_then(|c| std::str::from_utf8(c).ok())
+                .and_then(|c| OpenId::parse(c).ok())
+                .is_some_and(|c| owns(&c));
+            if !owned {
+                continue;
+            }
+            let old =
+                parse_order_id(&value).map_or(true, |id| id.created_ms().unwrap_or(0) < since_ms);
+            if old {
+                self.inner.idempotency.remove(key)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// One order by id, active or archived.
@@ -377,18 +409,55 @@ impl Store {
         }
     }
 
-    /// Pools a form_id / prepay_id for `openid` until `expires_at` (unix s).
+    /// Pools a form_id / prepay_id for `openid` until `expires_at` (unix s),
+    /// keeping at most `keep` per user: the earliest-expiring go first.
     pub fn pool_id(
         &self,
         openid: &OpenId,
         expires_at: i64,
         entry: &PooledId,
+        keep: usize,
     ) -> Result<(), StorageError> {
-        let mut key = user_prefix(openid);
+        let prefix = user_prefix(openid);
+        let mut key = prefix.clone();
         key.extend_from_slice(&(expires_at.max(0) as u64).to_be_bytes());
         key.extend_from_slice(&self.inner.db.generate_id()?.to_be_bytes());
         self.inner.formids.insert(key, encode(entry)?)?;
+        let pooled = self.inner.formids.scan_prefix(&prefix).keys().count();
+        for old in self
+            .inner
+            .formids
+            .scan_prefix(&prefix)
+            .keys()
+            .take(pooled.saturating_sub(keep))
+        {
+            self.inner.formids.remove(old?)?;
+        }
         Ok(())
+    }
+
+    /// Drops every pooled id that expired by `now` (unix s); returns how many.
+    pub fn prune_expired_ids(&self, now: i64) -> Result<usize, StorageError> {
+        let mut removed = 0;
+        for key in self.inner.formids.iter().keys() {
+            let key = key?;
+            let expires = key
+                .iter()
+                .position(|b| *b == 0)
+                .and_then(|at| key.get(at + 1..at + 9))
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u64::from_be_bytes) as i64;
+            if expires <= now {
+                self.inner.formids.remove(key)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// How many ids `openid` has pooled (expired ones included until swept).
+    pub fn pooled_count(&self, openid: &OpenId) -> usize {
+        self.inner.formids.scan_prefix(user_prefix(openid)).count()
     }
 
     /// Takes one use of `openid`'s earliest-expiring id still valid at
@@ -550,6 +619,15 @@ impl Store {
     }
 }
 
+fn parse_order_id(bytes: &[u8]) -> Result<OrderId, StorageError> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|t| OrderId::parse(t).ok())
+        .ok_or_else(|| StorageError::Corrupt {
+            key: "idempotency".into(),
+        })
+}
+
 fn user_prefix(openid: &OpenId) -> Vec<u8> {
     let mut out = openid.as_str().as_bytes().to_vec();
     out.push(0);
@@ -636,6 +714,119 @@ fn run_flusher(db: sled::Db, rx: mpsc::Receiver<Waiter>, window: Duration) {
 mod tests {
     use super::*;
     use crate::domain::{now_utc, PayParams};
+
+    fn temp_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(&dir.path().join("db"), Duration::from_millis(1)).expect("open");
+        (dir, store)
+    }
+
+    fn order_at(customer: &OpenId, at: OffsetDateTime) -> Order {
+        use crate::domain::{Fen, Location, NewOrder, OrderKind, PlaceId};
+        let place = PlaceId::unchecked("gate");
+        let new = NewOrder {
+            kind: OrderKind::Express,
+            pickup: Location {
+                place_id: place.clone(),
+                detail: String::new(),
+            },
+            dropoff: Location {
+                place_id: place,
+                detail: String::new(),
+            },
+            pickup_code: String::new(),
+            fee_fen: Fen::try_from(300).expect("fee"),
+            note: String::new(),
+        };
+        Order::new(OrderId::generate(customer, at), customer.clone(), new, at)
+    }
+
+    #[test]
+    fn idempotency_keys_are_forgotten_after_their_time() {
+        let (_dir, store) = temp_store();
+        let customer = OpenId::parse("oIDEM").expect("openid");
+        let key = IdempotencyKey::parse("retry-1").expect("key");
+        let now = now_utc();
+        let old = order_at(&customer, now - Duration::from_secs(25 * 3600));
+        store.insert_new_order(&old, Some(&key)).expect("insert");
+        let day_ago =
+            ((now - Duration::from_secs(24 * 3600)).unix_timestamp_nanos() / 1_000_000) as u64;
+        let hour_ago =
+            ((now - Duration::from_secs(26 * 3600)).unix_timestamp_nanos() / 1_000_000) as u64;
+
+        assert_eq!(
+            store
+                .idempotent_order(&customer, &key, hour_ago)
+                .expect("read"),
+            Some(old.id.clone()),
+            "still within its time"
+        );
+        assert_eq!(
+            store
+                .idempotent_order(&customer, &key, day_ago)
+                .expect("read"),
+            None
+        );
+        assert_eq!(
+            store
+                .idempotent_order(&customer, &key, hour_ago)
+                .expect("read"),
+            None,
+            "and gone for good"
+        );
+
+        let other_key = IdempotencyKey::parse("retry-2").expect("key");
+        let older = order_at(&customer, now - Duration::from_secs(30 * 3600));
+        let fresh = order_at(&customer, now);
+        store
+            .insert_new_order(&older, Some(&other_key))
+            .expect("insert");
+        store.insert_new_order(&fresh, Some(&key)).expect("insert");
+        assert_eq!(
+            store.prune_idempotency(day_ago, |_| false).expect("sweep"),
+            0,
+            "not ours"
+        );
+        assert_eq!(
+            store.prune_idempotency(day_ago, |_| true).expect("sweep"),
+            1
+        );
+        assert_eq!(
+            store
+                .idempotent_order(&customer, &key, day_ago)
+                .expect("read"),
+            Some(fresh.id)
+        );
+    }
+
+    #[test]
+    fn expired_pooled_ids_are_swept_and_a_user_keeps_at_most_the_cap() {
+        let (_dir, store) = temp_store();
+        let user = OpenId::parse("oPOOL").expect("openid");
+        let entry = |v: &str| PooledId {
+            value: v.into(),
+            uses_left: 1,
+        };
+        store
+            .pool_id(&user, 100, &entry("expired"), 10)
+            .expect("pool");
+        for i in 0..12 {
+            store
+                .pool_id(&user, 1_000 + i, &entry(&format!("f{i}")), 10)
+                .expect("pool");
+        }
+        assert_eq!(
+            store.pooled_count(&user),
+            10,
+            "capped, the earliest-expiring dropped"
+        );
+        assert_eq!(store.prune_expired_ids(1_005).expect("sweep"), 4);
+        assert_eq!(store.pooled_count(&user), 6);
+        assert_eq!(
+            store.take_pooled_id(&user, 1_005).expect("take").as_deref(),
+            Some("f6")
+        );
+    }
 
     #[test]
     fn payment_records_round_trip() {

@@ -85,7 +85,7 @@ pub struct ShareQuery {
 #[tracing::instrument(level = "debug", name = "GET /share-code", skip_all)]
 pub async fn share_code(
     state: web::Data<AppState>,
-    Caller(_user): Caller,
+    Caller(user): Caller,
     query: web::Query<ShareQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
@@ -93,13 +93,14 @@ pub async fn share_code(
     let page = PagePath::parse(query.page.as_deref().unwrap_or(""))?;
     let url = state
         .share_codes
-        .get(scene, page)
+        .get(scene, page, user)
         .await
         .map_err(|e| match e {
             ShareError::Unavailable(_) => {
                 tracing::warn!(error = %e, "share code unavailable");
                 ApiError::Unavailable
             }
+            ShareError::DailyLimit(_) => ApiError::RateLimited,
         })?;
     Ok(HttpResponse::Ok().json(json!({ "url": url })))
 }

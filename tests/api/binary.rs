@@ -113,7 +113,12 @@ async fn round_trip_and_errors_on_the_binary() {
 #[actix_web::test]
 async fn acknowledged_orders_survive_kill_9() {
     let dir = tempfile::tempdir().expect("tmp");
-    let mut app = BinaryApp::start(&dir.path().join("data"), &[]).await;
+    // One customer makes 200 unpaid orders here: lift the per-customer bound.
+    let mut app = BinaryApp::start(
+        &dir.path().join("data"),
+        &[("LASTMILE__ORDERS__MAX_UNPAID", "1000")],
+    )
+    .await;
     let http = client();
     let (token, _) = app.login(&http, "durable-user").await;
 

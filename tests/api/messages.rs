@@ -9,7 +9,7 @@ use lastmile_actors::wechat::pay;
 use lastmile_actors::wechat::{SignType, WeChat};
 use serde_json::{json, Value};
 
-use crate::helpers::{order_body, spawn_app};
+use crate::helpers::{order_body, spawn_app, spawn_app_with};
 
 fn form_ids(list: &[&str]) -> Vec<FormId> {
     list.iter()
@@ -90,7 +90,11 @@ async fn the_pool_serves_oldest_first_once_each_and_skips_expired() {
 
 #[actix_web::test]
 async fn each_subscribe_grant_allows_one_message() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|s| {
+        s.messages.template_assigned = "TPL_assigned".into();
+        s.messages.template_delivered = "TPL_delivered".into();
+    })
+    .await;
     let (token, openid) = app.login("subscriber").await;
     let reply = app
         .send(
@@ -98,11 +102,15 @@ async fn each_subscribe_grant_allows_one_message() {
                 .uri("/api/v1/subscriptions")
                 .insert_header(("Authorization", format!("Bearer {token}")))
                 .set_json(
-                    json!({"template_ids": ["TPL_assigned", "TPL_assigned", "TPL_delivered"]}),
+                    json!({"template_ids": ["TPL_assigned", "TPL_assigned", "TPL_delivered", "TPL_not_ours"]}),
                 ),
         )
         .await;
-    assert_eq!(reply.body, json!({"granted": 3}));
+    assert_eq!(
+        reply.body,
+        json!({"granted": 3}),
+        "only the templates the service sends are counted"
+    );
     let user = OpenId::parse(&openid).expect("openid");
     let tpl = TemplateId::parse("TPL_assigned", "t").expect("tpl");
     let pool = &app.state.formids;
@@ -192,7 +200,7 @@ async fn the_pool_survives_a_restart() {
         .await
         .expect("add");
     // A second pool actor on the same database stands for the restarted process.
-    let restarted = lastmile_actors::formid::FormIds::start(app.store.clone());
+    let restarted = lastmile_actors::formid::FormIds::start(app.store.clone(), Vec::new());
     assert_eq!(
         restarted
             .take_form_id(user.clone(), now_utc())
@@ -209,5 +217,32 @@ async fn the_pool_survives_a_restart() {
             .expect("take"),
         None,
         "used once"
+    );
+}
+
+#[actix_web::test]
+async fn a_user_pools_at_most_200_form_ids_the_newest_kept() {
+    let app = spawn_app().await;
+    let (token, openid) = app.login("hoarder").await;
+    for batch in 0..3 {
+        let ids: Vec<String> = (0..100).map(|i| format!("b{batch}-{i}")).collect();
+        let reply = app
+            .post_as(&token, "/api/v1/form-ids", Some(json!({ "form_ids": ids })))
+            .await;
+        assert_eq!(reply.body, json!({"accepted": 100}), "batch {batch}");
+    }
+    let user = OpenId::parse(&openid).expect("openid");
+
+    assert_eq!(app.store.pooled_count(&user), 200);
+    let first = app
+        .state
+        .formids
+        .take_form_id(user, now_utc())
+        .await
+        .expect("take");
+    assert_eq!(
+        first.as_deref(),
+        Some("b1-0"),
+        "the oldest batch was dropped"
     );
 }

@@ -461,3 +461,52 @@ async fn a_panicking_shard_restarts_from_sled_and_keeps_answering() {
     );
     assert_eq!(app.count_orders(&token).await, 11);
 }
+
+#[actix_web::test]
+async fn a_customer_has_at_most_max_unpaid_orders_awaiting_payment() {
+    let app = crate::helpers::spawn_app_with(|s| s.orders.max_unpaid = 3).await;
+    let (token, _) = app.login("many-unpaid").await;
+    let (other, _) = app.login("another-customer").await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let created = app
+            .send(
+                actix_web::test::TestRequest::post()
+                    .uri("/api/v1/orders")
+                    .insert_header(("Authorization", format!("Bearer {token}")))
+                    .insert_header(("Idempotency-Key", format!("unpaid-{i}")))
+                    .set_json(order_body()),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED);
+        ids.push(created.body["id"].as_str().expect("id").to_owned());
+    }
+
+    let fourth = app.create_order(&token, &order_body()).await;
+
+    assert_eq!(fourth.status, StatusCode::CONFLICT, "{}", fourth.body);
+    assert_eq!(fourth.code(), "conflict");
+    assert_eq!(app.count_orders(&token).await, 3, "nothing stored");
+    let replay = app
+        .send(
+            actix_web::test::TestRequest::post()
+                .uri("/api/v1/orders")
+                .insert_header(("Authorization", format!("Bearer {token}")))
+                .insert_header(("Idempotency-Key", "unpaid-0"))
+                .set_json(order_body()),
+        )
+        .await;
+    assert_eq!(replay.status, StatusCode::CREATED, "a replay still answers");
+    assert_eq!(replay.body["id"], ids[0].as_str());
+    assert_eq!(
+        app.create_order(&other, &order_body()).await.status,
+        StatusCode::CREATED,
+        "per customer"
+    );
+    app.cancel_order(&token, &ids[0]).await;
+    assert_eq!(
+        app.create_order(&token, &order_body()).await.status,
+        StatusCode::CREATED,
+        "a cancelled one frees a place"
+    );
+}

@@ -229,3 +229,32 @@ async fn qiniu_upload_sends_a_valid_token_key_and_file() {
         .is_err());
     handle.stop(false).await;
 }
+
+#[actix_web::test]
+async fn new_share_codes_per_user_per_day_are_bounded() {
+    let app = crate::helpers::spawn_app_with(|s| s.messages.share_codes_per_day = 2).await;
+    let (token, _) = app.login("sharer").await;
+    let (other, _) = app.login("other-sharer").await;
+    let get = |token: String, scene: &str| {
+        let uri = format!("/api/v1/share-code?scene={scene}");
+        let app = &app;
+        async move { app.get_as(&token, &uri).await }
+    };
+    assert_eq!(get(token.clone(), "s1").await.status, StatusCode::OK);
+    assert_eq!(get(token.clone(), "s2").await.status, StatusCode::OK);
+
+    let third = get(token.clone(), "s3").await;
+
+    assert_eq!(third.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(third.code(), "rate_limited");
+    assert_eq!(
+        get(token.clone(), "s1").await.status,
+        StatusCode::OK,
+        "a code made before costs nothing"
+    );
+    assert_eq!(
+        get(other.clone(), "s3").await.status,
+        StatusCode::OK,
+        "per user"
+    );
+}
