@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use futures::StreamExt;
 
 use crate::domain::{now_utc, MessageKind, OutboxEntry, TemplateId, Via};
 use crate::formid::FormIds;
@@ -28,6 +29,37 @@ const RETRY_CAP: Duration = Duration::from_secs(300);
 const ERR_REFUSED: i64 = 43101;
 /// WeChat: the form_id is invalid, used or expired.
 const ERR_FORM_ID: [i64; 3] = [41028, 41029, 41030];
+/// Pause before trying an entry's next form_id after WeChat refused one.
+const FORM_ID_RETRY: Duration = Duration::from_millis(500);
+/// Attempts per message before it is given up (with the backoff above,
+/// about an hour of trying; `messages.expire_after` bounds it too).
+const MAX_ATTEMPTS: u32 = 20;
+/// Sends in flight at once within a round.
+const MAX_CONCURRENT_SENDS: usize = 16;
+
+fn now_ms() -> i64 {
+    (now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// The entries to try now: due ones, oldest first, at most one per
+/// recipient; an entry waits while an earlier one for the same order waits
+/// (messages about one order go out in order).
+fn pick_due(entries: Vec<OutboxEntry>, now_ms: i64) -> Vec<OutboxEntry> {
+    let mut blocked_orders = std::collections::HashSet::new();
+    let mut served_users = std::collections::HashSet::new();
+    let mut picked = Vec::new();
+    for entry in entries {
+        if blocked_orders.contains(&entry.order_id) {
+            continue;
+        }
+        blocked_orders.insert(entry.order_id.clone());
+        if entry.next_attempt_ms > now_ms || !served_users.insert(entry.to.clone()) {
+            continue;
+        }
+        picked.push(entry);
+    }
+    picked
+}
 
 /// Template ids per message kind, and how long a message may wait.
 #[derive(Debug, Clone)]
@@ -79,29 +111,29 @@ struct Worker {
 }
 
 impl Worker {
-    /// Handles the oldest due entry, if any.
-    async fn try_execute_one(&self) -> Result<Outcome, StorageError> {
-        let now_ms = (now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
-        let entries = self.store.outbox(256)?;
+    /// One fair round: every due entry, at most one per recipient (so one
+    /// user's failing sends delay nobody else's by more than one send),
+    /// sent concurrently. Returns what each did; empty when nothing is due.
+    async fn try_execute_round(&self) -> Result<Vec<Outcome>, StorageError> {
+        let now_ms = now_ms();
+        let entries = self.store.outbox(usize::MAX)?;
         self.publish(&entries, now_ms);
-        // Messages about one order go out in order: an entry waits while an
-        // earlier one for the same order waits for its retry.
-        let mut blocked = std::collections::HashSet::new();
-        let due = entries.into_iter().find(|e| {
-            if blocked.contains(&e.order_id) {
-                return false;
-            }
-            if e.next_attempt_ms > now_ms {
-                blocked.insert(e.order_id.clone());
-                return false;
-            }
-            true
-        });
-        let Some(mut entry) = due else {
-            return Ok(Outcome::Idle);
-        };
+        let picked = pick_due(entries, now_ms);
+        let outcomes: Vec<Result<Outcome, StorageError>> = futures::stream::iter(picked)
+            .map(|entry| self.execute(entry, now_ms))
+            .buffer_unordered(MAX_CONCURRENT_SENDS)
+            .collect()
+            .await;
+        outcomes.into_iter().collect()
+    }
+
+    /// One attempt at one entry.
+    async fn execute(&self, mut entry: OutboxEntry, now_ms: i64) -> Result<Outcome, StorageError> {
         if now_ms - entry.created_at_ms > self.config.expire_after.as_millis() as i64 {
             return self.drop_entry(&entry, "expired").await;
+        }
+        if entry.attempts >= MAX_ATTEMPTS {
+            return self.drop_entry(&entry, "too_many_attempts").await;
         }
         let template = self.config.template(entry.kind).to_owned();
         if entry.via.is_none() {
@@ -158,29 +190,37 @@ impl Worker {
             Err(CallError::WeChat(WeChatError::Api { errcode, .. }))
                 if ERR_FORM_ID.contains(&errcode) =>
             {
-                // That form_id is spent: try the next permission right away.
+                // That form_id is spent: the next one is tried after a short
+                // pause, in a later round, like any other retry.
                 entry.via = None;
-                entry.attempts += 1;
-                self.store.put_outbox(&entry)?;
-                Ok(Outcome::Retrying)
+                self.retry_later(entry, now_ms, FORM_ID_RETRY).await
             }
             Err(e) => {
-                entry.attempts += 1;
                 let delay = RETRY_BASE
                     .saturating_mul(1 << entry.attempts.min(16))
                     .min(RETRY_CAP);
-                entry.next_attempt_ms = now_ms + delay.as_millis() as i64;
-                tracing::warn!(entry = entry.id, attempts = entry.attempts, error = %e, "message not sent; retrying");
-                self.store.put_outbox(&entry)?;
-                self.store.commit().await?;
-                Ok(Outcome::Retrying)
+                tracing::warn!(entry = entry.id, attempts = entry.attempts + 1, error = %e, "message not sent; retrying");
+                self.retry_later(entry, now_ms, delay).await
             }
         }
     }
 
+    async fn retry_later(
+        &self,
+        mut entry: OutboxEntry,
+        now_ms: i64,
+        delay: Duration,
+    ) -> Result<Outcome, StorageError> {
+        entry.attempts += 1;
+        entry.next_attempt_ms = now_ms + delay.as_millis() as i64;
+        self.store.put_outbox(&entry)?;
+        self.store.commit().await?;
+        Ok(Outcome::Retrying)
+    }
+
     /// Makes every waiting entry due now.
     fn due_now(&self) -> Result<(), StorageError> {
-        let now_ms = (now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        let now_ms = now_ms();
         for mut entry in self.store.outbox(usize::MAX)? {
             if entry.next_attempt_ms > now_ms {
                 entry.next_attempt_ms = now_ms;
@@ -271,10 +311,9 @@ impl Notifier {
         let worker = self.worker.clone();
         let work = async move {
             loop {
-                match worker.try_execute_one().await {
-                    Ok(Outcome::Sent | Outcome::Dropped(_)) => continue,
-                    Ok(Outcome::Retrying) => continue,
-                    Ok(Outcome::Idle) => break,
+                match worker.try_execute_round().await {
+                    Ok(outcomes) if outcomes.is_empty() => break,
+                    Ok(_) => continue,
                     Err(e) => {
                         tracing::error!(error = %e, "outbox unreadable");
                         break;

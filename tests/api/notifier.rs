@@ -150,3 +150,61 @@ fn refund_notify<S>(app: &crate::helpers::TestApp<S>, id: &str) -> String {
         ),
     ]))
 }
+
+#[actix_web::test]
+async fn one_users_bad_form_ids_delay_nobody_else() {
+    let app = spawn_app_with(|s| s.dispatch.tick = Duration::from_millis(20)).await;
+    // Every form_id of this user is refused by WeChat (41028).
+    let (bad, bad_id) = app.login("bad-form-ids").await;
+    let ids: Vec<String> = (0..100).map(|i| format!("invalid-{i}")).collect();
+    app.post_as(&bad, "/api/v1/form-ids", Some(json!({ "form_ids": ids })))
+        .await;
+    let (good, good_id) = app.login("good-grant").await;
+    app.post_as(
+        &good,
+        "/api/v1/subscriptions",
+        Some(json!({"template_ids": ["SANDBOX_TPL_ASSIGNED"]})),
+    )
+    .await;
+    let mut orders = Vec::new();
+    for _ in 0..3 {
+        orders.push(app.paid_order(&bad, &bad_id).await);
+    }
+    let good_order = app.paid_order(&good, &good_id).await;
+    for i in 0..4 {
+        app.online_courier(&format!("fair-courier-{i}"), "dorm-1")
+            .await;
+    }
+
+    let delivered = eventually(Duration::from_secs(5), || async {
+        app.wechat
+            .sent_messages()
+            .iter()
+            .any(|m| m.message.touser == good_id)
+    })
+    .await;
+
+    assert!(delivered, "the other user's message went out");
+    let attempts = app.wechat.send_attempts();
+    let before_good = attempts
+        .iter()
+        .take_while(|(to, ok)| !(to == &good_id && *ok))
+        .filter(|(to, _)| to == &bad_id)
+        .count();
+    assert!(
+        before_good <= 1,
+        "at most one of the failing user's sends went first, not {before_good}"
+    );
+    let _ = (orders, good_order);
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    let bad_attempts = app
+        .wechat
+        .send_attempts()
+        .iter()
+        .filter(|(to, _)| to == &bad_id)
+        .count();
+    assert!(
+        bad_attempts < 20,
+        "each failing entry backs off instead of burning every form_id at once: {bad_attempts}"
+    );
+}

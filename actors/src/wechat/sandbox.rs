@@ -31,6 +31,7 @@ pub struct SandboxWeChat {
     wxacode_calls: AtomicU64,
     failing_sends: AtomicU64,
     sent: std::sync::Mutex<Vec<SentMessage>>,
+    attempts: std::sync::Mutex<Vec<(String, bool)>>,
 }
 
 /// A message the sandbox delivered.
@@ -63,6 +64,7 @@ impl SandboxWeChat {
             wxacode_calls: AtomicU64::new(0),
             failing_sends: AtomicU64::new(0),
             sent: std::sync::Mutex::new(Vec::new()),
+            attempts: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -108,7 +110,25 @@ impl SandboxWeChat {
         self.sent.lock().map(|v| v.clone()).unwrap_or_default()
     }
 
+    /// Every send attempt so far, in order: (recipient openid, accepted).
+    pub fn send_attempts(&self) -> Vec<(String, bool)> {
+        self.attempts.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
     fn deliver(
+        &self,
+        via: &'static str,
+        message: &super::OutgoingMessage,
+        form_id: Option<&str>,
+    ) -> Result<(), WeChatError> {
+        let result = self.accept(via, message, form_id);
+        if let Ok(mut attempts) = self.attempts.lock() {
+            attempts.push((message.touser.clone(), result.is_ok()));
+        }
+        result
+    }
+
+    fn accept(
         &self,
         via: &'static str,
         message: &super::OutgoingMessage,
@@ -122,6 +142,14 @@ impl SandboxWeChat {
             return Err(WeChatError::Api {
                 errcode: -1,
                 errmsg: "system error".into(),
+            });
+        }
+        // Like WeChat for a used or forged form_id; the prefix matches the
+        // login codes the sandbox rejects.
+        if form_id.is_some_and(|f| f.starts_with(REJECTED_CODE_PREFIX)) {
+            return Err(WeChatError::Api {
+                errcode: 41028,
+                errmsg: "invalid form id".into(),
             });
         }
         if let Ok(mut sent) = self.sent.lock() {
