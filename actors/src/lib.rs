@@ -13,6 +13,7 @@
 //! - [`ratelimit`]: per-client token buckets (when `http.rate_limit` is set)
 //! - [`sessions`]: login via jscode2session and bearer tokens
 //! - [`sharecode`]: wxacode share codes, made once and cached
+//! - [`supervise`]: panic containment and fault injection shared by every actor
 //! - [`storage`]: sled trees, record encoding, group commit (the only module naming sled)
 //! - [`token`]: the access_token refresher (single flight, backoff, guarded invalidation)
 //! - [`wechat`]: the WeChat client trait, the in-process sandbox and the live client
@@ -32,5 +33,6 @@ pub mod ratelimit;
 pub mod sessions;
 pub mod sharecode;
 pub mod storage;
+pub mod supervise;
 pub mod token;
 pub mod wechat;

@@ -32,6 +32,9 @@ const MIN_TIMER_TICK: Duration = Duration::from_millis(20);
 /// An Idempotency-Key protects a retry, not a day-old request: after this
 /// the same key makes a new order, and the key is forgotten.
 pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
+/// How often a shard asks again for the refunds of its `refunding` orders
+/// (a refund whose first request was lost, or whose notify never came).
+const REFUND_RESEND_EVERY: Duration = Duration::from_secs(60);
 /// How often a shard forgets its customers' expired idempotency keys.
 const IDEMPOTENCY_SWEEP_EVERY: Duration = Duration::from_secs(3600);
 
@@ -271,6 +274,15 @@ pub struct OutboxWritten;
 #[rtype(result = "()")]
 pub struct AttachNotifier(pub Recipient<OutboxWritten>);
 
+/// A commit covering this order failed: drop what memory holds of it and
+/// read it again from sled (a read that fails restarts the shard).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Reload {
+    /// The order.
+    pub id: OrderId,
+}
+
 /// Make the shard panic inside a handler (fault-injection for tests).
 #[doc(hidden)]
 #[derive(Message)]
@@ -349,22 +361,7 @@ impl OrderShard {
     fn track(&mut self, order: Order) {
         let old_courier = self.active.get(&order.id).and_then(|o| o.courier.clone());
         self.announce_task(old_courier, &order);
-        if let Some(old) = self.active.remove(&order.id) {
-            self.gauge(old.status()).decrement(1.0);
-            if old.status() == Status::AwaitingPayment {
-                if let Some(n) = self.unpaid.get_mut(&old.customer) {
-                    *n = n.saturating_sub(1);
-                    if *n == 0 {
-                        self.unpaid.remove(&old.customer);
-                    }
-                }
-                let deadline = self.payment_deadline(&old);
-                self.payment_deadlines.remove(&(deadline, old.id));
-            } else if old.status() == Status::Delivered {
-                let deadline = old.updated_at + self.config.auto_confirm;
-                self.confirm_deadlines.remove(&(deadline, old.id));
-            }
-        }
+        self.untrack(&order.id);
         if order.status().is_terminal() {
             return;
         }
@@ -385,6 +382,35 @@ impl OrderShard {
             _ => {}
         }
         self.active.insert(order.id.clone(), Box::new(order));
+    }
+
+    /// Drops an order from memory with its timers and counts.
+    fn untrack(&mut self, id: &OrderId) {
+        if let Some(old) = self.active.remove(id) {
+            self.gauge(old.status()).decrement(1.0);
+            if old.status() == Status::AwaitingPayment {
+                if let Some(n) = self.unpaid.get_mut(&old.customer) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        self.unpaid.remove(&old.customer);
+                    }
+                }
+                let deadline = self.payment_deadline(&old);
+                self.payment_deadlines.remove(&(deadline, old.id));
+            } else if old.status() == Status::Delivered {
+                let deadline = old.updated_at + self.config.auto_confirm;
+                self.confirm_deadlines.remove(&(deadline, old.id));
+            }
+        }
+    }
+
+    /// Re-reads one order from sled after a failed commit.
+    fn reload_one(&mut self, id: &OrderId) -> Result<(), StorageError> {
+        match self.store.get_active_order(id)? {
+            Some(order) => self.track(order),
+            None => self.untrack(id),
+        }
+        Ok(())
     }
 
     fn gauge(&self, status: Status) -> &metrics::Gauge {
@@ -508,7 +534,7 @@ impl OrderShard {
             match store.commit().await {
                 Ok(()) => recipient.do_send(RefundDue { id }),
                 Err(e) => {
-                    tracing::error!(order = %id, error = %e, "refund not started: commit failed")
+                    tracing::error!(order = %id, error = %e, "refund not started yet: commit failed; the shard asks again")
                 }
             }
         });
@@ -759,6 +785,7 @@ impl Actor for OrderShard {
             return;
         }
         ctx.run_interval(IDEMPOTENCY_SWEEP_EVERY, |act, _| act.sweep_idempotency());
+        ctx.run_interval(REFUND_RESEND_EVERY, |act, _| act.resume_refunds());
         ctx.run_interval(self.timer_tick(), |act, ctx| {
             let expired = act.guarded(ctx, |act| Ok(act.expire_unpaid() + act.auto_confirm()));
             if let Ok(n) = expired {
@@ -898,6 +925,17 @@ impl Handler<AttachPayments> for OrderShard {
     }
 }
 
+impl Handler<Reload> for OrderShard {
+    type Result = ();
+
+    fn handle(&mut self, Reload { id }: Reload, ctx: &mut Self::Context) {
+        if let Err(e) = self.reload_one(&id) {
+            tracing::error!(shard = self.index, error = %e, "cannot re-read an order; restarting");
+            ctx.stop();
+        }
+    }
+}
+
 impl Handler<InjectPanic> for OrderShard {
     type Result = Result<(), OrderError>;
 
@@ -962,7 +1000,8 @@ impl Orders {
                 key,
             })
             .await??;
-        self.durable(created).await
+        let id = created.id.clone();
+        self.durable(&id, created).await
     }
 
     /// An order the viewer may see (customer or assigned courier).
@@ -994,15 +1033,23 @@ impl Orders {
 
     /// Cancels an order for its customer.
     pub async fn cancel(&self, id: OrderId, by: OpenId) -> Result<Order, OrderError> {
-        let order = self.shard(&id).send(CancelOrder { id, by }).await??;
-        self.durable(order).await
+        let order = self
+            .shard(&id)
+            .send(CancelOrder { id: id.clone(), by })
+            .await??;
+        self.durable(&id, order).await
     }
 
-    /// Answers `value` once the shard's write behind it is on disk. The
-    /// shard replies as soon as sled has the write; waiting here, on the
-    /// caller's thread, keeps the shard's mailbox moving and saves a hop.
-    async fn durable<T>(&self, value: T) -> Result<T, OrderError> {
-        self.store.commit().await?;
+    /// Answers `value` once the shard's write behind order `id` is on
+    /// disk. The shard replies as soon as sled has the write; waiting here,
+    /// on the caller's thread, keeps the shard's mailbox moving and saves a
+    /// hop. When the flush fails, the shard re-reads the order, so its
+    /// memory holds no change the caller was not told of as durable.
+    async fn durable<T>(&self, id: &OrderId, value: T) -> Result<T, OrderError> {
+        if let Err(e) = self.store.commit().await {
+            self.shard(id).do_send(Reload { id: id.clone() });
+            return Err(e.into());
+        }
         Ok(value)
     }
 
@@ -1013,44 +1060,66 @@ impl Orders {
 
     /// Applies a confirmed payment (durable before it returns).
     pub async fn confirm_payment(&self, id: OrderId) -> Result<PaymentOutcome, OrderError> {
-        let outcome = self.shard(&id).send(ConfirmPayment { id }).await??;
-        self.durable(outcome).await
+        let outcome = self
+            .shard(&id)
+            .send(ConfirmPayment { id: id.clone() })
+            .await??;
+        self.durable(&id, outcome).await
     }
 
     /// Cancels an order WeChat Pay closed unpaid (no-op if it is not unpaid).
     pub async fn cancel_unpaid(&self, id: OrderId) -> Result<Order, OrderError> {
-        let order = self.shard(&id).send(CancelUnpaid { id }).await??;
-        self.durable(order).await
+        let order = self
+            .shard(&id)
+            .send(CancelUnpaid { id: id.clone() })
+            .await??;
+        self.durable(&id, order).await
     }
 
     /// Applies a confirmed refund (no-op if not refunding).
     pub async fn confirm_refund(&self, id: OrderId) -> Result<Order, OrderError> {
-        let order = self.shard(&id).send(ConfirmRefund { id }).await??;
-        self.durable(order).await
+        let order = self
+            .shard(&id)
+            .send(ConfirmRefund { id: id.clone() })
+            .await??;
+        self.durable(&id, order).await
     }
 
     /// Gives a paid order to a courier (durable before it returns).
     pub async fn assign(&self, id: OrderId, courier: OpenId) -> Result<Order, OrderError> {
         let order = self
             .shard(&id)
-            .send(AssignCourier { id, courier })
+            .send(AssignCourier {
+                id: id.clone(),
+                courier,
+            })
             .await??;
-        self.durable(order).await
+        self.durable(&id, order).await
     }
 
     /// Takes an assigned order back from an offline courier.
     pub async fn unassign(&self, id: OrderId, courier: OpenId) -> Result<Order, OrderError> {
         let order = self
             .shard(&id)
-            .send(UnassignOrder { id, courier })
+            .send(UnassignOrder {
+                id: id.clone(),
+                courier,
+            })
             .await??;
-        self.durable(order).await
+        self.durable(&id, order).await
     }
 
     /// Pickup, deliver or confirm on behalf of `by`.
     pub async fn step(&self, id: OrderId, by: OpenId, step: Step) -> Result<Order, OrderError> {
-        let order = self.shard(&id).send(TakeStep { id, by, step }).await??;
-        self.durable(order).await
+        let order = self
+            .shard(&id)
+            .send(TakeStep {
+                id: id.clone(),
+                by,
+                step,
+            })
+            .await??;
+        self.durable(&id, order).await
     }
 
     /// Connects every shard to the notifier.
@@ -1079,9 +1148,9 @@ impl Orders {
         Ok(self.store.get_order(id)?)
     }
 
-    /// True when every shard is alive and storage answers.
+    /// True when every shard is alive and storage takes durable writes.
     pub fn is_ready(&self) -> bool {
-        self.is_alive() && self.store.is_healthy()
+        self.is_alive() && self.store.is_healthy() && self.store.is_writable()
     }
 
     /// How many shards there are.

@@ -21,8 +21,11 @@ use crate::wechat::{CloseOutcome, RefundRequest, RefundState, TradeState, Unifie
 
 /// A prepay id is valid for 2 hours; replay it for a bit less.
 const PREPAY_REUSE: Duration = Duration::from_secs(2 * 3600 - 300);
-/// Pause before asking WeChat Pay again after a failed refund call.
-const REFUND_RETRY: Duration = Duration::from_secs(30);
+/// First pause before asking WeChat Pay again after a failed refund call;
+/// it doubles per failure up to [`REFUND_RETRY_CAP`].
+const REFUND_RETRY: Duration = Duration::from_secs(1);
+/// Longest pause between refund attempts.
+const REFUND_RETRY_CAP: Duration = Duration::from_secs(60);
 /// When no refund notify came, ask refundquery after this long.
 const REFUND_CHECK_AFTER: Duration = Duration::from_secs(30);
 /// Path of the pay notify, appended to `wechat.notify_base`.
@@ -81,6 +84,15 @@ pub struct PaymentsActor {
     notify_base: String,
     /// Prepays under way, so concurrent `pay` calls make one unifiedorder.
     pending: HashMap<OrderId, PrepayFuture>,
+    /// Refunds being pushed through, so a repeated `RefundDue` starts none twice.
+    refunding: std::collections::HashSet<OrderId>,
+}
+
+/// A refund attempt sequence ended (started and checked, or not needed).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct RefundSettled {
+    id: OrderId,
 }
 
 /// Get (or make) the `wx.requestPayment` parameters for an order.
@@ -157,6 +169,7 @@ impl Supervised for PaymentsActor {
     fn restarting(&mut self, _: &mut Self::Context) {
         tracing::warn!("payments actor restarting");
         self.pending.clear();
+        self.refunding.clear();
     }
 }
 
@@ -611,10 +624,14 @@ impl Handler<RefundDue> for PaymentsActor {
     type Result = ();
 
     fn handle(&mut self, RefundDue { id }: RefundDue, ctx: &mut Self::Context) {
+        if self.refunding.contains(&id) {
+            return;
+        }
         let order = match self.store.get_order(&id) {
             Ok(Some(o)) if o.status() == Status::Refunding => o,
             _ => return,
         };
+        self.refunding.insert(id.clone());
         let request = RefundRequest {
             out_trade_no: id.to_string(),
             out_refund_no: format!("R{}", id.as_str()),
@@ -629,33 +646,53 @@ impl Handler<RefundDue> for PaymentsActor {
             self.store.clone(),
         );
         actix::spawn(async move {
-            let requested = async {
-                addr.send(RecordRefund { id: id.clone() }).await??;
-                store.commit().await?;
-                wechat
-                    .pay()
-                    .refund(&request)
-                    .await
-                    .map_err(|e| PaymentError::Unavailable(e.to_string()))
-            };
-            if let Err(e) = requested.await {
-                tracing::warn!(order = %id, error = %e, "refund request failed; retrying");
-                actix_rt::time::sleep(REFUND_RETRY).await;
-                addr.do_send(RefundDue { id });
-                return;
+            let still_refunding =
+                || matches!(store.get_order(&id), Ok(Some(o)) if o.status() == Status::Refunding);
+            let mut delay = REFUND_RETRY;
+            loop {
+                let requested = async {
+                    addr.send(RecordRefund { id: id.clone() }).await??;
+                    store.commit().await?;
+                    wechat
+                        .pay()
+                        .refund(&request)
+                        .await
+                        .map_err(|e| PaymentError::Unavailable(e.to_string()))
+                };
+                match requested.await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        // The money must go back: keep trying, more slowly.
+                        tracing::warn!(order = %id, error = %e, retry_in = ?delay, "refund request failed");
+                        actix_rt::time::sleep(delay).await;
+                        delay = (delay * 2).min(REFUND_RETRY_CAP);
+                        if !still_refunding() {
+                            addr.do_send(RefundSettled { id });
+                            return;
+                        }
+                    }
+                }
             }
             metrics::counter!("lastmile_payments_total", "outcome" => "refund_requested")
                 .increment(1);
             // The notify normally settles it; if it never comes, ask.
             actix_rt::time::sleep(REFUND_CHECK_AFTER).await;
-            if let Ok(Some(o)) = store.get_order(&id) {
-                if o.status() == Status::Refunding {
-                    if let Ok(RefundState::Success) = wechat.pay().refund_query(id.as_str()).await {
-                        let _ = orders.confirm_refund(id).await;
-                    }
+            if still_refunding() {
+                if let Ok(RefundState::Success) = wechat.pay().refund_query(id.as_str()).await {
+                    let _ = orders.confirm_refund(id.clone()).await;
                 }
             }
+            // Still refunding later? The owning shard asks again.
+            addr.do_send(RefundSettled { id });
         });
+    }
+}
+
+impl Handler<RefundSettled> for PaymentsActor {
+    type Result = ();
+
+    fn handle(&mut self, RefundSettled { id }: RefundSettled, _: &mut Self::Context) {
+        self.refunding.remove(&id);
     }
 }
 
@@ -665,7 +702,15 @@ pub struct Payments {
     addr: Addr<PaymentsActor>,
 }
 
+crate::supervise::inject_panic!(PaymentsActor, "payments");
+
 impl Payments {
+    /// Makes the actor panic inside a handler (fault injection for tests).
+    #[doc(hidden)]
+    pub fn inject_panic(&self) {
+        self.addr.do_send(crate::supervise::InjectPanic);
+    }
+
     /// Starts the supervised payments actor and links the orders shards to it.
     pub fn start(
         store: Store,
@@ -682,6 +727,7 @@ impl Payments {
             wechat,
             notify_base,
             pending: HashMap::new(),
+            refunding: std::collections::HashSet::new(),
         });
         shards.attach_payments(PaymentsLink {
             payment_due: addr.clone().recipient(),

@@ -74,7 +74,20 @@ pub struct RateLimits {
     addr: Addr<RateLimiter>,
 }
 
+crate::supervise::inject_panic!(RateLimiter, "rate_limiter");
+
 impl RateLimits {
+    /// True while the actor runs.
+    pub fn is_alive(&self) -> bool {
+        self.addr.connected()
+    }
+
+    /// Makes the actor panic inside a handler (fault injection for tests).
+    #[doc(hidden)]
+    pub fn inject_panic(&self) {
+        self.addr.do_send(crate::supervise::InjectPanic);
+    }
+
     /// Starts a limiter allowing `per_second` requests per client.
     pub fn start(per_second: u32) -> Self {
         let rate = f64::from(per_second.max(1));

@@ -27,8 +27,9 @@
 //! once, and wakes them all.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -50,6 +51,10 @@ const RECORD_V1: u8 = 1;
 const CACHE_BYTES: u64 = 256 * 1024 * 1024;
 /// How many index entries one list call may skip over when filtering by status.
 const LIST_SCAN_LIMIT: usize = 10_000;
+/// How often the write probe proves that storage takes a durable write.
+const PROBE_EVERY: Duration = Duration::from_secs(2);
+/// Storage counts as writable while the last good probe is this recent.
+const PROBE_FRESH: Duration = Duration::from_secs(10);
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +92,12 @@ struct Inner {
     couriers: sled::Tree,
     outbox: sled::Tree,
     committer: mpsc::Sender<Waiter>,
+    /// Flushes still to fail on purpose (fault injection for tests).
+    failing_flushes: Arc<AtomicU32>,
+    /// The last flush failed: nothing written since is known durable.
+    flush_failed: Arc<AtomicBool>,
+    /// When the write probe last got a durable write through (unix ms).
+    probe_ok_ms: AtomicI64,
 }
 
 /// The handle to the database; cheap to clone.
@@ -105,10 +116,16 @@ impl Store {
             .mode(sled::Mode::HighThroughput)
             .open()?;
         let (tx, rx) = mpsc::channel::<Waiter>();
-        let flusher_db = db.clone();
+        let flusher = Flusher {
+            db: db.clone(),
+            window: commit_window,
+            failing: Arc::new(AtomicU32::new(0)),
+            failed: Arc::new(AtomicBool::new(false)),
+        };
+        let (failing_flushes, flush_failed) = (flusher.failing.clone(), flusher.failed.clone());
         thread::Builder::new()
             .name("sled-group-commit".into())
-            .spawn(move || run_flusher(flusher_db, rx, commit_window))
+            .spawn(move || flusher.run(rx))
             .map_err(|e| StorageError::Flush(e.to_string()))?;
         let inner = Inner {
             active: db.open_tree("orders_active")?,
@@ -123,11 +140,63 @@ impl Store {
             couriers: db.open_tree("couriers")?,
             outbox: db.open_tree("outbox")?,
             committer: tx,
+            failing_flushes,
+            flush_failed,
+            probe_ok_ms: AtomicI64::new(unix_ms()),
             db,
         };
-        Ok(Self {
+        let store = Self {
             inner: Arc::new(inner),
-        })
+        };
+        store.start_probe()?;
+        Ok(store)
+    }
+
+    /// Proves every [`PROBE_EVERY`] that a write gets through to disk; the
+    /// thread ends with the store.
+    fn start_probe(&self) -> Result<(), StorageError> {
+        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        thread::Builder::new()
+            .name("storage-probe".into())
+            .spawn(move || loop {
+                thread::sleep(PROBE_EVERY);
+                let Some(inner) = weak.upgrade() else { return };
+                let store = Store { inner };
+                if store.probe().is_ok() {
+                    store.inner.probe_ok_ms.store(unix_ms(), Ordering::Relaxed);
+                }
+            })
+            .map_err(|e| StorageError::Flush(e.to_string()))?;
+        Ok(())
+    }
+
+    /// One durable write of a small record, through the group commit.
+    fn probe(&self) -> Result<(), StorageError> {
+        self.inner.meta.insert("probe", &unix_ms().to_be_bytes())?;
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .committer
+            .send(tx)
+            .map_err(|_| StorageError::Closed)?;
+        match rx.blocking_recv() {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(msg)) => Err(StorageError::Flush(msg)),
+            Err(_) => Err(StorageError::Closed),
+        }
+    }
+
+    /// True when the last flush worked and the write probe got a durable
+    /// write through recently (what `/readyz` reports).
+    pub fn is_writable(&self) -> bool {
+        let fresh = unix_ms() - self.inner.probe_ok_ms.load(Ordering::Relaxed)
+            < PROBE_FRESH.as_millis() as i64;
+        fresh && !self.inner.flush_failed.load(Ordering::Relaxed)
+    }
+
+    /// Makes the next `n` flushes fail (fault injection for tests).
+    #[doc(hidden)]
+    pub fn inject_flush_failures(&self, n: u32) {
+        self.inner.failing_flushes.store(n, Ordering::SeqCst);
     }
 
     /// Waits until every write made before this call is on disk.
@@ -153,6 +222,15 @@ impl Store {
     /// True when the database answers a read.
     pub fn is_healthy(&self) -> bool {
         self.inner.active.first().is_ok()
+    }
+
+    /// Reads one order from the active tree only (a shard re-reading what
+    /// it owns after a failed commit).
+    pub fn get_active_order(&self, id: &OrderId) -> Result<Option<Order>, StorageError> {
+        match self.inner.active.get(id.as_str().as_bytes())? {
+            Some(bytes) => decode(&bytes, id.as_str()).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Writes a new order (and its idempotency key, atomically, if any).
@@ -683,29 +761,56 @@ fn decode<T: DeserializeOwned>(bytes: &[u8], key: &str) -> Result<T, StorageErro
     }
 }
 
-fn run_flusher(db: sled::Db, rx: mpsc::Receiver<Waiter>, window: Duration) {
-    let mut last_flush = Instant::now() - window;
-    // Ends when the last Store handle (and so the Sender) is dropped.
-    while let Ok(first) = rx.recv() {
-        // A flush costs the same for one writer or a hundred: wait out the
-        // rest of the window so that a busy second shares fewer, fuller flushes.
-        let since = last_flush.elapsed();
-        if since < window {
-            thread::sleep(window - since);
+fn unix_ms() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// The group-commit thread's state.
+struct Flusher {
+    db: sled::Db,
+    window: Duration,
+    failing: Arc<AtomicU32>,
+    failed: Arc<AtomicBool>,
+}
+
+impl Flusher {
+    fn flush(&self) -> Result<(), String> {
+        if self
+            .failing
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err("injected flush failure".into());
         }
-        last_flush = Instant::now();
-        let mut batch = vec![first];
-        batch.extend(rx.try_iter());
-        let started = Instant::now();
-        let result = db.flush().map(|_| ()).map_err(|e| e.to_string());
-        metrics::histogram!("lastmile_storage_flush_seconds")
-            .record(started.elapsed().as_secs_f64());
-        metrics::histogram!("lastmile_storage_commit_batch_size").record(batch.len() as f64);
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "group commit flush failed");
-        }
-        for waiter in batch {
-            let _ = waiter.send(result.clone());
+        self.db.flush().map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    fn run(self, rx: mpsc::Receiver<Waiter>) {
+        let mut last_flush = Instant::now() - self.window;
+        // Ends when the last Store handle (and so the Sender) is dropped.
+        while let Ok(first) = rx.recv() {
+            // A flush costs the same for one writer or a hundred: wait out the
+            // rest of the window so that a busy second shares fewer, fuller flushes.
+            let since = last_flush.elapsed();
+            if since < self.window {
+                thread::sleep(self.window - since);
+            }
+            last_flush = Instant::now();
+            let mut batch = vec![first];
+            batch.extend(rx.try_iter());
+            let started = Instant::now();
+            let result = self.flush();
+            metrics::histogram!("lastmile_storage_flush_seconds")
+                .record(started.elapsed().as_secs_f64());
+            metrics::histogram!("lastmile_storage_commit_batch_size").record(batch.len() as f64);
+            self.failed.store(result.is_err(), Ordering::SeqCst);
+            if let Err(e) = &result {
+                tracing::error!(error = %e, "group commit flush failed");
+                metrics::counter!("lastmile_storage_flush_failures_total").increment(1);
+            }
+            for waiter in batch {
+                let _ = waiter.send(result.clone());
+            }
         }
     }
 }

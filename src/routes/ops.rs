@@ -20,7 +20,8 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// Storage is open and the actors are alive.
+/// Storage takes durable writes (a periodic write probe, and the last
+/// flush worked) and every actor is alive.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     if state.orders.is_ready()
         && state.sessions.is_alive()
@@ -28,6 +29,9 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         && state.formids.is_alive()
         && state.dispatch.is_alive()
         && state.notifications.is_alive()
+        && state.tokens.is_alive()
+        && state.share_codes.is_alive()
+        && state.rate_limits.as_ref().is_none_or(|r| r.is_alive())
     {
         Ok(HttpResponse::Ok().json(json!({"status": "ready"})))
     } else {

@@ -14,6 +14,7 @@ mod notifier;
 mod ops;
 mod orders;
 mod payments;
+mod resilience;
 mod secrets;
 mod sharecode;
 mod token;

@@ -70,6 +70,7 @@ pub struct PaySimulator {
     duplicates: AtomicU32,
     hold: std::sync::atomic::AtomicBool,
     held: Mutex<Vec<(String, String)>>,
+    busy: AtomicU32,
 }
 
 impl PaySimulator {
@@ -87,12 +88,18 @@ impl PaySimulator {
             duplicates: AtomicU32::new(0),
             hold: std::sync::atomic::AtomicBool::new(false),
             held: Mutex::new(Vec::new()),
+            busy: AtomicU32::new(0),
         }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, SimState> {
         // A poisoned lock only means a test thread panicked; the data is fine.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Answers the next `n` API calls SYSTEMERROR (WeChat Pay busy).
+    pub fn fail_next_calls(&self, n: u32) {
+        self.busy.store(n, Ordering::SeqCst);
     }
 
     /// Drops the next `n` payment notifies (a lost notify).
@@ -225,6 +232,13 @@ impl PaySimulator {
         };
         if self.signer.verify(&request).is_err() {
             return fail("签名错误");
+        }
+        if self
+            .busy
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return result_fail("SYSTEMERROR", "系统超时");
         }
         let get = |k: &str| request.get(k).cloned().unwrap_or_default();
         let mut state = self.state();
