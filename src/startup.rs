@@ -54,6 +54,8 @@ pub struct AppState {
     pub sandbox: Option<Arc<SandboxWeChat>>,
     /// The campus map.
     pub campus: Arc<Campus>,
+    /// Proxies whose `X-Forwarded-For` is believed (`http.trusted_proxies`).
+    pub trusted_proxies: Arc<[std::net::IpAddr]>,
     /// Verifies WeChat Pay notifies on the HTTP workers.
     pub pay_signer: Arc<lastmile_actors::wechat::PaySigner>,
     /// Renders `/metrics`.
@@ -199,6 +201,7 @@ pub fn start_services(
         files_dir,
         sandbox: wechat.sandbox,
         campus,
+        trusted_proxies: settings.http.trusted_proxies.clone().into(),
         pay_signer,
         metrics: telemetry::prometheus(),
     };

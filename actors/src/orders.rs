@@ -1024,11 +1024,10 @@ impl Orders {
     ) -> Result<(Vec<Order>, Option<OrderId>), OrderError> {
         let store = self.store.clone();
         let scan = move || store.list_customer_orders(&customer, status, limit, before.as_ref());
-        let (orders, more) = tokio::task::spawn_blocking(scan)
+        let page = tokio::task::spawn_blocking(scan)
             .await
             .map_err(|_| OrderError::Unavailable)??;
-        let next = more.then(|| orders.last().map(|o| o.id.clone())).flatten();
-        Ok((orders, next))
+        Ok(page)
     }
 
     /// Cancels an order for its customer.

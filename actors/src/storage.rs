@@ -420,15 +420,29 @@ impl Store {
     }
 
     /// A page of a customer's orders, newest first, optionally one status
-    /// only; `before` is the last id of the previous page. Returns the page
-    /// and whether more may follow.
+    /// only; `before` is the cursor of the previous page. Returns the page
+    /// and the cursor of the next one: None only when nothing older is left.
     pub fn list_customer_orders(
         &self,
         customer: &OpenId,
         status: Option<Status>,
         limit: usize,
         before: Option<&OrderId>,
-    ) -> Result<(Vec<Order>, bool), StorageError> {
+    ) -> Result<(Vec<Order>, Option<OrderId>), StorageError> {
+        self.list_scanning(customer, status, limit, before, LIST_SCAN_LIMIT)
+    }
+
+    /// [`Store::list_customer_orders`], reading at most `scan_limit` records:
+    /// a filtered page that runs out of scan budget stops early with the
+    /// last key it read as the cursor, so paging goes on from there.
+    fn list_scanning(
+        &self,
+        customer: &OpenId,
+        status: Option<Status>,
+        limit: usize,
+        before: Option<&OrderId>,
+        scan_limit: usize,
+    ) -> Result<(Vec<Order>, Option<OrderId>), StorageError> {
         let prefix = OrderId::customer_prefix(customer).into_bytes();
         let end = match before {
             Some(id) => id.as_str().as_bytes().to_vec(),
@@ -442,7 +456,7 @@ impl Store {
         loop {
             // Merge the two trees' ranges, largest (newest) key first.
             let take_active = match (active.peek(), archive.peek()) {
-                (None, None) => return Ok((orders, false)),
+                (None, None) => return Ok((orders, None)),
                 (Some(_), None) => true,
                 (None, Some(_)) => false,
                 (Some(Ok((a, _))), Some(Ok((b, _)))) => a >= b,
@@ -462,11 +476,13 @@ impl Store {
             if order.customer == *customer && status.is_none_or(|s| s == order.status()) {
                 orders.push(order);
                 if orders.len() == limit {
-                    return Ok((orders, true));
+                    let cursor = orders.last().map(|o| o.id.clone());
+                    return Ok((orders, cursor));
                 }
+                continue;
             }
-            if scanned >= LIST_SCAN_LIMIT {
-                return Ok((orders, true));
+            if scanned >= scan_limit {
+                return Ok((orders, Some(parse_order_id(&key)?)));
             }
         }
     }
@@ -931,6 +947,42 @@ mod tests {
             store.take_pooled_id(&user, 1_005).expect("take").as_deref(),
             Some("f6")
         );
+    }
+
+    #[test]
+    fn filtered_paging_never_ends_early() {
+        let (_dir, store) = temp_store();
+        let customer = OpenId::parse("oPAGER").expect("openid");
+        let now = now_utc();
+        let mut cancelled = Vec::new();
+        for i in 0..40u64 {
+            let mut order = order_at(&customer, now - Duration::from_secs(1000 - i));
+            // A few matches far apart, behind long runs of others.
+            if i % 13 == 0 {
+                order
+                    .apply(crate::domain::Event::Cancel, now)
+                    .expect("cancel");
+                store.insert_new_order(&order, None).expect("insert");
+                store.update_order(&order, false).expect("archive");
+                cancelled.push(order.id.clone());
+            } else {
+                store.insert_new_order(&order, None).expect("insert");
+            }
+        }
+        cancelled.reverse();
+        let mut seen = Vec::new();
+        let mut cursor: Option<OrderId> = None;
+        for _ in 0..100 {
+            let (page, next) = store
+                .list_scanning(&customer, Some(Status::Cancelled), 2, cursor.as_ref(), 5)
+                .expect("list");
+            seen.extend(page.into_iter().map(|o| o.id));
+            match next {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        assert_eq!(seen, cancelled, "every match, newest first, none skipped");
     }
 
     #[test]

@@ -121,3 +121,40 @@ async fn no_rate_limit_by_default() {
         assert_eq!(reply.status, StatusCode::OK);
     }
 }
+
+#[actix_web::test]
+async fn forwarded_addresses_count_only_through_trusted_proxies() {
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.http.rate_limit = Some(1);
+        s.http.trusted_proxies = vec!["127.0.0.1".parse().expect("ip")];
+    })
+    .await;
+    let from = |peer: &str, forwarded: &str| {
+        TestRequest::get()
+            .uri("/api/v1/orders")
+            .peer_addr(format!("{peer}:40000").parse().expect("addr"))
+            .insert_header(("X-Forwarded-For", forwarded.to_owned()))
+    };
+    // An untrusted peer cannot dodge the limit by naming new addresses.
+    assert_eq!(
+        app.send(from("127.0.0.9", "127.0.0.20")).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.send(from("127.0.0.9", "127.0.0.21")).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Behind the trusted proxy each client has its own bucket.
+    assert_eq!(
+        app.send(from("127.0.0.1", "127.0.0.30")).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.send(from("127.0.0.1", "127.0.0.31")).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.send(from("127.0.0.1", "127.0.0.30")).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
