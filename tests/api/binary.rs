@@ -866,3 +866,148 @@ async fn messages_pending_at_kill_9_are_delivered_after_restart() {
         "one per event, none twice"
     );
 }
+
+/// What one client saw acknowledged: created orders, and which were paid.
+#[derive(Default)]
+struct Acked {
+    created: Vec<Value>,
+    paid: Vec<String>,
+}
+
+/// One client creating and paying orders until `stop` or the first error
+/// (the process died under it).
+async fn create_and_pay_until(
+    http: reqwest::Client,
+    base: String,
+    token: String,
+    stop: std::time::Instant,
+) -> Acked {
+    let mut acked = Acked::default();
+    while std::time::Instant::now() < stop {
+        let Ok(res) = http
+            .post(format!("{base}/api/v1/orders"))
+            .bearer_auth(&token)
+            .json(&order_body())
+            .send()
+            .await
+        else {
+            break;
+        };
+        if res.status() != 201 {
+            break;
+        }
+        let Ok(order) = res.json::<Value>().await else {
+            break;
+        };
+        let id = order["id"].as_str().unwrap_or_default().to_owned();
+        acked.created.push(order);
+        let prepaid = http
+            .post(format!("{base}/api/v1/orders/{id}/pay"))
+            .bearer_auth(&token)
+            .send()
+            .await;
+        if !prepaid.is_ok_and(|r| r.status() == 200) {
+            break;
+        }
+        let paid = http.post(format!("{base}/sandbox/pay/{id}")).send().await;
+        if !paid.is_ok_and(|r| r.status() == 200) {
+            break;
+        }
+        acked.paid.push(id);
+    }
+    acked
+}
+
+#[actix_web::test]
+async fn kill_9_under_load_three_times_loses_no_acknowledged_order_or_payment() {
+    const CLIENTS: usize = 32;
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut app = BinaryApp::start(
+        &dir.path().join("data"),
+        &[("LASTMILE__DISPATCH__AUTO", "false")],
+    )
+    .await;
+    let http = client();
+    let mut tokens = Vec::new();
+    let mut token_of = std::collections::HashMap::new();
+    for i in 0..CLIENTS {
+        let (token, openid) = app.login(&http, &format!("load-client-{i}")).await;
+        token_of.insert(openid, token.clone());
+        tokens.push(token);
+    }
+    let mut all = Acked::default();
+    for round in 0..3 {
+        let stop = std::time::Instant::now() + Duration::from_secs(3);
+        let clients: Vec<_> = tokens
+            .iter()
+            .map(|token| {
+                actix_web::rt::spawn(create_and_pay_until(
+                    http.clone(),
+                    app.url(""),
+                    token.clone(),
+                    stop,
+                ))
+            })
+            .collect();
+        actix_web::rt::time::sleep(Duration::from_millis(1500)).await;
+
+        app.kill9();
+
+        for client in clients {
+            let acked = client.await.expect("client");
+            all.created.extend(acked.created);
+            all.paid.extend(acked.paid);
+        }
+        app.launch().await;
+        let paid: std::collections::HashSet<&str> = all.paid.iter().map(String::as_str).collect();
+        for order in &all.created {
+            let id = order["id"].as_str().expect("id");
+            let token = &token_of[order["customer"].as_str().expect("customer")];
+            let got: Value = http
+                .get(app.url(&format!("/api/v1/orders/{id}")))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("get")
+                .json()
+                .await
+                .expect("json");
+            for field in [
+                "id",
+                "customer",
+                "kind",
+                "pickup",
+                "dropoff",
+                "fee_fen",
+                "created_at",
+            ] {
+                assert_eq!(
+                    got[field], order[field],
+                    "round {round}: order {id} {field}"
+                );
+            }
+            let status = got["status"].as_str().unwrap_or("");
+            if paid.contains(id) {
+                assert_eq!(
+                    status, "paid",
+                    "round {round}: acknowledged payment of {id} lost"
+                );
+            } else {
+                assert!(
+                    matches!(status, "awaiting_payment" | "paid"),
+                    "round {round}: {id} is {status}"
+                );
+            }
+        }
+        println!(
+            "kill -9 round {round}: {} orders and {} payments acknowledged so far, all present",
+            all.created.len(),
+            all.paid.len()
+        );
+    }
+    assert!(
+        all.paid.len() > CLIENTS,
+        "the load did something: {}",
+        all.paid.len()
+    );
+}

@@ -8,6 +8,7 @@
 mod auth;
 mod binary;
 mod dispatch;
+mod fuzz;
 mod helpers;
 mod messages;
 mod notifier;
