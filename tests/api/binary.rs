@@ -110,6 +110,75 @@ async fn round_trip_and_errors_on_the_binary() {
     );
 }
 
+/// Creates an order as `token` and pays it at the sandbox, all over HTTP.
+async fn paid_over_http(http: &reqwest::Client, base: &str, token: &str) -> String {
+    let order = post_json(
+        http,
+        format!("{base}/api/v1/orders"),
+        token.to_owned(),
+        Some(order_body()),
+    )
+    .await;
+    let id = order["id"].as_str().expect("id").to_owned();
+    post_json(
+        http,
+        format!("{base}/api/v1/orders/{id}/pay"),
+        token.to_owned(),
+        None,
+    )
+    .await;
+    let paid = http
+        .post(format!("{base}/sandbox/pay/{id}"))
+        .send()
+        .await
+        .expect("sandbox pay");
+    assert_eq!(paid.status(), 200);
+    id
+}
+
+/// Registers `token` as a courier and brings them online at `place`.
+async fn online_over_http(http: &reqwest::Client, base: &str, token: &str, place: &str) {
+    post_json(
+        http,
+        format!("{base}/api/v1/couriers/me"),
+        token.to_owned(),
+        Some(serde_json::json!({"name": "骑手", "phone": "13912345678"})),
+    )
+    .await;
+    post_json(
+        http,
+        format!("{base}/api/v1/couriers/me/online"),
+        token.to_owned(),
+        Some(serde_json::json!({ "place_id": place })),
+    )
+    .await;
+}
+
+/// True once order `id`, as `token` sees it, has `status` (within `limit`).
+async fn reaches_over_http(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    id: &str,
+    status: &str,
+    limit: Duration,
+) -> bool {
+    eventually(limit, || async {
+        let Ok(res) = http
+            .get(format!("{base}/api/v1/orders/{id}"))
+            .bearer_auth(token)
+            .send()
+            .await
+        else {
+            return false;
+        };
+        res.json::<Value>()
+            .await
+            .is_ok_and(|o| o["status"] == status)
+    })
+    .await
+}
+
 #[actix_web::test]
 async fn acknowledged_orders_survive_kill_9() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -626,61 +695,26 @@ async fn tasks_of_a_courier_who_never_returns_go_back_after_kill_9() {
     let http = client();
     let (customer, _) = app.login(&http, "vanished-customer").await;
     let (courier, _) = app.login(&http, "vanished-courier").await;
-    let post =
-        |target: String, token: String, body: Option<Value>| post_json(&http, target, token, body);
-    let order = post(url("/api/v1/orders"), customer.clone(), Some(order_body())).await;
-    let id = order["id"].as_str().expect("id").to_owned();
-    post(
-        url(&format!("/api/v1/orders/{id}/pay")),
-        customer.clone(),
-        None,
-    )
-    .await;
-    http.post(url(&format!("/sandbox/pay/{id}")))
-        .send()
-        .await
-        .expect("pay");
-    post(
-        url("/api/v1/couriers/me"),
-        courier.clone(),
-        Some(serde_json::json!({"name": "小王", "phone": "13912345678"})),
-    )
-    .await;
-    post(
-        url("/api/v1/couriers/me/online"),
-        courier.clone(),
-        Some(serde_json::json!({"place_id": "dorm-3"})),
-    )
-    .await;
-    let status = || {
-        let req = http
-            .get(url(&format!("/api/v1/orders/{id}")))
-            .bearer_auth(customer.clone())
-            .send();
-        async move {
-            req.await.expect("get").json::<Value>().await.expect("json")["status"]
-                .as_str()
-                .unwrap_or("")
-                .to_owned()
-        }
-    };
-    let assigned = eventually(Duration::from_secs(5), || {
-        let s = status();
-        async move { s.await == "assigned" }
-    })
-    .await;
-    assert!(assigned);
-    durability_barrier(&http, &url("")).await;
+    let base = url("");
+    let id = paid_over_http(&http, &base, &customer).await;
+    online_over_http(&http, &base, &courier, "dorm-3").await;
+    let second = Duration::from_secs(5);
+    assert!(reaches_over_http(&http, &base, &customer, &id, "assigned", second).await);
+    durability_barrier(&http, &base).await;
 
     app.kill9();
     app.launch().await;
 
     // The courier never comes back: presence starts empty after a restart,
     // and their untouched task returns to the pool after reassign_after.
-    let back = eventually(Duration::from_secs(10), || {
-        let s = status();
-        async move { s.await == "paid" }
-    })
+    let back = reaches_over_http(
+        &http,
+        &base,
+        &customer,
+        &id,
+        "paid",
+        Duration::from_secs(10),
+    )
     .await;
     assert!(back, "the vanished courier's task went back to the pool");
 }
@@ -711,47 +745,18 @@ async fn messages_pending_at_kill_9_are_delivered_after_restart() {
         .send()
         .await
         .expect("fail sends");
-    let order = post(url("/api/v1/orders"), customer.clone(), Some(order_body())).await;
-    let id = order["id"].as_str().expect("id").to_owned();
-    post(
-        url(&format!("/api/v1/orders/{id}/pay")),
-        customer.clone(),
-        None,
-    )
-    .await;
-    http.post(url(&format!("/sandbox/pay/{id}")))
-        .send()
-        .await
-        .expect("pay");
-    post(
-        url("/api/v1/couriers/me"),
-        courier.clone(),
-        Some(serde_json::json!({"name": "m", "phone": "13800138000"})),
-    )
-    .await;
-    post(
-        url("/api/v1/couriers/me/online"),
-        courier.clone(),
-        Some(serde_json::json!({"place_id": "dorm-3"})),
-    )
-    .await;
-    let status = || {
-        let req = http
-            .get(url(&format!("/api/v1/orders/{id}")))
-            .bearer_auth(customer.clone())
-            .send();
-        async move {
-            req.await.expect("get").json::<Value>().await.expect("json")["status"]
-                .as_str()
-                .unwrap_or("")
-                .to_owned()
-        }
-    };
+    let base = url("");
+    let id = paid_over_http(&http, &base, &customer).await;
+    online_over_http(&http, &base, &courier, "dorm-3").await;
     assert!(
-        eventually(Duration::from_secs(5), || {
-            let s = status();
-            async move { s.await == "assigned" }
-        })
+        reaches_over_http(
+            &http,
+            &base,
+            &customer,
+            &id,
+            "assigned",
+            Duration::from_secs(5)
+        )
         .await
     );
     let none: Value = http

@@ -15,11 +15,9 @@ async fn a_paid_order_is_matched_delivered_and_completed() {
     let id = app.paid_order(&customer, &openid).await;
     let (courier, courier_id) = app.online_courier("courier-a", "dorm-1").await;
 
-    let assigned = eventually(Duration::from_secs(5), || {
-        let (app, customer, id) = (&app, &customer, &id);
-        async move { app.status_of(customer, id).await == "assigned" }
-    })
-    .await;
+    let assigned = app
+        .reaches(&customer, &id, "assigned", Duration::from_secs(5))
+        .await;
     assert!(assigned, "matched within a few ticks");
     let order = app.get_order(&customer, &id).await.body;
     assert_eq!(order["courier"], courier_id.as_str());
@@ -298,11 +296,9 @@ async fn an_assigned_order_can_be_cancelled_and_the_courier_is_told() {
     let (courier, _) = app
         .online_courier("cancel-assigned-courier", "dorm-1")
         .await;
-    let assigned = eventually(Duration::from_secs(5), || {
-        let (app, customer, id) = (&app, &customer, &id);
-        async move { app.status_of(customer, id).await == "assigned" }
-    })
-    .await;
+    let assigned = app
+        .reaches(&customer, &id, "assigned", Duration::from_secs(5))
+        .await;
     assert!(assigned);
 
     let cancelled = app.cancel_order(&customer, &id).await;
@@ -336,11 +332,8 @@ async fn an_assigned_order_can_be_cancelled_and_the_courier_is_told() {
     assert!(refunded, "the paid order is refunded");
     let picked = app.paid_order(&customer, &openid).await;
     assert!(
-        eventually(Duration::from_secs(5), || {
-            let (app, customer, picked) = (&app, &customer, &picked);
-            async move { app.status_of(customer, picked).await == "assigned" }
-        })
-        .await
+        app.reaches(&customer, &picked, "assigned", Duration::from_secs(5))
+            .await
     );
     app.post_as(&courier, &format!("/api/v1/orders/{picked}/pickup"), None)
         .await;
@@ -363,11 +356,8 @@ async fn a_silent_courier_expires_and_their_tasks_go_back() {
     let id = app.paid_order(&customer, &openid).await;
     let (courier, courier_id) = app.online_courier("silent-courier", "dorm-1").await;
     assert!(
-        eventually(Duration::from_secs(5), || {
-            let (app, customer, id) = (&app, &customer, &id);
-            async move { app.status_of(customer, id).await == "assigned" }
-        })
-        .await
+        app.reaches(&customer, &id, "assigned", Duration::from_secs(5))
+            .await
     );
     assert_eq!(
         app.get_order(&customer, &id).await.body["courier"],
@@ -375,11 +365,9 @@ async fn a_silent_courier_expires_and_their_tasks_go_back() {
     );
 
     // The app died: no online, no location call any more.
-    let back = eventually(Duration::from_secs(8), || {
-        let (app, customer, id) = (&app, &customer, &id);
-        async move { app.status_of(customer, id).await == "paid" }
-    })
-    .await;
+    let back = app
+        .reaches(&customer, &id, "paid", Duration::from_secs(8))
+        .await;
 
     assert!(
         back,
@@ -469,22 +457,18 @@ async fn delivered_orders_complete_themselves_and_offline_couriers_give_back_tas
         .await;
     app.post_as(&courier, &format!("/api/v1/orders/{first}/deliver"), None)
         .await;
-    let completed = eventually(Duration::from_secs(5), || {
-        let (app, customer, first) = (&app, &customer, &first);
-        async move { app.status_of(customer, first).await == "completed" }
-    })
-    .await;
+    let completed = app
+        .reaches(&customer, &first, "completed", Duration::from_secs(5))
+        .await;
     assert!(completed, "auto-confirm after orders.auto_confirm");
 
     let second = app.paid_order(&customer, &openid).await;
     assert!(assigned(second.clone()).await);
     app.post_as(&courier, "/api/v1/couriers/me/offline", None)
         .await;
-    let back = eventually(Duration::from_secs(8), || {
-        let (app, customer, second) = (&app, &customer, &second);
-        async move { app.status_of(customer, second).await == "paid" }
-    })
-    .await;
+    let back = app
+        .reaches(&customer, &second, "paid", Duration::from_secs(8))
+        .await;
     assert!(back, "an untouched task goes back to the pool");
     let (other, other_id) = app.online_courier("second-courier", "dorm-2").await;
     assert!(assigned(second.clone()).await);

@@ -293,6 +293,14 @@ where
         (token, openid)
     }
 
+    /// True once order `id`, as `token` sees it, has `status` (within `limit`).
+    pub async fn reaches(&self, token: &str, id: &str, status: &str, limit: Duration) -> bool {
+        eventually(limit, || async {
+            self.status_of(token, id).await == status
+        })
+        .await
+    }
+
     /// The status of an order as its customer sees it.
     pub async fn status_of(&self, token: &str, id: &str) -> String {
         self.get_order(token, id).await.body["status"]
