@@ -3,6 +3,7 @@
 //!
 //! - [`config`]: settings from `config/default.toml`, `--config FILE` and `LASTMILE__*` env
 //! - [`startup`]: opens storage, starts the actors, registers every route
+//! - [`replay`]: `lastmile replay mdrp`: the planner over a public MDRP instance
 //! - [`routes`]: one module per resource, HTTP ⇄ actor messages
 //! - [`extract`]: the caller's identity and size-limited JSON bodies
 //! - [`limits`]: the optional per-client rate limit
@@ -15,6 +16,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod limits;
+pub mod replay;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use lastmile::config::Settings;
+use lastmile::replay::{ReplayArgs, ReplayError};
 use lastmile::startup::Application;
 use lastmile::telemetry;
 
@@ -29,12 +30,31 @@ fn config_arg() -> Result<Option<PathBuf>, String> {
     Ok(path)
 }
 
+/// `lastmile replay mdrp …`: exit 0 with the report, 2 on bad input.
+fn replay(args: &[String]) -> ExitCode {
+    match ReplayArgs::parse(args).and_then(|a| lastmile::replay::run(&a)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e @ ReplayError::Infeasible(_)) => {
+            eprintln!("lastmile replay: {}", one_line(&e.to_string()));
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("lastmile replay: {}", one_line(&e.to_string()));
+            ExitCode::from(EXIT_BAD_CONFIG)
+        }
+    }
+}
+
 /// Operators read the first line of a failed start; parser errors span several.
 fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("replay") {
+        return replay(&args[1..]);
+    }
     let settings =
         match config_arg().and_then(|p| Settings::load(p.as_deref()).map_err(|e| e.to_string())) {
             Ok(s) => s,

@@ -15,6 +15,11 @@
 //! `dispatch.reassign_after` that are not picked up go back to the pool.
 //! After a restart nobody is present, so offline time counts from the start.
 
+pub(crate) mod assignment;
+pub mod mdrp;
+pub mod planner;
+pub mod replay;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,0 +1,356 @@
+//! The planning core: given the time, the orders waiting for a courier and
+//! the couriers (where and when each is next free), decide which bundles to
+//! send now, to whom, in which stop sequence. Pure: no actix, no sled, no
+//! clock — the live dispatcher calls it with the wall clock, the MDRP
+//! replay with a simulated one.
+//!
+//! One round (a rolling horizon, after Reyes et al. 2018):
+//! 1. **Bundles.** Waiting orders are grouped by pickup place and, within a
+//!    place, bundled in order of readiness up to a size set by demand over
+//!    supply (more orders than free couriers → bigger bundles), each drop-off
+//!    placed by cheapest insertion; an order joins only if nobody in the
+//!    bundle is then delivered past the target because of it.
+//! 2. **Matching.** Every bundle is priced against the couriers free now or
+//!    soon (look-ahead): the click-to-door of its orders, heavily weighted
+//!    lateness past the target, and the courier time the route uses. A
+//!    min-cost assignment (Hungarian, over each bundle's nearest candidates)
+//!    picks the pairs; a pair that would break `max` click-to-door, or pick
+//!    up after the courier's shift, is never formed.
+//! 3. **Commitment.** A pair is sent only when waiting cannot improve it:
+//!    the courier is free now and would not stand at the pickup long before
+//!    the food is ready — unless an order would otherwise miss the target.
+//!    Everything else waits for the next round, where a better courier or a
+//!    bundle partner may have appeared.
+//!
+//! Its cost grows with bundles × candidate couriers per round (each bundle
+//! looks at its [`CANDIDATES`] nearest couriers), not with the whole day.
+
+use std::collections::HashMap;
+
+/// A position in metres.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    /// East, metres.
+    pub x: f64,
+    /// North, metres.
+    pub y: f64,
+}
+
+impl Point {
+    /// Euclidean distance in metres.
+    pub fn distance(self, other: Point) -> f64 {
+        ((self.x - other.x).powi(2) + (self.y - other.y).powi(2)).sqrt()
+    }
+}
+
+/// How travel and service take time; all times are minutes.
+#[derive(Debug, Clone)]
+pub struct Params {
+    /// Metres per minute.
+    pub speed: f64,
+    /// Round travel times up to whole minutes (the MDRP rule).
+    pub whole_minutes: bool,
+    /// Minutes spent at a pickup (half before the pickup instant, half after).
+    pub pickup_service: f64,
+    /// Minutes spent at a drop-off (half before the hand-over, half after).
+    pub dropoff_service: f64,
+    /// Click-to-door target.
+    pub target: f64,
+    /// Click-to-door that must never be passed.
+    pub max: f64,
+    /// Most orders in one bundle (a courier's capacity).
+    pub max_bundle: usize,
+}
+
+impl Params {
+    /// Minutes from `a` to `b`.
+    pub fn travel(&self, a: Point, b: Point) -> f64 {
+        let t = a.distance(b) / self.speed;
+        if self.whole_minutes {
+            t.ceil()
+        } else {
+            t
+        }
+    }
+}
+
+/// An order waiting for a courier.
+#[derive(Debug, Clone)]
+pub struct Order {
+    /// The caller's handle for it.
+    pub key: usize,
+    /// Which pickup place (orders of one place may share a courier).
+    pub site: u32,
+    /// Where it is picked up.
+    pub pickup: Point,
+    /// Where it goes.
+    pub dropoff: Point,
+    /// When the customer placed it (click-to-door counts from here).
+    pub placed: f64,
+    /// When it can be picked up.
+    pub ready: f64,
+    /// Who ordered it (a courier never carries their own order).
+    pub owner: Option<u64>,
+}
+
+/// A courier who can take work.
+#[derive(Debug, Clone)]
+pub struct Courier {
+    /// The caller's handle for them.
+    pub key: usize,
+    /// Where they are, or will be when free.
+    pub pos: Point,
+    /// When they are free (≤ now: idle now).
+    pub free_at: f64,
+    /// No pickup after this (end of shift).
+    pub off_time: f64,
+    /// Orders they may carry in this bundle.
+    pub capacity: usize,
+    /// Who they are as a customer (never their own order).
+    pub owner: Option<u64>,
+}
+
+/// A bundle sent to a courier: go to the pickup, then drop off in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assignment {
+    /// The courier's key.
+    pub courier: usize,
+    /// Order keys in delivery sequence.
+    pub orders: Vec<usize>,
+    /// When the courier sets off (now, or when free).
+    pub depart: f64,
+    /// When they reach the pickup place.
+    pub arrive: f64,
+    /// The pickup instant (never before the latest ready time).
+    pub pickup: f64,
+    /// The hand-over instant of each order, in sequence.
+    pub dropoffs: Vec<f64>,
+    /// When they are done with the last drop-off.
+    pub free_at: f64,
+}
+
+/// Courier time is worth this much click-to-door (busy days need couriers).
+const COURIER_TIME_WEIGHT: f64 = 0.5;
+/// A minute past the target costs this many minutes of click-to-door.
+const LATE_WEIGHT: f64 = 4.0;
+/// A minute the courier stands at the pickup before the food is ready.
+const WAIT_WEIGHT: f64 = 0.5;
+/// Couriers free within this many minutes are candidates (not sent yet).
+const LOOKAHEAD: f64 = 10.0;
+/// A courier is sent when they would wait at most this long for the food.
+const COMMIT_WAIT: f64 = 1.0;
+/// Orders whose ready times are further apart than this are not bundled.
+const BUNDLE_READY_GAP: f64 = 8.0;
+/// Each bundle is priced against at most this many couriers (nearest first).
+pub const CANDIDATES: usize = 12;
+/// Rounds are this far apart (minutes): a deferred pair is looked at again then.
+const ROUND: f64 = 1.0;
+
+/// The stop times of a bundle for a courier at `pos`, free at `free_at`.
+pub fn schedule(
+    p: &Params,
+    now: f64,
+    pos: Point,
+    free_at: f64,
+    pickup: Point,
+    orders: &[&Order],
+) -> Assignment {
+    let depart = free_at.max(now);
+    let arrive = depart + p.travel(pos, pickup);
+    let ready = orders.iter().map(|o| o.ready).fold(f64::MIN, f64::max);
+    let pick = (arrive + p.pickup_service / 2.0).max(ready);
+    let mut at = pick + p.pickup_service / 2.0;
+    let mut here = pickup;
+    let mut dropoffs = Vec::with_capacity(orders.len());
+    for o in orders {
+        let hand = at + p.travel(here, o.dropoff) + p.dropoff_service / 2.0;
+        dropoffs.push(hand);
+        at = hand + p.dropoff_service / 2.0;
+        here = o.dropoff;
+    }
+    Assignment {
+        courier: 0,
+        orders: orders.iter().map(|o| o.key).collect(),
+        depart,
+        arrive,
+        pickup: pick,
+        dropoffs,
+        free_at: at,
+    }
+}
+
+/// What a schedule costs, or None when it breaks `max` click-to-door.
+fn price(p: &Params, a: &Assignment, orders: &[&Order], now: f64) -> Option<f64> {
+    let mut cost = 0.0;
+    for (o, drop) in orders.iter().zip(&a.dropoffs) {
+        let ctd = drop - o.placed;
+        if ctd > p.max {
+            return None;
+        }
+        cost += ctd + LATE_WEIGHT * (ctd - p.target).max(0.0);
+    }
+    let wait = (a.pickup - p.pickup_service / 2.0 - a.arrive).max(0.0);
+    Some(cost + COURIER_TIME_WEIGHT * (a.free_at - now) + WAIT_WEIGHT * wait)
+}
+
+/// A candidate bundle: orders of one place in delivery sequence.
+struct Bundle<'a> {
+    pickup: Point,
+    orders: Vec<&'a Order>,
+}
+
+/// The delivery sequence of `orders` (from `pickup`) with `extra` inserted
+/// where it adds the least total hand-over time.
+fn insert_cheapest<'a>(
+    p: &Params,
+    pickup: Point,
+    orders: &[&'a Order],
+    extra: &'a Order,
+) -> Vec<&'a Order> {
+    let mut best: Option<(f64, Vec<&Order>)> = None;
+    for at in 0..=orders.len() {
+        let mut seq = orders.to_vec();
+        seq.insert(at, extra);
+        let a = schedule(p, 0.0, pickup, 0.0, pickup, &seq);
+        let total: f64 = a.dropoffs.iter().sum();
+        if best.as_ref().is_none_or(|(b, _)| total < *b) {
+            best = Some((total, seq));
+        }
+    }
+    best.map(|(_, s)| s).unwrap_or_default()
+}
+
+/// Bundles per place: by readiness, up to `size`, an order joining only
+/// when no order of the bundle is then delivered past the target (counting
+/// from the pickup at the latest ready time) on its account.
+fn bundles<'a>(p: &Params, orders: &'a [Order], size: usize) -> Vec<Bundle<'a>> {
+    let mut by_site: HashMap<u32, Vec<&Order>> = HashMap::new();
+    for o in orders {
+        by_site.entry(o.site).or_default().push(o);
+    }
+    let mut sites: Vec<_> = by_site.into_iter().collect();
+    sites.sort_by_key(|(site, _)| *site);
+    let mut out = Vec::new();
+    for (_, mut list) in sites {
+        list.sort_by(|a, b| a.ready.total_cmp(&b.ready).then(a.key.cmp(&b.key)));
+        let pickup = list[0].pickup;
+        let mut current: Vec<&Order> = Vec::new();
+        for o in list {
+            if !current.is_empty()
+                && current.len() < size
+                && o.ready - current[0].ready <= BUNDLE_READY_GAP
+            {
+                let seq = insert_cheapest(p, pickup, &current, o);
+                let ready = seq.iter().map(|x| x.ready).fold(f64::MIN, f64::max);
+                let a = schedule(p, ready, pickup, ready, pickup, &seq);
+                let fine = seq
+                    .iter()
+                    .zip(&a.dropoffs)
+                    .all(|(x, d)| d - x.placed <= p.target);
+                if fine {
+                    current = seq;
+                    continue;
+                }
+            }
+            if !current.is_empty() {
+                out.push(Bundle {
+                    pickup,
+                    orders: std::mem::take(&mut current),
+                });
+            }
+            current.push(o);
+        }
+        if !current.is_empty() {
+            out.push(Bundle {
+                pickup,
+                orders: current,
+            });
+        }
+    }
+    out
+}
+
+/// One planning round at `now`: the assignments to send now.
+pub fn plan(p: &Params, now: f64, orders: &[Order], couriers: &[Courier]) -> Vec<Assignment> {
+    let candidates: Vec<&Courier> = couriers
+        .iter()
+        .filter(|c| c.off_time > now && c.free_at <= now + LOOKAHEAD && c.capacity > 0)
+        .collect();
+    if orders.is_empty() || candidates.is_empty() {
+        return Vec::new();
+    }
+    let idle = candidates
+        .iter()
+        .filter(|c| c.free_at <= now)
+        .count()
+        .max(1);
+    let soon = orders.iter().filter(|o| o.ready <= now + LOOKAHEAD).count();
+    let size = soon.div_ceil(idle).clamp(1, p.max_bundle.max(1));
+    let bundles = bundles(p, orders, size);
+    let priced = price_pairs(p, now, &bundles, &candidates);
+    let pairs = crate::dispatch::assignment::min_cost(bundles.len(), &priced);
+    let mut out = Vec::new();
+    for (b, slot) in pairs {
+        let c = &priced[b][slot];
+        let courier = candidates[c.courier];
+        if courier.free_at > now {
+            continue; // matched to someone not free yet: the bundle waits for them
+        }
+        let a = &c.assignment;
+        let wait = a.pickup - p.pickup_service / 2.0 - a.arrive;
+        let orders = &bundles[b].orders;
+        let urgent = orders
+            .iter()
+            .zip(&a.dropoffs)
+            .any(|(o, d)| d + ROUND - o.placed > p.target || d + ROUND - o.placed > p.max);
+        if wait <= COMMIT_WAIT || urgent {
+            let mut sent = a.clone();
+            sent.courier = courier.key;
+            out.push(sent);
+        }
+    }
+    out
+}
+
+/// A priced (bundle, courier) pair.
+pub(crate) struct Pair {
+    /// Index into the candidate couriers.
+    pub courier: usize,
+    /// What it costs.
+    pub cost: f64,
+    /// The schedule it stands for.
+    pub assignment: Assignment,
+}
+
+/// For each bundle, its feasible pairs with the nearest candidates.
+fn price_pairs(p: &Params, now: f64, bundles: &[Bundle], couriers: &[&Courier]) -> Vec<Vec<Pair>> {
+    bundles
+        .iter()
+        .map(|b| {
+            let mut near: Vec<(f64, usize)> = couriers
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.capacity >= b.orders.len())
+                .filter(|(_, c)| c.owner.is_none() || b.orders.iter().all(|o| o.owner != c.owner))
+                .map(|(i, c)| (c.free_at.max(now) + p.travel(c.pos, b.pickup), i))
+                .collect();
+            near.sort_by(|a, b| a.0.total_cmp(&b.0));
+            near.truncate(CANDIDATES);
+            near.into_iter()
+                .filter_map(|(_, i)| {
+                    let c = couriers[i];
+                    let a = schedule(p, now, c.pos, c.free_at, b.pickup, &b.orders);
+                    if a.pickup > c.off_time {
+                        return None;
+                    }
+                    let cost = price(p, &a, &b.orders, now)?;
+                    Some(Pair {
+                        courier: i,
+                        cost,
+                        assignment: a,
+                    })
+                })
+                .collect()
+        })
+        .collect()
+}

@@ -1,0 +1,253 @@
+//! Replays an MDRP instance through a dispatch policy on a simulated clock:
+//! a planning round every minute, orders known from their placement,
+//! couriers that follow every instruction exactly by the instance's rules.
+//! The planner is the same code the live dispatcher runs.
+
+use std::time::Instant;
+
+use super::mdrp::{BundleRecord, Instance, Move, OrderRecord, Solution, Stop};
+use super::planner::{self, Assignment, Courier, Order, Params, Point};
+
+/// Which dispatcher to replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// lastmile's planner.
+    Planner,
+    /// The naive baseline: each order at once, first come first served, to
+    /// the nearest idle on-duty courier, no bundling.
+    Greedy,
+}
+
+/// What a replay produced.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    /// The solution (what the evaluator reads).
+    pub solution: Solution,
+    /// Wall time of each planning round, milliseconds.
+    pub round_ms: Vec<f64>,
+}
+
+/// Minutes between planning rounds.
+const ROUND_EVERY: f64 = 1.0;
+
+struct CourierState {
+    pos: Point,
+    at: Stop,
+    free_at: f64,
+}
+
+/// Runs `policy` over `inst` with bundles of at most `max_bundle` orders.
+pub fn replay(inst: &Instance, policy: Policy, max_bundle: usize) -> Replay {
+    let params = inst.planner_params(max_bundle);
+    let mut couriers: Vec<CourierState> = inst
+        .couriers
+        .iter()
+        .map(|c| CourierState {
+            pos: c.start,
+            at: Stop::Start,
+            free_at: c.on,
+        })
+        .collect();
+    let mut by_placement: Vec<usize> = (0..inst.orders.len()).collect();
+    by_placement.sort_by(|a, b| {
+        inst.orders[*a]
+            .placed
+            .total_cmp(&inst.orders[*b].placed)
+            .then(a.cmp(b))
+    });
+    let end = inst
+        .couriers
+        .iter()
+        .map(|c| c.off)
+        .chain(inst.orders.iter().map(|o| o.placed + inst.params.max))
+        .fold(0.0, f64::max);
+    let mut waiting: Vec<usize> = Vec::new();
+    let mut next = 0;
+    let mut solution = Solution::default();
+    let mut round_ms = Vec::new();
+    let mut now = 0.0;
+    while now <= end {
+        while next < by_placement.len() && inst.orders[by_placement[next]].placed <= now {
+            waiting.push(by_placement[next]);
+            next += 1;
+        }
+        // An order that can no longer be delivered in time is given up.
+        waiting.retain(|&o| {
+            now + inst.params.pickup_service < inst.orders[o].placed + inst.params.max
+        });
+        if !waiting.is_empty() {
+            let started = Instant::now();
+            let sent = match policy {
+                Policy::Planner => plan_round(inst, &params, now, &waiting, &couriers),
+                Policy::Greedy => greedy_round(inst, &params, now, &mut waiting, &couriers),
+            };
+            round_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+            for a in sent {
+                waiting.retain(|o| !a.orders.contains(o));
+                follow(
+                    inst,
+                    &params,
+                    now,
+                    &a,
+                    &mut couriers[a.courier],
+                    &mut solution,
+                );
+            }
+        }
+        now += ROUND_EVERY;
+    }
+    Replay { solution, round_ms }
+}
+
+fn on_duty(inst: &Instance, now: f64) -> impl Iterator<Item = usize> + '_ {
+    inst.couriers
+        .iter()
+        .enumerate()
+        .filter(move |(_, c)| c.on <= now && now < c.off)
+        .map(|(i, _)| i)
+}
+
+fn plan_round(
+    inst: &Instance,
+    params: &Params,
+    now: f64,
+    waiting: &[usize],
+    couriers: &[CourierState],
+) -> Vec<Assignment> {
+    let orders: Vec<Order> = waiting
+        .iter()
+        .map(|&i| {
+            let o = &inst.orders[i];
+            Order {
+                key: i,
+                site: o.restaurant as u32,
+                pickup: inst.restaurants[o.restaurant].1,
+                dropoff: o.dropoff,
+                placed: o.placed,
+                ready: o.ready,
+                owner: None,
+            }
+        })
+        .collect();
+    let available: Vec<Courier> = on_duty(inst, now)
+        .map(|i| Courier {
+            key: i,
+            pos: couriers[i].pos,
+            free_at: couriers[i].free_at,
+            off_time: inst.couriers[i].off,
+            capacity: params.max_bundle,
+            owner: None,
+        })
+        .collect();
+    planner::plan(params, now, &orders, &available)
+}
+
+/// First come first served: each waiting order to the nearest idle courier
+/// who can still deliver it in time; an order nobody can serve in time any
+/// more is dropped.
+fn greedy_round(
+    inst: &Instance,
+    params: &Params,
+    now: f64,
+    waiting: &mut Vec<usize>,
+    couriers: &[CourierState],
+) -> Vec<Assignment> {
+    let mut idle: Vec<usize> = on_duty(inst, now)
+        .filter(|&i| couriers[i].free_at <= now)
+        .collect();
+    let mut sent = Vec::new();
+    let mut dropped = Vec::new();
+    for &oi in waiting.iter() {
+        if idle.is_empty() {
+            break;
+        }
+        let o = &inst.orders[oi];
+        let site = inst.restaurants[o.restaurant].1;
+        let Some((k, _)) = idle
+            .iter()
+            .enumerate()
+            .map(|(k, &c)| (k, params.travel(couriers[c].pos, site)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+        else {
+            break;
+        };
+        let c = idle[k];
+        let order = Order {
+            key: oi,
+            site: o.restaurant as u32,
+            pickup: site,
+            dropoff: o.dropoff,
+            placed: o.placed,
+            ready: o.ready,
+            owner: None,
+        };
+        let mut a = planner::schedule(
+            params,
+            now,
+            couriers[c].pos,
+            couriers[c].free_at,
+            site,
+            &[&order],
+        );
+        if a.pickup > inst.couriers[c].off || a.dropoffs[0] - o.placed > params.max {
+            dropped.push(oi);
+            continue;
+        }
+        a.courier = c;
+        idle.swap_remove(k);
+        sent.push(a);
+    }
+    waiting.retain(|o| !dropped.contains(o));
+    sent
+}
+
+/// The courier carries out an assignment: the moves, the bundle, the orders.
+fn follow(
+    inst: &Instance,
+    params: &Params,
+    now: f64,
+    a: &Assignment,
+    c: &mut CourierState,
+    sol: &mut Solution,
+) {
+    let Some(&first) = a.orders.first() else {
+        return;
+    };
+    let restaurant = inst.orders[first].restaurant;
+    sol.moves.push(Move {
+        courier: a.courier,
+        departure: a.depart,
+        origin: c.at,
+        destination: Stop::Restaurant(restaurant),
+    });
+    let mut leave = a.pickup + params.pickup_service / 2.0;
+    let mut from = Stop::Restaurant(restaurant);
+    for (&o, &drop) in a.orders.iter().zip(&a.dropoffs) {
+        sol.moves.push(Move {
+            courier: a.courier,
+            departure: leave,
+            origin: from,
+            destination: Stop::Order(o),
+        });
+        sol.orders.push(OrderRecord {
+            order: o,
+            pickup: a.pickup,
+            dropoff: drop,
+            courier: a.courier,
+        });
+        leave = drop + params.dropoff_service / 2.0;
+        from = Stop::Order(o);
+    }
+    sol.bundles.push(BundleRecord {
+        assigned_at: now,
+        pickup: a.pickup,
+        courier: a.courier,
+        orders: a.orders.clone(),
+    });
+    c.at = from;
+    c.pos = match from {
+        Stop::Order(o) => inst.orders[o].dropoff,
+        _ => c.pos,
+    };
+    c.free_at = a.free_at;
+}
