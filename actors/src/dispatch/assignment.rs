@@ -4,7 +4,8 @@
 //!
 //! Hungarian algorithm with potentials (O(n²·m) for n bundles and m
 //! columns) over the couriers some bundle can use; every bundle also has a
-//! private "not now" column, so a bundle without a good courier stays out.
+//! private "not now" column of cost 0, so only pairs of negative cost (the
+//! planner prices a pair as its worth, negated) are ever formed.
 //! Beyond [`DENSE_LIMIT`] operations a round falls back to a greedy pass
 //! (cheapest pair first), which keeps a busy round bounded in time.
 
@@ -12,8 +13,6 @@ use super::planner::Pair;
 
 /// Dense Hungarian work above which the greedy pass is used instead.
 const DENSE_LIMIT: usize = 40_000_000;
-/// Makes any real pair worth more than leaving a bundle out.
-const PAIR_BONUS: f64 = 1.0e6;
 
 /// Pairs chosen as (bundle index, index into that bundle's `pairs`).
 pub(crate) fn min_cost(bundles: usize, pairs: &[Vec<Pair>]) -> Vec<(usize, usize)> {
@@ -34,7 +33,7 @@ pub(crate) fn min_cost(bundles: usize, pairs: &[Vec<Pair>]) -> Vec<(usize, usize
     for (b, list) in pairs.iter().enumerate() {
         for p in list {
             let c = col_of(p.courier);
-            cost[b][c] = cost[b][c].min(p.cost - PAIR_BONUS);
+            cost[b][c] = cost[b][c].min(p.cost);
         }
         cost[b][columns.len() + b] = 0.0;
     }
@@ -58,7 +57,8 @@ pub(crate) fn min_cost(bundles: usize, pairs: &[Vec<Pair>]) -> Vec<(usize, usize
     out
 }
 
-/// Cheapest pair first, skipping bundles and couriers already taken.
+/// Cheapest pair first, skipping bundles and couriers already taken, and
+/// pairs not worth forming.
 fn greedy(pairs: &[Vec<Pair>]) -> Vec<(usize, usize)> {
     let mut all: Vec<(f64, usize, usize)> = pairs
         .iter()
@@ -69,7 +69,10 @@ fn greedy(pairs: &[Vec<Pair>]) -> Vec<(usize, usize)> {
     let mut bundle_done = vec![false; pairs.len()];
     let mut courier_done = std::collections::HashSet::new();
     let mut out = Vec::new();
-    for (_, b, i) in all {
+    for (cost, b, i) in all {
+        if cost >= 0.0 {
+            break;
+        }
         let courier = pairs[b][i].courier;
         if bundle_done[b] || courier_done.contains(&courier) {
             continue;

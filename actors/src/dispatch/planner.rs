@@ -139,12 +139,23 @@ const WAIT_WEIGHT: f64 = 0.5;
 const LOOKAHEAD: f64 = 10.0;
 /// A courier is sent when they would wait at most this long for the food.
 const COMMIT_WAIT: f64 = 1.0;
+/// Under scarcity, a bundle keeps every order this far from `max`.
+const BUNDLE_MAX_MARGIN: f64 = 15.0;
 /// Orders whose ready times are further apart than this are not bundled.
 const BUNDLE_READY_GAP: f64 = 8.0;
 /// Each bundle is priced against at most this many couriers (nearest first).
-pub const CANDIDATES: usize = 12;
+pub const CANDIDATES: usize = 30;
 /// Rounds are this far apart (minutes): a deferred pair is looked at again then.
 const ROUND: f64 = 1.0;
+/// What serving one order is worth: more than any difference in cost, so a
+/// round serves as many orders as it can.
+const ORDER_WORTH: f64 = 10_000.0;
+/// Extra worth of an order about to become impossible to deliver in time…
+const URGENT_WORTH: f64 = 400.0;
+/// What a minute of the bundle's route costs against other bundles.
+const ROUTE_WEIGHT: f64 = 30.0;
+/// …counted from this many minutes of slack before its deadline.
+const URGENT_SLACK: f64 = 20.0;
 
 /// The stop times of a bundle for a courier at `pos`, free at `free_at`.
 pub fn schedule(
@@ -224,6 +235,13 @@ fn insert_cheapest<'a>(
 /// when no order of the bundle is then delivered past the target (counting
 /// from the pickup at the latest ready time) on its account.
 fn bundles<'a>(p: &Params, orders: &'a [Order], size: usize) -> Vec<Bundle<'a>> {
+    // With more orders than free couriers a shared trip is worth some
+    // lateness: then an order may join as long as nobody is near `max`.
+    let limit = if size > 1 {
+        p.max - BUNDLE_MAX_MARGIN
+    } else {
+        p.target
+    };
     let mut by_site: HashMap<u32, Vec<&Order>> = HashMap::new();
     for o in orders {
         by_site.entry(o.site).or_default().push(o);
@@ -246,7 +264,7 @@ fn bundles<'a>(p: &Params, orders: &'a [Order], size: usize) -> Vec<Bundle<'a>> 
                 let fine = seq
                     .iter()
                     .zip(&a.dropoffs)
-                    .all(|(x, d)| d - x.placed <= p.target);
+                    .all(|(x, d)| d - x.placed <= limit);
                 if fine {
                     current = seq;
                     continue;
@@ -322,7 +340,9 @@ pub(crate) struct Pair {
     pub assignment: Assignment,
 }
 
-/// For each bundle, its feasible pairs with the nearest candidates.
+/// For each bundle, its feasible pairs with the nearest candidates, priced
+/// as negated worth: every order served, more for orders close to their
+/// deadline, less the extra cost of this courier over the bundle's best.
 fn price_pairs(p: &Params, now: f64, bundles: &[Bundle], couriers: &[&Courier]) -> Vec<Vec<Pair>> {
     bundles
         .iter()
@@ -336,7 +356,8 @@ fn price_pairs(p: &Params, now: f64, bundles: &[Bundle], couriers: &[&Courier]) 
                 .collect();
             near.sort_by(|a, b| a.0.total_cmp(&b.0));
             near.truncate(CANDIDATES);
-            near.into_iter()
+            let mut pairs: Vec<Pair> = near
+                .into_iter()
                 .filter_map(|(_, i)| {
                     let c = couriers[i];
                     let a = schedule(p, now, c.pos, c.free_at, b.pickup, &b.orders);
@@ -350,7 +371,27 @@ fn price_pairs(p: &Params, now: f64, bundles: &[Bundle], couriers: &[&Courier]) 
                         assignment: a,
                     })
                 })
-                .collect()
+                .collect();
+            let Some(best) = pairs.iter().min_by(|x, y| x.cost.total_cmp(&y.cost)) else {
+                return pairs;
+            };
+            let base = best.cost;
+            // Under scarcity a short trip serves more orders per courier hour.
+            let route = ROUTE_WEIGHT * (best.assignment.free_at - best.assignment.depart);
+            let urgency: f64 = b
+                .orders
+                .iter()
+                .zip(&best.assignment.dropoffs)
+                .map(|(o, d)| {
+                    let slack = o.placed + p.max - d;
+                    URGENT_WORTH * (1.0 - slack / URGENT_SLACK).clamp(0.0, 1.0)
+                })
+                .sum();
+            let worth = ORDER_WORTH * b.orders.len() as f64 + urgency;
+            for pair in &mut pairs {
+                pair.cost = pair.cost - base - worth + route;
+            }
+            pairs
         })
         .collect()
 }

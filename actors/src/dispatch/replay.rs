@@ -79,7 +79,7 @@ pub fn replay(inst: &Instance, policy: Policy, max_bundle: usize) -> Replay {
             let started = Instant::now();
             let sent = match policy {
                 Policy::Planner => plan_round(inst, &params, now, &waiting, &couriers),
-                Policy::Greedy => greedy_round(inst, &params, now, &mut waiting, &couriers),
+                Policy::Greedy => greedy_round(inst, &params, now, &waiting, &couriers),
             };
             round_ms.push(started.elapsed().as_secs_f64() * 1000.0);
             for a in sent {
@@ -143,35 +143,25 @@ fn plan_round(
 }
 
 /// First come first served: each waiting order to the nearest idle courier
-/// who can still deliver it in time; an order nobody can serve in time any
-/// more is dropped.
+/// who can still deliver it in time; an order nobody idle can serve waits
+/// (and is given up when too old).
 fn greedy_round(
     inst: &Instance,
     params: &Params,
     now: f64,
-    waiting: &mut Vec<usize>,
+    waiting: &[usize],
     couriers: &[CourierState],
 ) -> Vec<Assignment> {
     let mut idle: Vec<usize> = on_duty(inst, now)
         .filter(|&i| couriers[i].free_at <= now)
         .collect();
     let mut sent = Vec::new();
-    let mut dropped = Vec::new();
-    for &oi in waiting.iter() {
+    for &oi in waiting {
         if idle.is_empty() {
             break;
         }
         let o = &inst.orders[oi];
         let site = inst.restaurants[o.restaurant].1;
-        let Some((k, _)) = idle
-            .iter()
-            .enumerate()
-            .map(|(k, &c)| (k, params.travel(couriers[c].pos, site)))
-            .min_by(|a, b| a.1.total_cmp(&b.1))
-        else {
-            break;
-        };
-        let c = idle[k];
         let order = Order {
             key: oi,
             site: o.restaurant as u32,
@@ -181,23 +171,30 @@ fn greedy_round(
             ready: o.ready,
             owner: None,
         };
-        let mut a = planner::schedule(
-            params,
-            now,
-            couriers[c].pos,
-            couriers[c].free_at,
-            site,
-            &[&order],
-        );
-        if a.pickup > inst.couriers[c].off || a.dropoffs[0] - o.placed > params.max {
-            dropped.push(oi);
-            continue;
+        let best = idle
+            .iter()
+            .enumerate()
+            .map(|(k, &c)| {
+                let a = planner::schedule(
+                    params,
+                    now,
+                    couriers[c].pos,
+                    couriers[c].free_at,
+                    site,
+                    &[&order],
+                );
+                (k, c, a)
+            })
+            .filter(|(_, c, a)| {
+                a.pickup <= inst.couriers[*c].off && a.dropoffs[0] - o.placed <= params.max
+            })
+            .min_by(|x, y| x.2.arrive.total_cmp(&y.2.arrive));
+        if let Some((k, c, mut a)) = best {
+            a.courier = c;
+            idle.swap_remove(k);
+            sent.push(a);
         }
-        a.courier = c;
-        idle.swap_remove(k);
-        sent.push(a);
     }
-    waiting.retain(|o| !dropped.contains(o));
     sent
 }
 
