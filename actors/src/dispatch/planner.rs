@@ -136,13 +136,15 @@ const LATE_WEIGHT: f64 = 4.0;
 /// A minute the courier stands at the pickup before the food is ready.
 const WAIT_WEIGHT: f64 = 0.5;
 /// Couriers free within this many minutes are candidates (not sent yet).
-const LOOKAHEAD: f64 = 10.0;
+const LOOKAHEAD: f64 = 30.0;
+/// Orders ready later than this many minutes from now wait for a later round.
+const READY_HORIZON: f64 = 20.0;
 /// A courier is sent when they would wait at most this long for the food.
 const COMMIT_WAIT: f64 = 1.0;
 /// Under scarcity, a bundle keeps every order this far from `max`.
 const BUNDLE_MAX_MARGIN: f64 = 15.0;
 /// Orders whose ready times are further apart than this are not bundled.
-const BUNDLE_READY_GAP: f64 = 8.0;
+const BUNDLE_READY_GAP: f64 = 15.0;
 /// Each bundle is priced against at most this many couriers (nearest first).
 pub const CANDIDATES: usize = 30;
 /// Rounds are this far apart (minutes): a deferred pair is looked at again then.
@@ -200,6 +202,9 @@ fn price(p: &Params, a: &Assignment, orders: &[&Order], now: f64) -> Option<f64>
         }
         cost += ctd + LATE_WEIGHT * (ctd - p.target).max(0.0);
     }
+    // Courier time counts from now: a courier kept waiting for the food
+    // could have served someone else meanwhile, and waiting at the pickup
+    // counts once more.
     let wait = (a.pickup - p.pickup_service / 2.0 - a.arrive).max(0.0);
     Some(cost + COURIER_TIME_WEIGHT * (a.free_at - now) + WAIT_WEIGHT * wait)
 }
@@ -294,6 +299,13 @@ pub fn plan(p: &Params, now: f64, orders: &[Order], couriers: &[Courier]) -> Vec
         .iter()
         .filter(|c| c.off_time > now && c.free_at <= now + LOOKAHEAD && c.capacity > 0)
         .collect();
+    // Food ready later than the horizon does not compete for couriers yet.
+    let orders: Vec<Order> = orders
+        .iter()
+        .filter(|o| o.ready <= now + READY_HORIZON)
+        .cloned()
+        .collect();
+    let orders = &orders[..];
     if orders.is_empty() || candidates.is_empty() {
         return Vec::new();
     }
@@ -308,26 +320,70 @@ pub fn plan(p: &Params, now: f64, orders: &[Order], couriers: &[Courier]) -> Vec
     let priced = price_pairs(p, now, &bundles, &candidates);
     let pairs = crate::dispatch::assignment::min_cost(bundles.len(), &priced);
     let mut out = Vec::new();
+    let mut busy = vec![false; candidates.len()];
+    let mut matched = vec![false; bundles.len()];
     for (b, slot) in pairs {
-        let c = &priced[b][slot];
-        let courier = candidates[c.courier];
-        if courier.free_at > now {
-            continue; // matched to someone not free yet: the bundle waits for them
+        matched[b] = true;
+        let pair = &priced[b][slot];
+        if let Some(sent) = committable(p, now, &bundles[b], pair, candidates[pair.courier]) {
+            busy[pair.courier] = true;
+            out.push(sent);
         }
-        let a = &c.assignment;
-        let wait = a.pickup - p.pickup_service / 2.0 - a.arrive;
-        let orders = &bundles[b].orders;
-        let urgent = orders
-            .iter()
-            .zip(&a.dropoffs)
-            .any(|(o, d)| d + ROUND - o.placed > p.target || d + ROUND - o.placed > p.max);
-        if wait <= COMMIT_WAIT || urgent {
-            let mut sent = a.clone();
-            sent.courier = courier.key;
+    }
+    // Second pass: a courier kept for food not ready yet may serve, now, a
+    // bundle the first pass left without anyone (the deferred bundle is
+    // looked at again next round).
+    let left: Vec<usize> = (0..bundles.len()).filter(|b| !matched[*b]).collect();
+    let free: Vec<&Courier> = candidates
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| !busy[*i] && c.free_at <= now)
+        .map(|(_, c)| *c)
+        .collect();
+    if left.is_empty() || free.is_empty() {
+        return out;
+    }
+    let rest: Vec<Bundle> = left
+        .iter()
+        .map(|&b| Bundle {
+            pickup: bundles[b].pickup,
+            orders: bundles[b].orders.clone(),
+        })
+        .collect();
+    let priced = price_pairs(p, now, &rest, &free);
+    for (b, slot) in crate::dispatch::assignment::min_cost(rest.len(), &priced) {
+        let pair = &priced[b][slot];
+        if let Some(sent) = committable(p, now, &rest[b], pair, free[pair.courier]) {
             out.push(sent);
         }
     }
     out
+}
+
+/// The assignment to send now for a matched pair, or None when waiting
+/// can still help: the courier is not free yet, or would stand at the
+/// pickup for the food while no order of the bundle is pressed for time.
+fn committable(
+    p: &Params,
+    now: f64,
+    bundle: &Bundle,
+    pair: &Pair,
+    courier: &Courier,
+) -> Option<Assignment> {
+    if courier.free_at > now {
+        return None;
+    }
+    let a = &pair.assignment;
+    let wait = a.pickup - p.pickup_service / 2.0 - a.arrive;
+    let urgent = bundle
+        .orders
+        .iter()
+        .zip(&a.dropoffs)
+        .any(|(o, d)| d + ROUND - o.placed > p.target);
+    (wait <= COMMIT_WAIT || urgent).then(|| Assignment {
+        courier: courier.key,
+        ..a.clone()
+    })
 }
 
 /// A priced (bundle, courier) pair.
