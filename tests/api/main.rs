@@ -15,6 +15,7 @@ mod notifier;
 mod ops;
 mod orders;
 mod payments;
+mod replay;
 mod resilience;
 mod secrets;
 mod sharecode;

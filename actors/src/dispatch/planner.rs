@@ -451,3 +451,189 @@ fn price_pairs(p: &Params, now: f64, bundles: &[Bundle], couriers: &[&Courier]) 
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn params() -> Params {
+        Params {
+            speed: 200.0,
+            whole_minutes: false,
+            pickup_service: 2.0,
+            dropoff_service: 2.0,
+            target: 40.0,
+            max: 90.0,
+            max_bundle: 3,
+        }
+    }
+
+    fn order(
+        key: usize,
+        site: u32,
+        at: (f64, f64),
+        to: (f64, f64),
+        placed: f64,
+        ready: f64,
+    ) -> Order {
+        Order {
+            key,
+            site,
+            pickup: Point { x: at.0, y: at.1 },
+            dropoff: Point { x: to.0, y: to.1 },
+            placed,
+            ready,
+            owner: None,
+        }
+    }
+
+    fn courier(key: usize, at: (f64, f64), free_at: f64) -> Courier {
+        Courier {
+            key,
+            pos: Point { x: at.0, y: at.1 },
+            free_at,
+            off_time: 1_000.0,
+            capacity: 3,
+            owner: None,
+        }
+    }
+
+    #[test]
+    fn a_courier_is_not_sent_long_before_the_food_is_ready() {
+        let p = params();
+        // Ready at 15; the courier is 400 m = 2 min away (+1 min service).
+        let orders = [order(1, 1, (0.0, 0.0), (1000.0, 0.0), 0.0, 15.0)];
+        let couriers = [courier(7, (400.0, 0.0), 0.0)];
+        assert!(
+            plan(&p, 0.0, &orders, &couriers).is_empty(),
+            "waiting helps"
+        );
+        assert!(plan(&p, 10.0, &orders, &couriers).is_empty());
+        let sent = plan(&p, 12.0, &orders, &couriers);
+        assert_eq!(sent.len(), 1, "sent when the food is ready on arrival");
+        assert_eq!(sent[0].courier, 7);
+        assert!(sent[0].pickup >= 15.0);
+    }
+
+    #[test]
+    fn two_orders_of_one_place_to_nearby_doors_share_a_courier_when_couriers_are_few() {
+        let p = params();
+        let orders = [
+            order(1, 1, (0.0, 0.0), (1000.0, 0.0), 0.0, 1.0),
+            order(2, 1, (0.0, 0.0), (1100.0, 0.0), 0.0, 1.0),
+        ];
+        let couriers = [courier(7, (200.0, 0.0), 0.0)];
+        let sent = plan(&p, 1.0, &orders, &couriers);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].orders, vec![1, 2], "nearer door first");
+    }
+
+    #[test]
+    fn a_busy_courier_is_never_sent_and_nobody_gets_their_own_order() {
+        let p = params();
+        let mut mine = order(1, 1, (0.0, 0.0), (500.0, 0.0), 0.0, 0.0);
+        mine.owner = Some(42);
+        let mut me = courier(7, (0.0, 0.0), 0.0);
+        me.owner = Some(42);
+        let busy = courier(8, (0.0, 0.0), 5.0);
+        assert!(plan(&p, 0.0, &[mine.clone()], &[me.clone(), busy]).is_empty());
+        let other = courier(9, (3000.0, 0.0), 0.0);
+        let sent = plan(&p, 0.0, &[mine], &[me, other]);
+        assert_eq!(sent.iter().map(|a| a.courier).collect::<Vec<_>>(), vec![9]);
+    }
+
+    #[test]
+    fn no_pickup_after_the_shift_ends() {
+        let p = params();
+        let orders = [order(1, 1, (0.0, 0.0), (500.0, 0.0), 0.0, 10.0)];
+        let mut leaving = courier(7, (0.0, 0.0), 0.0);
+        leaving.off_time = 5.0;
+        for now in 0..12 {
+            assert!(plan(&p, f64::from(now), &orders, &[leaving.clone()]).is_empty());
+        }
+    }
+
+    fn instance() -> impl Strategy<Value = (Vec<Order>, Vec<Courier>, f64)> {
+        let orders = prop::collection::vec(
+            (
+                0u32..4,
+                0.0..3000.0f64,
+                0.0..3000.0f64,
+                0.0..30.0f64,
+                0.0..25.0f64,
+                prop::option::of(0u64..3),
+            ),
+            1..12,
+        );
+        let couriers = prop::collection::vec(
+            (
+                0.0..3000.0f64,
+                0.0..3000.0f64,
+                0.0..40.0f64,
+                10.0..80.0f64,
+                1usize..4,
+                prop::option::of(0u64..3),
+            ),
+            1..8,
+        );
+        (orders, couriers, 0.0..40.0f64).prop_map(|(os, cs, now)| {
+            let sites = [(0.0, 0.0), (2500.0, 0.0), (0.0, 2500.0), (2500.0, 2500.0)];
+            let orders = os
+                .into_iter()
+                .enumerate()
+                .map(|(k, (s, x, y, placed, prep, owner))| Order {
+                    owner,
+                    ..order(
+                        k,
+                        s,
+                        sites[s as usize],
+                        (x, y),
+                        placed.min(now),
+                        placed.min(now) + prep,
+                    )
+                })
+                .collect();
+            let couriers = cs
+                .into_iter()
+                .enumerate()
+                .map(|(k, (x, y, free, off, cap, owner))| Courier {
+                    key: k,
+                    pos: Point { x, y },
+                    free_at: free,
+                    off_time: off,
+                    capacity: cap,
+                    owner,
+                })
+                .collect();
+            (orders, couriers, now)
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn every_plan_keeps_the_rules((orders, couriers, now) in instance()) {
+            let p = params();
+            let sent = plan(&p, now, &orders, &couriers);
+            prop_assert_eq!(&sent, &plan(&p, now, &orders, &couriers), "deterministic");
+            let mut couriers_used = std::collections::HashSet::new();
+            let mut orders_used = std::collections::HashSet::new();
+            for a in &sent {
+                let c = &couriers[a.courier];
+                prop_assert!(couriers_used.insert(a.courier), "one bundle per courier");
+                prop_assert!(c.free_at <= now, "only a free courier is sent");
+                prop_assert!(a.orders.len() <= c.capacity && a.orders.len() <= p.max_bundle);
+                prop_assert!(a.pickup <= c.off_time, "pickup within the shift");
+                let site = orders[a.orders[0]].site;
+                for (k, d) in a.orders.iter().zip(&a.dropoffs) {
+                    let o = &orders[*k];
+                    prop_assert!(orders_used.insert(*k), "one courier per order");
+                    prop_assert_eq!(o.site, site, "one pickup place per bundle");
+                    prop_assert!(a.pickup >= o.ready, "never before ready");
+                    prop_assert!(d - o.placed <= p.max + 1e-9, "never past max");
+                    prop_assert!(o.owner.is_none() || o.owner != c.owner, "never their own order");
+                }
+            }
+        }
+    }
+}

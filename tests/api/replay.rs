@@ -1,0 +1,234 @@
+//! `lastmile replay mdrp` on the tiny instance shipped in
+//! `tests/fixtures/mdrp-tiny` (the tests never need `../shared`): the
+//! solution files, our checker, and metrics computed by hand.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use lastmile_actors::dispatch::mdrp::{self, Solution};
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mdrp-tiny")
+}
+
+fn replay(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_lastmile"))
+        .arg("replay")
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+fn result_field(stdout: &str, key: &str) -> f64 {
+    stdout
+        .lines()
+        .find(|l| l.starts_with("RESULT "))
+        .and_then(|l| {
+            l.split(' ')
+                .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+#[test]
+fn the_tiny_instance_replays_to_feasible_files_with_hand_computed_metrics() {
+    let out = tempfile::tempdir().expect("tmp");
+    let dir = out.path().join("solution");
+
+    let run = replay(&[
+        "mdrp",
+        fixture().to_str().expect("path"),
+        "--out",
+        dir.to_str().expect("path"),
+    ]);
+
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).expect("written");
+    // c2 (10 min away) arrives as o1 is ready: it goes at once; c1 waits at
+    // r1 and is sent to r2 when o2 will be ready on its arrival; o3 goes to
+    // c2, back at r1's door. Times from the rules by hand:
+    // o1: leave 0, arrive r1 10, pickup max(10+2, 10) = 12, o1 at 14+5+2 = 21.
+    // o2: leave 7, arrive r2 17, pickup max(19, 20) = 20, o2 at 22+5+2 = 29.
+    // o3: leave 30 from o1, arrive r1 35, pickup 37, o3 at 39+3+2 = 44.
+    assert_eq!(
+        read("solution_info_assignments.txt"),
+        "assignment_time pickup_time courier orders\n0 12 c2 o1\n7 20 c1 o2\n30 37 c2 o3\n"
+    );
+    assert_eq!(
+        read("solution_info_orders.txt"),
+        "order placement_time ready_time pickup_time dropoff_time courier\n\
+         o1 0 10 12 21 c2\no2 5 20 20 29 c1\no3 30 30 37 44 c2\n"
+    );
+    assert_eq!(
+        read("solution_info_couriers.txt"),
+        "courier departure_time origin destination\n\
+         c1 7 0 r2\nc1 22 r2 o2\nc2 0 0 r1\nc2 14 r1 o1\nc2 30 o1 r1\nc2 39 r1 o3\n"
+    );
+    let inst = mdrp::load(&fixture()).expect("instance");
+    let solution = Solution::read(&inst, &dir).expect("solution");
+    assert_eq!(mdrp::check(&inst, &solution), Vec::<String>::new());
+    // click-to-door 21, 24, 14; ready-to-pickup 2, 0, 7; pay: both couriers
+    // get the 2-hour guarantee (30 $) → 60 / 3; driving 15 + 23 and service
+    // 3 × 4 + 3 × 4 over 240 shift minutes.
+    let expected = [
+        ("delivered_pct", 100.0),
+        ("ctd_mean", 59.0 / 3.0),
+        ("ctd_p90", 24.0),
+        ("r2p_mean", 3.0),
+        ("r2p_p90", 7.0),
+        ("overage", 0.0),
+        ("cost", 20.0),
+        ("oph", 0.75),
+        ("opb", 1.0),
+        ("util", 62.0 / 240.0),
+    ];
+    let metrics = mdrp::metrics(&inst, &solution);
+    for (key, want) in expected {
+        assert!(
+            (result_field(&stdout, key) - want).abs() < 1e-3,
+            "{key}: printed {} want {want}",
+            result_field(&stdout, key)
+        );
+    }
+    assert!((metrics.ctd_mean - 59.0 / 3.0).abs() < 1e-9);
+    assert!((metrics.utilisation - 62.0 / 240.0).abs() < 1e-9);
+}
+
+#[test]
+fn the_greedy_baseline_replays_too_and_is_feasible() {
+    let out = tempfile::tempdir().expect("tmp");
+    let dir = out.path().join("greedy");
+    let run = replay(&[
+        "mdrp",
+        fixture().to_str().expect("path"),
+        "--out",
+        dir.to_str().expect("path"),
+        "--policy",
+        "greedy",
+    ]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stdout}");
+    assert!(stdout.contains("policy greedy"));
+    let inst = mdrp::load(&fixture()).expect("instance");
+    let solution = Solution::read(&inst, &dir).expect("solution");
+    assert_eq!(mdrp::check(&inst, &solution), Vec::<String>::new());
+    assert_eq!(solution.orders.len(), 3);
+}
+
+/// Changes a feasible solution so that it breaks one rule.
+type Breakage = Box<dyn Fn(&mut Solution)>;
+
+#[test]
+fn the_checker_finds_what_breaks_the_rules() {
+    let inst = mdrp::load(&fixture()).expect("instance");
+    let out = tempfile::tempdir().expect("tmp");
+    let dir = out.path().join("s");
+    let run = replay(&[
+        "mdrp",
+        fixture().to_str().expect("path"),
+        "--out",
+        dir.to_str().expect("path"),
+    ]);
+    assert!(run.status.success());
+    let good = Solution::read(&inst, &dir).expect("solution");
+    let broken: Vec<(&str, Breakage)> = vec![
+        (
+            "pickup before ready",
+            Box::new(|s| {
+                s.bundles[1].pickup = 15.0;
+                s.orders[1].pickup = 15.0;
+            }),
+        ),
+        ("order twice", Box::new(|s| s.bundles[2].orders.push(0))),
+        (
+            "past the 90-minute maximum",
+            Box::new(|s| s.orders[2].dropoff = 200.0),
+        ),
+        (
+            "pickup after the shift",
+            Box::new(|s| {
+                s.bundles[2].pickup = 130.0;
+                s.orders[2].pickup = 130.0;
+            }),
+        ),
+        (
+            "broken move chain",
+            Box::new(|s| {
+                s.moves.remove(4);
+            }),
+        ),
+        (
+            "assigned before placement",
+            Box::new(|s| s.bundles[2].assigned_at = 10.0),
+        ),
+    ];
+    for (why, breaks) in broken {
+        let mut s = good.clone();
+        breaks(&mut s);
+        assert!(!mdrp::check(&inst, &s).is_empty(), "{why} went unnoticed");
+    }
+}
+
+#[test]
+fn a_missing_or_malformed_instance_is_one_line_and_exit_2() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let bad = dir.path().join("bad");
+    std::fs::create_dir_all(&bad).expect("dir");
+    for f in ["restaurants.txt", "couriers.txt", "instance_parameters.txt"] {
+        std::fs::copy(fixture().join(f), bad.join(f)).expect("copy");
+    }
+    std::fs::write(
+        bad.join("orders.txt"),
+        "order\tx\ty\tplacement_time\trestaurant\tready_time\no1\t0\tzero\t0\tr1\t10\n",
+    )
+    .expect("write");
+    let out = dir.path().join("out");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "mdrp".into(),
+                dir.path().join("nope").display().to_string(),
+                "--out".into(),
+                out.display().to_string(),
+            ],
+            "missing",
+        ),
+        (
+            vec![
+                "mdrp".into(),
+                bad.display().to_string(),
+                "--out".into(),
+                out.display().to_string(),
+            ],
+            "malformed",
+        ),
+        (
+            vec!["mdrp".into(), fixture().display().to_string()],
+            "no --out",
+        ),
+        (
+            vec![
+                "mdrp".into(),
+                fixture().display().to_string(),
+                "--out".into(),
+                out.display().to_string(),
+                "--policy".into(),
+                "magic".into(),
+            ],
+            "bad policy",
+        ),
+    ];
+    for (args, why) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = replay(&args);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{why}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{why}: {stderr}");
+    }
+}
