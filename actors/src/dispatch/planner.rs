@@ -170,6 +170,17 @@ pub fn schedule(
 ) -> Assignment {
     let depart = free_at.max(now);
     let arrive = depart + p.travel(pos, pickup);
+    from_arrival(p, depart, arrive, pickup, orders)
+}
+
+/// The stop times of a bundle for a courier who reaches `pickup` at `arrive`.
+fn from_arrival(
+    p: &Params,
+    depart: f64,
+    arrive: f64,
+    pickup: Point,
+    orders: &[&Order],
+) -> Assignment {
     let ready = orders.iter().map(|o| o.ready).fold(f64::MIN, f64::max);
     let pick = (arrive + p.pickup_service / 2.0).max(ready);
     let mut at = pick + p.pickup_service / 2.0;
@@ -291,6 +302,117 @@ fn bundles<'a>(p: &Params, orders: &'a [Order], size: usize) -> Vec<Bundle<'a>> 
         }
     }
     out
+}
+
+/// A bundle whose courier has not picked up yet: orders of the same place
+/// may still join it at the pickup place.
+#[derive(Debug, Clone)]
+pub struct EnRoute {
+    /// The courier's key.
+    pub courier: usize,
+    /// The pickup place.
+    pub site: u32,
+    /// Where it is.
+    pub pickup: Point,
+    /// When the courier set off.
+    pub depart: f64,
+    /// When they reach it.
+    pub arrive: f64,
+    /// The planned pickup instant.
+    pub pickup_at: f64,
+    /// The orders it carries, in delivery sequence.
+    pub orders: Vec<Order>,
+    /// Most orders it may carry.
+    pub capacity: usize,
+    /// No pickup after this.
+    pub off_time: f64,
+    /// Who the courier is as a customer.
+    pub owner: Option<u64>,
+}
+
+/// What a round decides.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    /// New bundles to send.
+    pub assignments: Vec<Assignment>,
+    /// Bundles under way that take more orders at the pickup place (the
+    /// whole new sequence and times; depart and arrive unchanged).
+    pub extensions: Vec<Assignment>,
+}
+
+/// A later order may join a bundle at its pickup place if the pickup moves
+/// by at most this many minutes.
+const JOIN_DELAY: f64 = 2.0;
+
+/// Orders that join bundles under way (cheapest insertion), and the rest.
+fn join_en_route<'a>(
+    p: &Params,
+    now: f64,
+    orders: &'a [Order],
+    en_route: &mut [EnRoute],
+    limit: f64,
+) -> (Vec<Assignment>, Vec<&'a Order>) {
+    let mut changed = vec![None; en_route.len()];
+    let mut rest = Vec::new();
+    for o in orders {
+        let mut best: Option<(f64, usize, Assignment, Vec<Order>)> = None;
+        for (i, b) in en_route.iter().enumerate() {
+            if b.site != o.site
+                || b.pickup_at <= now
+                || b.orders.len() >= b.capacity
+                || (b.owner.is_some() && o.owner == b.owner)
+            {
+                continue;
+            }
+            let current: Vec<&Order> = b.orders.iter().collect();
+            let seq = insert_cheapest(p, b.pickup, &current, o);
+            let a = from_arrival(p, b.depart, b.arrive, b.pickup, &seq);
+            let on_time = seq
+                .iter()
+                .zip(&a.dropoffs)
+                .all(|(x, d)| d - x.placed <= limit);
+            if a.pickup > b.pickup_at + JOIN_DELAY || a.pickup > b.off_time || !on_time {
+                continue;
+            }
+            let added: f64 = a.dropoffs.iter().sum::<f64>() - o.placed;
+            if best.as_ref().is_none_or(|(c, ..)| added < *c) {
+                let owned = seq.into_iter().cloned().collect();
+                best = Some((added, i, a, owned));
+            }
+        }
+        match best {
+            Some((_, i, mut a, seq)) => {
+                a.courier = en_route[i].courier;
+                en_route[i].orders = seq;
+                en_route[i].pickup_at = a.pickup;
+                changed[i] = Some(a);
+            }
+            None => rest.push(o),
+        }
+    }
+    (changed.into_iter().flatten().collect(), rest)
+}
+
+/// One planning round at `now` with bundles under way: new bundles to
+/// send, and orders that join bundles at their pickup place.
+pub fn plan_with(
+    p: &Params,
+    now: f64,
+    orders: &[Order],
+    couriers: &[Courier],
+    en_route: &mut [EnRoute],
+) -> Plan {
+    let ready: Vec<Order> = orders
+        .iter()
+        .filter(|o| o.ready <= now + READY_HORIZON)
+        .cloned()
+        .collect();
+    let (extensions, rest) = join_en_route(p, now, &ready, en_route, p.target);
+    let rest: Vec<Order> = rest.into_iter().cloned().collect();
+    Plan {
+        assignments: plan(p, now, &rest, couriers),
+        extensions,
+    }
 }
 
 /// One planning round at `now`: the assignments to send now.
@@ -527,6 +649,38 @@ mod tests {
         let sent = plan(&p, 1.0, &orders, &couriers);
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].orders, vec![1, 2], "nearer door first");
+    }
+
+    #[test]
+    fn a_later_order_joins_a_bundle_at_its_pickup_place() {
+        let p = params();
+        let first = order(1, 1, (0.0, 0.0), (1000.0, 0.0), 0.0, 10.0);
+        let mut en_route = vec![EnRoute {
+            courier: 7,
+            site: 1,
+            pickup: first.pickup,
+            depart: 0.0,
+            arrive: 9.0,
+            pickup_at: 10.0,
+            orders: vec![first],
+            capacity: 3,
+            off_time: 100.0,
+            owner: None,
+        }];
+        let later = order(2, 1, (0.0, 0.0), (1200.0, 0.0), 3.0, 10.0);
+        let elsewhere = order(3, 2, (5000.0, 0.0), (5200.0, 0.0), 3.0, 10.0);
+
+        let plan = plan_with(&p, 4.0, &[later, elsewhere], &[], &mut en_route);
+
+        assert_eq!(plan.extensions.len(), 1);
+        assert_eq!(plan.extensions[0].courier, 7);
+        assert_eq!(plan.extensions[0].orders, vec![1, 2]);
+        assert_eq!(plan.extensions[0].pickup, 10.0, "the pickup does not move");
+        assert!(
+            plan.assignments.is_empty(),
+            "no courier for the other place"
+        );
+        assert_eq!(en_route[0].orders.len(), 2);
     }
 
     #[test]

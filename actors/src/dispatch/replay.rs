@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use super::mdrp::{BundleRecord, Instance, Move, OrderRecord, Solution, Stop};
-use super::planner::{self, Assignment, Courier, Order, Params, Point};
+use super::planner::{self, Assignment, Courier, EnRoute, Order, Params, Plan, Point};
 
 /// Which dispatcher to replay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +34,16 @@ struct CourierState {
     pos: Point,
     at: Stop,
     free_at: f64,
+    /// The bundle on its way to the pickup (orders may still join it).
+    pending: Option<Pending>,
+}
+
+/// A bundle not picked up yet; written to the solution once it is.
+struct Pending {
+    assignment: Assignment,
+    restaurant: usize,
+    /// When it was last decided (a joining order moves it).
+    decided_at: f64,
 }
 
 /// Runs `policy` over `inst` with bundles of at most `max_bundle` orders.
@@ -46,6 +56,7 @@ pub fn replay(inst: &Instance, policy: Policy, max_bundle: usize) -> Replay {
             pos: c.start,
             at: Stop::Start,
             free_at: c.on,
+            pending: None,
         })
         .collect();
     let mut by_placement: Vec<usize> = (0..inst.orders.len()).collect();
@@ -67,6 +78,14 @@ pub fn replay(inst: &Instance, policy: Policy, max_bundle: usize) -> Replay {
     let mut round_ms = Vec::new();
     let mut now = 0.0;
     while now <= end {
+        for c in couriers.iter_mut() {
+            if c.pending
+                .as_ref()
+                .is_some_and(|b| b.assignment.pickup <= now)
+            {
+                finish(&params, c, &mut solution);
+            }
+        }
         while next < by_placement.len() && inst.orders[by_placement[next]].placed <= now {
             waiting.push(by_placement[next]);
             next += 1;
@@ -77,24 +96,27 @@ pub fn replay(inst: &Instance, policy: Policy, max_bundle: usize) -> Replay {
         });
         if !waiting.is_empty() {
             let started = Instant::now();
-            let sent = match policy {
+            let plan = match policy {
                 Policy::Planner => plan_round(inst, &params, now, &waiting, &couriers),
-                Policy::Greedy => greedy_round(inst, &params, now, &waiting, &couriers),
+                Policy::Greedy => Plan {
+                    assignments: greedy_round(inst, &params, now, &waiting, &couriers),
+                    extensions: Vec::new(),
+                },
             };
             round_ms.push(started.elapsed().as_secs_f64() * 1000.0);
-            for a in sent {
+            for a in plan.extensions {
                 waiting.retain(|o| !a.orders.contains(o));
-                follow(
-                    inst,
-                    &params,
-                    now,
-                    &a,
-                    &mut couriers[a.courier],
-                    &mut solution,
-                );
+                extend(inst, now, a, &mut couriers);
+            }
+            for a in plan.assignments {
+                waiting.retain(|o| !a.orders.contains(o));
+                start(inst, now, a, &mut couriers, &mut solution);
             }
         }
         now += ROUND_EVERY;
+    }
+    for c in couriers.iter_mut() {
+        finish(&params, c, &mut solution);
     }
     Replay { solution, round_ms }
 }
@@ -107,28 +129,27 @@ fn on_duty(inst: &Instance, now: f64) -> impl Iterator<Item = usize> + '_ {
         .map(|(i, _)| i)
 }
 
+fn as_order(inst: &Instance, i: usize) -> Order {
+    let o = &inst.orders[i];
+    Order {
+        key: i,
+        site: o.restaurant as u32,
+        pickup: inst.restaurants[o.restaurant].1,
+        dropoff: o.dropoff,
+        placed: o.placed,
+        ready: o.ready,
+        owner: None,
+    }
+}
+
 fn plan_round(
     inst: &Instance,
     params: &Params,
     now: f64,
     waiting: &[usize],
     couriers: &[CourierState],
-) -> Vec<Assignment> {
-    let orders: Vec<Order> = waiting
-        .iter()
-        .map(|&i| {
-            let o = &inst.orders[i];
-            Order {
-                key: i,
-                site: o.restaurant as u32,
-                pickup: inst.restaurants[o.restaurant].1,
-                dropoff: o.dropoff,
-                placed: o.placed,
-                ready: o.ready,
-                owner: None,
-            }
-        })
-        .collect();
+) -> Plan {
+    let orders: Vec<Order> = waiting.iter().map(|&i| as_order(inst, i)).collect();
     let available: Vec<Courier> = on_duty(inst, now)
         .map(|i| Courier {
             key: i,
@@ -139,7 +160,31 @@ fn plan_round(
             owner: None,
         })
         .collect();
-    planner::plan(params, now, &orders, &available)
+    let mut en_route: Vec<EnRoute> = couriers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let b = c.pending.as_ref()?;
+            Some(EnRoute {
+                courier: i,
+                site: b.restaurant as u32,
+                pickup: inst.restaurants[b.restaurant].1,
+                depart: b.assignment.depart,
+                arrive: b.assignment.arrive,
+                pickup_at: b.assignment.pickup,
+                orders: b
+                    .assignment
+                    .orders
+                    .iter()
+                    .map(|&o| as_order(inst, o))
+                    .collect(),
+                capacity: params.max_bundle,
+                off_time: inst.couriers[i].off,
+                owner: None,
+            })
+        })
+        .collect();
+    planner::plan_with(params, now, &orders, &available, &mut en_route)
 }
 
 /// First come first served: each waiting order to the nearest idle courier
@@ -198,25 +243,63 @@ fn greedy_round(
     sent
 }
 
-/// The courier carries out an assignment: the moves, the bundle, the orders.
-fn follow(
+/// The courier sets off for the pickup place of a new bundle.
+fn start(
     inst: &Instance,
-    params: &Params,
     now: f64,
-    a: &Assignment,
-    c: &mut CourierState,
+    a: Assignment,
+    couriers: &mut [CourierState],
     sol: &mut Solution,
 ) {
     let Some(&first) = a.orders.first() else {
         return;
     };
     let restaurant = inst.orders[first].restaurant;
+    let c = &mut couriers[a.courier];
     sol.moves.push(Move {
         courier: a.courier,
         departure: a.depart,
         origin: c.at,
         destination: Stop::Restaurant(restaurant),
     });
+    c.at = Stop::Restaurant(restaurant);
+    settle_plan(inst, c, &a);
+    c.pending = Some(Pending {
+        assignment: a,
+        restaurant,
+        decided_at: now,
+    });
+}
+
+/// More orders join a bundle at its pickup place.
+fn extend(inst: &Instance, now: f64, a: Assignment, couriers: &mut [CourierState]) {
+    let c = &mut couriers[a.courier];
+    settle_plan(inst, c, &a);
+    if let Some(b) = c.pending.as_mut() {
+        b.assignment = a;
+        b.decided_at = now;
+    }
+}
+
+/// Where and when the courier will be free after `a`.
+fn settle_plan(inst: &Instance, c: &mut CourierState, a: &Assignment) {
+    c.free_at = a.free_at;
+    if let Some(&last) = a.orders.last() {
+        c.pos = inst.orders[last].dropoff;
+    }
+}
+
+/// The courier picked the bundle up: its orders, drop-offs and moves go
+/// into the solution.
+fn finish(params: &Params, c: &mut CourierState, sol: &mut Solution) {
+    let Some(Pending {
+        assignment: a,
+        restaurant,
+        decided_at,
+    }) = c.pending.take()
+    else {
+        return;
+    };
     let mut leave = a.pickup + params.pickup_service / 2.0;
     let mut from = Stop::Restaurant(restaurant);
     for (&o, &drop) in a.orders.iter().zip(&a.dropoffs) {
@@ -236,15 +319,10 @@ fn follow(
         from = Stop::Order(o);
     }
     sol.bundles.push(BundleRecord {
-        assigned_at: now,
+        assigned_at: decided_at,
         pickup: a.pickup,
         courier: a.courier,
         orders: a.orders.clone(),
     });
     c.at = from;
-    c.pos = match from {
-        Stop::Order(o) => inst.orders[o].dropoff,
-        _ => c.pos,
-    };
-    c.free_at = a.free_at;
 }
