@@ -1,3 +1,8 @@
+//! Dispatch: the live dispatcher actor (this module), the pure planning
+//! core ([`planner`], with [`assignment`]'s min-cost matching) and the
+//! offline replay of public MDRP instances through that same planner
+//! ([`replay`], [`mdrp`]).
+//!
 //! The dispatcher actor: owns courier profiles, the set of online couriers
 //! (place, open tasks) and the pool of paid orders waiting for one. Every
 //! `dispatch.tick`, and at once when an order or a courier appears on an
