@@ -50,43 +50,43 @@ fn the_tiny_instance_replays_to_feasible_files_with_hand_computed_metrics() {
         String::from_utf8_lossy(&run.stderr)
     );
     let read = |name: &str| std::fs::read_to_string(dir.join(name)).expect("written");
-    // c2 (10 min away) arrives as o1 is ready: it goes at once; c1 waits at
-    // r1 and is sent to r2 when o2 will be ready on its arrival; o3 goes to
-    // c2, back at r1's door. Times from the rules by hand:
-    // o1: leave 0, arrive r1 10, pickup max(10+2, 10) = 12, o1 at 14+5+2 = 21.
-    // o2: leave 7, arrive r2 17, pickup max(19, 20) = 20, o2 at 22+5+2 = 29.
+    // c1 stands at r1: it is sent when o1 will be ready on arrival (t = 7,
+    // a minute's wait at most); c2 likewise for o2 at r2 (t = 17); o3 goes
+    // to c1, free again at o1's door. Times from the rules by hand:
+    // o1: leave 7, arrive r1 7, pickup max(7+2, 10) = 10, o1 at 12+5+2 = 19.
+    // o2: leave 17, arrive r2 17, pickup max(19, 20) = 20, o2 at 22+5+2 = 29.
     // o3: leave 30 from o1, arrive r1 35, pickup 37, o3 at 39+3+2 = 44.
     assert_eq!(
         read("solution_info_assignments.txt"),
-        "assignment_time pickup_time courier orders\n0 12 c2 o1\n7 20 c1 o2\n30 37 c2 o3\n"
+        "assignment_time pickup_time courier orders\n7 10 c1 o1\n17 20 c2 o2\n30 37 c1 o3\n"
     );
     assert_eq!(
         read("solution_info_orders.txt"),
         "order placement_time ready_time pickup_time dropoff_time courier\n\
-         o1 0 10 12 21 c2\no2 5 20 20 29 c1\no3 30 30 37 44 c2\n"
+         o1 0 10 10 19 c1\no2 5 20 20 29 c2\no3 30 30 37 44 c1\n"
     );
     assert_eq!(
         read("solution_info_couriers.txt"),
         "courier departure_time origin destination\n\
-         c1 7 0 r2\nc1 22 r2 o2\nc2 0 0 r1\nc2 14 r1 o1\nc2 30 o1 r1\nc2 39 r1 o3\n"
+         c1 7 0 r1\nc1 12 r1 o1\nc1 30 o1 r1\nc1 39 r1 o3\nc2 17 0 r2\nc2 22 r2 o2\n"
     );
     let inst = mdrp::load(&fixture()).expect("instance");
     let solution = Solution::read(&inst, &dir).expect("solution");
     assert_eq!(mdrp::check(&inst, &solution), Vec::<String>::new());
-    // click-to-door 21, 24, 14; ready-to-pickup 2, 0, 7; pay: both couriers
-    // get the 2-hour guarantee (30 $) → 60 / 3; driving 15 + 23 and service
+    // click-to-door 19, 24, 14; ready-to-pickup 0, 0, 7; pay: both couriers
+    // get the 2-hour guarantee (30 $) → 60 / 3; driving 13 + 5 and service
     // 3 × 4 + 3 × 4 over 240 shift minutes.
     let expected = [
         ("delivered_pct", 100.0),
-        ("ctd_mean", 59.0 / 3.0),
+        ("ctd_mean", 19.0),
         ("ctd_p90", 24.0),
-        ("r2p_mean", 3.0),
+        ("r2p_mean", 7.0 / 3.0),
         ("r2p_p90", 7.0),
         ("overage", 0.0),
         ("cost", 20.0),
         ("oph", 0.75),
         ("opb", 1.0),
-        ("util", 62.0 / 240.0),
+        ("util", 42.0 / 240.0),
     ];
     let metrics = mdrp::metrics(&inst, &solution);
     for (key, want) in expected {
@@ -96,8 +96,8 @@ fn the_tiny_instance_replays_to_feasible_files_with_hand_computed_metrics() {
             result_field(&stdout, key)
         );
     }
-    assert!((metrics.ctd_mean - 59.0 / 3.0).abs() < 1e-9);
-    assert!((metrics.utilisation - 62.0 / 240.0).abs() < 1e-9);
+    assert!((metrics.ctd_mean - 19.0).abs() < 1e-9);
+    assert!((metrics.utilisation - 42.0 / 240.0).abs() < 1e-9);
 }
 
 #[test]

@@ -130,7 +130,7 @@ pub struct Assignment {
 }
 
 /// Courier time is worth this much click-to-door (busy days need couriers).
-const COURIER_TIME_WEIGHT: f64 = 0.5;
+const COURIER_TIME_WEIGHT: f64 = 15.0;
 /// A minute past the target costs this many minutes of click-to-door.
 const LATE_WEIGHT: f64 = 4.0;
 /// A minute the courier stands at the pickup before the food is ready.
