@@ -65,11 +65,43 @@ pub struct Place {
     pub y: f64,
 }
 
+/// Where x = 0, y = 0 lies on the globe (in the datum phones report).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Origin {
+    /// Degrees north.
+    pub latitude: f64,
+    /// Degrees east.
+    pub longitude: f64,
+}
+
+/// Mean Earth radius in metres: over a campus the flat (equirectangular)
+/// projection around the origin is off by well under a metre.
+const EARTH_RADIUS_M: f64 = 6_371_008.8;
+/// A phone position further than this from the origin is not on campus.
+pub const MAX_FROM_ORIGIN_M: f64 = 5_000.0;
+
+/// Why a phone position cannot be placed on the map.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LocateError {
+    /// Latitude or longitude out of range.
+    #[error("latitude must be within ±90 and longitude within ±180")]
+    OutOfRange,
+    /// The map has no `origin`.
+    #[error("the campus map has no origin, so positions must be given as place_id")]
+    NoOrigin,
+    /// Further than [`MAX_FROM_ORIGIN_M`] from the origin.
+    #[error("the position is more than 5 km from the campus")]
+    TooFar,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CampusFile {
     #[serde(default)]
     name: Option<String>,
+    #[serde(default)]
+    origin: Option<Origin>,
     places: Vec<Place>,
 }
 
@@ -77,6 +109,7 @@ struct CampusFile {
 #[derive(Debug, Clone)]
 pub struct Campus {
     name: String,
+    origin: Option<Origin>,
     places: Vec<Place>,
     by_id: HashMap<String, usize>,
 }
@@ -123,8 +156,14 @@ impl Campus {
                 return Err(invalid(format!("duplicate place id {}", p.id)));
             }
         }
+        if let Some(o) = file.origin {
+            if !(o.latitude.abs() <= 90.0 && o.longitude.abs() <= 180.0) {
+                return Err(invalid("origin latitude/longitude out of range".into()));
+            }
+        }
         Ok(Self {
             name: file.name.unwrap_or_else(|| "campus".into()),
+            origin: file.origin,
             places: file.places,
             by_id,
         })
@@ -143,6 +182,45 @@ impl Campus {
     /// All places, in file order.
     pub fn places(&self) -> &[Place] {
         &self.places
+    }
+
+    /// Campus metres (x east, y north of the origin) of a phone position.
+    pub fn locate(&self, latitude: f64, longitude: f64) -> Result<(f64, f64), LocateError> {
+        if !(latitude.is_finite() && longitude.is_finite())
+            || latitude.abs() > 90.0
+            || longitude.abs() > 180.0
+        {
+            return Err(LocateError::OutOfRange);
+        }
+        let o = self.origin.ok_or(LocateError::NoOrigin)?;
+        let x =
+            (longitude - o.longitude).to_radians() * EARTH_RADIUS_M * o.latitude.to_radians().cos();
+        let y = (latitude - o.latitude).to_radians() * EARTH_RADIUS_M;
+        if x.hypot(y) > MAX_FROM_ORIGIN_M {
+            return Err(LocateError::TooFar);
+        }
+        Ok((x, y))
+    }
+
+    /// The phone position of campus metres (the inverse of [`Campus::locate`]).
+    pub fn position_of(&self, x: f64, y: f64) -> Option<(f64, f64)> {
+        let o = self.origin?;
+        let latitude = o.latitude + (y / EARTH_RADIUS_M).to_degrees();
+        let longitude =
+            o.longitude + (x / (EARTH_RADIUS_M * o.latitude.to_radians().cos())).to_degrees();
+        Some((latitude, longitude))
+    }
+
+    /// The place nearest to campus metres (x, y).
+    pub fn nearest(&self, x: f64, y: f64) -> &Place {
+        self.places
+            .iter()
+            .min_by(|a, b| {
+                (a.x - x)
+                    .hypot(a.y - y)
+                    .total_cmp(&(b.x - x).hypot(b.y - y))
+            })
+            .unwrap_or(&self.places[0])
     }
 
     /// Straight-line distance in metres between two known places.
@@ -168,6 +246,24 @@ mod tests {
             Campus::parse(kind, "t"),
             Err(CampusError::Parse { .. })
         ));
+    }
+
+    #[test]
+    fn phone_positions_land_on_the_nearest_place() {
+        let map = "origin = { latitude = 40.0, longitude = 116.3 }\n[[places]]\nid='a'\nname='A'\nkind='dorm'\nx=0\ny=0\n[[places]]\nid='b'\nname='B'\nkind='gate'\nx=800\ny=600\n";
+        let c = Campus::parse(map, "t").expect("valid map");
+        let (lat, lon) = c.position_of(790.0, 590.0).expect("origin");
+        let (x, y) = c.locate(lat, lon).expect("on campus");
+        assert!((x - 790.0).abs() < 0.01 && (y - 590.0).abs() < 0.01);
+        assert_eq!(c.nearest(x, y).id, "b");
+        // 0.001° of latitude is about 111 m north.
+        let (_, y) = c.locate(40.001, 116.3).expect("on campus");
+        assert!((y - 111.2).abs() < 0.5, "{y}");
+        assert_eq!(c.locate(40.1, 116.3), Err(LocateError::TooFar));
+        assert_eq!(c.locate(91.0, 0.0), Err(LocateError::OutOfRange));
+        let no_origin = Campus::parse("[[places]]\nid='a'\nname='A'\nkind='dorm'\nx=0\ny=0\n", "t")
+            .expect("map");
+        assert_eq!(no_origin.locate(40.0, 116.3), Err(LocateError::NoOrigin));
     }
 
     #[test]

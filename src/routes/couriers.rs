@@ -21,10 +21,33 @@ pub struct RegisterBody {
     phone: Option<String>,
 }
 
-/// `{"place_id"}` as sent.
+/// `{"place_id"}` or `{"latitude", "longitude"}` (what `wx.getLocation`
+/// gives) as sent.
 #[derive(Debug, Deserialize)]
 pub struct PlaceBody {
     place_id: Option<String>,
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+}
+
+impl PlaceBody {
+    /// The campus place named, or the one nearest the phone's position.
+    fn place(&self, state: &AppState) -> Result<PlaceId, ApiError> {
+        match (&self.place_id, self.latitude, self.longitude) {
+            (Some(id), _, _) => place(state, Some(id), "place_id"),
+            (None, Some(lat), Some(lon)) => {
+                let (x, y) = state
+                    .campus
+                    .locate(lat, lon)
+                    .map_err(|e| ApiError::Validation(format!("latitude/longitude: {e}")))?;
+                let nearest = state.campus.nearest(x, y).id.clone();
+                place(state, Some(&nearest), "place_id")
+            }
+            _ => Err(ApiError::Validation(
+                "place_id, or latitude and longitude, is required".into(),
+            )),
+        }
+    }
 }
 
 /// Query of the open-orders list.
@@ -100,7 +123,7 @@ pub async fn online(
     Caller(me): Caller,
     JsonBody(body): JsonBody<PlaceBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let at = place(&state, body.place_id.as_deref(), "place_id")?;
+    let at = body.place(&state)?;
     Ok(HttpResponse::Ok().json(state.dispatch.presence(me, Presence::Online(at)).await?))
 }
 
@@ -119,7 +142,7 @@ pub async fn location(
     Caller(me): Caller,
     JsonBody(body): JsonBody<PlaceBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let at = place(&state, body.place_id.as_deref(), "place_id")?;
+    let at = body.place(&state)?;
     Ok(HttpResponse::Ok().json(state.dispatch.presence(me, Presence::At(at)).await?))
 }
 

@@ -480,3 +480,63 @@ async fn delivered_orders_complete_themselves_and_offline_couriers_give_back_tas
     let _ = other;
     let _ = order_body();
 }
+
+#[actix_web::test]
+async fn a_couriers_phone_position_lands_them_at_the_nearest_place() {
+    let app = spawn_app_with(|_| {}).await;
+    let (courier, _) = app.online_courier("gps-courier", "north-gate").await;
+    let dorm3 = app.state.campus.place("dorm-3").expect("dorm-3");
+    // A few metres off dorm 3, as wx.getLocation would give it.
+    let (lat, lon) = app
+        .state
+        .campus
+        .position_of(dorm3.x + 4.0, dorm3.y - 3.0)
+        .expect("the map has an origin");
+
+    let moved = app
+        .post_as(
+            &courier,
+            "/api/v1/couriers/me/location",
+            Some(json!({"latitude": lat, "longitude": lon})),
+        )
+        .await;
+
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.body);
+    assert_eq!(moved.body["place_id"], "dorm-3");
+    assert_eq!(moved.body["online"], true);
+    let online = app
+        .post_as(
+            &courier,
+            "/api/v1/couriers/me/online",
+            Some(json!({"latitude": lat, "longitude": lon})),
+        )
+        .await;
+    assert_eq!(online.body["place_id"], "dorm-3");
+    let cases = [
+        (
+            json!({"latitude": lat + 0.1, "longitude": lon}),
+            "11 km north",
+        ),
+        (
+            json!({"latitude": 95.0, "longitude": lon}),
+            "no such latitude",
+        ),
+        (json!({"latitude": lat}), "longitude missing"),
+        (json!({}), "nothing"),
+    ];
+    for (body, why) in cases {
+        let reply = app
+            .post_as(&courier, "/api/v1/couriers/me/location", Some(body))
+            .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{why}");
+        assert_eq!(reply.code(), "validation", "{why}");
+    }
+    let wrong_type = app
+        .post_as(
+            &courier,
+            "/api/v1/couriers/me/location",
+            Some(json!({"latitude": "40.0", "longitude": 116.3})),
+        )
+        .await;
+    assert_eq!(wrong_type.code(), "bad_request");
+}
