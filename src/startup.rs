@@ -153,6 +153,7 @@ pub fn start_services(
             reassign_after: settings.dispatch.reassign_after,
             auto: settings.dispatch.auto,
             presence_ttl: settings.dispatch.presence_ttl,
+            speed: settings.dispatch.speed,
         },
     );
     let notifications = Notifications::start(

@@ -340,6 +340,32 @@ pub struct NewOrder {
     pub fee_fen: Fen,
     /// A note for the courier, ≤ 200 characters.
     pub note: String,
+    /// When the goods can be picked up (None: at once).
+    pub ready_at: Option<OffsetDateTime>,
+}
+
+/// How far in the past a `ready_at` is still taken as "now" (phone clocks drift).
+pub const READY_AT_SKEW: std::time::Duration = std::time::Duration::from_secs(60);
+/// How far ahead an order may be placed.
+pub const READY_AT_AHEAD: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Parses a `ready_at` (RFC 3339) against `now`: up to a minute in the past
+/// counts as now; further back, or more than 24 h ahead, is refused.
+pub fn parse_ready_at(text: &str, now: OffsetDateTime) -> Result<OffsetDateTime, ValidationError> {
+    let at = OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).map_err(
+        |_| ValidationError::new("ready_at must be an RFC 3339 time such as 2026-11-25T12:30:00Z"),
+    )?;
+    if at < now - READY_AT_SKEW {
+        return Err(ValidationError::new("ready_at must not be in the past"));
+    }
+    if at > now + READY_AT_AHEAD {
+        return Err(ValidationError::new("ready_at must be within 24 hours"));
+    }
+    let at = at.to_offset(time::UtcOffset::UTC);
+    Ok(at
+        .replace_microsecond(at.microsecond())
+        .unwrap_or(at)
+        .max(now))
 }
 
 /// Where an order is in its life.
@@ -518,6 +544,9 @@ pub struct Order {
     pub fee_fen: Fen,
     /// The customer's note.
     pub note: String,
+    /// When the goods can be picked up (the creation time when not given).
+    #[serde(with = "time::serde::rfc3339")]
+    pub ready_at: OffsetDateTime,
     /// Private so that only [`Order::apply`] changes it.
     status: Status,
     /// The assigned courier, if any.
@@ -542,6 +571,7 @@ impl Order {
             pickup_code: new.pickup_code,
             fee_fen: new.fee_fen,
             note: new.note,
+            ready_at: new.ready_at.unwrap_or(now).max(now),
             status: Status::AwaitingPayment,
             courier: None,
             created_at: now,
@@ -952,6 +982,7 @@ mod tests {
             pickup_code: String::new(),
             fee_fen: Fen(300),
             note: String::new(),
+            ready_at: None,
         };
         let mut order = Order::new(OrderId::generate(&customer, now), customer, new, now);
         order.apply(Event::PaymentConfirmed, now).unwrap();

@@ -225,6 +225,21 @@ pub struct OrderWaiting {
     pub customer: OpenId,
     /// Since when it waits.
     pub since: OffsetDateTime,
+    /// When it can be picked up.
+    pub ready_at: OffsetDateTime,
+}
+
+impl OrderWaiting {
+    /// The event for a paid order.
+    pub fn of(order: &Order) -> Self {
+        Self {
+            id: order.id.clone(),
+            pickup: order.pickup.place_id.clone(),
+            customer: order.customer.clone(),
+            since: order.updated_at,
+            ready_at: order.ready_at,
+        }
+    }
 }
 
 /// Event to the dispatcher: a waiting order left the pool (cancelled).
@@ -595,12 +610,7 @@ impl OrderShard {
     /// Tells the dispatcher a paid order waits for a courier.
     fn announce_waiting(&self, order: &Order) {
         if let Some(link) = &self.dispatch {
-            link.waiting.do_send(OrderWaiting {
-                id: order.id.clone(),
-                pickup: order.pickup.place_id.clone(),
-                customer: order.customer.clone(),
-                since: order.updated_at,
-            });
+            link.waiting.do_send(OrderWaiting::of(order));
         }
     }
 

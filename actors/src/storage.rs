@@ -47,6 +47,9 @@ use crate::domain::{
 /// Version byte in front of every stored record: v1 is bincode of the
 /// serde shape (compact — sled's cost grows with record size).
 const RECORD_V1: u8 = 1;
+/// Orders since `ready_at`: v2 is bincode of the order with it. A v1 order
+/// reads as ready when it was created.
+const ORDER_V2: u8 = 2;
 /// sled's page cache; big enough to hold the working set of active orders.
 const CACHE_BYTES: u64 = 256 * 1024 * 1024;
 /// How many index entries one list call may skip over when filtering by status.
@@ -228,7 +231,7 @@ impl Store {
     /// it owns after a failed commit).
     pub fn get_active_order(&self, id: &OrderId) -> Result<Option<Order>, StorageError> {
         match self.inner.active.get(id.as_str().as_bytes())? {
-            Some(bytes) => decode(&bytes, id.as_str()).map(Some),
+            Some(bytes) => decode_order(&bytes, id.as_str()).map(Some),
             None => Ok(None),
         }
     }
@@ -241,7 +244,7 @@ impl Store {
         key: Option<&IdempotencyKey>,
     ) -> Result<(), StorageError> {
         let id = order.id.as_str().as_bytes();
-        let record = encode(order)?;
+        let record = encode_order(order)?;
         let Some(key) = key else {
             self.inner.active.insert(id, record)?;
             return Ok(());
@@ -273,7 +276,7 @@ impl Store {
         message: Option<&OutboxEntry>,
     ) -> Result<(), StorageError> {
         let id = order.id.as_str().as_bytes();
-        let record = encode(order)?;
+        let record = encode_order(order)?;
         let inner = &self.inner;
         let terminal = order.status().is_terminal();
         if message.is_none() && !terminal && !was_terminal {
@@ -395,7 +398,7 @@ impl Store {
                 None => return Ok(None),
             },
         };
-        decode(&bytes, id.as_str()).map(Some)
+        decode_order(&bytes, id.as_str()).map(Some)
     }
 
     /// Every active order whose id `owns` accepts (a shard's share).
@@ -413,7 +416,7 @@ impl Store {
                 continue;
             };
             if owns(&id) {
-                out.push(decode(&value, id.as_str())?);
+                out.push(decode_order(&value, id.as_str())?);
             }
         }
         Ok(out)
@@ -470,7 +473,7 @@ impl Store {
             };
             let Some(item) = next else { continue };
             let (key, value) = item?;
-            let order: Order = decode(&value, &String::from_utf8_lossy(&key))?;
+            let order = decode_order(&value, &String::from_utf8_lossy(&key))?;
             scanned += 1;
             // Another customer may share the 40-bit prefix; the record decides.
             if order.customer == *customer && status.is_none_or(|s| s == order.status()) {
@@ -670,7 +673,7 @@ impl Store {
     pub fn scan_active(&self, keep: impl Fn(&Order) -> bool) -> Result<Vec<Order>, StorageError> {
         let mut out = Vec::new();
         for item in self.inner.active.iter().values() {
-            let order: Order = decode(&item?, "active order")?;
+            let order = decode_order(&item?, "active order")?;
             if keep(&order) {
                 out.push(order);
             }
@@ -755,6 +758,49 @@ fn tx_error(e: TransactionError<()>) -> StorageError {
     match e {
         TransactionError::Storage(e) => StorageError::Sled(e),
         TransactionError::Abort(()) => StorageError::Flush("transaction aborted".into()),
+    }
+}
+
+/// An order as stored before `ready_at` (v1), to read old databases.
+#[derive(Serialize, serde::Deserialize)]
+struct OrderV1 {
+    id: OrderId,
+    customer: OpenId,
+    kind: crate::domain::OrderKind,
+    pickup: crate::domain::Location,
+    dropoff: crate::domain::Location,
+    pickup_code: String,
+    fee_fen: crate::domain::Fen,
+    note: String,
+    status: Status,
+    courier: Option<OpenId>,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    updated_at: OffsetDateTime,
+}
+
+fn encode_order(order: &Order) -> Result<Vec<u8>, StorageError> {
+    let mut out = encode(order)?;
+    out[0] = ORDER_V2;
+    Ok(out)
+}
+
+fn decode_order(bytes: &[u8], key: &str) -> Result<Order, StorageError> {
+    let corrupt = || StorageError::Corrupt {
+        key: key.to_owned(),
+    };
+    match bytes.split_first() {
+        Some((&ORDER_V2, body)) => bincode::deserialize(body).map_err(|_| corrupt()),
+        Some((&RECORD_V1, body)) => {
+            // Through the serde shape, so the order's own rules (its private
+            // status) stay with the domain type.
+            let old: OrderV1 = bincode::deserialize(body).map_err(|_| corrupt())?;
+            let mut shape = serde_json::to_value(&old).map_err(|_| corrupt())?;
+            shape["ready_at"] = shape["created_at"].clone();
+            serde_json::from_value(shape).map_err(|_| corrupt())
+        }
+        _ => Err(corrupt()),
     }
 }
 
@@ -858,6 +904,7 @@ mod tests {
             pickup_code: String::new(),
             fee_fen: Fen::try_from(300).expect("fee"),
             note: String::new(),
+            ready_at: None,
         };
         Order::new(OrderId::generate(customer, at), customer.clone(), new, at)
     }
@@ -983,6 +1030,26 @@ mod tests {
             }
         }
         assert_eq!(seen, cancelled, "every match, newest first, none skipped");
+    }
+
+    #[test]
+    fn orders_stored_before_ready_at_read_as_ready_when_created() {
+        let customer = OpenId::parse("oOLD").expect("openid");
+        let now = now_utc();
+        let order = order_at(&customer, now - Duration::from_secs(600));
+        let mut shape = serde_json::to_value(&order).expect("shape");
+        shape.as_object_mut().expect("object").remove("ready_at");
+        let old: OrderV1 = serde_json::from_value(shape).expect("v1 shape");
+        let mut bytes = vec![RECORD_V1];
+        bincode::serialize_into(&mut bytes, &old).expect("v1 bytes");
+
+        let read = decode_order(&bytes, "k").expect("reads");
+
+        assert_eq!(read.ready_at, order.created_at);
+        assert_eq!(read, order);
+        let v2 = encode_order(&read).expect("encodes");
+        assert_eq!(v2[0], ORDER_V2);
+        assert_eq!(decode_order(&v2, "k").expect("reads"), order);
     }
 
     #[test]

@@ -67,6 +67,8 @@ struct OpenOrderView {
     note: String,
     status: Status,
     #[serde(with = "time::serde::rfc3339")]
+    ready_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     updated_at: OffsetDateTime,
@@ -82,6 +84,7 @@ impl From<Order> for OpenOrderView {
             dropoff: o.dropoff,
             fee_fen: o.fee_fen.get(),
             note: o.note,
+            ready_at: o.ready_at,
             created_at: o.created_at,
             updated_at: o.updated_at,
         }

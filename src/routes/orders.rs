@@ -5,10 +5,11 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use lastmile_actors::campus::Campus;
 use lastmile_actors::domain::Order;
 use lastmile_actors::domain::{
-    parse_text, Fen, IdempotencyKey, Location, NewOrder, OrderId, OrderKind, PlaceId, Status,
-    MAX_PICKUP_CODE_CHARS, MAX_TEXT_CHARS,
+    now_utc, parse_ready_at, parse_text, Fen, IdempotencyKey, Location, NewOrder, OrderId,
+    OrderKind, PlaceId, Status, MAX_PICKUP_CODE_CHARS, MAX_TEXT_CHARS,
 };
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
 use crate::error::ApiError;
 use crate::extract::{ActionBody, Caller, JsonBody};
@@ -28,6 +29,7 @@ pub struct CreateOrderBody {
     pickup_code: Option<String>,
     fee_fen: Option<serde_json::Number>,
     note: Option<String>,
+    ready_at: Option<String>,
 }
 
 /// A location as sent.
@@ -71,7 +73,11 @@ fn parse_location(
 }
 
 /// Turns the raw body into a [`NewOrder`], naming the first bad field.
-pub fn parse_new_order(body: CreateOrderBody, campus: &Campus) -> Result<NewOrder, ApiError> {
+pub fn parse_new_order(
+    body: CreateOrderBody,
+    campus: &Campus,
+    now: OffsetDateTime,
+) -> Result<NewOrder, ApiError> {
     let kind = OrderKind::parse(&required(body.kind, "kind")?)?;
     let pickup = parse_location(body.pickup, "pickup", campus)?;
     let dropoff = parse_location(body.dropoff, "dropoff", campus)?;
@@ -88,6 +94,10 @@ pub fn parse_new_order(body: CreateOrderBody, campus: &Campus) -> Result<NewOrde
         0,
         MAX_TEXT_CHARS,
     )?;
+    let ready_at = match body.ready_at.as_deref() {
+        Some(text) => Some(parse_ready_at(text, now)?),
+        None => None,
+    };
     Ok(NewOrder {
         kind,
         pickup,
@@ -95,6 +105,7 @@ pub fn parse_new_order(body: CreateOrderBody, campus: &Campus) -> Result<NewOrde
         pickup_code,
         fee_fen,
         note,
+        ready_at,
     })
 }
 
@@ -123,7 +134,7 @@ pub async fn create(
     Caller(customer): Caller,
     JsonBody(body): JsonBody<CreateOrderBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let new = parse_new_order(body, &state.campus)?;
+    let new = parse_new_order(body, &state.campus, now_utc())?;
     let key = idempotency_key(&req)?;
     let order = state.orders.create(customer, new, key).await?;
     Ok(HttpResponse::Created()

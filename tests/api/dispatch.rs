@@ -540,3 +540,35 @@ async fn a_couriers_phone_position_lands_them_at_the_nearest_place() {
         .await;
     assert_eq!(wrong_type.code(), "bad_request");
 }
+
+#[actix_web::test]
+async fn a_courier_is_not_sent_before_the_takeout_is_ready() {
+    use time::format_description::well_known::Rfc3339;
+    let app = spawn_app_with(|s| s.dispatch.tick = Duration::from_millis(50)).await;
+    let (customer, openid) = app.login("early-takeout").await;
+    let ready = (time::OffsetDateTime::now_utc() + time::Duration::seconds(3))
+        .format(&Rfc3339)
+        .expect("formats");
+    let mut body = order_body();
+    body["kind"] = "takeout".into();
+    body["ready_at"] = ready.into();
+    let created = app.create_order(&customer, &body).await;
+    let id = created.body["id"].as_str().expect("id").to_owned();
+    app.pay(&customer, &openid, &id).await;
+    // The courier stands at the pickup place: no trip, so nothing to gain
+    // by sending them before the food is ready.
+    app.online_courier("early-courier", "cainiao-north").await;
+
+    actix_web::rt::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(
+        app.status_of(&customer, &id).await,
+        "paid",
+        "not sent early"
+    );
+
+    assert!(
+        app.reaches(&customer, &id, "assigned", Duration::from_secs(6))
+            .await,
+        "sent once the food is ready"
+    );
+}

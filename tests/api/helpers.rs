@@ -202,17 +202,23 @@ where
 
     /// Creates an order for `token` and pays it (prepay + a signed notify).
     pub async fn paid_order(&self, token: &str, openid: &str) -> String {
-        use lastmile_actors::wechat::pay;
-        use lastmile_actors::wechat::{SignType, WeChat};
         let created = self.create_order(token, &order_body()).await;
         let id = created.body["id"].as_str().expect("id").to_owned();
-        assert_eq!(self.pay_order(token, &id).await.status, StatusCode::OK);
-        // The simulated customer pays at the sandbox (so its orderquery and
-        // refunds know the trade); its own notify could not reach an
-        // in-process app, so the test delivers one.
+        self.pay(token, openid, &id).await;
+        id
+    }
+
+    /// Pays an existing order: prepay, the simulated customer pays at the
+    /// sandbox (so its orderquery and refunds know the trade), and the test
+    /// delivers the signed notify (the sandbox's own could not reach an
+    /// in-process app).
+    pub async fn pay(&self, token: &str, openid: &str, id: &str) {
+        use lastmile_actors::wechat::pay;
+        use lastmile_actors::wechat::{SignType, WeChat};
+        assert_eq!(self.pay_order(token, id).await.status, StatusCode::OK);
         let sim = self.wechat.pay_simulator();
         sim.suppress_next_notifies(1);
-        sim.pay(&id).await.expect("paid at the sandbox");
+        sim.pay(id).await.expect("paid at the sandbox");
         let signer = self.wechat.pay().signer().clone();
         let mut notify = pay::fields([
             ("appid", signer.appid.clone()),
@@ -223,7 +229,7 @@ where
             ("openid", openid.to_owned()),
             ("total_fee", "300".to_owned()),
             ("transaction_id", format!("42{}", &id[..20])),
-            ("out_trade_no", id.clone()),
+            ("out_trade_no", id.to_owned()),
         ]);
         let sign = pay::sign(&notify, signer.api_key.expose(), SignType::Md5);
         notify.insert("sign".into(), sign);
@@ -234,7 +240,6 @@ where
             answer.contains("SUCCESS") && !answer.contains("FAIL"),
             "{answer}"
         );
-        id
     }
 
     /// The value of one Prometheus series (`name{labels}` as rendered), 0 when absent.

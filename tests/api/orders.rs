@@ -510,3 +510,67 @@ async fn a_customer_has_at_most_max_unpaid_orders_awaiting_payment() {
         "a cancelled one frees a place"
     );
 }
+
+#[actix_web::test]
+async fn ready_at_is_checked_and_shown() {
+    use time::format_description::well_known::Rfc3339;
+    let app = spawn_app().await;
+    let (token, _) = app.login("ready-at").await;
+    let now = time::OffsetDateTime::now_utc();
+    let at = |d: i64| {
+        (now + time::Duration::seconds(d))
+            .format(&Rfc3339)
+            .expect("formats")
+    };
+    let with_ready = |ready: Value| {
+        let mut body = order_body();
+        body["kind"] = "takeout".into();
+        body["ready_at"] = ready;
+        body
+    };
+
+    let later = app.create_order(&token, &with_ready(at(1800).into())).await;
+    assert_eq!(later.status, StatusCode::CREATED, "{}", later.body);
+    let shown =
+        time::OffsetDateTime::parse(later.body["ready_at"].as_str().expect("ready_at"), &Rfc3339)
+            .expect("RFC 3339");
+    assert!((shown - (now + time::Duration::seconds(1800))).abs() < time::Duration::seconds(1));
+
+    let skewed = app.create_order(&token, &with_ready(at(-30).into())).await;
+    assert_eq!(
+        skewed.status,
+        StatusCode::CREATED,
+        "a phone clock 30 s behind"
+    );
+    assert_eq!(
+        skewed.body["ready_at"], skewed.body["created_at"],
+        "taken as now"
+    );
+    let absent = app.create_order(&token, &order_body()).await;
+    assert_eq!(absent.body["ready_at"], absent.body["created_at"]);
+
+    let cases = [
+        (Value::from(at(-600)), "ten minutes ago"),
+        (Value::from(at(25 * 3600)), "more than a day ahead"),
+        (Value::from("tomorrow noon"), "not RFC 3339"),
+    ];
+    for (ready, why) in cases {
+        let reply = app.create_order(&token, &with_ready(ready)).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{why}");
+        assert_eq!(reply.code(), "validation", "{why}");
+        assert!(
+            reply.body["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("ready_at"),
+            "{why}"
+        );
+    }
+    let wrong_type = app.create_order(&token, &with_ready(json!(1800))).await;
+    assert_eq!(wrong_type.code(), "bad_request");
+    assert_eq!(
+        app.count_orders(&token).await,
+        3,
+        "nothing stored for bad input"
+    );
+}

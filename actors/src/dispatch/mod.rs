@@ -62,6 +62,8 @@ pub struct DispatchConfig {
     pub auto: bool,
     /// No online or location call for this long = offline.
     pub presence_ttl: Duration,
+    /// Courier speed, metres per minute.
+    pub speed: f64,
 }
 
 /// Why a courier request failed.
@@ -119,6 +121,7 @@ struct Waiting {
     place: usize,
     customer: OpenId,
     since: OffsetDateTime,
+    ready_at: OffsetDateTime,
 }
 
 struct Present {
@@ -294,12 +297,7 @@ impl Dispatcher {
         };
         for order in active {
             match (order.status(), &order.courier) {
-                (Status::Paid, _) => self.add_waiting(
-                    &order.id,
-                    &order.pickup.place_id,
-                    order.customer.clone(),
-                    order.updated_at,
-                ),
+                (Status::Paid, _) => self.add_waiting(OrderWaiting::of(&order)),
                 (status, Some(courier)) => {
                     self.tasks
                         .entry(courier.clone())
@@ -312,23 +310,26 @@ impl Dispatcher {
         self.publish();
     }
 
-    fn add_waiting(
-        &mut self,
-        id: &OrderId,
-        pickup: &PlaceId,
-        customer: OpenId,
-        since: OffsetDateTime,
-    ) {
-        if let Some(&place) = self.places.get(pickup.as_str()) {
+    fn add_waiting(&mut self, msg: OrderWaiting) {
+        if let Some(&place) = self.places.get(msg.pickup.as_str()) {
             self.waiting.insert(
-                id.clone(),
+                msg.id,
                 Waiting {
                     place,
-                    customer,
-                    since,
+                    customer: msg.customer,
+                    since: msg.since,
+                    ready_at: msg.ready_at,
                 },
             );
         }
+    }
+
+    /// Would this courier, sent now, reach the pickup before the goods are
+    /// ready? Then waiting cannot hurt: they are sent on a later round.
+    fn too_early(&self, courier_place: usize, order: &Waiting, now: OffsetDateTime) -> bool {
+        let metres = self.dist.cm(courier_place, order.place) as f64 / 100.0;
+        let travel = Duration::from_secs_f64((metres / self.config.speed * 60.0).max(0.0));
+        now + travel < order.ready_at
     }
 
     /// Online now: said so, and seen within `presence_ttl`.
@@ -432,6 +433,13 @@ impl Dispatcher {
         metrics::histogram!("lastmile_dispatch_round_distance_metres")
             .record(distance as f64 / 100.0);
         for (o, k) in pairs {
+            let early = self
+                .waiting
+                .get(&orders[o].id)
+                .is_some_and(|w| self.too_early(couriers[k].place, w, now));
+            if early {
+                continue;
+            }
             let (id, courier) = (orders[o].id.clone(), couriers[k].id.clone());
             let waited = Duration::from_millis(orders[o].waited_ms);
             self.reserve(&id, &courier);
@@ -749,7 +757,7 @@ impl Handler<OrderWaiting> for Dispatcher {
 
     fn handle(&mut self, msg: OrderWaiting, ctx: &mut Self::Context) {
         let idle = self.waiting.is_empty();
-        self.add_waiting(&msg.id, &msg.pickup, msg.customer, msg.since);
+        self.add_waiting(msg);
         self.publish();
         if idle {
             self.round(ctx);
