@@ -206,15 +206,9 @@ pub struct FormIds {
     store: Store,
 }
 
-crate::supervise::inject_panic!(FormIdPool, "formids");
+crate::supervise::inject_panic!(FormIdPool, "formids", FormIds);
 
 impl FormIds {
-    /// Makes the actor panic inside a handler (fault injection for tests).
-    #[doc(hidden)]
-    pub fn inject_panic(&self) {
-        self.addr.do_send(crate::supervise::InjectPanic);
-    }
-
     /// Starts the supervised pool actor; grants count only for `templates`
     /// (the ones the service is configured to send).
     pub fn start(store: Store, templates: Vec<String>) -> Self {

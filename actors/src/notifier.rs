@@ -339,15 +339,9 @@ pub struct Notifications {
     addr: Addr<Notifier>,
 }
 
-crate::supervise::inject_panic!(Notifier, "notifier");
+crate::supervise::inject_panic!(Notifier, "notifier", Notifications);
 
 impl Notifications {
-    /// Makes the actor panic inside a handler (fault injection for tests).
-    #[doc(hidden)]
-    pub fn inject_panic(&self) {
-        self.addr.do_send(crate::supervise::InjectPanic);
-    }
-
     /// Starts the supervised notifier and links the orders shards to it.
     pub fn start(
         store: Store,

@@ -702,15 +702,9 @@ pub struct Payments {
     addr: Addr<PaymentsActor>,
 }
 
-crate::supervise::inject_panic!(PaymentsActor, "payments");
+crate::supervise::inject_panic!(PaymentsActor, "payments", Payments);
 
 impl Payments {
-    /// Makes the actor panic inside a handler (fault injection for tests).
-    #[doc(hidden)]
-    pub fn inject_panic(&self) {
-        self.addr.do_send(crate::supervise::InjectPanic);
-    }
-
     /// Starts the supervised payments actor and links the orders shards to it.
     pub fn start(
         store: Store,

@@ -74,18 +74,12 @@ pub struct RateLimits {
     addr: Addr<RateLimiter>,
 }
 
-crate::supervise::inject_panic!(RateLimiter, "rate_limiter");
+crate::supervise::inject_panic!(RateLimiter, "rate_limiter", RateLimits);
 
 impl RateLimits {
     /// True while the actor runs.
     pub fn is_alive(&self) -> bool {
         self.addr.connected()
-    }
-
-    /// Makes the actor panic inside a handler (fault injection for tests).
-    #[doc(hidden)]
-    pub fn inject_panic(&self) {
-        self.addr.do_send(crate::supervise::InjectPanic);
     }
 
     /// Starts a limiter allowing `per_second` requests per client.

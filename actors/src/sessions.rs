@@ -184,15 +184,9 @@ pub struct Sessions {
     cache: Cache,
 }
 
-crate::supervise::inject_panic!(SessionActor, "sessions");
+crate::supervise::inject_panic!(SessionActor, "sessions", Sessions);
 
 impl Sessions {
-    /// Makes the actor panic inside a handler (fault injection for tests).
-    #[doc(hidden)]
-    pub fn inject_panic(&self) {
-        self.addr.do_send(crate::supervise::InjectPanic);
-    }
-
     /// Starts the supervised sessions actor on the current arbiter.
     pub fn start(store: Store, wechat: Arc<dyn WeChat>) -> Self {
         let cache: Cache = Arc::new(DashMap::new());

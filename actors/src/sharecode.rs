@@ -183,18 +183,12 @@ pub struct ShareCodes {
     addr: Addr<ShareCodeActor>,
 }
 
-crate::supervise::inject_panic!(ShareCodeActor, "share_codes");
+crate::supervise::inject_panic!(ShareCodeActor, "share_codes", ShareCodes);
 
 impl ShareCodes {
     /// True while the actor runs.
     pub fn is_alive(&self) -> bool {
         self.addr.connected()
-    }
-
-    /// Makes the actor panic inside a handler (fault injection for tests).
-    #[doc(hidden)]
-    pub fn inject_panic(&self) {
-        self.addr.do_send(crate::supervise::InjectPanic);
     }
 
     /// Starts the supervised share-code actor; each user may make

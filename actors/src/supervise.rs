@@ -31,10 +31,19 @@ where
     }
 }
 
-/// Implements [`InjectPanic`] for an actor: the panic goes through
-/// [`contain`], as a real one inside a handler would.
+/// Implements [`InjectPanic`] for an actor — the panic goes through
+/// [`contain`], as a real one inside a handler would — and the
+/// `inject_panic()` of its handle (a struct with an `addr` field).
 macro_rules! inject_panic {
-    ($actor:ty, $name:literal) => {
+    ($actor:ty, $name:literal, $handle:ty) => {
+        impl $handle {
+            /// Makes the actor panic inside a handler (fault injection for tests).
+            #[doc(hidden)]
+            pub fn inject_panic(&self) {
+                self.addr.do_send($crate::supervise::InjectPanic);
+            }
+        }
+
         impl actix::Handler<$crate::supervise::InjectPanic> for $actor {
             type Result = ();
 

@@ -231,18 +231,12 @@ pub struct Tokens {
     addr: Addr<TokenRefresher>,
 }
 
-crate::supervise::inject_panic!(TokenRefresher, "token_refresher");
+crate::supervise::inject_panic!(TokenRefresher, "token_refresher", Tokens);
 
 impl Tokens {
     /// True while the actor runs.
     pub fn is_alive(&self) -> bool {
         self.addr.connected()
-    }
-
-    /// Makes the actor panic inside a handler (fault injection for tests).
-    #[doc(hidden)]
-    pub fn inject_panic(&self) {
-        self.addr.do_send(crate::supervise::InjectPanic);
     }
 
     /// Starts the supervised refresher (`stable`: use cgi-bin/stable_token).

@@ -690,12 +690,10 @@ async fn tasks_of_a_courier_who_never_returns_go_back_after_kill_9() {
         ],
     )
     .await;
-    let port = app.port;
-    let url = move |p: &str| format!("http://127.0.0.1:{port}{p}");
     let http = client();
     let (customer, _) = app.login(&http, "vanished-customer").await;
     let (courier, _) = app.login(&http, "vanished-courier").await;
-    let base = url("");
+    let base = app.url("");
     let id = paid_over_http(&http, &base, &customer).await;
     online_over_http(&http, &base, &courier, "dorm-3").await;
     let second = Duration::from_secs(5);

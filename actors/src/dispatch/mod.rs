@@ -805,15 +805,9 @@ pub struct Dispatch {
     addr: Addr<Dispatcher>,
 }
 
-crate::supervise::inject_panic!(Dispatcher, "dispatcher");
+crate::supervise::inject_panic!(Dispatcher, "dispatcher", Dispatch);
 
 impl Dispatch {
-    /// Makes the actor panic inside a handler (fault injection for tests).
-    #[doc(hidden)]
-    pub fn inject_panic(&self) {
-        self.addr.do_send(crate::supervise::InjectPanic);
-    }
-
     /// Starts the supervised dispatcher and links the orders shards to it.
     pub fn start(
         store: Store,
