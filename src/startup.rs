@@ -154,6 +154,8 @@ pub fn start_services(
             auto: settings.dispatch.auto,
             presence_ttl: settings.dispatch.presence_ttl,
             speed: settings.dispatch.speed,
+            pickup_service: settings.dispatch.pickup_service,
+            dropoff_service: settings.dispatch.dropoff_service,
         },
     );
     let notifications = Notifications::start(

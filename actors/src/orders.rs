@@ -221,6 +221,8 @@ pub struct OrderWaiting {
     pub id: OrderId,
     /// Where it is picked up.
     pub pickup: crate::domain::PlaceId,
+    /// Where it goes.
+    pub dropoff: crate::domain::PlaceId,
     /// Its customer (never their own courier).
     pub customer: OpenId,
     /// Since when it waits.
@@ -229,11 +231,26 @@ pub struct OrderWaiting {
     pub ready_at: OffsetDateTime,
 }
 
+impl TaskChanged {
+    /// The event for `order` as `courier`'s task.
+    pub fn of(order: &Order, courier: OpenId) -> Self {
+        Self {
+            id: order.id.clone(),
+            courier,
+            status: order.status(),
+            pickup: order.pickup.place_id.clone(),
+            dropoff: order.dropoff.place_id.clone(),
+            ready_at: order.ready_at,
+        }
+    }
+}
+
 impl OrderWaiting {
     /// The event for a paid order.
     pub fn of(order: &Order) -> Self {
         Self {
             id: order.id.clone(),
+            dropoff: order.dropoff.place_id.clone(),
             pickup: order.pickup.place_id.clone(),
             customer: order.customer.clone(),
             since: order.updated_at,
@@ -261,6 +278,12 @@ pub struct TaskChanged {
     /// The order's status now: assigned or picked up while the task is
     /// open; anything else ends it (delivered, taken back, cancelled).
     pub status: Status,
+    /// Where it is picked up.
+    pub pickup: crate::domain::PlaceId,
+    /// Where it goes.
+    pub dropoff: crate::domain::PlaceId,
+    /// When it can be picked up.
+    pub ready_at: OffsetDateTime,
 }
 
 /// Where shards send dispatch events.
@@ -590,19 +613,11 @@ impl OrderShard {
         let Some(link) = &self.dispatch else { return };
         let open = matches!(order.status(), Status::Assigned | Status::PickedUp);
         if let (Some(courier), true) = (&order.courier, open) {
-            link.task.do_send(TaskChanged {
-                id: order.id.clone(),
-                courier: courier.clone(),
-                status: order.status(),
-            });
+            link.task.do_send(TaskChanged::of(order, courier.clone()));
         }
         if let Some(before) = before {
             if !open || order.courier.as_ref() != Some(&before) {
-                link.task.do_send(TaskChanged {
-                    id: order.id.clone(),
-                    courier: before,
-                    status: order.status(),
-                });
+                link.task.do_send(TaskChanged::of(order, before));
             }
         }
     }

@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 
 use crate::error::ApiError;
 use crate::extract::{ActionBody, Caller, JsonBody};
+use crate::routes::view::OrderView;
 use crate::startup::AppState;
 
 /// `{"name", "phone"}` as sent.
@@ -157,8 +158,13 @@ pub async fn tasks(
     let list = state.dispatch.tasks_of(me.clone()).await?;
     let mut orders = Vec::with_capacity(list.open.len());
     for id in &list.open {
+        let eta = list
+            .route
+            .iter()
+            .find(|s| &s.order_id == id && s.action == "dropoff")
+            .map(|s| s.eta);
         match state.orders.get(id, &me).await {
-            Ok(order) => orders.push(order),
+            Ok(order) => orders.push(OrderView::new(order, eta)),
             // Moved on since the index answered (cancelled, taken back).
             Err(lastmile_actors::orders::OrderError::NotFound) => {}
             Err(e) => return Err(e.into()),
@@ -166,6 +172,7 @@ pub async fn tasks(
     }
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "orders": orders,
+        "route": list.route,
         "withdrawn": list.withdrawn,
     })))
 }
@@ -197,7 +204,7 @@ pub async fn grab(
     _body: ActionBody,
 ) -> Result<HttpResponse, ApiError> {
     let order = state.dispatch.grab(order_id(&path)?, me).await?;
-    Ok(HttpResponse::Ok().json(order))
+    Ok(HttpResponse::Ok().json(OrderView::of(&state, order).await))
 }
 
 async fn step(
@@ -207,7 +214,7 @@ async fn step(
     step: Step,
 ) -> Result<HttpResponse, ApiError> {
     let order = state.orders.step(order_id(raw)?, me, step).await?;
-    Ok(HttpResponse::Ok().json(order))
+    Ok(HttpResponse::Ok().json(OrderView::of(state, order).await))
 }
 
 /// `POST /api/v1/orders/{id}/pickup`

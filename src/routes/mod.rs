@@ -7,3 +7,4 @@ pub mod messages;
 pub mod ops;
 pub mod orders;
 pub mod payments;
+pub mod view;

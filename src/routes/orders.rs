@@ -3,7 +3,6 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use lastmile_actors::campus::Campus;
-use lastmile_actors::domain::Order;
 use lastmile_actors::domain::{
     now_utc, parse_ready_at, parse_text, Fen, IdempotencyKey, Location, NewOrder, OrderId,
     OrderKind, PlaceId, Status, MAX_PICKUP_CODE_CHARS, MAX_TEXT_CHARS,
@@ -13,6 +12,7 @@ use time::OffsetDateTime;
 
 use crate::error::ApiError;
 use crate::extract::{ActionBody, Caller, JsonBody};
+use crate::routes::view::OrderView;
 use crate::startup::AppState;
 
 /// Page size when `limit` is absent.
@@ -50,7 +50,7 @@ pub struct ListQuery {
 /// One page of the list endpoint.
 #[derive(Serialize)]
 struct OrderPage {
-    orders: Vec<Order>,
+    orders: Vec<OrderView>,
     next_cursor: Option<String>,
 }
 
@@ -139,7 +139,7 @@ pub async fn create(
     let order = state.orders.create(customer, new, key).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/orders/{}", order.id)))
-        .json(order))
+        .json(OrderView::new(order, None)))
 }
 
 /// `GET /api/v1/orders/{id}`
@@ -151,7 +151,7 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let id = order_id(&path)?;
     let order = state.orders.get(&id, &viewer).await?;
-    Ok(HttpResponse::Ok().json(order))
+    Ok(HttpResponse::Ok().json(OrderView::of(&state, order).await))
 }
 
 /// `GET /api/v1/orders?status=&limit=&cursor=`
@@ -182,8 +182,12 @@ pub async fn list(
         ),
     };
     let (orders, next) = state.orders.list(customer, status, limit, cursor).await?;
+    let mut views = Vec::with_capacity(orders.len());
+    for order in orders {
+        views.push(OrderView::of(&state, order).await);
+    }
     Ok(HttpResponse::Ok().json(OrderPage {
-        orders,
+        orders: views,
         next_cursor: next.map(String::from),
     }))
 }
@@ -198,5 +202,5 @@ pub async fn cancel(
 ) -> Result<HttpResponse, ApiError> {
     let id = order_id(&path)?;
     let order = state.orders.cancel(id, customer).await?;
-    Ok(HttpResponse::Ok().json(order))
+    Ok(HttpResponse::Ok().json(OrderView::new(order, None)))
 }

@@ -572,3 +572,74 @@ async fn a_courier_is_not_sent_before_the_takeout_is_ready() {
         "sent once the food is ready"
     );
 }
+
+#[actix_web::test]
+async fn assigned_orders_show_an_eta_and_the_courier_a_route_pickups_first() {
+    use time::format_description::well_known::Rfc3339;
+    let app = spawn_app_with(|s| s.dispatch.tick = Duration::from_millis(20)).await;
+    let (customer, openid) = app.login("eta-customer").await;
+    let unpaid = app.create_order(&customer, &order_body()).await;
+    assert!(unpaid.body["eta"].is_null(), "no courier, no eta");
+    let first = app.paid_order(&customer, &openid).await;
+    let second = app.paid_order(&customer, &openid).await;
+    let (courier, courier_id) = app.online_courier("eta-courier", "cainiao-north").await;
+    for id in [&first, &second] {
+        assert!(
+            app.reaches(&customer, id, "assigned", Duration::from_secs(5))
+                .await
+        );
+    }
+
+    let tasks = app.get_as(&courier, "/api/v1/couriers/me/tasks").await.body;
+
+    let route = tasks["route"].as_array().expect("route");
+    assert_eq!(route.len(), 4, "{tasks}");
+    let position = |id: &str, action: &str| {
+        route
+            .iter()
+            .position(|s| s["order_id"] == id && s["action"] == action)
+            .expect("stop")
+    };
+    for id in [&first, &second] {
+        assert!(
+            position(id, "pickup") < position(id, "dropoff"),
+            "pickup before drop-off"
+        );
+        assert_eq!(route[position(id, "pickup")]["place_id"], "cainiao-north");
+        assert_eq!(route[position(id, "dropoff")]["place_id"], "dorm-3");
+    }
+    let times: Vec<time::OffsetDateTime> = route
+        .iter()
+        .map(|s| {
+            time::OffsetDateTime::parse(s["eta"].as_str().expect("eta"), &Rfc3339)
+                .expect("RFC 3339")
+        })
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "stops in time order"
+    );
+    let order = app.get_order(&customer, &first).await.body;
+    assert_eq!(order["courier"], courier_id.as_str());
+    let eta =
+        time::OffsetDateTime::parse(order["eta"].as_str().expect("eta once assigned"), &Rfc3339)
+            .expect("RFC 3339");
+    let planned = times[position(&first, "dropoff")];
+    assert!(
+        (eta - planned).abs() < time::Duration::seconds(2),
+        "{eta} vs {planned}"
+    );
+    assert!(eta > time::OffsetDateTime::now_utc(), "in the future");
+    let picked = app
+        .post_as(&courier, &format!("/api/v1/orders/{first}/pickup"), None)
+        .await;
+    assert!(
+        picked.body["eta"].is_string(),
+        "still on its way: {}",
+        picked.body
+    );
+    let delivered = app
+        .post_as(&courier, &format!("/api/v1/orders/{first}/deliver"), None)
+        .await;
+    assert!(delivered.body["eta"].is_null(), "handed over");
+}

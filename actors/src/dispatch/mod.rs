@@ -38,6 +38,7 @@ use crate::domain::{now_utc, CourierProfile, OpenId, Order, OrderId, PlaceId, St
 use crate::matching::{assign, Distances, FreeCourier, WaitingOrder};
 use crate::orders::{DispatchLink, OrderError, OrderTaken, OrderWaiting, Orders, TaskChanged};
 use crate::storage::Store;
+use planner::{Params, Point, RouteTask};
 
 /// An order waiting longer than this outranks any fresh one, whatever the
 /// distance, so no order starves at a far-away station.
@@ -64,6 +65,10 @@ pub struct DispatchConfig {
     pub presence_ttl: Duration,
     /// Courier speed, metres per minute.
     pub speed: f64,
+    /// Time spent at a pickup.
+    pub pickup_service: Duration,
+    /// Time spent at a drop-off.
+    pub dropoff_service: Duration,
 }
 
 /// Why a courier request failed.
@@ -119,6 +124,7 @@ pub struct CourierView {
 
 struct Waiting {
     place: usize,
+    dropoff: usize,
     customer: OpenId,
     since: OffsetDateTime,
     ready_at: OffsetDateTime,
@@ -132,6 +138,29 @@ struct Present {
     last_seen: Instant,
     /// When they said offline.
     offline_at: Option<Instant>,
+}
+
+/// An open task of a courier, as the dispatcher keeps it.
+#[derive(Debug, Clone, Copy)]
+struct Task {
+    status: Status,
+    pickup: usize,
+    dropoff: usize,
+    ready_at: OffsetDateTime,
+}
+
+/// A stop of a courier's route, as the task list shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteStop {
+    /// The order.
+    pub order_id: OrderId,
+    /// `pickup` or `dropoff`.
+    pub action: &'static str,
+    /// Where.
+    pub place_id: String,
+    /// When it is planned (a pickup never before the order's `ready_at`).
+    #[serde(with = "time::serde::rfc3339")]
+    pub eta: OffsetDateTime,
 }
 
 /// Why a task left a courier before it was delivered.
@@ -161,6 +190,8 @@ pub struct Withdrawn {
 pub struct TaskList {
     /// Assigned or picked up, oldest first.
     pub open: Vec<OrderId>,
+    /// The stops still to make, in order, with predicted times.
+    pub route: Vec<RouteStop>,
     /// Taken away within the last hour, newest first.
     pub withdrawn: Vec<Withdrawn>,
 }
@@ -175,7 +206,7 @@ pub struct Dispatcher {
     config: DispatchConfig,
     couriers: HashMap<OpenId, Present>,
     /// Open tasks (assigned or picked up) per courier, with their status.
-    tasks: HashMap<OpenId, HashMap<OrderId, Status>>,
+    tasks: HashMap<OpenId, HashMap<OrderId, Task>>,
     /// Assignments asked of a shard and not yet answered, per courier.
     reserved: HashMap<OpenId, u32>,
     withdrawn: HashMap<OpenId, Vec<(Instant, Withdrawn)>>,
@@ -231,6 +262,16 @@ pub struct Grab {
 #[rtype(result = "Result<TaskList, DispatchError>")]
 pub struct TasksOf {
     /// Who asks.
+    pub courier: OpenId,
+}
+
+/// When an order is predicted to be handed over by its courier.
+#[derive(Message)]
+#[rtype(result = "Option<OffsetDateTime>")]
+pub struct EtaOf {
+    /// The order.
+    pub id: OrderId,
+    /// Its courier.
     pub courier: OpenId,
 }
 
@@ -298,11 +339,9 @@ impl Dispatcher {
         for order in active {
             match (order.status(), &order.courier) {
                 (Status::Paid, _) => self.add_waiting(OrderWaiting::of(&order)),
-                (status, Some(courier)) => {
-                    self.tasks
-                        .entry(courier.clone())
-                        .or_default()
-                        .insert(order.id.clone(), status);
+                (_, Some(courier)) => {
+                    let changed = TaskChanged::of(&order, courier.clone());
+                    self.task_changed(changed);
                 }
                 _ => {}
             }
@@ -311,11 +350,14 @@ impl Dispatcher {
     }
 
     fn add_waiting(&mut self, msg: OrderWaiting) {
-        if let Some(&place) = self.places.get(msg.pickup.as_str()) {
+        let place = self.places.get(msg.pickup.as_str()).copied();
+        let dropoff = self.places.get(msg.dropoff.as_str()).copied();
+        if let (Some(place), Some(dropoff)) = (place, dropoff) {
             self.waiting.insert(
                 msg.id,
                 Waiting {
                     place,
+                    dropoff,
                     customer: msg.customer,
                     since: msg.since,
                     ready_at: msg.ready_at,
@@ -479,14 +521,20 @@ impl Dispatcher {
         }
         match failure {
             None => {
-                self.waiting.remove(id);
                 // The shard's TaskChanged says the same; booking it here too
                 // keeps capacity right for the next round in between.
-                self.tasks
-                    .entry(courier.clone())
-                    .or_default()
-                    .entry(id.clone())
-                    .or_insert(Status::Assigned);
+                if let Some(w) = self.waiting.remove(id) {
+                    self.tasks
+                        .entry(courier.clone())
+                        .or_default()
+                        .entry(id.clone())
+                        .or_insert(Task {
+                            status: Status::Assigned,
+                            pickup: w.place,
+                            dropoff: w.dropoff,
+                            ready_at: w.ready_at,
+                        });
+                }
                 if let Some(w) = waited {
                     metrics::histogram!("lastmile_dispatch_assignment_latency_seconds")
                         .record(w.as_secs_f64());
@@ -520,7 +568,7 @@ impl Dispatcher {
             .flat_map(|(courier, tasks)| {
                 tasks
                     .iter()
-                    .filter(|(_, status)| **status == Status::Assigned)
+                    .filter(|(_, task)| task.status == Status::Assigned)
                     .map(move |(id, _)| (id.clone(), courier.clone()))
             })
             .filter(|(id, _)| !self.unassigning.contains(id))
@@ -543,12 +591,27 @@ impl Dispatcher {
             id,
             courier,
             status,
+            pickup,
+            dropoff,
+            ready_at,
         }: TaskChanged,
     ) {
         let open = matches!(status, Status::Assigned | Status::PickedUp);
+        let places = (
+            self.places.get(pickup.as_str()).copied(),
+            self.places.get(dropoff.as_str()).copied(),
+        );
         let tasks = self.tasks.entry(courier.clone()).or_default();
-        let was_open = if open {
-            tasks.insert(id.clone(), status);
+        let was_open = if let (true, (Some(pickup), Some(dropoff))) = (open, places) {
+            tasks.insert(
+                id.clone(),
+                Task {
+                    status,
+                    pickup,
+                    dropoff,
+                    ready_at,
+                },
+            );
             false
         } else {
             tasks.remove(&id).is_some()
@@ -583,6 +646,75 @@ impl Dispatcher {
         }
     }
 
+    /// The planner's parameters for the campus.
+    fn params(&self) -> Params {
+        Params {
+            speed: self.config.speed,
+            whole_minutes: false,
+            pickup_service: self.config.pickup_service.as_secs_f64() / 60.0,
+            dropoff_service: self.config.dropoff_service.as_secs_f64() / 60.0,
+            target: 40.0,
+            max: 90.0,
+            max_bundle: self.config.max_tasks as usize,
+        }
+    }
+
+    /// A courier's remaining stops with predicted times, from where they
+    /// are (or their first pickup when the dispatcher has not seen them).
+    fn route_of(&self, courier: &OpenId) -> Vec<RouteStop> {
+        let Some(tasks) = self.tasks.get(courier) else {
+            return Vec::new();
+        };
+        let mut ids: Vec<&OrderId> = tasks.keys().collect();
+        ids.sort();
+        let point = |i: usize| {
+            let place = &self.campus.places()[i];
+            Point {
+                x: place.x,
+                y: place.y,
+            }
+        };
+        let now = now_utc();
+        let minutes = |t: OffsetDateTime| (t - now).as_seconds_f64() / 60.0;
+        let plan_tasks: Vec<RouteTask> = ids
+            .iter()
+            .enumerate()
+            .map(|(key, id)| {
+                let t = &tasks[*id];
+                RouteTask {
+                    key,
+                    pickup: (t.status == Status::Assigned)
+                        .then(|| (point(t.pickup), minutes(t.ready_at))),
+                    dropoff: point(t.dropoff),
+                }
+            })
+            .collect();
+        let start = self
+            .couriers
+            .get(courier)
+            .map(|p| p.place)
+            .or_else(|| ids.first().map(|id| tasks[*id].pickup))
+            .map_or(Point { x: 0.0, y: 0.0 }, point);
+        planner::route(&self.params(), 0.0, start, &plan_tasks)
+            .into_iter()
+            .map(|stop| {
+                let id = ids[stop.key];
+                let task = &tasks[id];
+                let place = if stop.pickup {
+                    task.pickup
+                } else {
+                    task.dropoff
+                };
+                RouteStop {
+                    order_id: id.clone(),
+                    action: if stop.pickup { "pickup" } else { "dropoff" },
+                    place_id: self.campus.places()[place].id.clone(),
+                    eta: now + Duration::from_secs_f64(stop.at.max(0.0) * 60.0),
+                }
+            })
+            .collect()
+    }
+
     fn task_list(&self, courier: &OpenId) -> TaskList {
         let mut open: Vec<OrderId> = self
             .tasks
@@ -602,7 +734,11 @@ impl Dispatcher {
                     .collect()
             })
             .unwrap_or_default();
-        TaskList { open, withdrawn }
+        TaskList {
+            open,
+            route: self.route_of(courier),
+            withdrawn,
+        }
     }
 }
 
@@ -782,6 +918,17 @@ impl Handler<TaskChanged> for Dispatcher {
     }
 }
 
+impl Handler<EtaOf> for Dispatcher {
+    type Result = Option<OffsetDateTime>;
+
+    fn handle(&mut self, EtaOf { id, courier }: EtaOf, _: &mut Self::Context) -> Self::Result {
+        self.route_of(&courier)
+            .into_iter()
+            .find(|s| s.order_id == id && s.action == "dropoff")
+            .map(|s| s.eta)
+    }
+}
+
 impl Handler<TasksOf> for Dispatcher {
     type Result = Result<TaskList, DispatchError>;
 
@@ -867,6 +1014,12 @@ impl Dispatch {
     /// Grab an open order.
     pub async fn grab(&self, id: OrderId, courier: OpenId) -> Result<Order, DispatchError> {
         self.addr.send(Grab { id, courier }).await?
+    }
+
+    /// When `courier` is predicted to hand order `id` over (None when it is
+    /// not their open task, or the dispatcher is unavailable).
+    pub async fn eta_of(&self, id: OrderId, courier: OpenId) -> Option<OffsetDateTime> {
+        self.addr.send(EtaOf { id, courier }).await.ok().flatten()
     }
 
     /// A courier's open and recently withdrawn tasks.
