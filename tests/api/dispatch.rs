@@ -643,3 +643,46 @@ async fn assigned_orders_show_an_eta_and_the_courier_a_route_pickups_first() {
         .await;
     assert!(delivered.body["eta"].is_null(), "handed over");
 }
+
+#[actix_web::test]
+async fn two_orders_from_one_pickup_place_go_to_one_courier_as_a_bundle() {
+    let app = spawn_app_with(|s| s.dispatch.tick = Duration::from_millis(20)).await;
+    let (customer, openid) = app.login("bundle-customer").await;
+    let (near, near_id) = app.online_courier("bundle-near", "cainiao-north").await;
+    let (_far, _) = app.online_courier("bundle-far", "north-gate").await;
+    let mut ids = Vec::new();
+    for dropoff in ["dorm-3", "dorm-4"] {
+        let mut body = order_body();
+        body["dropoff"]["place_id"] = dropoff.into();
+        let id = app.create_order(&customer, &body).await.body["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        app.pay(&customer, &openid, &id).await;
+        ids.push(id);
+    }
+
+    for id in &ids {
+        assert!(
+            app.reaches(&customer, id, "assigned", Duration::from_secs(5))
+                .await
+        );
+        assert_eq!(
+            app.get_order(&customer, id).await.body["courier"],
+            near_id.as_str(),
+            "both to the courier at the pickup place"
+        );
+    }
+    let route = app.get_as(&near, "/api/v1/couriers/me/tasks").await.body["route"].clone();
+    let actions: Vec<&str> = route
+        .as_array()
+        .expect("route")
+        .iter()
+        .map(|s| s["action"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        actions,
+        ["pickup", "pickup", "dropoff", "dropoff"],
+        "one trip: both picked up, then both dropped off"
+    );
+}
