@@ -156,6 +156,8 @@ pub fn start_services(
             speed: settings.dispatch.speed,
             pickup_service: settings.dispatch.pickup_service,
             dropoff_service: settings.dispatch.dropoff_service,
+            target: settings.dispatch.target,
+            max: settings.dispatch.max,
         },
     );
     let notifications = Notifications::start(

@@ -102,7 +102,7 @@ impl OrderId {
     pub fn generate(customer: &OpenId, now: OffsetDateTime) -> Self {
         let mut raw = [0u8; 20];
         raw[..5].copy_from_slice(&customer_tag(customer));
-        let millis = (now.unix_timestamp_nanos() / 1_000_000).max(0) as u64;
+        let millis = unix_ms(now).max(0) as u64;
         raw[5..11].copy_from_slice(&millis.to_be_bytes()[2..]);
         rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut raw[11..]);
         Self(data_encoding::BASE32HEX_NOPAD.encode(&raw))
@@ -618,6 +618,12 @@ impl Order {
     pub fn visible_to(&self, who: &OpenId) -> bool {
         &self.customer == who || self.courier.as_ref() == Some(who)
     }
+}
+
+/// Milliseconds since the Unix epoch (times in sled keys, outbox entries,
+/// order ids).
+pub fn unix_ms(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 /// Now, in UTC, truncated to microseconds so that stored and served times agree.

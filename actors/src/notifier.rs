@@ -38,7 +38,7 @@ const MAX_ATTEMPTS: u32 = 20;
 const MAX_CONCURRENT_SENDS: usize = 16;
 
 fn now_ms() -> i64 {
-    (now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+    crate::domain::unix_ms(now_utc())
 }
 
 /// The entries to try now: due ones, oldest first, at most one per
@@ -90,8 +90,6 @@ impl NotifierConfig {
 /// What one step of the worker did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// Nothing is due.
-    Idle,
     /// A message went out.
     Sent,
     /// A message was given up, with the reason.

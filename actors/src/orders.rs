@@ -480,9 +480,10 @@ impl OrderShard {
         if let Some(key) = &key {
             // The customer's shard is the only writer of their keys, so
             // check-then-insert cannot race.
-            let since = now - IDEMPOTENCY_TTL;
-            let since_ms = (since.unix_timestamp_nanos() / 1_000_000).max(0) as u64;
-            if let Some(id) = self.store.idempotent_order(&customer, key, since_ms)? {
+            if let Some(id) =
+                self.store
+                    .idempotent_order(&customer, key, idempotency_cutoff(now))?
+            {
                 return self.load(&id)?.ok_or(OrderError::NotFound);
             }
         }
@@ -583,7 +584,7 @@ impl OrderShard {
     fn save(&self, order: &Order, was_terminal: bool) -> Result<(), OrderError> {
         let message = match MessageKind::for_status(order.status()) {
             Some(kind) => {
-                let now_ms = (now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+                let now_ms = crate::domain::unix_ms(now_utc());
                 Some(OutboxEntry {
                     id: self.store.next_id()?,
                     order_id: order.id.clone(),
@@ -755,8 +756,7 @@ impl OrderShard {
     /// (off the shard's thread: it scans the whole tree).
     fn sweep_idempotency(&self) {
         let (store, index, count) = (self.store.clone(), self.index, self.count);
-        let since = now_utc() - IDEMPOTENCY_TTL;
-        let since_ms = (since.unix_timestamp_nanos() / 1_000_000).max(0) as u64;
+        let since_ms = idempotency_cutoff(now_utc());
         actix::spawn(async move {
             let swept = tokio::task::spawn_blocking(move || {
                 store.prune_idempotency(since_ms, |c| shard_of_customer(c, count) == index)
@@ -967,6 +967,11 @@ impl Handler<InjectPanic> for OrderShard {
     fn handle(&mut self, _: InjectPanic, ctx: &mut Self::Context) -> Self::Result {
         self.guarded(ctx, |_| panic!("fault injected into orders shard"))
     }
+}
+
+/// Idempotency keys of orders made before this (unix ms) are forgotten.
+fn idempotency_cutoff(now: OffsetDateTime) -> u64 {
+    crate::domain::unix_ms(now - IDEMPOTENCY_TTL).max(0) as u64
 }
 
 /// Which of `count` shards owns `id`.

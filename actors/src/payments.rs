@@ -140,6 +140,12 @@ enum TransactionCheck {
     Conflicting(String),
 }
 
+/// A second transaction id for a paid order: the first is kept.
+fn transaction_conflict(order: &OrderId, kept: &str, ignored: &str) {
+    let detail = format!("kept {}, ignored {}", excerpt(kept), excerpt(ignored));
+    anomaly("transaction_id_mismatch", order, &detail);
+}
+
 /// Counts and logs a payment that does not add up (never silently).
 fn anomaly(kind: &'static str, order: &OrderId, detail: &str) {
     tracing::error!(%order, kind, detail, "payment anomaly: nothing changed");
@@ -265,15 +271,7 @@ impl PaymentsActor {
         {
             TransactionCheck::New | TransactionCheck::Same => Ok(true),
             TransactionCheck::Conflicting(first) => {
-                anomaly(
-                    "transaction_id_mismatch",
-                    id,
-                    &format!(
-                        "kept {}, ignored {}",
-                        excerpt(&first),
-                        excerpt(&notice.transaction_id)
-                    ),
-                );
+                transaction_conflict(id, &first, &notice.transaction_id);
                 Ok(false)
             }
         }
@@ -587,15 +585,7 @@ async fn resolve_unpaid(
             })
             .await??;
         if let TransactionCheck::Conflicting(first) = check {
-            anomaly(
-                "transaction_id_mismatch",
-                &id,
-                &format!(
-                    "kept {}, ignored {}",
-                    excerpt(&first),
-                    excerpt(&transaction_id)
-                ),
-            );
+            transaction_conflict(&id, &first, &transaction_id);
         }
         let outcome = orders.confirm_payment(id.clone()).await?;
         metrics::counter!("lastmile_payments_total", "outcome" => "found_by_query").increment(1);

@@ -824,7 +824,7 @@ fn decode<T: DeserializeOwned>(bytes: &[u8], key: &str) -> Result<T, StorageErro
 }
 
 fn unix_ms() -> i64 {
-    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+    crate::domain::unix_ms(OffsetDateTime::now_utc())
 }
 
 /// The group-commit thread's state.

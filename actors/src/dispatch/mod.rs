@@ -69,6 +69,10 @@ pub struct DispatchConfig {
     pub pickup_service: Duration,
     /// Time spent at a drop-off.
     pub dropoff_service: Duration,
+    /// Click-to-door target.
+    pub target: Duration,
+    /// Click-to-door never to pass.
+    pub max: Duration,
 }
 
 /// Why a courier request failed.
@@ -653,8 +657,8 @@ impl Dispatcher {
             whole_minutes: false,
             pickup_service: self.config.pickup_service.as_secs_f64() / 60.0,
             dropoff_service: self.config.dropoff_service.as_secs_f64() / 60.0,
-            target: 40.0,
-            max: 90.0,
+            target: self.config.target.as_secs_f64() / 60.0,
+            max: self.config.max.as_secs_f64() / 60.0,
             max_bundle: self.config.max_tasks as usize,
         }
     }
