@@ -1,6 +1,5 @@
 //! The real binary end to end: round trip, kill -9, restarts, SIGTERM, bad config.
 
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -374,22 +373,7 @@ fn bad_configuration_exits_2_with_one_line() {
         ),
     ];
     for (args, env, why) in cases {
-        let out = Command::new(env!("CARGO_BIN_EXE_lastmile"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(&args)
-            .envs(env)
-            .env("LASTMILE__STORAGE__PATH", dir.path().join("data"))
-            .env("LASTMILE__HTTP__BIND", "127.0.0.1:0")
-            .output()
-            .expect("runs");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{why}: {stderr}");
-        assert_eq!(
-            stderr.trim().lines().count(),
-            1,
-            "{why}: one line, got {stderr}"
-        );
-        assert!(!stderr.contains("panicked"), "{why}: {stderr}");
+        crate::helpers::refuses_to_start(&dir.path().join("data"), &args, &env, why);
     }
 }
 

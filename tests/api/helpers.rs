@@ -348,6 +348,29 @@ where
     false
 }
 
+/// Runs the binary once (on a temp data dir, any port) and expects it to
+/// refuse to start: exit 2 with one line on stderr, no panic. Returns
+/// that line.
+pub fn refuses_to_start(data: &Path, args: &[String], env: &[(&str, String)], why: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_lastmile"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("LASTMILE__STORAGE__PATH", data)
+        .env("LASTMILE__HTTP__BIND", "127.0.0.1:0")
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{why}: {stderr}");
+    assert_eq!(
+        stderr.trim().lines().count(),
+        1,
+        "{why}: one line, got {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{why}: {stderr}");
+    stderr
+}
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -2,7 +2,6 @@
 //! public sandbox credentials or without what it needs.
 
 use std::path::Path;
-use std::process::Command;
 
 use md5::{Digest, Md5};
 use reqwest::StatusCode;
@@ -114,16 +113,7 @@ fn live_mode_refuses_sandbox_credentials_and_missing_pieces() {
         ),
     ];
     for (env, key, why) in cases {
-        let out = Command::new(env!("CARGO_BIN_EXE_lastmile"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .envs(env)
-            .env("LASTMILE__STORAGE__PATH", dir.path().join("data"))
-            .env("LASTMILE__HTTP__BIND", "127.0.0.1:0")
-            .output()
-            .expect("runs");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{why}: {stderr}");
-        assert_eq!(stderr.trim().lines().count(), 1, "{why}: {stderr}");
+        let stderr = crate::helpers::refuses_to_start(&dir.path().join("data"), &[], &env, why);
         assert!(
             stderr.contains(key),
             "{why}: the line names {key}: {stderr}"
