@@ -1,85 +1,145 @@
-//! A matching round on the real campus map with random positions:
-//! 100×50, 1 000×300 and 5 000×1 000 (orders × couriers, 3 slots each).
-//! Prints the round's total pickup distance against the exact optimum and
-//! against a greedy nearest-courier baseline, then times the round.
+//! One live planning round on the real campus map with random orders and
+//! couriers: 100×50, 1 000×300 and 5 000×1 000 (orders × couriers; 70 %
+//! of couriers idle, the rest free within 20 minutes). Prints what the
+//! round sends and the planned click-to-door of those orders against a
+//! greedy nearest-idle-courier round, then times the round.
 
 use std::path::Path;
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use lastmile_actors::campus::Campus;
-use lastmile_actors::matching::{
-    assign, assign_greedy, total_metres, Distances, FreeCourier, WaitingOrder,
-};
+use lastmile_actors::dispatch::planner::{self, Courier, Order, Params, Point};
 use rand::{Rng, SeedableRng};
 
-type Instance = (Vec<WaitingOrder<usize, u32>>, Vec<FreeCourier<u32>>);
+/// The campus defaults of `[dispatch]` (config/default.toml).
+fn params() -> Params {
+    Params {
+        speed: 200.0,
+        whole_minutes: false,
+        pickup_service: 2.0,
+        dropoff_service: 2.0,
+        target: 40.0,
+        max: 90.0,
+        max_bundle: 3,
+    }
+}
 
-fn instance(places: usize, orders: usize, couriers: usize, seed: u64) -> Instance {
+fn instance(
+    places: &[Point],
+    orders: usize,
+    couriers: usize,
+    seed: u64,
+) -> (Vec<Order>, Vec<Courier>) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let place = |rng: &mut rand::rngs::StdRng| {
+        let i = rng.gen_range(0..places.len());
+        (i as u32, places[i])
+    };
     let orders = (0..orders)
-        .map(|i| WaitingOrder {
-            id: i,
-            place: rng.gen_range(0..places),
-            urgent: rng.gen_bool(0.05),
-            waited_ms: rng.gen_range(0..600_000),
-            customer: 1_000_000 + i as u32,
+        .map(|key| {
+            let (site, pickup) = place(&mut rng);
+            let (_, dropoff) = place(&mut rng);
+            let placed = -rng.gen_range(0.0..20.0);
+            Order {
+                key,
+                site,
+                pickup,
+                dropoff,
+                placed,
+                ready: placed + rng.gen_range(0.0..15.0),
+                owner: Some(1_000_000 + key as u64),
+            }
         })
         .collect();
     let couriers = (0..couriers)
-        .map(|i| FreeCourier {
-            id: i as u32,
-            place: rng.gen_range(0..places),
-            free: 3,
+        .map(|key| Courier {
+            key,
+            pos: place(&mut rng).1,
+            free_at: if rng.gen_bool(0.7) {
+                0.0
+            } else {
+                rng.gen_range(1.0..20.0)
+            },
+            off_time: f64::INFINITY,
+            capacity: 3,
+            owner: Some(key as u64),
         })
         .collect();
     (orders, couriers)
 }
 
+/// Each order, oldest first, to the nearest idle courier left, alone.
+fn greedy(p: &Params, orders: &[Order], couriers: &[Courier]) -> Vec<f64> {
+    let mut by_age: Vec<&Order> = orders.iter().collect();
+    by_age.sort_by(|a, b| a.placed.total_cmp(&b.placed));
+    let mut used = vec![false; couriers.len()];
+    let mut ctd = Vec::new();
+    for o in by_age {
+        let nearest = couriers
+            .iter()
+            .filter(|c| c.free_at <= 0.0 && !used[c.key])
+            .min_by(|a, b| {
+                a.pos
+                    .distance(o.pickup)
+                    .total_cmp(&b.pos.distance(o.pickup))
+            });
+        if let Some(c) = nearest {
+            used[c.key] = true;
+            let a = planner::schedule(p, 0.0, c.pos, 0.0, o.pickup, &[o]);
+            ctd.push(a.dropoffs[0] - o.placed);
+        }
+    }
+    ctd
+}
+
+fn mean(xs: &[f64]) -> f64 {
+    xs.iter().sum::<f64>() / xs.len().max(1) as f64
+}
+
 fn bench_rounds(c: &mut Criterion) {
     let campus = Campus::load(Path::new("config/campus.toml")).expect("campus map");
-    let ids: Vec<String> = campus.places().iter().map(|p| p.id.clone()).collect();
-    let dist = Distances::new(ids.len(), |a, b| {
-        campus.distance(&ids[a], &ids[b]).unwrap_or(0.0)
-    });
+    let places: Vec<Point> = campus
+        .places()
+        .iter()
+        .map(|p| Point { x: p.x, y: p.y })
+        .collect();
+    let p = params();
     let mut group = c.benchmark_group("dispatch_round");
     println!(
-        "{:>12} {:>9} {:>11} {:>13} {:>13} {:>13}",
-        "orders×cour", "assigned", "round (ms)", "ours (m)", "exact (m)", "greedy (m)"
+        "{:>12} {:>8} {:>7} {:>11} {:>12} {:>10} {:>12}",
+        "orders×cour", "bundles", "orders", "round (ms)", "planned CTD", "greedy n", "greedy CTD"
     );
     for (orders, couriers) in [(100, 50), (1_000, 300), (5_000, 1_000)] {
-        let (o, k) = instance(ids.len(), orders, couriers, 42);
+        let (o, k) = instance(&places, orders, couriers, 42);
         let started = Instant::now();
-        let pairs = assign(&o, &k, &dist);
+        let plan = planner::plan_with(&p, 0.0, &o, &k, &mut []);
         let ms = started.elapsed().as_secs_f64() * 1e3;
-        // The min-cost flow is exact for the distance objective; urgent
-        // orders are matched first by design, so compare on a copy with
-        // urgency off for the pure distance optimum.
-        let plain: Vec<_> = o
+        let ctd: Vec<f64> = plan
+            .assignments
             .iter()
-            .cloned()
-            .map(|mut w| {
-                w.urgent = false;
-                w
+            .flat_map(|a| {
+                a.orders
+                    .iter()
+                    .zip(&a.dropoffs)
+                    .map(|(&k, d)| d - o[k].placed)
             })
             .collect();
-        let exact = total_metres(&assign(&plain, &k, &dist), &plain, &k, &dist);
-        let ours = total_metres(&pairs, &o, &k, &dist);
-        let greedy_pairs = assign_greedy(&plain, &k, &dist);
-        let greedy = total_metres(&greedy_pairs, &plain, &k, &dist);
+        let naive = greedy(&p, &o, &k);
         println!(
-            "{:>12} {:>9} {:>11.3} {:>13.0} {:>13.0} {:>13.0}",
+            "{:>12} {:>8} {:>7} {:>11.2} {:>12.1} {:>10} {:>12.1}",
             format!("{orders}×{couriers}"),
-            pairs.len(),
+            plan.assignments.len(),
+            ctd.len(),
             ms,
-            ours,
-            exact,
-            greedy
+            mean(&ctd),
+            naive.len(),
+            mean(&naive)
         );
         group.bench_with_input(
             BenchmarkId::from_parameter(format!("{orders}x{couriers}")),
             &(o, k),
-            |b, (o, k)| b.iter(|| assign(o, k, &dist)),
+            |b, (o, k)| b.iter(|| planner::plan_with(&p, 0.0, o, k, &mut [])),
         );
     }
     group.finish();

@@ -2,14 +2,12 @@
 //! adapters they use.
 //!
 //! - [`campus`]: the campus map and distances
-//! - [`dispatch`]: the dispatcher actor (couriers, presence, the waiting pool, grabs) and its
-//!   planning core: [`dispatch::planner`] (bundles, matching, commitment; pure),
+//! - [`dispatch`]: the dispatcher actor (couriers, presence, the waiting pool, grabs), which
+//!   drives its planning core every tick: [`dispatch::planner`] (bundles, matching, commitment; pure),
 //!   [`dispatch::replay`] and [`dispatch::mdrp`] (the public MDRP instances, solution files,
 //!   our feasibility checker and metrics)
 //! - [`domain`]: parsed values (`OrderId`, `OpenId`, `Fen`, …), the order record and its status machine
 //! - [`formid`]: the form-id pool: form_ids, paid prepay_ids, subscribe grants
-//! - [`matching`]: the live service's order–courier assignment today (exact min-cost flow over
-//!   campus places); the planner replaces it in the live actor next
 //! - [`notifier`]: the durable outbox worker: subscribe / template messages with retries
 //! - [`objects`]: object storage (local directory or Qiniu form upload)
 //! - [`orders`]: the sharded, supervised orders actors and their router
@@ -28,7 +26,6 @@ pub mod campus;
 pub mod dispatch;
 pub mod domain;
 pub mod formid;
-pub mod matching;
 pub mod notifier;
 pub mod objects;
 pub mod orders;

@@ -241,6 +241,7 @@ impl TaskChanged {
             pickup: order.pickup.place_id.clone(),
             dropoff: order.dropoff.place_id.clone(),
             ready_at: order.ready_at,
+            placed: order.created_at,
         }
     }
 }
@@ -284,6 +285,9 @@ pub struct TaskChanged {
     pub dropoff: crate::domain::PlaceId,
     /// When it can be picked up.
     pub ready_at: OffsetDateTime,
+    /// When the customer placed it (created; the dispatcher prefers the
+    /// payment time it saw itself).
+    pub placed: OffsetDateTime,
 }
 
 /// Where shards send dispatch events.

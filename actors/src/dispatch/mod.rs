@@ -6,11 +6,14 @@
 //! The dispatcher actor: owns courier profiles, the set of online couriers
 //! (place, open tasks) and the pool of paid orders waiting for one. Every
 //! `dispatch.tick`, and at once when an order or a courier appears on an
-//! idle system, it runs a matching round ([`crate::matching`]) and asks the
-//! owning shards to assign; an order is assigned only when its shard
-//! accepts, so grabs, cancels and rounds can race without double
-//! assignment. Grabs go through here too, so capacity is checked in one
-//! place.
+//! idle system, it hands the planner the waiting orders and the online
+//! couriers — idle ones where they are, busy ones where and when their
+//! route ends, and the bundles still to be picked up at one place, which
+//! later orders may join — and asks the owning shards to assign what the
+//! planner sends now. An order is assigned only when its shard accepts, so
+//! grabs, cancels and rounds can race without double assignment. Grabs go
+//! through here too, so capacity (`dispatch.max_tasks`, also the largest
+//! bundle) is checked in one place.
 //!
 //! Presence: a courier is online from an online call until an offline
 //! call or until `dispatch.presence_ttl` passes without an online or
@@ -26,6 +29,7 @@ pub mod planner;
 pub mod replay;
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,14 +39,10 @@ use time::OffsetDateTime;
 
 use crate::campus::Campus;
 use crate::domain::{now_utc, CourierProfile, OpenId, Order, OrderId, PlaceId, Status};
-use crate::matching::{assign, Distances, FreeCourier, WaitingOrder};
 use crate::orders::{DispatchLink, OrderError, OrderTaken, OrderWaiting, Orders, TaskChanged};
 use crate::storage::Store;
 use planner::{Params, Point, RouteTask};
 
-/// An order waiting longer than this outranks any fresh one, whatever the
-/// distance, so no order starves at a far-away station.
-const URGENT_AFTER: Duration = Duration::from_secs(300);
 /// How often (at most) offline couriers' untouched tasks are checked.
 const REASSIGN_CHECK_EVERY: Duration = Duration::from_secs(5);
 /// How long a courier's task list shows a task taken away from them.
@@ -151,6 +151,29 @@ struct Task {
     pickup: usize,
     dropoff: usize,
     ready_at: OffsetDateTime,
+    /// When click-to-door started (payment, when this dispatcher saw it).
+    placed: OffsetDateTime,
+}
+
+/// What one planning round gives the planner, and the handles to map its
+/// decisions back: order key → id, courier key → openid.
+#[derive(Default)]
+struct RoundInput {
+    orders: Vec<planner::Order>,
+    /// Keys below this are waiting orders; the rest ride a bundle under way.
+    waiting: usize,
+    ids: Vec<OrderId>,
+    couriers: Vec<planner::Courier>,
+    en_route: Vec<planner::EnRoute>,
+    who: Vec<OpenId>,
+}
+
+/// Who someone is as the planner's owner tag (a courier never carries
+/// their own order; the shard refuses it anyway).
+fn owner_of(who: &OpenId) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    who.as_str().hash(&mut hasher);
+    hasher.finish()
 }
 
 /// A stop of a courier's route, as the task list shows it.
@@ -206,7 +229,8 @@ pub struct Dispatcher {
     orders: Orders,
     campus: Arc<Campus>,
     places: HashMap<String, usize>,
-    dist: Distances,
+    /// Each place (by index) as a planner point.
+    points: Vec<Point>,
     config: DispatchConfig,
     couriers: HashMap<OpenId, Present>,
     /// Open tasks (assigned or picked up) per courier, with their status.
@@ -370,14 +394,6 @@ impl Dispatcher {
         }
     }
 
-    /// Would this courier, sent now, reach the pickup before the goods are
-    /// ready? Then waiting cannot hurt: they are sent on a later round.
-    fn too_early(&self, courier_place: usize, order: &Waiting, now: OffsetDateTime) -> bool {
-        let metres = self.dist.cm(courier_place, order.place) as f64 / 100.0;
-        let travel = Duration::from_secs_f64((metres / self.config.speed * 60.0).max(0.0));
-        now + travel < order.ready_at
-    }
-
     /// Online now: said so, and seen within `presence_ttl`.
     fn is_online(&self, courier: &OpenId) -> bool {
         self.couriers
@@ -433,76 +449,196 @@ impl Dispatcher {
             ))
     }
 
-    /// One matching round over everything waiting and every free slot.
+    /// One planning round: the planner sees every waiting order and every
+    /// online courier (idle, on the way to a pickup, or busy until the end
+    /// of their route) and its decisions are asked of the owning shards.
     fn round(&mut self, ctx: &mut Context<Self>) {
         if !self.config.auto || self.waiting.is_empty() {
             return;
         }
         let started = Instant::now();
         let now = now_utc();
-        let orders: Vec<WaitingOrder<OrderId, OpenId>> = self
-            .waiting
-            .iter()
-            .filter(|(id, _)| !self.in_flight.contains(*id))
-            .map(|(id, w)| {
-                let waited = (now - w.since).whole_milliseconds().max(0) as u64;
-                WaitingOrder {
-                    id: id.clone(),
-                    place: w.place,
-                    urgent: waited > URGENT_AFTER.as_millis() as u64,
-                    waited_ms: waited,
-                    customer: w.customer.clone(),
-                }
-            })
-            .collect();
-        let couriers: Vec<FreeCourier<OpenId>> = self
-            .couriers
-            .iter()
-            .filter(|(id, _)| self.is_online(id))
-            .map(|(id, p)| FreeCourier {
-                id: id.clone(),
-                place: p.place,
-                free: self.free_slots(id),
-            })
-            .filter(|c| c.free > 0)
-            .collect();
-        if orders.is_empty() || couriers.is_empty() {
+        let mut input = self.round_input(now);
+        if input.orders.is_empty() || input.couriers.is_empty() {
             return;
         }
-        let pairs = assign(&orders, &couriers, &self.dist);
-        let distance: i64 = pairs
-            .iter()
-            .map(|&(o, k)| self.dist.cm(couriers[k].place, orders[o].place))
-            .sum();
+        let plan = planner::plan_with(
+            &self.params(),
+            0.0,
+            &input.orders,
+            &input.couriers,
+            &mut input.en_route,
+        );
         metrics::histogram!("lastmile_dispatch_round_seconds")
             .record(started.elapsed().as_secs_f64());
-        metrics::histogram!("lastmile_dispatch_round_distance_metres")
-            .record(distance as f64 / 100.0);
-        for (o, k) in pairs {
-            let early = self
-                .waiting
-                .get(&orders[o].id)
-                .is_some_and(|w| self.too_early(couriers[k].place, w, now));
-            if early {
+        let tick = self.config.tick.as_secs_f64() / 60.0;
+        for joined in &plan.extensions {
+            self.send(ctx, &input, joined, now);
+        }
+        for sent in &plan.assignments {
+            // On campus the courier's time is cheap and the food's is not:
+            // nobody is sent to stand at a pickup before it is ready.
+            let ready = sent
+                .orders
+                .iter()
+                .map(|&k| input.orders[k].ready)
+                .fold(f64::MIN, f64::max);
+            if sent.arrive + tick < ready {
                 continue;
             }
-            let (id, courier) = (orders[o].id.clone(), couriers[k].id.clone());
-            let waited = Duration::from_millis(orders[o].waited_ms);
+            metrics::histogram!("lastmile_dispatch_round_distance_metres")
+                .record((sent.arrive - sent.depart) * self.config.speed);
+            self.send(ctx, &input, sent, now);
+        }
+    }
+
+    /// Asks the shards to assign the orders of `a` that are still waiting
+    /// (an extension also lists the orders the courier already has).
+    fn send(
+        &mut self,
+        ctx: &mut Context<Self>,
+        input: &RoundInput,
+        a: &planner::Assignment,
+        now: OffsetDateTime,
+    ) {
+        for &key in a.orders.iter().filter(|&&k| k < input.waiting) {
+            let id = input.ids[key].clone();
+            let courier = input.who[a.courier].clone();
+            let waited = self
+                .waiting
+                .get(&id)
+                .map(|w| (now - w.since).unsigned_abs());
             self.reserve(&id, &courier);
-            let (orders_handle, addr) = (self.orders.clone(), ctx.address());
+            let (orders, addr) = (self.orders.clone(), ctx.address());
             actix::spawn(async move {
-                let result = orders_handle
-                    .assign(id.clone(), courier.clone())
-                    .await
-                    .map(|_| ());
+                let result = orders.assign(id.clone(), courier.clone()).await.map(|_| ());
                 addr.do_send(Settled {
                     id,
                     courier,
                     result,
-                    waited: Some(waited),
+                    waited,
                 });
             });
         }
+    }
+
+    /// The planner's view of now: waiting orders first (keys below
+    /// `waiting`), then the orders of bundles under way; online couriers
+    /// without an assignment in flight.
+    fn round_input(&self, now: OffsetDateTime) -> RoundInput {
+        let minutes = |t: OffsetDateTime| (t - now).as_seconds_f64() / 60.0;
+        let mut ids: Vec<OrderId> = self
+            .waiting
+            .keys()
+            .filter(|id| !self.in_flight.contains(*id))
+            .cloned()
+            .collect();
+        ids.sort();
+        let mut input = RoundInput {
+            waiting: ids.len(),
+            ..RoundInput::default()
+        };
+        for id in ids {
+            let w = &self.waiting[&id];
+            let key = input.ids.len();
+            input.orders.push(planner::Order {
+                key,
+                site: w.place as u32,
+                pickup: self.points[w.place],
+                dropoff: self.points[w.dropoff],
+                placed: minutes(w.since),
+                ready: minutes(w.ready_at),
+                owner: Some(owner_of(&w.customer)),
+            });
+            input.ids.push(id);
+        }
+        let mut online: Vec<&OpenId> = self
+            .couriers
+            .keys()
+            .filter(|c| self.is_online(c) && self.reserved.get(*c).is_none_or(|&n| n == 0))
+            .collect();
+        online.sort();
+        for courier in online {
+            self.add_courier(&mut input, courier, now);
+        }
+        input
+    }
+
+    /// A courier as the planner sees them: free now at their place, or
+    /// free where and when their route ends — and, when all they hold is
+    /// still to be picked up at one place, a bundle later orders may join.
+    fn add_courier(&self, input: &mut RoundInput, courier: &OpenId, now: OffsetDateTime) {
+        let minutes = |t: OffsetDateTime| (t - now).as_seconds_f64() / 60.0;
+        let Some(present) = self.couriers.get(courier) else {
+            return;
+        };
+        let key = input.who.len();
+        input.who.push(courier.clone());
+        let here = self.points[present.place];
+        let owner = Some(owner_of(courier));
+        let tasks = self.tasks.get(courier).filter(|t| !t.is_empty());
+        let (pos, free_at) = match tasks {
+            None => (here, 0.0),
+            Some(_) => self
+                .route_of(courier, now)
+                .last()
+                .map_or((here, 0.0), |stop| {
+                    let place = self.places.get(&stop.place_id).copied();
+                    let place = place.unwrap_or(present.place);
+                    let end = minutes(stop.eta) + self.params().dropoff_service / 2.0;
+                    (self.points[place], end.max(0.0))
+                }),
+        };
+        input.couriers.push(planner::Courier {
+            key,
+            pos,
+            free_at,
+            off_time: f64::INFINITY,
+            capacity: self.config.max_tasks as usize,
+            owner,
+        });
+        let Some(tasks) = tasks else {
+            return;
+        };
+        let site = tasks.values().next().map(|t| t.pickup);
+        let one_pickup = tasks
+            .values()
+            .all(|t| t.status == Status::Assigned && Some(t.pickup) == site);
+        let Some(site) = site.filter(|_| one_pickup) else {
+            return;
+        };
+        let p = self.params();
+        let pickup = self.points[site];
+        let arrive = p.travel(here, pickup);
+        let mut ids: Vec<&OrderId> = tasks.keys().collect();
+        ids.sort();
+        let mut orders = Vec::with_capacity(ids.len());
+        for id in ids {
+            let t = &tasks[id];
+            orders.push(planner::Order {
+                key: input.ids.len(),
+                site: site as u32,
+                pickup,
+                dropoff: self.points[t.dropoff],
+                placed: minutes(t.placed),
+                ready: minutes(t.ready_at),
+                owner: None,
+            });
+            input.ids.push(id.clone());
+        }
+        let ready = orders.iter().map(|o| o.ready).fold(f64::MIN, f64::max);
+        input.en_route.push(planner::EnRoute {
+            courier: key,
+            site: site as u32,
+            pickup,
+            depart: 0.0,
+            arrive,
+            pickup_at: (arrive + p.pickup_service / 2.0).max(ready),
+            orders,
+            capacity: self.config.max_tasks as usize,
+            off_time: f64::INFINITY,
+            owner,
+        });
     }
 
     fn reserve(&mut self, id: &OrderId, courier: &OpenId) {
@@ -537,6 +673,7 @@ impl Dispatcher {
                             pickup: w.place,
                             dropoff: w.dropoff,
                             ready_at: w.ready_at,
+                            placed: w.since,
                         });
                 }
                 if let Some(w) = waited {
@@ -598,6 +735,7 @@ impl Dispatcher {
             pickup,
             dropoff,
             ready_at,
+            placed,
         }: TaskChanged,
     ) {
         let open = matches!(status, Status::Assigned | Status::PickedUp);
@@ -607,6 +745,8 @@ impl Dispatcher {
         );
         let tasks = self.tasks.entry(courier.clone()).or_default();
         let was_open = if let (true, (Some(pickup), Some(dropoff))) = (open, places) {
+            // The payment time this dispatcher saw beats the creation time.
+            let placed = tasks.get(&id).map_or(placed, |t| t.placed);
             tasks.insert(
                 id.clone(),
                 Task {
@@ -614,6 +754,7 @@ impl Dispatcher {
                     pickup,
                     dropoff,
                     ready_at,
+                    placed,
                 },
             );
             false
@@ -665,20 +806,13 @@ impl Dispatcher {
 
     /// A courier's remaining stops with predicted times, from where they
     /// are (or their first pickup when the dispatcher has not seen them).
-    fn route_of(&self, courier: &OpenId) -> Vec<RouteStop> {
+    fn route_of(&self, courier: &OpenId, now: OffsetDateTime) -> Vec<RouteStop> {
         let Some(tasks) = self.tasks.get(courier) else {
             return Vec::new();
         };
         let mut ids: Vec<&OrderId> = tasks.keys().collect();
         ids.sort();
-        let point = |i: usize| {
-            let place = &self.campus.places()[i];
-            Point {
-                x: place.x,
-                y: place.y,
-            }
-        };
-        let now = now_utc();
+        let point = |i: usize| self.points[i];
         let minutes = |t: OffsetDateTime| (t - now).as_seconds_f64() / 60.0;
         let plan_tasks: Vec<RouteTask> = ids
             .iter()
@@ -740,7 +874,7 @@ impl Dispatcher {
             .unwrap_or_default();
         TaskList {
             open,
-            route: self.route_of(courier),
+            route: self.route_of(courier, now_utc()),
             withdrawn,
         }
     }
@@ -881,13 +1015,19 @@ impl Handler<OpenOrders> for Dispatcher {
             .places
             .get(near.as_str())
             .ok_or(DispatchError::NotFound)?;
-        let mut open: Vec<(i64, OffsetDateTime, &OrderId)> = self
+        let mut open: Vec<(f64, OffsetDateTime, &OrderId)> = self
             .waiting
             .iter()
             .filter(|(id, w)| !self.in_flight.contains(*id) && w.customer != courier)
-            .map(|(id, w)| (self.dist.cm(from, w.place), w.since, id))
+            .map(|(id, w)| {
+                (
+                    self.points[from].distance(self.points[w.place]),
+                    w.since,
+                    id,
+                )
+            })
             .collect();
-        open.sort();
+        open.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(b.2)));
         Ok(open.into_iter().map(|(_, _, id)| id.clone()).collect())
     }
 }
@@ -926,7 +1066,7 @@ impl Handler<EtaOf> for Dispatcher {
     type Result = Option<OffsetDateTime>;
 
     fn handle(&mut self, EtaOf { id, courier }: EtaOf, _: &mut Self::Context) -> Self::Result {
-        self.route_of(&courier)
+        self.route_of(&courier, now_utc())
             .into_iter()
             .find(|s| s.order_id == id && s.action == "dropoff")
             .map(|s| s.eta)
@@ -973,16 +1113,17 @@ impl Dispatch {
             .enumerate()
             .map(|(i, p)| (p.id.clone(), i))
             .collect();
-        let ids: Vec<String> = campus.places().iter().map(|p| p.id.clone()).collect();
-        let dist = Distances::new(ids.len(), |a, b| {
-            campus.distance(&ids[a], &ids[b]).unwrap_or(0.0)
-        });
+        let points: Vec<Point> = campus
+            .places()
+            .iter()
+            .map(|p| Point { x: p.x, y: p.y })
+            .collect();
         let addr = Supervisor::start(move |_| Dispatcher {
             store,
             orders,
             campus,
             places,
-            dist,
+            points,
             config,
             couriers: HashMap::new(),
             tasks: HashMap::new(),
