@@ -21,6 +21,7 @@ fn params() -> Params {
         dropoff_service: 2.0,
         target: 40.0,
         max: 90.0,
+        max_is_hard: false,
         max_bundle: 3,
     }
 }

@@ -293,6 +293,11 @@ impl Settings {
         if self.dispatch.presence_ttl.is_zero() {
             return invalid("dispatch.presence_ttl must be greater than zero");
         }
+        if self.dispatch.target.is_zero() || self.dispatch.max < self.dispatch.target {
+            return invalid(
+                "dispatch.target must be positive and dispatch.max at least dispatch.target",
+            );
+        }
         if !matches!(self.objects.backend.as_str(), "local" | "qiniu") {
             return invalid("objects.backend must be \"local\" or \"qiniu\"");
         }

@@ -371,6 +371,14 @@ fn bad_configuration_exits_2_with_one_line() {
             vec![("LASTMILE__ORDERS__PAYMENT_TIMEOUT", "soon".into())],
             "bad duration",
         ),
+        (
+            vec![],
+            vec![
+                ("LASTMILE__DISPATCH__TARGET", "50m".into()),
+                ("LASTMILE__DISPATCH__MAX", "40m".into()),
+            ],
+            "click-to-door limit below the target",
+        ),
     ];
     for (args, env, why) in cases {
         crate::helpers::refuses_to_start(&dir.path().join("data"), &args, &env, why);

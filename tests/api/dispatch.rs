@@ -686,3 +686,29 @@ async fn two_orders_from_one_pickup_place_go_to_one_courier_as_a_bundle() {
         "one trip: both picked up, then both dropped off"
     );
 }
+
+#[actix_web::test]
+async fn an_order_past_the_click_to_door_limit_is_still_delivered() {
+    let app = spawn_app_with(|s| {
+        s.dispatch.tick = Duration::from_millis(20);
+        s.dispatch.target = Duration::from_millis(500);
+        s.dispatch.max = Duration::from_secs(1);
+    })
+    .await;
+    let (customer, openid) = app.login("late-customer").await;
+    let id = app.paid_order(&customer, &openid).await;
+    // Nobody online until the order is past `dispatch.max`: late beats never.
+    actix_web::rt::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(app.status_of(&customer, &id).await, "paid");
+    let (_, courier_id) = app.online_courier("late-courier", "dorm-1").await;
+
+    assert!(
+        app.reaches(&customer, &id, "assigned", Duration::from_secs(5))
+            .await,
+        "sent as soon as a courier appears"
+    );
+    assert_eq!(
+        app.get_order(&customer, &id).await.body["courier"],
+        courier_id.as_str()
+    );
+}

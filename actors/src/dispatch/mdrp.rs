@@ -102,6 +102,7 @@ impl Instance {
             dropoff_service: self.params.dropoff_service,
             target: self.params.target,
             max: self.params.max,
+            max_is_hard: true,
             max_bundle,
         }
     }

@@ -800,6 +800,7 @@ impl Dispatcher {
             dropoff_service: self.config.dropoff_service.as_secs_f64() / 60.0,
             target: self.config.target.as_secs_f64() / 60.0,
             max: self.config.max.as_secs_f64() / 60.0,
+            max_is_hard: false,
             max_bundle: self.config.max_tasks as usize,
         }
     }

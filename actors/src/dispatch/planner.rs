@@ -56,8 +56,12 @@ pub struct Params {
     pub dropoff_service: f64,
     /// Click-to-door target.
     pub target: f64,
-    /// Click-to-door that must never be passed.
+    /// Click-to-door not to pass.
     pub max: f64,
+    /// True: an order that cannot make `max` is never sent (the MDRP
+    /// rule; it stays undelivered). False: it is still delivered, as soon
+    /// as possible (the campus rule: late beats never).
+    pub max_is_hard: bool,
     /// Most orders in one bundle (a courier's capacity).
     pub max_bundle: usize,
 }
@@ -203,12 +207,12 @@ fn from_arrival(
     }
 }
 
-/// What a schedule costs, or None when it breaks `max` click-to-door.
+/// What a schedule costs, or None when it breaks a hard `max`.
 fn price(p: &Params, a: &Assignment, orders: &[&Order], now: f64) -> Option<f64> {
     let mut cost = 0.0;
     for (o, drop) in orders.iter().zip(&a.dropoffs) {
         let ctd = drop - o.placed;
-        if ctd > p.max {
+        if ctd > p.max && p.max_is_hard {
             return None;
         }
         cost += ctd + LATE_WEIGHT * (ctd - p.target).max(0.0);
@@ -657,6 +661,7 @@ mod tests {
             dropoff_service: 2.0,
             target: 40.0,
             max: 90.0,
+            max_is_hard: true,
             max_bundle: 3,
         }
     }
@@ -790,6 +795,19 @@ mod tests {
         let other = courier(9, (3000.0, 0.0), 0.0);
         let sent = plan(&p, 0.0, &[mine], &[me, other]);
         assert_eq!(sent.iter().map(|a| a.courier).collect::<Vec<_>>(), vec![9]);
+    }
+
+    #[test]
+    fn past_a_soft_limit_an_order_is_still_sent_at_once() {
+        let mut p = params();
+        // Placed 100 minutes ago: past `max` whoever takes it.
+        let orders = [order(1, 1, (0.0, 0.0), (500.0, 0.0), -100.0, -90.0)];
+        let couriers = [courier(7, (1000.0, 0.0), 0.0)];
+        assert!(plan(&p, 0.0, &orders, &couriers).is_empty(), "hard: never");
+        p.max_is_hard = false;
+        let sent = plan(&p, 0.0, &orders, &couriers);
+        assert_eq!(sent.len(), 1, "soft: late beats never");
+        assert_eq!(sent[0].depart, 0.0);
     }
 
     #[test]
