@@ -1,5 +1,5 @@
 //! `lastmile replay mdrp <instance_dir> --out <dir> [--policy greedy]
-//! [--max-bundle N]`: the dispatcher's planner on a simulated clock over a
+//! [--max-bundle N] [--late]`: the dispatcher's planner on a simulated clock over a
 //! Meal Delivery Routing Problem instance; writes the evaluator's three
 //! solution files, checks them with our own checker, prints the metrics.
 
@@ -24,13 +24,15 @@ pub struct ReplayArgs {
     pub policy: Policy,
     /// Most orders per bundle.
     pub max_bundle: usize,
+    /// Deliver orders that cannot make `max` late instead of never.
+    pub late: bool,
 }
 
 /// A replay that could not run or produced an infeasible solution.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
     /// Bad command line.
-    #[error("{0} (usage: lastmile replay mdrp <instance_dir> --out <dir> [--policy planner|greedy] [--max-bundle N])")]
+    #[error("{0} (usage: lastmile replay mdrp <instance_dir> --out <dir> [--policy planner|greedy] [--max-bundle N] [--late])")]
     Usage(String),
     /// The instance or the output could not be read or written.
     #[error(transparent)]
@@ -52,6 +54,7 @@ impl ReplayArgs {
         let mut out = None;
         let mut policy = Policy::Planner;
         let mut max_bundle = DEFAULT_MAX_BUNDLE;
+        let mut late = false;
         while let Some(arg) = it.next() {
             let mut value = || {
                 it.next()
@@ -59,6 +62,7 @@ impl ReplayArgs {
             };
             match arg.as_str() {
                 "--out" => out = Some(PathBuf::from(value()?)),
+                "--late" => late = true,
                 "--policy" => {
                     policy = match value()?.as_str() {
                         "planner" => Policy::Planner,
@@ -81,6 +85,7 @@ impl ReplayArgs {
             out: out.ok_or_else(|| usage("missing --out <dir>"))?,
             policy,
             max_bundle,
+            late,
         })
     }
 }
@@ -90,11 +95,11 @@ impl ReplayArgs {
 pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
     let inst = mdrp::load(&args.instance)?;
     let started = Instant::now();
-    let result = replay(&inst, args.policy, args.max_bundle);
+    let result = replay(&inst, args.policy, args.max_bundle, args.late);
     let wall = started.elapsed().as_secs_f64();
     result.solution.write(&inst, &args.out)?;
     let written = Solution::read(&inst, &args.out)?;
-    let problems = mdrp::check(&inst, &written);
+    let problems = mdrp::check(&inst, &written, args.late);
     let m = mdrp::metrics(&inst, &written);
     let mut rounds = result.round_ms.clone();
     let (p50, p99) = (percentile(&mut rounds, 0.5), percentile(&mut rounds, 0.99));
@@ -114,10 +119,13 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
         args.max_bundle
     );
     println!(
-        "delivered            {:.2} % ({}/{})",
+        "delivered            {:.2} % ({}/{}; {} could be delivered within {} min at all; {} past it)",
         m.delivered_pct(),
         m.delivered,
-        m.orders
+        m.orders,
+        m.deliverable,
+        inst.params.max,
+        m.past_max
     );
     println!(
         "click-to-door        mean {:.2} min, 90th {:.1}",
@@ -137,9 +145,11 @@ pub fn run(args: &ReplayArgs) -> Result<(), ReplayError> {
         rounds.len()
     );
     println!(
-        "RESULT instance={name} policy={policy} orders={} delivered={} delivered_pct={:.3} ctd_mean={:.3} ctd_p90={:.3} r2p_mean={:.3} r2p_p90={:.3} overage={:.3} cost={:.3} oph={:.3} opb={:.3} util={:.3} round_p50_ms={p50:.3} round_p99_ms={p99:.3} wall_s={wall:.3} feasible={}",
+        "RESULT instance={name} policy={policy} orders={} delivered={} deliverable={} past_max={} delivered_pct={:.3} ctd_mean={:.3} ctd_p90={:.3} r2p_mean={:.3} r2p_p90={:.3} overage={:.3} cost={:.3} oph={:.3} opb={:.3} util={:.3} round_p50_ms={p50:.3} round_p99_ms={p99:.3} wall_s={wall:.3} feasible={}",
         m.orders,
         m.delivered,
+        m.deliverable,
+        m.past_max,
         m.delivered_pct(),
         m.ctd_mean,
         m.ctd_p90,

@@ -72,7 +72,7 @@ fn the_tiny_instance_replays_to_feasible_files_with_hand_computed_metrics() {
     );
     let inst = mdrp::load(&fixture()).expect("instance");
     let solution = Solution::read(&inst, &dir).expect("solution");
-    assert_eq!(mdrp::check(&inst, &solution), Vec::<String>::new());
+    assert_eq!(mdrp::check(&inst, &solution, false), Vec::<String>::new());
     // click-to-door 19, 24, 14; ready-to-pickup 0, 0, 7; pay: both couriers
     // get the 2-hour guarantee (30 $) → 60 / 3; driving 13 + 5 and service
     // 3 × 4 + 3 × 4 over 240 shift minutes.
@@ -117,7 +117,7 @@ fn the_greedy_baseline_replays_too_and_is_feasible() {
     assert!(stdout.contains("policy greedy"));
     let inst = mdrp::load(&fixture()).expect("instance");
     let solution = Solution::read(&inst, &dir).expect("solution");
-    assert_eq!(mdrp::check(&inst, &solution), Vec::<String>::new());
+    assert_eq!(mdrp::check(&inst, &solution, false), Vec::<String>::new());
     assert_eq!(solution.orders.len(), 3);
 }
 
@@ -171,7 +171,7 @@ fn the_checker_finds_what_breaks_the_rules() {
     for (why, breaks) in broken {
         let mut s = good.clone();
         breaks(&mut s);
-        assert!(!mdrp::check(&inst, &s).is_empty(), "{why} went unnoticed");
+        assert!(!mdrp::check(&inst, &s, false).is_empty(), "{why} went unnoticed");
     }
 }
 

@@ -93,8 +93,28 @@ pub struct Instance {
 }
 
 impl Instance {
-    /// The planner's parameters for this instance, bundles of at most `max_bundle`.
-    pub fn planner_params(&self, max_bundle: usize) -> Params {
+    /// Could order `i` be delivered within `max` at all: by a courier on
+    /// shift, already waiting at its restaurant when it is placed?
+    pub fn deliverable(&self, i: usize) -> bool {
+        let (o, p) = (&self.orders[i], &self.params);
+        let site = self.restaurants[o.restaurant].1;
+        let pickup = o.ready.max(o.placed + p.pickup_service / 2.0);
+        let door = pickup
+            + p.pickup_service / 2.0
+            + self.travel(site, o.dropoff)
+            + p.dropoff_service / 2.0;
+        let slack = p.max - (door - o.placed);
+        slack >= -1e-9
+            && self
+                .couriers
+                .iter()
+                .any(|c| c.on <= pickup + slack && c.off >= pickup)
+    }
+
+    /// The planner's parameters for this instance, bundles of at most
+    /// `max_bundle`; `late`: orders that cannot make `max` any more are
+    /// delivered late rather than left undelivered.
+    pub fn planner_params(&self, max_bundle: usize, late: bool) -> Params {
         Params {
             speed: self.params.speed,
             whole_minutes: true,
@@ -102,7 +122,7 @@ impl Instance {
             dropoff_service: self.params.dropoff_service,
             target: self.params.target,
             max: self.params.max,
-            max_is_hard: true,
+            max_is_hard: !late,
             max_bundle,
         }
     }
@@ -447,8 +467,9 @@ impl Solution {
     }
 }
 
-/// Everything wrong with a solution (empty: feasible).
-pub fn check(inst: &Instance, sol: &Solution) -> Vec<String> {
+/// Everything wrong with a solution (empty: feasible); `late` allows
+/// deliveries past `max` (the `--late` relaxation).
+pub fn check(inst: &Instance, sol: &Solution, late: bool) -> Vec<String> {
     let mut errors = Vec::new();
     let p = &inst.params;
     let mut seen = vec![false; inst.orders.len()];
@@ -458,7 +479,7 @@ pub fn check(inst: &Instance, sol: &Solution) -> Vec<String> {
             errors.push(format!("order {} delivered twice", inst.orders[r.order].id));
         }
         let o = &inst.orders[r.order];
-        if r.dropoff - o.placed > p.max + 1e-9 {
+        if !late && r.dropoff - o.placed > p.max + 1e-9 {
             errors.push(format!(
                 "order {} click-to-door {} > {}",
                 o.id,
@@ -628,6 +649,10 @@ pub struct Metrics {
     pub orders: usize,
     /// Orders delivered.
     pub delivered: usize,
+    /// Orders that could be delivered within `max` at all.
+    pub deliverable: usize,
+    /// Deliveries past `max` (only with `--late`).
+    pub past_max: usize,
     /// Click-to-door, mean minutes.
     pub ctd_mean: f64,
     /// Click-to-door, 90th percentile.
@@ -731,6 +756,10 @@ pub fn metrics(inst: &Instance, sol: &Solution) -> Metrics {
     Metrics {
         orders: inst.orders.len(),
         delivered,
+        deliverable: (0..inst.orders.len())
+            .filter(|&i| inst.deliverable(i))
+            .count(),
+        past_max: ctd.iter().filter(|&&c| c > p.max + 1e-9).count(),
         ctd_mean: mean(&ctd),
         ctd_p90: p90(&mut ctd),
         overage_mean: overage,

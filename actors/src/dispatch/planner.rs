@@ -58,9 +58,11 @@ pub struct Params {
     pub target: f64,
     /// Click-to-door not to pass.
     pub max: f64,
-    /// True: an order that cannot make `max` is never sent (the MDRP
-    /// rule; it stays undelivered). False: it is still delivered, as soon
-    /// as possible (the campus rule: late beats never).
+    /// True: nothing is ever planned past `max` (an order that cannot make
+    /// it stays undelivered). False: past `max` only where unavoidable — an
+    /// order that even a courier standing at its pickup could no longer
+    /// deliver in time is still delivered as soon as possible (late beats
+    /// never); every other order keeps `max`.
     pub max_is_hard: bool,
     /// Most orders in one bundle (a courier's capacity).
     pub max_bundle: usize,
@@ -207,12 +209,20 @@ fn from_arrival(
     }
 }
 
-/// What a schedule costs, or None when it breaks a hard `max`.
+/// Could nobody deliver `o` within `max` any more, not even a courier
+/// standing at its pickup now?
+pub fn hopeless(p: &Params, now: f64, o: &Order) -> bool {
+    let pickup = o.ready.max(now + p.pickup_service / 2.0);
+    let door = pickup + p.pickup_service / 2.0 + p.travel(o.pickup, o.dropoff) + p.dropoff_service / 2.0;
+    door - o.placed > p.max + 1e-9
+}
+
+/// What a schedule costs, or None when it passes `max` avoidably.
 fn price(p: &Params, a: &Assignment, orders: &[&Order], now: f64) -> Option<f64> {
     let mut cost = 0.0;
     for (o, drop) in orders.iter().zip(&a.dropoffs) {
         let ctd = drop - o.placed;
-        if ctd > p.max && p.max_is_hard {
+        if ctd > p.max && (p.max_is_hard || !hopeless(p, now, o)) {
             return None;
         }
         cost += ctd + LATE_WEIGHT * (ctd - p.target).max(0.0);
@@ -808,6 +818,13 @@ mod tests {
         let sent = plan(&p, 0.0, &orders, &couriers);
         assert_eq!(sent.len(), 1, "soft: late beats never");
         assert_eq!(sent[0].depart, 0.0);
+
+        // Still deliverable in time by someone at the pickup: this far-away
+        // courier, who would be late, is not sent.
+        let fresh = [order(2, 1, (0.0, 0.0), (500.0, 0.0), -80.0, 0.0)];
+        let far = [courier(8, (3000.0, 0.0), 0.0)];
+        assert!(!hopeless(&p, 0.0, &fresh[0]));
+        assert!(plan(&p, 0.0, &fresh, &far).is_empty(), "avoidably late: no");
     }
 
     #[test]

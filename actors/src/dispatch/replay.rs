@@ -46,9 +46,11 @@ struct Pending {
     decided_at: f64,
 }
 
-/// Runs `policy` over `inst` with bundles of at most `max_bundle` orders.
-pub fn replay(inst: &Instance, policy: Policy, max_bundle: usize) -> Replay {
-    let params = inst.planner_params(max_bundle);
+/// Runs `policy` over `inst` with bundles of at most `max_bundle` orders;
+/// `late`: an order that can no longer make `max` is still delivered (as
+/// the live service does) instead of being given up.
+pub fn replay(inst: &Instance, policy: Policy, max_bundle: usize, late: bool) -> Replay {
+    let params = inst.planner_params(max_bundle, late);
     let mut couriers: Vec<CourierState> = inst
         .couriers
         .iter()
@@ -90,9 +92,10 @@ pub fn replay(inst: &Instance, policy: Policy, max_bundle: usize) -> Replay {
             waiting.push(by_placement[next]);
             next += 1;
         }
-        // An order that can no longer be delivered in time is given up.
+        // An order that can no longer be delivered in time is given up
+        // (unless late deliveries are allowed).
         waiting.retain(|&o| {
-            now + inst.params.pickup_service < inst.orders[o].placed + inst.params.max
+            late || now + inst.params.pickup_service < inst.orders[o].placed + inst.params.max
         });
         if !waiting.is_empty() {
             let started = Instant::now();
@@ -188,8 +191,8 @@ fn plan_round(
 }
 
 /// First come first served: each waiting order to the nearest idle courier
-/// who can still deliver it in time; an order nobody idle can serve waits
-/// (and is given up when too old).
+/// who can still deliver it in time (with `--late`: at all); an order
+/// nobody idle can serve waits (and is given up when too old).
 fn greedy_round(
     inst: &Instance,
     params: &Params,
@@ -231,7 +234,8 @@ fn greedy_round(
                 (k, c, a)
             })
             .filter(|(_, c, a)| {
-                a.pickup <= inst.couriers[*c].off && a.dropoffs[0] - o.placed <= params.max
+                let in_time = a.dropoffs[0] - o.placed <= params.max;
+                a.pickup <= inst.couriers[*c].off && (in_time || !params.max_is_hard)
             })
             .min_by(|x, y| x.2.arrive.total_cmp(&y.2.arrive));
         if let Some((k, c, mut a)) = best {
