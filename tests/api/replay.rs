@@ -78,8 +78,14 @@ fn the_tiny_instance_replays_to_feasible_files_with_hand_computed_metrics() {
     // 3 × 4 + 3 × 4 over 240 shift minutes.
     let expected = [
         ("delivered_pct", 100.0),
+        ("deliverable", 3.0),
+        ("past_max", 0.0),
         ("ctd_mean", 19.0),
         ("ctd_p90", 24.0),
+        // Each order straight from its restaurant at the earliest pickup:
+        // o1 max(10, 2) + 2 + 5 + 2 = 19, o2 20 + 2 + 5 + 2 − 5 = 24,
+        // o3 max(30, 32) + 2 + 3 + 2 − 30 = 9.
+        ("ctd_bound", 52.0 / 3.0),
         ("r2p_mean", 7.0 / 3.0),
         ("r2p_p90", 7.0),
         ("overage", 0.0),
@@ -119,6 +125,56 @@ fn the_greedy_baseline_replays_too_and_is_feasible() {
     let solution = Solution::read(&inst, &dir).expect("solution");
     assert_eq!(mdrp::check(&inst, &solution, false), Vec::<String>::new());
     assert_eq!(solution.orders.len(), 3);
+}
+
+#[test]
+fn an_order_that_cannot_make_the_maximum_is_given_up_or_with_late_delivered_late() {
+    let out = tempfile::tempdir().expect("tmp");
+    let inst_dir = out.path().join("instance");
+    std::fs::create_dir(&inst_dir).expect("dir");
+    for name in [
+        "couriers.txt",
+        "instance_parameters.txt",
+        "restaurants.txt",
+        "orders.txt",
+    ] {
+        std::fs::copy(fixture().join(name), inst_dir.join(name)).expect("copy");
+    }
+    // Ready 95 minutes after it is placed: 95 + 2 + 5 + 2 = 104 > 90.
+    let mut orders = std::fs::read_to_string(inst_dir.join("orders.txt")).expect("orders");
+    orders.push_str("o4\t0\t500\t0\tr1\t95\n");
+    std::fs::write(inst_dir.join("orders.txt"), orders).expect("write");
+    let run_with = |dir: &std::path::Path, late: bool| {
+        let mut args = vec![
+            "mdrp",
+            inst_dir.to_str().expect("path"),
+            "--out",
+            dir.to_str().expect("path"),
+        ];
+        if late {
+            args.push("--late");
+        }
+        let run = replay(&args);
+        let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+        assert!(run.status.success(), "{stdout}");
+        stdout
+    };
+
+    let hard = run_with(&out.path().join("hard"), false);
+    assert_eq!(result_field(&hard, "delivered"), 3.0);
+    assert_eq!(result_field(&hard, "deliverable"), 3.0);
+
+    let late_dir = out.path().join("late");
+    let late = run_with(&late_dir, true);
+    assert_eq!(result_field(&late, "delivered"), 4.0, "{late}");
+    assert_eq!(result_field(&late, "past_max"), 1.0);
+    assert_eq!(result_field(&late, "feasible"), 1.0);
+    let inst = mdrp::load(&inst_dir).expect("instance");
+    let solution = Solution::read(&inst, &late_dir).expect("solution");
+    assert_eq!(mdrp::check(&inst, &solution, true), Vec::<String>::new());
+    let strict = mdrp::check(&inst, &solution, false);
+    assert_eq!(strict.len(), 1, "{strict:?}");
+    assert!(strict[0].contains("o4"), "{strict:?}");
 }
 
 /// Changes a feasible solution so that it breaks one rule.
@@ -171,7 +227,10 @@ fn the_checker_finds_what_breaks_the_rules() {
     for (why, breaks) in broken {
         let mut s = good.clone();
         breaks(&mut s);
-        assert!(!mdrp::check(&inst, &s, false).is_empty(), "{why} went unnoticed");
+        assert!(
+            !mdrp::check(&inst, &s, false).is_empty(),
+            "{why} went unnoticed"
+        );
     }
 }
 

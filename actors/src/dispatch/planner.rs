@@ -213,7 +213,8 @@ fn from_arrival(
 /// standing at its pickup now?
 pub fn hopeless(p: &Params, now: f64, o: &Order) -> bool {
     let pickup = o.ready.max(now + p.pickup_service / 2.0);
-    let door = pickup + p.pickup_service / 2.0 + p.travel(o.pickup, o.dropoff) + p.dropoff_service / 2.0;
+    let door =
+        pickup + p.pickup_service / 2.0 + p.travel(o.pickup, o.dropoff) + p.dropoff_service / 2.0;
     door - o.placed > p.max + 1e-9
 }
 
