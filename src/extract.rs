@@ -10,7 +10,7 @@ use lastmile_actors::domain::OpenId;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Largest request body accepted.
 pub const BODY_LIMIT: usize = 64 * 1024;

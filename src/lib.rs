@@ -3,12 +3,13 @@
 //!
 //! - [`config`]: settings from `config/default.toml`, `--config FILE` and `LASTMILE__*` env
 //! - [`startup`]: opens storage, starts the actors, registers every route
+//! - [`state`]: `AppState`, what every handler shares
 //! - [`replay`]: `lastmile replay mdrp`: the planner over a public MDRP instance
 //! - [`routes`]: one module per resource, HTTP ⇄ actor messages
 //! - [`extract`]: the caller's identity and size-limited JSON bodies
 //! - [`limits`]: the optional per-client rate limit
 //! - [`error`]: `ApiError` and its single mapping to HTTP
-//! - [`telemetry`]: logs, Prometheus metrics, request observation
+//! - [`telemetry`]: logs, Prometheus metrics, request observation (labelled by the matched route)
 
 #![warn(missing_docs)]
 
@@ -19,4 +20,5 @@ pub mod limits;
 pub mod replay;
 pub mod routes;
 pub mod startup;
+pub mod state;
 pub mod telemetry;

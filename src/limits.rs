@@ -13,7 +13,7 @@ use actix_web::middleware::Next;
 use actix_web::{web, ResponseError};
 
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Paths that are never limited: WeChat must always reach its callbacks,
 /// and operators their probes.

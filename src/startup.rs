@@ -20,47 +20,12 @@ use lastmile_actors::sharecode::ShareCodes;
 use lastmile_actors::storage::{StorageError, Store};
 use lastmile_actors::token::Tokens;
 use lastmile_actors::wechat::{Mode, SandboxWeChat, WeChat, WeChatError};
-use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::config::Settings;
 use crate::error::ApiError;
 use crate::routes::{auth, couriers, messages, ops, orders, payments};
+use crate::state::AppState;
 use crate::{limits, telemetry};
-
-/// What the handlers share: handles on the actors, the map, the metrics.
-#[derive(Clone)]
-pub struct AppState {
-    /// The orders shards' router.
-    pub orders: Orders,
-    /// Login and token checks.
-    pub sessions: Sessions,
-    /// WeChat Pay sessions.
-    pub payments: Payments,
-    /// Form ids, prepay ids and subscribe grants.
-    pub formids: FormIds,
-    /// The app's access_token.
-    pub tokens: Tokens,
-    /// wxacode share codes.
-    pub share_codes: ShareCodes,
-    /// Couriers and matching.
-    pub dispatch: Dispatch,
-    /// The message outbox worker.
-    pub notifications: Notifications,
-    /// Per-client limits, when `http.rate_limit` is set.
-    pub rate_limits: Option<lastmile_actors::ratelimit::RateLimits>,
-    /// The directory served under `/files/` (local object storage only).
-    pub files_dir: Option<std::path::PathBuf>,
-    /// The WeChat simulator, in sandbox mode only.
-    pub sandbox: Option<Arc<SandboxWeChat>>,
-    /// The campus map.
-    pub campus: Arc<Campus>,
-    /// Proxies whose `X-Forwarded-For` is believed (`http.trusted_proxies`).
-    pub trusted_proxies: Arc<[std::net::IpAddr]>,
-    /// Verifies WeChat Pay notifies on the HTTP workers.
-    pub pay_signer: Arc<lastmile_actors::wechat::PaySigner>,
-    /// Renders `/metrics`.
-    pub metrics: PrometheusHandle,
-}
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]

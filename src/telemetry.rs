@@ -9,6 +9,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::ResponseError;
+use dashmap::DashSet;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::error::ApiError;
@@ -50,42 +51,21 @@ pub fn prometheus() -> PrometheusHandle {
         .clone()
 }
 
-/// Every route pattern the app registers; label values must be static so
-/// that counting a request allocates nothing.
-const ROUTES: [&str; 27] = [
-    "/sandbox/fail-sends/{n}",
-    "/sandbox/messages",
-    "/api/v1/orders/open",
-    "/api/v1/orders/{id}/grab",
-    "/api/v1/orders/{id}/pickup",
-    "/api/v1/orders/{id}/deliver",
-    "/api/v1/orders/{id}/confirm",
-    "/api/v1/couriers/me",
-    "/api/v1/couriers/me/online",
-    "/api/v1/couriers/me/offline",
-    "/api/v1/couriers/me/location",
-    "/api/v1/couriers/me/tasks",
-    "/api/v1/share-code",
-    "/files/{name}",
-    "/api/v1/form-ids",
-    "/api/v1/subscriptions",
-    "/api/v1/auth/login",
-    "/api/v1/orders",
-    "/api/v1/orders/{id}",
-    "/api/v1/orders/{id}/cancel",
-    "/api/v1/orders/{id}/pay",
-    "/api/v1/wechat/pay/notify",
-    "/api/v1/wechat/refund/notify",
-    "/sandbox/pay/{id}",
-    "/metrics",
-    "/healthz",
-    "/readyz",
-];
-
-fn route_label(pattern: Option<&str>) -> &'static str {
-    pattern
-        .and_then(|p| ROUTES.iter().find(|r| **r == p).copied())
-        .unwrap_or("unmatched")
+/// The route label of a request: the pattern actix-web matched, interned
+/// so that counting allocates nothing after a route's first request (the
+/// set is bounded by the routes the app registers).
+fn route_label(pattern: Option<String>) -> &'static str {
+    static SEEN: OnceLock<DashSet<&'static str>> = OnceLock::new();
+    let Some(pattern) = pattern else {
+        return "unmatched";
+    };
+    let seen = SEEN.get_or_init(DashSet::new);
+    if let Some(known) = seen.get(pattern.as_str()) {
+        return *known;
+    }
+    let interned: &'static str = Box::leak(pattern.into_boxed_str());
+    seen.insert(interned);
+    interned
 }
 
 fn method_label(method: &Method) -> &'static str {
@@ -121,7 +101,7 @@ pub async fn observe(
     let started = Instant::now();
     let method = method_label(req.method());
     let res = next.call(req).await?;
-    let route = route_label(res.request().match_pattern().as_deref());
+    let route = route_label(res.request().match_pattern());
     let status = res.status();
     metrics::counter!(
         "lastmile_http_requests_total",

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 use crate::extract::JsonBody;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The login body as sent.
 #[derive(Debug, Deserialize)]

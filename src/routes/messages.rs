@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::error::ApiError;
 use crate::extract::{Caller, JsonBody};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Most form_ids one request may carry.
 const MAX_FORM_IDS: usize = 100;

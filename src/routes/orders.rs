@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use crate::error::ApiError;
 use crate::extract::{ActionBody, Caller, JsonBody};
 use crate::routes::view::OrderView;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Page size when `limit` is absent.
 const DEFAULT_LIMIT: usize = 20;

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::error::ApiError;
 use crate::extract::{ActionBody, Caller, BODY_LIMIT};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// `POST /api/v1/orders/{id}/pay` → the `wx.requestPayment` parameters.
 #[tracing::instrument(level = "debug", name = "POST /orders/{id}/pay", skip_all)]

@@ -6,7 +6,7 @@ use lastmile_actors::domain::{Order, Status};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// An order with its predicted hand-over time.
 #[derive(Debug, Serialize)]

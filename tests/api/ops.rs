@@ -59,6 +59,11 @@ async fn metrics_count_requests_and_orders() {
         app.create_order(&token, &order_body()).await.status,
         StatusCode::CREATED
     );
+    let order = app
+        .get_as(&token, "/api/v1/orders/20260101-000000000-x1")
+        .await;
+    assert_eq!(order.status, StatusCode::NOT_FOUND);
+    app.send(TestRequest::get().uri("/no/such/route")).await;
     let res =
         actix_web::test::call_service(&app.svc, TestRequest::get().uri("/metrics").to_request())
             .await;
@@ -70,6 +75,13 @@ async fn metrics_count_requests_and_orders() {
         ),
         "{text}"
     );
+    // Labels are the patterns actix-web matched, not the raw paths.
+    assert!(
+        text.contains("route=\"/api/v1/orders/{id}\",method=\"GET\",status=\"404\""),
+        "{text}"
+    );
+    assert!(text.contains("route=\"unmatched\",method=\"GET\",status=\"404\""));
+    assert!(!text.contains("20260101-000000000-x1"));
     assert!(text.contains("lastmile_http_request_duration_seconds_bucket"));
     assert!(text.contains("lastmile_orders_created_total{kind=\"express\"}"));
     assert!(text.contains("lastmile_orders_active{status=\"awaiting_payment\""));

@@ -1,0 +1,51 @@
+//! What every handler shares: handles on the actors, the campus map, the
+//! metrics renderer. Built once in [`crate::startup`].
+
+use std::sync::Arc;
+
+use lastmile_actors::campus::Campus;
+use lastmile_actors::dispatch::Dispatch;
+use lastmile_actors::formid::FormIds;
+use lastmile_actors::notifier::Notifications;
+use lastmile_actors::orders::Orders;
+use lastmile_actors::payments::Payments;
+use lastmile_actors::sessions::Sessions;
+use lastmile_actors::sharecode::ShareCodes;
+use lastmile_actors::token::Tokens;
+use lastmile_actors::wechat::SandboxWeChat;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+/// What the handlers share: handles on the actors, the map, the metrics.
+#[derive(Clone)]
+pub struct AppState {
+    /// The orders shards' router.
+    pub orders: Orders,
+    /// Login and token checks.
+    pub sessions: Sessions,
+    /// WeChat Pay sessions.
+    pub payments: Payments,
+    /// Form ids, prepay ids and subscribe grants.
+    pub formids: FormIds,
+    /// The app's access_token.
+    pub tokens: Tokens,
+    /// wxacode share codes.
+    pub share_codes: ShareCodes,
+    /// Couriers and matching.
+    pub dispatch: Dispatch,
+    /// The message outbox worker.
+    pub notifications: Notifications,
+    /// Per-client limits, when `http.rate_limit` is set.
+    pub rate_limits: Option<lastmile_actors::ratelimit::RateLimits>,
+    /// The directory served under `/files/` (local object storage only).
+    pub files_dir: Option<std::path::PathBuf>,
+    /// The WeChat simulator, in sandbox mode only.
+    pub sandbox: Option<Arc<SandboxWeChat>>,
+    /// The campus map.
+    pub campus: Arc<Campus>,
+    /// Proxies whose `X-Forwarded-For` is believed (`http.trusted_proxies`).
+    pub trusted_proxies: Arc<[std::net::IpAddr]>,
+    /// Verifies WeChat Pay notifies on the HTTP workers.
+    pub pay_signer: Arc<lastmile_actors::wechat::PaySigner>,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+}
