@@ -85,7 +85,9 @@ pub fn start_services(
 ) -> Result<Services, StartupError> {
     let campus = Arc::new(Campus::load(&settings.campus.map)?);
     let store = Store::open(&settings.storage.path, settings.storage.commit_window)?;
-    let orders = Orders::start(
+    // The orders shards and the actors that hear their events need each
+    // other: the shards' addresses come first, their listeners last.
+    let (orders, orders_wiring) = Orders::start(
         store.clone(),
         OrdersConfig {
             shards: settings.order_shards(),
@@ -127,7 +129,6 @@ pub fn start_services(
     );
     let notifications = Notifications::start(
         store.clone(),
-        &orders,
         wechat.client.clone(),
         tokens.clone(),
         formids.clone(),
@@ -155,6 +156,11 @@ pub fn start_services(
         wechat.client,
         notify_base.to_owned(),
     );
+    orders_wiring.listen(vec![
+        dispatch.listener(),
+        payments.listener(),
+        notifications.listener(),
+    ]);
     let state = AppState {
         orders,
         sessions,

@@ -14,7 +14,7 @@ use futures::StreamExt;
 
 use crate::domain::{now_utc, MessageKind, OutboxEntry, TemplateId, Via};
 use crate::formid::FormIds;
-use crate::orders::{Orders, OutboxWritten};
+use crate::orders::OrderEvent;
 use crate::storage::{StorageError, Store};
 use crate::token::{CallError, Tokens};
 use crate::wechat::{OutgoingMessage, WeChat, WeChatError};
@@ -323,11 +323,13 @@ impl Notifier {
     }
 }
 
-impl Handler<OutboxWritten> for Notifier {
+impl Handler<OrderEvent> for Notifier {
     type Result = ();
 
-    fn handle(&mut self, _: OutboxWritten, ctx: &mut Self::Context) {
-        self.drain(ctx);
+    fn handle(&mut self, event: OrderEvent, ctx: &mut Self::Context) {
+        if let OrderEvent::OutboxWritten = event {
+            self.drain(ctx);
+        }
     }
 }
 
@@ -340,10 +342,10 @@ pub struct Notifications {
 crate::supervise::inject_panic!(Notifier, "notifier", Notifications);
 
 impl Notifications {
-    /// Starts the supervised notifier and links the orders shards to it.
+    /// Starts the supervised notifier; hand [`Notifications::listener`] to
+    /// the orders shards.
     pub fn start(
         store: Store,
-        orders: &Orders,
         wechat: Arc<dyn WeChat>,
         tokens: Tokens,
         formids: FormIds,
@@ -360,8 +362,12 @@ impl Notifications {
             worker,
             running: false,
         });
-        orders.attach_notifier(addr.clone().recipient());
         Self { addr }
+    }
+
+    /// Where the orders shards send their events.
+    pub fn listener(&self) -> Recipient<OrderEvent> {
+        self.addr.clone().recipient()
     }
 
     /// True while the actor runs.

@@ -137,10 +137,9 @@ pub struct ConfirmRefund {
     pub id: OrderId,
 }
 
-/// Event to the payments actor: an unpaid order's deadline passed; ask
-/// WeChat Pay (a notify may have been lost) before cancelling.
-#[derive(Message)]
-#[rtype(result = "()")]
+/// For the payments actor: an unpaid order's deadline passed; ask WeChat
+/// Pay (a notify may have been lost) before cancelling.
+#[derive(Debug, Clone)]
 pub struct PaymentDue {
     /// The order.
     pub id: OrderId,
@@ -148,27 +147,15 @@ pub struct PaymentDue {
     pub fee_fen: u32,
 }
 
-/// Event to the payments actor: an order is `refunding`; send the money back.
-#[derive(Message)]
-#[rtype(result = "()")]
+/// For the payments actor: an order is `refunding` (on disk); send the
+/// money back.
+#[derive(Debug, Clone)]
 pub struct RefundDue {
     /// The order.
     pub id: OrderId,
+    /// What was paid, all of which goes back.
+    pub fee_fen: u32,
 }
-
-/// Where shards send money events (the payments actor).
-#[derive(Clone)]
-pub struct PaymentsLink {
-    /// Receives [`PaymentDue`].
-    pub payment_due: Recipient<PaymentDue>,
-    /// Receives [`RefundDue`].
-    pub refund_due: Recipient<RefundDue>,
-}
-
-/// Connects a shard to the payments actor (sent once at start).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct AttachPayments(pub PaymentsLink);
 
 /// Give a paid order to a courier (from the dispatcher: matching or grab).
 #[derive(Message)]
@@ -213,9 +200,8 @@ pub struct TakeStep {
     pub step: Step,
 }
 
-/// Event to the dispatcher: an order waits for a courier.
-#[derive(Message, Clone)]
-#[rtype(result = "()")]
+/// For the dispatcher: an order waits for a courier.
+#[derive(Debug, Clone)]
 pub struct OrderWaiting {
     /// The order.
     pub id: OrderId,
@@ -260,17 +246,8 @@ impl OrderWaiting {
     }
 }
 
-/// Event to the dispatcher: a waiting order left the pool (cancelled).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct OrderTaken {
-    /// The order.
-    pub id: OrderId,
-}
-
-/// Event to the dispatcher: a courier's task opened, moved on, or ended.
-#[derive(Message, Clone, Debug)]
-#[rtype(result = "()")]
+/// For the dispatcher: a courier's task opened, moved on, or ended.
+#[derive(Clone, Debug)]
 pub struct TaskChanged {
     /// The order.
     pub id: OrderId,
@@ -290,31 +267,33 @@ pub struct TaskChanged {
     pub placed: OffsetDateTime,
 }
 
-/// Where shards send dispatch events.
-#[derive(Clone)]
-pub struct DispatchLink {
-    /// Receives [`OrderWaiting`].
-    pub waiting: Recipient<OrderWaiting>,
-    /// Receives [`OrderTaken`].
-    pub taken: Recipient<OrderTaken>,
-    /// Receives [`TaskChanged`].
-    pub task: Recipient<TaskChanged>,
+/// What the orders shards tell the rest of the service, published to
+/// every listener handed to [`Orders::start`]; each takes what concerns it.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub enum OrderEvent {
+    /// A paid order waits for a courier (also re-told on request).
+    Waiting(OrderWaiting),
+    /// A waiting order left the pool (cancelled before anyone took it).
+    Taken(OrderId),
+    /// A courier's task opened, moved on, or ended.
+    Task(TaskChanged),
+    /// An unpaid order's deadline passed.
+    PaymentDue(PaymentDue),
+    /// An order is refunding.
+    RefundDue(RefundDue),
+    /// A customer message was written to the outbox.
+    OutboxWritten,
 }
 
-/// Connects a shard to the dispatcher (sent once at start).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct AttachDispatch(pub DispatchLink);
+/// Who hears the shards' [`OrderEvent`]s (fixed when the service starts).
+pub type OrderListeners = Arc<[Recipient<OrderEvent>]>;
 
-/// Event to the notifier: a message was written to the outbox.
+/// Ask a shard to tell its paid and assigned orders again (a listener that
+/// (re)started and lost what it knew).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct OutboxWritten;
-
-/// Connects a shard to the notifier (sent once at start).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct AttachNotifier(pub Recipient<OutboxWritten>);
+pub struct RetellActive;
 
 /// A commit covering this order failed: drop what memory holds of it and
 /// read it again from sled (a read that fails restarts the shard).
@@ -342,9 +321,7 @@ pub struct OrderShard {
     active: HashMap<OrderId, Box<Order>>,
     payment_deadlines: BTreeSet<(OffsetDateTime, OrderId)>,
     gauges: Vec<metrics::Gauge>,
-    payments: Option<PaymentsLink>,
-    dispatch: Option<DispatchLink>,
-    notifier: Option<Recipient<OutboxWritten>>,
+    listeners: OrderListeners,
     confirm_deadlines: BTreeSet<(OffsetDateTime, OrderId)>,
     /// Orders awaiting payment per customer (for `orders.max_unpaid`).
     unpaid: HashMap<OpenId, u32>,
@@ -352,7 +329,13 @@ pub struct OrderShard {
 
 impl OrderShard {
     /// A shard; it loads its orders when started.
-    pub fn new(index: usize, count: usize, store: Store, config: OrdersConfig) -> Self {
+    pub fn new(
+        index: usize,
+        count: usize,
+        store: Store,
+        config: OrdersConfig,
+        listeners: OrderListeners,
+    ) -> Self {
         let shard = index.to_string();
         let gauges = ALL_STATUSES
             .iter()
@@ -366,9 +349,7 @@ impl OrderShard {
             active: HashMap::new(),
             payment_deadlines: BTreeSet::new(),
             gauges,
-            payments: None,
-            dispatch: None,
-            notifier: None,
+            listeners,
             confirm_deadlines: BTreeSet::new(),
             unpaid: HashMap::new(),
         }
@@ -390,6 +371,7 @@ impl OrderShard {
             self.track(order);
         }
         self.resume_refunds();
+        self.retell_active();
         tracing::info!(
             shard = self.index,
             active = self.active.len(),
@@ -526,12 +508,8 @@ impl OrderShard {
         }
         let order = self.transition(&id, Event::Cancel)?;
         if order.status() == Status::Refunding {
-            self.refund_due(&order.id);
-            if let Some(link) = &self.dispatch {
-                link.taken.do_send(OrderTaken {
-                    id: order.id.clone(),
-                });
-            }
+            self.refund_due(&order);
+            self.publish(OrderEvent::Taken(order.id.clone()));
         }
         Ok(order)
     }
@@ -544,7 +522,7 @@ impl OrderShard {
             )),
             Status::Cancelled => {
                 let order = self.transition(id, Event::PaymentConfirmed)?;
-                self.refund_due(id);
+                self.refund_due(&order);
                 Ok(PaymentOutcome::RefundNeeded(order))
             }
             _ => Ok(PaymentOutcome::AlreadyPaid(order)),
@@ -569,15 +547,24 @@ impl OrderShard {
         }
     }
 
-    /// Tells the payments actor to refund `id`, once its `refunding` state is on disk.
-    fn refund_due(&self, id: &OrderId) {
-        let Some(link) = &self.payments else { return };
-        let (store, recipient, id) = (self.store.clone(), link.refund_due.clone(), id.clone());
+    /// Tells every listener.
+    fn publish(&self, event: OrderEvent) {
+        publish(&self.listeners, event);
+    }
+
+    /// Tells the payments actor to refund `order`, once its `refunding`
+    /// state is on disk.
+    fn refund_due(&self, order: &Order) {
+        let due = RefundDue {
+            id: order.id.clone(),
+            fee_fen: order.fee_fen.get(),
+        };
+        let (store, listeners) = (self.store.clone(), self.listeners.clone());
         actix::spawn(async move {
             match store.commit().await {
-                Ok(()) => recipient.do_send(RefundDue { id }),
+                Ok(()) => publish(&listeners, OrderEvent::RefundDue(due)),
                 Err(e) => {
-                    tracing::error!(order = %id, error = %e, "refund not started yet: commit failed; the shard asks again")
+                    tracing::error!(order = %due.id, error = %e, "refund not started yet: commit failed; the shard asks again")
                 }
             }
         });
@@ -605,9 +592,7 @@ impl OrderShard {
         self.store
             .update_order_with(order, was_terminal, message.as_ref())?;
         if message.is_some() {
-            if let Some(notify) = &self.notifier {
-                notify.do_send(OutboxWritten);
-            }
+            self.publish(OrderEvent::OutboxWritten);
         }
         Ok(())
     }
@@ -615,22 +600,30 @@ impl OrderShard {
     /// Tells the dispatcher when a courier's task opens, moves on or ends
     /// (`before` is who had it until this change).
     fn announce_task(&self, before: Option<OpenId>, order: &Order) {
-        let Some(link) = &self.dispatch else { return };
         let open = matches!(order.status(), Status::Assigned | Status::PickedUp);
         if let (Some(courier), true) = (&order.courier, open) {
-            link.task.do_send(TaskChanged::of(order, courier.clone()));
+            self.publish(OrderEvent::Task(TaskChanged::of(order, courier.clone())));
         }
         if let Some(before) = before {
             if !open || order.courier.as_ref() != Some(&before) {
-                link.task.do_send(TaskChanged::of(order, before));
+                self.publish(OrderEvent::Task(TaskChanged::of(order, before)));
             }
         }
     }
 
     /// Tells the dispatcher a paid order waits for a courier.
     fn announce_waiting(&self, order: &Order) {
-        if let Some(link) = &self.dispatch {
-            link.waiting.do_send(OrderWaiting::of(order));
+        self.publish(OrderEvent::Waiting(OrderWaiting::of(order)));
+    }
+
+    /// Tells the listeners every paid, assigned and picked-up order again.
+    fn retell_active(&self) {
+        for order in self.active.values() {
+            match order.status() {
+                Status::Paid => self.announce_waiting(order),
+                Status::Assigned | Status::PickedUp => self.announce_task(None, order),
+                _ => {}
+            }
         }
     }
 
@@ -704,19 +697,16 @@ impl OrderShard {
 
     /// Restarts refunds a crash or restart interrupted.
     fn resume_refunds(&self) {
-        let refunding: Vec<OrderId> = self
-            .active
-            .values()
-            .filter(|o| o.status() == Status::Refunding)
-            .map(|o| o.id.clone())
-            .collect();
-        for id in refunding {
-            self.refund_due(&id);
+        for order in self.active.values() {
+            if order.status() == Status::Refunding {
+                self.refund_due(order);
+            }
         }
     }
 
-    /// Handles every unpaid order whose payment deadline has passed: asks
-    /// the payments actor when attached, else cancels at once.
+    /// Hands every unpaid order whose payment deadline has passed to the
+    /// payments actor: WeChat Pay decides (it queries, closes, and answers
+    /// with `ConfirmPayment` or `CancelUnpaid`); asked again until settled.
     fn expire_unpaid(&mut self) -> usize {
         let now = now_utc();
         let mut expired = 0;
@@ -733,25 +723,12 @@ impl OrderShard {
             else {
                 continue;
             };
-            if let Some(link) = &self.payments {
-                // WeChat Pay decides: the payments actor queries, closes, and
-                // answers with ConfirmPayment or CancelUnpaid.
-                link.payment_due.do_send(PaymentDue {
-                    id: id.clone(),
-                    fee_fen,
-                });
-                self.payment_deadlines.insert((now + PAYMENT_DUE_RETRY, id));
-                expired += 1;
-                continue;
-            }
-            match self.transition(&id, Event::Cancel) {
-                Ok(_) => expired += 1,
-                Err(e) => {
-                    tracing::warn!(order = %id, error = %e, "payment timeout could not cancel; retrying");
-                    self.payment_deadlines.insert((now + MAX_TIMER_TICK, id));
-                    break;
-                }
-            }
+            self.publish(OrderEvent::PaymentDue(PaymentDue {
+                id: id.clone(),
+                fee_fen,
+            }));
+            self.payment_deadlines.insert((now + PAYMENT_DUE_RETRY, id));
+            expired += 1;
         }
         expired
     }
@@ -911,46 +888,11 @@ impl Handler<TakeStep> for OrderShard {
     }
 }
 
-impl Handler<AttachNotifier> for OrderShard {
+impl Handler<RetellActive> for OrderShard {
     type Result = ();
 
-    fn handle(&mut self, AttachNotifier(link): AttachNotifier, _: &mut Self::Context) {
-        self.notifier = Some(link);
-    }
-}
-
-impl Handler<AttachDispatch> for OrderShard {
-    type Result = ();
-
-    fn handle(&mut self, AttachDispatch(link): AttachDispatch, _: &mut Self::Context) {
-        self.dispatch = Some(link);
-        let announced: Vec<Order> = self
-            .active
-            .values()
-            .filter(|o| {
-                matches!(
-                    o.status(),
-                    Status::Paid | Status::Assigned | Status::PickedUp
-                )
-            })
-            .map(|o| Order::clone(o))
-            .collect();
-        for order in &announced {
-            if order.status() == Status::Paid {
-                self.announce_waiting(order);
-            } else {
-                self.announce_task(None, order);
-            }
-        }
-    }
-}
-
-impl Handler<AttachPayments> for OrderShard {
-    type Result = ();
-
-    fn handle(&mut self, AttachPayments(link): AttachPayments, _: &mut Self::Context) {
-        self.payments = Some(link);
-        self.resume_refunds();
+    fn handle(&mut self, _: RetellActive, _: &mut Self::Context) {
+        self.retell_active();
     }
 }
 
@@ -989,6 +931,30 @@ pub fn shard_of_customer(customer: &OpenId, count: usize) -> usize {
     (stable_hash(&OrderId::customer_prefix(customer)) % count.max(1) as u64) as usize
 }
 
+/// Hands the started shards their listeners, once those exist.
+#[must_use = "the shards wait for their listeners"]
+pub struct OrdersWiring {
+    shards: Vec<std::sync::mpsc::Sender<OrderListeners>>,
+}
+
+impl OrdersWiring {
+    /// Every shard publishes its [`OrderEvent`]s to `listeners` from now on.
+    pub fn listen(self, listeners: Vec<Recipient<OrderEvent>>) {
+        let listeners: OrderListeners = listeners.into();
+        for shard in self.shards {
+            // A shard that is gone has nothing to hear.
+            let _ = shard.send(listeners.clone());
+        }
+    }
+}
+
+/// Sends `event` to every listener.
+fn publish(listeners: &OrderListeners, event: OrderEvent) {
+    for listener in listeners.iter() {
+        listener.do_send(event.clone());
+    }
+}
+
 /// The façade's handle on the orders shards: routes each call to its owner.
 #[derive(Clone)]
 pub struct Orders {
@@ -997,21 +963,46 @@ pub struct Orders {
 }
 
 impl Orders {
-    /// Starts `config.shards` supervised shards, each on its own arbiter thread.
-    pub fn start(store: Store, config: OrdersConfig) -> Self {
+    /// Starts `config.shards` supervised shards, each on its own arbiter
+    /// thread. Their addresses exist at once (the dispatcher and payments
+    /// need this handle to start); each shard begins when
+    /// [`OrdersWiring::listen`] hands it its listeners.
+    pub fn start(store: Store, config: OrdersConfig) -> (Self, OrdersWiring) {
         let count = config.shards.max(1);
+        let mut wiring = OrdersWiring {
+            shards: Vec::with_capacity(count),
+        };
         let shards: Vec<Addr<OrderShard>> = (0..count)
             .map(|index| {
                 let arbiter = Arbiter::new();
                 let (store, config) = (store.clone(), config.clone());
+                let (tx, rx) = std::sync::mpsc::channel::<OrderListeners>();
+                wiring.shards.push(tx);
                 Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
-                    OrderShard::new(index, count, store, config)
+                    // This arbiter runs only this shard: waiting here holds
+                    // nothing else up.
+                    let listeners = rx.recv().unwrap_or_else(|_| {
+                        tracing::error!(
+                            shard = index,
+                            "startup ended before the shard got its listeners"
+                        );
+                        Arc::from([])
+                    });
+                    OrderShard::new(index, count, store, config, listeners)
                 })
             })
             .collect();
-        Self {
+        let orders = Self {
             shards: shards.into(),
             store,
+        };
+        (orders, wiring)
+    }
+
+    /// Asks every shard to tell its paid and assigned orders again.
+    pub fn retell_active(&self) {
+        for shard in self.shards.iter() {
+            shard.do_send(RetellActive);
         }
     }
 
@@ -1153,27 +1144,6 @@ impl Orders {
             })
             .await??;
         self.durable(&id, order).await
-    }
-
-    /// Connects every shard to the notifier.
-    pub fn attach_notifier(&self, link: Recipient<OutboxWritten>) {
-        for shard in self.shards.iter() {
-            shard.do_send(AttachNotifier(link.clone()));
-        }
-    }
-
-    /// Connects every shard to the dispatcher.
-    pub fn attach_dispatch(&self, link: DispatchLink) {
-        for shard in self.shards.iter() {
-            shard.do_send(AttachDispatch(link.clone()));
-        }
-    }
-
-    /// Connects every shard to the payments actor.
-    pub fn attach_payments(&self, link: PaymentsLink) {
-        for shard in self.shards.iter() {
-            shard.do_send(AttachPayments(link.clone()));
-        }
     }
 
     /// An order by id, whoever asks (for the payments actor).

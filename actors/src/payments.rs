@@ -14,7 +14,7 @@ use futures::future::{FutureExt, LocalBoxFuture, Shared};
 
 use crate::domain::{now_utc, OpenId, Order, OrderId, PayParams, PaymentRecord, Status};
 use crate::formid::FormIds;
-use crate::orders::{OrderError, Orders, PaymentDue, PaymentOutcome, PaymentsLink, RefundDue};
+use crate::orders::{OrderError, OrderEvent, Orders, PaymentDue, PaymentOutcome, RefundDue};
 use crate::storage::{StorageError, Store};
 use crate::wechat::notify::{excerpt, PaidNotice, RefundNotice};
 use crate::wechat::{CloseOutcome, RefundRequest, RefundState, TradeState, UnifiedOrder, WeChat};
@@ -475,10 +475,25 @@ impl Handler<RecordRefund> for PaymentsActor {
     }
 }
 
-impl Handler<PaymentDue> for PaymentsActor {
+impl Handler<OrderEvent> for PaymentsActor {
     type Result = ();
 
-    fn handle(&mut self, PaymentDue { id, fee_fen }: PaymentDue, ctx: &mut Self::Context) {
+    fn handle(&mut self, event: OrderEvent, ctx: &mut Self::Context) {
+        match event {
+            OrderEvent::PaymentDue(due) => self.payment_due(due, ctx),
+            OrderEvent::RefundDue(due) => self.refund_due(due, ctx),
+            OrderEvent::Waiting(_)
+            | OrderEvent::Taken(_)
+            | OrderEvent::Task(_)
+            | OrderEvent::OutboxWritten => {}
+        }
+    }
+}
+
+impl PaymentsActor {
+    /// An unpaid order's deadline passed: a prepaid one is asked about
+    /// (and closed) at WeChat Pay before it is cancelled.
+    fn payment_due(&mut self, PaymentDue { id, fee_fen }: PaymentDue, ctx: &mut Context<Self>) {
         let has_prepay = match self.store.get_payment(&id) {
             Ok(record) => record.is_some_and(|r| r.prepay_id.is_some()),
             Err(e) => {
@@ -610,23 +625,19 @@ async fn resolve_unpaid(
     }
 }
 
-impl Handler<RefundDue> for PaymentsActor {
-    type Result = ();
-
-    fn handle(&mut self, RefundDue { id }: RefundDue, ctx: &mut Self::Context) {
+impl PaymentsActor {
+    /// Sends a refunding order's money back, retrying until WeChat Pay
+    /// takes the request; one at a time per order.
+    fn refund_due(&mut self, RefundDue { id, fee_fen }: RefundDue, ctx: &mut Context<Self>) {
         if self.refunding.contains(&id) {
             return;
         }
-        let order = match self.store.get_order(&id) {
-            Ok(Some(o)) if o.status() == Status::Refunding => o,
-            _ => return,
-        };
         self.refunding.insert(id.clone());
         let request = RefundRequest {
             out_trade_no: id.to_string(),
             out_refund_no: format!("R{}", id.as_str()),
-            total_fee: order.fee_fen.get(),
-            refund_fee: order.fee_fen.get(),
+            total_fee: fee_fen,
+            refund_fee: fee_fen,
             notify_url: self.notify_url(REFUND_NOTIFY_PATH),
         };
         let (wechat, orders, addr, store) = (
@@ -695,7 +706,8 @@ pub struct Payments {
 crate::supervise::inject_panic!(PaymentsActor, "payments", Payments);
 
 impl Payments {
-    /// Starts the supervised payments actor and links the orders shards to it.
+    /// Starts the supervised payments actor; hand [`Payments::listener`] to
+    /// the orders shards.
     pub fn start(
         store: Store,
         orders: Orders,
@@ -703,7 +715,6 @@ impl Payments {
         wechat: Arc<dyn WeChat>,
         notify_base: String,
     ) -> Self {
-        let shards = orders.clone();
         let addr = Supervisor::start(move |_| PaymentsActor {
             store,
             orders,
@@ -713,11 +724,12 @@ impl Payments {
             pending: HashMap::new(),
             refunding: std::collections::HashSet::new(),
         });
-        shards.attach_payments(PaymentsLink {
-            payment_due: addr.clone().recipient(),
-            refund_due: addr.clone().recipient(),
-        });
         Self { addr }
+    }
+
+    /// Where the orders shards send their events.
+    pub fn listener(&self) -> Recipient<OrderEvent> {
+        self.addr.clone().recipient()
     }
 
     /// The `wx.requestPayment` parameters (one unifiedorder per order).

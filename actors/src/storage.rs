@@ -669,18 +669,6 @@ impl Store {
         }
     }
 
-    /// Active orders matching `keep` (dispatcher rebuilds, courier task lists).
-    pub fn scan_active(&self, keep: impl Fn(&Order) -> bool) -> Result<Vec<Order>, StorageError> {
-        let mut out = Vec::new();
-        for item in self.inner.active.iter().values() {
-            let order = decode_order(&item?, "active order")?;
-            if keep(&order) {
-                out.push(order);
-            }
-        }
-        Ok(out)
-    }
-
     /// Stores a login session under the hash of its token.
     pub fn put_session(
         &self,

@@ -18,8 +18,8 @@
 //! Presence: a courier is online from an online call until an offline
 //! call or until `dispatch.presence_ttl` passes without an online or
 //! location call (an app that died goes quiet). It keeps an index of each
-//! courier's open tasks, fed by the shards' [`TaskChanged`] events (and
-//! rebuilt from sled at start); tasks of a courier offline for
+//! courier's open tasks, fed by the shards' [`OrderEvent`]s (and told again
+//! by them whenever it starts); tasks of a courier offline for
 //! `dispatch.reassign_after` that are not picked up go back to the pool.
 //! After a restart nobody is present, so offline time counts from the start.
 
@@ -39,7 +39,7 @@ use time::OffsetDateTime;
 
 use crate::campus::Campus;
 use crate::domain::{now_utc, CourierProfile, OpenId, Order, OrderId, PlaceId, Status};
-use crate::orders::{DispatchLink, OrderError, OrderTaken, OrderWaiting, Orders, TaskChanged};
+use crate::orders::{OrderError, OrderEvent, OrderWaiting, Orders, TaskChanged};
 use crate::storage::Store;
 use planner::{Params, Point, RouteTask};
 
@@ -348,32 +348,12 @@ impl Supervised for Dispatcher {
 }
 
 impl Dispatcher {
-    /// Rebuilds waiting orders and task counts from sled.
+    /// Forgets waiting orders and tasks and asks the shards to tell them
+    /// again (their owners; this actor never reads their storage).
     fn rebuild(&mut self) {
         self.waiting.clear();
         self.tasks.clear();
-        let active = match self.store.scan_active(|o| {
-            matches!(
-                o.status(),
-                Status::Paid | Status::Assigned | Status::PickedUp
-            )
-        }) {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::error!(error = %e, "dispatcher cannot read orders");
-                return;
-            }
-        };
-        for order in active {
-            match (order.status(), &order.courier) {
-                (Status::Paid, _) => self.add_waiting(OrderWaiting::of(&order)),
-                (_, Some(courier)) => {
-                    let changed = TaskChanged::of(&order, courier.clone());
-                    self.task_changed(changed);
-                }
-                _ => {}
-            }
-        }
+        self.orders.retell_active();
         self.publish();
     }
 
@@ -1033,33 +1013,26 @@ impl Handler<OpenOrders> for Dispatcher {
     }
 }
 
-impl Handler<OrderWaiting> for Dispatcher {
+impl Handler<OrderEvent> for Dispatcher {
     type Result = ();
 
-    fn handle(&mut self, msg: OrderWaiting, ctx: &mut Self::Context) {
-        let idle = self.waiting.is_empty();
-        self.add_waiting(msg);
-        self.publish();
-        if idle {
-            self.round(ctx);
+    fn handle(&mut self, event: OrderEvent, ctx: &mut Self::Context) {
+        match event {
+            OrderEvent::Waiting(waiting) => {
+                let idle = self.waiting.is_empty();
+                self.add_waiting(waiting);
+                self.publish();
+                if idle {
+                    self.round(ctx);
+                }
+            }
+            OrderEvent::Taken(id) => {
+                self.waiting.remove(&id);
+                self.publish();
+            }
+            OrderEvent::Task(changed) => self.task_changed(changed),
+            OrderEvent::PaymentDue(_) | OrderEvent::RefundDue(_) | OrderEvent::OutboxWritten => {}
         }
-    }
-}
-
-impl Handler<OrderTaken> for Dispatcher {
-    type Result = ();
-
-    fn handle(&mut self, OrderTaken { id }: OrderTaken, _: &mut Self::Context) {
-        self.waiting.remove(&id);
-        self.publish();
-    }
-}
-
-impl Handler<TaskChanged> for Dispatcher {
-    type Result = ();
-
-    fn handle(&mut self, msg: TaskChanged, _: &mut Self::Context) {
-        self.task_changed(msg);
     }
 }
 
@@ -1100,14 +1073,13 @@ pub struct Dispatch {
 crate::supervise::inject_panic!(Dispatcher, "dispatcher", Dispatch);
 
 impl Dispatch {
-    /// Starts the supervised dispatcher and links the orders shards to it.
+    /// Starts the supervised dispatcher; hand [`Dispatch::listener`] to the orders shards.
     pub fn start(
         store: Store,
         orders: Orders,
         campus: Arc<Campus>,
         config: DispatchConfig,
     ) -> Self {
-        let shards = orders.clone();
         let places: HashMap<String, usize> = campus
             .places()
             .iter()
@@ -1134,11 +1106,6 @@ impl Dispatch {
             in_flight: HashSet::new(),
             unassigning: HashSet::new(),
             started_at: Instant::now(),
-        });
-        shards.attach_dispatch(DispatchLink {
-            waiting: addr.clone().recipient(),
-            taken: addr.clone().recipient(),
-            task: addr.clone().recipient(),
         });
         Self { addr }
     }
@@ -1180,6 +1147,11 @@ impl Dispatch {
         near: PlaceId,
     ) -> Result<Vec<OrderId>, DispatchError> {
         self.addr.send(OpenOrders { courier, near }).await?
+    }
+
+    /// Where the orders shards send their events.
+    pub fn listener(&self) -> Recipient<OrderEvent> {
+        self.addr.clone().recipient()
     }
 
     /// True while the actor runs.
