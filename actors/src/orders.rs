@@ -289,6 +289,15 @@ pub enum OrderEvent {
 /// Who hears the shards' [`OrderEvent`]s (fixed when the service starts).
 pub type OrderListeners = Arc<[Recipient<OrderEvent>]>;
 
+/// An order as its shard knows it, whoever asks (for other actors; the
+/// façade goes through [`Orders::get`], which checks who may see it).
+#[derive(Message)]
+#[rtype(result = "Result<Option<Order>, OrderError>")]
+pub struct Peek {
+    /// The order.
+    pub id: OrderId,
+}
+
 /// Ask a shard to tell its paid and assigned orders again (a listener that
 /// (re)started and lost what it knew).
 #[derive(Message)]
@@ -888,6 +897,14 @@ impl Handler<TakeStep> for OrderShard {
     }
 }
 
+impl Handler<Peek> for OrderShard {
+    type Result = Result<Option<Order>, OrderError>;
+
+    fn handle(&mut self, Peek { id }: Peek, _: &mut Self::Context) -> Self::Result {
+        self.load(&id)
+    }
+}
+
 impl Handler<RetellActive> for OrderShard {
     type Result = ();
 
@@ -1031,11 +1048,25 @@ impl Orders {
 
     /// An order the viewer may see (customer or assigned courier).
     pub async fn get(&self, id: &OrderId, viewer: &OpenId) -> Result<Order, OrderError> {
-        // sled holds every acknowledged change, so a point read needs no shard hop.
-        match self.store.get_order(id)? {
+        match self.peek(id).await? {
             Some(order) if order.visible_to(viewer) => Ok(order),
             _ => Err(OrderError::NotFound),
         }
+    }
+
+    /// An order by id, whoever asks (for other actors and trusted callers),
+    /// answered by its shard.
+    pub async fn peek(&self, id: &OrderId) -> Result<Option<Order>, OrderError> {
+        self.shard(id).send(Peek { id: id.clone() }).await?
+    }
+
+    /// Several orders at once (each from its shard, concurrently), in the
+    /// order of `ids`.
+    pub async fn peek_all(&self, ids: &[OrderId]) -> Result<Vec<Option<Order>>, OrderError> {
+        futures::future::join_all(ids.iter().map(|id| self.peek(id)))
+            .await
+            .into_iter()
+            .collect()
     }
 
     /// A page of the customer's orders, newest first, and the id to pass
@@ -1144,11 +1175,6 @@ impl Orders {
             })
             .await??;
         self.durable(&id, order).await
-    }
-
-    /// An order by id, whoever asks (for the payments actor).
-    pub fn get_any(&self, id: &OrderId) -> Result<Option<Order>, OrderError> {
-        Ok(self.store.get_order(id)?)
     }
 
     /// True when every shard is alive and storage takes durable writes.

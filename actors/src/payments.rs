@@ -1,9 +1,10 @@
 //! The payments actor: one WeChat Pay session per order — prepay, notify,
 //! query and close on timeout, refund and refund notify.
 //!
-//! It owns the `payments` tree; order state changes go to the orders shards
-//! by message (`ConfirmPayment`, `CancelUnpaid`, `ConfirmRefund`), each
-//! durable before the notify is answered SUCCESS.
+//! It owns the `payments` tree; it learns about orders only from their
+//! shards (their events, and `Peek` for one order), and order state changes
+//! go to the shards by message (`ConfirmPayment`, `CancelUnpaid`,
+//! `ConfirmRefund`), each durable before the notify is answered SUCCESS.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -184,9 +185,9 @@ impl PaymentsActor {
         format!("{}{}", self.notify_base.trim_end_matches('/'), path)
     }
 
-    /// The order if `payer` may pay it now.
-    fn payable(&self, id: &OrderId, payer: &OpenId) -> Result<Order, PaymentError> {
-        let order = self.store.get_order(id)?.ok_or(PaymentError::NotFound)?;
+    /// The order (as its shard told it) if `payer` may pay it now.
+    fn payable(order: Option<Order>, payer: &OpenId) -> Result<Order, PaymentError> {
+        let order = order.ok_or(PaymentError::NotFound)?;
         if !order.visible_to(payer) {
             return Err(PaymentError::NotFound);
         }
@@ -251,16 +252,12 @@ impl PaymentsActor {
         }
     }
 
-    /// Checks a verified pay notify against the order and the session:
-    /// Ok(true) means confirm the payment, Ok(false) answer SUCCESS and
-    /// change nothing (an anomaly, already counted).
-    fn accept_payment(&self, notice: &PaidNotice) -> Result<bool, String> {
+    /// Checks a verified pay notify against the order (as its shard told
+    /// it) and the session: Ok(true) means confirm the payment, Ok(false)
+    /// answer SUCCESS and change nothing (an anomaly, already counted).
+    fn accept_payment(&self, notice: &PaidNotice, order: Option<Order>) -> Result<bool, String> {
         let id = &notice.out_trade_no;
-        let order = self
-            .store
-            .get_order(id)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| "unknown out_trade_no".to_owned())?;
+        let order = order.ok_or_else(|| "unknown out_trade_no".to_owned())?;
         // total_fee, not cash_fee: coupons lower what the payer's cash covers.
         if notice.total_fee != order.fee_fen.get() {
             return Err("total_fee mismatch".into());
@@ -279,9 +276,12 @@ impl PaymentsActor {
 
     /// Does a refund notify match the refund we requested for a refunding
     /// order? Anything else is an anomaly and changes nothing.
-    fn refund_matches(&self, notice: &RefundNotice) -> Result<Result<(), &'static str>, String> {
+    fn refund_matches(
+        &self,
+        notice: &RefundNotice,
+        order: Option<Order>,
+    ) -> Result<Result<(), &'static str>, String> {
         let id = &notice.out_trade_no;
-        let order = self.store.get_order(id).map_err(|e| e.to_string())?;
         let record = self.store.get_payment(id).map_err(|e| e.to_string())?;
         let Some(order) = order else {
             return Ok(Err("unknown_order"));
@@ -300,12 +300,50 @@ impl PaymentsActor {
     }
 }
 
-impl Handler<Prepay> for PaymentsActor {
-    type Result = ResponseFuture<Result<PayParams, PaymentError>>;
+/// Asks the owning shard for order `id`, then runs `then` on this actor
+/// with the answer (the payments actor never reads the orders' storage).
+fn with_order<R>(
+    act: &PaymentsActor,
+    id: &OrderId,
+    then: impl FnOnce(
+            &mut PaymentsActor,
+            Result<Option<Order>, OrderError>,
+            &mut Context<PaymentsActor>,
+        ) -> ResponseFuture<R>
+        + 'static,
+) -> ResponseActFuture<PaymentsActor, R>
+where
+    R: 'static,
+{
+    let (orders, id) = (act.orders.clone(), id.clone());
+    Box::pin(
+        async move { orders.peek(&id).await }
+            .into_actor(act)
+            .then(move |order, act, ctx| actix::fut::wrap_future(then(act, order, ctx))),
+    )
+}
 
+impl Handler<Prepay> for PaymentsActor {
+    type Result = ResponseActFuture<Self, Result<PayParams, PaymentError>>;
+
+    fn handle(&mut self, msg: Prepay, _: &mut Self::Context) -> Self::Result {
+        let id = msg.id.clone();
+        with_order(self, &id, move |act, order, ctx| match order {
+            Ok(order) => act.prepay(msg, order, ctx),
+            Err(e) => Box::pin(async move { Err(e.into()) }),
+        })
+    }
+}
+
+impl PaymentsActor {
     #[tracing::instrument(level = "debug", name = "prepay", skip_all, fields(order = %msg.id))]
-    fn handle(&mut self, msg: Prepay, ctx: &mut Self::Context) -> Self::Result {
-        let order = match self.payable(&msg.id, &msg.payer) {
+    fn prepay(
+        &mut self,
+        msg: Prepay,
+        order: Option<Order>,
+        ctx: &mut Context<Self>,
+    ) -> ResponseFuture<Result<PayParams, PaymentError>> {
+        let order = match Self::payable(order, &msg.payer) {
             Ok(o) => o,
             Err(e) => return Box::pin(async move { Err(e) }),
         };
@@ -383,11 +421,25 @@ impl Handler<PrepayFinished> for PaymentsActor {
 }
 
 impl Handler<PayNotify> for PaymentsActor {
-    type Result = ResponseFuture<Result<(), String>>;
+    type Result = ResponseActFuture<Self, Result<(), String>>;
 
+    fn handle(&mut self, msg: PayNotify, _: &mut Self::Context) -> Self::Result {
+        let id = msg.notice.out_trade_no.clone();
+        with_order(self, &id, move |act, order, _| match order {
+            Ok(order) => act.pay_notify(msg.notice, order),
+            Err(e) => Box::pin(async move { Err(e.to_string()) }),
+        })
+    }
+}
+
+impl PaymentsActor {
     #[tracing::instrument(level = "debug", name = "pay_notify", skip_all)]
-    fn handle(&mut self, PayNotify { notice }: PayNotify, _: &mut Self::Context) -> Self::Result {
-        match self.accept_payment(&notice) {
+    fn pay_notify(
+        &mut self,
+        notice: PaidNotice,
+        order: Option<Order>,
+    ) -> ResponseFuture<Result<(), String>> {
+        match self.accept_payment(&notice, order) {
             Ok(true) => {}
             Ok(false) => return Box::pin(async { Ok(()) }),
             Err(reason) => {
@@ -420,16 +472,26 @@ impl Handler<PayNotify> for PaymentsActor {
 }
 
 impl Handler<RefundNotify> for PaymentsActor {
-    type Result = ResponseFuture<Result<(), String>>;
+    type Result = ResponseActFuture<Self, Result<(), String>>;
 
+    fn handle(&mut self, msg: RefundNotify, _: &mut Self::Context) -> Self::Result {
+        let id = msg.notice.out_trade_no.clone();
+        with_order(self, &id, move |act, order, _| match order {
+            Ok(order) => act.refund_notify(msg.notice, order),
+            Err(e) => Box::pin(async move { Err(e.to_string()) }),
+        })
+    }
+}
+
+impl PaymentsActor {
     #[tracing::instrument(level = "debug", name = "refund_notify", skip_all)]
-    fn handle(
+    fn refund_notify(
         &mut self,
-        RefundNotify { notice }: RefundNotify,
-        _: &mut Self::Context,
-    ) -> Self::Result {
+        notice: RefundNotice,
+        order: Option<Order>,
+    ) -> ResponseFuture<Result<(), String>> {
         let id = notice.out_trade_no.clone();
-        match self.refund_matches(&notice) {
+        match self.refund_matches(&notice, order) {
             Ok(Ok(())) => {}
             Ok(Err(kind)) => {
                 // Answered SUCCESS so WeChat stops resending; an operator looks.
@@ -646,9 +708,11 @@ impl PaymentsActor {
             ctx.address(),
             self.store.clone(),
         );
+        let shards = orders.clone();
         actix::spawn(async move {
-            let still_refunding =
-                || matches!(store.get_order(&id), Ok(Some(o)) if o.status() == Status::Refunding);
+            let still_refunding = || async {
+                matches!(shards.peek(&id).await, Ok(Some(o)) if o.status() == Status::Refunding)
+            };
             let mut delay = REFUND_RETRY;
             loop {
                 let requested = async {
@@ -667,7 +731,7 @@ impl PaymentsActor {
                         tracing::warn!(order = %id, error = %e, retry_in = ?delay, "refund request failed");
                         actix_rt::time::sleep(delay).await;
                         delay = (delay * 2).min(REFUND_RETRY_CAP);
-                        if !still_refunding() {
+                        if !still_refunding().await {
                             addr.do_send(RefundSettled { id });
                             return;
                         }
@@ -678,7 +742,7 @@ impl PaymentsActor {
                 .increment(1);
             // The notify normally settles it; if it never comes, ask.
             actix_rt::time::sleep(REFUND_CHECK_AFTER).await;
-            if still_refunding() {
+            if still_refunding().await {
                 if let Ok(RefundState::Success) = wechat.pay().refund_query(id.as_str()).await {
                     let _ = orders.confirm_refund(id.clone()).await;
                 }

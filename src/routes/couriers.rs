@@ -157,18 +157,21 @@ pub async fn tasks(
 ) -> Result<HttpResponse, ApiError> {
     let list = state.dispatch.tasks_of(me.clone()).await?;
     let mut orders = Vec::with_capacity(list.open.len());
-    for id in &list.open {
+    for (id, order) in list
+        .open
+        .iter()
+        .zip(state.orders.peek_all(&list.open).await?)
+    {
+        // Gone from this courier since the index answered (cancelled, taken back)?
+        let Some(order) = order.filter(|o| o.visible_to(&me)) else {
+            continue;
+        };
         let eta = list
             .route
             .iter()
             .find(|s| &s.order_id == id && s.action == "dropoff")
             .map(|s| s.eta);
-        match state.orders.get(id, &me).await {
-            Ok(order) => orders.push(OrderView::new(order, eta)),
-            // Moved on since the index answered (cancelled, taken back).
-            Err(lastmile_actors::orders::OrderError::NotFound) => {}
-            Err(e) => return Err(e.into()),
-        }
+        orders.push(OrderView::new(order, eta));
     }
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "orders": orders,
@@ -187,7 +190,7 @@ pub async fn open(
     let ids = state.dispatch.open_orders(me, near).await?;
     let mut orders = Vec::with_capacity(ids.len());
     for id in ids {
-        if let Some(order) = state.orders.get_any(&id)? {
+        if let Some(order) = state.orders.peek(&id).await? {
             if order.status() == Status::Paid {
                 orders.push(OpenOrderView::from(order));
             }
