@@ -88,7 +88,7 @@ pub fn start_services(
     // The orders shards and the actors that hear their events need each
     // other: the shards' addresses come first, their listeners last.
     let (orders, orders_wiring) = Orders::start(
-        store.clone(),
+        store.order_repo(),
         OrdersConfig {
             shards: settings.order_shards(),
             payment_timeout: settings.orders.payment_timeout,
@@ -96,7 +96,7 @@ pub fn start_services(
             max_unpaid: settings.orders.max_unpaid,
         },
     );
-    let sessions = Sessions::start(store.clone(), wechat.client.clone());
+    let sessions = Sessions::start(store.session_repo(), wechat.client.clone());
     let messages = &settings.messages;
     let templates = [
         &messages.template_assigned,
@@ -104,14 +104,17 @@ pub fn start_services(
         &messages.template_delivered,
         &messages.template_refunded,
     ];
-    let formids = FormIds::start(store.clone(), templates.into_iter().cloned().collect());
+    let formids = FormIds::start(
+        store.formid_repo(),
+        templates.into_iter().cloned().collect(),
+    );
     let tokens = Tokens::start(
         wechat.client.clone(),
-        store.clone(),
+        store.token_repo(),
         settings.wechat.stable_token,
     );
     let dispatch = Dispatch::start(
-        store.clone(),
+        store.courier_repo(),
         orders.clone(),
         campus.clone(),
         DispatchConfig {
@@ -128,7 +131,7 @@ pub fn start_services(
         },
     );
     let notifications = Notifications::start(
-        store.clone(),
+        store.outbox_repo(),
         wechat.client.clone(),
         tokens.clone(),
         formids.clone(),
@@ -142,7 +145,7 @@ pub fn start_services(
     );
     let (objects, files_dir) = object_store(settings, notify_base);
     let share_codes = ShareCodes::start(
-        store.clone(),
+        store.share_code_repo(),
         wechat.client.clone(),
         tokens.clone(),
         objects,
@@ -150,7 +153,7 @@ pub fn start_services(
     );
     let pay_signer = Arc::new(wechat.client.pay().signer().clone());
     let payments = Payments::start(
-        store.clone(),
+        store.payment_repo(),
         orders.clone(),
         formids.clone(),
         wechat.client,

@@ -9,7 +9,7 @@ use actix::prelude::*;
 use time::OffsetDateTime;
 
 use crate::domain::{FormId, OpenId, PooledId, TemplateId, MOCK_FORM_ID};
-use crate::storage::{StorageError, Store};
+use crate::storage::{FormIdRepo, StorageError};
 
 /// WeChat accepts a form_id or prepay_id for 7 days; stop using one an hour
 /// early so a message queued at the edge is not refused.
@@ -78,7 +78,7 @@ pub struct TakeGrant {
 
 /// The pool actor.
 pub struct FormIdPool {
-    store: Store,
+    store: FormIdRepo,
     /// The templates the service sends: grants of others are not kept.
     templates: Vec<String>,
 }
@@ -203,7 +203,7 @@ pub enum PoolError {
 #[derive(Clone)]
 pub struct FormIds {
     addr: Addr<FormIdPool>,
-    store: Store,
+    store: FormIdRepo,
 }
 
 crate::supervise::inject_panic!(FormIdPool, "formids", FormIds);
@@ -211,7 +211,7 @@ crate::supervise::inject_panic!(FormIdPool, "formids", FormIds);
 impl FormIds {
     /// Starts the supervised pool actor; grants count only for `templates`
     /// (the ones the service is configured to send).
-    pub fn start(store: Store, templates: Vec<String>) -> Self {
+    pub fn start(store: FormIdRepo, templates: Vec<String>) -> Self {
         let actor_store = store.clone();
         let addr = Supervisor::start(move |_| FormIdPool {
             store: actor_store,

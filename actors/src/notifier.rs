@@ -15,7 +15,7 @@ use futures::StreamExt;
 use crate::domain::{now_utc, MessageKind, OutboxEntry, TemplateId, Via};
 use crate::formid::FormIds;
 use crate::orders::OrderEvent;
-use crate::storage::{StorageError, Store};
+use crate::storage::{OutboxRepo, StorageError};
 use crate::token::{CallError, Tokens};
 use crate::wechat::{OutgoingMessage, WeChat, WeChatError};
 
@@ -101,7 +101,7 @@ pub enum Outcome {
 /// Everything the worker needs, cheap to clone into a future.
 #[derive(Clone)]
 struct Worker {
-    store: Store,
+    store: OutboxRepo,
     wechat: Arc<dyn WeChat>,
     tokens: Tokens,
     formids: FormIds,
@@ -345,7 +345,7 @@ impl Notifications {
     /// Starts the supervised notifier; hand [`Notifications::listener`] to
     /// the orders shards.
     pub fn start(
-        store: Store,
+        store: OutboxRepo,
         wechat: Arc<dyn WeChat>,
         tokens: Tokens,
         formids: FormIds,

@@ -20,7 +20,7 @@ use crate::domain::{
     now_utc, stable_hash, Event, IdempotencyKey, MessageKind, NewOrder, OpenId, Order, OrderId,
     OutboxEntry, Status, TransitionError, ALL_STATUSES,
 };
-use crate::storage::{StorageError, Store};
+use crate::storage::{OrderRepo, StorageError};
 
 /// Longest pause between two checks of the payment deadlines.
 const MAX_TIMER_TICK: Duration = Duration::from_secs(1);
@@ -323,7 +323,7 @@ pub struct InjectPanic;
 pub struct OrderShard {
     index: usize,
     count: usize,
-    store: Store,
+    store: OrderRepo,
     config: OrdersConfig,
     // Boxed: the map is rehashed as unpaid orders pile up, and moving
     // pointers instead of whole records keeps that pause short.
@@ -341,7 +341,7 @@ impl OrderShard {
     pub fn new(
         index: usize,
         count: usize,
-        store: Store,
+        store: OrderRepo,
         config: OrdersConfig,
         listeners: OrderListeners,
     ) -> Self {
@@ -976,7 +976,7 @@ fn publish(listeners: &OrderListeners, event: OrderEvent) {
 #[derive(Clone)]
 pub struct Orders {
     shards: Arc<[Addr<OrderShard>]>,
-    store: Store,
+    store: OrderRepo,
 }
 
 impl Orders {
@@ -984,7 +984,7 @@ impl Orders {
     /// thread. Their addresses exist at once (the dispatcher and payments
     /// need this handle to start); each shard begins when
     /// [`OrdersWiring::listen`] hands it its listeners.
-    pub fn start(store: Store, config: OrdersConfig) -> (Self, OrdersWiring) {
+    pub fn start(store: OrderRepo, config: OrdersConfig) -> (Self, OrdersWiring) {
         let count = config.shards.max(1);
         let mut wiring = OrdersWiring {
             shards: Vec::with_capacity(count),

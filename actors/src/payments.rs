@@ -16,7 +16,7 @@ use futures::future::{FutureExt, LocalBoxFuture, Shared};
 use crate::domain::{now_utc, OpenId, Order, OrderId, PayParams, PaymentRecord, Status};
 use crate::formid::FormIds;
 use crate::orders::{OrderError, OrderEvent, Orders, PaymentDue, PaymentOutcome, RefundDue};
-use crate::storage::{StorageError, Store};
+use crate::storage::{PaymentRepo, StorageError};
 use crate::wechat::notify::{excerpt, PaidNotice, RefundNotice};
 use crate::wechat::{CloseOutcome, RefundRequest, RefundState, TradeState, UnifiedOrder, WeChat};
 
@@ -78,7 +78,7 @@ type PrepayFuture = Shared<LocalBoxFuture<'static, Result<PayParams, PaymentErro
 
 /// The actor that owns payment sessions.
 pub struct PaymentsActor {
-    store: Store,
+    store: PaymentRepo,
     orders: Orders,
     formids: FormIds,
     wechat: Arc<dyn WeChat>,
@@ -587,7 +587,7 @@ impl PaymentsActor {
 
 /// A paid order's prepay_id may carry three messages to the payer within
 /// 7 days of payment: pool it (never before payment; failure only logs).
-async fn pool_prepay(formids: &FormIds, store: &Store, outcome: &PaymentOutcome) {
+async fn pool_prepay(formids: &FormIds, store: &PaymentRepo, outcome: &PaymentOutcome) {
     let PaymentOutcome::Paid(order) = outcome else {
         return;
     };
@@ -773,7 +773,7 @@ impl Payments {
     /// Starts the supervised payments actor; hand [`Payments::listener`] to
     /// the orders shards.
     pub fn start(
-        store: Store,
+        store: PaymentRepo,
         orders: Orders,
         formids: FormIds,
         wechat: Arc<dyn WeChat>,

@@ -14,7 +14,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::domain::{now_utc, LoginCode, OpenId, Session};
-use crate::storage::{StorageError, Store};
+use crate::storage::{SessionRepo, StorageError};
 use crate::wechat::{WeChat, WeChatError, WxSession};
 
 /// How long a login token works, in seconds (the `expires_in` clients get).
@@ -66,7 +66,7 @@ type Cache = Arc<DashMap<[u8; 32], Session>>;
 
 /// The actor that owns sessions.
 pub struct SessionActor {
-    store: Store,
+    store: SessionRepo,
     wechat: Arc<dyn WeChat>,
     cache: Cache,
 }
@@ -188,7 +188,7 @@ crate::supervise::inject_panic!(SessionActor, "sessions", Sessions);
 
 impl Sessions {
     /// Starts the supervised sessions actor on the current arbiter.
-    pub fn start(store: Store, wechat: Arc<dyn WeChat>) -> Self {
+    pub fn start(store: SessionRepo, wechat: Arc<dyn WeChat>) -> Self {
         let cache: Cache = Arc::new(DashMap::new());
         let actor_cache = cache.clone();
         let addr = Supervisor::start(move |_| SessionActor {

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::{now_utc, OpenId, PagePath, Scene};
 use crate::objects::ObjectStore;
-use crate::storage::Store;
+use crate::storage::ShareCodeRepo;
 use crate::token::Tokens;
 use crate::wechat::WeChat;
 
@@ -33,7 +33,7 @@ type Making = Shared<LocalBoxFuture<'static, Result<String, ShareError>>>;
 
 /// The actor.
 pub struct ShareCodeActor {
-    store: Store,
+    store: ShareCodeRepo,
     wechat: Arc<dyn WeChat>,
     tokens: Tokens,
     objects: Arc<dyn ObjectStore>,
@@ -194,7 +194,7 @@ impl ShareCodes {
     /// Starts the supervised share-code actor; each user may make
     /// `daily_limit` new codes per day.
     pub fn start(
-        store: Store,
+        store: ShareCodeRepo,
         wechat: Arc<dyn WeChat>,
         tokens: Tokens,
         objects: Arc<dyn ObjectStore>,

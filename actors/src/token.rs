@@ -14,7 +14,7 @@ use rand::Rng;
 use tokio::sync::oneshot;
 
 use crate::domain::{now_utc, StoredToken};
-use crate::storage::Store;
+use crate::storage::TokenRepo;
 use crate::wechat::{WeChat, WeChatError};
 
 /// Refresh this long before expiry, so no call goes out with a token about
@@ -43,7 +43,7 @@ type Waiter = oneshot::Sender<Result<String, TokenError>>;
 /// The actor.
 pub struct TokenRefresher {
     wechat: Arc<dyn WeChat>,
-    store: Store,
+    store: TokenRepo,
     stable: bool,
     current: Option<StoredToken>,
     refreshing: bool,
@@ -240,7 +240,7 @@ impl Tokens {
     }
 
     /// Starts the supervised refresher (`stable`: use cgi-bin/stable_token).
-    pub fn start(wechat: Arc<dyn WeChat>, store: Store, stable: bool) -> Self {
+    pub fn start(wechat: Arc<dyn WeChat>, store: TokenRepo, stable: bool) -> Self {
         let addr = Supervisor::start(move |_| TokenRefresher {
             wechat,
             store,

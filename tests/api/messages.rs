@@ -200,7 +200,7 @@ async fn the_pool_survives_a_restart() {
         .await
         .expect("add");
     // A second pool actor on the same database stands for the restarted process.
-    let restarted = lastmile_actors::formid::FormIds::start(app.store.clone(), Vec::new());
+    let restarted = lastmile_actors::formid::FormIds::start(app.store.formid_repo(), Vec::new());
     assert_eq!(
         restarted
             .take_form_id(user.clone(), now_utc())
@@ -233,7 +233,7 @@ async fn a_user_pools_at_most_200_form_ids_the_newest_kept() {
     }
     let user = OpenId::parse(&openid).expect("openid");
 
-    assert_eq!(app.store.pooled_count(&user), 200);
+    assert_eq!(app.store.formid_repo().pooled_count(&user), 200);
     let first = app
         .state
         .formids

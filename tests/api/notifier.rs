@@ -126,7 +126,11 @@ async fn a_refund_without_permission_is_dropped_not_retried_forever() {
         app.wechat.sent_messages().is_empty(),
         "no grant, no form_id: dropped"
     );
-    assert_eq!(app.store.outbox_len(), 0, "and not kept for ever");
+    assert_eq!(
+        app.store.outbox_repo().outbox_len(),
+        0,
+        "and not kept for ever"
+    );
 }
 
 fn refund_notify<S>(app: &crate::helpers::TestApp<S>, id: &str) -> String {

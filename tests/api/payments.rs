@@ -583,6 +583,7 @@ async fn a_notify_with_another_transaction_id_keeps_the_first_and_counts_an_anom
     let id = app.paid_order(&token, &openid).await;
     let first = app
         .store
+        .payment_repo()
         .get_payment(&lastmile_actors::domain::OrderId::parse(&id).expect("id"))
         .expect("readable")
         .and_then(|r| r.transaction_id)
@@ -607,6 +608,7 @@ async fn a_notify_with_another_transaction_id_keeps_the_first_and_counts_an_anom
     assert_eq!(answer, SUCCESS, "WeChat must stop resending");
     let kept = app
         .store
+        .payment_repo()
         .get_payment(&lastmile_actors::domain::OrderId::parse(&id).expect("id"))
         .expect("readable")
         .and_then(|r| r.transaction_id);

@@ -124,7 +124,7 @@ async fn the_token_is_persisted_so_a_restart_does_not_refresh() {
     let app = spawn_app().await;
     let token = app.state.tokens.get().await.expect("token");
     // A second refresher on the same store stands for the restarted process.
-    let restarted = Tokens::start(app.wechat.clone(), app.store.clone(), true);
+    let restarted = Tokens::start(app.wechat.clone(), app.store.token_repo(), true);
     assert_eq!(restarted.get().await.expect("token"), token);
     assert_eq!(app.wechat.token_calls(), 1);
 }

@@ -40,7 +40,7 @@ use time::OffsetDateTime;
 use crate::campus::Campus;
 use crate::domain::{now_utc, CourierProfile, OpenId, Order, OrderId, PlaceId, Status};
 use crate::orders::{OrderError, OrderEvent, OrderWaiting, Orders, TaskChanged};
-use crate::storage::Store;
+use crate::storage::CourierRepo;
 use planner::{Params, Point, RouteTask};
 
 /// How often (at most) offline couriers' untouched tasks are checked.
@@ -225,7 +225,7 @@ pub struct TaskList {
 
 /// The actor.
 pub struct Dispatcher {
-    store: Store,
+    store: CourierRepo,
     orders: Orders,
     campus: Arc<Campus>,
     places: HashMap<String, usize>,
@@ -1075,7 +1075,7 @@ crate::supervise::inject_panic!(Dispatcher, "dispatcher", Dispatch);
 impl Dispatch {
     /// Starts the supervised dispatcher; hand [`Dispatch::listener`] to the orders shards.
     pub fn start(
-        store: Store,
+        store: CourierRepo,
         orders: Orders,
         campus: Arc<Campus>,
         config: DispatchConfig,

@@ -1,5 +1,14 @@
 //! Durable state in sled: the only module that names `sled`.
 //!
+//! Each actor gets a repository over its own trees only ([`OrderRepo`],
+//! [`PaymentRepo`], [`SessionRepo`], [`FormIdRepo`], [`TokenRepo`],
+//! [`ShareCodeRepo`], [`CourierRepo`], [`OutboxRepo`]), handed to its
+//! `start()` by the wiring, so reading another actor's data does not
+//! compile; [`Store`] itself (open, group commit, health) stays with the
+//! wiring. The one shared tree is the outbox: the orders shards write an
+//! entry in the same transaction as the change it announces, the notifier
+//! reads and removes it.
+//!
 //! Trees (one per relation, keys that sort):
 //! - `orders_active`: order id → versioned order record, for every order
 //!   that is not terminal; a shard reloads only this tree
@@ -25,6 +34,24 @@
 //! durable. Concurrent committers share one flush (group commit): a flusher
 //! thread takes every waiter queued while the previous flush ran, flushes
 //! once, and wakes them all.
+
+mod couriers;
+mod formids;
+mod orders;
+mod outbox;
+mod payments;
+mod sessions;
+mod sharecodes;
+mod tokens;
+
+pub use couriers::CourierRepo;
+pub use formids::FormIdRepo;
+pub use orders::OrderRepo;
+pub use outbox::OutboxRepo;
+pub use payments::PaymentRepo;
+pub use sessions::SessionRepo;
+pub use sharecodes::ShareCodeRepo;
+pub use tokens::TokenRepo;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
@@ -227,480 +254,44 @@ impl Store {
         self.inner.active.first().is_ok()
     }
 
-    /// Reads one order from the active tree only (a shard re-reading what
-    /// it owns after a failed commit).
-    pub fn get_active_order(&self, id: &OrderId) -> Result<Option<Order>, StorageError> {
-        match self.inner.active.get(id.as_str().as_bytes())? {
-            Some(bytes) => decode_order(&bytes, id.as_str()).map(Some),
-            None => Ok(None),
-        }
+    /// The orders shards' trees.
+    pub fn order_repo(&self) -> OrderRepo {
+        OrderRepo(self.clone())
     }
 
-    /// Writes a new order (and its idempotency key, atomically, if any).
-    /// Not durable until [`Store::commit`].
-    pub fn insert_new_order(
-        &self,
-        order: &Order,
-        key: Option<&IdempotencyKey>,
-    ) -> Result<(), StorageError> {
-        let id = order.id.as_str().as_bytes();
-        let record = encode_order(order)?;
-        let Some(key) = key else {
-            self.inner.active.insert(id, record)?;
-            return Ok(());
-        };
-        let idem_key = idempotency_key(&order.customer, key);
-        let inner = &self.inner;
-        (&inner.active, &inner.idempotency)
-            .transaction(|(active, idempotency)| {
-                active.insert(id, record.as_slice())?;
-                idempotency.insert(idem_key.as_slice(), id)?;
-                Ok::<(), ConflictableTransactionError<()>>(())
-            })
-            .map_err(tx_error)
+    /// The notifier's outbox.
+    pub fn outbox_repo(&self) -> OutboxRepo {
+        OutboxRepo(self.clone())
     }
 
-    /// Writes a changed order; a terminal one moves to the archive, and one
-    /// that leaves a terminal status (a late payment) moves back.
-    pub fn update_order(&self, order: &Order, was_terminal: bool) -> Result<(), StorageError> {
-        self.update_order_with(order, was_terminal, None)
+    /// The payments actor's tree.
+    pub fn payment_repo(&self) -> PaymentRepo {
+        PaymentRepo(self.clone())
     }
 
-    /// [`Store::update_order`] plus, in the same transaction, a message for
-    /// the notifier's outbox: the state change and its message are durable
-    /// together or not at all.
-    pub fn update_order_with(
-        &self,
-        order: &Order,
-        was_terminal: bool,
-        message: Option<&OutboxEntry>,
-    ) -> Result<(), StorageError> {
-        let id = order.id.as_str().as_bytes();
-        let record = encode_order(order)?;
-        let inner = &self.inner;
-        let terminal = order.status().is_terminal();
-        if message.is_none() && !terminal && !was_terminal {
-            inner.active.insert(id, record)?;
-            return Ok(());
-        }
-        let message = match message {
-            Some(m) => Some((m.id.to_be_bytes(), encode(m)?)),
-            None => None,
-        };
-        (&inner.active, &inner.archive, &inner.outbox)
-            .transaction(|(active, archive, outbox)| {
-                if terminal {
-                    active.remove(id)?;
-                    archive.insert(id, record.as_slice())?;
-                } else {
-                    if was_terminal {
-                        archive.remove(id)?;
-                    }
-                    active.insert(id, record.as_slice())?;
-                }
-                if let Some((key, value)) = &message {
-                    outbox.insert(key, value.as_slice())?;
-                }
-                Ok::<(), ConflictableTransactionError<()>>(())
-            })
-            .map_err(tx_error)
+    /// The form-id pool's trees.
+    pub fn formid_repo(&self) -> FormIdRepo {
+        FormIdRepo(self.clone())
     }
 
-    /// A fresh, increasing id (outbox entries).
-    pub fn next_id(&self) -> Result<u64, StorageError> {
-        Ok(self.inner.db.generate_id()?)
+    /// The token refresher's record.
+    pub fn token_repo(&self) -> TokenRepo {
+        TokenRepo(self.clone())
     }
 
-    /// Up to `limit` outbox entries, oldest first.
-    pub fn outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>, StorageError> {
-        let mut out = Vec::new();
-        for item in self.inner.outbox.iter().values().take(limit) {
-            out.push(decode(&item?, "outbox")?);
-        }
-        Ok(out)
+    /// The share-code actor's tree.
+    pub fn share_code_repo(&self) -> ShareCodeRepo {
+        ShareCodeRepo(self.clone())
     }
 
-    /// How many messages wait in the outbox.
-    pub fn outbox_len(&self) -> usize {
-        self.inner.outbox.len()
+    /// The dispatcher's tree.
+    pub fn courier_repo(&self) -> CourierRepo {
+        CourierRepo(self.clone())
     }
 
-    /// Rewrites an outbox entry (attempts, next try).
-    pub fn put_outbox(&self, entry: &OutboxEntry) -> Result<(), StorageError> {
-        self.inner
-            .outbox
-            .insert(entry.id.to_be_bytes(), encode(entry)?)?;
-        Ok(())
-    }
-
-    /// Removes a delivered or dropped entry.
-    pub fn remove_outbox(&self, id: u64) -> Result<(), StorageError> {
-        self.inner.outbox.remove(id.to_be_bytes())?;
-        Ok(())
-    }
-
-    /// The order a customer created with this idempotency key, if any and
-    /// if it was made after `since_ms` (unix ms; older keys are forgotten).
-    pub fn idempotent_order(
-        &self,
-        customer: &OpenId,
-        key: &IdempotencyKey,
-        since_ms: u64,
-    ) -> Result<Option<OrderId>, StorageError> {
-        let idem_key = idempotency_key(customer, key);
-        let Some(id) = self.inner.idempotency.get(&idem_key)? else {
-            return Ok(None);
-        };
-        let id = parse_order_id(&id)?;
-        if id.created_ms().unwrap_or(0) < since_ms {
-            self.inner.idempotency.remove(idem_key)?;
-            return Ok(None);
-        }
-        Ok(Some(id))
-    }
-
-    /// Forgets idempotency keys of orders made before `since_ms` whose
-    /// customer `owns` accepts (each shard sweeps its own); returns how many.
-    pub fn prune_idempotency(
-        &self,
-        since_ms: u64,
-        owns: impl Fn(&OpenId) -> bool,
-    ) -> Result<usize, StorageError> {
-        let mut removed = 0;
-        for item in self.inner.idempotency.iter() {
-            let (key, value) = item?;
-            let owned = key
-                .split(|b| *b == 0)
-                .next()
-                .and_then(|c| std::str::from_utf8(c).ok())
-                .and_then(|c| OpenId::parse(c).ok())
-                .is_some_and(|c| owns(&c));
-            if !owned {
-                continue;
-            }
-            let old =
-                parse_order_id(&value).map_or(true, |id| id.created_ms().unwrap_or(0) < since_ms);
-            if old {
-                self.inner.idempotency.remove(key)?;
-                removed += 1;
-            }
-        }
-        Ok(removed)
-    }
-
-    /// One order by id, active or archived.
-    pub fn get_order(&self, id: &OrderId) -> Result<Option<Order>, StorageError> {
-        let key = id.as_str().as_bytes();
-        let bytes = match self.inner.active.get(key)? {
-            Some(b) => b,
-            None => match self.inner.archive.get(key)? {
-                Some(b) => b,
-                None => return Ok(None),
-            },
-        };
-        decode_order(&bytes, id.as_str()).map(Some)
-    }
-
-    /// Every active order whose id `owns` accepts (a shard's share).
-    pub fn active_orders(
-        &self,
-        owns: impl Fn(&OrderId) -> bool,
-    ) -> Result<Vec<Order>, StorageError> {
-        let mut out = Vec::new();
-        for item in self.inner.active.iter() {
-            let (key, value) = item?;
-            let Some(id) = std::str::from_utf8(&key)
-                .ok()
-                .and_then(|s| OrderId::parse(s).ok())
-            else {
-                continue;
-            };
-            if owns(&id) {
-                out.push(decode_order(&value, id.as_str())?);
-            }
-        }
-        Ok(out)
-    }
-
-    /// A page of a customer's orders, newest first, optionally one status
-    /// only; `before` is the cursor of the previous page. Returns the page
-    /// and the cursor of the next one: None only when nothing older is left.
-    pub fn list_customer_orders(
-        &self,
-        customer: &OpenId,
-        status: Option<Status>,
-        limit: usize,
-        before: Option<&OrderId>,
-    ) -> Result<(Vec<Order>, Option<OrderId>), StorageError> {
-        self.list_scanning(customer, status, limit, before, LIST_SCAN_LIMIT)
-    }
-
-    /// [`Store::list_customer_orders`], reading at most `scan_limit` records:
-    /// a filtered page that runs out of scan budget stops early with the
-    /// last key it read as the cursor, so paging goes on from there.
-    fn list_scanning(
-        &self,
-        customer: &OpenId,
-        status: Option<Status>,
-        limit: usize,
-        before: Option<&OrderId>,
-        scan_limit: usize,
-    ) -> Result<(Vec<Order>, Option<OrderId>), StorageError> {
-        let prefix = OrderId::customer_prefix(customer).into_bytes();
-        let end = match before {
-            Some(id) => id.as_str().as_bytes().to_vec(),
-            None => prefix_end(&prefix),
-        };
-        let range = prefix.clone()..end;
-        let mut active = self.inner.active.range(range.clone()).rev().peekable();
-        let mut archive = self.inner.archive.range(range).rev().peekable();
-        let mut orders = Vec::with_capacity(limit.min(100));
-        let mut scanned = 0;
-        loop {
-            // Merge the two trees' ranges, largest (newest) key first.
-            let take_active = match (active.peek(), archive.peek()) {
-                (None, None) => return Ok((orders, None)),
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (Some(Ok((a, _))), Some(Ok((b, _)))) => a >= b,
-                (Some(Err(_)), _) => true,
-                (_, Some(Err(_))) => false,
-            };
-            let next = if take_active {
-                active.next()
-            } else {
-                archive.next()
-            };
-            let Some(item) = next else { continue };
-            let (key, value) = item?;
-            let order = decode_order(&value, &String::from_utf8_lossy(&key))?;
-            scanned += 1;
-            // Another customer may share the 40-bit prefix; the record decides.
-            if order.customer == *customer && status.is_none_or(|s| s == order.status()) {
-                orders.push(order);
-                if orders.len() == limit {
-                    let cursor = orders.last().map(|o| o.id.clone());
-                    return Ok((orders, cursor));
-                }
-                continue;
-            }
-            if scanned >= scan_limit {
-                return Ok((orders, Some(parse_order_id(&key)?)));
-            }
-        }
-    }
-
-    /// Writes an order's payment session. Not durable until [`Store::commit`].
-    pub fn put_payment(&self, record: &PaymentRecord) -> Result<(), StorageError> {
-        self.inner
-            .payments
-            .insert(record.order_id.as_str().as_bytes(), encode(record)?)?;
-        Ok(())
-    }
-
-    /// An order's payment session.
-    pub fn get_payment(&self, id: &OrderId) -> Result<Option<PaymentRecord>, StorageError> {
-        match self.inner.payments.get(id.as_str().as_bytes())? {
-            Some(bytes) => decode(&bytes, id.as_str()).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    /// Pools a form_id / prepay_id for `openid` until `expires_at` (unix s),
-    /// keeping at most `keep` per user: the earliest-expiring go first.
-    pub fn pool_id(
-        &self,
-        openid: &OpenId,
-        expires_at: i64,
-        entry: &PooledId,
-        keep: usize,
-    ) -> Result<(), StorageError> {
-        let prefix = user_prefix(openid);
-        let mut key = prefix.clone();
-        key.extend_from_slice(&(expires_at.max(0) as u64).to_be_bytes());
-        key.extend_from_slice(&self.inner.db.generate_id()?.to_be_bytes());
-        self.inner.formids.insert(key, encode(entry)?)?;
-        let pooled = self.inner.formids.scan_prefix(&prefix).keys().count();
-        for old in self
-            .inner
-            .formids
-            .scan_prefix(&prefix)
-            .keys()
-            .take(pooled.saturating_sub(keep))
-        {
-            self.inner.formids.remove(old?)?;
-        }
-        Ok(())
-    }
-
-    /// Drops every pooled id that expired by `now` (unix s); returns how many.
-    pub fn prune_expired_ids(&self, now: i64) -> Result<usize, StorageError> {
-        let mut removed = 0;
-        for key in self.inner.formids.iter().keys() {
-            let key = key?;
-            let expires = key
-                .iter()
-                .position(|b| *b == 0)
-                .and_then(|at| key.get(at + 1..at + 9))
-                .and_then(|b| b.try_into().ok())
-                .map_or(0, u64::from_be_bytes) as i64;
-            if expires <= now {
-                self.inner.formids.remove(key)?;
-                removed += 1;
-            }
-        }
-        Ok(removed)
-    }
-
-    /// How many ids `openid` has pooled (expired ones included until swept).
-    pub fn pooled_count(&self, openid: &OpenId) -> usize {
-        self.inner.formids.scan_prefix(user_prefix(openid)).count()
-    }
-
-    /// Takes one use of `openid`'s earliest-expiring id still valid at
-    /// `now` (unix s), dropping expired ones on the way.
-    pub fn take_pooled_id(
-        &self,
-        openid: &OpenId,
-        now: i64,
-    ) -> Result<Option<String>, StorageError> {
-        let prefix = user_prefix(openid);
-        for item in self.inner.formids.scan_prefix(&prefix) {
-            let (key, value) = item?;
-            let expires = key
-                .get(prefix.len()..prefix.len() + 8)
-                .and_then(|b| b.try_into().ok())
-                .map_or(0, u64::from_be_bytes) as i64;
-            if expires <= now {
-                self.inner.formids.remove(&key)?;
-                continue;
-            }
-            let mut entry: PooledId = decode(&value, "formid")?;
-            entry.uses_left = entry.uses_left.saturating_sub(1);
-            if entry.uses_left == 0 {
-                self.inner.formids.remove(&key)?;
-            } else {
-                self.inner.formids.insert(&key, encode(&entry)?)?;
-            }
-            return Ok(Some(entry.value));
-        }
-        Ok(None)
-    }
-
-    /// Adds `n` subscribe-message grants of `template` for `openid`.
-    pub fn add_grants(&self, openid: &OpenId, template: &str, n: u32) -> Result<(), StorageError> {
-        let key = grant_key(openid, template);
-        let now = self.grants_left(&key)?;
-        self.inner
-            .grants
-            .insert(key, &now.saturating_add(n).to_be_bytes())?;
-        Ok(())
-    }
-
-    /// Takes one grant of `template` for `openid`, if there is one.
-    pub fn take_grant(&self, openid: &OpenId, template: &str) -> Result<bool, StorageError> {
-        let key = grant_key(openid, template);
-        match self.grants_left(&key)? {
-            0 => Ok(false),
-            1 => {
-                self.inner.grants.remove(key)?;
-                Ok(true)
-            }
-            n => {
-                self.inner.grants.insert(key, &(n - 1).to_be_bytes())?;
-                Ok(true)
-            }
-        }
-    }
-
-    fn grants_left(&self, key: &[u8]) -> Result<u32, StorageError> {
-        Ok(self
-            .inner
-            .grants
-            .get(key)?
-            .and_then(|v| v.as_ref().try_into().ok())
-            .map_or(0, u32::from_be_bytes))
-    }
-
-    /// Keeps the app's access token, so a restart does not refresh it.
-    pub fn put_access_token(&self, token: &StoredToken) -> Result<(), StorageError> {
-        self.inner.meta.insert("access_token", encode(token)?)?;
-        Ok(())
-    }
-
-    /// The stored access token, if any.
-    pub fn get_access_token(&self) -> Result<Option<StoredToken>, StorageError> {
-        match self.inner.meta.get("access_token")? {
-            Some(bytes) => decode(&bytes, "access_token").map(Some),
-            None => Ok(None),
-        }
-    }
-
-    /// The URL of an uploaded share code, if made before.
-    pub fn get_share_code(&self, scene: &str, page: &str) -> Result<Option<String>, StorageError> {
-        let key = [scene.as_bytes(), b"\0", page.as_bytes()].concat();
-        Ok(self
-            .inner
-            .share_codes
-            .get(key)?
-            .map(|v| String::from_utf8_lossy(&v).into_owned()))
-    }
-
-    /// Remembers an uploaded share code's URL.
-    pub fn put_share_code(&self, scene: &str, page: &str, url: &str) -> Result<(), StorageError> {
-        let key = [scene.as_bytes(), b"\0", page.as_bytes()].concat();
-        self.inner.share_codes.insert(key, url.as_bytes())?;
-        Ok(())
-    }
-
-    /// Saves a courier profile.
-    pub fn put_courier(&self, profile: &CourierProfile) -> Result<(), StorageError> {
-        self.inner
-            .couriers
-            .insert(profile.openid.as_str().as_bytes(), encode(profile)?)?;
-        Ok(())
-    }
-
-    /// A courier profile.
-    pub fn get_courier(&self, openid: &OpenId) -> Result<Option<CourierProfile>, StorageError> {
-        match self.inner.couriers.get(openid.as_str().as_bytes())? {
-            Some(bytes) => decode(&bytes, openid.as_str()).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    /// Stores a login session under the hash of its token.
-    pub fn put_session(
-        &self,
-        token_hash: &[u8; 32],
-        session: &Session,
-    ) -> Result<(), StorageError> {
-        self.inner.sessions.insert(token_hash, encode(session)?)?;
-        Ok(())
-    }
-
-    /// A session by token hash.
-    pub fn get_session(&self, token_hash: &[u8; 32]) -> Result<Option<Session>, StorageError> {
-        match self.inner.sessions.get(token_hash)? {
-            Some(bytes) => decode(&bytes, "session").map(Some),
-            None => Ok(None),
-        }
-    }
-
-    /// Deletes sessions that expired before `now`; returns how many.
-    pub fn remove_expired_sessions(&self, now: OffsetDateTime) -> Result<usize, StorageError> {
-        let mut removed = 0;
-        for item in self.inner.sessions.iter() {
-            let (key, value) = item?;
-            let expired = decode::<Session>(&value, "session")
-                .map(|s| s.expires_at < now)
-                .unwrap_or(true);
-            if expired {
-                self.inner.sessions.remove(key)?;
-                removed += 1;
-            }
-        }
-        Ok(removed)
+    /// The sessions actor's tree.
+    pub fn session_repo(&self) -> SessionRepo {
+        SessionRepo(self.clone())
     }
 }
 
@@ -904,7 +495,10 @@ mod tests {
         let key = IdempotencyKey::parse("retry-1").expect("key");
         let now = now_utc();
         let old = order_at(&customer, now - Duration::from_secs(25 * 3600));
-        store.insert_new_order(&old, Some(&key)).expect("insert");
+        store
+            .order_repo()
+            .insert_new_order(&old, Some(&key))
+            .expect("insert");
         let day_ago =
             ((now - Duration::from_secs(24 * 3600)).unix_timestamp_nanos() / 1_000_000) as u64;
         let hour_ago =
@@ -912,6 +506,7 @@ mod tests {
 
         assert_eq!(
             store
+                .order_repo()
                 .idempotent_order(&customer, &key, hour_ago)
                 .expect("read"),
             Some(old.id.clone()),
@@ -919,12 +514,14 @@ mod tests {
         );
         assert_eq!(
             store
+                .order_repo()
                 .idempotent_order(&customer, &key, day_ago)
                 .expect("read"),
             None
         );
         assert_eq!(
             store
+                .order_repo()
                 .idempotent_order(&customer, &key, hour_ago)
                 .expect("read"),
             None,
@@ -935,20 +532,31 @@ mod tests {
         let older = order_at(&customer, now - Duration::from_secs(30 * 3600));
         let fresh = order_at(&customer, now);
         store
+            .order_repo()
             .insert_new_order(&older, Some(&other_key))
             .expect("insert");
-        store.insert_new_order(&fresh, Some(&key)).expect("insert");
+        store
+            .order_repo()
+            .insert_new_order(&fresh, Some(&key))
+            .expect("insert");
         assert_eq!(
-            store.prune_idempotency(day_ago, |_| false).expect("sweep"),
+            store
+                .order_repo()
+                .prune_idempotency(day_ago, |_| false)
+                .expect("sweep"),
             0,
             "not ours"
         );
         assert_eq!(
-            store.prune_idempotency(day_ago, |_| true).expect("sweep"),
+            store
+                .order_repo()
+                .prune_idempotency(day_ago, |_| true)
+                .expect("sweep"),
             1
         );
         assert_eq!(
             store
+                .order_repo()
                 .idempotent_order(&customer, &key, day_ago)
                 .expect("read"),
             Some(fresh.id)
@@ -964,22 +572,31 @@ mod tests {
             uses_left: 1,
         };
         store
+            .formid_repo()
             .pool_id(&user, 100, &entry("expired"), 10)
             .expect("pool");
         for i in 0..12 {
             store
+                .formid_repo()
                 .pool_id(&user, 1_000 + i, &entry(&format!("f{i}")), 10)
                 .expect("pool");
         }
         assert_eq!(
-            store.pooled_count(&user),
+            store.formid_repo().pooled_count(&user),
             10,
             "capped, the earliest-expiring dropped"
         );
-        assert_eq!(store.prune_expired_ids(1_005).expect("sweep"), 4);
-        assert_eq!(store.pooled_count(&user), 6);
         assert_eq!(
-            store.take_pooled_id(&user, 1_005).expect("take").as_deref(),
+            store.formid_repo().prune_expired_ids(1_005).expect("sweep"),
+            4
+        );
+        assert_eq!(store.formid_repo().pooled_count(&user), 6);
+        assert_eq!(
+            store
+                .formid_repo()
+                .take_pooled_id(&user, 1_005)
+                .expect("take")
+                .as_deref(),
             Some("f6")
         );
     }
@@ -997,11 +614,20 @@ mod tests {
                 order
                     .apply(crate::domain::Event::Cancel, now)
                     .expect("cancel");
-                store.insert_new_order(&order, None).expect("insert");
-                store.update_order(&order, false).expect("archive");
+                store
+                    .order_repo()
+                    .insert_new_order(&order, None)
+                    .expect("insert");
+                store
+                    .order_repo()
+                    .update_order(&order, false)
+                    .expect("archive");
                 cancelled.push(order.id.clone());
             } else {
-                store.insert_new_order(&order, None).expect("insert");
+                store
+                    .order_repo()
+                    .insert_new_order(&order, None)
+                    .expect("insert");
             }
         }
         cancelled.reverse();
@@ -1009,6 +635,7 @@ mod tests {
         let mut cursor: Option<OrderId> = None;
         for _ in 0..100 {
             let (page, next) = store
+                .order_repo()
                 .list_scanning(&customer, Some(Status::Cancelled), 2, cursor.as_ref(), 5)
                 .expect("list");
             seen.extend(page.into_iter().map(|o| o.id));

@@ -1,0 +1,31 @@
+//! The payments actor's repository: the `payments` tree.
+
+use super::*;
+
+/// The payments actor's tree.
+#[derive(Clone)]
+pub struct PaymentRepo(pub(super) Store);
+
+impl PaymentRepo {
+    /// Writes an order's payment session. Not durable until [`Self::commit`].
+    pub fn put_payment(&self, record: &PaymentRecord) -> Result<(), StorageError> {
+        self.0
+            .inner
+            .payments
+            .insert(record.order_id.as_str().as_bytes(), encode(record)?)?;
+        Ok(())
+    }
+
+    /// An order's payment session.
+    pub fn get_payment(&self, id: &OrderId) -> Result<Option<PaymentRecord>, StorageError> {
+        match self.0.inner.payments.get(id.as_str().as_bytes())? {
+            Some(bytes) => decode(&bytes, id.as_str()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Waits until every write made before this call is on disk.
+    pub async fn commit(&self) -> Result<(), StorageError> {
+        self.0.commit().await
+    }
+}

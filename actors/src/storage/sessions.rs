@@ -1,0 +1,48 @@
+//! The sessions actor's repository: the `sessions` tree.
+
+use super::*;
+
+/// The sessions actor's tree.
+#[derive(Clone)]
+pub struct SessionRepo(pub(super) Store);
+
+impl SessionRepo {
+    /// Stores a login session under the hash of its token.
+    pub fn put_session(
+        &self,
+        token_hash: &[u8; 32],
+        session: &Session,
+    ) -> Result<(), StorageError> {
+        self.0.inner.sessions.insert(token_hash, encode(session)?)?;
+        Ok(())
+    }
+
+    /// A session by token hash.
+    pub fn get_session(&self, token_hash: &[u8; 32]) -> Result<Option<Session>, StorageError> {
+        match self.0.inner.sessions.get(token_hash)? {
+            Some(bytes) => decode(&bytes, "session").map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Deletes sessions that expired before `now`; returns how many.
+    pub fn remove_expired_sessions(&self, now: OffsetDateTime) -> Result<usize, StorageError> {
+        let mut removed = 0;
+        for item in self.0.inner.sessions.iter() {
+            let (key, value) = item?;
+            let expired = decode::<Session>(&value, "session")
+                .map(|s| s.expires_at < now)
+                .unwrap_or(true);
+            if expired {
+                self.0.inner.sessions.remove(key)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Waits until every write made before this call is on disk.
+    pub async fn commit(&self) -> Result<(), StorageError> {
+        self.0.commit().await
+    }
+}

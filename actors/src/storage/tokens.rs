@@ -1,0 +1,28 @@
+//! The access_token refresher's repository: `meta`'s `access_token`.
+
+use super::*;
+
+/// The token refresher's record.
+#[derive(Clone)]
+pub struct TokenRepo(pub(super) Store);
+
+impl TokenRepo {
+    /// Keeps the app's access token, so a restart does not refresh it.
+    pub fn put_access_token(&self, token: &StoredToken) -> Result<(), StorageError> {
+        self.0.inner.meta.insert("access_token", encode(token)?)?;
+        Ok(())
+    }
+
+    /// The stored access token, if any.
+    pub fn get_access_token(&self) -> Result<Option<StoredToken>, StorageError> {
+        match self.0.inner.meta.get("access_token")? {
+            Some(bytes) => decode(&bytes, "access_token").map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Waits until every write made before this call is on disk.
+    pub async fn commit(&self) -> Result<(), StorageError> {
+        self.0.commit().await
+    }
+}
