@@ -1,0 +1,249 @@
+//! What callers send an orders shard, and what the shards publish.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use time::OffsetDateTime;
+
+use crate::domain::{IdempotencyKey, NewOrder, OpenId, Order, OrderId, Status};
+
+use super::*;
+
+/// Create an order for `customer` (sent to the customer's shard).
+#[derive(Message)]
+#[rtype(result = "Result<Order, OrderError>")]
+pub struct CreateOrder {
+    /// Who orders.
+    pub customer: OpenId,
+    /// What they order.
+    pub order: NewOrder,
+    /// The client's Idempotency-Key, if it sent one.
+    pub key: Option<IdempotencyKey>,
+}
+
+/// Cancel an order on the customer's request.
+#[derive(Message)]
+#[rtype(result = "Result<Order, OrderError>")]
+pub struct CancelOrder {
+    /// Which order.
+    pub id: OrderId,
+    /// Who asks.
+    pub by: OpenId,
+}
+
+/// A payment was confirmed by WeChat Pay (notify or query).
+#[derive(Message)]
+#[rtype(result = "Result<PaymentOutcome, OrderError>")]
+pub struct ConfirmPayment {
+    /// The paid order.
+    pub id: OrderId,
+}
+
+/// What a confirmed payment did to the order.
+#[derive(Debug, Clone)]
+pub enum PaymentOutcome {
+    /// `awaiting_payment → paid`.
+    Paid(Order),
+    /// Already paid before (a repeat notify): nothing changed.
+    AlreadyPaid(Order),
+    /// The order had been cancelled: it is now `refunding`, never revived.
+    RefundNeeded(Order),
+}
+
+/// WeChat Pay says the trade is closed unpaid: cancel if still unpaid.
+#[derive(Message)]
+#[rtype(result = "Result<Order, OrderError>")]
+pub struct CancelUnpaid {
+    /// The order.
+    pub id: OrderId,
+}
+
+/// WeChat Pay confirmed the refund.
+#[derive(Message)]
+#[rtype(result = "Result<Order, OrderError>")]
+pub struct ConfirmRefund {
+    /// The order.
+    pub id: OrderId,
+}
+
+/// For the payments actor: an unpaid order's deadline passed; ask WeChat
+/// Pay (a notify may have been lost) before cancelling.
+#[derive(Debug, Clone)]
+pub struct PaymentDue {
+    /// The order.
+    pub id: OrderId,
+    /// What it costs (an orderquery "paid" must match it).
+    pub fee_fen: u32,
+}
+
+/// For the payments actor: an order is `refunding` (on disk); send the
+/// money back.
+#[derive(Debug, Clone)]
+pub struct RefundDue {
+    /// The order.
+    pub id: OrderId,
+    /// What was paid, all of which goes back.
+    pub fee_fen: u32,
+}
+
+/// Give a paid order to a courier (from the dispatcher: matching or grab).
+#[derive(Message)]
+#[rtype(result = "Result<Order, OrderError>")]
+pub struct AssignCourier {
+    /// The order.
+    pub id: OrderId,
+    /// The courier.
+    pub courier: OpenId,
+}
+
+/// Take an assigned (not picked up) order back from `courier`.
+#[derive(Message)]
+#[rtype(result = "Result<Order, OrderError>")]
+pub struct UnassignOrder {
+    /// The order.
+    pub id: OrderId,
+    /// The courier it must still belong to.
+    pub courier: OpenId,
+}
+
+/// A courier-or-customer step on an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The assigned courier picked the goods up.
+    PickUp,
+    /// The assigned courier handed them over.
+    Deliver,
+    /// The customer confirms receipt.
+    Confirm,
+}
+
+/// Apply a [`Step`] on behalf of `by`.
+#[derive(Message)]
+#[rtype(result = "Result<Order, OrderError>")]
+pub struct TakeStep {
+    /// The order.
+    pub id: OrderId,
+    /// Who acts.
+    pub by: OpenId,
+    /// What they do.
+    pub step: Step,
+}
+
+/// For the dispatcher: an order waits for a courier.
+#[derive(Debug, Clone)]
+pub struct OrderWaiting {
+    /// The order.
+    pub id: OrderId,
+    /// Where it is picked up.
+    pub pickup: crate::domain::PlaceId,
+    /// Where it goes.
+    pub dropoff: crate::domain::PlaceId,
+    /// Its customer (never their own courier).
+    pub customer: OpenId,
+    /// Since when it waits.
+    pub since: OffsetDateTime,
+    /// When it can be picked up.
+    pub ready_at: OffsetDateTime,
+}
+
+impl TaskChanged {
+    /// The event for `order` as `courier`'s task.
+    pub fn of(order: &Order, courier: OpenId) -> Self {
+        Self {
+            id: order.id.clone(),
+            courier,
+            status: order.status(),
+            pickup: order.pickup.place_id.clone(),
+            dropoff: order.dropoff.place_id.clone(),
+            ready_at: order.ready_at,
+            placed: order.created_at,
+        }
+    }
+}
+
+impl OrderWaiting {
+    /// The event for a paid order.
+    pub fn of(order: &Order) -> Self {
+        Self {
+            id: order.id.clone(),
+            dropoff: order.dropoff.place_id.clone(),
+            pickup: order.pickup.place_id.clone(),
+            customer: order.customer.clone(),
+            since: order.updated_at,
+            ready_at: order.ready_at,
+        }
+    }
+}
+
+/// For the dispatcher: a courier's task opened, moved on, or ended.
+#[derive(Clone, Debug)]
+pub struct TaskChanged {
+    /// The order.
+    pub id: OrderId,
+    /// The courier whose task it is (or was).
+    pub courier: OpenId,
+    /// The order's status now: assigned or picked up while the task is
+    /// open; anything else ends it (delivered, taken back, cancelled).
+    pub status: Status,
+    /// Where it is picked up.
+    pub pickup: crate::domain::PlaceId,
+    /// Where it goes.
+    pub dropoff: crate::domain::PlaceId,
+    /// When it can be picked up.
+    pub ready_at: OffsetDateTime,
+    /// When the customer placed it (created; the dispatcher prefers the
+    /// payment time it saw itself).
+    pub placed: OffsetDateTime,
+}
+
+/// What the orders shards tell the rest of the service, published to
+/// every listener handed to [`Orders::start`]; each takes what concerns it.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub enum OrderEvent {
+    /// A paid order waits for a courier (also re-told on request).
+    Waiting(OrderWaiting),
+    /// A waiting order left the pool (cancelled before anyone took it).
+    Taken(OrderId),
+    /// A courier's task opened, moved on, or ended.
+    Task(TaskChanged),
+    /// An unpaid order's deadline passed.
+    PaymentDue(PaymentDue),
+    /// An order is refunding.
+    RefundDue(RefundDue),
+    /// A customer message was written to the outbox.
+    OutboxWritten,
+}
+
+/// Who hears the shards' [`OrderEvent`]s (fixed when the service starts).
+pub type OrderListeners = Arc<[Recipient<OrderEvent>]>;
+
+/// An order as its shard knows it, whoever asks (for other actors; the
+/// façade goes through [`Orders::get`], which checks who may see it).
+#[derive(Message)]
+#[rtype(result = "Result<Option<Order>, OrderError>")]
+pub struct Peek {
+    /// The order.
+    pub id: OrderId,
+}
+
+/// Ask a shard to tell its paid and assigned orders again (a listener that
+/// (re)started and lost what it knew).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RetellActive;
+
+/// A commit covering this order failed: drop what memory holds of it and
+/// read it again from sled (a read that fails restarts the shard).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Reload {
+    /// The order.
+    pub id: OrderId,
+}
+
+/// Make the shard panic inside a handler (fault-injection for tests).
+#[doc(hidden)]
+#[derive(Message)]
+#[rtype(result = "Result<(), OrderError>")]
+pub struct InjectPanic;
