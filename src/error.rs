@@ -2,12 +2,12 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
+use lastmile_actors::auth::sessions::AuthError;
 use lastmile_actors::dispatch::DispatchError;
 use lastmile_actors::domain::ValidationError;
-use lastmile_actors::formid::PoolError;
+use lastmile_actors::messages::formid::PoolError;
 use lastmile_actors::orders::OrderError;
 use lastmile_actors::payments::PaymentError;
-use lastmile_actors::sessions::AuthError;
 use serde_json::json;
 
 /// Every way a request can fail, as the client sees it.

@@ -3,15 +3,15 @@
 
 use std::sync::Arc;
 
+use lastmile_actors::auth::sessions::Sessions;
+use lastmile_actors::auth::token::Tokens;
 use lastmile_actors::campus::Campus;
 use lastmile_actors::dispatch::Dispatch;
-use lastmile_actors::formid::FormIds;
-use lastmile_actors::notifier::Notifications;
+use lastmile_actors::messages::formid::FormIds;
+use lastmile_actors::messages::notifier::Notifications;
 use lastmile_actors::orders::Orders;
 use lastmile_actors::payments::Payments;
-use lastmile_actors::sessions::Sessions;
 use lastmile_actors::sharecode::ShareCodes;
-use lastmile_actors::token::Tokens;
 use lastmile_actors::wechat::SandboxWeChat;
 use metrics_exporter_prometheus::PrometheusHandle;
 

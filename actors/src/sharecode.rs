@@ -12,10 +12,10 @@ use actix::prelude::*;
 use futures::future::{FutureExt, LocalBoxFuture, Shared};
 use sha2::{Digest, Sha256};
 
+use crate::auth::token::Tokens;
 use crate::domain::{now_utc, OpenId, PagePath, Scene};
 use crate::objects::ObjectStore;
 use crate::storage::ShareCodeRepo;
-use crate::token::Tokens;
 use crate::wechat::WeChat;
 
 /// Why no share code could be made.

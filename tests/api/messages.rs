@@ -200,7 +200,8 @@ async fn the_pool_survives_a_restart() {
         .await
         .expect("add");
     // A second pool actor on the same database stands for the restarted process.
-    let restarted = lastmile_actors::formid::FormIds::start(app.store.formid_repo(), Vec::new());
+    let restarted =
+        lastmile_actors::messages::formid::FormIds::start(app.store.formid_repo(), Vec::new());
     assert_eq!(
         restarted
             .take_form_id(user.clone(), now_utc())

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use futures::future::join_all;
-use lastmile_actors::token::Tokens;
+use lastmile_actors::auth::token::Tokens;
 use lastmile_actors::wechat::WeChatError;
 
 use crate::helpers::{eventually, spawn_app};

@@ -1,5 +1,5 @@
 //! Dispatch: the live dispatcher actor (this module), the pure planning
-//! core ([`planner`], with [`assignment`]'s min-cost matching) and the
+//! core ([`planner`], with `assignment`'s min-cost matching) and the
 //! offline replay of public MDRP instances through that same planner
 //! ([`replay`], [`mdrp`]).
 //!

@@ -8,9 +8,9 @@
 //! `kill -9`. On (re)start a shard reloads its
 //! active orders and rebuilds its payment deadlines from sled.
 //!
-//! - [`messages`]: what callers send a shard, and the [`OrderEvent`]s the
+//! - `messages`: what callers send a shard, and the [`OrderEvent`]s the
 //!   shards publish to the listeners handed over at start
-//! - [`shard`]: one shard, the actor that owns its orders
+//! - `shard`: one shard, the actor that owns its orders
 //! - this module: the settings, the errors, and [`Orders`], the handle that
 //!   routes each call to the owning shard
 

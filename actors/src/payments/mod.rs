@@ -14,7 +14,7 @@ use actix::prelude::*;
 use futures::future::{FutureExt, LocalBoxFuture, Shared};
 
 use crate::domain::{now_utc, OpenId, Order, OrderId, PayParams, PaymentRecord, Status};
-use crate::formid::FormIds;
+use crate::messages::formid::FormIds;
 use crate::orders::{OrderError, OrderEvent, Orders, PaymentDue, PaymentOutcome, RefundDue};
 use crate::storage::{PaymentRepo, StorageError};
 use crate::wechat::notify::{excerpt, PaidNotice, RefundNotice};

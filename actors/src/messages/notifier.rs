@@ -12,11 +12,11 @@ use std::time::Duration;
 use actix::prelude::*;
 use futures::StreamExt;
 
+use crate::auth::token::{CallError, Tokens};
 use crate::domain::{now_utc, MessageKind, OutboxEntry, TemplateId, Via};
-use crate::formid::FormIds;
+use crate::messages::formid::FormIds;
 use crate::orders::OrderEvent;
 use crate::storage::{OutboxRepo, StorageError};
-use crate::token::{CallError, Tokens};
 use crate::wechat::{OutgoingMessage, WeChat, WeChatError};
 
 /// How often the outbox is looked at even without a nudge (retries).
