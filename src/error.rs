@@ -83,13 +83,7 @@ impl ApiError {
     }
 
     fn unavailable(cause: &dyn std::error::Error) -> Self {
-        let mut chain = cause.to_string();
-        let mut source = cause.source();
-        while let Some(s) = source {
-            chain.push_str(": ");
-            chain.push_str(&s.to_string());
-            source = s.source();
-        }
+        let chain = lastmile_actors::errors::chain(cause);
         tracing::warn!(cause = %chain, "answering 503");
         ApiError::Unavailable
     }
@@ -158,7 +152,11 @@ impl From<PaymentError> for ApiError {
             PaymentError::NotFound => ApiError::NotFound("order not found".into()),
             PaymentError::Forbidden(m) => ApiError::Forbidden(m.into()),
             PaymentError::Conflict(m) => ApiError::Conflict(m),
-            PaymentError::Unavailable(_) => ApiError::unavailable(&e),
+            PaymentError::WeChat(_)
+            | PaymentError::Storage(_)
+            | PaymentError::Orders(_)
+            | PaymentError::Mailbox(_)
+            | PaymentError::Inconsistent(_) => ApiError::unavailable(&e),
         }
     }
 }

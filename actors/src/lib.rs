@@ -12,6 +12,7 @@
 //!   [`dispatch::replay`] and [`dispatch::mdrp`] (the public MDRP instances, solution files,
 //!   our feasibility checker and metrics)
 //! - [`domain`]: parsed values (`OrderId`, `OpenId`, `Fen`, …), the order record and its status machine
+//! - [`errors`]: an error with its causes for one log line
 //! - [`messages`]: [`messages::notifier`] (the durable outbox worker: subscribe / template
 //!   messages with retries) and [`messages::formid`] (form_ids, paid prepay_ids, subscribe grants)
 //! - [`objects`]: object storage (local directory or Qiniu form upload)
@@ -31,6 +32,7 @@ pub mod auth;
 pub mod campus;
 pub mod dispatch;
 pub mod domain;
+pub mod errors;
 pub mod messages;
 pub mod objects;
 pub mod orders;

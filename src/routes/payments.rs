@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use futures::StreamExt;
 use lastmile_actors::domain::OrderId;
 use lastmile_actors::wechat::notify::{self, excerpt, RefundNotification};
-use lastmile_actors::wechat::pay::notify_answer;
+use lastmile_actors::wechat::pay::NotifyAck;
 use lastmile_actors::wechat::sandbox_pay::SandboxPayError;
 use serde_json::json;
 
@@ -30,11 +30,11 @@ pub async fn pay(
 async fn notify_body(mut payload: web::Payload) -> Result<Vec<u8>, HttpResponse> {
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| xml_answer(false, "cannot read body"))?;
+        let chunk = chunk.map_err(|_| answer(NotifyAck::Fail("cannot read body".into())))?;
         if body.len() + chunk.len() > BODY_LIMIT {
             return Err(HttpResponse::PayloadTooLarge()
                 .content_type("text/xml")
-                .body(notify_answer(false, "body too large")));
+                .body(NotifyAck::Fail("body too large".into()).to_xml()));
         }
         body.extend_from_slice(&chunk);
     }
@@ -43,10 +43,10 @@ async fn notify_body(mut payload: web::Payload) -> Result<Vec<u8>, HttpResponse>
 
 /// WeChat re-sends on anything but HTTP 200 with SUCCESS, so failures are
 /// 200 with FAIL and a reason.
-fn xml_answer(ok: bool, reason: &str) -> HttpResponse {
+fn answer(ack: NotifyAck) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/xml")
-        .body(notify_answer(ok, reason))
+        .body(ack.to_xml())
 }
 
 /// A notify that does not verify: logged (bounded), counted, answered FAIL.
@@ -54,7 +54,7 @@ fn refused(kind: &'static str, reason: &str) -> HttpResponse {
     let reason = excerpt(reason);
     tracing::warn!(kind, %reason, "notify refused");
     metrics::counter!("lastmile_notify_refused_total", "kind" => kind).increment(1);
-    xml_answer(false, &reason)
+    answer(NotifyAck::Fail(reason))
 }
 
 /// `POST /api/v1/wechat/pay/notify` (XML from WeChat Pay).
@@ -70,10 +70,7 @@ pub async fn pay_notify(state: web::Data<AppState>, payload: web::Payload) -> Ht
         Ok(notice) => notice,
         Err(refusal) => return refused("pay", &refusal.to_string()),
     };
-    match state.payments.pay_notify(notice).await {
-        Ok(()) => xml_answer(true, "OK"),
-        Err(reason) => xml_answer(false, &excerpt(&reason)),
-    }
+    answer(state.payments.pay_notify(notice).await)
 }
 
 /// `POST /api/v1/wechat/refund/notify` (XML with encrypted `req_info`).
@@ -90,14 +87,11 @@ pub async fn refund_notify(state: web::Data<AppState>, payload: web::Payload) ->
             tracing::warn!(%message, "refund notify with return_code FAIL");
             metrics::counter!("lastmile_refund_notifies_total", "outcome" => "return_fail")
                 .increment(1);
-            return xml_answer(true, "OK");
+            return answer(NotifyAck::Success);
         }
         Err(refusal) => return refused("refund", &refusal.to_string()),
     };
-    match state.payments.refund_notify(notice).await {
-        Ok(()) => xml_answer(true, "OK"),
-        Err(reason) => xml_answer(false, &excerpt(&reason)),
-    }
+    answer(state.payments.refund_notify(notice).await)
 }
 
 /// `POST /sandbox/pay/{order_id}`: the simulated customer pays; the

@@ -18,7 +18,10 @@ use crate::messages::formid::FormIds;
 use crate::orders::{OrderError, OrderEvent, Orders, PaymentDue, PaymentOutcome, RefundDue};
 use crate::storage::{PaymentRepo, StorageError};
 use crate::wechat::notify::{excerpt, PaidNotice, RefundNotice};
-use crate::wechat::{CloseOutcome, RefundRequest, RefundState, TradeState, UnifiedOrder, WeChat};
+use crate::wechat::pay::NotifyAck;
+use crate::wechat::{
+    CloseOutcome, RefundRequest, RefundState, TradeState, UnifiedOrder, WeChat, WeChatError,
+};
 
 /// A prepay id is valid for 2 hours; replay it for a bit less.
 const PREPAY_REUSE: Duration = Duration::from_secs(2 * 3600 - 300);
@@ -34,7 +37,8 @@ pub const PAY_NOTIFY_PATH: &str = "/api/v1/wechat/pay/notify";
 /// Path of the refund notify, appended to `wechat.notify_base`.
 pub const REFUND_NOTIFY_PATH: &str = "/api/v1/wechat/refund/notify";
 
-/// Why a payment call failed, as the façade maps it.
+/// Why a payment call failed, as the façade maps it. Clone (prepays are
+/// shared by concurrent callers), so causes are kept behind `Arc`.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PaymentError {
     /// No such order for this caller.
@@ -46,14 +50,33 @@ pub enum PaymentError {
     /// The order cannot be paid in its status.
     #[error("{0}")]
     Conflict(String),
-    /// WeChat, storage or an actor failed (the message is for the log).
-    #[error("{0}")]
-    Unavailable(String),
+    /// WeChat Pay failed or refused.
+    #[error("WeChat Pay call failed")]
+    WeChat(#[source] Arc<WeChatError>),
+    /// Storage failed.
+    #[error("payments storage failed")]
+    Storage(#[source] Arc<StorageError>),
+    /// The orders shard failed.
+    #[error("the orders shard failed")]
+    Orders(#[source] Arc<OrderError>),
+    /// An actor is restarting or gone.
+    #[error("the payments actor is unavailable")]
+    Mailbox(#[source] MailboxError),
+    /// WeChat Pay's answers contradict each other or the order (an
+    /// operator looks; nothing changes meanwhile).
+    #[error("WeChat Pay's answers do not add up: {0}")]
+    Inconsistent(String),
 }
 
 impl From<StorageError> for PaymentError {
     fn from(e: StorageError) -> Self {
-        PaymentError::Unavailable(e.to_string())
+        PaymentError::Storage(Arc::new(e))
+    }
+}
+
+impl From<WeChatError> for PaymentError {
+    fn from(e: WeChatError) -> Self {
+        PaymentError::WeChat(Arc::new(e))
     }
 }
 
@@ -63,14 +86,59 @@ impl From<OrderError> for PaymentError {
             OrderError::NotFound => PaymentError::NotFound,
             OrderError::Transition(t) => PaymentError::Conflict(t.to_string()),
             OrderError::Forbidden(m) => PaymentError::Forbidden(m),
-            other => PaymentError::Unavailable(other.to_string()),
+            other => PaymentError::Orders(Arc::new(other)),
         }
     }
 }
 
 impl From<MailboxError> for PaymentError {
     fn from(e: MailboxError) -> Self {
-        PaymentError::Unavailable(e.to_string())
+        PaymentError::Mailbox(e)
+    }
+}
+
+/// Why a verified notify was not taken: WeChat is answered FAIL and sends
+/// it again later.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// Its `out_trade_no` is no order of ours.
+    #[error("unknown out_trade_no")]
+    UnknownOrder,
+    /// Its `total_fee` is not the order's fee.
+    #[error("total_fee mismatch")]
+    FeeMismatch,
+    /// Recording it or changing the order failed.
+    #[error(transparent)]
+    Payment(#[from] PaymentError),
+}
+
+impl From<OrderError> for NotifyError {
+    fn from(e: OrderError) -> Self {
+        NotifyError::Payment(e.into())
+    }
+}
+
+impl From<StorageError> for NotifyError {
+    fn from(e: StorageError) -> Self {
+        NotifyError::Payment(e.into())
+    }
+}
+
+impl From<MailboxError> for NotifyError {
+    fn from(e: MailboxError) -> Self {
+        NotifyError::Payment(e.into())
+    }
+}
+
+/// The acknowledgement for a notify that was (or was not) taken; a
+/// failure is logged with its whole cause chain.
+fn acknowledge(result: Result<(), NotifyError>) -> NotifyAck {
+    match result {
+        Ok(()) => NotifyAck::Success,
+        Err(e) => {
+            tracing::warn!(error = %crate::errors::chain(&e), "notify not taken; WeChat will send it again");
+            NotifyAck::Fail(excerpt(&e.to_string()))
+        }
     }
 }
 
@@ -116,7 +184,7 @@ struct PrepayFinished {
 
 /// A verified pay notify (parsed and checked on the HTTP worker).
 #[derive(Message)]
-#[rtype(result = "Result<(), String>")]
+#[rtype(result = "Result<(), NotifyError>")]
 pub struct PayNotify {
     /// What it says.
     pub notice: PaidNotice,
@@ -124,7 +192,7 @@ pub struct PayNotify {
 
 /// A decrypted refund notify (parsed on the HTTP worker).
 #[derive(Message)]
-#[rtype(result = "Result<(), String>")]
+#[rtype(result = "Result<(), NotifyError>")]
 pub struct RefundNotify {
     /// What it says.
     pub notice: RefundNotice,
@@ -255,17 +323,18 @@ impl PaymentsActor {
     /// Checks a verified pay notify against the order (as its shard told
     /// it) and the session: Ok(true) means confirm the payment, Ok(false)
     /// answer SUCCESS and change nothing (an anomaly, already counted).
-    fn accept_payment(&self, notice: &PaidNotice, order: Option<Order>) -> Result<bool, String> {
+    fn accept_payment(
+        &self,
+        notice: &PaidNotice,
+        order: Option<Order>,
+    ) -> Result<bool, NotifyError> {
         let id = &notice.out_trade_no;
-        let order = order.ok_or_else(|| "unknown out_trade_no".to_owned())?;
+        let order = order.ok_or(NotifyError::UnknownOrder)?;
         // total_fee, not cash_fee: coupons lower what the payer's cash covers.
         if notice.total_fee != order.fee_fen.get() {
-            return Err("total_fee mismatch".into());
+            return Err(NotifyError::FeeMismatch);
         }
-        match self
-            .note_transaction(id, &notice.transaction_id)
-            .map_err(|e| e.to_string())?
-        {
+        match self.note_transaction(id, &notice.transaction_id)? {
             TransactionCheck::New | TransactionCheck::Same => Ok(true),
             TransactionCheck::Conflicting(first) => {
                 transaction_conflict(id, &first, &notice.transaction_id);
@@ -280,9 +349,9 @@ impl PaymentsActor {
         &self,
         notice: &RefundNotice,
         order: Option<Order>,
-    ) -> Result<Result<(), &'static str>, String> {
+    ) -> Result<Result<(), &'static str>, NotifyError> {
         let id = &notice.out_trade_no;
-        let record = self.store.get_payment(id).map_err(|e| e.to_string())?;
+        let record = self.store.get_payment(id)?;
         let Some(order) = order else {
             return Ok(Err("unknown_order"));
         };
@@ -387,7 +456,7 @@ impl PaymentsActor {
                         .request_payment(&prepay_id, now_utc().unix_timestamp());
                     (prepay_id, params)
                 })
-                .map_err(|e| PaymentError::Unavailable(e.to_string()));
+                .map_err(PaymentError::from);
             let params = addr.send(PrepayFinished { id, result }).await??;
             store.commit().await?;
             Ok(params)
@@ -421,13 +490,13 @@ impl Handler<PrepayFinished> for PaymentsActor {
 }
 
 impl Handler<PayNotify> for PaymentsActor {
-    type Result = ResponseActFuture<Self, Result<(), String>>;
+    type Result = ResponseActFuture<Self, Result<(), NotifyError>>;
 
     fn handle(&mut self, msg: PayNotify, _: &mut Self::Context) -> Self::Result {
         let id = msg.notice.out_trade_no.clone();
         with_order(self, &id, move |act, order, _| match order {
             Ok(order) => act.pay_notify(msg.notice, order),
-            Err(e) => Box::pin(async move { Err(e.to_string()) }),
+            Err(e) => Box::pin(async move { Err(e.into()) }),
         })
     }
 }
@@ -438,7 +507,7 @@ impl PaymentsActor {
         &mut self,
         notice: PaidNotice,
         order: Option<Order>,
-    ) -> ResponseFuture<Result<(), String>> {
+    ) -> ResponseFuture<Result<(), NotifyError>> {
         match self.accept_payment(&notice, order) {
             Ok(true) => {}
             Ok(false) => return Box::pin(async { Ok(()) }),
@@ -455,10 +524,7 @@ impl PaymentsActor {
             self.store.clone(),
         );
         Box::pin(async move {
-            let outcome = orders
-                .confirm_payment(id)
-                .await
-                .map_err(|e| e.to_string())?;
+            let outcome = orders.confirm_payment(id).await?;
             pool_prepay(&formids, &store, &outcome).await;
             let label = match outcome {
                 PaymentOutcome::Paid(_) => "paid",
@@ -472,13 +538,13 @@ impl PaymentsActor {
 }
 
 impl Handler<RefundNotify> for PaymentsActor {
-    type Result = ResponseActFuture<Self, Result<(), String>>;
+    type Result = ResponseActFuture<Self, Result<(), NotifyError>>;
 
     fn handle(&mut self, msg: RefundNotify, _: &mut Self::Context) -> Self::Result {
         let id = msg.notice.out_trade_no.clone();
         with_order(self, &id, move |act, order, _| match order {
             Ok(order) => act.refund_notify(msg.notice, order),
-            Err(e) => Box::pin(async move { Err(e.to_string()) }),
+            Err(e) => Box::pin(async move { Err(e.into()) }),
         })
     }
 }
@@ -489,7 +555,7 @@ impl PaymentsActor {
         &mut self,
         notice: RefundNotice,
         order: Option<Order>,
-    ) -> ResponseFuture<Result<(), String>> {
+    ) -> ResponseFuture<Result<(), NotifyError>> {
         let id = notice.out_trade_no.clone();
         match self.refund_matches(&notice, order) {
             Ok(Ok(())) => {}
@@ -508,7 +574,7 @@ impl PaymentsActor {
                     .increment(1);
                 return Ok(());
             }
-            orders.confirm_refund(id).await.map_err(|e| e.to_string())?;
+            orders.confirm_refund(id).await?;
             metrics::counter!("lastmile_refund_notifies_total", "outcome" => "refunded")
                 .increment(1);
             Ok(())
@@ -630,7 +696,7 @@ async fn resolve_unpaid(
         orders.cancel_unpaid(id).await?;
         return Ok(None);
     }
-    let wx = |e: crate::wechat::WeChatError| PaymentError::Unavailable(e.to_string());
+    let wx = PaymentError::from;
     // An orderquery "paid" is checked like a notify before it counts.
     let paid = |state: TradeState| async {
         let TradeState::Success {
@@ -638,7 +704,7 @@ async fn resolve_unpaid(
             total_fee,
         } = state
         else {
-            return Err(PaymentError::Unavailable(format!(
+            return Err(PaymentError::Inconsistent(format!(
                 "closeorder said paid, orderquery said {state:?}"
             )));
         };
@@ -651,7 +717,7 @@ async fn resolve_unpaid(
                     excerpt(&transaction_id)
                 ),
             );
-            return Err(PaymentError::Unavailable(
+            return Err(PaymentError::Inconsistent(
                 "orderquery answer does not match the order".into(),
             ));
         }
@@ -722,7 +788,7 @@ impl PaymentsActor {
                         .pay()
                         .refund(&request)
                         .await
-                        .map_err(|e| PaymentError::Unavailable(e.to_string()))
+                        .map_err(PaymentError::from)
                 };
                 match requested.await {
                     Ok(()) => break,
@@ -801,20 +867,26 @@ impl Payments {
         self.addr.send(Prepay { id, payer }).await?
     }
 
-    /// Applies a verified pay notify; Ok means answer SUCCESS.
-    pub async fn pay_notify(&self, notice: PaidNotice) -> Result<(), String> {
-        self.addr
-            .send(PayNotify { notice })
-            .await
-            .map_err(|e| e.to_string())?
+    /// Applies a verified pay notify; the answer for WeChat Pay.
+    pub async fn pay_notify(&self, notice: PaidNotice) -> NotifyAck {
+        acknowledge(
+            self.addr
+                .send(PayNotify { notice })
+                .await
+                .map_err(NotifyError::from)
+                .and_then(|r| r),
+        )
     }
 
-    /// Applies a decrypted refund notify; Ok means answer SUCCESS.
-    pub async fn refund_notify(&self, notice: RefundNotice) -> Result<(), String> {
-        self.addr
-            .send(RefundNotify { notice })
-            .await
-            .map_err(|e| e.to_string())?
+    /// Applies a decrypted refund notify; the answer for WeChat Pay.
+    pub async fn refund_notify(&self, notice: RefundNotice) -> NotifyAck {
+        acknowledge(
+            self.addr
+                .send(RefundNotify { notice })
+                .await
+                .map_err(NotifyError::from)
+                .and_then(|r| r),
+        )
     }
 
     /// True while the actor runs.

@@ -227,15 +227,26 @@ pub fn fields<'a>(pairs: impl IntoIterator<Item = (&'a str, String)>) -> Fields 
     pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
-/// The answer to a notify: SUCCESS/OK, or FAIL with a reason.
-pub fn notify_answer(ok: bool, reason: &str) -> String {
-    if ok {
-        "<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>".to_owned()
-    } else {
-        to_xml(&fields([
-            ("return_code", "FAIL".to_owned()),
-            ("return_msg", reason.to_owned()),
-        ]))
+/// Our answer to a WeChat Pay notify. WeChat re-sends until it gets
+/// SUCCESS, so `Fail` means "send it again" (its reason is for their log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotifyAck {
+    /// Taken (or a repeat, or an anomaly already recorded): stop sending.
+    Success,
+    /// Not taken; WeChat will send it again.
+    Fail(String),
+}
+
+impl NotifyAck {
+    /// The XML body WeChat Pay expects.
+    pub fn to_xml(&self) -> String {
+        match self {
+            NotifyAck::Success => "<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>".to_owned(),
+            NotifyAck::Fail(reason) => to_xml(&fields([
+                ("return_code", "FAIL".to_owned()),
+                ("return_msg", reason.clone()),
+            ])),
+        }
     }
 }
 
