@@ -1,5 +1,15 @@
 //! What every error report shares.
 
+use std::sync::Arc;
+
+/// A failure kept whole as the source of a cloneable error.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync>;
+
+/// Wraps any error as a [`Cause`].
+pub fn cause(e: impl std::error::Error + Send + Sync + 'static) -> Cause {
+    Arc::new(e)
+}
+
 /// An error and all its causes, `outer: inner: …`, for one log line.
 pub fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();

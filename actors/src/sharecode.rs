@@ -21,9 +21,9 @@ use crate::wechat::WeChat;
 /// Why no share code could be made.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ShareError {
-    /// WeChat, object storage or sled failed (the message is for the log).
-    #[error("{0}")]
-    Unavailable(String),
+    /// WeChat, object storage or sled failed.
+    #[error("share code unavailable")]
+    Unavailable(#[source] crate::errors::Cause),
     /// The user made their share of new codes today.
     #[error("at most {0} new share codes per user per day")]
     DailyLimit(u32),
@@ -106,7 +106,7 @@ impl Handler<GetShareCode> for ShareCodeActor {
             Ok(Some(url)) => return Box::pin(async move { Ok(url) }),
             Ok(None) => {}
             Err(e) => {
-                let e = ShareError::Unavailable(e.to_string());
+                let e = ShareError::Unavailable(crate::errors::cause(e));
                 return Box::pin(async move { Err(e) });
             }
         }
@@ -132,11 +132,11 @@ impl Handler<GetShareCode> for ShareCodeActor {
                         async move { wechat.wxacode_unlimited(&token, &scene, &page).await }
                     })
                     .await
-                    .map_err(|e| ShareError::Unavailable(e.to_string()))?;
+                    .map_err(|e| ShareError::Unavailable(crate::errors::cause(e)))?;
                 objects
                     .put(&object_key(&scene, &page), png, "image/png")
                     .await
-                    .map_err(|e| ShareError::Unavailable(e.to_string()))
+                    .map_err(|e| ShareError::Unavailable(crate::errors::cause(e)))
             }
             .await;
             let url = addr
@@ -145,11 +145,11 @@ impl Handler<GetShareCode> for ShareCodeActor {
                     result,
                 })
                 .await
-                .map_err(|e| ShareError::Unavailable(e.to_string()))??;
+                .map_err(|e| ShareError::Unavailable(crate::errors::cause(e)))??;
             store
                 .commit()
                 .await
-                .map_err(|e| ShareError::Unavailable(e.to_string()))?;
+                .map_err(|e| ShareError::Unavailable(crate::errors::cause(e)))?;
             Ok(url)
         }
         .boxed_local()
@@ -171,7 +171,7 @@ impl Handler<ShareCodeMade> for ShareCodeActor {
         let url = result?;
         self.store
             .put_share_code(&key.0, &key.1, &url)
-            .map_err(|e| ShareError::Unavailable(e.to_string()))?;
+            .map_err(|e| ShareError::Unavailable(crate::errors::cause(e)))?;
         metrics::counter!("lastmile_share_codes_made_total").increment(1);
         Ok(url)
     }
@@ -222,6 +222,6 @@ impl ShareCodes {
         self.addr
             .send(GetShareCode { scene, page, user })
             .await
-            .map_err(|e| ShareError::Unavailable(e.to_string()))?
+            .map_err(|e| ShareError::Unavailable(crate::errors::cause(e)))?
     }
 }

@@ -33,9 +33,18 @@ pub const INVALID_TOKEN_ERRCODES: [i64; 3] = [40001, 42001, 40014];
 /// Why no token could be had.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum TokenError {
-    /// WeChat failed or the refresher is backing off.
-    #[error("no access_token: {0}")]
-    Unavailable(String),
+    /// WeChat failed to give one.
+    #[error("no access_token: WeChat failed")]
+    WeChat(#[source] Arc<WeChatError>),
+    /// WeChat failed a moment ago; the refresher is backing off.
+    #[error("no access_token: WeChat failed; backing off")]
+    BackingOff,
+    /// WeChat gave one that expires within the refresh margin.
+    #[error("no access_token: it lives shorter than the margin")]
+    ShortLived,
+    /// The refresher restarted or is gone.
+    #[error("no access_token: the refresher is unavailable")]
+    Unavailable,
 }
 
 type Waiter = oneshot::Sender<Result<String, TokenError>>;
@@ -84,9 +93,7 @@ impl Supervised for TokenRefresher {
         self.proactive = None;
         let waiters = std::mem::take(&mut self.waiters);
         for w in waiters {
-            let _ = w.send(Err(TokenError::Unavailable(
-                "token refresher restarted".into(),
-            )));
+            let _ = w.send(Err(TokenError::Unavailable));
         }
     }
 }
@@ -136,9 +143,7 @@ impl TokenRefresher {
                 }
                 self.current = Some(stored);
                 metrics::counter!("lastmile_token_refreshes_total", "outcome" => "ok").increment(1);
-                self.answer_all(self.usable().ok_or_else(|| {
-                    TokenError::Unavailable("token lives shorter than the margin".into())
-                }));
+                self.answer_all(self.usable().ok_or(TokenError::ShortLived));
                 self.schedule_proactive(ctx);
             }
             Err(e) => {
@@ -148,7 +153,7 @@ impl TokenRefresher {
                 tracing::warn!(error = %e, retry_in = ?pause, "access_token refresh failed");
                 metrics::counter!("lastmile_token_refreshes_total", "outcome" => "error")
                     .increment(1);
-                self.answer_all(Err(TokenError::Unavailable(e.to_string())));
+                self.answer_all(Err(TokenError::WeChat(Arc::new(e))));
                 // Retry in the background once the pause is over.
                 ctx.run_later(pause, |act, ctx| {
                     if act.usable().is_none() {
@@ -197,9 +202,7 @@ impl Handler<GetToken> for TokenRefresher {
             return;
         }
         if !self.refreshing && self.not_before.is_some_and(|t| Instant::now() < t) {
-            let _ = reply.send(Err(TokenError::Unavailable(
-                "WeChat failed; backing off".into(),
-            )));
+            let _ = reply.send(Err(TokenError::BackingOff));
             return;
         }
         self.waiters.push(reply);
@@ -262,9 +265,8 @@ impl Tokens {
         self.addr
             .send(GetToken { reply: tx })
             .await
-            .map_err(|e| TokenError::Unavailable(e.to_string()))?;
-        rx.await
-            .map_err(|_| TokenError::Unavailable("token refresher dropped the request".into()))?
+            .map_err(|_| TokenError::Unavailable)?;
+        rx.await.map_err(|_| TokenError::Unavailable)?
     }
 
     /// Reports that `stale` was refused by WeChat.

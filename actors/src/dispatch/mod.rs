@@ -88,8 +88,8 @@ pub enum DispatchError {
     #[error("order not found")]
     NotFound,
     /// Storage or an actor failed.
-    #[error("{0}")]
-    Unavailable(String),
+    #[error("the dispatcher is unavailable")]
+    Unavailable(#[source] crate::errors::Cause),
 }
 
 impl From<OrderError> for DispatchError {
@@ -98,14 +98,14 @@ impl From<OrderError> for DispatchError {
             OrderError::NotFound => DispatchError::NotFound,
             OrderError::Transition(t) => DispatchError::Conflict(t.to_string()),
             OrderError::Forbidden(m) => DispatchError::Forbidden(m),
-            other => DispatchError::Unavailable(other.to_string()),
+            other => DispatchError::Unavailable(crate::errors::cause(other)),
         }
     }
 }
 
 impl From<MailboxError> for DispatchError {
     fn from(e: MailboxError) -> Self {
-        DispatchError::Unavailable(e.to_string())
+        DispatchError::Unavailable(crate::errors::cause(e))
     }
 }
 
@@ -423,7 +423,7 @@ impl Dispatcher {
     fn profile(&self, courier: &OpenId) -> Result<CourierProfile, DispatchError> {
         self.store
             .get_courier(courier)
-            .map_err(|e| DispatchError::Unavailable(e.to_string()))?
+            .map_err(|e| DispatchError::Unavailable(crate::errors::cause(e)))?
             .ok_or(DispatchError::Forbidden(
                 "become a courier first (POST /api/v1/couriers/me)",
             ))
@@ -869,11 +869,11 @@ impl Handler<Register> for Dispatcher {
         let view = self.view(profile);
         let store = self.store.clone();
         Box::pin(async move {
-            stored.map_err(|e| DispatchError::Unavailable(e.to_string()))?;
+            stored.map_err(|e| DispatchError::Unavailable(crate::errors::cause(e)))?;
             store
                 .commit()
                 .await
-                .map_err(|e| DispatchError::Unavailable(e.to_string()))?;
+                .map_err(|e| DispatchError::Unavailable(crate::errors::cause(e)))?;
             Ok(view)
         })
     }
