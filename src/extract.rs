@@ -1,12 +1,12 @@
 //! Request extractors that fail with [`ApiError`]: the caller's identity,
-//! and bodies read under the 64 KiB limit.
+//! the order id in the path, and bodies read under the 64 KiB limit.
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
 use futures::future::LocalBoxFuture;
 use futures::StreamExt;
-use lastmile_actors::domain::OpenId;
+use lastmile_actors::domain::{OpenId, OrderId};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -41,6 +41,25 @@ fn bearer_token(req: &HttpRequest) -> Option<String> {
     scheme
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim().to_owned())
+}
+
+/// The `{id}` of an order route; one that cannot exist is simply not found.
+#[derive(Debug, Clone)]
+pub struct OrderPath(pub OrderId);
+
+impl FromRequest for OrderPath {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let id = req
+            .match_info()
+            .get("id")
+            .and_then(|raw| OrderId::parse(raw).ok())
+            .map(OrderPath)
+            .ok_or_else(|| ApiError::NotFound("order not found".into()));
+        std::future::ready(id)
+    }
 }
 
 /// A JSON body (`application/json`, ≤ 64 KiB) parsed into `T`.
@@ -134,7 +153,11 @@ fn is_json(req: &HttpRequest) -> bool {
     essence.eq_ignore_ascii_case("application/json")
 }
 
-async fn read_limited(mut payload: Payload) -> Result<web::BytesMut, ApiError> {
+/// Reads a whole body stream, refusing more than [`BODY_LIMIT`] bytes
+/// (413) and a stream that breaks (400).
+pub async fn read_limited(
+    mut payload: impl futures::Stream<Item = Result<web::Bytes, actix_web::error::PayloadError>> + Unpin,
+) -> Result<web::BytesMut, ApiError> {
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("cannot read body: {e}")))?;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::error::ApiError;
-use crate::extract::{ActionBody, Caller, JsonBody};
+use crate::extract::{ActionBody, Caller, JsonBody, OrderPath};
 use crate::routes::view::OrderView;
 use crate::state::AppState;
 
@@ -95,10 +95,6 @@ impl From<Order> for OpenOrderView {
 fn place(state: &AppState, raw: Option<&str>, field: &str) -> Result<PlaceId, ApiError> {
     let raw = raw.ok_or_else(|| ApiError::Validation(format!("{field} is required")))?;
     Ok(PlaceId::parse(raw, &state.campus, field)?)
-}
-
-fn order_id(raw: &str) -> Result<OrderId, ApiError> {
-    OrderId::parse(raw).map_err(|_| ApiError::NotFound("order not found".into()))
 }
 
 /// `POST /api/v1/couriers/me`
@@ -203,20 +199,20 @@ pub async fn open(
 pub async fn grab(
     state: web::Data<AppState>,
     Caller(me): Caller,
-    path: web::Path<String>,
+    OrderPath(id): OrderPath,
     _body: ActionBody,
 ) -> Result<HttpResponse, ApiError> {
-    let order = state.dispatch.grab(order_id(&path)?, me).await?;
+    let order = state.dispatch.grab(id, me).await?;
     Ok(HttpResponse::Ok().json(OrderView::of(&state, order).await))
 }
 
 async fn step(
     state: &AppState,
     me: lastmile_actors::domain::OpenId,
-    raw: &str,
+    id: OrderId,
     step: Step,
 ) -> Result<HttpResponse, ApiError> {
-    let order = state.orders.step(order_id(raw)?, me, step).await?;
+    let order = state.orders.step(id, me, step).await?;
     Ok(HttpResponse::Ok().json(OrderView::of(state, order).await))
 }
 
@@ -224,28 +220,28 @@ async fn step(
 pub async fn pickup(
     state: web::Data<AppState>,
     Caller(me): Caller,
-    path: web::Path<String>,
+    OrderPath(id): OrderPath,
     _body: ActionBody,
 ) -> Result<HttpResponse, ApiError> {
-    step(&state, me, &path, Step::PickUp).await
+    step(&state, me, id, Step::PickUp).await
 }
 
 /// `POST /api/v1/orders/{id}/deliver`
 pub async fn deliver(
     state: web::Data<AppState>,
     Caller(me): Caller,
-    path: web::Path<String>,
+    OrderPath(id): OrderPath,
     _body: ActionBody,
 ) -> Result<HttpResponse, ApiError> {
-    step(&state, me, &path, Step::Deliver).await
+    step(&state, me, id, Step::Deliver).await
 }
 
 /// `POST /api/v1/orders/{id}/confirm`
 pub async fn confirm(
     state: web::Data<AppState>,
     Caller(me): Caller,
-    path: web::Path<String>,
+    OrderPath(id): OrderPath,
     _body: ActionBody,
 ) -> Result<HttpResponse, ApiError> {
-    step(&state, me, &path, Step::Confirm).await
+    step(&state, me, id, Step::Confirm).await
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::error::ApiError;
-use crate::extract::{ActionBody, Caller, JsonBody};
+use crate::extract::{ActionBody, Caller, JsonBody, OrderPath};
 use crate::routes::view::OrderView;
 use crate::state::AppState;
 
@@ -121,11 +121,6 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<IdempotencyKey>, ApiError
     }
 }
 
-/// An id from the path; one that cannot exist is simply not found.
-fn order_id(raw: &str) -> Result<OrderId, ApiError> {
-    OrderId::parse(raw).map_err(|_| ApiError::NotFound("order not found".into()))
-}
-
 /// `POST /api/v1/orders`
 #[tracing::instrument(level = "debug", name = "POST /orders", skip_all)]
 pub async fn create(
@@ -147,9 +142,8 @@ pub async fn create(
 pub async fn get(
     state: web::Data<AppState>,
     Caller(viewer): Caller,
-    path: web::Path<String>,
+    OrderPath(id): OrderPath,
 ) -> Result<HttpResponse, ApiError> {
-    let id = order_id(&path)?;
     let order = state.orders.get(&id, &viewer).await?;
     Ok(HttpResponse::Ok().json(OrderView::of(&state, order).await))
 }
@@ -197,10 +191,9 @@ pub async fn list(
 pub async fn cancel(
     state: web::Data<AppState>,
     Caller(customer): Caller,
-    path: web::Path<String>,
+    OrderPath(id): OrderPath,
     _body: ActionBody,
 ) -> Result<HttpResponse, ApiError> {
-    let id = order_id(&path)?;
     let order = state.orders.cancel(id, customer).await?;
     Ok(HttpResponse::Ok().json(OrderView::new(order, None)))
 }

@@ -2,15 +2,13 @@
 //! and the sandbox's stand-in for WeChat's payment page.
 
 use actix_web::{web, HttpResponse};
-use futures::StreamExt;
-use lastmile_actors::domain::OrderId;
 use lastmile_actors::wechat::notify::{self, excerpt, RefundNotification};
 use lastmile_actors::wechat::pay::NotifyAck;
 use lastmile_actors::wechat::sandbox_pay::SandboxPayError;
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::extract::{ActionBody, Caller, BODY_LIMIT};
+use crate::extract::{read_limited, ActionBody, Caller, OrderPath};
 use crate::state::AppState;
 
 /// `POST /api/v1/orders/{id}/pay` → the `wx.requestPayment` parameters.
@@ -18,27 +16,22 @@ use crate::state::AppState;
 pub async fn pay(
     state: web::Data<AppState>,
     Caller(payer): Caller,
-    path: web::Path<String>,
+    OrderPath(id): OrderPath,
     _body: ActionBody,
 ) -> Result<HttpResponse, ApiError> {
-    let id = OrderId::parse(&path).map_err(|_| ApiError::NotFound("order not found".into()))?;
     let params = state.payments.prepay(id, payer).await?;
     Ok(HttpResponse::Ok().json(params))
 }
 
-/// Reads a notify body; WeChat's are a few hundred bytes.
-async fn notify_body(mut payload: web::Payload) -> Result<Vec<u8>, HttpResponse> {
-    let mut body = Vec::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| answer(NotifyAck::Fail("cannot read body".into())))?;
-        if body.len() + chunk.len() > BODY_LIMIT {
-            return Err(HttpResponse::PayloadTooLarge()
-                .content_type("text/xml")
-                .body(NotifyAck::Fail("body too large".into()).to_xml()));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+/// Reads a notify body (WeChat's are a few hundred bytes); what cannot be
+/// read is answered in WeChat's XML.
+async fn notify_body(payload: web::Payload) -> Result<web::BytesMut, HttpResponse> {
+    read_limited(payload).await.map_err(|e| match e {
+        ApiError::PayloadTooLarge => HttpResponse::PayloadTooLarge()
+            .content_type("text/xml")
+            .body(NotifyAck::Fail("body too large".into()).to_xml()),
+        _ => answer(NotifyAck::Fail("cannot read body".into())),
+    })
 }
 
 /// WeChat re-sends on anything but HTTP 200 with SUCCESS, so failures are

@@ -2,7 +2,6 @@
 //! live HTTP client. Only this module speaks WeChat's wire formats.
 
 use std::fmt;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -351,14 +350,6 @@ impl WeChatConfig {
             sign_type: self.sign_type,
         }
     }
-}
-
-/// Builds the client that `config.mode` asks for.
-pub fn from_config(config: &WeChatConfig) -> Result<Arc<dyn WeChat>, WeChatError> {
-    Ok(match config.mode {
-        Mode::Sandbox => Arc::new(SandboxWeChat::new(config)),
-        Mode::Live => Arc::new(LiveWeChat::new(config)?),
-    })
 }
 
 /// jscode2session errcodes that mean "this code is no good", not "WeChat is down".
