@@ -391,7 +391,6 @@ const SANDBOX_KEY: &str = "sandboxsandboxsandboxsandbox0000";
 
 #[actix_web::test]
 async fn sandbox_payment_notifies_over_http_and_kill_9_before_notify_loses_nothing() {
-    use lastmile_actors::wechat::pay;
     use lastmile_actors::wechat::SignType;
 
     let dir = tempfile::tempdir().expect("tmp");
@@ -470,25 +469,17 @@ async fn sandbox_payment_notifies_over_http_and_kill_9_before_notify_loses_nothi
         .expect("pay");
     app.kill9();
     app.launch().await;
-    let mut fields = pay::fields([
-        ("appid", "wx0000000000sandbox".to_owned()),
-        ("mch_id", "1900000109".to_owned()),
-        ("nonce_str", "restartnonce".to_owned()),
-        ("result_code", "SUCCESS".to_owned()),
-        ("return_code", "SUCCESS".to_owned()),
-        ("openid", openid.clone()),
-        ("trade_type", "JSAPI".to_owned()),
-        ("total_fee", "300".to_owned()),
-        ("cash_fee", "300".to_owned()),
-        ("transaction_id", "4200000000202611250000000777".to_owned()),
-        ("out_trade_no", id2.clone()),
-        ("time_end", "20261125120000".to_owned()),
-    ]);
-    let sign = pay::sign(&fields, SANDBOX_KEY, SignType::Md5);
-    fields.insert("sign".into(), sign);
+    let mut fields =
+        crate::helpers::notify_fields("wx0000000000sandbox", "1900000109", &id2, &openid, 300);
+    fields.insert(
+        "transaction_id".into(),
+        "4200000000202611250000000777".to_owned(),
+    );
+    fields.insert("nonce_str".into(), "restartnonce".to_owned());
+    let notify = crate::helpers::signed_xml(fields, SANDBOX_KEY, SignType::Md5);
     let answer = http
         .post(app.url("/api/v1/wechat/pay/notify"))
-        .body(pay::to_xml(&fields))
+        .body(notify)
         .send()
         .await
         .expect("notify")

@@ -14,7 +14,8 @@ use actix_web::test;
 use lastmile::config::Settings;
 use lastmile::startup::{app, start_services, WeChatClients};
 use lastmile::state::AppState;
-use lastmile_actors::wechat::SandboxWeChat;
+use lastmile_actors::wechat::pay::{self, Fields};
+use lastmile_actors::wechat::{SandboxWeChat, SignType};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
@@ -214,29 +215,16 @@ where
     /// delivers the signed notify (the sandbox's own could not reach an
     /// in-process app).
     pub async fn pay(&self, token: &str, openid: &str, id: &str) {
-        use lastmile_actors::wechat::pay;
         use lastmile_actors::wechat::{SignType, WeChat};
         assert_eq!(self.pay_order(token, id).await.status, StatusCode::OK);
         let sim = self.wechat.pay_simulator();
         sim.suppress_next_notifies(1);
         sim.pay(id).await.expect("paid at the sandbox");
         let signer = self.wechat.pay().signer().clone();
-        let mut notify = pay::fields([
-            ("appid", signer.appid.clone()),
-            ("mch_id", signer.mch_id.clone()),
-            ("nonce_str", "helper".to_owned()),
-            ("result_code", "SUCCESS".to_owned()),
-            ("return_code", "SUCCESS".to_owned()),
-            ("openid", openid.to_owned()),
-            ("total_fee", "300".to_owned()),
-            ("transaction_id", format!("42{}", &id[..20])),
-            ("out_trade_no", id.to_owned()),
-        ]);
-        let sign = pay::sign(&notify, signer.api_key.expose(), SignType::Md5);
-        notify.insert("sign".into(), sign);
-        let (_, answer) = self
-            .post_xml("/api/v1/wechat/pay/notify", pay::to_xml(&notify))
-            .await;
+        let mut notify = notify_fields(&signer.appid, &signer.mch_id, id, openid, 300);
+        notify.insert("transaction_id".into(), format!("42{}", &id[..20]));
+        let notify = signed_xml(notify, signer.api_key.expose(), SignType::Md5);
+        let (_, answer) = self.post_xml("/api/v1/wechat/pay/notify", notify).await;
         assert!(
             answer.contains("SUCCESS") && !answer.contains("FAIL"),
             "{answer}"
@@ -509,4 +497,39 @@ impl Drop for BinaryApp {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// A successful-payment notify as WeChat Pay sends it, unsigned (every
+/// test that plays WeChat Pay builds its notifies here).
+pub fn notify_fields(
+    appid: &str,
+    mch_id: &str,
+    order_id: &str,
+    openid: &str,
+    total_fee: u32,
+) -> Fields {
+    pay::fields([
+        ("appid", appid.to_owned()),
+        ("mch_id", mch_id.to_owned()),
+        ("nonce_str", "5K8264ILTKCH16CQ2502SI8ZNMTM67VS".to_owned()),
+        ("result_code", "SUCCESS".to_owned()),
+        ("return_code", "SUCCESS".to_owned()),
+        ("openid", openid.to_owned()),
+        ("is_subscribe", "N".to_owned()),
+        ("trade_type", "JSAPI".to_owned()),
+        ("bank_type", "CMC".to_owned()),
+        ("total_fee", total_fee.to_string()),
+        ("cash_fee", total_fee.to_string()),
+        ("fee_type", "CNY".to_owned()),
+        ("transaction_id", "4200000000202611250000000001".to_owned()),
+        ("out_trade_no", order_id.to_owned()),
+        ("time_end", "20261125120000".to_owned()),
+    ])
+}
+
+/// `fields` signed with `key` the way WeChat Pay signs, as its XML.
+pub fn signed_xml(mut fields: Fields, key: &str, sign_type: SignType) -> String {
+    let sign = pay::sign(&fields, key, sign_type);
+    fields.insert("sign".into(), sign);
+    pay::to_xml(&fields)
 }

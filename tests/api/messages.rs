@@ -5,7 +5,6 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::test::TestRequest;
 use lastmile_actors::domain::{now_utc, FormId, OpenId, TemplateId};
-use lastmile_actors::wechat::pay;
 use lastmile_actors::wechat::{SignType, WeChat};
 use serde_json::{json, Value};
 
@@ -153,22 +152,12 @@ async fn a_paid_orders_prepay_id_enters_the_pool_with_three_uses_never_before() 
     );
 
     let signer = app.wechat.pay().signer().clone();
-    let mut notify = pay::fields([
-        ("appid", signer.appid.clone()),
-        ("mch_id", signer.mch_id.clone()),
-        ("nonce_str", "n".to_owned()),
-        ("result_code", "SUCCESS".to_owned()),
-        ("return_code", "SUCCESS".to_owned()),
-        ("openid", openid.clone()),
-        ("total_fee", "300".to_owned()),
-        ("transaction_id", "4200000000000000000000000042".to_owned()),
-        ("out_trade_no", id.clone()),
-    ]);
-    let sign = pay::sign(&notify, signer.api_key.expose(), SignType::Md5);
-    notify.insert("sign".into(), sign);
-    let (_, answer) = app
-        .post_xml("/api/v1/wechat/pay/notify", pay::to_xml(&notify))
-        .await;
+    let notify = crate::helpers::signed_xml(
+        crate::helpers::notify_fields(&signer.appid, &signer.mch_id, &id, &openid, 300),
+        signer.api_key.expose(),
+        SignType::Md5,
+    );
+    let (_, answer) = app.post_xml("/api/v1/wechat/pay/notify", notify).await;
     assert!(
         answer.contains("SUCCESS") && !answer.contains("FAIL"),
         "{answer}"

@@ -4,45 +4,14 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use futures::future::join_all;
-use lastmile_actors::wechat::pay::{self, Fields};
+use lastmile_actors::wechat::pay;
 use lastmile_actors::wechat::{SignType, WeChat};
 
-use crate::helpers::{eventually, order_body, spawn_app, spawn_app_with};
+use crate::helpers::{
+    eventually, notify_fields, order_body, signed_xml, spawn_app, spawn_app_with,
+};
 
 const SUCCESS: &str = "<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>";
-
-/// A successful-payment notify as WeChat Pay sends it, unsigned.
-fn notify_fields(
-    appid: &str,
-    mch_id: &str,
-    order_id: &str,
-    openid: &str,
-    total_fee: u32,
-) -> Fields {
-    pay::fields([
-        ("appid", appid.to_owned()),
-        ("mch_id", mch_id.to_owned()),
-        ("nonce_str", "5K8264ILTKCH16CQ2502SI8ZNMTM67VS".to_owned()),
-        ("result_code", "SUCCESS".to_owned()),
-        ("return_code", "SUCCESS".to_owned()),
-        ("openid", openid.to_owned()),
-        ("is_subscribe", "N".to_owned()),
-        ("trade_type", "JSAPI".to_owned()),
-        ("bank_type", "CMC".to_owned()),
-        ("total_fee", total_fee.to_string()),
-        ("cash_fee", total_fee.to_string()),
-        ("fee_type", "CNY".to_owned()),
-        ("transaction_id", "4200000000202611250000000001".to_owned()),
-        ("out_trade_no", order_id.to_owned()),
-        ("time_end", "20261125120000".to_owned()),
-    ])
-}
-
-fn signed_xml(mut fields: Fields, key: &str, sign_type: SignType) -> String {
-    let sign = pay::sign(&fields, key, sign_type);
-    fields.insert("sign".into(), sign);
-    pay::to_xml(&fields)
-}
 
 #[actix_web::test]
 async fn pay_returns_request_payment_params_and_reuses_the_prepay() {

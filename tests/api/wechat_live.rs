@@ -318,7 +318,6 @@ fn fake_wechat_for_flow(
 
 #[actix_web::test]
 async fn live_mode_late_payment_is_refunded_at_wechat_pay() {
-    use lastmile_actors::wechat::pay;
     const KEY: &str = "0123456789abcdef0123456789abcdef";
     let (base, refunds, handle) = fake_wechat_for_flow(KEY);
     let dir = tempfile::tempdir().expect("tmp");
@@ -368,22 +367,13 @@ async fn live_mode_late_payment_is_refunded_at_wechat_pay() {
         "orderquery NOTPAY, closeorder SUCCESS → cancelled"
     );
 
-    let mut notify = pay::fields([
-        ("appid", "wxlive0001".to_owned()),
-        ("mch_id", "1900000109".to_owned()),
-        ("nonce_str", "late".to_owned()),
-        ("result_code", "SUCCESS".to_owned()),
-        ("return_code", "SUCCESS".to_owned()),
-        ("openid", openid),
-        ("total_fee", "300".to_owned()),
-        ("transaction_id", "4200000000000000000000000099".to_owned()),
-        ("out_trade_no", id.clone()),
-    ]);
-    let sign = pay::sign(&notify, KEY, SignType::Md5);
-    notify.insert("sign".into(), sign);
-    let (_, answer) = app
-        .post_xml("/api/v1/wechat/pay/notify", pay::to_xml(&notify))
-        .await;
+    let mut notify = crate::helpers::notify_fields("wxlive0001", "1900000109", &id, &openid, 300);
+    notify.insert(
+        "transaction_id".into(),
+        "4200000000000000000000000099".to_owned(),
+    );
+    let notify = crate::helpers::signed_xml(notify, KEY, SignType::Md5);
+    let (_, answer) = app.post_xml("/api/v1/wechat/pay/notify", notify).await;
     assert!(
         answer.contains("SUCCESS") && !answer.contains("FAIL"),
         "{answer}"
