@@ -4,10 +4,11 @@ use std::sync::{Arc, Mutex};
 
 use actix_web::http::StatusCode;
 use actix_web::test::TestRequest;
-use actix_web::{web, App, HttpResponse, HttpServer};
 use futures::future::join_all;
 use lastmile_actors::objects::{qiniu_upload_token, ObjectStore, QiniuConfig, QiniuObjects};
 use lastmile_actors::wechat::{LiveWeChat, Secret, WeChat, WeChatError};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 use crate::helpers::spawn_app;
 
@@ -107,33 +108,25 @@ async fn a_revoked_token_is_refreshed_once_and_the_call_retried() {
 
 #[actix_web::test]
 async fn live_wxacode_tells_json_errors_from_images_by_media_type() {
-    let server = HttpServer::new(|| {
-        App::new().route(
-            "/wxa/getwxacodeunlimit",
-            web::post().to(|req: actix_web::HttpRequest| async move {
-                if req.query_string().contains("access_token=stale") {
-                    HttpResponse::Ok()
-                        .content_type("application/json; charset=UTF-8")
-                        .body(r#"{"errcode":40001,"errmsg":"invalid credential"}"#)
-                } else {
-                    HttpResponse::Ok()
-                        .content_type("image/jpeg")
-                        .body(PNG_MAGIC.to_vec())
-                }
-            }),
-        )
-    })
-    .workers(1)
-    .bind("127.0.0.1:0")
-    .expect("bind");
-    let addr = server.addrs()[0];
-    let server = server.run();
-    let handle = server.handle();
-    actix_web::rt::spawn(server);
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/wxa/getwxacodeunlimit"))
+        .respond_with(|req: &Request| {
+            if req.url.query().unwrap_or("").contains("access_token=stale") {
+                ResponseTemplate::new(200).set_body_raw(
+                    r#"{"errcode":40001,"errmsg":"invalid credential"}"#,
+                    "application/json; charset=UTF-8",
+                )
+            } else {
+                ResponseTemplate::new(200).set_body_raw(PNG_MAGIC.to_vec(), "image/jpeg")
+            }
+        })
+        .mount(&server)
+        .await;
     let mut cfg = lastmile::config::Settings::load(None)
         .expect("config")
         .wechat;
-    cfg.api_base = format!("http://{addr}");
+    cfg.api_base = server.uri();
     let client = LiveWeChat::new(&cfg).expect("client");
     let err = client.wxacode_unlimited("stale", "s", "").await;
     assert!(
@@ -145,65 +138,54 @@ async fn live_wxacode_tells_json_errors_from_images_by_media_type() {
         .await
         .expect("image");
     assert_eq!(png, PNG_MAGIC);
-    handle.stop(false).await;
 }
 
 #[actix_web::test]
 async fn qiniu_upload_sends_a_valid_token_key_and_file() {
     let seen = Arc::new(Mutex::new(Vec::<String>::new()));
     let recorder = seen.clone();
-    let server = HttpServer::new(move || {
-        let recorder = recorder.clone();
-        App::new().route(
-            "/",
-            web::post().to(move |body: web::Bytes| {
-                let recorder = recorder.clone();
-                async move {
-                    let text = String::from_utf8_lossy(&body).into_owned();
-                    let field = |name: &str| {
-                        let start = text.find(&format!("name=\"{name}\""))?;
-                        let rest = &text[start..];
-                        let value = &rest[rest.find("\r\n\r\n")? + 4..];
-                        Some(value[..value.find("\r\n--")?].to_owned())
-                    };
-                    let token = field("token").unwrap_or_default();
-                    let key = field("key").unwrap_or_default();
-                    let mut parts = token.splitn(3, ':');
-                    let (ak, policy) = (parts.next().unwrap_or(""), parts.nth(1).unwrap_or(""));
-                    use base64::Engine;
-                    let policy_json = base64::engine::general_purpose::URL_SAFE
-                        .decode(policy)
-                        .unwrap_or_default();
-                    let policy_json = String::from_utf8_lossy(&policy_json).into_owned();
-                    let valid = token == qiniu_upload_token(ak, "SK-test", &policy_json)
-                        && policy_json.contains(&format!("\"scope\":\"share-bucket:{key}\""))
-                        && body.windows(8).any(|w| w == PNG_MAGIC);
-                    recorder
-                        .lock()
-                        .map(|mut v| v.push(format!("{ak} {key} {valid}")))
-                        .ok();
-                    if valid {
-                        HttpResponse::Ok().json(serde_json::json!({"key": key}))
-                    } else {
-                        HttpResponse::Unauthorized().finish()
-                    }
-                }
-            }),
-        )
-    })
-    .workers(1)
-    .bind("127.0.0.1:0")
-    .expect("bind");
-    let addr = server.addrs()[0];
-    let server = server.run();
-    let handle = server.handle();
-    actix_web::rt::spawn(server);
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/"))
+        .respond_with(move |req: &Request| {
+            let body = &req.body;
+            let text = String::from_utf8_lossy(body).into_owned();
+            let field = |name: &str| {
+                let start = text.find(&format!("name=\"{name}\""))?;
+                let rest = &text[start..];
+                let value = &rest[rest.find("\r\n\r\n")? + 4..];
+                Some(value[..value.find("\r\n--")?].to_owned())
+            };
+            let token = field("token").unwrap_or_default();
+            let key = field("key").unwrap_or_default();
+            let mut parts = token.splitn(3, ':');
+            let (ak, policy) = (parts.next().unwrap_or(""), parts.nth(1).unwrap_or(""));
+            use base64::Engine;
+            let policy_json = base64::engine::general_purpose::URL_SAFE
+                .decode(policy)
+                .unwrap_or_default();
+            let policy_json = String::from_utf8_lossy(&policy_json).into_owned();
+            let valid = token == qiniu_upload_token(ak, "SK-test", &policy_json)
+                && policy_json.contains(&format!("\"scope\":\"share-bucket:{key}\""))
+                && body.windows(8).any(|w| w == PNG_MAGIC);
+            recorder
+                .lock()
+                .map(|mut v| v.push(format!("{ak} {key} {valid}")))
+                .ok();
+            if valid {
+                ResponseTemplate::new(200).set_body_json(serde_json::json!({"key": key}))
+            } else {
+                ResponseTemplate::new(401)
+            }
+        })
+        .mount(&server)
+        .await;
 
     let qiniu = QiniuObjects::new(QiniuConfig {
         access_key: "AK-test".into(),
         secret_key: Secret::new("SK-test"),
         bucket: "share-bucket".into(),
-        upload_url: format!("http://{addr}/"),
+        upload_url: format!("{}/", server.uri()),
         public_base: "https://cdn.example.edu.cn".into(),
     });
     let url = qiniu
@@ -220,14 +202,13 @@ async fn qiniu_upload_sends_a_valid_token_key_and_file() {
         access_key: "AK-test".into(),
         secret_key: Secret::new("not-the-key"),
         bucket: "share-bucket".into(),
-        upload_url: format!("http://{addr}/"),
+        upload_url: format!("{}/", server.uri()),
         public_base: "https://cdn.example.edu.cn".into(),
     });
     assert!(wrong
         .put("x.png", PNG_MAGIC.to_vec(), "image/png")
         .await
         .is_err());
-    handle.stop(false).await;
 }
 
 #[actix_web::test]

@@ -1,11 +1,12 @@
 //! The live WeChat client against a fake WeChat on 127.0.0.1.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use lastmile_actors::wechat::{
     LiveWeChat, Mode, Secret, SignType, WeChat, WeChatConfig, WeChatError,
 };
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 fn config(api_base: String) -> WeChatConfig {
     WeChatConfig {
@@ -24,50 +25,43 @@ fn config(api_base: String) -> WeChatConfig {
     }
 }
 
-/// Starts a fake jscode2session that records query strings.
-fn fake_wechat() -> (
-    String,
-    Arc<Mutex<Vec<String>>>,
-    actix_web::dev::ServerHandle,
-) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let recorder = seen.clone();
-    let server = HttpServer::new(move || {
-        let recorder = recorder.clone();
-        App::new().route(
-            "/sns/jscode2session",
-            web::get().to(move |req: HttpRequest| {
-                let recorder = recorder.clone();
-                async move {
-                    let query = req.query_string().to_owned();
-                    recorder.lock().map(|mut v| v.push(query.clone())).ok();
-                    // WeChat labels this JSON as text/plain.
-                    let body = if query.contains("js_code=good") {
-                        r#"{"openid":"oLIVEopenid0000000000000001","session_key":"c2Vzc2lvbg=="}"#
-                    } else if query.contains("js_code=busy") {
-                        r#"{"errcode":-1,"errmsg":"system error"}"#
-                    } else {
-                        r#"{"errcode":40029,"errmsg":"invalid code"}"#
-                    };
-                    HttpResponse::Ok().content_type("text/plain").body(body)
-                }
-            }),
-        )
-    })
-    .workers(1)
-    .bind("127.0.0.1:0")
-    .expect("bind fake");
-    let addr = server.addrs()[0];
-    let server = server.run();
-    let handle = server.handle();
-    actix_web::rt::spawn(server);
-    (format!("http://{addr}"), seen, handle)
+/// The requests a fake got, by path.
+async fn received(server: &MockServer, at: &str) -> Vec<Request> {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.url.path() == at)
+        .collect()
+}
+
+/// A fake jscode2session: a good code, a busy WeChat, anything else invalid.
+async fn fake_wechat() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/sns/jscode2session"))
+        .respond_with(|req: &Request| {
+            let query = req.url.query().unwrap_or("");
+            // WeChat labels this JSON as text/plain.
+            let body = if query.contains("js_code=good") {
+                r#"{"openid":"oLIVEopenid0000000000000001","session_key":"c2Vzc2lvbg=="}"#
+            } else if query.contains("js_code=busy") {
+                r#"{"errcode":-1,"errmsg":"system error"}"#
+            } else {
+                r#"{"errcode":40029,"errmsg":"invalid code"}"#
+            };
+            ResponseTemplate::new(200).set_body_raw(body, "text/plain")
+        })
+        .mount(&server)
+        .await;
+    server
 }
 
 #[actix_web::test]
 async fn code2session_sends_the_documented_query_and_maps_errcodes() {
-    let (base, seen, handle) = fake_wechat();
-    let client = LiveWeChat::new(&config(base)).expect("client");
+    let server = fake_wechat().await;
+    let client = LiveWeChat::new(&config(server.uri())).expect("client");
 
     let session = client.code2session("good").await.expect("good code");
     assert_eq!(session.openid.as_str(), "oLIVEopenid0000000000000001");
@@ -82,12 +76,11 @@ async fn code2session_sends_the_documented_query_and_maps_errcodes() {
         "{busy:?}"
     );
 
-    let queries = seen.lock().expect("lock").clone();
+    let queries = received(&server, "/sns/jscode2session").await;
     assert_eq!(
-        queries[0],
-        "appid=wxlive0001&secret=live-secret&js_code=good&grant_type=authorization_code"
+        queries[0].url.query(),
+        Some("appid=wxlive0001&secret=live-secret&js_code=good&grant_type=authorization_code")
     );
-    handle.stop(false).await;
 }
 
 #[actix_web::test]
@@ -104,70 +97,48 @@ fn secrets_do_not_show_in_debug_output() {
     assert!(!text.contains(&"0".repeat(32)), "{text}");
 }
 
-/// A fake WeChat Pay that checks the exact signed XML it receives.
-fn fake_pay(
-    key: &'static str,
-) -> (
-    String,
-    Arc<Mutex<Vec<String>>>,
-    actix_web::dev::ServerHandle,
-) {
+/// A fake WeChat Pay unifiedorder that checks the signature of what it
+/// receives and answers signed with `key`.
+async fn fake_pay(key: &'static str) -> MockServer {
     use lastmile_actors::wechat::pay;
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let recorder = seen.clone();
-    let server = HttpServer::new(move || {
-        let recorder = recorder.clone();
-        App::new().route(
-            "/pay/unifiedorder",
-            web::post().to(move |body: web::Bytes| {
-                let recorder = recorder.clone();
-                async move {
-                    let text = String::from_utf8_lossy(&body).into_owned();
-                    recorder.lock().map(|mut v| v.push(text)).ok();
-                    let request = pay::from_xml(&body).unwrap_or_default();
-                    let valid = pay::verify(&request, key, SignType::Md5).is_ok();
-                    let mut answer = pay::fields([
-                        ("return_code", "SUCCESS".to_owned()),
-                        (
-                            "result_code",
-                            if valid { "SUCCESS" } else { "FAIL" }.to_owned(),
-                        ),
-                        ("err_code", if valid { "" } else { "SIGNERROR" }.to_owned()),
-                        ("appid", "wxlive0001".to_owned()),
-                        ("mch_id", "1900000109".to_owned()),
-                        ("nonce_str", "answernonce".to_owned()),
-                        (
-                            "prepay_id",
-                            "wx201410272009395522657a690389285100".to_owned(),
-                        ),
-                        ("trade_type", "JSAPI".to_owned()),
-                    ]);
-                    let sign = pay::sign(&answer, key, SignType::Md5);
-                    answer.insert("sign".into(), sign);
-                    HttpResponse::Ok()
-                        .content_type("text/xml")
-                        .body(pay::to_xml(&answer))
-                }
-            }),
-        )
-    })
-    .workers(1)
-    .bind("127.0.0.1:0")
-    .expect("bind fake pay");
-    let addr = server.addrs()[0];
-    let server = server.run();
-    let handle = server.handle();
-    actix_web::rt::spawn(server);
-    (format!("http://{addr}"), seen, handle)
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/pay/unifiedorder"))
+        .respond_with(move |req: &Request| {
+            let request = pay::from_xml(&req.body).unwrap_or_default();
+            let valid = pay::verify(&request, key, SignType::Md5).is_ok();
+            let mut answer = pay::fields([
+                ("return_code", "SUCCESS".to_owned()),
+                (
+                    "result_code",
+                    if valid { "SUCCESS" } else { "FAIL" }.to_owned(),
+                ),
+                ("err_code", if valid { "" } else { "SIGNERROR" }.to_owned()),
+                ("appid", "wxlive0001".to_owned()),
+                ("mch_id", "1900000109".to_owned()),
+                ("nonce_str", "answernonce".to_owned()),
+                (
+                    "prepay_id",
+                    "wx201410272009395522657a690389285100".to_owned(),
+                ),
+                ("trade_type", "JSAPI".to_owned()),
+            ]);
+            let sign = pay::sign(&answer, key, SignType::Md5);
+            answer.insert("sign".into(), sign);
+            ResponseTemplate::new(200).set_body_raw(pay::to_xml(&answer), "text/xml")
+        })
+        .mount(&server)
+        .await;
+    server
 }
 
 #[actix_web::test]
 async fn unifiedorder_sends_signed_xml_and_checks_the_answer() {
     use lastmile_actors::wechat::{pay, UnifiedOrder};
     const KEY: &str = "00000000000000000000000000000000";
-    let (base, seen, handle) = fake_pay(KEY);
+    let server = fake_pay(KEY).await;
     let mut cfg = config("http://127.0.0.1:9".into());
-    cfg.pay_base = base;
+    cfg.pay_base = server.uri();
     let client = LiveWeChat::new(&cfg).expect("client");
     let prepay = client
         .pay()
@@ -182,7 +153,8 @@ async fn unifiedorder_sends_signed_xml_and_checks_the_answer() {
         .expect("prepay");
     assert_eq!(prepay, "wx201410272009395522657a690389285100");
 
-    let sent = seen.lock().expect("lock")[0].clone();
+    let sent =
+        String::from_utf8_lossy(&received(&server, "/pay/unifiedorder").await[0].body).into_owned();
     assert!(
         sent.starts_with("<xml>") && sent.contains("<total_fee><![CDATA[300]]></total_fee>"),
         "{sent}"
@@ -224,102 +196,84 @@ async fn unifiedorder_sends_signed_xml_and_checks_the_answer() {
         })
         .await;
     assert!(refused.is_err(), "{refused:?}");
-    handle.stop(false).await;
 }
 
 /// A fake WeChat (login + Pay) for a whole live-mode flow: trades are never
-/// paid at the fake, closes succeed, refunds are recorded.
-fn fake_wechat_for_flow(
-    key: &'static str,
-) -> (
-    String,
-    Arc<Mutex<Vec<String>>>,
-    actix_web::dev::ServerHandle,
-) {
+/// paid at the fake, closes succeed, refunds are taken.
+async fn fake_wechat_for_flow(key: &'static str) -> MockServer {
     use lastmile_actors::wechat::pay;
-    let refunds = Arc::new(Mutex::new(Vec::new()));
-    let recorder = refunds.clone();
-    let server = HttpServer::new(move || {
-        let recorder = recorder.clone();
-        let answer = move |extra: Vec<(&'static str, String)>| {
-            let mut f = pay::fields([
-                ("return_code", "SUCCESS".to_owned()),
-                ("result_code", "SUCCESS".to_owned()),
-                ("appid", "wxlive0001".to_owned()),
-                ("mch_id", "1900000109".to_owned()),
-                ("nonce_str", "fakenonce".to_owned()),
-            ]);
-            f.extend(extra.into_iter().map(|(k, v)| (k.to_owned(), v)));
-            let sign = pay::sign(&f, key, SignType::Md5);
-            f.insert("sign".into(), sign);
-            HttpResponse::Ok()
-                .content_type("text/xml")
-                .body(pay::to_xml(&f))
-        };
-        App::new()
-            .route(
-                "/sns/jscode2session",
-                web::get().to(|| async {
-                    HttpResponse::Ok()
-                        .body(r#"{"openid":"oLIVEflow000000000000000000001","session_key":"k"}"#)
-                }),
+    let answer = move |extra: &[(&'static str, &str)]| {
+        let mut f = pay::fields([
+            ("return_code", "SUCCESS".to_owned()),
+            ("result_code", "SUCCESS".to_owned()),
+            ("appid", "wxlive0001".to_owned()),
+            ("mch_id", "1900000109".to_owned()),
+            ("nonce_str", "fakenonce".to_owned()),
+        ]);
+        f.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let sign = pay::sign(&f, key, SignType::Md5);
+        f.insert("sign".into(), sign);
+        ResponseTemplate::new(200).set_body_raw(pay::to_xml(&f), "text/xml")
+    };
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/sns/jscode2session"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_string(
+                r#"{"openid":"oLIVEflow000000000000000000001","session_key":"k"}"#,
+            ),
+        )
+        .mount(&server)
+        .await;
+    let pay_answers: [(&str, &[(&'static str, &str)]); 4] = [
+        (
+            "/pay/unifiedorder",
+            &[("prepay_id", "wxLIVEprepay"), ("trade_type", "JSAPI")],
+        ),
+        ("/pay/orderquery", &[("trade_state", "NOTPAY")]),
+        ("/pay/closeorder", &[]),
+        ("/secapi/pay/refund", &[("refund_id", "50300")]),
+    ];
+    for (at, extra) in pay_answers {
+        Mock::given(method("POST"))
+            .and(path(at))
+            .respond_with(answer(extra))
+            .mount(&server)
+            .await;
+    }
+    server
+}
+
+/// The refunds a fake WeChat Pay took with a good signature, as
+/// `out_trade_no out_refund_no refund_fee`.
+async fn refunds_taken(server: &MockServer, key: &str) -> Vec<String> {
+    use lastmile_actors::wechat::pay;
+    received(server, "/secapi/pay/refund")
+        .await
+        .iter()
+        .filter_map(|r| pay::from_xml(&r.body).ok())
+        .filter(|f| pay::verify(f, key, SignType::Md5).is_ok())
+        .map(|f| {
+            let get = |k: &str| f.get(k).cloned().unwrap_or_default();
+            format!(
+                "{} {} {}",
+                get("out_trade_no"),
+                get("out_refund_no"),
+                get("refund_fee")
             )
-            .route(
-                "/pay/unifiedorder",
-                web::post().to(move || async move {
-                    answer(vec![
-                        ("prepay_id", "wxLIVEprepay".into()),
-                        ("trade_type", "JSAPI".into()),
-                    ])
-                }),
-            )
-            .route(
-                "/pay/orderquery",
-                web::post()
-                    .to(move || async move { answer(vec![("trade_state", "NOTPAY".into())]) }),
-            )
-            .route(
-                "/pay/closeorder",
-                web::post().to(move || async move { answer(vec![]) }),
-            )
-            .route(
-                "/secapi/pay/refund",
-                web::post().to(move |body: web::Bytes| {
-                    let recorder = recorder.clone();
-                    async move {
-                        let fields = pay::from_xml(&body).unwrap_or_default();
-                        if pay::verify(&fields, key, SignType::Md5).is_ok() {
-                            recorder
-                                .lock()
-                                .map(|mut v| {
-                                    v.push(format!(
-                                        "{} {} {}",
-                                        fields.get("out_trade_no").cloned().unwrap_or_default(),
-                                        fields.get("out_refund_no").cloned().unwrap_or_default(),
-                                        fields.get("refund_fee").cloned().unwrap_or_default()
-                                    ))
-                                })
-                                .ok();
-                        }
-                        answer(vec![("refund_id", "50300".into())])
-                    }
-                }),
-            )
-    })
-    .workers(1)
-    .bind("127.0.0.1:0")
-    .expect("bind fake");
-    let addr = server.addrs()[0];
-    let server = server.run();
-    let handle = server.handle();
-    actix_web::rt::spawn(server);
-    (format!("http://{addr}"), refunds, handle)
+        })
+        .collect()
 }
 
 #[actix_web::test]
 async fn live_mode_late_payment_is_refunded_at_wechat_pay() {
     const KEY: &str = "0123456789abcdef0123456789abcdef";
-    let (base, refunds, handle) = fake_wechat_for_flow(KEY);
+    let server = fake_wechat_for_flow(KEY).await;
+    let base = server.uri();
     let dir = tempfile::tempdir().expect("tmp");
     let mut settings = crate::helpers::test_settings(dir.path());
     let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
@@ -380,58 +334,38 @@ async fn live_mode_late_payment_is_refunded_at_wechat_pay() {
     );
     assert_eq!(app.status_of(&token, &id).await, "refunding");
     let reached = crate::helpers::eventually(std::time::Duration::from_secs(10), || {
-        let refunds = refunds.clone();
-        async move { refunds.lock().map(|v| !v.is_empty()).unwrap_or(false) }
+        let server = &server;
+        async move { !refunds_taken(server, KEY).await.is_empty() }
     })
     .await;
     assert!(reached, "the refund must reach WeChat Pay");
-    assert_eq!(refunds.lock().expect("lock")[0], format!("{id} R{id} 300"));
-    handle.stop(false).await;
+    assert_eq!(
+        refunds_taken(&server, KEY).await[0],
+        format!("{id} R{id} 300")
+    );
 }
 
 #[actix_web::test]
 async fn access_tokens_come_from_stable_token_or_token() {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let recorder = seen.clone();
-    let server = HttpServer::new(move || {
-        let (r1, r2) = (recorder.clone(), recorder.clone());
-        App::new()
-            .route(
-                "/cgi-bin/stable_token",
-                web::post().to(move |body: web::Json<serde_json::Value>| {
-                    let r1 = r1.clone();
-                    async move {
-                        r1.lock()
-                            .map(|mut v| v.push(format!("stable {}", body.0)))
-                            .ok();
-                        HttpResponse::Ok()
-                            .json(serde_json::json!({"access_token": "STABLE", "expires_in": 7200}))
-                    }
-                }),
-            )
-            .route(
-                "/cgi-bin/token",
-                web::get().to(move |req: HttpRequest| {
-                    let r2 = r2.clone();
-                    async move {
-                        r2.lock()
-                            .map(|mut v| v.push(format!("token {}", req.query_string())))
-                            .ok();
-                        HttpResponse::Ok()
-                            .json(serde_json::json!({"errcode": 40013, "errmsg": "invalid appid"}))
-                    }
-                }),
-            )
-    })
-    .workers(1)
-    .bind("127.0.0.1:0")
-    .expect("bind");
-    let addr = server.addrs()[0];
-    let server = server.run();
-    let handle = server.handle();
-    actix_web::rt::spawn(server);
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/cgi-bin/stable_token"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"access_token": "STABLE", "expires_in": 7200})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/cgi-bin/token"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"errcode": 40013, "errmsg": "invalid appid"})),
+        )
+        .mount(&server)
+        .await;
 
-    let client = LiveWeChat::new(&config(format!("http://{addr}"))).expect("client");
+    let client = LiveWeChat::new(&config(server.uri())).expect("client");
     let token = client.fetch_access_token(true).await.expect("stable token");
     assert_eq!((token.value.as_str(), token.expires_in), ("STABLE", 7200));
     let plain = client.fetch_access_token(false).await;
@@ -439,14 +373,14 @@ async fn access_tokens_come_from_stable_token_or_token() {
         matches!(plain, Err(WeChatError::Api { errcode: 40013, .. })),
         "{plain:?}"
     );
-    let seen = seen.lock().expect("lock").clone();
+    let stable = received(&server, "/cgi-bin/stable_token").await;
+    let stable: serde_json::Value = serde_json::from_slice(&stable[0].body).expect("JSON");
     assert_eq!(
-        seen[0],
-        r#"stable {"appid":"wxlive0001","force_refresh":false,"grant_type":"client_credential","secret":"live-secret"}"#
+        stable.to_string(),
+        r#"{"appid":"wxlive0001","force_refresh":false,"grant_type":"client_credential","secret":"live-secret"}"#
     );
     assert_eq!(
-        seen[1],
-        "token grant_type=client_credential&appid=wxlive0001&secret=live-secret"
+        received(&server, "/cgi-bin/token").await[0].url.query(),
+        Some("grant_type=client_credential&appid=wxlive0001&secret=live-secret")
     );
-    handle.stop(false).await;
 }
