@@ -1,0 +1,230 @@
+//! Domain values: parsed newtypes, the order record and its status machine,
+//! one concept per file ([`ids`](self) for order ids and openids, `money`,
+//! `place`, `order`, `session`, `payment`, `outbox`, `token`, `share`,
+//! `courier`).
+//!
+//! Every value that crosses into the actors is parsed once here; nothing
+//! downstream re-validates a bare `String`, and serde builds a newtype only
+//! through its parser.
+
+use time::OffsetDateTime;
+
+/// A rule broken by an input field; the message names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ValidationError(pub String);
+
+impl ValidationError {
+    fn new(msg: impl Into<String>) -> Self {
+        Self(msg.into())
+    }
+}
+
+/// The string conversions every text newtype shares: parse on the way in
+/// (so serde can never build an invalid value), plain text on the way out.
+macro_rules! string_newtype {
+    ($t:ident) => {
+        impl TryFrom<String> for $t {
+            type Error = ValidationError;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                Self::parse(&s)
+            }
+        }
+
+        impl From<$t> for String {
+            fn from(v: $t) -> Self {
+                v.0
+            }
+        }
+
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+mod courier;
+mod ids;
+mod money;
+mod order;
+mod outbox;
+mod payment;
+mod place;
+mod session;
+mod share;
+mod token;
+
+pub use courier::*;
+pub use ids::*;
+pub use money::*;
+pub use order::*;
+pub use outbox::*;
+pub use payment::*;
+pub use place::*;
+pub use session::*;
+pub use share::*;
+pub use token::*;
+
+/// Largest fee an order may carry, in fen (1 000 yuan).
+pub const MAX_FEE_FEN: u32 = 100_000;
+/// Longest `detail` / `note`, in characters.
+pub const MAX_TEXT_CHARS: usize = 200;
+/// Longest `pickup_code`, in characters.
+pub const MAX_PICKUP_CODE_CHARS: usize = 32;
+/// Longest order id: WeChat Pay's `out_trade_no` limit.
+pub const MAX_ORDER_ID_CHARS: usize = 32;
+
+/// Characters of an order id that encode its customer.
+pub const CUSTOMER_PREFIX_CHARS: usize = 8;
+
+/// A stable hash (FNV-1a) of a shard key; unlike the std hasher it never
+/// changes between processes or releases.
+pub fn stable_hash(key: &str) -> u64 {
+    key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Checks a free-text field: a length in characters and no control characters
+/// other than newline and tab.
+pub fn parse_text(
+    value: &str,
+    field: &str,
+    min: usize,
+    max: usize,
+) -> Result<String, ValidationError> {
+    let chars = value.chars().count();
+    if chars < min || chars > max {
+        let rule = if min == 0 {
+            format!("{field} must be at most {max} characters")
+        } else {
+            format!("{field} must be between {min} and {max} characters")
+        };
+        return Err(ValidationError(rule));
+    }
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(ValidationError(format!(
+            "{field} must not contain control characters"
+        )));
+    }
+    Ok(value.to_owned())
+}
+
+/// Milliseconds since the Unix epoch (times in sled keys, outbox entries,
+/// order ids).
+pub fn unix_ms(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Now, in UTC, truncated to microseconds so that stored and served times agree.
+pub fn now_utc() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    let micros = now.microsecond();
+    now.replace_microsecond(micros).unwrap_or(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_builds_newtypes_only_through_their_parsers() {
+        assert!(serde_json::from_str::<PhoneNumber>("\"12345\"").is_err());
+        assert!(serde_json::from_str::<PhoneNumber>("\"13800138000\"").is_ok());
+        assert!(serde_json::from_str::<PlaceId>("\"\"").is_err());
+        assert!(serde_json::from_str::<PlaceId>(&format!("\"{}\"", "x".repeat(65))).is_err());
+        assert!(serde_json::from_str::<OpenId>("\"bad id!\"").is_err());
+        assert!(serde_json::from_str::<Fen>("0").is_err());
+    }
+
+    #[test]
+    fn legal_path_reaches_completed() {
+        let mut s = Status::AwaitingPayment;
+        for e in [
+            Event::PaymentConfirmed,
+            Event::Assign,
+            Event::PickUp,
+            Event::Deliver,
+            Event::Confirm,
+        ] {
+            s = s.apply(e).expect("legal transition");
+        }
+        assert_eq!(s, Status::Completed);
+    }
+
+    #[test]
+    fn terminal_states_accept_nothing_but_late_payment() {
+        for st in [Status::Completed, Status::Refunded] {
+            for e in [Event::Cancel, Event::Assign, Event::PaymentConfirmed] {
+                assert!(st.apply(e).is_err(), "{st} accepted {e:?}");
+            }
+        }
+        assert_eq!(
+            Status::Cancelled.apply(Event::PaymentConfirmed),
+            Ok(Status::Refunding)
+        );
+        assert!(Status::Cancelled.apply(Event::Cancel).is_err());
+    }
+
+    #[test]
+    fn cancel_is_allowed_until_pickup_and_frees_the_courier() {
+        assert_eq!(Status::Assigned.apply(Event::Cancel), Ok(Status::Refunding));
+        for st in [Status::PickedUp, Status::Delivered] {
+            assert!(st.apply(Event::Cancel).is_err(), "{st} cancelled");
+        }
+        let customer = OpenId::parse("oCUSTOMER").unwrap();
+        let courier = OpenId::parse("oCOURIER").unwrap();
+        let now = OffsetDateTime::from_unix_timestamp(1_790_000_000).unwrap();
+        let new = NewOrder {
+            kind: OrderKind::Express,
+            pickup: Location {
+                place_id: PlaceId::unchecked("a"),
+                detail: String::new(),
+            },
+            dropoff: Location {
+                place_id: PlaceId::unchecked("b"),
+                detail: String::new(),
+            },
+            pickup_code: String::new(),
+            fee_fen: Fen::try_from(300u32).expect("fee"),
+            note: String::new(),
+            ready_at: None,
+        };
+        let mut order = Order::new(OrderId::generate(&customer, now), customer, new, now);
+        order.apply(Event::PaymentConfirmed, now).unwrap();
+        order.assign(courier, now).unwrap();
+        order.apply(Event::Cancel, now).unwrap();
+        assert_eq!(order.status(), Status::Refunding);
+        assert_eq!(order.courier, None);
+    }
+
+    #[test]
+    fn generated_ids_are_valid_grouped_by_customer_and_time_ordered() {
+        let a = OpenId::parse("oAAA").unwrap();
+        let b = OpenId::parse("oBBB").unwrap();
+        let t0 = OffsetDateTime::from_unix_timestamp(1_790_000_000).unwrap();
+        let first = OrderId::generate(&a, t0);
+        let later = OrderId::generate(&a, t0 + std::time::Duration::from_millis(1));
+        assert_eq!(first.as_str().len(), 32);
+        assert!(OrderId::parse(first.as_str()).is_ok());
+        assert!(first < later, "ids must sort by creation time");
+        assert!(first.as_str().starts_with(&OrderId::customer_prefix(&a)));
+        assert_eq!(first.shard_key(), later.shard_key());
+        assert_ne!(first.shard_key(), OrderId::generate(&b, t0).shard_key());
+        assert_eq!(first.created_ms(), Some(1_790_000_000_000));
+        assert_eq!(OrderId::parse("ABC").unwrap().created_ms(), None);
+    }
+
+    #[test]
+    fn text_counts_characters_not_bytes() {
+        let two_hundred = "快".repeat(200);
+        assert!(parse_text(&two_hundred, "note", 0, 200).is_ok());
+        assert!(parse_text(&format!("{two_hundred}x"), "note", 0, 200).is_err());
+        assert!(parse_text("a\u{0}b", "note", 0, 200).is_err());
+    }
+}

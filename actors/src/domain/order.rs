@@ -1,0 +1,341 @@
+//! The order: what is asked, its status machine, the record.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::*;
+
+/// What kind of errand an order is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderKind {
+    /// Pick up a parcel at an express station.
+    Express,
+    /// Bring takeout from the gate or a canteen.
+    Takeout,
+}
+
+impl OrderKind {
+    /// Parses `express` or `takeout`.
+    pub fn parse(s: &str) -> Result<Self, ValidationError> {
+        match s {
+            "express" => Ok(Self::Express),
+            "takeout" => Ok(Self::Takeout),
+            _ => Err(ValidationError::new("kind must be express or takeout")),
+        }
+    }
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Express => "express",
+            Self::Takeout => "takeout",
+        }
+    }
+}
+
+/// A place plus free-text directions (locker number, dorm room).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Location {
+    /// A place on the campus map.
+    pub place_id: PlaceId,
+    /// Directions within the place, 1–200 characters.
+    pub detail: String,
+}
+
+/// A validated order request, ready for a shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOrder {
+    /// Express or takeout.
+    pub kind: OrderKind,
+    /// Where the courier picks up.
+    pub pickup: Location,
+    /// Where the courier delivers.
+    pub dropoff: Location,
+    /// The code the station or shop asks for, ≤ 32 characters.
+    pub pickup_code: String,
+    /// What the customer pays the courier.
+    pub fee_fen: Fen,
+    /// A note for the courier, ≤ 200 characters.
+    pub note: String,
+    /// When the goods can be picked up (None: at once).
+    pub ready_at: Option<OffsetDateTime>,
+}
+
+/// How far in the past a `ready_at` is still taken as "now" (phone clocks drift).
+pub const READY_AT_SKEW: std::time::Duration = std::time::Duration::from_secs(60);
+/// How far ahead an order may be placed.
+pub const READY_AT_AHEAD: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Parses a `ready_at` (RFC 3339) against `now`: up to a minute in the past
+/// counts as now; further back, or more than 24 h ahead, is refused.
+pub fn parse_ready_at(text: &str, now: OffsetDateTime) -> Result<OffsetDateTime, ValidationError> {
+    let at = OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).map_err(
+        |_| ValidationError::new("ready_at must be an RFC 3339 time such as 2026-11-25T12:30:00Z"),
+    )?;
+    if at < now - READY_AT_SKEW {
+        return Err(ValidationError::new("ready_at must not be in the past"));
+    }
+    if at > now + READY_AT_AHEAD {
+        return Err(ValidationError::new("ready_at must be within 24 hours"));
+    }
+    let at = at.to_offset(time::UtcOffset::UTC);
+    Ok(at
+        .replace_microsecond(at.microsecond())
+        .unwrap_or(at)
+        .max(now))
+}
+
+/// Where an order is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Created, waiting for WeChat Pay.
+    AwaitingPayment,
+    /// Paid, waiting for a courier.
+    Paid,
+    /// A courier has it.
+    Assigned,
+    /// The courier has the goods.
+    PickedUp,
+    /// Handed over, waiting for the customer's confirmation.
+    Delivered,
+    /// Done.
+    Completed,
+    /// Cancelled before payment.
+    Cancelled,
+    /// Money on its way back.
+    Refunding,
+    /// Money returned.
+    Refunded,
+}
+
+/// Every status, in life order (for metrics and parsing).
+pub const ALL_STATUSES: [Status; 9] = [
+    Status::AwaitingPayment,
+    Status::Paid,
+    Status::Assigned,
+    Status::PickedUp,
+    Status::Delivered,
+    Status::Completed,
+    Status::Cancelled,
+    Status::Refunding,
+    Status::Refunded,
+];
+
+/// Something that happens to an order; the status machine decides if it may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// WeChat Pay confirmed the payment.
+    PaymentConfirmed,
+    /// The customer (or the payment timeout) cancels.
+    Cancel,
+    /// A courier takes the order.
+    Assign,
+    /// The courier's task is taken back (offline too long).
+    Unassign,
+    /// The courier picked the goods up.
+    PickUp,
+    /// The courier handed them over.
+    Deliver,
+    /// The customer (or the auto-confirm timer) confirms receipt.
+    Confirm,
+    /// WeChat Pay confirmed the refund.
+    RefundConfirmed,
+}
+
+/// An event the current status does not allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("an order that is {from} cannot {event}")]
+pub struct TransitionError {
+    /// The status the order was in.
+    pub from: Status,
+    /// What was attempted.
+    pub event: EventName,
+}
+
+/// The name of an event, for error messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventName(pub Event);
+
+impl fmt::Display for EventName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.0 {
+            Event::PaymentConfirmed => "be paid",
+            Event::Cancel => "be cancelled",
+            Event::Assign => "be assigned",
+            Event::Unassign => "be unassigned",
+            Event::PickUp => "be picked up",
+            Event::Deliver => "be delivered",
+            Event::Confirm => "be confirmed",
+            Event::RefundConfirmed => "be refunded",
+        })
+    }
+}
+
+impl Status {
+    /// The one place transitions are decided.
+    pub fn apply(self, event: Event) -> Result<Status, TransitionError> {
+        use Event as E;
+        use Status as S;
+        let next = match (self, event) {
+            (S::AwaitingPayment, E::PaymentConfirmed) => S::Paid,
+            (S::AwaitingPayment, E::Cancel) => S::Cancelled,
+            // A paid order is never just dropped: cancelling it starts a refund,
+            // and so does a payment that arrives after the order was cancelled.
+            (S::Paid, E::Cancel) => S::Refunding,
+            // Until pickup the customer may change their mind; the courier
+            // loses the task (the goods are still where they were).
+            (S::Assigned, E::Cancel) => S::Refunding,
+            (S::Cancelled, E::PaymentConfirmed) => S::Refunding,
+            (S::Paid, E::Assign) => S::Assigned,
+            (S::Assigned, E::Unassign) => S::Paid,
+            (S::Assigned, E::PickUp) => S::PickedUp,
+            (S::PickedUp, E::Deliver) => S::Delivered,
+            (S::Delivered, E::Confirm) => S::Completed,
+            (S::Refunding, E::RefundConfirmed) => S::Refunded,
+            (from, event) => {
+                return Err(TransitionError {
+                    from,
+                    event: EventName(event),
+                })
+            }
+        };
+        Ok(next)
+    }
+
+    /// True when nothing more will happen on its own, so the order leaves memory.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Status::Completed | Status::Cancelled | Status::Refunded
+        )
+    }
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::AwaitingPayment => "awaiting_payment",
+            Status::Paid => "paid",
+            Status::Assigned => "assigned",
+            Status::PickedUp => "picked_up",
+            Status::Delivered => "delivered",
+            Status::Completed => "completed",
+            Status::Cancelled => "cancelled",
+            Status::Refunding => "refunding",
+            Status::Refunded => "refunded",
+        }
+    }
+
+    /// Parses a wire name (the `status` filter of the list endpoint).
+    pub fn parse(s: &str) -> Result<Self, ValidationError> {
+        ALL_STATUSES
+            .iter()
+            .copied()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| ValidationError::new("status is not a known order status"))
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The order record, as stored and as served.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    /// Its id (also WeChat Pay's `out_trade_no`).
+    pub id: OrderId,
+    /// The customer's openid.
+    pub customer: OpenId,
+    /// Express or takeout.
+    pub kind: OrderKind,
+    /// Where to pick up.
+    pub pickup: Location,
+    /// Where to deliver.
+    pub dropoff: Location,
+    /// Shown only to the customer and the assigned courier.
+    pub pickup_code: String,
+    /// The fee in fen.
+    pub fee_fen: Fen,
+    /// The customer's note.
+    pub note: String,
+    /// When the goods can be picked up (the creation time when not given).
+    #[serde(with = "time::serde::rfc3339")]
+    pub ready_at: OffsetDateTime,
+    /// Private so that only [`Order::apply`] changes it.
+    status: Status,
+    /// The assigned courier, if any.
+    pub courier: Option<OpenId>,
+    /// When it was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When it last changed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl Order {
+    /// A new order awaiting payment.
+    pub fn new(id: OrderId, customer: OpenId, new: NewOrder, now: OffsetDateTime) -> Self {
+        Self {
+            id,
+            customer,
+            kind: new.kind,
+            pickup: new.pickup,
+            dropoff: new.dropoff,
+            pickup_code: new.pickup_code,
+            fee_fen: new.fee_fen,
+            note: new.note,
+            ready_at: new.ready_at.unwrap_or(now).max(now),
+            status: Status::AwaitingPayment,
+            courier: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// The current status.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// Applies an event through the status machine, stamping `updated_at`.
+    pub fn apply(&mut self, event: Event, now: OffsetDateTime) -> Result<Status, TransitionError> {
+        let next = self.status.apply(event)?;
+        self.status = next;
+        self.updated_at = now;
+        if event == Event::Cancel {
+            // A cancelled task is nobody's any more.
+            self.courier = None;
+        }
+        Ok(next)
+    }
+
+    /// Hands the order to `courier` (through the status machine).
+    pub fn assign(
+        &mut self,
+        courier: OpenId,
+        now: OffsetDateTime,
+    ) -> Result<Status, TransitionError> {
+        let status = self.apply(Event::Assign, now)?;
+        self.courier = Some(courier);
+        Ok(status)
+    }
+
+    /// Takes the order back from its courier.
+    pub fn unassign(&mut self, now: OffsetDateTime) -> Result<Status, TransitionError> {
+        let status = self.apply(Event::Unassign, now)?;
+        self.courier = None;
+        Ok(status)
+    }
+
+    /// May `who` see this order at all?
+    pub fn visible_to(&self, who: &OpenId) -> bool {
+        &self.customer == who || self.courier.as_ref() == Some(who)
+    }
+}
