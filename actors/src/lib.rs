@@ -13,6 +13,7 @@
 //!   our feasibility checker and metrics)
 //! - [`domain`]: parsed values (`OrderId`, `OpenId`, `Fen`, …), the order record and its status machine
 //! - [`errors`]: an error with its causes for one log line
+//! - [`flight`]: single flight — concurrent asks for one key share one call
 //! - [`messages`]: [`messages::notifier`] (the durable outbox worker: subscribe / template
 //!   messages with retries) and [`messages::formid`] (form_ids, paid prepay_ids, subscribe grants)
 //! - [`objects`]: object storage (local directory or Qiniu form upload)
@@ -33,6 +34,7 @@ pub mod campus;
 pub mod dispatch;
 pub mod domain;
 pub mod errors;
+pub mod flight;
 pub mod messages;
 pub mod objects;
 pub mod orders;

@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use futures::future::{FutureExt, LocalBoxFuture, Shared};
 use sha2::{Digest, Sha256};
 
 use crate::auth::token::Tokens;
@@ -29,15 +28,13 @@ pub enum ShareError {
     DailyLimit(u32),
 }
 
-type Making = Shared<LocalBoxFuture<'static, Result<String, ShareError>>>;
-
 /// The actor.
 pub struct ShareCodeActor {
     store: ShareCodeRepo,
     wechat: Arc<dyn WeChat>,
     tokens: Tokens,
     objects: Arc<dyn ObjectStore>,
-    making: HashMap<(String, String), Making>,
+    making: crate::flight::Flights<(String, String), Result<String, ShareError>>,
     daily_limit: u32,
     /// New codes made per user on the current UTC day.
     made_today: HashMap<OpenId, (i64, u32)>,
@@ -110,8 +107,8 @@ impl Handler<GetShareCode> for ShareCodeActor {
                 return Box::pin(async move { Err(e) });
             }
         }
-        if let Some(making) = self.making.get(&key) {
-            return Box::pin(making.clone());
+        if let Some(making) = self.making.join(&key) {
+            return making;
         }
         if let Err(e) = self.count_new_code(user) {
             return Box::pin(async move { Err(e) });
@@ -151,11 +148,8 @@ impl Handler<GetShareCode> for ShareCodeActor {
                 .await
                 .map_err(|e| ShareError::Unavailable(crate::errors::cause(e)))?;
             Ok(url)
-        }
-        .boxed_local()
-        .shared();
-        self.making.insert(key, make.clone());
-        Box::pin(make)
+        };
+        self.making.start(key, make)
     }
 }
 
@@ -167,7 +161,7 @@ impl Handler<ShareCodeMade> for ShareCodeActor {
         ShareCodeMade { key, result }: ShareCodeMade,
         _: &mut Self::Context,
     ) -> Self::Result {
-        self.making.remove(&key);
+        self.making.land(&key);
         let url = result?;
         self.store
             .put_share_code(&key.0, &key.1, &url)
@@ -205,7 +199,7 @@ impl ShareCodes {
             wechat,
             tokens,
             objects,
-            making: HashMap::new(),
+            making: crate::flight::Flights::new(),
             daily_limit,
             made_today: HashMap::new(),
         });

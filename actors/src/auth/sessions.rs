@@ -134,12 +134,19 @@ impl SessionActor {
         Ok(openid)
     }
 
+    /// Forgets expired sessions: the cache here, the tree off the actor's
+    /// thread (it is a scan).
     fn sweep(&mut self) {
         let now = now_utc();
         self.cache.retain(|_, s| s.expires_at > now);
-        if let Err(e) = self.store.remove_expired_sessions(now) {
-            tracing::warn!(error = %e, "sweeping expired sessions failed");
-        }
+        let store = self.store.clone();
+        actix::spawn(async move {
+            match tokio::task::spawn_blocking(move || store.remove_expired_sessions(now)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "sweeping expired sessions failed"),
+                Err(e) => tracing::warn!(error = %e, "session sweep did not run"),
+            }
+        });
     }
 }
 

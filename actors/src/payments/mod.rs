@@ -6,12 +6,10 @@
 //! go to the shards by message (`ConfirmPayment`, `CancelUnpaid`,
 //! `ConfirmRefund`), each durable before the notify is answered SUCCESS.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use futures::future::{FutureExt, LocalBoxFuture, Shared};
 
 use crate::domain::{now_utc, OpenId, Order, OrderId, PayParams, PaymentRecord, Status};
 use crate::messages::formid::FormIds;
@@ -142,8 +140,6 @@ fn acknowledge(result: Result<(), NotifyError>) -> NotifyAck {
     }
 }
 
-type PrepayFuture = Shared<LocalBoxFuture<'static, Result<PayParams, PaymentError>>>;
-
 /// The actor that owns payment sessions.
 pub struct PaymentsActor {
     store: PaymentRepo,
@@ -152,7 +148,7 @@ pub struct PaymentsActor {
     wechat: Arc<dyn WeChat>,
     notify_base: String,
     /// Prepays under way, so concurrent `pay` calls make one unifiedorder.
-    pending: HashMap<OrderId, PrepayFuture>,
+    pending: crate::flight::Flights<OrderId, Result<PayParams, PaymentError>>,
     /// Refunds being pushed through, so a repeated `RefundDue` starts none twice.
     refunding: std::collections::HashSet<OrderId>,
 }
@@ -421,8 +417,8 @@ impl PaymentsActor {
             Ok(None) => {}
             Err(e) => return Box::pin(async move { Err(e) }),
         }
-        if let Some(pending) = self.pending.get(&msg.id) {
-            return Box::pin(pending.clone());
+        if let Some(pending) = self.pending.join(&msg.id) {
+            return pending;
         }
         let request = UnifiedOrder {
             out_trade_no: order.id.to_string(),
@@ -460,11 +456,8 @@ impl PaymentsActor {
             let params = addr.send(PrepayFinished { id, result }).await??;
             store.commit().await?;
             Ok(params)
-        }
-        .boxed_local()
-        .shared();
-        self.pending.insert(msg.id, call.clone());
-        Box::pin(call)
+        };
+        self.pending.start(msg.id, call)
     }
 }
 
@@ -476,7 +469,7 @@ impl Handler<PrepayFinished> for PaymentsActor {
         PrepayFinished { id, result }: PrepayFinished,
         _: &mut Self::Context,
     ) -> Self::Result {
-        self.pending.remove(&id);
+        self.pending.land(&id);
         let (prepay_id, params) = result?;
         let stored = params.clone();
         self.record(&id, |r| {
@@ -851,7 +844,7 @@ impl Payments {
             formids,
             wechat,
             notify_base,
-            pending: HashMap::new(),
+            pending: crate::flight::Flights::new(),
             refunding: std::collections::HashSet::new(),
         });
         Self { addr }
