@@ -279,7 +279,58 @@ pub struct Order {
     pub updated_at: OffsetDateTime,
 }
 
+/// Every field of an order, for the storage layer to rebuild one it wrote
+/// (a stored status was reached through [`Order::apply`] when written).
+#[derive(Debug, Clone)]
+pub struct OrderParts {
+    /// See [`Order::id`].
+    pub id: OrderId,
+    /// See [`Order::customer`].
+    pub customer: OpenId,
+    /// See [`Order::kind`].
+    pub kind: OrderKind,
+    /// See [`Order::pickup`].
+    pub pickup: Location,
+    /// See [`Order::dropoff`].
+    pub dropoff: Location,
+    /// See [`Order::pickup_code`].
+    pub pickup_code: String,
+    /// See [`Order::fee_fen`].
+    pub fee_fen: Fen,
+    /// See [`Order::note`].
+    pub note: String,
+    /// See [`Order::ready_at`].
+    pub ready_at: OffsetDateTime,
+    /// The status it had.
+    pub status: Status,
+    /// See [`Order::courier`].
+    pub courier: Option<OpenId>,
+    /// See [`Order::created_at`].
+    pub created_at: OffsetDateTime,
+    /// See [`Order::updated_at`].
+    pub updated_at: OffsetDateTime,
+}
+
 impl Order {
+    /// An order read back from storage.
+    pub fn restore(p: OrderParts) -> Self {
+        Self {
+            id: p.id,
+            customer: p.customer,
+            kind: p.kind,
+            pickup: p.pickup,
+            dropoff: p.dropoff,
+            pickup_code: p.pickup_code,
+            fee_fen: p.fee_fen,
+            note: p.note,
+            ready_at: p.ready_at,
+            status: p.status,
+            courier: p.courier,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        }
+    }
+
     /// A new order awaiting payment.
     pub fn new(id: OrderId, customer: OpenId, new: NewOrder, now: OffsetDateTime) -> Self {
         Self {

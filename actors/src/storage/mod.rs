@@ -40,6 +40,7 @@ mod formids;
 mod orders;
 mod outbox;
 mod payments;
+mod records;
 mod sessions;
 mod sharecodes;
 mod tokens;
@@ -340,27 +341,8 @@ fn tx_error(e: TransactionError<()>) -> StorageError {
     }
 }
 
-/// An order as stored before `ready_at` (v1), to read old databases.
-#[derive(Serialize, serde::Deserialize)]
-struct OrderV1 {
-    id: OrderId,
-    customer: OpenId,
-    kind: crate::domain::OrderKind,
-    pickup: crate::domain::Location,
-    dropoff: crate::domain::Location,
-    pickup_code: String,
-    fee_fen: crate::domain::Fen,
-    note: String,
-    status: Status,
-    courier: Option<OpenId>,
-    #[serde(with = "time::serde::rfc3339")]
-    created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    updated_at: OffsetDateTime,
-}
-
 fn encode_order(order: &Order) -> Result<Vec<u8>, StorageError> {
-    let mut out = encode(order)?;
+    let mut out = encode(&records::OrderV2::from(order))?;
     out[0] = ORDER_V2;
     Ok(out)
 }
@@ -369,18 +351,14 @@ fn decode_order(bytes: &[u8], key: &str) -> Result<Order, StorageError> {
     let corrupt = || StorageError::Corrupt {
         key: key.to_owned(),
     };
-    match bytes.split_first() {
-        Some((&ORDER_V2, body)) => bincode::deserialize(body).map_err(|_| corrupt()),
-        Some((&RECORD_V1, body)) => {
-            // Through the serde shape, so the order's own rules (its private
-            // status) stay with the domain type.
-            let old: OrderV1 = bincode::deserialize(body).map_err(|_| corrupt())?;
-            let mut shape = serde_json::to_value(&old).map_err(|_| corrupt())?;
-            shape["ready_at"] = shape["created_at"].clone();
-            serde_json::from_value(shape).map_err(|_| corrupt())
-        }
-        _ => Err(corrupt()),
-    }
+    let record: records::OrderV2 = match bytes.split_first() {
+        Some((&ORDER_V2, body)) => bincode::deserialize(body).map_err(|_| corrupt())?,
+        Some((&RECORD_V1, body)) => bincode::deserialize::<records::OrderV1>(body)
+            .map_err(|_| corrupt())?
+            .upgrade(),
+        _ => return Err(corrupt()),
+    };
+    record.domain().map_err(|_| corrupt())
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StorageError> {
@@ -654,7 +632,7 @@ mod tests {
         let order = order_at(&customer, now - Duration::from_secs(600));
         let mut shape = serde_json::to_value(&order).expect("shape");
         shape.as_object_mut().expect("object").remove("ready_at");
-        let old: OrderV1 = serde_json::from_value(shape).expect("v1 shape");
+        let old: records::OrderV1 = serde_json::from_value(shape).expect("v1 shape");
         let mut bytes = vec![RECORD_V1];
         bincode::serialize_into(&mut bytes, &old).expect("v1 bytes");
 
@@ -665,6 +643,28 @@ mod tests {
         let v2 = encode_order(&read).expect("encodes");
         assert_eq!(v2[0], ORDER_V2);
         assert_eq!(decode_order(&v2, "k").expect("reads"), order);
+    }
+
+    #[test]
+    fn the_order_record_is_byte_for_byte_what_earlier_releases_wrote() {
+        let customer = OpenId::parse("oGOLDEN").expect("openid");
+        let at = OffsetDateTime::from_unix_timestamp(1_764_000_000).expect("time");
+        let mut order = order_at(&customer, at);
+        order.id = OrderId::parse("GOLDEN1").expect("id");
+        // Frozen: what the release before storage had its own record types
+        // wrote for this order (tag 2, then bincode of the fields in order).
+        let written = hex::decode(concat!(
+            "020700000000000000474f4c44454e3107000000000000006f474f4c44454e",
+            "000000000400000000000000676174650000000000000000040000000000",
+            "000067617465000000000000000000000000000000002c01000000000000",
+            "000000001400000000000000323032352d31312d32345431363a30303a30",
+            "305a00000000001400000000000000323032352d31312d32345431363a30",
+            "303a30305a1400000000000000323032352d31312d32345431363a30303a",
+            "30305a"
+        ))
+        .expect("hex");
+        assert_eq!(encode_order(&order).expect("encodes"), written);
+        assert_eq!(decode_order(&written, "k").expect("reads"), order);
     }
 
     #[test]

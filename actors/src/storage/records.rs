@@ -1,0 +1,217 @@
+//! Persisted order records: the storage layer's own versioned types, so a
+//! change to the domain or API shape of an order never changes what is on
+//! disk, and every version ever written keeps reading. Field order and
+//! types below *are* the disk format (bincode is positional); a new layout
+//! is a new version with its own tag byte.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::domain::{
+    Fen, Location, OpenId, Order, OrderId, OrderKind, OrderParts, PlaceId, Status,
+};
+
+/// Kinds as stored (the variant index is the disk value).
+#[derive(Serialize, Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum KindRecord {
+    Express,
+    Takeout,
+}
+
+/// Statuses as stored (the variant index is the disk value).
+#[derive(Serialize, Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum StatusRecord {
+    AwaitingPayment,
+    Paid,
+    Assigned,
+    PickedUp,
+    Delivered,
+    Completed,
+    Cancelled,
+    Refunding,
+    Refunded,
+}
+
+/// A place and directions as stored.
+#[derive(Serialize, Deserialize)]
+struct LocationRecord {
+    place_id: String,
+    detail: String,
+}
+
+/// Orders since `ready_at` (tag `ORDER_V2`).
+#[derive(Serialize, Deserialize)]
+pub(super) struct OrderV2 {
+    id: String,
+    customer: String,
+    kind: KindRecord,
+    pickup: LocationRecord,
+    dropoff: LocationRecord,
+    pickup_code: String,
+    fee_fen: u32,
+    note: String,
+    #[serde(with = "time::serde::rfc3339")]
+    ready_at: OffsetDateTime,
+    status: StatusRecord,
+    courier: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    updated_at: OffsetDateTime,
+}
+
+/// Orders from before `ready_at` (tag `RECORD_V1`); they read as ready
+/// when they were created.
+#[derive(Serialize, Deserialize)]
+pub(super) struct OrderV1 {
+    id: String,
+    customer: String,
+    kind: KindRecord,
+    pickup: LocationRecord,
+    dropoff: LocationRecord,
+    pickup_code: String,
+    fee_fen: u32,
+    note: String,
+    status: StatusRecord,
+    courier: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    updated_at: OffsetDateTime,
+}
+
+/// A stored value that no longer parses as the domain value.
+#[derive(Debug)]
+pub(super) struct Unreadable;
+
+fn kind(k: OrderKind) -> KindRecord {
+    match k {
+        OrderKind::Express => KindRecord::Express,
+        OrderKind::Takeout => KindRecord::Takeout,
+    }
+}
+
+fn status(s: Status) -> StatusRecord {
+    match s {
+        Status::AwaitingPayment => StatusRecord::AwaitingPayment,
+        Status::Paid => StatusRecord::Paid,
+        Status::Assigned => StatusRecord::Assigned,
+        Status::PickedUp => StatusRecord::PickedUp,
+        Status::Delivered => StatusRecord::Delivered,
+        Status::Completed => StatusRecord::Completed,
+        Status::Cancelled => StatusRecord::Cancelled,
+        Status::Refunding => StatusRecord::Refunding,
+        Status::Refunded => StatusRecord::Refunded,
+    }
+}
+
+impl KindRecord {
+    fn domain(self) -> OrderKind {
+        match self {
+            KindRecord::Express => OrderKind::Express,
+            KindRecord::Takeout => OrderKind::Takeout,
+        }
+    }
+}
+
+impl StatusRecord {
+    fn domain(self) -> Status {
+        match self {
+            StatusRecord::AwaitingPayment => Status::AwaitingPayment,
+            StatusRecord::Paid => Status::Paid,
+            StatusRecord::Assigned => Status::Assigned,
+            StatusRecord::PickedUp => Status::PickedUp,
+            StatusRecord::Delivered => Status::Delivered,
+            StatusRecord::Completed => Status::Completed,
+            StatusRecord::Cancelled => Status::Cancelled,
+            StatusRecord::Refunding => Status::Refunding,
+            StatusRecord::Refunded => Status::Refunded,
+        }
+    }
+}
+
+impl From<&Location> for LocationRecord {
+    fn from(l: &Location) -> Self {
+        Self {
+            place_id: l.place_id.as_str().to_owned(),
+            detail: l.detail.clone(),
+        }
+    }
+}
+
+impl LocationRecord {
+    fn domain(self) -> Result<Location, Unreadable> {
+        Ok(Location {
+            place_id: PlaceId::try_from(self.place_id).map_err(|_| Unreadable)?,
+            detail: self.detail,
+        })
+    }
+}
+
+fn open_id(s: &str) -> Result<OpenId, Unreadable> {
+    OpenId::parse(s).map_err(|_| Unreadable)
+}
+
+impl From<&Order> for OrderV2 {
+    fn from(o: &Order) -> Self {
+        Self {
+            id: o.id.as_str().to_owned(),
+            customer: o.customer.as_str().to_owned(),
+            kind: kind(o.kind),
+            pickup: (&o.pickup).into(),
+            dropoff: (&o.dropoff).into(),
+            pickup_code: o.pickup_code.clone(),
+            fee_fen: o.fee_fen.get(),
+            note: o.note.clone(),
+            ready_at: o.ready_at,
+            status: status(o.status()),
+            courier: o.courier.as_ref().map(|c| c.as_str().to_owned()),
+            created_at: o.created_at,
+            updated_at: o.updated_at,
+        }
+    }
+}
+
+impl OrderV2 {
+    /// The domain order this record holds.
+    pub(super) fn domain(self) -> Result<Order, Unreadable> {
+        Ok(Order::restore(OrderParts {
+            id: OrderId::parse(&self.id).map_err(|_| Unreadable)?,
+            customer: open_id(&self.customer)?,
+            kind: self.kind.domain(),
+            pickup: self.pickup.domain()?,
+            dropoff: self.dropoff.domain()?,
+            pickup_code: self.pickup_code,
+            fee_fen: Fen::try_from(self.fee_fen).map_err(|_| Unreadable)?,
+            note: self.note,
+            ready_at: self.ready_at,
+            status: self.status.domain(),
+            courier: self.courier.as_deref().map(open_id).transpose()?,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }))
+    }
+}
+
+impl OrderV1 {
+    /// The same order as a v2 record, ready when it was created.
+    pub(super) fn upgrade(self) -> OrderV2 {
+        OrderV2 {
+            id: self.id,
+            customer: self.customer,
+            kind: self.kind,
+            pickup: self.pickup,
+            dropoff: self.dropoff,
+            pickup_code: self.pickup_code,
+            fee_fen: self.fee_fen,
+            note: self.note,
+            ready_at: self.created_at,
+            status: self.status,
+            courier: self.courier,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
