@@ -4,6 +4,8 @@
 #   2. POST /api/v1/orders     (durable order creation, group commit)
 # Prints req/s, p50 and p99 of each and their ratio.
 # Usage: benches/load.sh [duration, default 15s] [connections, default 64]
+# LASTMILE_BENCH_BIN=path runs another build of the binary (to compare two
+# commits side by side in one session).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,14 +18,15 @@ if ! command -v wrk >/dev/null; then
   echo "installing wrk..." >&2
   (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null
 fi
-cargo build --release --quiet
+BIN=${LASTMILE_BENCH_BIN:-target/release/lastmile}
+[ -n "${LASTMILE_BENCH_BIN:-}" ] || cargo build --release --quiet
 
 WORK=$(mktemp -d)
 # Every request makes an unpaid order: lift the per-customer bound
 # (orders.max_unpaid) so the run measures creation, not 409s.
 LASTMILE__HTTP__BIND=127.0.0.1:$PORT LASTMILE__STORAGE__PATH=$WORK/data RUST_LOG=warn \
   LASTMILE__ORDERS__MAX_UNPAID=100000000 \
-  target/release/lastmile &
+  "$BIN" &
 PID=$!
 cleanup() { kill -TERM "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT

@@ -34,28 +34,30 @@ enum StatusRecord {
     Refunded,
 }
 
-/// A place and directions as stored.
+/// A place and directions as stored (`S`: borrowed text to write, owned
+/// to read; both encode the same).
 #[derive(Serialize, Deserialize)]
-struct LocationRecord {
-    place_id: String,
-    detail: String,
+struct LocationRecord<S = String> {
+    place_id: S,
+    detail: S,
 }
 
-/// Orders since `ready_at` (tag `ORDER_V2`).
+/// Orders since `ready_at` (tag `ORDER_V2`); written borrowed (no copy of
+/// the order's text on the create path), read owned.
 #[derive(Serialize, Deserialize)]
-pub(super) struct OrderV2 {
-    id: String,
-    customer: String,
+pub(super) struct OrderV2<S = String> {
+    id: S,
+    customer: S,
     kind: KindRecord,
-    pickup: LocationRecord,
-    dropoff: LocationRecord,
-    pickup_code: String,
+    pickup: LocationRecord<S>,
+    dropoff: LocationRecord<S>,
+    pickup_code: S,
     fee_fen: u32,
-    note: String,
+    note: S,
     #[serde(with = "time::serde::rfc3339")]
     ready_at: OffsetDateTime,
     status: StatusRecord,
-    courier: Option<String>,
+    courier: Option<S>,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -132,11 +134,11 @@ impl StatusRecord {
     }
 }
 
-impl From<&Location> for LocationRecord {
-    fn from(l: &Location) -> Self {
+impl<'a> From<&'a Location> for LocationRecord<&'a str> {
+    fn from(l: &'a Location) -> Self {
         Self {
-            place_id: l.place_id.as_str().to_owned(),
-            detail: l.detail.clone(),
+            place_id: l.place_id.as_str(),
+            detail: &l.detail,
         }
     }
 }
@@ -154,20 +156,20 @@ fn open_id(s: &str) -> Result<OpenId, Unreadable> {
     OpenId::parse(s).map_err(|_| Unreadable)
 }
 
-impl From<&Order> for OrderV2 {
-    fn from(o: &Order) -> Self {
+impl<'a> From<&'a Order> for OrderV2<&'a str> {
+    fn from(o: &'a Order) -> Self {
         Self {
-            id: o.id.as_str().to_owned(),
-            customer: o.customer.as_str().to_owned(),
+            id: o.id.as_str(),
+            customer: o.customer.as_str(),
             kind: kind(o.kind),
             pickup: (&o.pickup).into(),
             dropoff: (&o.dropoff).into(),
-            pickup_code: o.pickup_code.clone(),
+            pickup_code: &o.pickup_code,
             fee_fen: o.fee_fen.get(),
-            note: o.note.clone(),
+            note: &o.note,
             ready_at: o.ready_at,
             status: status(o.status()),
-            courier: o.courier.as_ref().map(|c| c.as_str().to_owned()),
+            courier: o.courier.as_ref().map(|c| c.as_str()),
             created_at: o.created_at,
             updated_at: o.updated_at,
         }
