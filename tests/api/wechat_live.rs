@@ -384,3 +384,56 @@ async fn access_tokens_come_from_stable_token_or_token() {
         Some("grant_type=client_credential&appid=wxlive0001&secret=live-secret")
     );
 }
+
+#[actix_web::test]
+async fn messages_go_out_as_the_documented_json_and_errcodes_are_named() {
+    use lastmile_actors::wechat::OutgoingMessage;
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/cgi-bin/message/subscribe/send"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"errcode": 0, "errmsg": "ok"})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/cgi-bin/message/wxopen/template/send"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"errcode": 41028, "errmsg": "invalid form id"})),
+        )
+        .mount(&server)
+        .await;
+    let client = LiveWeChat::new(&config(server.uri())).expect("client");
+    let message = OutgoingMessage {
+        touser: "oLIVEopenid0000000000000001".into(),
+        template_id: "TPL-assigned".into(),
+        page: "pages/order/detail?id=ORDER1".into(),
+        order_id: "ORDER1".into(),
+        update: "已接单".into(),
+    };
+
+    client
+        .send_subscribe("TOKEN1", &message)
+        .await
+        .expect("sent");
+    let spent = client
+        .send_template("TOKEN1", &message, "FORM1")
+        .await
+        .expect_err("form_id refused");
+
+    assert!(spent.is_form_id_spent(), "{spent:?}");
+    assert!(!spent.is_invalid_token() && !spent.is_refused_by_user());
+    let subscribe = received(&server, "/cgi-bin/message/subscribe/send").await;
+    assert_eq!(subscribe[0].url.query(), Some("access_token=TOKEN1"));
+    assert_eq!(
+        String::from_utf8_lossy(&subscribe[0].body),
+        r#"{"touser":"oLIVEopenid0000000000000001","template_id":"TPL-assigned","page":"pages/order/detail?id=ORDER1","data":{"character_string1":{"value":"ORDER1"},"phrase2":{"value":"已接单"}}}"#
+    );
+    let template = received(&server, "/cgi-bin/message/wxopen/template/send").await;
+    let body: serde_json::Value = serde_json::from_slice(&template[0].body).expect("JSON");
+    assert_eq!(body["form_id"], "FORM1");
+    assert_eq!(body["data"]["phrase2"]["value"], "已接单");
+    assert_eq!(body["touser"], "oLIVEopenid0000000000000001");
+}

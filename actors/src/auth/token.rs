@@ -27,8 +27,6 @@ const BACKOFF_CAP: Duration = Duration::from_secs(60);
 /// At most one refresh forced by an invalid-token answer per this long:
 /// the daily token quota is small and a storm of 40001s must not eat it.
 const FORCED_REFRESH_SPACING: Duration = Duration::from_secs(30);
-/// WeChat errcodes that mean "this access_token is no good".
-pub const INVALID_TOKEN_ERRCODES: [i64; 3] = [40001, 42001, 40014];
 
 /// Why no token could be had.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -283,7 +281,7 @@ impl Tokens {
     {
         let token = self.get().await?;
         match f(token.clone()).await {
-            Err(WeChatError::Api { errcode, .. }) if INVALID_TOKEN_ERRCODES.contains(&errcode) => {
+            Err(e) if e.is_invalid_token() => {
                 self.invalidate(token).await;
                 let fresh = self.get().await?;
                 Ok(f(fresh).await?)

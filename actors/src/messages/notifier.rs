@@ -17,7 +17,7 @@ use crate::domain::{now_utc, MessageKind, OutboxEntry, TemplateId, Via};
 use crate::messages::formid::FormIds;
 use crate::orders::OrderEvent;
 use crate::storage::{OutboxRepo, StorageError};
-use crate::wechat::{OutgoingMessage, WeChat, WeChatError};
+use crate::wechat::{OutgoingMessage, WeChat};
 
 /// How often the outbox is looked at even without a nudge (retries).
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -25,10 +25,6 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 const RETRY_BASE: Duration = Duration::from_secs(1);
 /// Longest retry delay.
 const RETRY_CAP: Duration = Duration::from_secs(300);
-/// WeChat: the user refused this subscribe template.
-const ERR_REFUSED: i64 = 43101;
-/// WeChat: the form_id is invalid, used or expired.
-const ERR_FORM_ID: [i64; 3] = [41028, 41029, 41030];
 /// Pause before trying an entry's next form_id after WeChat refused one.
 const FORM_ID_RETRY: Duration = Duration::from_millis(500);
 /// Attempts per message before it is given up (with the backoff above,
@@ -150,10 +146,8 @@ impl Worker {
             touser: entry.to.to_string(),
             template_id: template,
             page: format!("pages/order/detail?id={}", entry.order_id),
-            data: serde_json::json!({
-                "character_string1": {"value": entry.order_id.as_str()},
-                "phrase2": {"value": phrase(entry.kind)},
-            }),
+            order_id: entry.order_id.to_string(),
+            update: phrase(entry.kind).to_owned(),
         };
         let via = entry.via.clone();
         let sent = self
@@ -182,12 +176,10 @@ impl Worker {
                 metrics::counter!("lastmile_messages_sent_total", "via" => label).increment(1);
                 Ok(Outcome::Sent)
             }
-            Err(CallError::WeChat(WeChatError::Api { errcode, .. })) if errcode == ERR_REFUSED => {
+            Err(CallError::WeChat(e)) if e.is_refused_by_user() => {
                 self.drop_entry(&entry, "refused").await
             }
-            Err(CallError::WeChat(WeChatError::Api { errcode, .. }))
-                if ERR_FORM_ID.contains(&errcode) =>
-            {
+            Err(CallError::WeChat(e)) if e.is_form_id_spent() => {
                 // That form_id is spent: the next one is tried after a short
                 // pause, in a later round, like any other retry.
                 entry.via = None;

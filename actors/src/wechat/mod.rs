@@ -155,6 +155,40 @@ pub enum WeChatError {
     },
 }
 
+impl WeChatError {
+    /// errcodes meaning "this access_token is no good" (expired, invalid,
+    /// or replaced by a newer one).
+    const INVALID_TOKEN: [i64; 3] = [40001, 42001, 40014];
+    /// errcodes meaning the form_id is invalid, used or expired.
+    const FORM_ID_SPENT: [i64; 3] = [41028, 41029, 41030];
+    /// errcode: the user refused this subscribe template.
+    const REFUSED_BY_USER: i64 = 43101;
+
+    fn errcode(&self) -> Option<i64> {
+        match self {
+            WeChatError::Api { errcode, .. } => Some(*errcode),
+            _ => None,
+        }
+    }
+
+    /// The access_token used was refused: refresh it and call again.
+    pub fn is_invalid_token(&self) -> bool {
+        self.errcode()
+            .is_some_and(|c| Self::INVALID_TOKEN.contains(&c))
+    }
+
+    /// The form_id used is spent: try the next one.
+    pub fn is_form_id_spent(&self) -> bool {
+        self.errcode()
+            .is_some_and(|c| Self::FORM_ID_SPENT.contains(&c))
+    }
+
+    /// The user refused this subscribe template: never retry.
+    pub fn is_refused_by_user(&self) -> bool {
+        self.errcode() == Some(Self::REFUSED_BY_USER)
+    }
+}
+
 /// The WeChat APIs the actors use.
 #[async_trait]
 pub trait WeChat: Send + Sync + 'static {
@@ -233,8 +267,10 @@ impl ErrorReply {
     }
 }
 
-/// A message to a user.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+/// A message to a user about one of their orders; it renders itself as
+/// WeChat's subscribe/template message body (the template's field keys
+/// live here, with the rest of WeChat's formats).
+#[derive(Debug, Clone, PartialEq)]
 pub struct OutgoingMessage {
     /// The recipient's openid.
     pub touser: String,
@@ -242,8 +278,50 @@ pub struct OutgoingMessage {
     pub template_id: String,
     /// The page the message opens.
     pub page: String,
-    /// Template fields: `{"thing1": {"value": "..."}}`.
-    pub data: serde_json::Value,
+    /// The order it is about.
+    pub order_id: String,
+    /// What happened, in the customer's words (已接单, 已送达 …).
+    pub update: String,
+}
+
+/// The wire shape of [`OutgoingMessage`].
+#[derive(serde::Serialize)]
+struct MessageWire<'a> {
+    touser: &'a str,
+    template_id: &'a str,
+    page: &'a str,
+    data: MessageFields<'a>,
+}
+
+/// The template's fields, as the templates are set up in the console.
+#[derive(serde::Serialize)]
+struct MessageFields<'a> {
+    character_string1: FieldValue<'a>,
+    phrase2: FieldValue<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct FieldValue<'a> {
+    value: &'a str,
+}
+
+impl serde::Serialize for OutgoingMessage {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        MessageWire {
+            touser: &self.touser,
+            template_id: &self.template_id,
+            page: &self.page,
+            data: MessageFields {
+                character_string1: FieldValue {
+                    value: &self.order_id,
+                },
+                phrase2: FieldValue {
+                    value: &self.update,
+                },
+            },
+        }
+        .serialize(s)
+    }
 }
 
 /// Turns an `{"errcode", "errmsg"}` answer into Ok or the error.
