@@ -1,6 +1,6 @@
 //! Domain values: parsed newtypes, the order record and its status machine,
 //! one concept per file ([`ids`](self) for order ids and openids, `money`,
-//! `place`, `order`, `session`, `payment`, `outbox`, `token`, `share`,
+//! `place`, `order`, `session`, `outbox`, `token`, `share`,
 //! `courier`).
 //!
 //! Every value that crosses into the actors is parsed once here; nothing
@@ -50,7 +50,6 @@ mod ids;
 mod money;
 mod order;
 mod outbox;
-mod payment;
 mod place;
 mod session;
 mod share;
@@ -61,7 +60,6 @@ pub use ids::*;
 pub use money::*;
 pub use order::*;
 pub use outbox::*;
-pub use payment::*;
 pub use place::*;
 pub use session::*;
 pub use share::*;

@@ -1,6 +1,6 @@
-//! Persisted order records: the storage layer's own versioned types, so a
-//! change to the domain or API shape of an order never changes what is on
-//! disk, and every version ever written keeps reading. Field order and
+//! Persisted records (orders, payment sessions): the storage layer's own
+//! versioned types, so a change to the domain or API shape never changes
+//! what is on disk, and every version ever written keeps reading. Field order and
 //! types below *are* the disk format (bincode is positional); a new layout
 //! is a new version with its own tag byte.
 
@@ -10,6 +10,8 @@ use time::OffsetDateTime;
 use crate::domain::{
     Fen, Location, OpenId, Order, OrderId, OrderKind, OrderParts, PlaceId, Status,
 };
+use crate::payments::PaymentRecord;
+use crate::wechat::PayParams;
 
 /// Kinds as stored (the variant index is the disk value).
 #[derive(Serialize, Deserialize, Clone, Copy)]
@@ -215,5 +217,65 @@ impl OrderV1 {
             created_at: self.created_at,
             updated_at: self.updated_at,
         }
+    }
+}
+
+/// The `wx.requestPayment` parameters handed out, kept to replay them.
+#[derive(Serialize, Deserialize)]
+struct PayParamsRecord {
+    time_stamp: String,
+    nonce_str: String,
+    package: String,
+    sign_type: String,
+    pay_sign: String,
+}
+
+/// A payment session (tag `RECORD_V1`).
+#[derive(Serialize, Deserialize)]
+pub(super) struct PaymentV1 {
+    order_id: String,
+    prepay_id: Option<String>,
+    params: Option<PayParamsRecord>,
+    prepaid_at: Option<i64>,
+    transaction_id: Option<String>,
+    out_refund_no: Option<String>,
+}
+
+impl From<&PaymentRecord> for PaymentV1 {
+    fn from(r: &PaymentRecord) -> Self {
+        Self {
+            order_id: r.order_id.as_str().to_owned(),
+            prepay_id: r.prepay_id.clone(),
+            params: r.params.as_ref().map(|p| PayParamsRecord {
+                time_stamp: p.time_stamp.clone(),
+                nonce_str: p.nonce_str.clone(),
+                package: p.package.clone(),
+                sign_type: p.sign_type.clone(),
+                pay_sign: p.pay_sign.clone(),
+            }),
+            prepaid_at: r.prepaid_at,
+            transaction_id: r.transaction_id.clone(),
+            out_refund_no: r.out_refund_no.clone(),
+        }
+    }
+}
+
+impl PaymentV1 {
+    /// The payments actor's record this holds.
+    pub(super) fn domain(self) -> Result<PaymentRecord, Unreadable> {
+        Ok(PaymentRecord {
+            order_id: OrderId::parse(&self.order_id).map_err(|_| Unreadable)?,
+            prepay_id: self.prepay_id,
+            params: self.params.map(|p| PayParams {
+                time_stamp: p.time_stamp,
+                nonce_str: p.nonce_str,
+                package: p.package,
+                sign_type: p.sign_type,
+                pay_sign: p.pay_sign,
+            }),
+            prepaid_at: self.prepaid_at,
+            transaction_id: self.transaction_id,
+            out_refund_no: self.out_refund_no,
+        })
     }
 }

@@ -17,7 +17,8 @@ pub mod sandbox_pay;
 
 pub use live::LiveWeChat;
 pub use pay_api::{
-    CloseOutcome, PaySigner, RefundRequest, RefundState, TradeState, UnifiedOrder, WeChatPay,
+    CloseOutcome, PayParams, PaySigner, RefundRequest, RefundState, TradeState, UnifiedOrder,
+    WeChatPay,
 };
 pub use sandbox::SandboxWeChat;
 

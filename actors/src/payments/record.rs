@@ -1,31 +1,10 @@
-//! Payment sessions as the payments actor keeps them, and the
-//! `wx.requestPayment` parameters it hands out.
+//! The payments actor's own state per order: its WeChat Pay session.
 
-use serde::{Deserialize, Serialize};
-
-use super::*;
-
-/// The parameters the mini-program passes to `wx.requestPayment`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PayParams {
-    /// Unix seconds, as a string (WeChat requires a string).
-    #[serde(rename = "timeStamp")]
-    pub time_stamp: String,
-    /// Random string.
-    #[serde(rename = "nonceStr")]
-    pub nonce_str: String,
-    /// `prepay_id=...`.
-    pub package: String,
-    /// `MD5` or `HMAC-SHA256`.
-    #[serde(rename = "signType")]
-    pub sign_type: String,
-    /// The signature over appId and the four above.
-    #[serde(rename = "paySign")]
-    pub pay_sign: String,
-}
+use crate::domain::OrderId;
+use crate::wechat::PayParams;
 
 /// One order's payment session, owned by the payments actor.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentRecord {
     /// The order (`out_trade_no`).
     pub order_id: OrderId,
