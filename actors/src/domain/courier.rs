@@ -12,6 +12,11 @@ use super::*;
 pub struct PhoneNumber(String);
 
 impl PhoneNumber {
+    /// The number as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
     /// Parses a phone number.
     pub fn parse(s: &str) -> Result<Self, ValidationError> {
         if s.len() == 11 && s.starts_with('1') && s.bytes().all(|b| b.is_ascii_digit()) {
@@ -27,7 +32,7 @@ impl PhoneNumber {
 string_newtype!(PhoneNumber);
 
 /// A registered courier.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CourierProfile {
     /// The courier's openid.
     pub openid: OpenId,

@@ -1,13 +1,11 @@
 //! What lets the app message a user (pooled form_ids, prepay_ids,
 //! templates) and the outbox entries of messages to send.
 
-use serde::{Deserialize, Serialize};
-
 use super::*;
 
 /// A pooled id that lets the app send a user a message: a template-message
 /// form_id (one use) or a paid order's prepay_id (three uses).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PooledId {
     /// The form_id or prepay_id.
     pub value: String,
@@ -62,8 +60,7 @@ impl TemplateId {
 }
 
 /// What a customer is told about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MessageKind {
     /// A courier took the order.
     Assigned,
@@ -99,7 +96,7 @@ impl MessageKind {
 }
 
 /// A message waiting in the notifier's outbox.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxEntry {
     /// Increasing id (also the dedup key).
     pub id: u64,
@@ -120,7 +117,7 @@ pub struct OutboxEntry {
 }
 
 /// How a message may reach the user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Via {
     /// A subscribe-message grant (already taken).
     Subscribe,

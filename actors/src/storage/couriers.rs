@@ -12,14 +12,14 @@ impl CourierRepo {
         self.0
             .inner
             .couriers
-            .insert(profile.openid.as_str().as_bytes(), encode(profile)?)?;
+            .insert(profile.openid.as_str().as_bytes(), store(profile)?)?;
         Ok(())
     }
 
     /// A courier profile.
     pub fn get_courier(&self, openid: &OpenId) -> Result<Option<CourierProfile>, StorageError> {
         match self.0.inner.couriers.get(openid.as_str().as_bytes())? {
-            Some(bytes) => decode(&bytes, openid.as_str()).map(Some),
+            Some(bytes) => load(&bytes, openid.as_str()).map(Some),
             None => Ok(None),
         }
     }

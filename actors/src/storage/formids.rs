@@ -20,7 +20,7 @@ impl FormIdRepo {
         let mut key = prefix.clone();
         key.extend_from_slice(&(expires_at.max(0) as u64).to_be_bytes());
         key.extend_from_slice(&self.0.inner.db.generate_id()?.to_be_bytes());
-        self.0.inner.formids.insert(key, encode(entry)?)?;
+        self.0.inner.formids.insert(key, store(entry)?)?;
         let pooled = self.0.inner.formids.scan_prefix(&prefix).keys().count();
         for old in self
             .0
@@ -81,12 +81,12 @@ impl FormIdRepo {
                 self.0.inner.formids.remove(&key)?;
                 continue;
             }
-            let mut entry: PooledId = decode(&value, "formid")?;
+            let mut entry: PooledId = load(&value, "formid")?;
             entry.uses_left = entry.uses_left.saturating_sub(1);
             if entry.uses_left == 0 {
                 self.0.inner.formids.remove(&key)?;
             } else {
-                self.0.inner.formids.insert(&key, encode(&entry)?)?;
+                self.0.inner.formids.insert(&key, store(&entry)?)?;
             }
             return Ok(Some(entry.value));
         }

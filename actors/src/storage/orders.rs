@@ -67,7 +67,7 @@ impl OrderRepo {
             return Ok(());
         }
         let message = match message {
-            Some(m) => Some((m.id.to_be_bytes(), encode(m)?)),
+            Some(m) => Some((m.id.to_be_bytes(), store(m)?)),
             None => None,
         };
         (&inner.active, &inner.archive, &inner.outbox)

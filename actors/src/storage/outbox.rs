@@ -12,7 +12,7 @@ impl OutboxRepo {
     pub fn outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>, StorageError> {
         let mut out = Vec::new();
         for item in self.0.inner.outbox.iter().values().take(limit) {
-            out.push(decode(&item?, "outbox")?);
+            out.push(load(&item?, "outbox")?);
         }
         Ok(out)
     }
@@ -27,7 +27,7 @@ impl OutboxRepo {
         self.0
             .inner
             .outbox
-            .insert(entry.id.to_be_bytes(), encode(entry)?)?;
+            .insert(entry.id.to_be_bytes(), store(entry)?)?;
         Ok(())
     }
 

@@ -1,4 +1,5 @@
-//! Persisted records (orders, payment sessions): the storage layer's own
+//! Persisted records (orders, payment sessions, sessions, outbox entries,
+//! pooled ids, the access token, courier profiles): the storage layer's own
 //! versioned types, so a change to the domain or API shape never changes
 //! what is on disk, and every version ever written keeps reading. Field order and
 //! types below *are* the disk format (bincode is positional); a new layout
@@ -8,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::domain::{
-    Fen, Location, OpenId, Order, OrderId, OrderKind, OrderParts, PlaceId, Status,
+    CourierProfile, Fen, Location, MessageKind, OpenId, Order, OrderId, OrderKind, OrderParts,
+    OutboxEntry, PhoneNumber, PlaceId, PooledId, Session, Status, StoredToken, Via,
 };
 use crate::payments::PaymentRecord;
 use crate::wechat::PayParams;
@@ -277,5 +279,194 @@ impl PaymentV1 {
             transaction_id: self.transaction_id,
             out_refund_no: self.out_refund_no,
         })
+    }
+}
+
+/// A value the storage layer keeps as its own record type.
+pub(super) trait Stored: Sized {
+    /// The record as written (version tag `RECORD_V1`).
+    type Record: Serialize + serde::de::DeserializeOwned;
+    /// The record for this value.
+    fn to_record(&self) -> Self::Record;
+    /// The value a record holds.
+    fn from_record(r: Self::Record) -> Result<Self, Unreadable>;
+}
+
+/// A login session (tag `RECORD_V1`).
+#[derive(Serialize, Deserialize)]
+pub(super) struct SessionV1 {
+    openid: String,
+    #[serde(with = "time::serde::rfc3339")]
+    expires_at: OffsetDateTime,
+}
+
+impl Stored for Session {
+    type Record = SessionV1;
+    fn to_record(&self) -> SessionV1 {
+        SessionV1 {
+            openid: self.openid.as_str().to_owned(),
+            expires_at: self.expires_at,
+        }
+    }
+    fn from_record(r: SessionV1) -> Result<Self, Unreadable> {
+        Ok(Session {
+            openid: open_id(&r.openid)?,
+            expires_at: r.expires_at,
+        })
+    }
+}
+
+/// A pooled form_id or prepay_id (tag `RECORD_V1`).
+#[derive(Serialize, Deserialize)]
+pub(super) struct PooledIdV1 {
+    value: String,
+    uses_left: u8,
+}
+
+impl Stored for PooledId {
+    type Record = PooledIdV1;
+    fn to_record(&self) -> PooledIdV1 {
+        PooledIdV1 {
+            value: self.value.clone(),
+            uses_left: self.uses_left,
+        }
+    }
+    fn from_record(r: PooledIdV1) -> Result<Self, Unreadable> {
+        Ok(PooledId {
+            value: r.value,
+            uses_left: r.uses_left,
+        })
+    }
+}
+
+/// What a message tells (the variant index is the disk value).
+#[derive(Serialize, Deserialize, Clone, Copy)]
+enum MessageKindRecord {
+    Assigned,
+    PickedUp,
+    Delivered,
+    Refunded,
+}
+
+/// The permission a message spends.
+#[derive(Serialize, Deserialize)]
+enum ViaRecord {
+    Subscribe,
+    Template(String),
+}
+
+/// An outbox entry (tag `RECORD_V1`).
+#[derive(Serialize, Deserialize)]
+pub(super) struct OutboxV1 {
+    id: u64,
+    order_id: String,
+    to: String,
+    kind: MessageKindRecord,
+    created_at_ms: i64,
+    attempts: u32,
+    next_attempt_ms: i64,
+    via: Option<ViaRecord>,
+}
+
+impl Stored for OutboxEntry {
+    type Record = OutboxV1;
+    fn to_record(&self) -> OutboxV1 {
+        OutboxV1 {
+            id: self.id,
+            order_id: self.order_id.as_str().to_owned(),
+            to: self.to.as_str().to_owned(),
+            kind: match self.kind {
+                MessageKind::Assigned => MessageKindRecord::Assigned,
+                MessageKind::PickedUp => MessageKindRecord::PickedUp,
+                MessageKind::Delivered => MessageKindRecord::Delivered,
+                MessageKind::Refunded => MessageKindRecord::Refunded,
+            },
+            created_at_ms: self.created_at_ms,
+            attempts: self.attempts,
+            next_attempt_ms: self.next_attempt_ms,
+            via: self.via.as_ref().map(|v| match v {
+                Via::Subscribe => ViaRecord::Subscribe,
+                Via::Template(id) => ViaRecord::Template(id.clone()),
+            }),
+        }
+    }
+    fn from_record(r: OutboxV1) -> Result<Self, Unreadable> {
+        Ok(OutboxEntry {
+            id: r.id,
+            order_id: OrderId::parse(&r.order_id).map_err(|_| Unreadable)?,
+            to: open_id(&r.to)?,
+            kind: match r.kind {
+                MessageKindRecord::Assigned => MessageKind::Assigned,
+                MessageKindRecord::PickedUp => MessageKind::PickedUp,
+                MessageKindRecord::Delivered => MessageKind::Delivered,
+                MessageKindRecord::Refunded => MessageKind::Refunded,
+            },
+            created_at_ms: r.created_at_ms,
+            attempts: r.attempts,
+            next_attempt_ms: r.next_attempt_ms,
+            via: r.via.map(|v| match v {
+                ViaRecord::Subscribe => Via::Subscribe,
+                ViaRecord::Template(id) => Via::Template(id),
+            }),
+        })
+    }
+}
+
+/// The app's access token (tag `RECORD_V1`).
+#[derive(Serialize, Deserialize)]
+pub(super) struct TokenV1 {
+    value: String,
+    expires_at: i64,
+}
+
+impl Stored for StoredToken {
+    type Record = TokenV1;
+    fn to_record(&self) -> TokenV1 {
+        TokenV1 {
+            value: self.value.clone(),
+            expires_at: self.expires_at,
+        }
+    }
+    fn from_record(r: TokenV1) -> Result<Self, Unreadable> {
+        Ok(StoredToken {
+            value: r.value,
+            expires_at: r.expires_at,
+        })
+    }
+}
+
+/// A courier profile (tag `RECORD_V1`).
+#[derive(Serialize, Deserialize)]
+pub(super) struct CourierV1 {
+    openid: String,
+    name: String,
+    phone: String,
+}
+
+impl Stored for CourierProfile {
+    type Record = CourierV1;
+    fn to_record(&self) -> CourierV1 {
+        CourierV1 {
+            openid: self.openid.as_str().to_owned(),
+            name: self.name.clone(),
+            phone: self.phone.as_str().to_owned(),
+        }
+    }
+    fn from_record(r: CourierV1) -> Result<Self, Unreadable> {
+        Ok(CourierProfile {
+            openid: open_id(&r.openid)?,
+            name: r.name,
+            phone: PhoneNumber::parse(&r.phone).map_err(|_| Unreadable)?,
+        })
+    }
+}
+
+impl Stored for PaymentRecord {
+    type Record = PaymentV1;
+    fn to_record(&self) -> PaymentV1 {
+        self.into()
+    }
+    fn from_record(r: PaymentV1) -> Result<Self, Unreadable> {
+        r.domain()
     }
 }

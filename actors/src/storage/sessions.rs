@@ -13,14 +13,14 @@ impl SessionRepo {
         token_hash: &[u8; 32],
         session: &Session,
     ) -> Result<(), StorageError> {
-        self.0.inner.sessions.insert(token_hash, encode(session)?)?;
+        self.0.inner.sessions.insert(token_hash, store(session)?)?;
         Ok(())
     }
 
     /// A session by token hash.
     pub fn get_session(&self, token_hash: &[u8; 32]) -> Result<Option<Session>, StorageError> {
         match self.0.inner.sessions.get(token_hash)? {
-            Some(bytes) => decode(&bytes, "session").map(Some),
+            Some(bytes) => load(&bytes, "session").map(Some),
             None => Ok(None),
         }
     }
@@ -30,7 +30,7 @@ impl SessionRepo {
         let mut removed = 0;
         for item in self.0.inner.sessions.iter() {
             let (key, value) = item?;
-            let expired = decode::<Session>(&value, "session")
+            let expired = load::<Session>(&value, "session")
                 .map(|s| s.expires_at < now)
                 .unwrap_or(true);
             if expired {

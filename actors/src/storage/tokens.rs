@@ -9,14 +9,14 @@ pub struct TokenRepo(pub(super) Store);
 impl TokenRepo {
     /// Keeps the app's access token, so a restart does not refresh it.
     pub fn put_access_token(&self, token: &StoredToken) -> Result<(), StorageError> {
-        self.0.inner.meta.insert("access_token", encode(token)?)?;
+        self.0.inner.meta.insert("access_token", store(token)?)?;
         Ok(())
     }
 
     /// The stored access token, if any.
     pub fn get_access_token(&self) -> Result<Option<StoredToken>, StorageError> {
         match self.0.inner.meta.get("access_token")? {
-            Some(bytes) => decode(&bytes, "access_token").map(Some),
+            Some(bytes) => load(&bytes, "access_token").map(Some),
             None => Ok(None),
         }
     }
