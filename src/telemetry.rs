@@ -1,6 +1,7 @@
 //! Logs and metrics: the tracing subscriber, the Prometheus recorder, and
 //! the middleware that counts requests and dresses framework errors as JSON.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -11,6 +12,7 @@ use actix_web::middleware::Next;
 use actix_web::ResponseError;
 use dashmap::DashSet;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tracing::Instrument;
 
 use crate::error::ApiError;
 
@@ -92,15 +94,47 @@ fn status_label(status: StatusCode) -> &'static str {
         .unwrap_or("other")
 }
 
-/// Counts requests by route, method and status, times them, and turns any
-/// non-JSON error response from the framework into the API's error body.
+/// The header that carries a request's id, in and out.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// The caller's `X-Request-Id` when it is 1–64 characters of
+/// `[A-Za-z0-9._-]` (a proxy's or client's id, kept so logs line up),
+/// else a fresh one: this process's random prefix and a counter.
+fn request_id(req: &ServiceRequest) -> String {
+    let given = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        });
+    if let Some(id) = given {
+        return id.to_owned();
+    }
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let prefix = PREFIX.get_or_init(|| uuid::Uuid::new_v4().simple().to_string()[..12].to_owned());
+    format!("{prefix}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Gives every request an id (in its log lines and echoed in the
+/// `X-Request-Id` response header), counts requests by route, method and
+/// status, times them, and turns any non-JSON error response from the
+/// framework into the API's error body.
 pub async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let started = Instant::now();
     let method = method_label(req.method());
-    let res = next.call(req).await?;
+    let id = request_id(&req);
+    // At WARN so that every line logged for a request names it, whatever
+    // level the log runs at.
+    let span = tracing::warn_span!("request", id = %id);
+    let res = next.call(req).instrument(span).await?;
     let route = route_label(res.request().match_pattern());
     let status = res.status();
     metrics::counter!(
@@ -118,10 +152,16 @@ pub async fn observe(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
     let is_api_error = status.is_client_error() || status.is_server_error();
-    if is_api_error && !is_json && !res.request().path().starts_with("/api/v1/wechat/") {
-        let (req, _) = res.into_parts();
-        let dressed = ApiError::from_status(status).error_response();
-        return Ok(ServiceResponse::new(req, dressed));
+    let mut res =
+        if is_api_error && !is_json && !res.request().path().starts_with("/api/v1/wechat/") {
+            let (req, _) = res.into_parts();
+            ServiceResponse::new(req, ApiError::from_status(status).error_response())
+        } else {
+            res.map_into_boxed_body()
+        };
+    if let Ok(value) = header::HeaderValue::from_str(&id) {
+        res.headers_mut()
+            .insert(header::HeaderName::from_static(REQUEST_ID), value);
     }
-    Ok(res.map_into_boxed_body())
+    Ok(res)
 }

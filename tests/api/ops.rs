@@ -170,3 +170,42 @@ async fn forwarded_addresses_count_only_through_trusted_proxies() {
         StatusCode::TOO_MANY_REQUESTS
     );
 }
+
+#[actix_web::test]
+async fn every_answer_carries_a_request_id_kept_from_the_caller_or_made() {
+    let app = spawn_app().await;
+    let id_of = |req: TestRequest| {
+        let svc = &app.svc;
+        async move {
+            let res = actix_web::test::call_service(svc, req.to_request()).await;
+            res.headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        }
+    };
+
+    let kept = id_of(
+        TestRequest::get()
+            .uri("/healthz")
+            .insert_header(("X-Request-Id", "edge-7f3a.1")),
+    )
+    .await;
+    let made = id_of(TestRequest::get().uri("/healthz")).await;
+    let made_again = id_of(TestRequest::get().uri("/healthz")).await;
+    let unmatched = id_of(TestRequest::get().uri("/no/such/route")).await;
+    let bad = id_of(
+        TestRequest::get()
+            .uri("/healthz")
+            .insert_header(("X-Request-Id", "x".repeat(65))),
+    )
+    .await;
+
+    assert_eq!(kept.as_deref(), Some("edge-7f3a.1"));
+    let made = made.expect("made one");
+    assert!(!made.is_empty() && made.len() <= 64, "{made}");
+    assert_ne!(Some(made), made_again, "a fresh id per request");
+    assert!(unmatched.is_some(), "framework errors too");
+    let bad = bad.expect("replaced");
+    assert_ne!(bad, "x".repeat(65), "an unusable id is replaced");
+}

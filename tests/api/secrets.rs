@@ -214,3 +214,32 @@ async fn a_whole_sandbox_flow_at_trace_level_logs_no_secret() {
     );
     assert!(found.is_empty(), "log leaks {found:?}");
 }
+
+#[actix_web::test]
+async fn the_request_id_is_in_the_log_lines_of_its_request() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let log = dir.path().join("service.log");
+    let app = BinaryApp::start_logged(&dir.path().join("data"), &[], Some(&log)).await;
+    let client = reqwest::Client::new();
+    // A forged notify is refused with a warning, inside its request.
+    let res = client
+        .post(app.url("/api/v1/wechat/pay/notify"))
+        .header("X-Request-Id", "trace-me-4711")
+        .body("<xml><return_code>SUCCESS</return_code></xml>")
+        .send()
+        .await
+        .expect("notify");
+    assert_eq!(
+        res.headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok()),
+        Some("trace-me-4711")
+    );
+    drop(app);
+    let text = read_log(&log);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("trace-me-4711") && l.contains("notify refused")),
+        "{text}"
+    );
+}
