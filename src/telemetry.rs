@@ -48,6 +48,9 @@ pub fn prometheus() -> PrometheusHandle {
             let handle = recorder.handle();
             // A second install (another app in the same test process) keeps the first.
             let _ = metrics::set_global_recorder(recorder);
+            describe_metrics();
+            process_collector().describe();
+            metrics::gauge!("lastmile_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
             handle
         })
         .clone()
@@ -92,6 +95,138 @@ fn status_label(status: StatusCode) -> &'static str {
         .find(|k| **k == status.as_str())
         .copied()
         .unwrap_or("other")
+}
+
+/// The process metrics (CPU, resident memory, open files, start time) as
+/// Prometheus clients conventionally export them.
+fn process_collector() -> &'static metrics_process::Collector {
+    static COLLECTOR: OnceLock<metrics_process::Collector> = OnceLock::new();
+    COLLECTOR.get_or_init(metrics_process::Collector::default)
+}
+
+/// Reads the process metrics now (before a scrape is rendered).
+pub fn collect_process_metrics() {
+    process_collector().collect();
+}
+
+/// A HELP text (and unit) for every metric the service exports, so that
+/// `promtool check metrics` passes and a dashboard author knows what each is.
+fn describe_metrics() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_gauge!(
+        "lastmile_build_info",
+        "Always 1; the version label tells which build runs."
+    );
+    describe_counter!(
+        "lastmile_http_requests_total",
+        "HTTP requests answered, by matched route, method and status."
+    );
+    describe_histogram!(
+        "lastmile_http_request_duration_seconds",
+        Unit::Seconds,
+        "Time to answer an HTTP request, by matched route."
+    );
+    describe_counter!(
+        "lastmile_actor_restarts_total",
+        "Actors restarted by their supervisor after a panic, by actor."
+    );
+    describe_counter!("lastmile_orders_created_total", "Orders created, by kind.");
+    describe_counter!(
+        "lastmile_order_transitions_total",
+        "Order status changes, by the status reached."
+    );
+    describe_gauge!(
+        "lastmile_orders_active",
+        "Orders not yet finished held in memory, by status and shard."
+    );
+    describe_counter!("lastmile_payments_total", "Payment events (prepaid, paid, repeat notify, late payment refunded, refund requested…), by outcome.");
+    describe_counter!(
+        "lastmile_pay_notify_failures_total",
+        "Verified pay notifies that could not be taken (WeChat sends them again)."
+    );
+    describe_counter!("lastmile_payment_anomalies_total", "Payments that do not add up (second transaction id, amount or refund mismatch), by kind; nothing was changed.");
+    describe_counter!(
+        "lastmile_refund_notifies_total",
+        "Refund notifies, by outcome."
+    );
+    describe_counter!(
+        "lastmile_notify_refused_total",
+        "WeChat Pay notifies refused before reaching an actor (bad XML or signature), by kind."
+    );
+    describe_counter!(
+        "lastmile_form_ids_pooled_total",
+        "form_ids and prepay_ids added to the pool, by source."
+    );
+    describe_counter!(
+        "lastmile_messages_sent_total",
+        "Customer messages sent, by subscribe or template."
+    );
+    describe_counter!(
+        "lastmile_messages_dropped_total",
+        "Customer messages given up, by reason."
+    );
+    describe_gauge!(
+        "lastmile_outbox_depth",
+        "Customer messages waiting in the outbox."
+    );
+    describe_gauge!(
+        "lastmile_outbox_oldest_seconds",
+        Unit::Seconds,
+        "Age of the oldest message waiting in the outbox."
+    );
+    describe_counter!(
+        "lastmile_share_codes_made_total",
+        "wxacode share codes made and uploaded."
+    );
+    describe_counter!(
+        "lastmile_token_refreshes_total",
+        "access_token refreshes, by outcome."
+    );
+    describe_counter!(
+        "lastmile_token_invalidations_total",
+        "access_tokens WeChat refused before they expired."
+    );
+    describe_counter!(
+        "lastmile_wechat_calls_total",
+        "Calls to WeChat, by API and outcome."
+    );
+    describe_histogram!(
+        "lastmile_wechat_call_seconds",
+        Unit::Seconds,
+        "Time a WeChat call took, by API."
+    );
+    describe_histogram!(
+        "lastmile_storage_flush_seconds",
+        Unit::Seconds,
+        "Time one group-commit flush took."
+    );
+    describe_histogram!(
+        "lastmile_storage_commit_batch_size",
+        "Writers sharing one group-commit flush."
+    );
+    describe_counter!(
+        "lastmile_storage_flush_failures_total",
+        "Group-commit flushes that failed."
+    );
+    describe_gauge!(
+        "lastmile_dispatch_orders_waiting",
+        "Paid orders waiting for a courier."
+    );
+    describe_gauge!("lastmile_dispatch_couriers_online", "Couriers online now.");
+    describe_histogram!(
+        "lastmile_dispatch_round_seconds",
+        Unit::Seconds,
+        "Time one planning round took."
+    );
+    describe_histogram!(
+        "lastmile_dispatch_round_distance_metres",
+        "Metres couriers sent in a round travel to their pickups."
+    );
+    describe_histogram!(
+        "lastmile_dispatch_assignment_latency_seconds",
+        Unit::Seconds,
+        "Time from payment to assignment."
+    );
 }
 
 /// The header that carries a request's id, in and out.

@@ -9,6 +9,7 @@ use crate::state::AppState;
 
 /// Prometheus text format.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    crate::telemetry::collect_process_metrics();
     state.metrics.run_upkeep();
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

@@ -533,3 +533,31 @@ pub fn signed_xml(mut fields: Fields, key: &str, sign_type: SignType) -> String 
     fields.insert("sign".into(), sign);
     pay::to_xml(&fields)
 }
+
+/// Makes sure a command from a Debian package is on this machine,
+/// installing the package when it is not (the tests run as root; CI's
+/// `.ci/run` installs the same packages up front).
+pub fn ensure_tool(command: &str, package: &str) {
+    let present = |c: &str| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {c}")])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if present(command) {
+        return;
+    }
+    let installed = Command::new("sh")
+        .args([
+            "-c",
+            &format!("apt-get update -qq && apt-get install -y -qq {package}"),
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        installed && present(command),
+        "{command} (Debian package {package}) is needed"
+    );
+}

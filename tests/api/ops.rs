@@ -209,3 +209,88 @@ async fn every_answer_carries_a_request_id_kept_from_the_caller_or_made() {
     let bad = bad.expect("replaced");
     assert_ne!(bad, "x".repeat(65), "an unusable id is replaced");
 }
+
+#[actix_web::test]
+async fn metrics_pass_promtool_with_help_process_metrics_and_build_info() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    crate::helpers::ensure_tool("promtool", "prometheus");
+    let dir = tempfile::tempdir().expect("tmp");
+    let app = crate::helpers::BinaryApp::start(&dir.path().join("data"), &[]).await;
+    let client = reqwest::Client::new();
+    // Some traffic, so that the order, payment and notify series exist.
+    let (token, _) = app.login(&client, "metrics-user").await;
+    let order: serde_json::Value = client
+        .post(app.url("/api/v1/orders"))
+        .bearer_auth(&token)
+        .json(&order_body())
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("order");
+    let id = order["id"].as_str().expect("id");
+    client
+        .post(app.url(&format!("/api/v1/orders/{id}/pay")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("pay");
+    client
+        .post(app.url(&format!("/sandbox/pay/{id}")))
+        .send()
+        .await
+        .expect("sandbox pay");
+    let text = client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    promtool
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("feed");
+    let out = promtool.wait_with_output().expect("promtool ends");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && said.trim().is_empty(), "{said}");
+    for series in [
+        "lastmile_build_info{version=\"",
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_start_time_seconds",
+        "lastmile_http_requests_total{",
+        "lastmile_orders_created_total{",
+    ] {
+        assert!(text.contains(series), "{series} missing:\n{text}");
+    }
+    let families: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    for family in families {
+        assert!(
+            text.contains(&format!("# HELP {family} ")),
+            "{family} has no HELP"
+        );
+    }
+}
