@@ -375,6 +375,8 @@ pub struct BinaryApp {
     pub data: PathBuf,
     env: Vec<(String, String)>,
     log: Option<PathBuf>,
+    /// `--config FILE`, layered over the defaults.
+    config: Option<PathBuf>,
 }
 
 impl BinaryApp {
@@ -395,6 +397,21 @@ impl BinaryApp {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             log: log.map(Path::to_owned),
+            config: None,
+        };
+        app.launch().await;
+        app
+    }
+
+    /// [`BinaryApp::start`] with `--config file`.
+    pub async fn start_with_config(data: &Path, config: &Path) -> Self {
+        let mut app = Self {
+            child: None,
+            port: free_port(),
+            data: data.to_owned(),
+            env: Vec::new(),
+            log: None,
+            config: Some(config.to_owned()),
         };
         app.launch().await;
         app
@@ -423,6 +440,11 @@ impl BinaryApp {
             .env("LASTMILE__STORAGE__PATH", &self.data)
             .env("LASTMILE__HTTP__WORKERS", "2")
             .env("RUST_LOG", "warn")
+            .args(
+                self.config
+                    .iter()
+                    .flat_map(|c| ["--config".into(), c.display().to_string()]),
+            )
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(stdout)
             .stderr(stderr)

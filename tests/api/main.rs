@@ -7,6 +7,7 @@
 
 mod auth;
 mod binary;
+mod deploy;
 mod dispatch;
 mod fuzz;
 mod helpers;
