@@ -105,25 +105,50 @@ async fn start_nginx(dir: &Path, upstream: u16, cert: &Path, key: &Path) -> Ngin
     nginx
 }
 
+/// The release binary (trusting the proxy, `rate_limit` per second)
+/// behind the shipped nginx, and an HTTPS client that trusts its
+/// throwaway certificate.
+struct Site {
+    client: reqwest::Client,
+    base: String,
+    // Dropped in this order: nginx, then the service, then their files.
+    _nginx: Nginx,
+    _app: BinaryApp,
+    _dir: tempfile::TempDir,
+}
+
+impl Site {
+    async fn start(rate_limit: u32) -> Self {
+        ensure_tool("nginx", "nginx");
+        let dir = tempfile::tempdir().expect("tmp");
+        let settings = dir.path().join("lastmile.toml");
+        std::fs::write(
+            &settings,
+            format!("[http]\ntrusted_proxies = [\"127.0.0.1\"]\nrate_limit = {rate_limit}\n"),
+        )
+        .expect("config");
+        let app = BinaryApp::start_with_config(&dir.path().join("data"), &settings).await;
+        let (cert, key) = self_signed(dir.path());
+        let nginx = start_nginx(dir.path(), app.port, &cert, &key).await;
+        let pem = std::fs::read(&cert).expect("cert");
+        let client = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("pem"))
+            .build()
+            .expect("client");
+        Self {
+            client,
+            base: format!("https://localhost:{}", nginx.https),
+            _nginx: nginx,
+            _app: app,
+            _dir: dir,
+        }
+    }
+}
+
 #[actix_web::test]
 async fn behind_the_shipped_nginx_a_whole_flow_runs_over_https() {
-    ensure_tool("nginx", "nginx");
-    let dir = tempfile::tempdir().expect("tmp");
-    let settings = dir.path().join("lastmile.toml");
-    std::fs::write(
-        &settings,
-        "[http]\ntrusted_proxies = [\"127.0.0.1\"]\nrate_limit = 20\n",
-    )
-    .expect("config");
-    let app = BinaryApp::start_with_config(&dir.path().join("data"), &settings).await;
-    let (cert, key) = self_signed(dir.path());
-    let nginx = start_nginx(dir.path(), app.port, &cert, &key).await;
-    let pem = std::fs::read(&cert).expect("cert");
-    let client = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("pem"))
-        .build()
-        .expect("client");
-    let base = format!("https://localhost:{}", nginx.https);
+    let site = Site::start(20).await;
+    let (client, base) = (&site.client, &site.base);
 
     // login → create → pay → the sandbox customer pays → paid, all via TLS.
     let login: serde_json::Value = client
@@ -204,23 +229,8 @@ async fn behind_the_shipped_nginx_a_whole_flow_runs_over_https() {
 
 #[actix_web::test]
 async fn a_forged_forwarded_for_does_not_reach_the_rate_limiter_through_nginx() {
-    ensure_tool("nginx", "nginx");
-    let dir = tempfile::tempdir().expect("tmp");
-    let settings = dir.path().join("lastmile.toml");
-    std::fs::write(
-        &settings,
-        "[http]\ntrusted_proxies = [\"127.0.0.1\"]\nrate_limit = 3\n",
-    )
-    .expect("config");
-    let app = BinaryApp::start_with_config(&dir.path().join("data"), &settings).await;
-    let (cert, key) = self_signed(dir.path());
-    let nginx = start_nginx(dir.path(), app.port, &cert, &key).await;
-    let pem = std::fs::read(&cert).expect("cert");
-    let client = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("pem"))
-        .build()
-        .expect("client");
-    let base = format!("https://localhost:{}", nginx.https);
+    let site = Site::start(3).await;
+    let (client, base) = (&site.client, &site.base);
 
     // Each request claims another address; nginx overwrites the header with
     // the real one, so they all share the real client's bucket.
