@@ -8,7 +8,28 @@ use lastmile_actors::domain::ValidationError;
 use lastmile_actors::messages::formid::PoolError;
 use lastmile_actors::orders::OrderError;
 use lastmile_actors::payments::PaymentError;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The body of every error answer: `{"error": {"code", "message"}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// The code (stable, for programs) and message (for people) of an error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// `bad_request`, `validation`, `unauthorized`, `forbidden`, `not_found`,
+    /// `method_not_allowed`, `conflict`, `payload_too_large`,
+    /// `unsupported_media_type`, `rate_limited` or `unavailable`.
+    #[schema(value_type = String, example = "validation")]
+    pub code: &'static str,
+    /// Names the offending field where there is one.
+    #[schema(example = "pickup.place_id is required")]
+    pub message: String,
+}
 
 /// Every way a request can fail, as the client sees it.
 #[derive(Debug, thiserror::Error)]
@@ -106,9 +127,12 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code()).json(json!({
-            "error": { "code": self.code(), "message": self.to_string() }
-        }))
+        HttpResponse::build(self.status_code()).json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message: self.to_string(),
+            },
+        })
     }
 }
 

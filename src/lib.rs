@@ -17,6 +17,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod limits;
+pub mod openapi;
 pub mod replay;
 pub mod routes;
 pub mod startup;

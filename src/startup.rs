@@ -25,7 +25,7 @@ use crate::config::Settings;
 use crate::error::ApiError;
 use crate::routes::{auth, couriers, messages, ops, orders, payments};
 use crate::state::AppState;
-use crate::{limits, telemetry};
+use crate::{limits, openapi, telemetry};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -233,6 +233,12 @@ fn resource(path: &str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(ops::method_not_allowed))
 }
 
+/// The resource at the path a handler's `#[utoipa::path]` documents: the
+/// document and the router read the same string.
+fn documented<P: utoipa::Path>() -> actix_web::Resource {
+    resource(&P::path())
+}
+
 /// The application: every route, registered here and only here.
 pub fn app(
     state: AppState,
@@ -258,47 +264,64 @@ pub fn app(
         )
         .wrap(from_fn(limits::rate_limit))
         .wrap(from_fn(telemetry::observe))
+        .service(documented::<auth::__path_login>().route(web::post().to(auth::login)))
         .service(
-            web::scope("/api/v1")
-                .service(resource("/auth/login").route(web::post().to(auth::login)))
-                .service(
-                    resource("/orders")
-                        .route(web::post().to(orders::create))
-                        .route(web::get().to(orders::list)),
-                )
-                .service(resource("/orders/open").route(web::get().to(couriers::open)))
-                .service(resource("/orders/{id}").route(web::get().to(orders::get)))
-                .service(resource("/orders/{id}/grab").route(web::post().to(couriers::grab)))
-                .service(resource("/orders/{id}/pickup").route(web::post().to(couriers::pickup)))
-                .service(resource("/orders/{id}/deliver").route(web::post().to(couriers::deliver)))
-                .service(resource("/orders/{id}/confirm").route(web::post().to(couriers::confirm)))
-                .service(resource("/couriers/me").route(web::post().to(couriers::register)))
-                .service(resource("/couriers/me/online").route(web::post().to(couriers::online)))
-                .service(resource("/couriers/me/offline").route(web::post().to(couriers::offline)))
-                .service(
-                    resource("/couriers/me/location").route(web::post().to(couriers::location)),
-                )
-                .service(resource("/couriers/me/tasks").route(web::get().to(couriers::tasks)))
-                .service(resource("/orders/{id}/cancel").route(web::post().to(orders::cancel)))
-                .service(resource("/orders/{id}/pay").route(web::post().to(payments::pay)))
-                .service(resource("/form-ids").route(web::post().to(messages::add_form_ids)))
-                .service(resource("/subscriptions").route(web::post().to(messages::subscribe)))
-                .service(resource("/share-code").route(web::get().to(messages::share_code)))
-                .service(resource("/wechat/pay/notify").route(web::post().to(payments::pay_notify)))
-                .service(
-                    resource("/wechat/refund/notify")
-                        .route(web::post().to(payments::refund_notify)),
-                ),
+            documented::<orders::__path_create>()
+                .route(web::post().to(orders::create))
+                .route(web::get().to(orders::list)),
         )
-        .service(resource("/sandbox/pay/{id}").route(web::post().to(payments::sandbox_pay)))
-        .service(resource("/sandbox/messages").route(web::get().to(payments::sandbox_messages)))
+        .service(documented::<couriers::__path_open>().route(web::get().to(couriers::open)))
+        .service(documented::<orders::__path_get>().route(web::get().to(orders::get)))
+        .service(documented::<couriers::__path_grab>().route(web::post().to(couriers::grab)))
+        .service(documented::<couriers::__path_pickup>().route(web::post().to(couriers::pickup)))
+        .service(documented::<couriers::__path_deliver>().route(web::post().to(couriers::deliver)))
+        .service(documented::<couriers::__path_confirm>().route(web::post().to(couriers::confirm)))
         .service(
-            resource("/sandbox/fail-sends/{n}").route(web::post().to(payments::sandbox_fail_sends)),
+            documented::<couriers::__path_register>().route(web::post().to(couriers::register)),
         )
-        .service(resource("/files/{name}").route(web::get().to(messages::file)))
-        .service(resource("/metrics").route(web::get().to(ops::metrics)))
-        .service(resource("/healthz").route(web::get().to(ops::healthz)))
-        .service(resource("/readyz").route(web::get().to(ops::readyz)))
+        .service(documented::<couriers::__path_online>().route(web::post().to(couriers::online)))
+        .service(documented::<couriers::__path_offline>().route(web::post().to(couriers::offline)))
+        .service(
+            documented::<couriers::__path_location>().route(web::post().to(couriers::location)),
+        )
+        .service(documented::<couriers::__path_tasks>().route(web::get().to(couriers::tasks)))
+        .service(documented::<orders::__path_cancel>().route(web::post().to(orders::cancel)))
+        .service(documented::<payments::__path_pay>().route(web::post().to(payments::pay)))
+        .service(
+            documented::<messages::__path_add_form_ids>()
+                .route(web::post().to(messages::add_form_ids)),
+        )
+        .service(
+            documented::<messages::__path_subscribe>().route(web::post().to(messages::subscribe)),
+        )
+        .service(
+            documented::<messages::__path_share_code>().route(web::get().to(messages::share_code)),
+        )
+        .service(
+            documented::<payments::__path_pay_notify>().route(web::post().to(payments::pay_notify)),
+        )
+        .service(
+            documented::<payments::__path_refund_notify>()
+                .route(web::post().to(payments::refund_notify)),
+        )
+        .service(
+            documented::<payments::__path_sandbox_pay>()
+                .route(web::post().to(payments::sandbox_pay)),
+        )
+        .service(
+            documented::<payments::__path_sandbox_messages>()
+                .route(web::get().to(payments::sandbox_messages)),
+        )
+        .service(
+            documented::<payments::__path_sandbox_fail_sends>()
+                .route(web::post().to(payments::sandbox_fail_sends)),
+        )
+        .service(documented::<messages::__path_file>().route(web::get().to(messages::file)))
+        .service(documented::<ops::__path_metrics>().route(web::get().to(ops::metrics)))
+        .service(documented::<ops::__path_healthz>().route(web::get().to(ops::healthz)))
+        .service(documented::<ops::__path_readyz>().route(web::get().to(ops::readyz)))
+        .service(resource("/docs").route(web::get().to(ops::docs_redirect)))
+        .service(openapi::service())
         .default_service(web::to(ops::not_found))
 }
 

@@ -3,25 +3,42 @@
 use actix_web::{web, HttpResponse};
 use lastmile_actors::domain::LoginCode;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::JsonBody;
 use crate::state::AppState;
 
 /// The login body as sent.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginBody {
+    /// The code `wx.login` gave the mini-program (used once).
+    #[schema(required = true, value_type = String)]
     code: Option<String>,
 }
 
-#[derive(Serialize)]
-struct LoginReply {
+/// A session: the bearer token for every other call.
+#[derive(Serialize, ToSchema)]
+pub struct LoginReply {
+    /// Send as `Authorization: Bearer <token>`.
     token: String,
+    /// The user's openid within this app.
     openid: String,
+    /// Seconds the token stays valid.
     expires_in: u64,
 }
 
 /// Exchanges a `wx.login` code for a bearer token.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    tag = "auth",
+    request_body = LoginBody,
+    responses(
+        (status = 200, description = "Signed in", body = LoginReply),
+        (status = 401, description = "WeChat rejected the code", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(level = "debug", name = "POST /auth/login", skip_all)]
 pub async fn login(
     state: web::Data<AppState>,

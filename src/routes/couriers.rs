@@ -2,32 +2,41 @@
 //! pickup, deliver, and the customer's confirm.
 
 use actix_web::{web, HttpResponse};
-use lastmile_actors::dispatch::Presence;
+use lastmile_actors::dispatch::{CourierView, Presence, RouteStop, Withdrawn};
 use lastmile_actors::domain::{
     parse_text, CourierProfile, Location, Order, OrderId, OrderKind, PhoneNumber, PlaceId, Status,
 };
 use lastmile_actors::orders::Step;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ActionBody, Caller, JsonBody, OrderPath};
 use crate::routes::view::OrderView;
 use crate::state::AppState;
 
 /// `{"name", "phone"}` as sent.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct RegisterBody {
+    /// 1–32 characters.
+    #[schema(required = true, value_type = String, example = "张三")]
     name: Option<String>,
+    /// A mainland mobile number (11 digits starting with 1).
+    #[schema(required = true, value_type = String, example = "13800138000")]
     phone: Option<String>,
 }
 
 /// `{"place_id"}` or `{"latitude", "longitude"}` (what `wx.getLocation`
 /// gives) as sent.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct PlaceBody {
+    /// A place on the campus map; wins over a position.
+    #[schema(example = "canteen-1")]
     place_id: Option<String>,
+    /// WGS-84 latitude (the nearest place on the map is taken).
     latitude: Option<f64>,
+    /// WGS-84 longitude.
     longitude: Option<f64>,
 }
 
@@ -52,27 +61,58 @@ impl PlaceBody {
 }
 
 /// Query of the open-orders list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct NearQuery {
+    /// The place the courier is at (required).
+    #[param(required = true, value_type = String)]
     near: Option<String>,
 }
 
 /// An open order as couriers browsing see it: no pickup code, no customer.
-#[derive(Serialize)]
-struct OpenOrderView {
+#[derive(Serialize, ToSchema)]
+pub struct OpenOrderView {
+    /// Its id.
     id: OrderId,
+    /// Express or takeout.
     kind: OrderKind,
+    /// Where to pick up.
     pickup: Location,
+    /// Where to deliver.
     dropoff: Location,
+    /// The fee in fen.
     fee_fen: u32,
+    /// The customer's note.
     note: String,
+    /// Always `paid`.
     status: Status,
+    /// When the goods can be picked up.
     #[serde(with = "time::serde::rfc3339")]
     ready_at: OffsetDateTime,
+    /// When it was created.
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
+    /// When it last changed.
     #[serde(with = "time::serde::rfc3339")]
     updated_at: OffsetDateTime,
+}
+
+/// Open orders near a place, nearest first.
+#[derive(Serialize, ToSchema)]
+pub struct OpenOrders {
+    /// The orders.
+    orders: Vec<OpenOrderView>,
+}
+
+/// A courier's work: open tasks, the planned route, recently withdrawn tasks.
+#[derive(Serialize, ToSchema)]
+pub struct TaskListView {
+    /// Assigned or picked up, oldest first, each with its `eta`.
+    orders: Vec<OrderView>,
+    /// The stops still to make, in order, with predicted times.
+    route: Vec<RouteStop>,
+    /// Taken away within the last hour (cancelled or reassigned), newest first.
+    withdrawn: Vec<Withdrawn>,
 }
 
 impl From<Order> for OpenOrderView {
@@ -98,6 +138,16 @@ fn place(state: &AppState, raw: Option<&str>, field: &str) -> Result<PlaceId, Ap
 }
 
 /// `POST /api/v1/couriers/me`
+#[utoipa::path(
+    post,
+    path = "/api/v1/couriers/me",
+    tag = "couriers",
+    security(("bearer" = [])),
+    request_body = RegisterBody,
+    responses(
+        (status = 200, description = "Registered (or updated); starts offline", body = CourierView),
+    )
+)]
 pub async fn register(
     state: web::Data<AppState>,
     Caller(me): Caller,
@@ -118,6 +168,17 @@ pub async fn register(
 }
 
 /// `POST /api/v1/couriers/me/online`
+#[utoipa::path(
+    post,
+    path = "/api/v1/couriers/me/online",
+    tag = "couriers",
+    security(("bearer" = [])),
+    request_body = PlaceBody,
+    responses(
+        (status = 200, description = "Online at the place", body = CourierView),
+        (status = 403, description = "Not a registered courier", body = ErrorBody),
+    )
+)]
 pub async fn online(
     state: web::Data<AppState>,
     Caller(me): Caller,
@@ -128,6 +189,16 @@ pub async fn online(
 }
 
 /// `POST /api/v1/couriers/me/offline`
+#[utoipa::path(
+    post,
+    path = "/api/v1/couriers/me/offline",
+    tag = "couriers",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Offline; open tasks are kept a while, then reassigned", body = CourierView),
+        (status = 403, description = "Not a registered courier", body = ErrorBody),
+    )
+)]
 pub async fn offline(
     state: web::Data<AppState>,
     Caller(me): Caller,
@@ -137,6 +208,17 @@ pub async fn offline(
 }
 
 /// `POST /api/v1/couriers/me/location`
+#[utoipa::path(
+    post,
+    path = "/api/v1/couriers/me/location",
+    tag = "couriers",
+    security(("bearer" = [])),
+    request_body = PlaceBody,
+    responses(
+        (status = 200, description = "Position updated", body = CourierView),
+        (status = 403, description = "Not a registered courier", body = ErrorBody),
+    )
+)]
 pub async fn location(
     state: web::Data<AppState>,
     Caller(me): Caller,
@@ -147,6 +229,16 @@ pub async fn location(
 }
 
 /// `GET /api/v1/couriers/me/tasks`
+#[utoipa::path(
+    get,
+    path = "/api/v1/couriers/me/tasks",
+    tag = "couriers",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The courier's tasks and route", body = TaskListView),
+        (status = 403, description = "Not a registered courier", body = ErrorBody),
+    )
+)]
 pub async fn tasks(
     state: web::Data<AppState>,
     Caller(me): Caller,
@@ -169,14 +261,25 @@ pub async fn tasks(
             .map(|s| s.eta);
         orders.push(OrderView::new(order, eta));
     }
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "orders": orders,
-        "route": list.route,
-        "withdrawn": list.withdrawn,
-    })))
+    Ok(HttpResponse::Ok().json(TaskListView {
+        orders,
+        route: list.route,
+        withdrawn: list.withdrawn,
+    }))
 }
 
 /// `GET /api/v1/orders/open?near=place_id`
+#[utoipa::path(
+    get,
+    path = "/api/v1/orders/open",
+    tag = "couriers",
+    security(("bearer" = [])),
+    params(NearQuery),
+    responses(
+        (status = 200, description = "Paid orders nobody has, nearest first", body = OpenOrders),
+        (status = 403, description = "Not a registered courier", body = ErrorBody),
+    )
+)]
 pub async fn open(
     state: web::Data<AppState>,
     Caller(me): Caller,
@@ -192,10 +295,23 @@ pub async fn open(
             }
         }
     }
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "orders": orders })))
+    Ok(HttpResponse::Ok().json(OpenOrders { orders }))
 }
 
 /// `POST /api/v1/orders/{id}/grab`
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders/{id}/grab",
+    tag = "couriers",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "Assigned to the caller", body = OrderView),
+        (status = 403, description = "Not an online courier", body = ErrorBody),
+        (status = 404, description = "No such order", body = ErrorBody),
+        (status = 409, description = "Taken, not paid, or the courier is full", body = ErrorBody),
+    )
+)]
 pub async fn grab(
     state: web::Data<AppState>,
     Caller(me): Caller,
@@ -217,6 +333,19 @@ async fn step(
 }
 
 /// `POST /api/v1/orders/{id}/pickup`
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders/{id}/pickup",
+    tag = "couriers",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "Picked up (the assigned courier)", body = OrderView),
+        (status = 403, description = "Not the caller's to do", body = ErrorBody),
+        (status = 404, description = "No such order", body = ErrorBody),
+        (status = 409, description = "Not in a status that allows it", body = ErrorBody),
+    )
+)]
 pub async fn pickup(
     state: web::Data<AppState>,
     Caller(me): Caller,
@@ -227,6 +356,19 @@ pub async fn pickup(
 }
 
 /// `POST /api/v1/orders/{id}/deliver`
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders/{id}/deliver",
+    tag = "couriers",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "Delivered (the assigned courier)", body = OrderView),
+        (status = 403, description = "Not the caller's to do", body = ErrorBody),
+        (status = 404, description = "No such order", body = ErrorBody),
+        (status = 409, description = "Not in a status that allows it", body = ErrorBody),
+    )
+)]
 pub async fn deliver(
     state: web::Data<AppState>,
     Caller(me): Caller,
@@ -237,6 +379,19 @@ pub async fn deliver(
 }
 
 /// `POST /api/v1/orders/{id}/confirm`
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders/{id}/confirm",
+    tag = "orders",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "Completed (the customer)", body = OrderView),
+        (status = 403, description = "Not the caller's to do", body = ErrorBody),
+        (status = 404, description = "No such order", body = ErrorBody),
+        (status = 409, description = "Not in a status that allows it", body = ErrorBody),
+    )
+)]
 pub async fn confirm(
     state: web::Data<AppState>,
     Caller(me): Caller,

@@ -5,10 +5,10 @@ use actix_web::{web, HttpResponse};
 use lastmile_actors::domain::{now_utc, FormId, PagePath, Scene, TemplateId};
 use lastmile_actors::objects::valid_key;
 use lastmile_actors::sharecode::ShareError;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, JsonBody};
 use crate::state::AppState;
 
@@ -19,15 +19,41 @@ const MAX_FORM_IDS: usize = 100;
 const MAX_TEMPLATE_IDS: usize = 20;
 
 /// `{"form_ids": [...]}` as sent.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct FormIdsBody {
+    /// Up to 100 `formId`s (or prepay-free form submits); the devtools'
+    /// `the formId is a mock one` is dropped.
+    #[schema(required = true, value_type = Vec<String>)]
     form_ids: Option<Vec<String>>,
 }
 
 /// `{"template_ids": [...]}` as sent.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct SubscriptionsBody {
+    /// Up to 20 template ids the user accepted in `wx.requestSubscribeMessage`.
+    #[schema(required = true, value_type = Vec<String>)]
     template_ids: Option<Vec<String>>,
+}
+
+/// How many form_ids were pooled.
+#[derive(Serialize, ToSchema)]
+pub struct Accepted {
+    /// Pooled (usable, not duplicates, not mock).
+    accepted: usize,
+}
+
+/// How many one-time subscribe grants were recorded.
+#[derive(Serialize, ToSchema)]
+pub struct Granted {
+    /// Recorded grants.
+    granted: usize,
+}
+
+/// Where the share code image is.
+#[derive(Serialize, ToSchema)]
+pub struct ShareCodeReply {
+    /// The wxacode PNG's URL.
+    url: String,
 }
 
 fn bounded(list: Option<Vec<String>>, field: &str, max: usize) -> Result<Vec<String>, ApiError> {
@@ -41,6 +67,14 @@ fn bounded(list: Option<Vec<String>>, field: &str, max: usize) -> Result<Vec<Str
 }
 
 /// Pools form_ids for template messages; the devtools' mock one is dropped.
+#[utoipa::path(
+    post,
+    path = "/api/v1/form-ids",
+    tag = "messages",
+    security(("bearer" = [])),
+    request_body = FormIdsBody,
+    responses((status = 200, description = "Pooled", body = Accepted))
+)]
 #[tracing::instrument(level = "debug", name = "POST /form-ids", skip_all)]
 pub async fn add_form_ids(
     state: web::Data<AppState>,
@@ -54,10 +88,18 @@ pub async fn add_form_ids(
         .map(|(i, s)| FormId::parse(s, &format!("form_ids[{i}]")))
         .collect::<Result<Vec<_>, _>>()?;
     let accepted = state.formids.add_form_ids(user, ids, now_utc()).await?;
-    Ok(HttpResponse::Ok().json(json!({ "accepted": accepted })))
+    Ok(HttpResponse::Ok().json(Accepted { accepted }))
 }
 
 /// Records what `wx.requestSubscribeMessage` granted: one message each.
+#[utoipa::path(
+    post,
+    path = "/api/v1/subscriptions",
+    tag = "messages",
+    security(("bearer" = [])),
+    request_body = SubscriptionsBody,
+    responses((status = 200, description = "Recorded", body = Granted))
+)]
 #[tracing::instrument(level = "debug", name = "POST /subscriptions", skip_all)]
 pub async fn subscribe(
     state: web::Data<AppState>,
@@ -71,17 +113,30 @@ pub async fn subscribe(
         .map(|(i, s)| TemplateId::parse(s, &format!("template_ids[{i}]")))
         .collect::<Result<Vec<_>, _>>()?;
     let granted = state.formids.grant(user, ids).await?;
-    Ok(HttpResponse::Ok().json(json!({ "granted": granted })))
+    Ok(HttpResponse::Ok().json(Granted { granted }))
 }
 
 /// Query of the share-code endpoint.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ShareQuery {
+    /// What the code carries to the opened page (≤ 32 visible characters).
+    #[param(required = true, value_type = String, example = "inviter=abc")]
     scene: Option<String>,
+    /// The page it opens, e.g. `pages/index/index`.
+    #[param(required = true, value_type = String, example = "pages/index/index")]
     page: Option<String>,
 }
 
 /// `GET /api/v1/share-code?scene=&page=` → `{"url"}` of the wxacode PNG.
+#[utoipa::path(
+    get,
+    path = "/api/v1/share-code",
+    tag = "messages",
+    security(("bearer" = [])),
+    params(ShareQuery),
+    responses((status = 200, description = "The code (made once per scene and page)", body = ShareCodeReply))
+)]
 #[tracing::instrument(level = "debug", name = "GET /share-code", skip_all)]
 pub async fn share_code(
     state: web::Data<AppState>,
@@ -102,10 +157,20 @@ pub async fn share_code(
             }
             ShareError::DailyLimit(_) => ApiError::RateLimited,
         })?;
-    Ok(HttpResponse::Ok().json(json!({ "url": url })))
+    Ok(HttpResponse::Ok().json(ShareCodeReply { url }))
 }
 
 /// `GET /files/{name}`: objects of the local backend.
+#[utoipa::path(
+    get,
+    path = "/files/{name}",
+    tag = "messages",
+    params(("name" = String, Path, description = "Object key")),
+    responses(
+        (status = 200, description = "The object", content_type = "image/png", body = Vec<u8>),
+        (status = 404, description = "No such file", body = ErrorBody),
+    )
+)]
 pub async fn file(
     state: web::Data<AppState>,
     name: web::Path<String>,

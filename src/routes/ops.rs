@@ -2,12 +2,27 @@
 //! unknown routes and methods.
 
 use actix_web::{web, HttpResponse};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
+/// `{"status"}` of a health check.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` (healthz) or `ready` (readyz).
+    #[schema(value_type = String, example = "ok")]
+    status: &'static str,
+}
+
 /// Prometheus text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain", body = String))
+)]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     crate::telemetry::collect_process_metrics();
     state.metrics.run_upkeep();
@@ -17,12 +32,27 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// The process is up.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = 200, description = "Up", body = Health))
+)]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+    HttpResponse::Ok().json(Health { status: "ok" })
 }
 
 /// Storage takes durable writes (a periodic write probe, and the last
 /// flush worked) and every actor is alive.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Health),
+        (status = 503, description = "Not ready", body = ErrorBody),
+    )
+)]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     if state.orders.is_ready()
         && state.sessions.is_alive()
@@ -34,10 +64,17 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         && state.share_codes.is_alive()
         && state.rate_limits.as_ref().is_none_or(|r| r.is_alive())
     {
-        Ok(HttpResponse::Ok().json(json!({"status": "ready"})))
+        Ok(HttpResponse::Ok().json(Health { status: "ready" }))
     } else {
         Err(ApiError::Unavailable)
     }
+}
+
+/// `/docs` → `/docs/` (the UI's assets are relative to the slash).
+pub async fn docs_redirect() -> HttpResponse {
+    HttpResponse::PermanentRedirect()
+        .insert_header(("Location", "/docs/"))
+        .finish()
 }
 
 /// Any route that does not exist.

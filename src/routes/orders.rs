@@ -9,8 +9,9 @@ use lastmile_actors::domain::{
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ActionBody, Caller, JsonBody, OrderPath};
 use crate::routes::view::OrderView;
 use crate::state::AppState;
@@ -20,37 +21,63 @@ const DEFAULT_LIMIT: usize = 20;
 /// Largest page.
 const MAX_LIMIT: usize = 100;
 
-/// The create-order body as sent; every field is checked in [`parse_new_order`].
-#[derive(Debug, Deserialize)]
+/// A new order as sent; every field is checked, the first bad one named in the 400.
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateOrderBody {
+    /// `express` (a parcel from a station) or `takeout`.
+    #[schema(required = true, value_type = OrderKind)]
     kind: Option<String>,
+    /// Where the courier picks up.
+    #[schema(required = true, value_type = LocationBody)]
     pickup: Option<LocationBody>,
+    /// Where the courier delivers.
+    #[schema(required = true, value_type = LocationBody)]
     dropoff: Option<LocationBody>,
+    /// The code the station or shop asks for, at most 32 characters.
+    #[schema(value_type = Option<String>, max_length = 32)]
     pickup_code: Option<String>,
+    /// What the customer pays, in fen (1 yuan = 100 fen), 1–100000.
+    #[schema(required = true, value_type = u32, minimum = 1, maximum = 100000)]
     fee_fen: Option<serde_json::Number>,
+    /// Free text for the courier, at most 200 characters.
+    #[schema(value_type = Option<String>, max_length = 200)]
     note: Option<String>,
+    /// When the goods can be picked up (RFC 3339; default now).
+    #[schema(value_type = Option<String>, format = DateTime)]
     ready_at: Option<String>,
 }
 
 /// A location as sent.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct LocationBody {
+    /// An id from the campus map (`config/campus.toml`).
+    #[schema(required = true, value_type = String, example = "dorm-1")]
     place_id: Option<String>,
+    /// Directions within the place, 1–200 characters.
+    #[schema(required = true, value_type = String, example = "room 302")]
     detail: Option<String>,
 }
 
 /// Query of the list endpoint.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only orders in this status.
+    #[param(value_type = Option<Status>)]
     status: Option<String>,
+    /// Page size, 1–100 (default 20).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
-/// One page of the list endpoint.
-#[derive(Serialize)]
-struct OrderPage {
+/// One page of the list endpoint, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct OrderPage {
+    /// The orders.
     orders: Vec<OrderView>,
+    /// Pass as `cursor` for the next page; null on the last one.
     next_cursor: Option<String>,
 }
 
@@ -122,6 +149,22 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<IdempotencyKey>, ApiError
 }
 
 /// `POST /api/v1/orders`
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders",
+    tag = "orders",
+    security(("bearer" = [])),
+    params(
+        ("Idempotency-Key" = Option<String>, Header,
+         description = "1–64 visible ASCII characters; a retry with the same key returns the first order"),
+    ),
+    request_body = CreateOrderBody,
+    responses(
+        (status = 201, description = "Created, awaiting payment (a replayed Idempotency-Key answers the first order)", body = OrderView,
+         headers(("Location" = String, description = "The order's URL"))),
+        (status = 409, description = "Too many unpaid orders", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(level = "debug", name = "POST /orders", skip_all)]
 pub async fn create(
     req: HttpRequest,
@@ -138,6 +181,17 @@ pub async fn create(
 }
 
 /// `GET /api/v1/orders/{id}`
+#[utoipa::path(
+    get,
+    path = "/api/v1/orders/{id}",
+    tag = "orders",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The order (customer or its courier)", body = OrderView),
+        (status = 404, description = "No such order, or not the caller's", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(level = "debug", name = "GET /orders/{id}", skip_all)]
 pub async fn get(
     state: web::Data<AppState>,
@@ -149,6 +203,14 @@ pub async fn get(
 }
 
 /// `GET /api/v1/orders?status=&limit=&cursor=`
+#[utoipa::path(
+    get,
+    path = "/api/v1/orders",
+    tag = "orders",
+    security(("bearer" = [])),
+    params(ListQuery),
+    responses((status = 200, description = "The caller's orders, newest first", body = OrderPage))
+)]
 #[tracing::instrument(level = "debug", name = "GET /orders", skip_all)]
 pub async fn list(
     state: web::Data<AppState>,
@@ -187,6 +249,19 @@ pub async fn list(
 }
 
 /// `POST /api/v1/orders/{id}/cancel`
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders/{id}/cancel",
+    tag = "orders",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "Cancelled (a paid order is refunded)", body = OrderView),
+        (status = 403, description = "Not the customer", body = ErrorBody),
+        (status = 404, description = "No such order", body = ErrorBody),
+        (status = 409, description = "Too late to cancel", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(level = "debug", name = "POST /orders/{id}/cancel", skip_all)]
 pub async fn cancel(
     state: web::Data<AppState>,

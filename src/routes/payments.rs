@@ -5,13 +5,28 @@ use actix_web::{web, HttpResponse};
 use lastmile_actors::wechat::notify::{self, excerpt, RefundNotification};
 use lastmile_actors::wechat::pay::NotifyAck;
 use lastmile_actors::wechat::sandbox_pay::SandboxPayError;
-use serde_json::json;
+use lastmile_actors::wechat::PayParams;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{read_limited, ActionBody, Caller, OrderPath};
 use crate::state::AppState;
 
 /// `POST /api/v1/orders/{id}/pay` → the `wx.requestPayment` parameters.
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders/{id}/pay",
+    tag = "payments",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "Pass these to wx.requestPayment as they are", body = PayParams),
+        (status = 403, description = "Not the customer", body = ErrorBody),
+        (status = 404, description = "No such order", body = ErrorBody),
+        (status = 409, description = "Not awaiting payment", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(level = "debug", name = "POST /orders/{id}/pay", skip_all)]
 pub async fn pay(
     state: web::Data<AppState>,
@@ -51,6 +66,16 @@ fn refused(kind: &'static str, reason: &str) -> HttpResponse {
 }
 
 /// `POST /api/v1/wechat/pay/notify` (XML from WeChat Pay).
+#[utoipa::path(
+    post,
+    path = "/api/v1/wechat/pay/notify",
+    tag = "payments",
+    request_body(content = String, content_type = "text/xml", description = "WeChat Pay's signed payment result"),
+    responses(
+        (status = 200, description = "`<xml><return_code>SUCCESS</return_code>…` when taken, FAIL with a reason otherwise", content_type = "text/xml", body = String),
+        (status = 413, description = "Body over 64 KiB", content_type = "text/xml", body = String),
+    )
+)]
 #[tracing::instrument(level = "debug", name = "POST /wechat/pay/notify", skip_all)]
 pub async fn pay_notify(state: web::Data<AppState>, payload: web::Payload) -> HttpResponse {
     let body = match notify_body(payload).await {
@@ -67,6 +92,16 @@ pub async fn pay_notify(state: web::Data<AppState>, payload: web::Payload) -> Ht
 }
 
 /// `POST /api/v1/wechat/refund/notify` (XML with encrypted `req_info`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/wechat/refund/notify",
+    tag = "payments",
+    request_body(content = String, content_type = "text/xml", description = "WeChat Pay's refund result, `req_info` encrypted with the API key"),
+    responses(
+        (status = 200, description = "`<xml><return_code>SUCCESS</return_code>…` when taken, FAIL with a reason otherwise", content_type = "text/xml", body = String),
+        (status = 413, description = "Body over 64 KiB", content_type = "text/xml", body = String),
+    )
+)]
 #[tracing::instrument(level = "debug", name = "POST /wechat/refund/notify", skip_all)]
 pub async fn refund_notify(state: web::Data<AppState>, payload: web::Payload) -> HttpResponse {
     let body = match notify_body(payload).await {
@@ -87,8 +122,44 @@ pub async fn refund_notify(state: web::Data<AppState>, payload: web::Payload) ->
     answer(state.payments.refund_notify(notice).await)
 }
 
+/// The sandbox paid an order.
+#[derive(Serialize, ToSchema)]
+pub struct SandboxPaid {
+    /// The order.
+    order_id: String,
+    /// Always true.
+    paid: bool,
+}
+
+/// What the simulated WeChat delivered.
+#[derive(Serialize, ToSchema)]
+pub struct SandboxMessages {
+    /// Oldest first: `via` (`subscribe` or `template`), `touser`,
+    /// `template_id`, `page`, `data`, `form_id`.
+    #[schema(value_type = Vec<Object>)]
+    messages: Vec<lastmile_actors::wechat::SentMessage>,
+}
+
+/// How many sends will fail.
+#[derive(Serialize, ToSchema)]
+pub struct FailingSends {
+    /// The next this many message sends fail as "system busy".
+    failing_sends: u64,
+}
+
 /// `POST /sandbox/pay/{order_id}`: the simulated customer pays; the
 /// simulator sends the signed notify over HTTP. 404 in live mode.
+#[utoipa::path(
+    post,
+    path = "/sandbox/pay/{id}",
+    tag = "sandbox",
+    params(("id" = String, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "Paid; the notify was acknowledged", body = SandboxPaid),
+        (status = 404, description = "Live mode", body = ErrorBody),
+        (status = 409, description = "Not prepaid yet, or already paid", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(level = "debug", name = "POST /sandbox/pay/{id}", skip_all)]
 pub async fn sandbox_pay(
     state: web::Data<AppState>,
@@ -99,7 +170,10 @@ pub async fn sandbox_pay(
         return Err(ApiError::NotFound("no such route".into()));
     };
     match sandbox.pay_simulator().pay(&path).await {
-        Ok(()) => Ok(HttpResponse::Ok().json(json!({"order_id": path.as_str(), "paid": true}))),
+        Ok(()) => Ok(HttpResponse::Ok().json(SandboxPaid {
+            order_id: path.into_inner(),
+            paid: true,
+        })),
         Err(e @ (SandboxPayError::NoPrepay | SandboxPayError::AlreadyPaid)) => {
             Err(ApiError::Conflict(e.to_string()))
         }
@@ -112,15 +186,36 @@ pub async fn sandbox_pay(
 
 /// `GET /sandbox/messages`: what the simulated WeChat delivered to users
 /// (sandbox only; 404 in live mode).
+#[utoipa::path(
+    get,
+    path = "/sandbox/messages",
+    tag = "sandbox",
+    responses(
+        (status = 200, description = "Delivered messages", body = SandboxMessages),
+        (status = 404, description = "Live mode", body = ErrorBody),
+    )
+)]
 pub async fn sandbox_messages(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let Some(sandbox) = &state.sandbox else {
         return Err(ApiError::NotFound("no such route".into()));
     };
-    Ok(HttpResponse::Ok().json(json!({ "messages": sandbox.sent_messages() })))
+    Ok(HttpResponse::Ok().json(SandboxMessages {
+        messages: sandbox.sent_messages(),
+    }))
 }
 
 /// `POST /sandbox/fail-sends/{n}`: the next `n` message sends fail as
 /// "system busy" (sandbox only), to watch the outbox retry.
+#[utoipa::path(
+    post,
+    path = "/sandbox/fail-sends/{n}",
+    tag = "sandbox",
+    params(("n" = u64, Path, description = "How many sends fail")),
+    responses(
+        (status = 200, description = "Armed", body = FailingSends),
+        (status = 404, description = "Live mode", body = ErrorBody),
+    )
+)]
 pub async fn sandbox_fail_sends(
     state: web::Data<AppState>,
     n: web::Path<u64>,
@@ -129,5 +224,5 @@ pub async fn sandbox_fail_sends(
         return Err(ApiError::NotFound("no such route".into()));
     };
     sandbox.fail_next_sends(*n);
-    Ok(HttpResponse::Ok().json(json!({ "failing_sends": *n })))
+    Ok(HttpResponse::Ok().json(FailingSends { failing_sends: *n }))
 }

@@ -5,16 +5,18 @@
 use lastmile_actors::domain::{Order, Status};
 use serde::Serialize;
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
 use crate::state::AppState;
 
 /// An order with its predicted hand-over time.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OrderView {
     /// The record.
     #[serde(flatten)]
     pub order: Order,
-    /// When it is predicted to be handed over.
+    /// When it is predicted to be handed over (null unless a courier has it).
+    #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(with = "time::serde::rfc3339::option")]
     pub eta: Option<OffsetDateTime>,
 }

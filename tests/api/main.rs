@@ -13,6 +13,7 @@ mod fuzz;
 mod helpers;
 mod messages;
 mod notifier;
+mod openapi;
 mod ops;
 mod orders;
 mod payments;

@@ -110,7 +110,7 @@ impl From<MailboxError> for DispatchError {
 }
 
 /// A courier as the API shows them.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CourierView {
     /// The courier's openid.
     pub openid: OpenId,
@@ -177,11 +177,12 @@ fn owner_of(who: &OpenId) -> u64 {
 }
 
 /// A stop of a courier's route, as the task list shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RouteStop {
     /// The order.
     pub order_id: OrderId,
     /// `pickup` or `dropoff`.
+    #[schema(value_type = String, pattern = "^(pickup|dropoff)$")]
     pub action: &'static str,
     /// Where.
     pub place_id: String,
@@ -191,7 +192,7 @@ pub struct RouteStop {
 }
 
 /// Why a task left a courier before it was delivered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WithdrawReason {
     /// The customer cancelled it.
@@ -201,7 +202,7 @@ pub enum WithdrawReason {
 }
 
 /// A task taken away from a courier, as their task list tells them.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Withdrawn {
     /// The order.
     pub order_id: OrderId,

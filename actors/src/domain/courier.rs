@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 use super::*;
 
 /// A mainland China mobile number: 11 digits starting with 1.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "String", into = "String")]
+#[schema(value_type = String, pattern = "^1[0-9]{10}$")]
 pub struct PhoneNumber(String);
 
 impl PhoneNumber {

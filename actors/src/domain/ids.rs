@@ -17,8 +17,11 @@ fn customer_tag(customer: &OpenId) -> [u8; 5] {
 }
 
 /// An order id: 1–32 characters of `[A-Za-z0-9]`, usable as `out_trade_no`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(try_from = "String", into = "String")]
+#[schema(value_type = String, pattern = "^[A-Za-z0-9]{1,32}$")]
 pub struct OrderId(String);
 
 impl OrderId {
@@ -81,8 +84,11 @@ impl OrderId {
 string_newtype!(OrderId);
 
 /// A WeChat openid: the user's id within this app.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(try_from = "String", into = "String")]
+#[schema(value_type = String, pattern = "^[A-Za-z0-9_-]{1,64}$")]
 pub struct OpenId(String);
 
 impl OpenId {

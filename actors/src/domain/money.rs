@@ -5,8 +5,11 @@ use serde::{Deserialize, Serialize};
 use super::*;
 
 /// An amount of money in fen, 1 ≤ fen ≤ [`MAX_FEE_FEN`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(try_from = "u32", into = "u32")]
+#[schema(value_type = u32, example = 300)]
 pub struct Fen(u32);
 
 impl Fen {

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use super::*;
 
 /// What kind of errand an order is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderKind {
     /// Pick up a parcel at an express station.
@@ -37,7 +37,7 @@ impl OrderKind {
 }
 
 /// A place plus free-text directions (locker number, dorm room).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Location {
     /// A place on the campus map.
     pub place_id: PlaceId,
@@ -89,7 +89,7 @@ pub fn parse_ready_at(text: &str, now: OffsetDateTime) -> Result<OffsetDateTime,
 }
 
 /// Where an order is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Created, waiting for WeChat Pay.
@@ -246,7 +246,7 @@ impl fmt::Display for Status {
 }
 
 /// The order record, as stored and as served.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Order {
     /// Its id (also WeChat Pay's `out_trade_no`).
     pub id: OrderId,

@@ -7,8 +7,9 @@ use crate::campus::Campus;
 use super::*;
 
 /// The id of a place on the campus map; only ids the map knows parse.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "String", into = "String")]
+#[schema(value_type = String, example = "dorm-1")]
 pub struct PlaceId(String);
 
 impl PlaceId {

@@ -20,7 +20,7 @@ pub use pay_api::{
     CloseOutcome, PayParams, PaySigner, RefundRequest, RefundState, TradeState, UnifiedOrder,
     WeChatPay,
 };
-pub use sandbox::SandboxWeChat;
+pub use sandbox::{SandboxWeChat, SentMessage};
 
 /// A secret value (app secret, pay key): never printed, never logged.
 #[derive(Clone, Deserialize, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use super::{Secret, SignType, WeChatError};
 use serde::{Deserialize, Serialize};
 
 /// The parameters the mini-program passes to `wx.requestPayment`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PayParams {
     /// Unix seconds, as a string (WeChat requires a string).
     #[serde(rename = "timeStamp")]
