@@ -43,6 +43,34 @@ fn bearer_token(req: &HttpRequest) -> Option<String> {
         .then(|| token.trim().to_owned())
 }
 
+/// A campus operator: `Authorization: Bearer <admin.token>`. With no
+/// `admin.token` configured the whole admin surface does not exist (404).
+#[derive(Debug, Clone, Copy)]
+pub struct Operator;
+
+impl FromRequest for Operator {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(operator(req))
+    }
+}
+
+fn operator(req: &HttpRequest) -> Result<Operator, ApiError> {
+    use subtle::ConstantTimeEq;
+    let expected = req
+        .app_data::<web::Data<AppState>>()
+        .and_then(|s| s.admin_token.clone())
+        .ok_or_else(|| ApiError::NotFound("no such route".into()))?;
+    let given = bearer_token(req).unwrap_or_default();
+    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+        Ok(Operator)
+    } else {
+        Err(ApiError::Unauthorized("the admin token is required".into()))
+    }
+}
+
 /// The `{id}` of an order route; one that cannot exist is simply not found.
 #[derive(Debug, Clone)]
 pub struct OrderPath(pub OrderId);

@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::error::ErrorBody;
-use crate::routes::{auth, couriers, messages, ops, orders, payments};
+use crate::routes::{admin, auth, couriers, messages, ops, orders, payments};
 
 /// The whole HTTP API.
 #[derive(OpenApi)]
@@ -35,6 +35,8 @@ use crate::routes::{auth, couriers, messages, ops, orders, payments};
         messages::add_form_ids, messages::subscribe, messages::share_code, messages::file,
         payments::pay_notify, payments::refund_notify,
         payments::sandbox_pay, payments::sandbox_messages, payments::sandbox_fail_sends,
+        admin::map, admin::live, admin::today, admin::search, admin::refund,
+        admin::reassign, admin::force_offline,
         ops::metrics, ops::healthz, ops::readyz,
     ),
     components(schemas(ErrorBody)),

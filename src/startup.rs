@@ -23,7 +23,7 @@ use lastmile_actors::wechat::{Mode, SandboxWeChat, WeChat, WeChatError};
 
 use crate::config::Settings;
 use crate::error::ApiError;
-use crate::routes::{auth, couriers, messages, ops, orders, payments};
+use crate::routes::{admin, auth, couriers, messages, ops, orders, payments};
 use crate::state::AppState;
 use crate::{limits, openapi, telemetry};
 
@@ -181,6 +181,7 @@ pub fn start_services(
         sandbox: wechat.sandbox,
         campus,
         trusted_proxies: settings.http.trusted_proxies.clone().into(),
+        admin_token: settings.admin.token.as_ref().map(|t| Arc::from(t.expose())),
         pay_signer,
         metrics: telemetry::prometheus(),
     };
@@ -320,6 +321,16 @@ pub fn app(
         .service(documented::<ops::__path_metrics>().route(web::get().to(ops::metrics)))
         .service(documented::<ops::__path_healthz>().route(web::get().to(ops::healthz)))
         .service(documented::<ops::__path_readyz>().route(web::get().to(ops::readyz)))
+        .service(documented::<admin::__path_map>().route(web::get().to(admin::map)))
+        .service(documented::<admin::__path_live>().route(web::get().to(admin::live)))
+        .service(documented::<admin::__path_today>().route(web::get().to(admin::today)))
+        .service(documented::<admin::__path_search>().route(web::get().to(admin::search)))
+        .service(documented::<admin::__path_refund>().route(web::post().to(admin::refund)))
+        .service(documented::<admin::__path_reassign>().route(web::post().to(admin::reassign)))
+        .service(
+            documented::<admin::__path_force_offline>().route(web::post().to(admin::force_offline)),
+        )
+        .service(resource("/admin").route(web::get().to(admin::console)))
         .service(resource("/docs").route(web::get().to(ops::docs_redirect)))
         .service(openapi::service())
         .default_service(web::to(ops::not_found))

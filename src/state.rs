@@ -46,6 +46,8 @@ pub struct AppState {
     pub trusted_proxies: Arc<[std::net::IpAddr]>,
     /// Verifies WeChat Pay notifies on the HTTP workers.
     pub pay_signer: Arc<lastmile_actors::wechat::PaySigner>,
+    /// `admin.token`: the operator console and admin API are off (404) without it.
+    pub admin_token: Option<Arc<str>>,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
 }

@@ -35,7 +35,7 @@ pub enum CampusError {
 }
 
 /// What a place is; it matters to people, and to the dispatcher's zones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PlaceKind {
     /// An express (parcel) station.

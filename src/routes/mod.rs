@@ -1,6 +1,7 @@
 //! HTTP routes, one file per resource. Handlers translate HTTP to actor
 //! calls and back; they hold no state and touch no storage.
 
+pub mod admin;
 pub mod auth;
 pub mod couriers;
 pub mod messages;

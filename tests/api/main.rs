@@ -5,8 +5,10 @@
 //! - `binary`: the release binary end to end (durability, restarts, signals, config)
 //! - `wechat_live`: the live WeChat client against a fake WeChat on 127.0.0.1
 
+mod admin;
 mod auth;
 mod binary;
+mod console;
 mod deploy;
 mod dispatch;
 mod fuzz;

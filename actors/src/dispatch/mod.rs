@@ -38,7 +38,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::campus::Campus;
-use crate::domain::{now_utc, CourierProfile, OpenId, Order, OrderId, PlaceId, Status};
+use crate::domain::{now_utc, ChangedBy, CourierProfile, OpenId, Order, OrderId, PlaceId, Status};
 use crate::orders::{OrderError, OrderEvent, OrderWaiting, Orders, TaskChanged};
 use crate::storage::CourierRepo;
 use planner::{Params, Point, RouteTask};
@@ -276,7 +276,8 @@ pub struct SetPresence {
     pub presence: Presence,
 }
 
-/// An online courier takes an open order (first one wins).
+/// An online courier takes an open order (first one wins), or an
+/// operator hands an order to one.
 #[derive(Message)]
 #[rtype(result = "Result<Order, DispatchError>")]
 pub struct Grab {
@@ -284,6 +285,56 @@ pub struct Grab {
     pub id: OrderId,
     /// The courier.
     pub courier: OpenId,
+    /// The operator, when it is their reassignment (the order may then be
+    /// taken from another courier who has not picked it up).
+    pub by_operator: bool,
+}
+
+/// An operator takes a courier offline; their open orders note it.
+#[derive(Message)]
+#[rtype(result = "Result<CourierView, DispatchError>")]
+pub struct ForceOffline {
+    /// Who.
+    pub courier: OpenId,
+}
+
+/// What the operator console shows of the dispatcher.
+#[derive(Message)]
+#[rtype(result = "Board")]
+pub struct GetBoard;
+
+/// Every courier the dispatcher knows, with their routes, and the orders
+/// waiting for one.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Board {
+    /// Registered couriers who were seen since the start, online first.
+    pub couriers: Vec<BoardCourier>,
+    /// Paid orders nobody has yet, oldest first.
+    pub waiting: Vec<BoardWaiting>,
+}
+
+/// A courier on the board.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct BoardCourier {
+    /// Name, phone, presence, place, open tasks.
+    #[serde(flatten)]
+    pub courier: CourierView,
+    /// The stops still to make, in order, with predicted times.
+    pub route: Vec<RouteStop>,
+}
+
+/// An order waiting for a courier.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct BoardWaiting {
+    /// The order.
+    pub order_id: OrderId,
+    /// Where it is picked up.
+    pub pickup: String,
+    /// Where it goes.
+    pub dropoff: String,
+    /// Since when it waits.
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
 }
 
 /// A courier's tasks (403 for a user who is not a courier).
@@ -403,6 +454,45 @@ impl Dispatcher {
         metrics::gauge!("lastmile_dispatch_couriers_online").set(online as f64);
     }
 
+    /// What the operator console shows: every courier seen since the start
+    /// or holding tasks, with their route, and the waiting orders.
+    fn board(&self) -> Board {
+        let now = now_utc();
+        let mut seen: Vec<&OpenId> = self.couriers.keys().chain(self.tasks.keys()).collect();
+        seen.sort();
+        seen.dedup();
+        let mut couriers: Vec<BoardCourier> = seen
+            .into_iter()
+            .filter_map(|id| self.profile(id).ok())
+            .map(|profile| {
+                let route = self.route_of(&profile.openid, now);
+                BoardCourier {
+                    courier: self.view(profile),
+                    route,
+                }
+            })
+            .collect();
+        couriers.sort_by(|a, b| {
+            b.courier
+                .online
+                .cmp(&a.courier.online)
+                .then(a.courier.name.cmp(&b.courier.name))
+        });
+        let places = self.campus.places();
+        let mut waiting: Vec<BoardWaiting> = self
+            .waiting
+            .iter()
+            .map(|(id, w)| BoardWaiting {
+                order_id: id.clone(),
+                pickup: places[w.place].id.clone(),
+                dropoff: places[w.dropoff].id.clone(),
+                since: w.since,
+            })
+            .collect();
+        waiting.sort_by(|a, b| a.since.cmp(&b.since).then(a.order_id.cmp(&b.order_id)));
+        Board { couriers, waiting }
+    }
+
     fn free_slots(&self, courier: &OpenId) -> u32 {
         self.config
             .max_tasks
@@ -492,7 +582,10 @@ impl Dispatcher {
             self.reserve(&id, &courier);
             let (orders, addr) = (self.orders.clone(), ctx.address());
             actix::spawn(async move {
-                let result = orders.assign(id.clone(), courier.clone()).await.map(|_| ());
+                let result = orders
+                    .assign(id.clone(), courier.clone(), ChangedBy::Dispatcher, false)
+                    .await
+                    .map(|_| ());
                 addr.do_send(Settled {
                     id,
                     courier,
@@ -699,7 +792,10 @@ impl Dispatcher {
             self.unassigning.insert(id.clone());
             let orders = self.orders.clone();
             actix::spawn(async move {
-                if let Err(e) = orders.unassign(id.clone(), courier).await {
+                if let Err(e) = orders
+                    .unassign(id.clone(), courier, ChangedBy::Dispatcher)
+                    .await
+                {
                     tracing::warn!(order = %id, error = %e, "could not take a task back");
                 }
             });
@@ -943,7 +1039,15 @@ impl Handler<SetPresence> for Dispatcher {
 impl Handler<Grab> for Dispatcher {
     type Result = ResponseActFuture<Self, Result<Order, DispatchError>>;
 
-    fn handle(&mut self, Grab { id, courier }: Grab, _: &mut Self::Context) -> Self::Result {
+    fn handle(
+        &mut self,
+        Grab {
+            id,
+            courier,
+            by_operator,
+        }: Grab,
+        _: &mut Self::Context,
+    ) -> Self::Result {
         let checked = (|| {
             self.profile(&courier)?;
             if !self.is_online(&courier) {
@@ -969,13 +1073,71 @@ impl Handler<Grab> for Dispatcher {
         let orders = self.orders.clone();
         let (sid, scourier) = (id.clone(), courier.clone());
         Box::pin(
-            async move { orders.assign(id, courier).await }
-                .into_actor(self)
-                .map(move |result, act, _| {
-                    act.settle(&sid, &scourier, result.as_ref().err(), None);
-                    result.map_err(DispatchError::from)
-                }),
+            async move {
+                let by = if by_operator {
+                    ChangedBy::Operator
+                } else {
+                    ChangedBy::Courier(courier.clone())
+                };
+                orders.assign(id, courier, by, by_operator).await
+            }
+            .into_actor(self)
+            .map(move |result, act, _| {
+                act.settle(&sid, &scourier, result.as_ref().err(), None);
+                result.map_err(DispatchError::from)
+            }),
         )
+    }
+}
+
+impl Handler<ForceOffline> for Dispatcher {
+    type Result = ResponseActFuture<Self, Result<CourierView, DispatchError>>;
+
+    fn handle(
+        &mut self,
+        ForceOffline { courier }: ForceOffline,
+        _: &mut Self::Context,
+    ) -> Self::Result {
+        let profile = match self.profile(&courier) {
+            Ok(p) => p,
+            Err(e) => return Box::pin(async move { Err(e) }.into_actor(self)),
+        };
+        if let Some(p) = self.couriers.get_mut(&courier) {
+            if p.online {
+                p.online = false;
+                p.offline_at = Some(Instant::now());
+            }
+        }
+        self.publish();
+        let open: Vec<OrderId> = self
+            .tasks
+            .get(&courier)
+            .map(|t| t.keys().cloned().collect())
+            .unwrap_or_default();
+        let orders = self.orders.clone();
+        let note = format!("operator set courier {} ({courier}) offline", profile.name);
+        Box::pin(
+            async move {
+                for id in open {
+                    if let Err(e) = orders
+                        .add_note(id.clone(), ChangedBy::Operator, note.clone())
+                        .await
+                    {
+                        tracing::warn!(order = %id, error = %e, "could not note a forced offline");
+                    }
+                }
+            }
+            .into_actor(self)
+            .map(move |(), act, _| Ok(act.view(profile))),
+        )
+    }
+}
+
+impl Handler<GetBoard> for Dispatcher {
+    type Result = MessageResult<GetBoard>;
+
+    fn handle(&mut self, _: GetBoard, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.board())
     }
 }
 
@@ -1127,7 +1289,35 @@ impl Dispatch {
 
     /// Grab an open order.
     pub async fn grab(&self, id: OrderId, courier: OpenId) -> Result<Order, DispatchError> {
-        self.addr.send(Grab { id, courier }).await?
+        self.addr
+            .send(Grab {
+                id,
+                courier,
+                by_operator: false,
+            })
+            .await?
+    }
+
+    /// An operator hands an order (waiting, or assigned and not picked up)
+    /// to an online courier with room.
+    pub async fn reassign(&self, id: OrderId, courier: OpenId) -> Result<Order, DispatchError> {
+        self.addr
+            .send(Grab {
+                id,
+                courier,
+                by_operator: true,
+            })
+            .await?
+    }
+
+    /// An operator takes a courier offline.
+    pub async fn force_offline(&self, courier: OpenId) -> Result<CourierView, DispatchError> {
+        self.addr.send(ForceOffline { courier }).await?
+    }
+
+    /// Couriers, routes and waiting orders, for the operator console.
+    pub async fn board(&self) -> Result<Board, DispatchError> {
+        Ok(self.addr.send(GetBoard).await?)
     }
 
     /// When `courier` is predicted to hand order `id` over (None when it is

@@ -46,6 +46,7 @@ macro_rules! string_newtype {
 }
 
 mod courier;
+mod history;
 mod ids;
 mod money;
 mod order;
@@ -56,6 +57,7 @@ mod share;
 mod token;
 
 pub use courier::*;
+pub use history::*;
 pub use ids::*;
 pub use money::*;
 pub use order::*;
@@ -194,9 +196,13 @@ mod tests {
             ready_at: None,
         };
         let mut order = Order::new(OrderId::generate(&customer, now), customer, new, now);
-        order.apply(Event::PaymentConfirmed, now).unwrap();
-        order.assign(courier, now).unwrap();
-        order.apply(Event::Cancel, now).unwrap();
+        order
+            .apply(Event::PaymentConfirmed, ChangedBy::WeChatPay, now)
+            .unwrap();
+        order.assign(courier, ChangedBy::Dispatcher, now).unwrap();
+        order
+            .apply(Event::Cancel, ChangedBy::Customer, now)
+            .unwrap();
         assert_eq!(order.status(), Status::Refunding);
         assert_eq!(order.courier, None);
     }

@@ -144,6 +144,25 @@ pub enum Event {
     Confirm,
     /// WeChat Pay confirmed the refund.
     RefundConfirmed,
+    /// An operator refunds a paid order, whatever became of it.
+    OperatorRefund,
+}
+
+impl Event {
+    /// The wire name (the order history in the admin API).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::PaymentConfirmed => "payment_confirmed",
+            Event::Cancel => "cancel",
+            Event::Assign => "assign",
+            Event::Unassign => "unassign",
+            Event::PickUp => "pick_up",
+            Event::Deliver => "deliver",
+            Event::Confirm => "confirm",
+            Event::RefundConfirmed => "refund_confirmed",
+            Event::OperatorRefund => "operator_refund",
+        }
+    }
 }
 
 /// An event the current status does not allow.
@@ -171,6 +190,7 @@ impl fmt::Display for EventName {
             Event::Deliver => "be delivered",
             Event::Confirm => "be confirmed",
             Event::RefundConfirmed => "be refunded",
+            Event::OperatorRefund => "be refunded by an operator",
         })
     }
 }
@@ -196,6 +216,12 @@ impl Status {
             (S::PickedUp, E::Deliver) => S::Delivered,
             (S::Delivered, E::Confirm) => S::Completed,
             (S::Refunding, E::RefundConfirmed) => S::Refunded,
+            // An operator may give the money back at any point after payment
+            // (a complaint after delivery included), but not twice.
+            (
+                S::Paid | S::Assigned | S::PickedUp | S::Delivered | S::Completed,
+                E::OperatorRefund,
+            ) => S::Refunding,
             (from, event) => {
                 return Err(TransitionError {
                     from,
@@ -277,6 +303,10 @@ pub struct Order {
     /// When it last changed.
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// Every change after creation, oldest first, with who caused it
+    /// (served by the admin API only).
+    #[serde(skip)]
+    history: Vec<Change>,
 }
 
 /// Every field of an order, for the storage layer to rebuild one it wrote
@@ -309,6 +339,8 @@ pub struct OrderParts {
     pub created_at: OffsetDateTime,
     /// See [`Order::updated_at`].
     pub updated_at: OffsetDateTime,
+    /// See [`Order::history`].
+    pub history: Vec<Change>,
 }
 
 impl Order {
@@ -328,6 +360,7 @@ impl Order {
             courier: p.courier,
             created_at: p.created_at,
             updated_at: p.updated_at,
+            history: p.history,
         }
     }
 
@@ -347,6 +380,7 @@ impl Order {
             courier: None,
             created_at: now,
             updated_at: now,
+            history: Vec::new(),
         }
     }
 
@@ -355,15 +389,33 @@ impl Order {
         self.status
     }
 
-    /// Applies an event through the status machine, stamping `updated_at`.
-    pub fn apply(&mut self, event: Event, now: OffsetDateTime) -> Result<Status, TransitionError> {
+    /// The changes after creation, oldest first.
+    pub fn history(&self) -> &[Change] {
+        &self.history
+    }
+
+    /// Applies an event through the status machine, stamping `updated_at`
+    /// and recording who caused it.
+    pub fn apply(
+        &mut self,
+        event: Event,
+        by: ChangedBy,
+        now: OffsetDateTime,
+    ) -> Result<Status, TransitionError> {
         let next = self.status.apply(event)?;
         self.status = next;
         self.updated_at = now;
-        if event == Event::Cancel {
-            // A cancelled task is nobody's any more.
+        if matches!(event, Event::Cancel | Event::OperatorRefund) {
+            // A cancelled or refunded task is nobody's any more.
             self.courier = None;
         }
+        self.record(Change {
+            at: now,
+            event: Some(event),
+            to: next,
+            by,
+            note: String::new(),
+        });
         Ok(next)
     }
 
@@ -371,18 +423,50 @@ impl Order {
     pub fn assign(
         &mut self,
         courier: OpenId,
+        by: ChangedBy,
         now: OffsetDateTime,
     ) -> Result<Status, TransitionError> {
-        let status = self.apply(Event::Assign, now)?;
+        let status = self.apply(Event::Assign, by, now)?;
         self.courier = Some(courier);
         Ok(status)
     }
 
     /// Takes the order back from its courier.
-    pub fn unassign(&mut self, now: OffsetDateTime) -> Result<Status, TransitionError> {
-        let status = self.apply(Event::Unassign, now)?;
+    pub fn unassign(
+        &mut self,
+        by: ChangedBy,
+        now: OffsetDateTime,
+    ) -> Result<Status, TransitionError> {
+        let status = self.apply(Event::Unassign, by, now)?;
         self.courier = None;
         Ok(status)
+    }
+
+    /// Records something said about the order without changing it
+    /// (an operator's action on its courier, the reason for a refund).
+    pub fn note(&mut self, by: ChangedBy, note: String, now: OffsetDateTime) {
+        let to = self.status;
+        self.record(Change {
+            at: now,
+            event: None,
+            to,
+            by,
+            note,
+        });
+    }
+
+    /// Puts a note on the last change (the operator's reason for it).
+    pub fn explain_last(&mut self, note: String) {
+        if let Some(last) = self.history.last_mut() {
+            last.note = note;
+        }
+    }
+
+    fn record(&mut self, change: Change) {
+        if self.history.len() >= MAX_HISTORY {
+            self.history.remove(0);
+        }
+        self.history.push(change);
     }
 
     /// May `who` see this order at all?

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use time::OffsetDateTime;
 
-use crate::domain::{IdempotencyKey, NewOrder, OpenId, Order, OrderId, Status};
+use crate::domain::{ChangedBy, IdempotencyKey, NewOrder, OpenId, Order, OrderId, Status};
 
 use super::*;
 
@@ -94,6 +94,33 @@ pub struct AssignCourier {
     pub id: OrderId,
     /// The courier.
     pub courier: OpenId,
+    /// Who decided (the courier grabbing, the dispatcher, an operator).
+    pub by: ChangedBy,
+    /// Take it from another courier who has it but has not picked it up
+    /// (an operator's reassignment); otherwise only a waiting order.
+    pub take_over: bool,
+}
+
+/// An operator refunds a paid order whatever became of it.
+#[derive(Message)]
+#[rtype(result = "Result<Order, OrderError>")]
+pub struct OperatorRefund {
+    /// The order.
+    pub id: OrderId,
+    /// Why, in the operator's words (kept in the history).
+    pub note: String,
+}
+
+/// Records a note in an order's history without changing it.
+#[derive(Message)]
+#[rtype(result = "Result<Order, OrderError>")]
+pub struct AddNote {
+    /// The order.
+    pub id: OrderId,
+    /// Who.
+    pub by: ChangedBy,
+    /// What.
+    pub note: String,
 }
 
 /// Take an assigned (not picked up) order back from `courier`.
@@ -104,6 +131,8 @@ pub struct UnassignOrder {
     pub id: OrderId,
     /// The courier it must still belong to.
     pub courier: OpenId,
+    /// Who takes it back.
+    pub by: ChangedBy,
 }
 
 /// A courier-or-customer step on an order.

@@ -14,6 +14,7 @@
 //! - this module: the settings, the errors, and [`Orders`], the handle that
 //!   routes each call to the owning shard
 
+pub mod figures;
 mod messages;
 mod shard;
 
@@ -26,7 +27,8 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use crate::domain::{
-    stable_hash, IdempotencyKey, NewOrder, OpenId, Order, OrderId, Status, TransitionError,
+    stable_hash, ChangedBy, IdempotencyKey, NewOrder, OpenId, Order, OrderId, Status,
+    TransitionError,
 };
 use crate::storage::{OrderRepo, StorageError};
 
@@ -279,28 +281,90 @@ impl Orders {
         self.durable(&id, order).await
     }
 
-    /// Gives a paid order to a courier (durable before it returns).
-    pub async fn assign(&self, id: OrderId, courier: OpenId) -> Result<Order, OrderError> {
+    /// Gives a paid order to a courier (durable before it returns);
+    /// `take_over` also takes it from a courier who has not picked it up.
+    pub async fn assign(
+        &self,
+        id: OrderId,
+        courier: OpenId,
+        by: ChangedBy,
+        take_over: bool,
+    ) -> Result<Order, OrderError> {
         let order = self
             .shard(&id)
             .send(AssignCourier {
                 id: id.clone(),
                 courier,
+                by,
+                take_over,
             })
             .await??;
         self.durable(&id, order).await
     }
 
     /// Takes an assigned order back from an offline courier.
-    pub async fn unassign(&self, id: OrderId, courier: OpenId) -> Result<Order, OrderError> {
+    pub async fn unassign(
+        &self,
+        id: OrderId,
+        courier: OpenId,
+        by: ChangedBy,
+    ) -> Result<Order, OrderError> {
         let order = self
             .shard(&id)
             .send(UnassignOrder {
                 id: id.clone(),
                 courier,
+                by,
             })
             .await??;
         self.durable(&id, order).await
+    }
+
+    /// An operator's refund (durable before it returns; the money goes
+    /// back through WeChat Pay after).
+    pub async fn operator_refund(&self, id: OrderId, note: String) -> Result<Order, OrderError> {
+        let order = self
+            .shard(&id)
+            .send(OperatorRefund {
+                id: id.clone(),
+                note,
+            })
+            .await??;
+        self.durable(&id, order).await
+    }
+
+    /// Records a note in an order's history.
+    pub async fn add_note(
+        &self,
+        id: OrderId,
+        by: ChangedBy,
+        note: String,
+    ) -> Result<Order, OrderError> {
+        let order = self
+            .shard(&id)
+            .send(AddNote {
+                id: id.clone(),
+                by,
+                note,
+            })
+            .await??;
+        self.durable(&id, order).await
+    }
+
+    /// The figures of the orders created since `since` (a scan of both
+    /// trees, off the shards' threads; ids carry their creation time, so
+    /// older orders are skipped undecoded).
+    pub async fn figures_since(
+        &self,
+        since: time::OffsetDateTime,
+    ) -> Result<figures::DayFigures, OrderError> {
+        let store = self.store.clone();
+        let since_ms = crate::domain::unix_ms(since).max(0) as u64;
+        let scan = move || store.orders_created_since(since_ms);
+        let orders = tokio::task::spawn_blocking(scan)
+            .await
+            .map_err(|_| OrderError::Unavailable)??;
+        Ok(figures::day_figures(&orders))
     }
 
     /// Pickup, deliver or confirm on behalf of `by`.

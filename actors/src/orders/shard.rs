@@ -9,7 +9,8 @@ use actix::prelude::*;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    now_utc, Event, MessageKind, OpenId, Order, OrderId, OutboxEntry, Status, ALL_STATUSES,
+    now_utc, ChangedBy, Event, MessageKind, OpenId, Order, OrderId, OutboxEntry, Status,
+    ALL_STATUSES,
 };
 use crate::storage::{OrderRepo, StorageError};
 
@@ -204,10 +205,29 @@ impl OrderShard {
     }
 
     /// Applies `event` to a stored copy, persists it, and only then updates memory.
-    fn transition(&mut self, id: &OrderId, event: Event) -> Result<Order, OrderError> {
+    fn transition(
+        &mut self,
+        id: &OrderId,
+        event: Event,
+        by: ChangedBy,
+    ) -> Result<Order, OrderError> {
+        self.transition_noted(id, event, by, String::new())
+    }
+
+    /// [`Self::transition`] with the reason kept in the history.
+    fn transition_noted(
+        &mut self,
+        id: &OrderId,
+        event: Event,
+        by: ChangedBy,
+        note: String,
+    ) -> Result<Order, OrderError> {
         let mut order = self.load(id)?.ok_or(OrderError::NotFound)?;
         let was_terminal = order.status().is_terminal();
-        let to = order.apply(event, now_utc())?;
+        let to = order.apply(event, by, now_utc())?;
+        if !note.is_empty() {
+            order.explain_last(note);
+        }
         self.save(&order, was_terminal)?;
         metrics::counter!("lastmile_order_transitions_total", "to" => to.as_str()).increment(1);
         self.track(order.clone());
@@ -224,7 +244,7 @@ impl OrderShard {
                 "only the customer may cancel an order",
             ));
         }
-        let order = self.transition(&id, Event::Cancel)?;
+        let order = self.transition(&id, Event::Cancel, ChangedBy::Customer)?;
         if order.status() == Status::Refunding {
             self.refund_due(&order);
             self.publish(OrderEvent::Taken(order.id.clone()));
@@ -235,11 +255,13 @@ impl OrderShard {
     fn confirm_payment(&mut self, id: &OrderId) -> Result<PaymentOutcome, OrderError> {
         let order = self.load(id)?.ok_or(OrderError::NotFound)?;
         match order.status() {
-            Status::AwaitingPayment => Ok(PaymentOutcome::Paid(
-                self.transition(id, Event::PaymentConfirmed)?,
-            )),
+            Status::AwaitingPayment => Ok(PaymentOutcome::Paid(self.transition(
+                id,
+                Event::PaymentConfirmed,
+                ChangedBy::WeChatPay,
+            )?)),
             Status::Cancelled => {
-                let order = self.transition(id, Event::PaymentConfirmed)?;
+                let order = self.transition(id, Event::PaymentConfirmed, ChangedBy::WeChatPay)?;
                 self.refund_due(&order);
                 Ok(PaymentOutcome::RefundNeeded(order))
             }
@@ -250,7 +272,7 @@ impl OrderShard {
     fn cancel_unpaid(&mut self, id: &OrderId) -> Result<Order, OrderError> {
         let order = self.load(id)?.ok_or(OrderError::NotFound)?;
         if order.status() == Status::AwaitingPayment {
-            self.transition(id, Event::Cancel)
+            self.transition(id, Event::Cancel, ChangedBy::Timer)
         } else {
             Ok(order)
         }
@@ -259,7 +281,7 @@ impl OrderShard {
     fn confirm_refund(&mut self, id: &OrderId) -> Result<Order, OrderError> {
         let order = self.load(id)?.ok_or(OrderError::NotFound)?;
         if order.status() == Status::Refunding {
-            self.transition(id, Event::RefundConfirmed)
+            self.transition(id, Event::RefundConfirmed, ChangedBy::WeChatPay)
         } else {
             Ok(order)
         }
@@ -347,7 +369,12 @@ impl OrderShard {
 
     fn assign(
         &mut self,
-        AssignCourier { id, courier }: AssignCourier,
+        AssignCourier {
+            id,
+            courier,
+            by,
+            take_over,
+        }: AssignCourier,
     ) -> Result<Order, OrderError> {
         let mut order = self.load(&id)?.ok_or(OrderError::NotFound)?;
         if order.customer == courier {
@@ -355,7 +382,17 @@ impl OrderShard {
                 "a courier never takes their own order",
             ));
         }
-        order.assign(courier, now_utc())?;
+        let now = now_utc();
+        if take_over && order.status() == Status::Assigned {
+            if order.courier.as_ref() == Some(&courier) {
+                return Err(OrderError::Transition(crate::domain::TransitionError {
+                    from: Status::Assigned,
+                    event: crate::domain::EventName(Event::Assign),
+                }));
+            }
+            order.unassign(by.clone(), now)?;
+        }
+        order.assign(courier, by, now)?;
         self.save(&order, false)?;
         metrics::counter!("lastmile_order_transitions_total", "to" => "assigned").increment(1);
         self.track(order.clone());
@@ -364,13 +401,13 @@ impl OrderShard {
 
     fn unassign(
         &mut self,
-        UnassignOrder { id, courier }: UnassignOrder,
+        UnassignOrder { id, courier, by }: UnassignOrder,
     ) -> Result<Order, OrderError> {
         let mut order = self.load(&id)?.ok_or(OrderError::NotFound)?;
         if order.courier.as_ref() != Some(&courier) {
             return Err(OrderError::Forbidden("the order is not this courier's"));
         }
-        order.unassign(now_utc())?;
+        order.unassign(by, now_utc())?;
         self.store.update_order(&order, false)?;
         metrics::counter!("lastmile_order_transitions_total", "to" => "paid").increment(1);
         self.track(order.clone());
@@ -382,10 +419,18 @@ impl OrderShard {
         if !order.visible_to(&by) {
             return Err(OrderError::NotFound);
         }
-        let (allowed, event) = match step {
-            Step::PickUp => (order.courier.as_ref() == Some(&by), Event::PickUp),
-            Step::Deliver => (order.courier.as_ref() == Some(&by), Event::Deliver),
-            Step::Confirm => (order.customer == by, Event::Confirm),
+        let (allowed, event, actor) = match step {
+            Step::PickUp => (
+                order.courier.as_ref() == Some(&by),
+                Event::PickUp,
+                ChangedBy::Courier(by.clone()),
+            ),
+            Step::Deliver => (
+                order.courier.as_ref() == Some(&by),
+                Event::Deliver,
+                ChangedBy::Courier(by.clone()),
+            ),
+            Step::Confirm => (order.customer == by, Event::Confirm, ChangedBy::Customer),
         };
         if !allowed {
             return Err(OrderError::Forbidden(match step {
@@ -393,7 +438,29 @@ impl OrderShard {
                 _ => "only the assigned courier may do this",
             }));
         }
-        self.transition(&id, event)
+        self.transition(&id, event, actor)
+    }
+
+    fn operator_refund(
+        &mut self,
+        OperatorRefund { id, note }: OperatorRefund,
+    ) -> Result<Order, OrderError> {
+        let before = self.load(&id)?.ok_or(OrderError::NotFound)?.status();
+        let order = self.transition_noted(&id, Event::OperatorRefund, ChangedBy::Operator, note)?;
+        self.refund_due(&order);
+        if before == Status::Paid {
+            self.publish(OrderEvent::Taken(order.id.clone()));
+        }
+        Ok(order)
+    }
+
+    fn add_note(&mut self, AddNote { id, by, note }: AddNote) -> Result<Order, OrderError> {
+        let mut order = self.load(&id)?.ok_or(OrderError::NotFound)?;
+        let terminal = order.status().is_terminal();
+        order.note(by, note, now_utc());
+        self.store.update_order(&order, terminal)?;
+        self.track(order.clone());
+        Ok(order)
     }
 
     /// Completes delivered orders nobody confirmed within `orders.auto_confirm`.
@@ -405,7 +472,7 @@ impl OrderShard {
                 break;
             }
             self.confirm_deadlines.pop_first();
-            match self.transition(&id, Event::Confirm) {
+            match self.transition(&id, Event::Confirm, ChangedBy::Timer) {
                 Ok(_) => done += 1,
                 Err(e) => tracing::debug!(order = %id, error = %e, "auto-confirm skipped"),
             }
@@ -595,6 +662,22 @@ impl Handler<UnassignOrder> for OrderShard {
 
     fn handle(&mut self, msg: UnassignOrder, ctx: &mut Self::Context) -> Self::Result {
         self.guarded(ctx, |s| s.unassign(msg))
+    }
+}
+
+impl Handler<OperatorRefund> for OrderShard {
+    type Result = Result<Order, OrderError>;
+
+    fn handle(&mut self, msg: OperatorRefund, ctx: &mut Self::Context) -> Self::Result {
+        self.guarded(ctx, |s| s.operator_refund(msg))
+    }
+}
+
+impl Handler<AddNote> for OrderShard {
+    type Result = Result<Order, OrderError>;
+
+    fn handle(&mut self, msg: AddNote, ctx: &mut Self::Context) -> Self::Result {
+        self.guarded(ctx, |s| s.add_note(msg))
     }
 }
 

@@ -78,6 +78,9 @@ const RECORD_V1: u8 = 1;
 /// Orders since `ready_at`: v2 is bincode of the order with it. A v1 order
 /// reads as ready when it was created.
 const ORDER_V2: u8 = 2;
+/// Tag of an order record with its history (v2 fields, then the changes);
+/// an order without history is still written as v2.
+const ORDER_V3: u8 = 3;
 /// sled's page cache; big enough to hold the working set of active orders.
 const CACHE_BYTES: u64 = 256 * 1024 * 1024;
 /// How many index entries one list call may skip over when filtering by status.
@@ -342,8 +345,14 @@ fn tx_error(e: TransactionError<()>) -> StorageError {
 }
 
 fn encode_order(order: &Order) -> Result<Vec<u8>, StorageError> {
-    let mut out = encode(&records::OrderV2::from(order))?;
-    out[0] = ORDER_V2;
+    if order.history().is_empty() {
+        // The create path: exactly the v2 bytes, no history to carry.
+        let mut out = encode(&records::OrderV2::from(order))?;
+        out[0] = ORDER_V2;
+        return Ok(out);
+    }
+    let mut out = encode(&records::OrderV3::from(order))?;
+    out[0] = ORDER_V3;
     Ok(out)
 }
 
@@ -351,11 +360,15 @@ fn decode_order(bytes: &[u8], key: &str) -> Result<Order, StorageError> {
     let corrupt = || StorageError::Corrupt {
         key: key.to_owned(),
     };
-    let record: records::OrderV2 = match bytes.split_first() {
-        Some((&ORDER_V2, body)) => bincode::deserialize(body).map_err(|_| corrupt())?,
+    let record: records::OrderV3 = match bytes.split_first() {
+        Some((&ORDER_V3, body)) => bincode::deserialize(body).map_err(|_| corrupt())?,
+        Some((&ORDER_V2, body)) => bincode::deserialize::<records::OrderV2>(body)
+            .map_err(|_| corrupt())?
+            .into(),
         Some((&RECORD_V1, body)) => bincode::deserialize::<records::OrderV1>(body)
             .map_err(|_| corrupt())?
-            .upgrade(),
+            .upgrade()
+            .into(),
         _ => return Err(corrupt()),
     };
     record.domain().map_err(|_| corrupt())
@@ -605,7 +618,11 @@ mod tests {
             // A few matches far apart, behind long runs of others.
             if i % 13 == 0 {
                 order
-                    .apply(crate::domain::Event::Cancel, now)
+                    .apply(
+                        crate::domain::Event::Cancel,
+                        crate::domain::ChangedBy::Customer,
+                        now,
+                    )
                     .expect("cancel");
                 store
                     .order_repo()
@@ -680,6 +697,52 @@ mod tests {
         .expect("hex");
         assert_eq!(encode_order(&order).expect("encodes"), written);
         assert_eq!(decode_order(&written, "k").expect("reads"), order);
+    }
+
+    #[test]
+    fn an_order_keeps_its_history_and_who_caused_each_change() {
+        use crate::domain::{ChangedBy, Event};
+        let customer = OpenId::parse("oHIST").expect("openid");
+        let courier = OpenId::parse("oCOURIER").expect("openid");
+        let at = OffsetDateTime::from_unix_timestamp(1_764_000_000).expect("time");
+        let mut order = order_at(&customer, at);
+        order.id = OrderId::parse("HIST1").expect("id");
+        order
+            .apply(Event::PaymentConfirmed, ChangedBy::WeChatPay, at)
+            .expect("paid");
+        order
+            .assign(courier.clone(), ChangedBy::Courier(courier), at)
+            .expect("assigned");
+        order.note(ChangedBy::Operator, "骑手下线".into(), at);
+        order
+            .apply(Event::OperatorRefund, ChangedBy::Operator, at)
+            .expect("refunding");
+        order.explain_last("顾客投诉".into());
+        let bytes = encode_order(&order).expect("encodes");
+        assert_eq!(bytes[0], ORDER_V3);
+        assert_eq!(decode_order(&bytes, "k").expect("reads"), order);
+        // Frozen: the first history record this release writes.
+        let mut one = order_at(&customer, at);
+        one.id = OrderId::parse("HIST2").expect("id");
+        one.apply(Event::PaymentConfirmed, ChangedBy::WeChatPay, at)
+            .expect("paid");
+        let written = encode_order(&one).expect("encodes");
+        // One change: count, at (unix ms), Some(PaymentConfirmed), Paid,
+        // WeChatPay, empty note.
+        let tail = hex::encode(&written[written.len() - 37..]);
+        assert_eq!(
+            tail,
+            concat!(
+                "0100000000000000",
+                "00e897b69a010000",
+                "01",
+                "00000000",
+                "01000000",
+                "02000000",
+                "0000000000000000"
+            ),
+            "the v3 history layout changed"
+        );
     }
 
     fn samples() -> (Session, PooledId, OutboxEntry, StoredToken, CourierProfile) {

@@ -156,6 +156,26 @@ impl OrderRepo {
         decode_order(&bytes, id.as_str()).map(Some)
     }
 
+    /// Every order, active or archived, created at or after `since_ms`
+    /// (unix ms; read from the id, so older records are not decoded).
+    pub fn orders_created_since(&self, since_ms: u64) -> Result<Vec<Order>, StorageError> {
+        let mut out = Vec::new();
+        for tree in [&self.0.inner.active, &self.0.inner.archive] {
+            for item in tree.iter() {
+                let (key, value) = item?;
+                let recent = std::str::from_utf8(&key)
+                    .ok()
+                    .and_then(|s| OrderId::parse(s).ok())
+                    .and_then(|id| id.created_ms())
+                    .is_some_and(|ms| ms >= since_ms);
+                if recent {
+                    out.push(decode_order(&value, &String::from_utf8_lossy(&key))?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Every active order whose id `owns` accepts (a shard's share).
     pub fn active_orders(
         &self,

@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::domain::{
-    CourierProfile, Fen, Location, MessageKind, OpenId, Order, OrderId, OrderKind, OrderParts,
-    OutboxEntry, PhoneNumber, PlaceId, PooledId, Session, Status, StoredToken, Via,
+    Change, ChangedBy, CourierProfile, Event, Fen, Location, MessageKind, OpenId, Order, OrderId,
+    OrderKind, OrderParts, OutboxEntry, PhoneNumber, PlaceId, PooledId, Session, Status,
+    StoredToken, Via,
 };
 use crate::payments::PaymentRecord;
 use crate::wechat::PayParams;
@@ -66,6 +67,48 @@ pub(super) struct OrderV2<S = String> {
     created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     updated_at: OffsetDateTime,
+}
+
+/// Orders with a history (tag `ORDER_V3`): the v2 fields, then the changes.
+#[derive(Serialize, Deserialize)]
+pub(super) struct OrderV3<S = String> {
+    order: OrderV2<S>,
+    history: Vec<ChangeRecord<S>>,
+}
+
+/// One change of an order's history as stored.
+#[derive(Serialize, Deserialize)]
+struct ChangeRecord<S = String> {
+    at_unix_ms: i64,
+    event: Option<EventRecord>,
+    to: StatusRecord,
+    by: ByRecord<S>,
+    note: S,
+}
+
+/// Events as stored (the variant index is the disk value).
+#[derive(Serialize, Deserialize, Clone, Copy)]
+enum EventRecord {
+    PaymentConfirmed,
+    Cancel,
+    Assign,
+    Unassign,
+    PickUp,
+    Deliver,
+    Confirm,
+    RefundConfirmed,
+    OperatorRefund,
+}
+
+/// Who caused a change, as stored.
+#[derive(Serialize, Deserialize)]
+enum ByRecord<S = String> {
+    Customer,
+    Courier(S),
+    WeChatPay,
+    Dispatcher,
+    Timer,
+    Operator,
 }
 
 /// Orders from before `ready_at` (tag `RECORD_V1`); they read as ready
@@ -181,8 +224,8 @@ impl<'a> From<&'a Order> for OrderV2<&'a str> {
 }
 
 impl OrderV2 {
-    /// The domain order this record holds.
-    pub(super) fn domain(self) -> Result<Order, Unreadable> {
+    /// The domain order this record holds, with `history`.
+    fn domain_with(self, history: Vec<Change>) -> Result<Order, Unreadable> {
         Ok(Order::restore(OrderParts {
             id: OrderId::parse(&self.id).map_err(|_| Unreadable)?,
             customer: open_id(&self.customer)?,
@@ -197,7 +240,108 @@ impl OrderV2 {
             courier: self.courier.as_deref().map(open_id).transpose()?,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            history,
         }))
+    }
+}
+
+impl From<OrderV2> for OrderV3 {
+    fn from(order: OrderV2) -> Self {
+        Self {
+            order,
+            history: Vec::new(),
+        }
+    }
+}
+
+impl<'a> From<&'a Order> for OrderV3<&'a str> {
+    fn from(o: &'a Order) -> Self {
+        Self {
+            order: o.into(),
+            history: o.history().iter().map(ChangeRecord::from).collect(),
+        }
+    }
+}
+
+impl OrderV3 {
+    /// The domain order this record holds, with its history.
+    pub(super) fn domain(self) -> Result<Order, Unreadable> {
+        let history = self
+            .history
+            .into_iter()
+            .map(ChangeRecord::domain)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.order.domain_with(history)
+    }
+}
+
+impl<'a> From<&'a Change> for ChangeRecord<&'a str> {
+    fn from(c: &'a Change) -> Self {
+        Self {
+            at_unix_ms: crate::domain::unix_ms(c.at),
+            event: c.event.map(event),
+            to: status(c.to),
+            by: match &c.by {
+                ChangedBy::Customer => ByRecord::Customer,
+                ChangedBy::Courier(id) => ByRecord::Courier(id.as_str()),
+                ChangedBy::WeChatPay => ByRecord::WeChatPay,
+                ChangedBy::Dispatcher => ByRecord::Dispatcher,
+                ChangedBy::Timer => ByRecord::Timer,
+                ChangedBy::Operator => ByRecord::Operator,
+            },
+            note: &c.note,
+        }
+    }
+}
+
+impl ChangeRecord {
+    fn domain(self) -> Result<Change, Unreadable> {
+        let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.at_unix_ms) * 1_000_000)
+            .map_err(|_| Unreadable)?;
+        Ok(Change {
+            at,
+            event: self.event.map(EventRecord::domain),
+            to: self.to.domain(),
+            by: match self.by {
+                ByRecord::Customer => ChangedBy::Customer,
+                ByRecord::Courier(id) => ChangedBy::Courier(open_id(&id)?),
+                ByRecord::WeChatPay => ChangedBy::WeChatPay,
+                ByRecord::Dispatcher => ChangedBy::Dispatcher,
+                ByRecord::Timer => ChangedBy::Timer,
+                ByRecord::Operator => ChangedBy::Operator,
+            },
+            note: self.note,
+        })
+    }
+}
+
+fn event(e: Event) -> EventRecord {
+    match e {
+        Event::PaymentConfirmed => EventRecord::PaymentConfirmed,
+        Event::Cancel => EventRecord::Cancel,
+        Event::Assign => EventRecord::Assign,
+        Event::Unassign => EventRecord::Unassign,
+        Event::PickUp => EventRecord::PickUp,
+        Event::Deliver => EventRecord::Deliver,
+        Event::Confirm => EventRecord::Confirm,
+        Event::RefundConfirmed => EventRecord::RefundConfirmed,
+        Event::OperatorRefund => EventRecord::OperatorRefund,
+    }
+}
+
+impl EventRecord {
+    fn domain(self) -> Event {
+        match self {
+            EventRecord::PaymentConfirmed => Event::PaymentConfirmed,
+            EventRecord::Cancel => Event::Cancel,
+            EventRecord::Assign => Event::Assign,
+            EventRecord::Unassign => Event::Unassign,
+            EventRecord::PickUp => Event::PickUp,
+            EventRecord::Deliver => Event::Deliver,
+            EventRecord::Confirm => Event::Confirm,
+            EventRecord::RefundConfirmed => Event::RefundConfirmed,
+            EventRecord::OperatorRefund => Event::OperatorRefund,
+        }
     }
 }
 

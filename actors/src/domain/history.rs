@@ -1,0 +1,65 @@
+//! An order's history: each change, when, and who caused it.
+
+use std::fmt;
+
+use time::OffsetDateTime;
+
+use super::*;
+
+/// Most changes an order keeps (the oldest notes go first).
+pub const MAX_HISTORY: usize = 40;
+
+/// Who caused a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangedBy {
+    /// The order's customer.
+    Customer,
+    /// A courier (grab, pickup, deliver).
+    Courier(OpenId),
+    /// WeChat Pay (payment and refund results).
+    WeChatPay,
+    /// The dispatcher (planned assignment, taking a task back).
+    Dispatcher,
+    /// A timer (unpaid timeout, auto-confirm).
+    Timer,
+    /// A campus operator, from the console.
+    Operator,
+}
+
+impl ChangedBy {
+    /// The wire name of the kind of actor.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ChangedBy::Customer => "customer",
+            ChangedBy::Courier(_) => "courier",
+            ChangedBy::WeChatPay => "wechat_pay",
+            ChangedBy::Dispatcher => "dispatcher",
+            ChangedBy::Timer => "timer",
+            ChangedBy::Operator => "operator",
+        }
+    }
+}
+
+impl fmt::Display for ChangedBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChangedBy::Courier(id) => write!(f, "courier {id}"),
+            other => f.write_str(other.kind()),
+        }
+    }
+}
+
+/// One change in an order's life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// When.
+    pub at: OffsetDateTime,
+    /// What happened; None for a note that changed no status.
+    pub event: Option<Event>,
+    /// The status after it.
+    pub to: Status,
+    /// Who caused it.
+    pub by: ChangedBy,
+    /// Why, when someone said (operators), else empty.
+    pub note: String,
+}

@@ -1,0 +1,375 @@
+//! The operator console (`GET /admin`, one embedded page) and its API
+//! under `/api/v1/admin/`: the campus map, the dispatcher's board, today's
+//! figures, order search with history, and the operator's actions.
+//! Every route takes `Authorization: Bearer <admin.token>`; with no token
+//! configured none of it exists (404).
+
+use actix_web::{web, HttpResponse};
+use lastmile_actors::campus::PlaceKind;
+use lastmile_actors::dispatch::{Board, CourierView};
+use lastmile_actors::domain::{now_utc, parse_text, ChangedBy, OpenId, Order, OrderId, Status};
+use lastmile_actors::orders::figures::DayFigures;
+use serde::{Deserialize, Serialize};
+use time::{OffsetDateTime, UtcOffset};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{JsonBody, Operator, OrderPath};
+use crate::routes::view::OrderView;
+use crate::state::AppState;
+
+/// The console page: plain HTML, CSS and JS, no CDN, no build step.
+const CONSOLE_HTML: &str = include_str!("admin.html");
+/// Most orders one search returns (a customer's newest).
+const SEARCH_LIMIT: usize = 20;
+/// The campus day: China Standard Time (UTC+8, no daylight saving).
+const CAMPUS_OFFSET_HOURS: i8 = 8;
+/// Longest operator reason kept in a history.
+const MAX_REASON_CHARS: usize = 200;
+
+/// `GET /admin`: the console (404 when `admin.token` is unset; the page
+/// itself holds no data, it asks for the token and calls the API).
+pub async fn console(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if state.admin_token.is_none() {
+        return Err(ApiError::NotFound("no such route".into()));
+    }
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("Cache-Control", "no-store"))
+        .insert_header((
+            "Content-Security-Policy",
+            "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'",
+        ))
+        .body(CONSOLE_HTML))
+}
+
+/// A place on the map.
+#[derive(Serialize, ToSchema)]
+pub struct MapPlace {
+    /// Its id (`place_id` everywhere else).
+    id: String,
+    /// Its name.
+    name: String,
+    /// What it is.
+    kind: PlaceKind,
+    /// Metres east of the map's origin.
+    x: f64,
+    /// Metres north of the map's origin.
+    y: f64,
+}
+
+/// The campus map (`config/campus.toml`).
+#[derive(Serialize, ToSchema)]
+pub struct CampusMap {
+    /// Every place.
+    places: Vec<MapPlace>,
+}
+
+/// `GET /api/v1/admin/map`
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/map",
+    tag = "admin",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The campus map", body = CampusMap),
+        (status = 404, description = "admin.token is not set", body = ErrorBody),
+    )
+)]
+pub async fn map(_: Operator, state: web::Data<AppState>) -> HttpResponse {
+    let places = state
+        .campus
+        .places()
+        .iter()
+        .map(|p| MapPlace {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            kind: p.kind,
+            x: p.x,
+            y: p.y,
+        })
+        .collect();
+    HttpResponse::Ok().json(CampusMap { places })
+}
+
+/// `GET /api/v1/admin/live`
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/live",
+    tag = "admin",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Couriers with their planned routes, and waiting orders", body = Board),
+        (status = 404, description = "admin.token is not set", body = ErrorBody),
+    )
+)]
+pub async fn live(_: Operator, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(state.dispatch.board().await?))
+}
+
+/// Today's figures, and which day that is.
+#[derive(Serialize, ToSchema)]
+pub struct Today {
+    /// The campus day (UTC+8), `YYYY-MM-DD`.
+    day: String,
+    /// The figures of the orders created that day.
+    #[serde(flatten)]
+    figures: DayFigures,
+}
+
+/// `GET /api/v1/admin/today`
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/today",
+    tag = "admin",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Figures of the orders created today (campus time, UTC+8)", body = Today),
+        (status = 404, description = "admin.token is not set", body = ErrorBody),
+    )
+)]
+pub async fn today(_: Operator, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let (day, since) = campus_day(now_utc());
+    let figures = state.orders.figures_since(since).await?;
+    Ok(HttpResponse::Ok().json(Today { day, figures }))
+}
+
+/// The campus day `now` falls in, and when it began.
+fn campus_day(now: OffsetDateTime) -> (String, OffsetDateTime) {
+    let offset = UtcOffset::from_hms(CAMPUS_OFFSET_HOURS, 0, 0).unwrap_or(UtcOffset::UTC);
+    let local = now.to_offset(offset);
+    let midnight = local.replace_time(time::Time::MIDNIGHT);
+    (local.date().to_string(), midnight)
+}
+
+/// One entry of an order's history.
+#[derive(Serialize, ToSchema)]
+pub struct HistoryEntry {
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    at: OffsetDateTime,
+    /// `create`, `payment_confirmed`, `cancel`, `assign`, `unassign`,
+    /// `pick_up`, `deliver`, `confirm`, `refund_confirmed`,
+    /// `operator_refund`; null for a note that changed nothing.
+    event: Option<&'static str>,
+    /// The status after it.
+    status: Status,
+    /// `customer`, `courier`, `wechat_pay`, `dispatcher`, `timer` or `operator`.
+    #[schema(value_type = String)]
+    by: &'static str,
+    /// The courier's or customer's openid, when a person did it.
+    by_openid: Option<String>,
+    /// The operator's reason, or what a note says.
+    note: String,
+}
+
+/// An order with its whole history, as operators see it.
+#[derive(Serialize, ToSchema)]
+pub struct AdminOrder {
+    /// The order.
+    #[serde(flatten)]
+    order: OrderView,
+    /// Creation first, then every change.
+    history: Vec<HistoryEntry>,
+}
+
+impl AdminOrder {
+    async fn of(state: &AppState, order: Order) -> Self {
+        let mut history = vec![HistoryEntry {
+            at: order.created_at,
+            event: Some("create"),
+            status: Status::AwaitingPayment,
+            by: ChangedBy::Customer.kind(),
+            by_openid: Some(order.customer.to_string()),
+            note: String::new(),
+        }];
+        history.extend(order.history().iter().map(|c| HistoryEntry {
+            at: c.at,
+            event: c.event.map(|e| e.as_str()),
+            status: c.to,
+            by: c.by.kind(),
+            by_openid: match &c.by {
+                ChangedBy::Courier(id) => Some(id.to_string()),
+                ChangedBy::Customer => Some(order.customer.to_string()),
+                _ => None,
+            },
+            note: c.note.clone(),
+        }));
+        Self {
+            order: OrderView::of(state, order).await,
+            history,
+        }
+    }
+}
+
+/// Orders found.
+#[derive(Serialize, ToSchema)]
+pub struct AdminOrders {
+    /// The order with that id, or the customer's newest orders.
+    orders: Vec<AdminOrder>,
+}
+
+/// What to look for.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchQuery {
+    /// An order id or a customer's openid.
+    #[param(required = true, value_type = String)]
+    q: Option<String>,
+}
+
+/// `GET /api/v1/admin/orders?q=`
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/orders",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(SearchQuery),
+    responses(
+        (status = 200, description = "Matching orders with their history (empty when none)", body = AdminOrders),
+        (status = 404, description = "admin.token is not set", body = ErrorBody),
+    )
+)]
+pub async fn search(
+    _: Operator,
+    state: web::Data<AppState>,
+    query: web::Query<SearchQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.q.as_deref().unwrap_or("").trim();
+    if q.is_empty() {
+        return Err(ApiError::Validation(
+            "q (an order id or openid) is required".into(),
+        ));
+    }
+    let mut found = Vec::new();
+    if let Ok(id) = OrderId::parse(q) {
+        found.extend(state.orders.peek(&id).await?);
+    }
+    if found.is_empty() {
+        if let Ok(customer) = OpenId::parse(q) {
+            let (orders, _) = state
+                .orders
+                .list(customer, None, SEARCH_LIMIT, None)
+                .await?;
+            found = orders;
+        }
+    }
+    let mut orders = Vec::with_capacity(found.len());
+    for order in found {
+        orders.push(AdminOrder::of(&state, order).await);
+    }
+    Ok(HttpResponse::Ok().json(AdminOrders { orders }))
+}
+
+/// An operator's refund.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RefundBody {
+    /// Why (kept in the order's history), 1–200 characters.
+    #[schema(required = true, value_type = String, example = "顾客投诉：餐洒了")]
+    reason: Option<String>,
+}
+
+/// `POST /api/v1/admin/orders/{id}/refund`
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/orders/{id}/refund",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Order id")),
+    request_body = RefundBody,
+    responses(
+        (status = 200, description = "Refunding: the money goes back through WeChat Pay", body = AdminOrder),
+        (status = 404, description = "No such order (or admin.token is not set)", body = ErrorBody),
+        (status = 409, description = "Not paid, or already refunded", body = ErrorBody),
+    )
+)]
+pub async fn refund(
+    _: Operator,
+    state: web::Data<AppState>,
+    OrderPath(id): OrderPath,
+    JsonBody(body): JsonBody<RefundBody>,
+) -> Result<HttpResponse, ApiError> {
+    let reason = reason(body.reason)?;
+    let order = state.orders.operator_refund(id, reason).await?;
+    Ok(HttpResponse::Ok().json(AdminOrder::of(&state, order).await))
+}
+
+fn reason(raw: Option<String>) -> Result<String, ApiError> {
+    let raw = raw.ok_or_else(|| ApiError::Validation("reason is required".into()))?;
+    Ok(parse_text(raw.trim(), "reason", 1, MAX_REASON_CHARS)?)
+}
+
+/// An operator's reassignment.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ReassignBody {
+    /// The openid of the online courier who takes the order.
+    #[schema(required = true, value_type = String)]
+    courier: Option<String>,
+}
+
+/// `POST /api/v1/admin/orders/{id}/reassign`
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/orders/{id}/reassign",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Order id")),
+    request_body = ReassignBody,
+    responses(
+        (status = 200, description = "The courier has it now", body = AdminOrder),
+        (status = 403, description = "The courier is not online", body = ErrorBody),
+        (status = 404, description = "No such order or courier (or admin.token is not set)", body = ErrorBody),
+        (status = 409, description = "Picked up already, not paid, or the courier is full", body = ErrorBody),
+    )
+)]
+pub async fn reassign(
+    _: Operator,
+    state: web::Data<AppState>,
+    OrderPath(id): OrderPath,
+    JsonBody(body): JsonBody<ReassignBody>,
+) -> Result<HttpResponse, ApiError> {
+    let courier = body
+        .courier
+        .ok_or_else(|| ApiError::Validation("courier is required".into()))?;
+    let courier = OpenId::parse(&courier)
+        .map_err(|_| ApiError::Validation("courier must be an openid".into()))?;
+    let order = state.dispatch.reassign(id, courier).await?;
+    Ok(HttpResponse::Ok().json(AdminOrder::of(&state, order).await))
+}
+
+/// `POST /api/v1/admin/couriers/{openid}/offline`
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/couriers/{openid}/offline",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("openid" = String, Path, description = "The courier's openid")),
+    responses(
+        (status = 200, description = "Offline; their open orders note it and go back to the pool if untouched", body = CourierView),
+        (status = 403, description = "Not a registered courier", body = ErrorBody),
+        (status = 404, description = "admin.token is not set", body = ErrorBody),
+    )
+)]
+pub async fn force_offline(
+    _: Operator,
+    state: web::Data<AppState>,
+    openid: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let courier =
+        OpenId::parse(&openid).map_err(|_| ApiError::NotFound("no such courier".into()))?;
+    Ok(HttpResponse::Ok().json(state.dispatch.force_offline(courier).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_campus_day_starts_at_midnight_in_china() {
+        // 2026-11-25 17:30 UTC is 01:30 on the 26th in China.
+        let now = time::macros::datetime!(2026-11-25 17:30 UTC);
+        let (day, since) = campus_day(now);
+        assert_eq!(day, "2026-11-26");
+        assert_eq!(since, time::macros::datetime!(2026-11-25 16:00 UTC));
+    }
+}

@@ -1,0 +1,306 @@
+//! The operator console in a real browser: Debian's chromium, driven over
+//! WebDriver by its chromedriver, against the release binary. Signs in,
+//! sees the courier on the map, searches an order, refunds it, sees the
+//! status change; screenshots (laptop and phone) land in `target/`.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+
+use crate::helpers::{eventually, free_port, BinaryApp};
+
+const ADMIN_TOKEN: &str = "console-test-token-0123456789";
+
+/// chromedriver on a free port, killed on drop.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Driver {
+    async fn start() -> Self {
+        crate::helpers::ensure_tool("chromium", "chromium");
+        crate::helpers::ensure_tool("chromedriver", "chromium-driver");
+        let port = free_port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let driver = Self { child, port };
+        let status = format!("http://127.0.0.1:{port}/status");
+        let up = eventually(Duration::from_secs(20), || {
+            let req = reqwest::get(status.clone());
+            async move { req.await.is_ok_and(|r| r.status().is_success()) }
+        })
+        .await;
+        assert!(up, "chromedriver did not come up");
+        driver
+    }
+
+    /// A headless chromium with nothing reaching out to the internet.
+    async fn browser(&self, profile: &std::path::Path) -> Client {
+        // reqwest and the WebDriver client bring different rustls
+        // backends; say which one (a second call is a harmless no-op).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    "--window-size=1366,900",
+                    format!("--user-data-dir={}", profile.display()),
+                ]
+            }),
+        );
+        ClientBuilder::rustls()
+            .expect("rustls client")
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .expect("browser session")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits for `css` to exist (and returns its text), up to `secs`.
+async fn text_of(browser: &Client, css: &str, secs: u64) -> String {
+    let element = browser
+        .wait()
+        .at_most(Duration::from_secs(secs))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css} never appeared: {e}"));
+    element.text().await.expect("text")
+}
+
+/// Waits until `css`'s text is one of `wanted`.
+async fn text_becomes(browser: &Client, css: &str, wanted: &[&str], secs: u64) -> String {
+    let mut last = String::new();
+    for _ in 0..secs * 4 {
+        if let Ok(e) = browser.find(Locator::Css(css)).await {
+            last = e.text().await.unwrap_or_default();
+            if wanted.contains(&last.as_str()) {
+                return last;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("{css} stayed {last:?}, wanted one of {wanted:?}");
+}
+
+fn screenshot_path(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    std::fs::create_dir_all(&target).expect("target dir");
+    target.join(name)
+}
+
+/// A paid order of a fresh customer, paid through the sandbox over HTTP.
+async fn paid_order(http: &reqwest::Client, app: &BinaryApp, code: &str) -> String {
+    let (token, _) = app.login(http, code).await;
+    let created: Value = http
+        .post(app.url("/api/v1/orders"))
+        .bearer_auth(&token)
+        .json(&crate::helpers::order_body())
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("order JSON");
+    let id = created["id"].as_str().expect("id").to_owned();
+    let prepay = http
+        .post(app.url(&format!("/api/v1/orders/{id}/pay")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("prepay");
+    assert!(prepay.status().is_success());
+    let paid = http
+        .post(app.url(&format!("/sandbox/pay/{id}")))
+        .send()
+        .await
+        .expect("sandbox pay");
+    assert!(paid.status().is_success());
+    id
+}
+
+#[tokio::test]
+async fn an_operator_signs_in_sees_the_courier_and_refunds_an_order() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let app = BinaryApp::start(
+        &dir.path().join("data"),
+        &[("LASTMILE__ADMIN__TOKEN", ADMIN_TOKEN)],
+    )
+    .await;
+    let http = reqwest::Client::new();
+
+    // A courier online at the station, and two paid orders there: the
+    // dispatcher hands both to them.
+    let (courier, courier_id) = app.login(&http, "console-courier").await;
+    for (path, body) in [
+        (
+            "/api/v1/couriers/me",
+            json!({"name": "李雷", "phone": "13800138000"}),
+        ),
+        (
+            "/api/v1/couriers/me/online",
+            json!({"place_id": "cainiao-north"}),
+        ),
+    ] {
+        let r = http
+            .post(app.url(path))
+            .bearer_auth(&courier)
+            .json(&body)
+            .send()
+            .await
+            .expect("courier call");
+        assert!(r.status().is_success(), "{path}");
+    }
+    let first = paid_order(&http, &app, "console-customer-1").await;
+    let _second = paid_order(&http, &app, "console-customer-2").await;
+
+    let driver = Driver::start().await;
+    let browser = driver.browser(&dir.path().join("profile")).await;
+    // A panic in here still kills chromedriver (and its browser) on unwind.
+    async {
+        browser
+            .goto(&app.url("/admin"))
+            .await
+            .expect("console loads");
+        browser
+            .find(Locator::Id("token"))
+            .await
+            .expect("token field")
+            .send_keys(ADMIN_TOKEN)
+            .await
+            .expect("typed");
+        browser
+            .find(Locator::Id("signin"))
+            .await
+            .expect("button")
+            .click()
+            .await
+            .expect("clicked");
+
+        // The courier is on the map, online, with a planned route.
+        let marker = format!(".courier.online[data-openid='{courier_id}']");
+        let label = text_of(&browser, &format!("#map-svg {marker} text"), 20).await;
+        assert!(label.starts_with("李雷"), "{label}");
+        text_of(
+            &browser,
+            &format!("#map-svg .route[data-courier='{courier_id}']"),
+            20,
+        )
+        .await;
+        let created = text_of(&browser, "#fig-created b", 10).await;
+        assert_eq!(created, "2");
+
+        // Search the first order: assigned to the courier.
+        browser
+            .find(Locator::Id("search-q"))
+            .await
+            .expect("search")
+            .send_keys(&first)
+            .await
+            .expect("typed");
+        browser
+            .find(Locator::Id("search-go"))
+            .await
+            .expect("go")
+            .click()
+            .await
+            .expect("clicked");
+        let status = format!(".order[data-id='{first}'] .status");
+        text_becomes(&browser, &status, &["已接单"], 20).await;
+        browser
+            .execute("window.scrollTo(0, 0)", vec![])
+            .await
+            .expect("scrolled");
+        std::fs::write(
+            screenshot_path("console.png"),
+            browser.screenshot().await.expect("screenshot"),
+        )
+        .expect("screenshot saved");
+
+        // Refund it, with a reason, confirmed in the dialog.
+        browser
+            .find(Locator::Css(&format!(".order[data-id='{first}'] .refund")))
+            .await
+            .expect("refund button")
+            .click()
+            .await
+            .expect("clicked");
+        browser
+            .find(Locator::Id("dialog-input"))
+            .await
+            .expect("reason")
+            .send_keys("顾客投诉")
+            .await
+            .expect("typed");
+        browser
+            .find(Locator::Id("dialog-ok"))
+            .await
+            .expect("ok")
+            .click()
+            .await
+            .expect("clicked");
+        text_becomes(&browser, &status, &["退款中", "已退款"], 20).await;
+        let history = text_of(&browser, &format!(".order[data-id='{first}'] .history"), 5).await;
+        assert!(
+            history.contains("运营退款") && history.contains("顾客投诉"),
+            "{history}"
+        );
+        std::fs::write(
+            screenshot_path("console-refunded.png"),
+            browser.screenshot().await.expect("screenshot"),
+        )
+        .expect("screenshot saved");
+
+        // The same page on a phone.
+        browser.set_window_size(390, 844).await.expect("resized");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        std::fs::write(
+            screenshot_path("console-phone.png"),
+            browser.screenshot().await.expect("screenshot"),
+        )
+        .expect("screenshot saved");
+    }
+    .await;
+    browser.close().await.ok();
+    drop(driver);
+
+    // The refund is the API's truth too, recorded with the operator.
+    let found: Value = http
+        .get(app.url(&format!("/api/v1/admin/orders?q={first}")))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("search")
+        .json()
+        .await
+        .expect("JSON");
+    let history = found["orders"][0]["history"].as_array().expect("history");
+    let refund = history
+        .iter()
+        .find(|h| h["event"] == "operator_refund")
+        .expect("refund in history");
+    assert_eq!(refund["by"], "operator");
+    assert_eq!(refund["note"], "顾客投诉");
+}
