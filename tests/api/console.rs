@@ -111,36 +111,6 @@ fn screenshot_path(name: &str) -> PathBuf {
     target.join(name)
 }
 
-/// A paid order of a fresh customer, paid through the sandbox over HTTP.
-async fn paid_order(http: &reqwest::Client, app: &BinaryApp, code: &str) -> String {
-    let (token, _) = app.login(http, code).await;
-    let created: Value = http
-        .post(app.url("/api/v1/orders"))
-        .bearer_auth(&token)
-        .json(&crate::helpers::order_body())
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("order JSON");
-    let id = created["id"].as_str().expect("id").to_owned();
-    let prepay = http
-        .post(app.url(&format!("/api/v1/orders/{id}/pay")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("prepay");
-    assert!(prepay.status().is_success());
-    let paid = http
-        .post(app.url(&format!("/sandbox/pay/{id}")))
-        .send()
-        .await
-        .expect("sandbox pay");
-    assert!(paid.status().is_success());
-    id
-}
-
 #[tokio::test]
 async fn an_operator_signs_in_sees_the_courier_and_refunds_an_order() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -173,8 +143,8 @@ async fn an_operator_signs_in_sees_the_courier_and_refunds_an_order() {
             .expect("courier call");
         assert!(r.status().is_success(), "{path}");
     }
-    let first = paid_order(&http, &app, "console-customer-1").await;
-    let _second = paid_order(&http, &app, "console-customer-2").await;
+    let (_, first) = app.sandbox_paid_order(&http, "console-customer-1").await;
+    app.sandbox_paid_order(&http, "console-customer-2").await;
 
     let driver = Driver::start().await;
     let browser = driver.browser(&dir.path().join("profile")).await;

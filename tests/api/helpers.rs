@@ -496,6 +496,42 @@ impl BinaryApp {
     pub async fn login(&self, client: &reqwest::Client, code: &str) -> (String, String) {
         login_over_http(client, &self.url(""), code).await
     }
+
+    /// Logs in as `code`, creates an order and pays it the way a customer
+    /// would: prepay, then the sandbox pays and notifies over HTTP.
+    /// Returns (token, order id).
+    pub async fn sandbox_paid_order(
+        &self,
+        client: &reqwest::Client,
+        code: &str,
+    ) -> (String, String) {
+        let (token, _) = self.login(client, code).await;
+        let created: Value = client
+            .post(self.url("/api/v1/orders"))
+            .bearer_auth(&token)
+            .json(&order_body())
+            .send()
+            .await
+            .expect("create")
+            .json()
+            .await
+            .expect("order JSON");
+        let id = created["id"].as_str().expect("id").to_owned();
+        let prepay = client
+            .post(self.url(&format!("/api/v1/orders/{id}/pay")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("prepay");
+        assert_eq!(prepay.status(), reqwest::StatusCode::OK);
+        let paid = client
+            .post(self.url(&format!("/sandbox/pay/{id}")))
+            .send()
+            .await
+            .expect("sandbox pay");
+        assert_eq!(paid.status(), reqwest::StatusCode::OK);
+        (token, id)
+    }
 }
 
 /// Logs in at a running service `base`; returns (token, openid).

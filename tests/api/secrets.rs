@@ -172,31 +172,7 @@ async fn a_whole_sandbox_flow_at_trace_level_logs_no_secret() {
     )
     .await;
     let client = reqwest::Client::new();
-    let (token, _) = app.login(&client, "secret-flow").await;
-    let order: serde_json::Value = client
-        .post(app.url("/api/v1/orders"))
-        .bearer_auth(&token)
-        .json(&crate::helpers::order_body())
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("order JSON");
-    let id = order["id"].as_str().expect("id");
-    let pay = client
-        .post(app.url(&format!("/api/v1/orders/{id}/pay")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("pay");
-    assert_eq!(pay.status(), StatusCode::OK);
-    let paid = client
-        .post(app.url(&format!("/sandbox/pay/{id}")))
-        .send()
-        .await
-        .expect("sandbox pay");
-    assert_eq!(paid.status(), StatusCode::OK);
+    let (token, _) = app.sandbox_paid_order(&client, "secret-flow").await;
 
     drop(app);
     let text = read_log(&log);
