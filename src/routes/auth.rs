@@ -9,7 +9,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::JsonBody;
 use crate::state::AppState;
 
-/// The login body as sent.
+/// A `wx.login` code to exchange for a session.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginBody {
     /// The code `wx.login` gave the mini-program (used once).

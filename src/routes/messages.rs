@@ -167,7 +167,7 @@ pub async fn share_code(
     tag = "messages",
     params(("name" = String, Path, description = "Object key")),
     responses(
-        (status = 200, description = "The object", content_type = "image/png", body = Vec<u8>),
+        (status = 200, description = "The object (a PNG share code)", content_type = "image/png"),
         (status = 404, description = "No such file", body = ErrorBody),
     )
 )]

@@ -9,7 +9,7 @@ use actix_web::http::StatusCode;
 use actix_web::test::TestRequest;
 use serde_json::{json, Value};
 
-use crate::helpers::{order_body, spawn_app, spawn_app_with, Reply};
+use crate::helpers::{order_body, spawn_app, spawn_app_with, BinaryApp, Reply};
 
 /// The admin token of the apps here.
 const ADMIN: &str = "admin-token-for-the-document";
@@ -141,23 +141,20 @@ where
     reply.body
 }
 
-/// The PyPI validator (openapi-spec-validator), installed when missing.
-fn ensure_spec_validator() {
+/// A Python module from PyPI (`package`), installed when missing.
+fn ensure_python_module(module: &str, package: &str) {
     let present = || {
         Command::new("python3")
-            .args(["-c", "import openapi_spec_validator"])
+            .args(["-c", &format!("import {module}")])
             .status()
             .is_ok_and(|s| s.success())
     };
     if !present() {
         let _ = Command::new("python3")
-            .args(["-m", "pip", "install", "-q", "openapi-spec-validator"])
+            .args(["-m", "pip", "install", "-q", package])
             .status();
     }
-    assert!(
-        present(),
-        "python3 with openapi-spec-validator (PyPI) is needed"
-    );
+    assert!(present(), "python3 with {package} (PyPI) is needed");
 }
 
 #[actix_web::test]
@@ -168,7 +165,7 @@ async fn the_document_is_valid_openapi_3() {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("openapi.json");
     std::fs::write(&file, doc.to_string()).expect("written");
-    ensure_spec_validator();
+    ensure_python_module("openapi_spec_validator", "openapi-spec-validator");
     let out = Command::new("python3")
         .args(["-m", "openapi_spec_validator"])
         .arg(&file)
@@ -450,4 +447,70 @@ async fn real_answers_match_their_schemas() {
         }));
         assert!(caught.is_err(), "accepted {} {}", reply.status, reply.body);
     }
+}
+
+/// What "a front-end developer can generate a client" means: Python's
+/// openapi-python-client (PyPI) generates one from the running binary's
+/// document, and `tests/fixtures/openapi_client_flow.py` runs login →
+/// create → pay → sandbox pay → courier → deliver → confirm → admin search
+/// with it, each answer parsed into its generated type.
+#[actix_web::test]
+async fn a_client_generated_from_the_document_runs_the_sandbox_flow() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let app = BinaryApp::start(
+        &dir.path().join("data"),
+        &[("LASTMILE__ADMIN__TOKEN", ADMIN)],
+    )
+    .await;
+    let doc = reqwest::get(app.url("/openapi.json"))
+        .await
+        .expect("document")
+        .text()
+        .await
+        .expect("text");
+    let spec = dir.path().join("openapi.json");
+    std::fs::write(&spec, doc).expect("written");
+    ensure_python_module("openapi_python_client", "openapi-python-client");
+    let generated = dir.path().join("generated");
+    let out = Command::new("python3")
+        .args([
+            "-m",
+            "openapi_python_client",
+            "generate",
+            "--meta",
+            "none",
+            "--path",
+        ])
+        .arg(&spec)
+        .arg("--output-path")
+        .arg(generated.join("client"))
+        .output()
+        .expect("generator runs");
+    assert!(
+        out.status.success(),
+        "generation failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/openapi_client_flow.py"
+    );
+    let run = tokio::process::Command::new("python3")
+        .arg(script)
+        .arg(app.url(""))
+        .arg(ADMIN)
+        .env("PYTHONPATH", &generated)
+        .output();
+    let run = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the flow finished in time")
+        .expect("python runs");
+    assert!(
+        run.status.success(),
+        "the generated client failed:\n{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(String::from_utf8_lossy(&run.stdout).contains("generated client flow: ok"));
 }
