@@ -41,6 +41,9 @@ pub struct Settings {
     pub log: LogSettings,
 }
 
+/// Shortest `admin.token` accepted.
+const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+
 /// `[admin]`
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -297,6 +300,14 @@ impl Settings {
             return invalid(
                 "dispatch.target must be positive and dispatch.max at least dispatch.target",
             );
+        }
+        if let Some(token) = &self.admin.token {
+            // The console can refund any order: a guessable token is refused.
+            if token.expose().chars().count() < MIN_ADMIN_TOKEN_CHARS {
+                return invalid(
+                    "admin.token must be at least 16 characters (or unset to turn the console off)",
+                );
+            }
         }
         if !matches!(self.objects.backend.as_str(), "local" | "qiniu") {
             return invalid("objects.backend must be \"local\" or \"qiniu\"");

@@ -379,6 +379,11 @@ fn bad_configuration_exits_2_with_one_line() {
             ],
             "click-to-door limit below the target",
         ),
+        (
+            vec![],
+            vec![("LASTMILE__ADMIN__TOKEN", "admin".into())],
+            "a guessable admin token",
+        ),
     ];
     for (args, env, why) in cases {
         crate::helpers::refuses_to_start(&dir.path().join("data"), &args, &env, why);
