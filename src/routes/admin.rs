@@ -65,7 +65,7 @@ pub struct CampusMap {
     places: Vec<MapPlace>,
 }
 
-/// `GET /api/v1/admin/map`
+/// The campus map: every place with its kind and position.
 #[utoipa::path(
     get,
     path = "/api/v1/admin/map",
@@ -92,7 +92,8 @@ pub async fn map(_: Operator, state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(CampusMap { places })
 }
 
-/// `GET /api/v1/admin/live`
+/// The dispatcher's board: couriers with their planned routes, and the
+/// orders waiting for one.
 #[utoipa::path(
     get,
     path = "/api/v1/admin/live",
@@ -117,7 +118,8 @@ pub struct Today {
     figures: DayFigures,
 }
 
-/// `GET /api/v1/admin/today`
+/// Today's figures: orders created, paid, completed, refunded, revenue,
+/// click-to-door percentiles.
 #[utoipa::path(
     get,
     path = "/api/v1/admin/today",
@@ -218,7 +220,8 @@ pub struct SearchQuery {
     q: Option<String>,
 }
 
-/// `GET /api/v1/admin/orders?q=`
+/// Finds an order by id, or a customer's newest orders by openid, each
+/// with its history.
 #[utoipa::path(
     get,
     path = "/api/v1/admin/orders",
@@ -269,7 +272,8 @@ pub struct RefundBody {
     reason: Option<String>,
 }
 
-/// `POST /api/v1/admin/orders/{id}/refund`
+/// Refunds a paid order, whatever became of it; the reason goes into its
+/// history.
 #[utoipa::path(
     post,
     path = "/api/v1/admin/orders/{id}/refund",
@@ -307,7 +311,7 @@ pub struct ReassignBody {
     courier: Option<String>,
 }
 
-/// `POST /api/v1/admin/orders/{id}/reassign`
+/// Hands an order that is not picked up yet to another online courier.
 #[utoipa::path(
     post,
     path = "/api/v1/admin/orders/{id}/reassign",
@@ -337,7 +341,7 @@ pub async fn reassign(
     Ok(HttpResponse::Ok().json(AdminOrder::of(&state, order).await))
 }
 
-/// `POST /api/v1/admin/couriers/{openid}/offline`
+/// Takes a courier offline; each of their open orders notes it.
 #[utoipa::path(
     post,
     path = "/api/v1/admin/couriers/{openid}/offline",

@@ -137,7 +137,7 @@ fn place(state: &AppState, raw: Option<&str>, field: &str) -> Result<PlaceId, Ap
     Ok(PlaceId::parse(raw, &state.campus, field)?)
 }
 
-/// `POST /api/v1/couriers/me`
+/// Becomes (or updates) a courier: name and phone.
 #[utoipa::path(
     post,
     path = "/api/v1/couriers/me",
@@ -167,7 +167,7 @@ pub async fn register(
     Ok(HttpResponse::Ok().json(state.dispatch.register(profile).await?))
 }
 
-/// `POST /api/v1/couriers/me/online`
+/// Goes online at a place, ready for orders.
 #[utoipa::path(
     post,
     path = "/api/v1/couriers/me/online",
@@ -188,7 +188,7 @@ pub async fn online(
     Ok(HttpResponse::Ok().json(state.dispatch.presence(me, Presence::Online(at)).await?))
 }
 
-/// `POST /api/v1/couriers/me/offline`
+/// Goes offline: no new orders.
 #[utoipa::path(
     post,
     path = "/api/v1/couriers/me/offline",
@@ -207,7 +207,7 @@ pub async fn offline(
     Ok(HttpResponse::Ok().json(state.dispatch.presence(me, Presence::Offline).await?))
 }
 
-/// `POST /api/v1/couriers/me/location`
+/// Reports where the courier is (keeps an online courier online).
 #[utoipa::path(
     post,
     path = "/api/v1/couriers/me/location",
@@ -228,7 +228,7 @@ pub async fn location(
     Ok(HttpResponse::Ok().json(state.dispatch.presence(me, Presence::At(at)).await?))
 }
 
-/// `GET /api/v1/couriers/me/tasks`
+/// The courier's open tasks, planned route with times, and withdrawn tasks.
 #[utoipa::path(
     get,
     path = "/api/v1/couriers/me/tasks",
@@ -268,7 +268,7 @@ pub async fn tasks(
     }))
 }
 
-/// `GET /api/v1/orders/open?near=place_id`
+/// Paid orders nobody has yet, nearest to a place first.
 #[utoipa::path(
     get,
     path = "/api/v1/orders/open",
@@ -298,7 +298,7 @@ pub async fn open(
     Ok(HttpResponse::Ok().json(OpenOrders { orders }))
 }
 
-/// `POST /api/v1/orders/{id}/grab`
+/// Takes an open order (the first courier wins).
 #[utoipa::path(
     post,
     path = "/api/v1/orders/{id}/grab",
@@ -332,7 +332,7 @@ async fn step(
     Ok(HttpResponse::Ok().json(OrderView::of(state, order).await))
 }
 
-/// `POST /api/v1/orders/{id}/pickup`
+/// The assigned courier has the goods.
 #[utoipa::path(
     post,
     path = "/api/v1/orders/{id}/pickup",
@@ -355,7 +355,7 @@ pub async fn pickup(
     step(&state, me, id, Step::PickUp).await
 }
 
-/// `POST /api/v1/orders/{id}/deliver`
+/// The assigned courier handed them over.
 #[utoipa::path(
     post,
     path = "/api/v1/orders/{id}/deliver",
@@ -378,7 +378,7 @@ pub async fn deliver(
     step(&state, me, id, Step::Deliver).await
 }
 
-/// `POST /api/v1/orders/{id}/confirm`
+/// The customer confirms receipt.
 #[utoipa::path(
     post,
     path = "/api/v1/orders/{id}/confirm",

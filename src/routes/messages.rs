@@ -128,7 +128,7 @@ pub struct ShareQuery {
     page: Option<String>,
 }
 
-/// `GET /api/v1/share-code?scene=&page=` → `{"url"}` of the wxacode PNG.
+/// The wxacode (mini-program code) PNG for a scene and page: `{"url"}`.
 #[utoipa::path(
     get,
     path = "/api/v1/share-code",
@@ -160,7 +160,7 @@ pub async fn share_code(
     Ok(HttpResponse::Ok().json(ShareCodeReply { url }))
 }
 
-/// `GET /files/{name}`: objects of the local backend.
+/// An object of the local storage backend (share-code PNGs).
 #[utoipa::path(
     get,
     path = "/files/{name}",

@@ -148,7 +148,7 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<IdempotencyKey>, ApiError
     }
 }
 
-/// `POST /api/v1/orders`
+/// Creates an order, awaiting payment.
 #[utoipa::path(
     post,
     path = "/api/v1/orders",
@@ -180,7 +180,7 @@ pub async fn create(
         .json(OrderView::new(order, None)))
 }
 
-/// `GET /api/v1/orders/{id}`
+/// One order, as its customer or its courier sees it.
 #[utoipa::path(
     get,
     path = "/api/v1/orders/{id}",
@@ -202,7 +202,7 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(OrderView::of(&state, order).await))
 }
 
-/// `GET /api/v1/orders?status=&limit=&cursor=`
+/// The customer's orders, newest first, a page at a time.
 #[utoipa::path(
     get,
     path = "/api/v1/orders",
@@ -248,7 +248,7 @@ pub async fn list(
     }))
 }
 
-/// `POST /api/v1/orders/{id}/cancel`
+/// Cancels an order until pickup (a paid one is refunded).
 #[utoipa::path(
     post,
     path = "/api/v1/orders/{id}/cancel",

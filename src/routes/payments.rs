@@ -13,7 +13,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::{read_limited, ActionBody, Caller, OrderPath};
 use crate::state::AppState;
 
-/// `POST /api/v1/orders/{id}/pay` → the `wx.requestPayment` parameters.
+/// The `wx.requestPayment` parameters of an order awaiting payment.
 #[utoipa::path(
     post,
     path = "/api/v1/orders/{id}/pay",
@@ -65,7 +65,7 @@ fn refused(kind: &'static str, reason: &str) -> HttpResponse {
     answer(NotifyAck::Fail(reason))
 }
 
-/// `POST /api/v1/wechat/pay/notify` (XML from WeChat Pay).
+/// WeChat Pay's payment notify (signed XML; for WeChat, not for clients).
 #[utoipa::path(
     post,
     path = "/api/v1/wechat/pay/notify",
@@ -91,7 +91,7 @@ pub async fn pay_notify(state: web::Data<AppState>, payload: web::Payload) -> Ht
     answer(state.payments.pay_notify(notice).await)
 }
 
-/// `POST /api/v1/wechat/refund/notify` (XML with encrypted `req_info`).
+/// WeChat Pay's refund notify (XML with an encrypted `req_info`).
 #[utoipa::path(
     post,
     path = "/api/v1/wechat/refund/notify",
@@ -147,8 +147,8 @@ pub struct FailingSends {
     failing_sends: u64,
 }
 
-/// `POST /sandbox/pay/{order_id}`: the simulated customer pays; the
-/// simulator sends the signed notify over HTTP. 404 in live mode.
+/// Sandbox: the simulated customer pays; the simulator sends the signed
+/// notify over HTTP. 404 in live mode.
 #[utoipa::path(
     post,
     path = "/sandbox/pay/{id}",
@@ -184,8 +184,8 @@ pub async fn sandbox_pay(
     }
 }
 
-/// `GET /sandbox/messages`: what the simulated WeChat delivered to users
-/// (sandbox only; 404 in live mode).
+/// Sandbox: the messages the simulated WeChat delivered to users (404 in
+/// live mode).
 #[utoipa::path(
     get,
     path = "/sandbox/messages",
@@ -204,8 +204,8 @@ pub async fn sandbox_messages(state: web::Data<AppState>) -> Result<HttpResponse
     }))
 }
 
-/// `POST /sandbox/fail-sends/{n}`: the next `n` message sends fail as
-/// "system busy" (sandbox only), to watch the outbox retry.
+/// Sandbox: the next `n` message sends fail as "system busy", to watch the
+/// outbox retry.
 #[utoipa::path(
     post,
     path = "/sandbox/fail-sends/{n}",

@@ -1,7 +1,8 @@
 //! The operator console in a real browser: Debian's chromium, driven over
 //! WebDriver by its chromedriver, against the release binary. Signs in,
 //! sees the courier on the map, searches an order, refunds it, sees the
-//! status change; screenshots (laptop and phone) land in `target/`.
+//! status change; screenshots (laptop and phone) land in `target/`. The
+//! same browser renders `/docs` from the binary alone.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -242,6 +243,32 @@ async fn an_operator_signs_in_sees_the_courier_and_refunds_an_order() {
             browser.screenshot().await.expect("screenshot"),
         )
         .expect("screenshot saved");
+
+        // /docs renders the document offline (Swagger UI from the binary).
+        browser.goto(&app.url("/docs/")).await.expect("docs load");
+        let operations = browser
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(".opblock-summary-path"))
+            .await
+            .map(|_| ());
+        assert!(operations.is_ok(), "Swagger UI rendered no operation");
+        let count = browser
+            .find_all(Locator::Css(".opblock"))
+            .await
+            .expect("operations")
+            .len();
+        assert!(count >= 35, "Swagger UI shows only {count} operations");
+        std::fs::write(
+            screenshot_path("docs.png"),
+            browser.screenshot().await.expect("screenshot"),
+        )
+        .expect("screenshot saved");
+        browser
+            .goto(&app.url("/admin"))
+            .await
+            .expect("console again");
+        text_of(&browser, "#fig-created b", 10).await;
 
         // The same page on a phone.
         browser.set_window_size(390, 844).await.expect("resized");
