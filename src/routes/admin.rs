@@ -295,6 +295,7 @@ pub async fn refund(
 ) -> Result<HttpResponse, ApiError> {
     let reason = reason(body.reason)?;
     let order = state.orders.operator_refund(id, reason).await?;
+    acted("refund");
     Ok(HttpResponse::Ok().json(AdminOrder::of(&state, order).await))
 }
 
@@ -338,6 +339,7 @@ pub async fn reassign(
     let courier = OpenId::parse(&courier)
         .map_err(|_| ApiError::Validation("courier must be an openid".into()))?;
     let order = state.dispatch.reassign(id, courier).await?;
+    acted("reassign");
     Ok(HttpResponse::Ok().json(AdminOrder::of(&state, order).await))
 }
 
@@ -361,7 +363,14 @@ pub async fn force_offline(
 ) -> Result<HttpResponse, ApiError> {
     let courier =
         OpenId::parse(&openid).map_err(|_| ApiError::NotFound("no such courier".into()))?;
-    Ok(HttpResponse::Ok().json(state.dispatch.force_offline(courier).await?))
+    let courier = state.dispatch.force_offline(courier).await?;
+    acted("force_offline");
+    Ok(HttpResponse::Ok().json(courier))
+}
+
+/// Counts an operator action that took effect.
+fn acted(action: &'static str) {
+    metrics::counter!("lastmile_admin_actions_total", "action" => action).increment(1);
 }
 
 #[cfg(test)]

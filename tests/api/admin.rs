@@ -147,6 +147,10 @@ async fn operator_actions_land_in_the_order_history() {
         order["history"]
     );
     assert_eq!(order["history"][6]["note"], "顾客投诉");
+    for action in ["refund", "reassign", "force_offline"] {
+        let series = format!("lastmile_admin_actions_total{{action=\"{action}\"}}");
+        assert!(app.metric(&series).await >= 1.0, "{series}");
+    }
     let _ = first_id;
 
     // Today's figures count it: created, paid, refunded, no revenue.
