@@ -255,17 +255,7 @@ async fn payment_timeout_fires_across_a_restart() {
     .await;
     let http = client();
     let (token, _) = app.login(&http, "restart-user").await;
-    let order: Value = http
-        .post(app.url("/api/v1/orders"))
-        .bearer_auth(&token)
-        .json(&order_body())
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("json");
-    let id = order["id"].as_str().expect("id").to_owned();
+    let id = crate::helpers::create_order_over_http(&http, &app.url(""), &token).await;
     app.kill9();
     app.launch().await;
     let url = app.url(&format!("/api/v1/orders/{id}"));

@@ -506,17 +506,7 @@ impl BinaryApp {
         code: &str,
     ) -> (String, String) {
         let (token, _) = self.login(client, code).await;
-        let created: Value = client
-            .post(self.url("/api/v1/orders"))
-            .bearer_auth(&token)
-            .json(&order_body())
-            .send()
-            .await
-            .expect("create")
-            .json()
-            .await
-            .expect("order JSON");
-        let id = created["id"].as_str().expect("id").to_owned();
+        let id = create_order_over_http(client, &self.url(""), &token).await;
         let prepay = client
             .post(self.url(&format!("/api/v1/orders/{id}/pay")))
             .bearer_auth(&token)
@@ -532,6 +522,21 @@ impl BinaryApp {
         assert_eq!(paid.status(), reqwest::StatusCode::OK);
         (token, id)
     }
+}
+
+/// Creates the standard order at a running service `base`; returns its id.
+pub async fn create_order_over_http(client: &reqwest::Client, base: &str, token: &str) -> String {
+    let created: Value = client
+        .post(format!("{base}/api/v1/orders"))
+        .bearer_auth(token)
+        .json(&order_body())
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("order JSON");
+    created["id"].as_str().expect("id").to_owned()
 }
 
 /// Logs in at a running service `base`; returns (token, openid).

@@ -219,29 +219,7 @@ async fn metrics_pass_promtool_with_help_process_metrics_and_build_info() {
     let app = crate::helpers::BinaryApp::start(&dir.path().join("data"), &[]).await;
     let client = reqwest::Client::new();
     // Some traffic, so that the order, payment and notify series exist.
-    let (token, _) = app.login(&client, "metrics-user").await;
-    let order: serde_json::Value = client
-        .post(app.url("/api/v1/orders"))
-        .bearer_auth(&token)
-        .json(&order_body())
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("order");
-    let id = order["id"].as_str().expect("id");
-    client
-        .post(app.url(&format!("/api/v1/orders/{id}/pay")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("pay");
-    client
-        .post(app.url(&format!("/sandbox/pay/{id}")))
-        .send()
-        .await
-        .expect("sandbox pay");
+    app.sandbox_paid_order(&client, "metrics-user").await;
     let text = client
         .get(app.url("/metrics"))
         .send()

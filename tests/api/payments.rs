@@ -494,17 +494,7 @@ async fn duplicated_and_reordered_notifies_over_http_pay_each_order_once() {
     let token = login["token"].as_str().expect("token").to_owned();
     let mut ids = Vec::new();
     for _ in 0..2 {
-        let order: serde_json::Value = http
-            .post(format!("{base}/api/v1/orders"))
-            .bearer_auth(&token)
-            .json(&order_body())
-            .send()
-            .await
-            .expect("create")
-            .json()
-            .await
-            .expect("json");
-        let id = order["id"].as_str().expect("id").to_owned();
+        let id = crate::helpers::create_order_over_http(&http, &base, &token).await;
         http.post(format!("{base}/api/v1/orders/{id}/pay"))
             .bearer_auth(&token)
             .send()
