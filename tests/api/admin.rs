@@ -58,8 +58,20 @@ async fn a_missing_or_wrong_admin_token_is_401() {
         .send(admin(TestRequest::get().uri("/api/v1/admin/live")))
         .await;
     assert_eq!(ok.status, StatusCode::OK);
-    let page = app.send(TestRequest::get().uri("/admin")).await;
-    assert_eq!(page.status, StatusCode::OK);
+    let page =
+        actix_web::test::call_service(&app.svc, TestRequest::get().uri("/admin").to_request())
+            .await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let header = |name: &str| {
+        page.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert_eq!(header("x-frame-options"), "DENY");
+    assert!(header("content-security-policy").contains("frame-ancestors 'none'"));
+    assert!(header("content-type").starts_with("text/html"));
 }
 
 #[actix_web::test]
