@@ -62,9 +62,14 @@ fn sample<S: Strategy>(runner: &mut TestRunner, strategy: &S) -> S::Value {
 
 #[actix_web::test]
 async fn arbitrary_bodies_and_queries_are_4xx_never_5xx() {
-    let app = spawn_app_with(|_| {}).await;
+    let admin = "fuzz-admin-token-0123456789".to_owned();
+    let admin_token = admin.clone();
+    let app = spawn_app_with(move |s| {
+        s.admin.token = Some(lastmile_actors::wechat::Secret::new(admin_token));
+    })
+    .await;
     let (token, _) = app.login("fuzzer").await;
-    let (courier, _) = app.online_courier("fuzz-courier", "dorm-1").await;
+    let (courier, courier_id) = app.online_courier("fuzz-courier", "dorm-1").await;
     let created = app.create_order(&token, &order_body()).await;
     let id = created.body["id"].as_str().expect("id").to_owned();
     let mut runner = TestRunner::new(Config::default());
@@ -99,6 +104,16 @@ async fn arbitrary_bodies_and_queries_are_4xx_never_5xx() {
         (format!("/api/v1/orders/{id}/cancel"), &token, json!({})),
         (format!("/api/v1/orders/{id}/pay"), &token, json!({})),
         (format!("/api/v1/orders/{id}/grab"), &courier, json!({})),
+        (
+            format!("/api/v1/admin/orders/{id}/refund"),
+            &admin,
+            json!({"reason": "r"}),
+        ),
+        (
+            format!("/api/v1/admin/orders/{id}/reassign"),
+            &admin,
+            json!({"courier": courier_id}),
+        ),
     ];
     for (uri, who, base) in &json_endpoints {
         let strategy = bodies(base.clone());
@@ -131,12 +146,15 @@ async fn arbitrary_bodies_and_queries_are_4xx_never_5xx() {
         "/api/v1/orders",
         "/api/v1/orders/open",
         "/api/v1/share-code",
+        "/api/v1/admin/orders",
     ] {
         for _ in 0..CASES {
             let raw: String = sample(&mut runner, &queries);
             let uri = format!("{path}?{raw}");
             let who = if path.ends_with("open") {
                 &courier
+            } else if path.contains("/admin/") {
+                &admin
             } else {
                 &token
             };
