@@ -78,7 +78,7 @@ async fn a_missing_or_wrong_admin_token_is_401() {
 async fn operator_actions_land_in_the_order_history() {
     let app = spawn_app_with(|s| s.admin.token = Some(Secret::new(TOKEN))).await;
     let (customer, customer_id) = app.login("admin-customer").await;
-    let (_, first_id) = app.online_courier("admin-courier-a", "cainiao-north").await;
+    let (first, _) = app.online_courier("admin-courier-a", "cainiao-north").await;
     let id = app.paid_order(&customer, &customer_id).await;
     assert!(
         app.reaches(&customer, &id, "assigned", Duration::from_secs(10))
@@ -96,6 +96,15 @@ async fn operator_actions_land_in_the_order_history() {
         .await;
     assert_eq!(moved.status, StatusCode::OK, "{}", moved.body);
     assert_eq!(moved.body["courier"], second_id.as_str());
+    // The first courier lost it, and is told so.
+    let lost = eventually(Duration::from_secs(5), || async {
+        let tasks = app.get_as(&first, "/api/v1/couriers/me/tasks").await;
+        tasks.body["orders"].as_array().is_some_and(Vec::is_empty)
+            && tasks.body["withdrawn"][0]["order_id"] == id.as_str()
+            && tasks.body["withdrawn"][0]["reason"] == "reassigned"
+    })
+    .await;
+    assert!(lost, "the first courier still holds the reassigned order");
 
     // Take the second courier offline: their order notes it.
     let off = app
@@ -163,7 +172,6 @@ async fn operator_actions_land_in_the_order_history() {
         let series = format!("lastmile_admin_actions_total{{action=\"{action}\"}}");
         assert!(app.metric(&series).await >= 1.0, "{series}");
     }
-    let _ = first_id;
 
     // Today's figures count it: created, paid, refunded, no revenue.
     let today = app

@@ -176,12 +176,20 @@ pub struct OrderWaiting {
 }
 
 impl TaskChanged {
-    /// The event for `order` as `courier`'s task.
+    /// The event for `order` as `courier`'s task. An order that another
+    /// courier has now (an operator's reassignment) reads, for this one, as
+    /// taken back: `paid`.
     pub fn of(order: &Order, courier: OpenId) -> Self {
+        let someone_else = order.courier.as_ref().is_some_and(|c| *c != courier);
+        let status = if someone_else {
+            Status::Paid
+        } else {
+            order.status()
+        };
         Self {
             id: order.id.clone(),
             courier,
-            status: order.status(),
+            status,
             pickup: order.pickup.place_id.clone(),
             dropoff: order.dropoff.place_id.clone(),
             ready_at: order.ready_at,
