@@ -23,7 +23,7 @@ const CONSOLE_HTML: &str = include_str!("admin.html");
 /// Most orders one search returns (a customer's newest).
 const SEARCH_LIMIT: usize = 20;
 /// The campus day: China Standard Time (UTC+8, no daylight saving).
-const CAMPUS_OFFSET_HOURS: i8 = 8;
+const CAMPUS_OFFSET: UtcOffset = time::macros::offset!(+8);
 /// Longest operator reason kept in a history.
 const MAX_REASON_CHARS: usize = 200;
 
@@ -141,8 +141,7 @@ pub async fn today(_: Operator, state: web::Data<AppState>) -> Result<HttpRespon
 
 /// The campus day `now` falls in, and when it began.
 fn campus_day(now: OffsetDateTime) -> (String, OffsetDateTime) {
-    let offset = UtcOffset::from_hms(CAMPUS_OFFSET_HOURS, 0, 0).unwrap_or(UtcOffset::UTC);
-    let local = now.to_offset(offset);
+    let local = now.to_offset(CAMPUS_OFFSET);
     let midnight = local.replace_time(time::Time::MIDNIGHT);
     (local.date().to_string(), midnight)
 }

@@ -433,6 +433,17 @@ impl Dispatcher {
             .is_some_and(|p| p.online && p.last_seen.elapsed() < self.config.presence_ttl)
     }
 
+    /// Marks an online courier offline from now (one whose presence already
+    /// expired stays offline since it expired).
+    fn go_offline(&mut self, courier: &OpenId) {
+        if self.is_online(courier) {
+            if let Some(p) = self.couriers.get_mut(courier) {
+                p.online = false;
+                p.offline_at = Some(Instant::now());
+            }
+        }
+    }
+
     /// Since when a courier counts as offline (None while online).
     fn offline_since(&self, courier: &OpenId) -> Option<Instant> {
         match self.couriers.get(courier) {
@@ -1002,14 +1013,7 @@ impl Handler<SetPresence> for Dispatcher {
                 // A free courier on an idle system: match now, not at the next tick.
                 self.round(ctx);
             }
-            Presence::Offline => {
-                if self.is_online(&courier) {
-                    if let Some(p) = self.couriers.get_mut(&courier) {
-                        p.online = false;
-                        p.offline_at = Some(Instant::now());
-                    }
-                }
-            }
+            Presence::Offline => self.go_offline(&courier),
             Presence::At(place) => {
                 let place = place_of(&place, &self.places).ok_or(DispatchError::NotFound)?;
                 // A location refreshes an online courier's presence; it
@@ -1102,12 +1106,7 @@ impl Handler<ForceOffline> for Dispatcher {
             Ok(p) => p,
             Err(e) => return Box::pin(async move { Err(e) }.into_actor(self)),
         };
-        if let Some(p) = self.couriers.get_mut(&courier) {
-            if p.online {
-                p.online = false;
-                p.offline_at = Some(Instant::now());
-            }
-        }
+        self.go_offline(&courier);
         self.publish();
         let open: Vec<OrderId> = self
             .tasks

@@ -246,8 +246,7 @@ impl OrderShard {
         }
         let order = self.transition(&id, Event::Cancel, ChangedBy::Customer)?;
         if order.status() == Status::Refunding {
-            self.refund_due(&order);
-            self.publish(OrderEvent::Taken(order.id.clone()));
+            self.refund_started(&order);
         }
         Ok(order)
     }
@@ -290,6 +289,13 @@ impl OrderShard {
     /// Tells every listener.
     fn publish(&self, event: OrderEvent) {
         publish(&self.listeners, event);
+    }
+
+    /// A paid order became `refunding`: nobody waits for it any more, and
+    /// the money goes back.
+    fn refund_started(&self, order: &Order) {
+        self.refund_due(order);
+        self.publish(OrderEvent::Taken(order.id.clone()));
     }
 
     /// Tells the payments actor to refund `order`, once its `refunding`
@@ -445,12 +451,8 @@ impl OrderShard {
         &mut self,
         OperatorRefund { id, note }: OperatorRefund,
     ) -> Result<Order, OrderError> {
-        let before = self.load(&id)?.ok_or(OrderError::NotFound)?.status();
         let order = self.transition_noted(&id, Event::OperatorRefund, ChangedBy::Operator, note)?;
-        self.refund_due(&order);
-        if before == Status::Paid {
-            self.publish(OrderEvent::Taken(order.id.clone()));
-        }
+        self.refund_started(&order);
         Ok(order)
     }
 
