@@ -1,5 +1,6 @@
 //! Settings: `config/default.toml`, then `--config FILE`, then
-//! `LASTMILE__SECTION__KEY` environment variables.
+//! `$CREDENTIALS_DIRECTORY/secrets.toml` (systemd's `LoadCredential=`),
+//! then `LASTMILE__SECTION__KEY` environment variables.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -40,6 +41,9 @@ pub struct Settings {
     #[serde(default)]
     pub log: LogSettings,
 }
+
+/// The secrets file systemd hands over with `LoadCredential=secrets.toml:…`.
+const CREDENTIAL_FILE: &str = "secrets.toml";
 
 /// Shortest `admin.token` accepted.
 const MIN_ADMIN_TOKEN_CHARS: usize = 16;
@@ -256,12 +260,23 @@ pub enum ConfigError {
 }
 
 impl Settings {
-    /// Loads the defaults, an optional extra file, and the environment.
+    /// Loads the defaults, an optional extra file, the systemd credential
+    /// file when there is one, and the environment.
     pub fn load(extra: Option<&Path>) -> Result<Self, ConfigError> {
         let mut builder = config::Config::builder()
             .add_source(config::File::from(Path::new(DEFAULT_CONFIG)).required(true));
         if let Some(path) = extra {
             builder = builder.add_source(config::File::from(path).required(true));
+        }
+        // Set by systemd only when the unit loads credentials (it refuses
+        // to start the unit when the named source file is missing).
+        if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
+            let file = Path::new(&dir).join(CREDENTIAL_FILE);
+            builder = builder.add_source(
+                config::File::from(file)
+                    .format(config::FileFormat::Toml)
+                    .required(false),
+            );
         }
         let settings: Settings = builder
             .add_source(

@@ -197,6 +197,7 @@ impl From<DispatchError> for ApiError {
             DispatchError::Forbidden(m) => ApiError::Forbidden(m.into()),
             DispatchError::Conflict(m) => ApiError::Conflict(m),
             DispatchError::NotFound => ApiError::NotFound("not found".into()),
+            DispatchError::UnknownCourier => ApiError::NotFound("no such courier".into()),
             DispatchError::Unavailable(_) => ApiError::unavailable(&e),
         }
     }

@@ -3,7 +3,7 @@
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use futures::future::LocalBoxFuture;
 use futures::StreamExt;
 use lastmile_actors::domain::{OpenId, OrderId};
@@ -24,6 +24,10 @@ impl FromRequest for Caller {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        // Already verified by the rate limiter, when it runs.
+        if let Some(caller) = req.extensions().get::<Caller>().cloned() {
+            return Box::pin(std::future::ready(Ok(caller)));
+        }
         let token = bearer_token(req);
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
@@ -35,7 +39,8 @@ impl FromRequest for Caller {
     }
 }
 
-fn bearer_token(req: &HttpRequest) -> Option<String> {
+/// The token of an `Authorization: Bearer …` header.
+pub fn bearer_token(req: &HttpRequest) -> Option<String> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme
@@ -43,31 +48,50 @@ fn bearer_token(req: &HttpRequest) -> Option<String> {
         .then(|| token.trim().to_owned())
 }
 
+/// Whether `given` is `admin.token`. Digests are compared, in constant
+/// time, so neither the content nor the length of the token leaks.
+pub fn is_admin_token(state: &AppState, given: &str) -> bool {
+    use sha2::Digest;
+    use subtle::ConstantTimeEq;
+    let Some(expected) = &state.admin_token else {
+        return false;
+    };
+    let (given, expected) = (
+        sha2::Sha256::digest(given.as_bytes()),
+        sha2::Sha256::digest(expected.as_bytes()),
+    );
+    bool::from(given.ct_eq(&expected))
+}
+
 /// A campus operator: `Authorization: Bearer <admin.token>`. With no
 /// `admin.token` configured the whole admin surface does not exist (404).
+/// An address with too many failed sign-ins gets 429 for a while.
 #[derive(Debug, Clone, Copy)]
 pub struct Operator;
 
 impl FromRequest for Operator {
     type Error = ApiError;
-    type Future = std::future::Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready(operator(req))
-    }
-}
-
-fn operator(req: &HttpRequest) -> Result<Operator, ApiError> {
-    use subtle::ConstantTimeEq;
-    let expected = req
-        .app_data::<web::Data<AppState>>()
-        .and_then(|s| s.admin_token.clone())
-        .ok_or_else(|| ApiError::NotFound("no such route".into()))?;
-    let given = bearer_token(req).unwrap_or_default();
-    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
-        Ok(Operator)
-    } else {
-        Err(ApiError::Unauthorized("the admin token is required".into()))
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let given = bearer_token(req).unwrap_or_default();
+        let address = crate::limits::client_address(req);
+        Box::pin(async move {
+            let state = state.ok_or(ApiError::Unavailable)?;
+            if state.admin_token.is_none() {
+                return Err(ApiError::NotFound("no such route".into()));
+            }
+            if !state.strikes.allows(address.clone()).await {
+                return Err(ApiError::RateLimited);
+            }
+            if is_admin_token(&state, &given) {
+                Ok(Operator)
+            } else {
+                state.strikes.strike(address);
+                Err(ApiError::Unauthorized("the admin token is required".into()))
+            }
+        })
     }
 }
 

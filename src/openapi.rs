@@ -6,14 +6,18 @@
 //! [`crate::startup::app`]), so a path cannot be served under one name and
 //! documented under another.
 
+use std::sync::{Arc, OnceLock};
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
-use utoipa_swagger_ui::{Config, SwaggerUi};
 
-use crate::error::ErrorBody;
+use actix_web::{web, HttpResponse, ResponseError};
+use utoipa_swagger_ui::Config;
+
+use crate::error::{ApiError, ErrorBody};
 use crate::routes::{admin, auth, couriers, messages, ops, orders, payments};
+use crate::state::AppState;
 
 /// The whole HTTP API.
 #[derive(OpenApi)]
@@ -131,15 +135,66 @@ fn error_response(description: &str) -> RefOr<Response> {
         .into()
 }
 
-/// `/openapi.json` and the Swagger UI at `/docs/`.
-pub fn service() -> SwaggerUi {
-    let config = Config::new(["/openapi.json"])
-        // The default asks validator.swagger.io to rate the document: a
-        // request to the internet from an operator's browser, refused here.
-        .validator_url("none")
-        .try_it_out_enabled(true)
-        .persist_authorization(true);
-    SwaggerUi::new("/docs/{_:.*}")
-        .url("/openapi.json", ApiDoc::openapi())
-        .config(config)
+/// The document as served: in live mode without the sandbox's routes,
+/// which do not exist there. Rendered once per process.
+pub fn document_json(sandbox: bool) -> &'static str {
+    static WITH_SANDBOX: OnceLock<String> = OnceLock::new();
+    static LIVE: OnceLock<String> = OnceLock::new();
+    let cell = if sandbox { &WITH_SANDBOX } else { &LIVE };
+    cell.get_or_init(|| serde_json::to_string(&document(sandbox)).unwrap_or_default())
+}
+
+/// The document, with or without the sandbox's routes.
+pub fn document(sandbox: bool) -> Document {
+    let mut doc = ApiDoc::openapi();
+    if !sandbox {
+        doc.paths
+            .paths
+            .retain(|path, _| !path.starts_with("/sandbox/"));
+        if let Some(tags) = doc.tags.as_mut() {
+            tags.retain(|t| t.name != "sandbox");
+        }
+    }
+    doc
+}
+
+/// The Swagger UI's settings: no call to validator.swagger.io (a request
+/// to the internet from an operator's browser), and a pasted token is
+/// never kept in the browser's storage.
+fn swagger_config() -> Arc<Config<'static>> {
+    static CONFIG: OnceLock<Arc<Config<'static>>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            Arc::new(
+                Config::new(["/openapi.json"])
+                    .validator_url("none")
+                    .try_it_out_enabled(true)
+                    .persist_authorization(false),
+            )
+        })
+        .clone()
+}
+
+/// `GET /openapi.json`.
+pub async fn spec(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(document_json(state.sandbox.is_some()))
+}
+
+/// `GET /docs/{file}`: the vendored Swagger UI, never framed, scripts
+/// from this origin only.
+pub async fn docs(file: web::Path<String>) -> HttpResponse {
+    match utoipa_swagger_ui::serve(&file, swagger_config()) {
+        Ok(Some(found)) => HttpResponse::Ok()
+            .content_type(found.content_type)
+            .insert_header(("X-Frame-Options", "DENY"))
+            .insert_header((
+                "Content-Security-Policy",
+                "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
+                 frame-ancestors 'none'",
+            ))
+            .body(found.bytes.into_owned()),
+        _ => ApiError::NotFound("no such file".into()).error_response(),
+    }
 }

@@ -177,6 +177,9 @@ pub fn start_services(
             .http
             .rate_limit
             .map(lastmile_actors::ratelimit::RateLimits::start),
+        strikes: lastmile_actors::ratelimit::RateLimits::start_with(
+            lastmile_actors::ratelimit::Rate::strikes(STRIKES_PER_MINUTE),
+        ),
         files_dir,
         sandbox: wechat.sandbox,
         campus,
@@ -187,6 +190,10 @@ pub fn start_services(
     };
     Ok(Services { state, store })
 }
+
+/// Failed admin sign-ins or refused callbacks an address may make in a
+/// minute (bursting) before it is answered 429 there.
+const STRIKES_PER_MINUTE: u32 = 10;
 
 /// The object store `objects.backend` names (Qiniu's settings are checked
 /// at load), and the directory to serve when it is local.
@@ -332,7 +339,8 @@ pub fn app(
         )
         .service(resource("/admin").route(web::get().to(admin::console)))
         .service(resource("/docs").route(web::get().to(ops::docs_redirect)))
-        .service(openapi::service())
+        .service(resource("/openapi.json").route(web::get().to(openapi::spec)))
+        .service(resource("/docs/{file:.*}").route(web::get().to(openapi::docs)))
         .default_service(web::to(ops::not_found))
 }
 

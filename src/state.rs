@@ -36,6 +36,8 @@ pub struct AppState {
     pub notifications: Notifications,
     /// Per-client limits, when `http.rate_limit` is set.
     pub rate_limits: Option<lastmile_actors::ratelimit::RateLimits>,
+    /// Failed admin sign-ins and refused callbacks per address (always on).
+    pub strikes: lastmile_actors::ratelimit::RateLimits,
     /// The directory served under `/files/` (local object storage only).
     pub files_dir: Option<std::path::PathBuf>,
     /// The WeChat simulator, in sandbox mode only.

@@ -28,11 +28,54 @@ pub fn init_tracing(format: crate::config::LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false);
+        .with_target(false)
+        // Colour codes are control characters too: the writer escapes them.
+        .with_ansi(false)
+        .with_writer(|| Escaping(std::io::stdout()));
     let _ = match format {
         crate::config::LogFormat::Text => builder.try_init(),
         crate::config::LogFormat::Json => builder.json().try_init(),
     };
+}
+
+/// A log writer that escapes control characters inside a line, so text
+/// from outside (a callback's `return_msg`, a header, a path) can never
+/// start a forged line or drive a terminal. The formatter hands over one
+/// whole event per write, ending in its newline, which is kept.
+pub struct Escaping<W>(pub W);
+
+impl<W: std::io::Write> std::io::Write for Escaping<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let (line, end) = match buf.split_last() {
+            Some((b'\n', line)) => (line, &buf[line.len()..]),
+            _ => (buf, &buf[buf.len()..]),
+        };
+        if !line.iter().copied().any(is_control) {
+            self.0.write_all(buf)?;
+            return Ok(buf.len());
+        }
+        let mut out = Vec::with_capacity(buf.len() + 16);
+        for &byte in line {
+            if is_control(byte) {
+                out.extend_from_slice(format!("\\x{byte:02x}").as_bytes());
+            } else {
+                out.push(byte);
+            }
+        }
+        out.extend_from_slice(end);
+        self.0.write_all(&out)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// ASCII control characters but the tab (which formatters never emit and
+/// terminals render harmlessly).
+fn is_control(byte: u8) -> bool {
+    (byte < 0x20 && byte != b'\t') || byte == 0x7f
 }
 
 /// The process-wide Prometheus recorder (the `metrics` facade is global).
@@ -303,4 +346,25 @@ pub async fn observe(
             .insert(header::HeaderName::from_static(REQUEST_ID), value);
     }
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn control_characters_inside_a_line_are_escaped_and_its_end_kept() {
+        let mut out = Escaping(Vec::new());
+        out.write_all(b"WARN notify refused reason=FAIL\n2026 INFO forged\x1b[2J\r\n")
+            .expect("written");
+        assert_eq!(
+            String::from_utf8(out.0).expect("utf8"),
+            "WARN notify refused reason=FAIL\\x0a2026 INFO forged\\x1b[2J\\x0d\n"
+        );
+        let mut out = Escaping(Vec::new());
+        out.write_all("plain line, 中文\tok\n".as_bytes())
+            .expect("written");
+        assert_eq!(out.0, "plain line, 中文\tok\n".as_bytes());
+    }
 }

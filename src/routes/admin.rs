@@ -5,6 +5,7 @@
 //! configured none of it exists (404).
 
 use actix_web::{web, HttpResponse};
+use base64::Engine;
 use lastmile_actors::campus::PlaceKind;
 use lastmile_actors::dispatch::{Board, CourierView};
 use lastmile_actors::domain::{now_utc, parse_text, ChangedBy, OpenId, Order, OrderId, Status};
@@ -27,6 +28,33 @@ const CAMPUS_OFFSET: UtcOffset = time::macros::offset!(+8);
 /// Longest operator reason kept in a history.
 const MAX_REASON_CHARS: usize = 200;
 
+/// An admin answer: it carries phones, pickup codes and openids, so no
+/// cache keeps it and no browser guesses another type for it.
+fn private(body: impl Serialize) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .json(body)
+}
+
+/// The console's CSP: its one inline script by hash, no other script.
+fn console_policy() -> &'static str {
+    static POLICY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    POLICY.get_or_init(|| {
+        use sha2::Digest;
+        let script = CONSOLE_HTML
+            .split_once("<script>")
+            .and_then(|(_, rest)| rest.split_once("</script>"))
+            .map_or("", |(script, _)| script);
+        let hash = base64::engine::general_purpose::STANDARD
+            .encode(sha2::Sha256::digest(script.as_bytes()));
+        format!(
+            "default-src 'self'; style-src 'self' 'unsafe-inline'; \
+             script-src 'sha256-{hash}'; frame-ancestors 'none'"
+        )
+    })
+}
+
 /// `GET /admin`: the console (404 when `admin.token` is unset; the page
 /// itself holds no data, it asks for the token and calls the API).
 pub async fn console(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -38,11 +66,8 @@ pub async fn console(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
         .insert_header(("Cache-Control", "no-store"))
         // Its buttons refund money: never inside someone else's frame.
         .insert_header(("X-Frame-Options", "DENY"))
-        .insert_header((
-            "Content-Security-Policy",
-            "default-src 'self'; style-src 'self' 'unsafe-inline'; \
-             script-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
-        ))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header(("Content-Security-Policy", console_policy()))
         .body(CONSOLE_HTML))
 }
 
@@ -92,7 +117,7 @@ pub async fn map(_: Operator, state: web::Data<AppState>) -> HttpResponse {
             y: p.y,
         })
         .collect();
-    HttpResponse::Ok().json(CampusMap { places })
+    private(CampusMap { places })
 }
 
 /// The dispatcher's board: couriers with their planned routes, and the
@@ -108,7 +133,7 @@ pub async fn map(_: Operator, state: web::Data<AppState>) -> HttpResponse {
     )
 )]
 pub async fn live(_: Operator, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(state.dispatch.board().await?))
+    Ok(private(state.dispatch.board().await?))
 }
 
 /// Today's figures, and which day that is.
@@ -136,7 +161,7 @@ pub struct Today {
 pub async fn today(_: Operator, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let (day, since) = campus_day(now_utc());
     let figures = state.orders.figures_since(since).await?;
-    Ok(HttpResponse::Ok().json(Today { day, figures }))
+    Ok(private(Today { day, figures }))
 }
 
 /// The campus day `now` falls in, and when it began.
@@ -263,7 +288,7 @@ pub async fn search(
     for order in found {
         orders.push(AdminOrder::of(&state, order).await);
     }
-    Ok(HttpResponse::Ok().json(AdminOrders { orders }))
+    Ok(private(AdminOrders { orders }))
 }
 
 /// An operator's refund.
@@ -298,7 +323,7 @@ pub async fn refund(
     let reason = reason(body.reason)?;
     let order = state.orders.operator_refund(id, reason).await?;
     acted("refund");
-    Ok(HttpResponse::Ok().json(AdminOrder::of(&state, order).await))
+    Ok(private(AdminOrder::of(&state, order).await))
 }
 
 fn reason(raw: Option<String>) -> Result<String, ApiError> {
@@ -342,7 +367,7 @@ pub async fn reassign(
         .map_err(|_| ApiError::Validation("courier must be an openid".into()))?;
     let order = state.dispatch.reassign(id, courier).await?;
     acted("reassign");
-    Ok(HttpResponse::Ok().json(AdminOrder::of(&state, order).await))
+    Ok(private(AdminOrder::of(&state, order).await))
 }
 
 /// Takes a courier offline; each of their open orders notes it.
@@ -365,9 +390,11 @@ pub async fn force_offline(
 ) -> Result<HttpResponse, ApiError> {
     let courier =
         OpenId::parse(&openid).map_err(|_| ApiError::NotFound("no such courier".into()))?;
-    let courier = state.dispatch.force_offline(courier).await?;
-    acted("force_offline");
-    Ok(HttpResponse::Ok().json(courier))
+    let (courier, changed) = state.dispatch.force_offline(courier).await?;
+    if changed {
+        acted("force_offline");
+    }
+    Ok(private(courier))
 }
 
 /// Counts an operator action that took effect.

@@ -1,7 +1,7 @@
 //! Payment routes: `POST /api/v1/orders/{id}/pay`, the WeChat Pay notifies,
 //! and the sandbox's stand-in for WeChat's payment page.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use lastmile_actors::wechat::notify::{self, excerpt, RefundNotification};
 use lastmile_actors::wechat::pay::NotifyAck;
 use lastmile_actors::wechat::sandbox_pay::SandboxPayError;
@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{read_limited, ActionBody, Caller, OrderPath};
+use crate::limits::client_address;
 use crate::state::AppState;
 
 /// The `wx.requestPayment` parameters of an order awaiting payment.
@@ -57,12 +58,25 @@ fn answer(ack: NotifyAck) -> HttpResponse {
         .body(ack.to_xml())
 }
 
-/// A notify that does not verify: logged (bounded), counted, answered FAIL.
-fn refused(kind: &'static str, reason: &str) -> HttpResponse {
+/// A notify that does not verify: logged (bounded, escaped by the log
+/// writer), counted, struck against its address, answered FAIL.
+fn refused(state: &AppState, address: String, kind: &'static str, reason: &str) -> HttpResponse {
     let reason = excerpt(reason);
     tracing::warn!(kind, %reason, "notify refused");
     metrics::counter!("lastmile_notify_refused_total", "kind" => kind).increment(1);
+    state.strikes.strike(address);
     answer(NotifyAck::Fail(reason))
+}
+
+/// An address whose notifies keep failing verification is answered 429
+/// for a while without being read (WeChat Pay's own never fail, and it
+/// sends again later anyway).
+async fn barred(state: &AppState, address: &str) -> Option<HttpResponse> {
+    if state.strikes.allows(address.to_owned()).await {
+        return None;
+    }
+    metrics::counter!("lastmile_notify_refused_total", "kind" => "barred").increment(1);
+    Some(ApiError::RateLimited.error_response())
 }
 
 /// WeChat Pay's payment notify (signed XML; for WeChat, not for clients).
@@ -77,7 +91,15 @@ fn refused(kind: &'static str, reason: &str) -> HttpResponse {
     )
 )]
 #[tracing::instrument(level = "debug", name = "POST /wechat/pay/notify", skip_all)]
-pub async fn pay_notify(state: web::Data<AppState>, payload: web::Payload) -> HttpResponse {
+pub async fn pay_notify(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> HttpResponse {
+    let address = client_address(&req);
+    if let Some(response) = barred(&state, &address).await {
+        return response;
+    }
     let body = match notify_body(payload).await {
         Ok(b) => b,
         Err(response) => return response,
@@ -86,7 +108,7 @@ pub async fn pay_notify(state: web::Data<AppState>, payload: web::Payload) -> Ht
     // notifies costs worker CPU only and never queues at the payments actor.
     let notice = match notify::paid_notice(&state.pay_signer, &body) {
         Ok(notice) => notice,
-        Err(refusal) => return refused("pay", &refusal.to_string()),
+        Err(refusal) => return refused(&state, address, "pay", &refusal.to_string()),
     };
     answer(state.payments.pay_notify(notice).await)
 }
@@ -103,7 +125,15 @@ pub async fn pay_notify(state: web::Data<AppState>, payload: web::Payload) -> Ht
     )
 )]
 #[tracing::instrument(level = "debug", name = "POST /wechat/refund/notify", skip_all)]
-pub async fn refund_notify(state: web::Data<AppState>, payload: web::Payload) -> HttpResponse {
+pub async fn refund_notify(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> HttpResponse {
+    let address = client_address(&req);
+    if let Some(response) = barred(&state, &address).await {
+        return response;
+    }
     let body = match notify_body(payload).await {
         Ok(b) => b,
         Err(response) => return response,
@@ -117,7 +147,7 @@ pub async fn refund_notify(state: web::Data<AppState>, payload: web::Payload) ->
                 .increment(1);
             return answer(NotifyAck::Success);
         }
-        Err(refusal) => return refused("refund", &refusal.to_string()),
+        Err(refusal) => return refused(&state, address, "refund", &refusal.to_string()),
     };
     answer(state.payments.refund_notify(notice).await)
 }

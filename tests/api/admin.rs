@@ -216,3 +216,111 @@ async fn the_board_shows_couriers_routes_and_waiting_orders() {
         .await;
     assert!(map.body["places"].as_array().is_some_and(|p| p.len() > 10));
 }
+
+#[actix_web::test]
+async fn notes_are_capped_but_every_status_change_is_kept() {
+    let app = spawn_app_with(|s| s.admin.token = Some(Secret::new(TOKEN))).await;
+    let (customer, customer_id) = app.login("history-customer").await;
+    let (courier, courier_id) = app.online_courier("history-courier", "cainiao-north").await;
+    let id = app.paid_order(&customer, &customer_id).await;
+    assert!(
+        app.reaches(&customer, &id, "assigned", Duration::from_secs(10))
+            .await
+    );
+    let force_offline =
+        || admin(TestRequest::post().uri(&format!("/api/v1/admin/couriers/{courier_id}/offline")));
+    for _ in 0..30 {
+        let online = app
+            .post_as(
+                &courier,
+                "/api/v1/couriers/me/online",
+                Some(json!({"place_id": "cainiao-north"})),
+            )
+            .await;
+        assert_eq!(online.status, StatusCode::OK, "{}", online.body);
+        assert_eq!(app.send(force_offline()).await.status, StatusCode::OK);
+    }
+    let history = |body: &Value| {
+        body["orders"][0]["history"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let search = || admin(TestRequest::get().uri(&format!("/api/v1/admin/orders?q={id}")));
+    let before = history(&app.send(search()).await.body);
+    // Offline already: nothing changes, nothing is noted.
+    for _ in 0..5 {
+        let again = app.send(force_offline()).await;
+        assert_eq!(again.status, StatusCode::OK);
+        assert_eq!(again.body["online"], false);
+    }
+    let after = history(&app.send(search()).await.body);
+    assert_eq!(
+        before.len(),
+        after.len(),
+        "an offline courier forced offline is noted"
+    );
+
+    let events: Vec<&str> = after.iter().filter_map(|h| h["event"].as_str()).collect();
+    assert_eq!(
+        events,
+        ["create", "payment_confirmed", "assign"],
+        "{after:#?}"
+    );
+    let notes = after.iter().filter(|h| h["event"].is_null()).count();
+    assert_eq!(notes, 20, "notes are capped at 20");
+
+    // Reassigning to someone who is not a courier: no such courier.
+    let nobody = app
+        .send(admin(
+            TestRequest::post()
+                .uri(&format!("/api/v1/admin/orders/{id}/reassign"))
+                .set_json(json!({"courier": customer_id})),
+        ))
+        .await;
+    assert_eq!(nobody.status, StatusCode::NOT_FOUND, "{}", nobody.body);
+    assert_eq!(nobody.code(), "not_found");
+}
+
+#[actix_web::test]
+async fn admin_answers_are_never_cached_or_sniffed() {
+    let app = spawn_app_with(|s| s.admin.token = Some(Secret::new(TOKEN))).await;
+    for uri in [
+        "/api/v1/admin/today",
+        "/api/v1/admin/live",
+        "/api/v1/admin/map",
+    ] {
+        let res = actix_web::test::call_service(
+            &app.svc,
+            admin(TestRequest::get().uri(uri)).to_request(),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::OK, "{uri}");
+        let header = |name: &str| {
+            res.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned()
+        };
+        assert_eq!(header("cache-control"), "no-store", "{uri}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{uri}");
+    }
+    // The console runs only its own script, by hash: no inline injection.
+    let page =
+        actix_web::test::call_service(&app.svc, TestRequest::get().uri("/admin").to_request())
+            .await;
+    let csp = page
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let scripts = csp
+        .split(';')
+        .map(str::trim)
+        .find(|d| d.starts_with("script-src"))
+        .unwrap_or("");
+    assert!(scripts.starts_with("script-src 'sha256-"), "{csp}");
+    assert!(!scripts.contains("unsafe-inline"), "{csp}");
+}

@@ -992,3 +992,55 @@ async fn kill_9_under_load_three_times_loses_no_acknowledged_order_or_payment() 
         all.paid.len()
     );
 }
+
+/// The value of a `series` line of `/metrics` (0 when absent).
+async fn scrape(http: &reqwest::Client, app: &BinaryApp, series: &str) -> f64 {
+    let text = http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .find_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().ok()).flatten()
+        })
+        .unwrap_or(0.0)
+}
+
+#[actix_web::test]
+async fn repeated_online_calls_are_refreshes_not_planning_rounds() {
+    let dir = tempfile::tempdir().expect("tmp");
+    // No tick within the test: every round counted is an early one.
+    let app = BinaryApp::start(
+        &dir.path().join("data"),
+        &[("LASTMILE__DISPATCH__TICK", "1h")],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    // One waiting order that nobody can take (its only courier is its
+    // customer): every round plans, none assigns.
+    let (token, _) = app.sandbox_paid_order(&http, "self-courier").await;
+    online_over_http(&http, &app.url(""), &token, "cainiao-north").await;
+    let rounds = "lastmile_dispatch_round_seconds_count";
+    let first = eventually(Duration::from_secs(5), || async {
+        scrape(&http, &app, rounds).await >= 1.0
+    })
+    .await;
+    assert!(first, "a courier coming online is planned for at once");
+    let before = scrape(&http, &app, rounds).await;
+    for _ in 0..50 {
+        post_json(
+            &http,
+            app.url("/api/v1/couriers/me/online"),
+            token.clone(),
+            Some(serde_json::json!({"place_id": "cainiao-north"})),
+        )
+        .await;
+    }
+    let after = scrape(&http, &app, rounds).await;
+    assert_eq!(after, before, "50 refreshes ran {} rounds", after - before);
+}

@@ -181,8 +181,12 @@ async fn arbitrary_bodies_and_queries_are_4xx_never_5xx() {
         for _ in 0..CASES {
             let body = sample(&mut runner, &xml);
             let (status, answer) = app.post_xml(path, body).await;
-            assert_eq!(status.as_u16(), 200, "{path}");
-            assert!(answer.contains("<return_code>"), "{path}: {answer}");
+            // After a few refusals the address is answered 429 for a while.
+            match status.as_u16() {
+                200 => assert!(answer.contains("<return_code>"), "{path}: {answer}"),
+                429 => assert!(answer.contains("rate_limited"), "{path}: {answer}"),
+                other => panic!("{path} answered {other}: {answer}"),
+            }
         }
     }
 }

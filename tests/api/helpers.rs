@@ -403,15 +403,20 @@ impl BinaryApp {
         app
     }
 
-    /// [`BinaryApp::start`] with `--config file`.
-    pub async fn start_with_config(data: &Path, config: &Path) -> Self {
+    /// [`BinaryApp::start`] with an optional `--config file` and any
+    /// environment (not only `LASTMILE__*`).
+    pub async fn start_configured(
+        data: &Path,
+        config: Option<&Path>,
+        env: Vec<(String, String)>,
+    ) -> Self {
         let mut app = Self {
             child: None,
             port: free_port(),
             data: data.to_owned(),
-            env: Vec::new(),
+            env,
             log: None,
-            config: Some(config.to_owned()),
+            config: config.map(Path::to_owned),
         };
         app.launch().await;
         app
@@ -477,19 +482,7 @@ impl BinaryApp {
     /// SIGTERM; returns the exit status.
     pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
         let mut child = self.child.take()?;
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        child.wait().ok()
+        stop_with(&mut child, "TERM", Duration::from_secs(20))
     }
 
     /// Logs in; returns (token, openid).
@@ -597,30 +590,88 @@ pub fn signed_xml(mut fields: Fields, key: &str, sign_type: SignType) -> String 
     pay::to_xml(&fields)
 }
 
+/// One install at a time in this test binary: tests run in parallel and
+/// apt (or pip) lets only one of them hold its lock.
+static INSTALLS: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+
 /// Makes sure a command from a Debian package is on this machine,
 /// installing the package when it is not (the tests run as root; CI's
 /// `.ci/run` installs the same packages up front).
 pub fn ensure_tool(command: &str, package: &str) {
     let present = |c: &str| {
         Command::new("sh")
-            .args(["-c", &format!("command -v {c}")])
+            .args(["-c", &format!("command -v {c} || test -x /usr/sbin/{c}")])
             .stdout(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
     };
+    let mut updated = INSTALLS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if present(command) {
         return;
     }
+    // Another process (a second test binary, unattended upgrades) may hold
+    // dpkg's lock: apt is told to wait for it rather than fail.
+    let apt = "apt-get -o DPkg::Lock::Timeout=600 -qq";
+    let script = if *updated {
+        format!("{apt} install -y {package}")
+    } else {
+        format!("{apt} update && {apt} install -y {package}")
+    };
     let installed = Command::new("sh")
-        .args([
-            "-c",
-            &format!("apt-get update -qq && apt-get install -y -qq {package}"),
-        ])
+        .args(["-c", &script])
+        .env("DEBIAN_FRONTEND", "noninteractive")
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
+    *updated |= installed;
     assert!(
         installed && present(command),
         "{command} (Debian package {package}) is needed"
     );
+}
+
+/// Makes sure python3 can import `module`, installing `package` from PyPI
+/// when it cannot (under the same lock as the Debian installs).
+pub fn ensure_python_module(module: &str, package: &str) {
+    let present = || {
+        Command::new("python3")
+            .args(["-c", &format!("import {module}")])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let _one_at_a_time = INSTALLS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !present() {
+        let _ = Command::new("python3")
+            .args(["-m", "pip", "install", "-q", package])
+            .stdout(Stdio::null())
+            .status();
+    }
+    assert!(present(), "python3 with {package} (PyPI) is needed");
+}
+
+/// Sends `signal` to `child` and waits up to `limit` for it to exit; kills
+/// it only if it has not. Returns its exit status.
+pub fn stop_with(
+    child: &mut Child,
+    signal: &str,
+    limit: Duration,
+) -> Option<std::process::ExitStatus> {
+    let _ = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status();
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    child.wait().ok()
 }

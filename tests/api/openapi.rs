@@ -9,7 +9,9 @@ use actix_web::http::StatusCode;
 use actix_web::test::TestRequest;
 use serde_json::{json, Value};
 
-use crate::helpers::{order_body, spawn_app, spawn_app_with, BinaryApp, Reply};
+use crate::helpers::{
+    ensure_python_module, order_body, spawn_app, spawn_app_with, BinaryApp, Reply,
+};
 
 /// The admin token of the apps here.
 const ADMIN: &str = "admin-token-for-the-document";
@@ -139,22 +141,6 @@ where
     assert_eq!(reply.status, StatusCode::OK);
     assert!(reply.content_type.starts_with("application/json"));
     reply.body
-}
-
-/// A Python module from PyPI (`package`), installed when missing.
-fn ensure_python_module(module: &str, package: &str) {
-    let present = || {
-        Command::new("python3")
-            .args(["-c", &format!("import {module}")])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !present() {
-        let _ = Command::new("python3")
-            .args(["-m", "pip", "install", "-q", package])
-            .status();
-    }
-    assert!(present(), "python3 with {package} (PyPI) is needed");
 }
 
 #[actix_web::test]

@@ -118,6 +118,94 @@ async fn rate_limit_answers_429_when_set_and_never_limits_probes() {
     }
 }
 
+/// How many of `n` requests made by `request(i)` were answered 429.
+async fn limited<S, B>(
+    app: &crate::helpers::TestApp<S>,
+    n: usize,
+    request: impl Fn(usize) -> TestRequest,
+) -> usize
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody,
+{
+    let mut count = 0;
+    for i in 0..n {
+        if app.send(request(i)).await.status == StatusCode::TOO_MANY_REQUESTS {
+            count += 1;
+        }
+    }
+    count
+}
+
+#[actix_web::test]
+async fn a_made_up_or_padded_authorization_opens_no_fresh_bucket() {
+    let app = crate::helpers::spawn_app_with(|s| s.http.rate_limit = Some(3)).await;
+    // Logins, each with another junk header: one address, one bucket.
+    let junk = limited(&app, 40, |i| {
+        TestRequest::post()
+            .uri("/api/v1/auth/login")
+            .insert_header(("Authorization", format!("x{i}")))
+            .set_json(serde_json::json!({"code": format!("junk-{i}")}))
+    })
+    .await;
+    assert!(junk >= 30, "only {junk} of 40 junk-header logins limited");
+
+    // One real token padded with 1–40 spaces: one user, one bucket.
+    let app = crate::helpers::spawn_app_with(|s| s.http.rate_limit = Some(3)).await;
+    let (token, _) = app.login("padded").await;
+    let padded = limited(&app, 40, |i| {
+        TestRequest::get().uri("/api/v1/orders").insert_header((
+            "Authorization",
+            format!("Bearer {token}{}", " ".repeat(i + 1)),
+        ))
+    })
+    .await;
+    assert!(padded >= 30, "only {padded} of 40 padded tokens limited");
+}
+
+#[actix_web::test]
+async fn failed_admin_sign_ins_are_throttled_per_address_even_without_a_rate_limit() {
+    const TOKEN: &str = "throttle-test-admin-token-42";
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.admin.token = Some(lastmile_actors::wechat::Secret::new(TOKEN));
+    })
+    .await;
+    let guesses = limited(&app, 60, |i| {
+        TestRequest::get()
+            .uri("/api/v1/admin/today")
+            .insert_header(("Authorization", format!("Bearer guess-{i:020}")))
+    })
+    .await;
+    assert!(guesses >= 45, "only {guesses} of 60 guesses limited");
+    // Meanwhile the address stays barred, even for the right token.
+    let right = app
+        .send(
+            TestRequest::get()
+                .uri("/api/v1/admin/today")
+                .insert_header(("Authorization", format!("Bearer {TOKEN}"))),
+        )
+        .await;
+    assert_eq!(right.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(right.code(), "rate_limited");
+
+    // A signed-in operator is never throttled by their own calls.
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.admin.token = Some(lastmile_actors::wechat::Secret::new(TOKEN));
+    })
+    .await;
+    let calls = limited(&app, 30, |_| {
+        TestRequest::get()
+            .uri("/api/v1/admin/today")
+            .insert_header(("Authorization", format!("Bearer {TOKEN}")))
+    })
+    .await;
+    assert_eq!(calls, 0);
+}
+
 #[actix_web::test]
 async fn no_rate_limit_by_default() {
     let app = spawn_app().await;

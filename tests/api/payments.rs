@@ -380,9 +380,24 @@ async fn cancelling_a_paid_order_refunds_it() {
     assert!(requested, "the refund must reach WeChat Pay");
     assert_eq!(sim.refunds(), vec![(id.clone(), format!("R{id}"))]);
 
+    // A FAIL names no signed content: one without our appid and mch_id is
+    // anyone's, refused and never recorded.
+    let anonymous_fail = pay::to_xml(&pay::fields([
+        ("return_code", "FAIL".to_owned()),
+        ("return_msg", "系统繁忙".to_owned()),
+    ]));
+    let refunds_failed = "lastmile_refund_notifies_total{outcome=\"return_fail\"}";
+    let before = app.metric(refunds_failed).await;
+    assert!(app
+        .post_xml("/api/v1/wechat/refund/notify", anonymous_fail)
+        .await
+        .1
+        .contains("appid or mch_id mismatch"));
     let fail_notify = pay::to_xml(&pay::fields([
         ("return_code", "FAIL".to_owned()),
         ("return_msg", "系统繁忙".to_owned()),
+        ("appid", signer.appid.clone()),
+        ("mch_id", signer.mch_id.clone()),
     ]));
     assert_eq!(
         app.post_xml("/api/v1/wechat/refund/notify", fail_notify)
@@ -390,6 +405,10 @@ async fn cancelling_a_paid_order_refunds_it() {
             .1,
         SUCCESS,
         "recorded, not decrypted"
+    );
+    assert!(
+        app.metric(refunds_failed).await > before,
+        "only ours is counted"
     );
     assert_eq!(app.status_of(&token, &id).await, "refunding");
 

@@ -219,3 +219,49 @@ async fn the_request_id_is_in_the_log_lines_of_its_request() {
         "{text}"
     );
 }
+
+#[actix_web::test]
+async fn text_from_unauthenticated_callbacks_cannot_forge_a_log_line() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let log = dir.path().join("lastmile.log");
+    let app = BinaryApp::start_logged(&dir.path().join("data"), &[], Some(&log)).await;
+    let client = reqwest::Client::new();
+    let forged = "2026-12-03T11:40:00Z INFO request{id=admin}: operator refunded order XYZ";
+    let bodies = [
+        (
+            "/api/v1/wechat/pay/notify",
+            format!("<xml><sign_type>MD5\n{forged}</sign_type><sign>AB</sign></xml>"),
+        ),
+        (
+            "/api/v1/wechat/refund/notify",
+            format!("<xml><return_code>FAIL</return_code><return_msg>busy\r\n{forged}</return_msg></xml>"),
+        ),
+    ];
+    for (path, body) in bodies {
+        let answer = client
+            .post(app.url(path))
+            .header("Content-Type", "text/xml")
+            .body(body)
+            .send()
+            .await
+            .expect("notify");
+        assert_eq!(answer.status(), StatusCode::OK, "{path}");
+    }
+    drop(app);
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(
+        text.contains("notify refused"),
+        "the refusal is logged:\n{text}"
+    );
+    for line in text.lines() {
+        assert!(
+            !line.starts_with("2026-12-03T11:40:00Z"),
+            "a forged line reached the log:\n{text}"
+        );
+        assert!(!line.contains('\r'), "a raw carriage return:\n{text}");
+    }
+    assert!(
+        !text.contains("busy"),
+        "an anonymous FAIL's text is not logged:\n{text}"
+    );
+}

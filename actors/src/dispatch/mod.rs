@@ -87,6 +87,9 @@ pub enum DispatchError {
     /// No such order.
     #[error("order not found")]
     NotFound,
+    /// An operator named someone who is not a courier.
+    #[error("no such courier")]
+    UnknownCourier,
     /// Storage or an actor failed.
     #[error("the dispatcher is unavailable")]
     Unavailable(#[source] crate::errors::Cause),
@@ -245,6 +248,9 @@ pub struct Dispatcher {
     unassigning: HashSet<OrderId>,
     /// Since when this dispatcher runs: an absent courier is offline since.
     started_at: Instant,
+    /// A round is due as soon as the mailbox is drained: a burst of new
+    /// orders or couriers costs one round, not one each.
+    round_pending: bool,
 }
 
 /// Become a courier (or update the profile).
@@ -290,9 +296,10 @@ pub struct Grab {
     pub by_operator: bool,
 }
 
-/// An operator takes a courier offline; their open orders note it.
+/// An operator takes a courier offline; their open orders note it. The
+/// answer says whether anything changed (an offline courier stays as is).
 #[derive(Message)]
-#[rtype(result = "Result<CourierView, DispatchError>")]
+#[rtype(result = "Result<(CourierView, bool), DispatchError>")]
 pub struct ForceOffline {
     /// Who.
     pub courier: OpenId,
@@ -529,6 +536,20 @@ impl Dispatcher {
             .ok_or(DispatchError::Forbidden(
                 "become a courier first (POST /api/v1/couriers/me)",
             ))
+    }
+
+    /// A round before the tick, for a paid order on an idle system or a
+    /// courier who just came online: once the messages already waiting are
+    /// handled, and one for all of them.
+    fn round_soon(&mut self, ctx: &mut Context<Self>) {
+        if self.round_pending {
+            return;
+        }
+        self.round_pending = true;
+        ctx.run_later(Duration::ZERO, |act, ctx| {
+            act.round_pending = false;
+            act.round(ctx);
+        });
     }
 
     /// One planning round: the planner sees every waiting order and every
@@ -1001,6 +1022,7 @@ impl Handler<SetPresence> for Dispatcher {
         match presence {
             Presence::Online(place) => {
                 let place = place_of(&place, &self.places).ok_or(DispatchError::NotFound)?;
+                let already = self.is_online(&courier);
                 self.couriers.insert(
                     courier,
                     Present {
@@ -1010,8 +1032,11 @@ impl Handler<SetPresence> for Dispatcher {
                         offline_at: None,
                     },
                 );
-                // A free courier on an idle system: match now, not at the next tick.
-                self.round(ctx);
+                // A courier who just came online: match now, not at the next
+                // tick. Another /online of one who is on is only a refresh.
+                if !already {
+                    self.round_soon(ctx);
+                }
             }
             Presence::Offline => self.go_offline(&courier),
             Presence::At(place) => {
@@ -1053,7 +1078,14 @@ impl Handler<Grab> for Dispatcher {
         _: &mut Self::Context,
     ) -> Self::Result {
         let checked = (|| {
-            self.profile(&courier)?;
+            match self.profile(&courier) {
+                // The operator named a courier who does not exist; a user
+                // grabbing is simply not a courier yet.
+                Err(DispatchError::Forbidden(_)) if by_operator => {
+                    return Err(DispatchError::UnknownCourier)
+                }
+                other => other?,
+            };
             if !self.is_online(&courier) {
                 return Err(DispatchError::Forbidden("go online to take orders"));
             }
@@ -1095,7 +1127,7 @@ impl Handler<Grab> for Dispatcher {
 }
 
 impl Handler<ForceOffline> for Dispatcher {
-    type Result = ResponseActFuture<Self, Result<CourierView, DispatchError>>;
+    type Result = ResponseActFuture<Self, Result<(CourierView, bool), DispatchError>>;
 
     fn handle(
         &mut self,
@@ -1106,6 +1138,10 @@ impl Handler<ForceOffline> for Dispatcher {
             Ok(p) => p,
             Err(e) => return Box::pin(async move { Err(e) }.into_actor(self)),
         };
+        if !self.is_online(&courier) {
+            let view = self.view(profile);
+            return Box::pin(async move { Ok((view, false)) }.into_actor(self));
+        }
         self.go_offline(&courier);
         self.publish();
         let open: Vec<OrderId> = self
@@ -1127,7 +1163,7 @@ impl Handler<ForceOffline> for Dispatcher {
                 }
             }
             .into_actor(self)
-            .map(move |(), act, _| Ok(act.view(profile))),
+            .map(move |(), act, _| Ok((act.view(profile), true))),
         )
     }
 }
@@ -1185,7 +1221,7 @@ impl Handler<OrderEvent> for Dispatcher {
                 self.add_waiting(waiting);
                 self.publish();
                 if idle {
-                    self.round(ctx);
+                    self.round_soon(ctx);
                 }
             }
             OrderEvent::Taken(id) => {
@@ -1268,6 +1304,7 @@ impl Dispatch {
             in_flight: HashSet::new(),
             unassigning: HashSet::new(),
             started_at: Instant::now(),
+            round_pending: false,
         });
         Self { addr }
     }
@@ -1309,8 +1346,11 @@ impl Dispatch {
             .await?
     }
 
-    /// An operator takes a courier offline.
-    pub async fn force_offline(&self, courier: OpenId) -> Result<CourierView, DispatchError> {
+    /// An operator takes a courier offline; false when they were not online.
+    pub async fn force_offline(
+        &self,
+        courier: OpenId,
+    ) -> Result<(CourierView, bool), DispatchError> {
         self.addr.send(ForceOffline { courier }).await?
     }
 

@@ -6,8 +6,10 @@ use time::OffsetDateTime;
 
 use super::*;
 
-/// Most changes an order keeps (the oldest notes go first).
-pub const MAX_HISTORY: usize = 40;
+/// Most notes (changes without an event) an order keeps; the oldest go
+/// first. Every status change is kept: money and click-to-door figures
+/// are read from them, and the status machine bounds how many there are.
+pub const MAX_NOTES: usize = 20;
 
 /// Who caused a change.
 #[derive(Debug, Clone, PartialEq, Eq)]

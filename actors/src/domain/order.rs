@@ -463,8 +463,13 @@ impl Order {
     }
 
     fn record(&mut self, change: Change) {
-        if self.history.len() >= MAX_HISTORY {
-            self.history.remove(0);
+        if change.event.is_none() {
+            let notes = self.history.iter().filter(|c| c.event.is_none()).count();
+            if notes >= MAX_NOTES {
+                if let Some(oldest) = self.history.iter().position(|c| c.event.is_none()) {
+                    self.history.remove(oldest);
+                }
+            }
         }
         self.history.push(change);
     }

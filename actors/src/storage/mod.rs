@@ -108,9 +108,30 @@ pub enum StorageError {
     /// The store is shutting down.
     #[error("storage is closed")]
     Closed,
+    /// The storage directory cannot be created or made private.
+    #[error("storage directory {path}: {source}")]
+    Dir {
+        /// Which directory.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 type Waiter = oneshot::Sender<Result<(), String>>;
+
+/// Creates `path` if needed and closes it to other users: the records hold
+/// phone numbers, pickup codes and the live access_token, and sled creates
+/// its files with the process's umask (0644 under a default one).
+fn private_dir(path: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
 
 struct Inner {
     db: sled::Db,
@@ -144,6 +165,10 @@ impl Store {
     /// Opens (or creates) the database at `path` and starts the flusher,
     /// which starts at most one flush per `commit_window`.
     pub fn open(path: &Path, commit_window: Duration) -> Result<Self, StorageError> {
+        private_dir(path).map_err(|source| StorageError::Dir {
+            path: path.display().to_string(),
+            source,
+        })?;
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(CACHE_BYTES)

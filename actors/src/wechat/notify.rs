@@ -123,13 +123,15 @@ pub fn refund_notification(
     body: &[u8],
 ) -> Result<RefundNotification, NotifyRefusal> {
     let fields = pay::from_xml(body)?;
+    // Anyone can post a FAIL (it carries nothing signed): its text is taken,
+    // logged and counted only when it names our app and merchant.
+    same_merchant(signer, &fields)?;
     if field(&fields, "return_code") != "SUCCESS" {
         return Ok(RefundNotification::Failed(excerpt(field(
             &fields,
             "return_msg",
         ))));
     }
-    same_merchant(signer, &fields)?;
     let info = pay::decrypt_req_info(field(&fields, "req_info"), signer.api_key.expose())?;
     let out_refund_no = field(&info, "out_refund_no");
     if out_refund_no.is_empty() {
