@@ -291,3 +291,68 @@ fn a_missing_or_malformed_instance_is_one_line_and_exit_2() {
         assert_eq!(stderr.trim().lines().count(), 1, "{why}: {stderr}");
     }
 }
+
+#[test]
+fn huge_numbers_are_refused_in_one_line_instead_of_running_forever() {
+    let cases = [
+        (
+            "couriers.txt",
+            "courier\tx\ty\ton_time\toff_time\nc1\t0\t0\t0\t1e17\n",
+            "off time 1e17",
+        ),
+        (
+            "instance_parameters.txt",
+            "meters_per_minute\tp\td\tt\tm\tppo\tpph\n100\t4\t4\t40\t1e300\t10\t15\n",
+            "maximum 1e300",
+        ),
+        (
+            "restaurants.txt",
+            "restaurant\tx\ty\nr1\t9e15\t0\n",
+            "coordinate 9e15",
+        ),
+    ];
+    for (file, text, why) in cases {
+        let dir = tempfile::tempdir().expect("tmp");
+        let bad = dir.path().join("bad");
+        std::fs::create_dir_all(&bad).expect("dir");
+        for f in [
+            "restaurants.txt",
+            "couriers.txt",
+            "instance_parameters.txt",
+            "orders.txt",
+        ] {
+            std::fs::copy(fixture().join(f), bad.join(f)).expect("copy");
+        }
+        std::fs::write(bad.join(file), text).expect("write");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lastmile"))
+            .args(["replay", "mdrp"])
+            .arg(&bad)
+            .arg("--out")
+            .arg(dir.path().join("out"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("runs");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        if let Some(mut err) = child.stderr.take() {
+            use std::io::Read;
+            let _ = err.read_to_string(&mut stderr);
+        }
+        let status = status.unwrap_or_else(|| panic!("{why}: still running after 20 s"));
+        assert_eq!(status.code(), Some(2), "{why}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{why}: {stderr}");
+        assert!(stderr.contains("outside"), "{why}: {stderr}");
+    }
+}

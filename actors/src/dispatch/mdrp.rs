@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use super::planner::{Params, Point};
@@ -161,6 +162,19 @@ fn rows(dir: &Path, name: &str) -> Result<Vec<(usize, Vec<String>)>, MdrpError> 
         .collect())
 }
 
+/// Minutes an instance may span (a week; the published days span one).
+const TIMES: RangeInclusive<f64> = 0.0..=10_080.0;
+/// Minutes in a solution: late deliveries may end after the last shift.
+const SOLUTION_TIMES: RangeInclusive<f64> = 0.0..=20_160.0;
+/// Metres from the instance's origin (1 000 km).
+const COORDINATES: RangeInclusive<f64> = -1.0e6..=1.0e6;
+/// Service, target and maximum minutes.
+const DURATIONS: RangeInclusive<f64> = 0.0..=1_440.0;
+/// Metres per minute (up to 6 000 km/h).
+const SPEEDS: RangeInclusive<f64> = 0.001..=1.0e5;
+/// Pay per order or per hour.
+const PAY: RangeInclusive<f64> = 0.0..=1.0e6;
+
 struct Fields<'a> {
     path: PathBuf,
     line: usize,
@@ -183,12 +197,26 @@ impl Fields<'_> {
             .ok_or_else(|| self.bad(format!("expected at least {} fields", i + 1)))
     }
 
-    fn number(&self, i: usize) -> Result<f64, MdrpError> {
+    /// Field `i` as a number within `range`: the replay's clock and
+    /// distances are f64 and must stay where a minute still counts (an
+    /// off time of 1e17 would stop time from advancing).
+    fn number(&self, i: usize, range: RangeInclusive<f64>) -> Result<f64, MdrpError> {
         let t = self.text(i)?;
-        t.parse::<f64>()
+        let value = t
+            .parse::<f64>()
             .ok()
             .filter(|v| v.is_finite())
-            .ok_or_else(|| self.bad(format!("field {} is not a number: {t:?}", i + 1)))
+            .ok_or_else(|| self.bad(format!("field {} is not a number: {t:?}", i + 1)))?;
+        if range.contains(&value) {
+            Ok(value)
+        } else {
+            Err(self.bad(format!(
+                "field {} is {t}, outside {} to {}",
+                i + 1,
+                range.start(),
+                range.end()
+            )))
+        }
     }
 }
 
@@ -210,17 +238,14 @@ pub fn load(dir: &Path) -> Result<Instance, MdrpError> {
     })?;
     let f = fields(dir, "instance_parameters.txt", *line, first);
     let params = InstanceParams {
-        speed: f.number(0)?,
-        pickup_service: f.number(1)?,
-        dropoff_service: f.number(2)?,
-        target: f.number(3)?,
-        max: f.number(4)?,
-        pay_per_order: f.number(5)?,
-        pay_per_hour: f.number(6)?,
+        speed: f.number(0, SPEEDS)?,
+        pickup_service: f.number(1, DURATIONS)?,
+        dropoff_service: f.number(2, DURATIONS)?,
+        target: f.number(3, DURATIONS)?,
+        max: f.number(4, DURATIONS)?,
+        pay_per_order: f.number(5, PAY)?,
+        pay_per_hour: f.number(6, PAY)?,
     };
-    if params.speed <= 0.0 {
-        return Err(f.bad("meters_per_minute must be positive"));
-    }
     let mut restaurants = Vec::new();
     let mut restaurant_index = HashMap::new();
     for (line, r) in rows(dir, "restaurants.txt")? {
@@ -230,8 +255,8 @@ pub fn load(dir: &Path) -> Result<Instance, MdrpError> {
         restaurants.push((
             id,
             Point {
-                x: f.number(1)?,
-                y: f.number(2)?,
+                x: f.number(1, COORDINATES)?,
+                y: f.number(2, COORDINATES)?,
             },
         ));
     }
@@ -244,12 +269,12 @@ pub fn load(dir: &Path) -> Result<Instance, MdrpError> {
         orders.push(MdrpOrder {
             id: f.text(0)?.to_owned(),
             dropoff: Point {
-                x: f.number(1)?,
-                y: f.number(2)?,
+                x: f.number(1, COORDINATES)?,
+                y: f.number(2, COORDINATES)?,
             },
-            placed: f.number(3)?,
+            placed: f.number(3, TIMES)?,
             restaurant,
-            ready: f.number(5)?,
+            ready: f.number(5, TIMES)?,
         });
     }
     let mut couriers = Vec::new();
@@ -258,11 +283,11 @@ pub fn load(dir: &Path) -> Result<Instance, MdrpError> {
         couriers.push(MdrpCourier {
             id: f.text(0)?.to_owned(),
             start: Point {
-                x: f.number(1)?,
-                y: f.number(2)?,
+                x: f.number(1, COORDINATES)?,
+                y: f.number(2, COORDINATES)?,
             },
-            on: f.number(3)?,
-            off: f.number(4)?,
+            on: f.number(3, TIMES)?,
+            off: f.number(4, TIMES)?,
         });
     }
     Ok(Instance {
@@ -439,8 +464,8 @@ impl Solution {
                 .map(|i| lookup(&f, &order_ix, i))
                 .collect::<Result<Vec<_>, _>>()?;
             sol.bundles.push(BundleRecord {
-                assigned_at: f.number(0)?,
-                pickup: f.number(1)?,
+                assigned_at: f.number(0, SOLUTION_TIMES)?,
+                pickup: f.number(1, SOLUTION_TIMES)?,
                 courier: lookup(&f, &courier_ix, 2)?,
                 orders,
             });
@@ -449,8 +474,8 @@ impl Solution {
             let f = fields(dir, "solution_info_orders.txt", line, &r);
             sol.orders.push(OrderRecord {
                 order: lookup(&f, &order_ix, 0)?,
-                pickup: f.number(3)?,
-                dropoff: f.number(4)?,
+                pickup: f.number(3, SOLUTION_TIMES)?,
+                dropoff: f.number(4, SOLUTION_TIMES)?,
                 courier: lookup(&f, &courier_ix, 5)?,
             });
         }
@@ -470,7 +495,7 @@ impl Solution {
             };
             sol.moves.push(Move {
                 courier: lookup(&f, &courier_ix, 0)?,
-                departure: f.number(1)?,
+                departure: f.number(1, SOLUTION_TIMES)?,
                 origin: stop(2)?,
                 destination: stop(3)?,
             });
