@@ -95,6 +95,14 @@ pub struct HttpSettings {
     /// Addresses whose `X-Forwarded-For` is believed (the reverse proxy).
     #[serde(default)]
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Failed admin sign-ins (and, apart, refused WeChat callbacks) one
+    /// address may make in a minute, in a burst, before it gets 429 there.
+    #[serde(default = "default_failed_attempts")]
+    pub failed_attempts_per_minute: u32,
+}
+
+fn default_failed_attempts() -> u32 {
+    10
 }
 
 /// `[storage]`

@@ -76,11 +76,15 @@ impl FromRequest for Operator {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let given = bearer_token(req).unwrap_or_default();
-        let address = crate::limits::client_address(req);
+        let address = format!("sign-in {}", crate::limits::client_address(req));
         Box::pin(async move {
             let state = state.ok_or(ApiError::Unavailable)?;
             if state.admin_token.is_none() {
                 return Err(ApiError::NotFound("no such route".into()));
+            }
+            // No token at all is no guess: it is neither struck nor barred.
+            if given.is_empty() {
+                return Err(ApiError::Unauthorized("the admin token is required".into()));
             }
             if !state.strikes.allows(address.clone()).await {
                 return Err(ApiError::RateLimited);

@@ -164,6 +164,9 @@ pub fn start_services(
         payments.listener(),
         notifications.listener(),
     ]);
+    let api_doc = crate::openapi::document(&campus, wechat.sandbox.is_some())
+        .to_string()
+        .into();
     let state = AppState {
         orders,
         sessions,
@@ -178,7 +181,7 @@ pub fn start_services(
             .rate_limit
             .map(lastmile_actors::ratelimit::RateLimits::start),
         strikes: lastmile_actors::ratelimit::RateLimits::start_with(
-            lastmile_actors::ratelimit::Rate::strikes(STRIKES_PER_MINUTE),
+            lastmile_actors::ratelimit::Rate::strikes(settings.http.failed_attempts_per_minute),
         ),
         files_dir,
         sandbox: wechat.sandbox,
@@ -186,14 +189,11 @@ pub fn start_services(
         trusted_proxies: settings.http.trusted_proxies.clone().into(),
         admin_token: settings.admin.token.as_ref().map(|t| Arc::from(t.expose())),
         pay_signer,
+        api_doc,
         metrics: telemetry::prometheus(),
     };
     Ok(Services { state, store })
 }
-
-/// Failed admin sign-ins or refused callbacks an address may make in a
-/// minute (bursting) before it is answered 429 there.
-const STRIKES_PER_MINUTE: u32 = 10;
 
 /// The object store `objects.backend` names (Qiniu's settings are checked
 /// at load), and the directory to serve when it is local.

@@ -50,6 +50,8 @@ pub struct AppState {
     pub pay_signer: Arc<lastmile_actors::wechat::PaySigner>,
     /// `admin.token`: the operator console and admin API are off (404) without it.
     pub admin_token: Option<Arc<str>>,
+    /// The OpenAPI document served at `/openapi.json`, finished for the map.
+    pub api_doc: actix_web::web::Bytes,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
 }

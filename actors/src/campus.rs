@@ -91,7 +91,7 @@ pub enum LocateError {
     #[error("the campus map has no origin, so positions must be given as place_id")]
     NoOrigin,
     /// Further than [`MAX_FROM_ORIGIN_M`] from the origin.
-    #[error("the position is more than 5 km from the campus")]
+    #[error("the position is more than 5 km north, south, east or west of the campus")]
     TooFar,
 }
 
@@ -103,6 +103,23 @@ struct CampusFile {
     #[serde(default)]
     origin: Option<Origin>,
     places: Vec<Place>,
+}
+
+/// The latitudes and longitudes taken as on campus (inclusive).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bounds {
+    /// Southmost and northmost latitude.
+    pub latitude: (f64, f64),
+    /// Westmost and eastmost longitude.
+    pub longitude: (f64, f64),
+}
+
+impl Bounds {
+    /// Whether a position lies inside.
+    pub fn contains(&self, latitude: f64, longitude: f64) -> bool {
+        (self.latitude.0..=self.latitude.1).contains(&latitude)
+            && (self.longitude.0..=self.longitude.1).contains(&longitude)
+    }
 }
 
 /// The loaded map: places by id, in file order.
@@ -184,6 +201,21 @@ impl Campus {
         &self.places
     }
 
+    /// The positions taken as on campus: at most [`MAX_FROM_ORIGIN_M`]
+    /// north or south and east or west of the origin. A box, not a circle,
+    /// so that the API document can state it exactly (JSON Schema bounds
+    /// each number alone); None without an origin.
+    pub fn bounds(&self) -> Option<Bounds> {
+        let o = self.origin?;
+        let dlat = (MAX_FROM_ORIGIN_M / EARTH_RADIUS_M).to_degrees();
+        let dlng =
+            (MAX_FROM_ORIGIN_M / (EARTH_RADIUS_M * o.latitude.to_radians().cos())).to_degrees();
+        Some(Bounds {
+            latitude: (o.latitude - dlat, o.latitude + dlat),
+            longitude: (o.longitude - dlng, o.longitude + dlng),
+        })
+    }
+
     /// Campus metres (x east, y north of the origin) of a phone position.
     pub fn locate(&self, latitude: f64, longitude: f64) -> Result<(f64, f64), LocateError> {
         if !(latitude.is_finite() && longitude.is_finite())
@@ -192,13 +224,16 @@ impl Campus {
         {
             return Err(LocateError::OutOfRange);
         }
-        let o = self.origin.ok_or(LocateError::NoOrigin)?;
+        let (o, bounds) = self
+            .origin
+            .zip(self.bounds())
+            .ok_or(LocateError::NoOrigin)?;
+        if !bounds.contains(latitude, longitude) {
+            return Err(LocateError::TooFar);
+        }
         let x =
             (longitude - o.longitude).to_radians() * EARTH_RADIUS_M * o.latitude.to_radians().cos();
         let y = (latitude - o.latitude).to_radians() * EARTH_RADIUS_M;
-        if x.hypot(y) > MAX_FROM_ORIGIN_M {
-            return Err(LocateError::TooFar);
-        }
         Ok((x, y))
     }
 

@@ -265,10 +265,10 @@ pub async fn search(
     state: web::Data<AppState>,
     query: web::Query<SearchQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let q = query.q.as_deref().unwrap_or("").trim();
-    if q.is_empty() {
+    let q = query.q.as_deref().unwrap_or("");
+    if OrderId::parse(q).is_err() && OpenId::parse(q).is_err() {
         return Err(ApiError::Validation(
-            "q (an order id or openid) is required".into(),
+            "q must be an order id or an openid".into(),
         ));
     }
     let mut found = Vec::new();
@@ -328,7 +328,7 @@ pub async fn refund(
 
 fn reason(raw: Option<String>) -> Result<String, ApiError> {
     let raw = raw.ok_or_else(|| ApiError::Validation("reason is required".into()))?;
-    Ok(parse_text(raw.trim(), "reason", 1, MAX_REASON_CHARS)?)
+    Ok(parse_text(&raw, "reason", 1, MAX_REASON_CHARS)?)
 }
 
 /// An operator's reassignment.

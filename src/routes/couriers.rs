@@ -161,7 +161,7 @@ pub async fn register(
         .ok_or_else(|| ApiError::Validation("phone is required".into()))?;
     let profile = CourierProfile {
         openid: me,
-        name: parse_text(name.trim(), "name", 1, 32)?,
+        name: parse_text(&name, "name", 1, 32)?,
         phone: PhoneNumber::parse(&phone)?,
     };
     Ok(HttpResponse::Ok().json(state.dispatch.register(profile).await?))

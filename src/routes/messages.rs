@@ -123,8 +123,8 @@ pub struct ShareQuery {
     /// What the code carries to the opened page (≤ 32 visible characters).
     #[param(required = true, value_type = String, example = "inviter=abc")]
     scene: Option<String>,
-    /// The page it opens, e.g. `pages/index/index`.
-    #[param(required = true, value_type = String, example = "pages/index/index")]
+    /// The page it opens, e.g. `pages/index/index` (default: the home page).
+    #[param(value_type = Option<String>, example = "pages/index/index")]
     page: Option<String>,
 }
 

@@ -1,7 +1,7 @@
 //! Operations: `/metrics`, `/healthz`, `/readyz`, and the JSON fallbacks for
 //! unknown routes and methods.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -82,7 +82,18 @@ pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound("no such route".into()))
 }
 
-/// A route that exists, called with the wrong method.
-pub async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed)
+/// A route that exists, called with the wrong method: 405 with the
+/// methods it does answer (from the API document).
+pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    let mut response = ApiError::MethodNotAllowed.error_response();
+    let allow = req
+        .match_pattern()
+        .and_then(|p| crate::openapi::allowed_methods(&p))
+        .unwrap_or("GET");
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(allow) {
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::ALLOW, value);
+    }
+    response
 }

@@ -42,12 +42,13 @@ pub async fn pay(
 /// Reads a notify body (WeChat's are a few hundred bytes); what cannot be
 /// read is answered in WeChat's XML.
 async fn notify_body(payload: web::Payload) -> Result<web::BytesMut, HttpResponse> {
-    read_limited(payload).await.map_err(|e| match e {
+    let body = read_limited(payload).await.map_err(|e| match e {
         ApiError::PayloadTooLarge => HttpResponse::PayloadTooLarge()
             .content_type("text/xml")
             .body(NotifyAck::Fail("body too large".into()).to_xml()),
         _ => answer(NotifyAck::Fail("cannot read body".into())),
-    })
+    })?;
+    Ok(body)
 }
 
 /// WeChat re-sends on anything but HTTP 200 with SUCCESS, so failures are
@@ -96,7 +97,7 @@ pub async fn pay_notify(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> HttpResponse {
-    let address = client_address(&req);
+    let address = format!("notify {}", client_address(&req));
     if let Some(response) = barred(&state, &address).await {
         return response;
     }
@@ -130,7 +131,7 @@ pub async fn refund_notify(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> HttpResponse {
-    let address = client_address(&req);
+    let address = format!("notify {}", client_address(&req));
     if let Some(response) = barred(&state, &address).await {
         return response;
     }
@@ -240,7 +241,7 @@ pub async fn sandbox_messages(state: web::Data<AppState>) -> Result<HttpResponse
     post,
     path = "/sandbox/fail-sends/{n}",
     tag = "sandbox",
-    params(("n" = u64, Path, description = "How many sends fail")),
+    params(("n" = u32, Path, description = "How many sends fail")),
     responses(
         (status = 200, description = "Armed", body = FailingSends),
         (status = 404, description = "Live mode", body = ErrorBody),
@@ -248,11 +249,12 @@ pub async fn sandbox_messages(state: web::Data<AppState>) -> Result<HttpResponse
 )]
 pub async fn sandbox_fail_sends(
     state: web::Data<AppState>,
-    n: web::Path<u64>,
+    n: web::Path<u32>,
 ) -> Result<HttpResponse, ApiError> {
     let Some(sandbox) = &state.sandbox else {
         return Err(ApiError::NotFound("no such route".into()));
     };
-    sandbox.fail_next_sends(*n);
-    Ok(HttpResponse::Ok().json(FailingSends { failing_sends: *n }))
+    let n = u64::from(*n);
+    sandbox.fail_next_sends(n);
+    Ok(HttpResponse::Ok().json(FailingSends { failing_sends: n }))
 }

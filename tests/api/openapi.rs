@@ -500,3 +500,94 @@ async fn a_client_generated_from_the_document_runs_the_sandbox_flow() {
     );
     assert!(String::from_utf8_lossy(&run.stdout).contains("generated client flow: ok"));
 }
+
+/// Schemathesis (PyPI), an independent fuzzer, against the release binary
+/// with the served document: examples, coverage, fuzzing and stateful
+/// phases (following the links from a created order), every check, a
+/// fixed seed — zero failures. `tests/fixtures/schemathesis/` holds its
+/// config (the user's and the operator's tokens) and the one hook a
+/// clock-relative rule needs.
+#[actix_web::test]
+async fn schemathesis_finds_nothing_to_fault() {
+    ensure_python_module("schemathesis", "schemathesis");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let app = BinaryApp::start(
+        &dir.path().join("data"),
+        &[
+            ("LASTMILE__ADMIN__TOKEN", ADMIN),
+            // The fuzzer guesses tokens by the thousand from one address;
+            // the throttle itself is tested in `ops`.
+            ("LASTMILE__HTTP__FAILED_ATTEMPTS_PER_MINUTE", "1000000"),
+        ],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let (token, _) = app.login(&client, "schemathesis").await;
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/schemathesis");
+    let run = tokio::process::Command::new("python3")
+        .args(["-m", "schemathesis.cli", "--config-file"])
+        .arg(format!("{fixtures}/schemathesis.toml"))
+        .arg("run")
+        .arg(app.url("/openapi.json"))
+        .args(["--seed", "1", "--max-examples", "15", "--no-color"])
+        .args(["--generation-database", "none", "--workers", "1"])
+        .current_dir(dir.path())
+        .env("PYTHONPATH", fixtures)
+        .env("SCHEMATHESIS_HOOKS", "lastmile_hooks")
+        .env("LASTMILE_USER_TOKEN", &token)
+        .env("LASTMILE_ADMIN_TOKEN", ADMIN)
+        .kill_on_drop(true)
+        .output();
+    let run = tokio::time::timeout(Duration::from_secs(300), run)
+        .await
+        .expect("schemathesis finished in time")
+        .expect("schemathesis runs");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(run.status.success(), "schemathesis found faults:\n{said}");
+    for phase in ["Examples", "Coverage", "Fuzzing", "Stateful"] {
+        assert!(
+            said.contains(&format!("✅ {phase}")),
+            "{phase} did not pass:\n{said}"
+        );
+    }
+    let generated: u64 = said
+        .lines()
+        .find_map(|l| l.trim().split_once(" generated,"))
+        .map(|(n, _)| n)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(generated >= 300, "only {generated} cases:\n{said}");
+}
+
+#[actix_web::test]
+async fn a_wrong_method_names_the_allowed_ones_and_live_mode_documents_no_sandbox() {
+    let app = spawn_app().await;
+    let res = actix_web::test::call_service(
+        &app.svc,
+        TestRequest::delete().uri("/api/v1/orders").to_request(),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        res.headers().get("allow").and_then(|v| v.to_str().ok()),
+        Some("GET, POST")
+    );
+    let campus = lastmile_actors::campus::Campus::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/campus.toml"
+    )))
+    .expect("campus");
+    let live = lastmile::openapi::document(&campus, false);
+    let paths: Vec<&String> = live["paths"].as_object().expect("paths").keys().collect();
+    assert!(!paths.is_empty());
+    assert!(
+        paths.iter().all(|p| !p.starts_with("/sandbox/")),
+        "{paths:?}"
+    );
+    let sandbox = lastmile::openapi::document(&campus, true);
+    assert!(sandbox["paths"]["/sandbox/pay/{id}"].is_object());
+}

@@ -20,7 +20,15 @@ impl Fen {
                 "fee_fen must be between 1 and {MAX_FEE_FEN} (an integer number of fen)"
             ))
         };
-        let v = n.as_u64().ok_or_else(err)?;
+        // JSON does not tell 300 from 300.0: both are the integer 300.
+        let v = n
+            .as_u64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(f))
+                    .map(|f| f as u64)
+            })
+            .ok_or_else(err)?;
         u32::try_from(v).map_err(|_| err()).and_then(Self::try_from)
     }
 

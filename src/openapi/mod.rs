@@ -7,17 +7,20 @@
 //! documented under another.
 
 use std::sync::{Arc, OnceLock};
+
+use actix_web::{web, HttpResponse, ResponseError};
+use lastmile_actors::campus::Campus;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
-
-use actix_web::{web, HttpResponse, ResponseError};
 use utoipa_swagger_ui::Config;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::routes::{admin, auth, couriers, messages, ops, orders, payments};
 use crate::state::AppState;
+
+mod constraints;
 
 /// The whole HTTP API.
 #[derive(OpenApi)]
@@ -102,6 +105,12 @@ fn add_common_errors(operation: &mut Operation) {
         .request_body
         .as_ref()
         .is_some_and(|b| b.content.contains_key("application/json"));
+    let query = operation.parameters.iter().flatten().any(|p| {
+        matches!(
+            p.parameter_in,
+            utoipa::openapi::path::ParameterIn::Query | utoipa::openapi::path::ParameterIn::Header
+        )
+    });
     let mut add = |status: &str, description: &str| {
         operation
             .responses
@@ -109,6 +118,12 @@ fn add_common_errors(operation: &mut Operation) {
             .entry(status.to_owned())
             .or_insert_with(|| error_response(description));
     };
+    if query && !json_body {
+        add(
+            "400",
+            "A query parameter breaks a rule (the message names it)",
+        );
+    }
     if json_body {
         add(
             "400",
@@ -135,17 +150,9 @@ fn error_response(description: &str) -> RefOr<Response> {
         .into()
 }
 
-/// The document as served: in live mode without the sandbox's routes,
-/// which do not exist there. Rendered once per process.
-pub fn document_json(sandbox: bool) -> &'static str {
-    static WITH_SANDBOX: OnceLock<String> = OnceLock::new();
-    static LIVE: OnceLock<String> = OnceLock::new();
-    let cell = if sandbox { &WITH_SANDBOX } else { &LIVE };
-    cell.get_or_init(|| serde_json::to_string(&document(sandbox)).unwrap_or_default())
-}
-
-/// The document, with or without the sandbox's routes.
-pub fn document(sandbox: bool) -> Document {
+/// The document as served, finished for `campus`: in live mode without
+/// the sandbox's routes, which do not exist there.
+pub fn document(campus: &Campus, sandbox: bool) -> serde_json::Value {
     let mut doc = ApiDoc::openapi();
     if !sandbox {
         doc.paths
@@ -155,7 +162,40 @@ pub fn document(sandbox: bool) -> Document {
             tags.retain(|t| t.name != "sandbox");
         }
     }
+    let mut doc = serde_json::to_value(&doc).unwrap_or_default();
+    constraints::apply(&mut doc, campus);
     doc
+}
+
+/// The methods each documented path answers, for the `Allow` header of a
+/// 405 (keyed by the path pattern the router matched).
+pub fn allowed_methods(pattern: &str) -> Option<&'static str> {
+    static ALLOWED: OnceLock<std::collections::HashMap<String, String>> = OnceLock::new();
+    ALLOWED
+        .get_or_init(|| {
+            ApiDoc::openapi()
+                .paths
+                .paths
+                .iter()
+                .map(|(path, item)| {
+                    let methods = [
+                        ("GET", item.get.is_some()),
+                        ("POST", item.post.is_some()),
+                        ("PUT", item.put.is_some()),
+                        ("DELETE", item.delete.is_some()),
+                        ("PATCH", item.patch.is_some()),
+                    ];
+                    let allow: Vec<&str> = methods
+                        .iter()
+                        .filter(|(_, on)| *on)
+                        .map(|(m, _)| *m)
+                        .collect();
+                    (path.clone(), allow.join(", "))
+                })
+                .collect()
+        })
+        .get(pattern)
+        .map(String::as_str)
 }
 
 /// The Swagger UI's settings: no call to validator.swagger.io (a request
@@ -179,7 +219,7 @@ fn swagger_config() -> Arc<Config<'static>> {
 pub async fn spec(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
-        .body(document_json(state.sandbox.is_some()))
+        .body(state.api_doc.clone())
 }
 
 /// `GET /docs/{file}`: the vendored Swagger UI, never framed, scripts
