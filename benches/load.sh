@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Load test against the real release binary, side by side in one run:
-#   1. GET /healthz            (actix-web doing nothing: the ceiling here)
-#   2. POST /api/v1/orders     (durable order creation, group commit)
-# Prints req/s, p50 and p99 of each and their ratio.
+# Load test against the real release binary, side by side in one run with
+# a bare actix-web peer (benches/bare_peer.rs: the same routes and JSON
+# parsing, nothing else — the ceiling of the request path here):
+#   1. GET /healthz            on the peer, then on lastmile
+#   2. POST /api/v1/orders     on the peer (parse, fixed 201), then on
+#                              lastmile (durable creation, group commit)
+# Prints req/s, p50 and p99 of each and lastmile's ratios to the peer.
 # Usage: benches/load.sh [duration, default 15s] [connections, default 64]
 # LASTMILE_BENCH_BIN=path runs another build of the binary (to compare two
-# commits side by side in one session).
+# commits side by side in one session), from LASTMILE_BENCH_DIR (that
+# commit's checkout, for its config/) when given.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,20 +24,30 @@ if ! command -v wrk >/dev/null; then
 fi
 BIN=${LASTMILE_BENCH_BIN:-target/release/lastmile}
 [ -n "${LASTMILE_BENCH_BIN:-}" ] || cargo build --release --quiet
+cargo build --release --quiet --example bare_peer
+PEER_PORT=$((PORT + 1))
 
 WORK=$(mktemp -d)
 # Every request makes an unpaid order: lift the per-customer bound
 # (orders.max_unpaid) so the run measures creation, not 409s.
 LASTMILE__HTTP__BIND=127.0.0.1:$PORT LASTMILE__STORAGE__PATH=$WORK/data RUST_LOG=warn \
   LASTMILE__ORDERS__MAX_UNPAID=100000000 \
-  "$BIN" &
+  bash -c 'cd "$1" && exec "$2"' _ "${LASTMILE_BENCH_DIR:-.}" "$(realpath "$BIN")" &
 PID=$!
-cleanup() { kill -TERM "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; rm -rf "$WORK"; }
+target/release/examples/bare_peer "127.0.0.1:$PEER_PORT" &
+PEER=$!
+cleanup() {
+  kill -TERM "$PID" "$PEER" 2>/dev/null || true
+  wait "$PID" "$PEER" 2>/dev/null || true
+  rm -rf "$WORK"
+}
 trap cleanup EXIT
 
-for _ in $(seq 1 100); do
-  curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && break
-  sleep 0.1
+for port in "$PORT" "$PEER_PORT"; do
+  for _ in $(seq 1 100); do
+    curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break
+    sleep 0.1
+  done
 done
 
 for i in $(seq 1 "$USERS"); do
@@ -45,13 +59,17 @@ done > "$WORK/tokens"
 export LASTMILE_TOKENS=$WORK/tokens
 
 echo "machine: $(nproc) cores; wrk -t2 -c$CONNECTIONS -d$DURATION"
-base=$(wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s benches/baseline.lua \
-  "http://127.0.0.1:$PORT/healthz" | grep '^RESULT')
-echo "baseline (GET /healthz):        $base"
-create=$(wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s benches/create_order.lua \
-  "http://127.0.0.1:$PORT" | grep '^RESULT')
-echo "durable create (POST /orders):  $create"
+run() { wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$1" "$2" | grep '^RESULT'; }
+peer_health=$(run benches/baseline.lua "http://127.0.0.1:$PEER_PORT/healthz")
+echo "bare peer   GET /healthz:       $peer_health"
+health=$(run benches/baseline.lua "http://127.0.0.1:$PORT/healthz")
+echo "lastmile    GET /healthz:       $health"
+peer_create=$(run benches/create_order.lua "http://127.0.0.1:$PEER_PORT")
+echo "bare peer   POST /orders:       $peer_create"
+create=$(run benches/create_order.lua "http://127.0.0.1:$PORT")
+echo "lastmile    POST /orders:       $create  (durable)"
 
 rate() { sed -E 's/.*req_per_s=([0-9]+).*/\1/' <<<"$1"; }
-awk -v c="$(rate "$create")" -v b="$(rate "$base")" \
-  'BEGIN { printf "ratio create/baseline: %.2f\n", c / b }'
+awk -v h="$(rate "$health")" -v ph="$(rate "$peer_health")" \
+    -v c="$(rate "$create")" -v pc="$(rate "$peer_create")" \
+  'BEGIN { printf "ratio /healthz lastmile/peer: %.2f\nratio create  lastmile/peer: %.2f\n", h / ph, c / pc }'

@@ -238,13 +238,93 @@ pub fn notify_base(settings: &Settings, bound: std::net::SocketAddr) -> String {
 }
 
 fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(ops::method_not_allowed))
+    web::resource(path)
+        .app_data(telemetry::RouteLabel::of(path))
+        .default_service(web::to(ops::method_not_allowed))
 }
 
-/// The resource at the path a handler's `#[utoipa::path]` documents: the
-/// document and the router read the same string.
-fn documented<P: utoipa::Path>() -> actix_web::Resource {
-    resource(&P::path())
+/// The resource at the path a handler's `#[utoipa::path]` documents (the
+/// document and the router read the same string), with its routes.
+fn documented<P: utoipa::Path>(
+    routes: impl FnOnce(actix_web::Resource) -> actix_web::Resource,
+) -> (String, actix_web::Resource) {
+    plain(&P::path(), routes)
+}
+
+/// A resource the document does not list, with its routes.
+fn plain(
+    path: &str,
+    routes: impl FnOnce(actix_web::Resource) -> actix_web::Resource,
+) -> (String, actix_web::Resource) {
+    (path.to_owned(), routes(resource(path)))
+}
+
+/// Every route but the fallback. The router tries resources in order and
+/// matches a pattern with a `{segment}` by regex, a static one by string
+/// compare: statics go first (a static path is never shadowed by a
+/// pattern here), so `/healthz` or `POST /api/v1/orders` pass no regex.
+fn routes() -> Vec<actix_web::Resource> {
+    let mut routes = vec![
+        documented::<auth::__path_login>(|r| r.route(web::post().to(auth::login))),
+        documented::<orders::__path_create>(|r| {
+            r.route(web::post().to(orders::create))
+                .route(web::get().to(orders::list))
+        }),
+        documented::<couriers::__path_open>(|r| r.route(web::get().to(couriers::open))),
+        documented::<orders::__path_get>(|r| r.route(web::get().to(orders::get))),
+        documented::<couriers::__path_grab>(|r| r.route(web::post().to(couriers::grab))),
+        documented::<couriers::__path_pickup>(|r| r.route(web::post().to(couriers::pickup))),
+        documented::<couriers::__path_deliver>(|r| r.route(web::post().to(couriers::deliver))),
+        documented::<couriers::__path_confirm>(|r| r.route(web::post().to(couriers::confirm))),
+        documented::<couriers::__path_register>(|r| r.route(web::post().to(couriers::register))),
+        documented::<couriers::__path_online>(|r| r.route(web::post().to(couriers::online))),
+        documented::<couriers::__path_offline>(|r| r.route(web::post().to(couriers::offline))),
+        documented::<couriers::__path_location>(|r| r.route(web::post().to(couriers::location))),
+        documented::<couriers::__path_tasks>(|r| r.route(web::get().to(couriers::tasks))),
+        documented::<orders::__path_cancel>(|r| r.route(web::post().to(orders::cancel))),
+        documented::<payments::__path_pay>(|r| r.route(web::post().to(payments::pay))),
+        documented::<messages::__path_add_form_ids>(|r| {
+            r.route(web::post().to(messages::add_form_ids))
+        }),
+        documented::<messages::__path_subscribe>(|r| r.route(web::post().to(messages::subscribe))),
+        documented::<messages::__path_share_code>(|r| r.route(web::get().to(messages::share_code))),
+        documented::<payments::__path_pay_notify>(|r| {
+            r.route(web::post().to(payments::pay_notify))
+        }),
+        documented::<payments::__path_refund_notify>(|r| {
+            r.route(web::post().to(payments::refund_notify))
+        }),
+        documented::<payments::__path_sandbox_pay>(|r| {
+            r.route(web::post().to(payments::sandbox_pay))
+        }),
+        documented::<payments::__path_sandbox_messages>(|r| {
+            r.route(web::get().to(payments::sandbox_messages))
+        }),
+        documented::<payments::__path_sandbox_fail_sends>(|r| {
+            r.route(web::post().to(payments::sandbox_fail_sends))
+        }),
+        documented::<messages::__path_file>(|r| r.route(web::get().to(messages::file))),
+        documented::<ops::__path_metrics>(|r| r.route(web::get().to(ops::metrics))),
+        documented::<ops::__path_healthz>(|r| r.route(web::get().to(ops::healthz))),
+        documented::<ops::__path_readyz>(|r| r.route(web::get().to(ops::readyz))),
+        documented::<admin::__path_map>(|r| r.route(web::get().to(admin::map))),
+        documented::<admin::__path_live>(|r| r.route(web::get().to(admin::live))),
+        documented::<admin::__path_today>(|r| r.route(web::get().to(admin::today))),
+        documented::<admin::__path_search>(|r| r.route(web::get().to(admin::search))),
+        documented::<admin::__path_refund>(|r| r.route(web::post().to(admin::refund))),
+        documented::<admin::__path_reassign>(|r| r.route(web::post().to(admin::reassign))),
+        documented::<admin::__path_force_offline>(|r| {
+            r.route(web::post().to(admin::force_offline))
+        }),
+        plain("/admin", |r| r.route(web::get().to(admin::console))),
+        plain("/docs", |r| r.route(web::get().to(ops::docs_redirect))),
+        plain("/openapi.json", |r| r.route(web::get().to(openapi::spec))),
+        plain("/docs/{file:.*}", |r| r.route(web::get().to(openapi::docs))),
+    ];
+    // Stable: within each group the order above is kept (`/orders/open`
+    // before `/orders/{id}`).
+    routes.sort_by_key(|(path, _)| path.contains('{'));
+    routes.into_iter().map(|(_, r)| r).collect()
 }
 
 /// The application: every route, registered here and only here.
@@ -259,6 +339,9 @@ pub fn app(
         InitError = (),
     >,
 > {
+    // Without `http.rate_limit` (the default) the limiter is not in the
+    // request path at all.
+    let limited = state.rate_limits.is_some();
     App::new()
         .app_data(web::Data::new(state))
         .app_data(
@@ -270,77 +353,12 @@ pub fn app(
             web::PathConfig::default()
                 .error_handler(|_, _| ApiError::NotFound("not found".into()).into()),
         )
-        .wrap(from_fn(limits::rate_limit))
+        .wrap(actix_web::middleware::Condition::new(
+            limited,
+            from_fn(limits::rate_limit),
+        ))
         .wrap(from_fn(telemetry::observe))
-        .service(documented::<auth::__path_login>().route(web::post().to(auth::login)))
-        .service(
-            documented::<orders::__path_create>()
-                .route(web::post().to(orders::create))
-                .route(web::get().to(orders::list)),
-        )
-        .service(documented::<couriers::__path_open>().route(web::get().to(couriers::open)))
-        .service(documented::<orders::__path_get>().route(web::get().to(orders::get)))
-        .service(documented::<couriers::__path_grab>().route(web::post().to(couriers::grab)))
-        .service(documented::<couriers::__path_pickup>().route(web::post().to(couriers::pickup)))
-        .service(documented::<couriers::__path_deliver>().route(web::post().to(couriers::deliver)))
-        .service(documented::<couriers::__path_confirm>().route(web::post().to(couriers::confirm)))
-        .service(
-            documented::<couriers::__path_register>().route(web::post().to(couriers::register)),
-        )
-        .service(documented::<couriers::__path_online>().route(web::post().to(couriers::online)))
-        .service(documented::<couriers::__path_offline>().route(web::post().to(couriers::offline)))
-        .service(
-            documented::<couriers::__path_location>().route(web::post().to(couriers::location)),
-        )
-        .service(documented::<couriers::__path_tasks>().route(web::get().to(couriers::tasks)))
-        .service(documented::<orders::__path_cancel>().route(web::post().to(orders::cancel)))
-        .service(documented::<payments::__path_pay>().route(web::post().to(payments::pay)))
-        .service(
-            documented::<messages::__path_add_form_ids>()
-                .route(web::post().to(messages::add_form_ids)),
-        )
-        .service(
-            documented::<messages::__path_subscribe>().route(web::post().to(messages::subscribe)),
-        )
-        .service(
-            documented::<messages::__path_share_code>().route(web::get().to(messages::share_code)),
-        )
-        .service(
-            documented::<payments::__path_pay_notify>().route(web::post().to(payments::pay_notify)),
-        )
-        .service(
-            documented::<payments::__path_refund_notify>()
-                .route(web::post().to(payments::refund_notify)),
-        )
-        .service(
-            documented::<payments::__path_sandbox_pay>()
-                .route(web::post().to(payments::sandbox_pay)),
-        )
-        .service(
-            documented::<payments::__path_sandbox_messages>()
-                .route(web::get().to(payments::sandbox_messages)),
-        )
-        .service(
-            documented::<payments::__path_sandbox_fail_sends>()
-                .route(web::post().to(payments::sandbox_fail_sends)),
-        )
-        .service(documented::<messages::__path_file>().route(web::get().to(messages::file)))
-        .service(documented::<ops::__path_metrics>().route(web::get().to(ops::metrics)))
-        .service(documented::<ops::__path_healthz>().route(web::get().to(ops::healthz)))
-        .service(documented::<ops::__path_readyz>().route(web::get().to(ops::readyz)))
-        .service(documented::<admin::__path_map>().route(web::get().to(admin::map)))
-        .service(documented::<admin::__path_live>().route(web::get().to(admin::live)))
-        .service(documented::<admin::__path_today>().route(web::get().to(admin::today)))
-        .service(documented::<admin::__path_search>().route(web::get().to(admin::search)))
-        .service(documented::<admin::__path_refund>().route(web::post().to(admin::refund)))
-        .service(documented::<admin::__path_reassign>().route(web::post().to(admin::reassign)))
-        .service(
-            documented::<admin::__path_force_offline>().route(web::post().to(admin::force_offline)),
-        )
-        .service(resource("/admin").route(web::get().to(admin::console)))
-        .service(resource("/docs").route(web::get().to(ops::docs_redirect)))
-        .service(resource("/openapi.json").route(web::get().to(openapi::spec)))
-        .service(resource("/docs/{file:.*}").route(web::get().to(openapi::docs)))
+        .service(routes())
         .default_service(web::to(ops::not_found))
 }
 

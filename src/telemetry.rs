@@ -99,21 +99,25 @@ pub fn prometheus() -> PrometheusHandle {
         .clone()
 }
 
-/// The route label of a request: the pattern actix-web matched, interned
-/// so that counting allocates nothing after a route's first request (the
-/// set is bounded by the routes the app registers).
-fn route_label(pattern: Option<String>) -> &'static str {
-    static SEEN: OnceLock<DashSet<&'static str>> = OnceLock::new();
-    let Some(pattern) = pattern else {
-        return "unmatched";
-    };
-    let seen = SEEN.get_or_init(DashSet::new);
-    if let Some(known) = seen.get(pattern.as_str()) {
-        return *known;
+/// The metric label of a route: its path pattern, attached to the resource
+/// when the app is built (`startup::resource`), so counting a request
+/// neither walks the router a second time nor allocates.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteLabel(pub &'static str);
+
+impl RouteLabel {
+    /// The label of `pattern`, interned: one allocation per route for the
+    /// life of the process, however many apps (workers, tests) are built.
+    pub fn of(pattern: &str) -> Self {
+        static SEEN: OnceLock<DashSet<&'static str>> = OnceLock::new();
+        let seen = SEEN.get_or_init(DashSet::new);
+        if let Some(known) = seen.get(pattern) {
+            return Self(*known);
+        }
+        let interned: &'static str = Box::leak(pattern.to_owned().into_boxed_str());
+        seen.insert(interned);
+        Self(interned)
     }
-    let interned: &'static str = Box::leak(pattern.into_boxed_str());
-    seen.insert(interned);
-    interned
 }
 
 fn method_label(method: &Method) -> &'static str {
@@ -317,7 +321,10 @@ pub async fn observe(
     // level the log runs at.
     let span = tracing::warn_span!("request", id = %id);
     let res = next.call(req).instrument(span).await?;
-    let route = route_label(res.request().match_pattern());
+    let route = res
+        .request()
+        .app_data::<RouteLabel>()
+        .map_or("unmatched", |r| r.0);
     let status = res.status();
     metrics::counter!(
         "lastmile_http_requests_total",

@@ -87,8 +87,8 @@ pub async fn not_found() -> Result<HttpResponse, ApiError> {
 pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
     let mut response = ApiError::MethodNotAllowed.error_response();
     let allow = req
-        .match_pattern()
-        .and_then(|p| crate::openapi::allowed_methods(&p))
+        .app_data::<crate::telemetry::RouteLabel>()
+        .and_then(|route| crate::openapi::allowed_methods(route.0))
         .unwrap_or("GET");
     if let Ok(value) = actix_web::http::header::HeaderValue::from_str(allow) {
         response
