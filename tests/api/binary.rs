@@ -1044,3 +1044,90 @@ async fn repeated_online_calls_are_refreshes_not_planning_rounds() {
     let after = scrape(&http, &app, rounds).await;
     assert_eq!(after, before, "50 refreshes ran {} rounds", after - before);
 }
+
+#[actix_web::test]
+async fn a_paid_order_whose_place_left_the_map_stays_visible_and_refundable() {
+    const ADMIN: &str = "stranded-admin-token-0123";
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let http = reqwest::Client::new();
+    let mut app = BinaryApp::start(&data, &[("LASTMILE__ADMIN__TOKEN", ADMIN)]).await;
+    let (_, id) = app.sandbox_paid_order(&http, "stranded-customer").await;
+    let paid = eventually(Duration::from_secs(10), || async {
+        let board: Value = http
+            .get(app.url("/api/v1/admin/live"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .expect("live")
+            .json()
+            .await
+            .expect("board");
+        board["waiting"][0]["order_id"] == id.as_str()
+    })
+    .await;
+    assert!(paid, "the order waits for a courier");
+    app.terminate();
+
+    // The operator renames the pickup place in the map and restarts.
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/campus.toml"))
+            .expect("map");
+    let map = dir.path().join("campus.toml");
+    std::fs::write(
+        &map,
+        shipped.replace("id = \"cainiao-north\"", "id = \"cainiao-north-new\""),
+    )
+    .expect("new map");
+    let map = map.display().to_string();
+    let app = BinaryApp::start(
+        &data,
+        &[
+            ("LASTMILE__ADMIN__TOKEN", ADMIN),
+            ("LASTMILE__CAMPUS__MAP", &map),
+        ],
+    )
+    .await;
+    let shown = eventually(Duration::from_secs(10), || async {
+        let board: Value = http
+            .get(app.url("/api/v1/admin/live"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .expect("live")
+            .json()
+            .await
+            .expect("board");
+        board["waiting"].as_array().is_some_and(|w| {
+            w.iter()
+                .any(|o| o["order_id"] == id.as_str() && o["on_map"] == false)
+        })
+    })
+    .await;
+    assert!(shown, "the stranded order is on the operator's board");
+    let refunded: Value = http
+        .post(app.url(&format!("/api/v1/admin/orders/{id}/refund")))
+        .bearer_auth(ADMIN)
+        .json(&serde_json::json!({"reason": "pickup place removed from the map"}))
+        .send()
+        .await
+        .expect("refund")
+        .json()
+        .await
+        .expect("order");
+    assert_eq!(refunded["status"], "refunding", "{refunded}");
+    let gone = eventually(Duration::from_secs(10), || async {
+        let board: Value = http
+            .get(app.url("/api/v1/admin/live"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .expect("live")
+            .json()
+            .await
+            .expect("board");
+        board["waiting"].as_array().is_some_and(Vec::is_empty)
+    })
+    .await;
+    assert!(gone, "a refunded order no longer waits");
+}

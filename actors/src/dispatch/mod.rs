@@ -243,6 +243,8 @@ pub struct Dispatcher {
     reserved: HashMap<OpenId, u32>,
     withdrawn: HashMap<OpenId, Vec<(Instant, Withdrawn)>>,
     waiting: HashMap<OrderId, Waiting>,
+    /// Paid orders whose places left the campus map: shown, never planned.
+    stranded: HashMap<OrderId, BoardWaiting>,
     in_flight: HashSet<OrderId>,
     /// Tasks being taken back from an absent courier.
     unassigning: HashSet<OrderId>,
@@ -342,6 +344,10 @@ pub struct BoardWaiting {
     /// Since when it waits.
     #[serde(with = "time::serde::rfc3339")]
     pub since: OffsetDateTime,
+    /// False when its pickup or drop-off is no longer on the campus map
+    /// (the map changed after it was paid): no courier can be sent, and it
+    /// waits for an operator to refund it.
+    pub on_map: bool,
 }
 
 /// A courier's tasks (403 for a user who is not a courier).
@@ -411,6 +417,7 @@ impl Dispatcher {
     /// again (their owners; this actor never reads their storage).
     fn rebuild(&mut self) {
         self.waiting.clear();
+        self.stranded.clear();
         self.tasks.clear();
         self.orders.retell_active();
         self.publish();
@@ -419,18 +426,33 @@ impl Dispatcher {
     fn add_waiting(&mut self, msg: OrderWaiting) {
         let place = self.places.get(msg.pickup.as_str()).copied();
         let dropoff = self.places.get(msg.dropoff.as_str()).copied();
-        if let (Some(place), Some(dropoff)) = (place, dropoff) {
-            self.waiting.insert(
-                msg.id,
-                Waiting {
-                    place,
-                    dropoff,
-                    customer: msg.customer,
+        let (Some(place), Some(dropoff)) = (place, dropoff) else {
+            // Never planned, but never dropped either: the board shows it
+            // so an operator can refund it.
+            tracing::warn!(order = %msg.id, pickup = msg.pickup.as_str(), dropoff = msg.dropoff.as_str(),
+                "a paid order's places are not on the campus map; it waits for an operator");
+            self.stranded.insert(
+                msg.id.clone(),
+                BoardWaiting {
+                    order_id: msg.id,
+                    pickup: msg.pickup.as_str().to_owned(),
+                    dropoff: msg.dropoff.as_str().to_owned(),
                     since: msg.since,
-                    ready_at: msg.ready_at,
+                    on_map: false,
                 },
             );
-        }
+            return;
+        };
+        self.waiting.insert(
+            msg.id,
+            Waiting {
+                place,
+                dropoff,
+                customer: msg.customer,
+                since: msg.since,
+                ready_at: msg.ready_at,
+            },
+        );
     }
 
     /// Online now: said so, and seen within `presence_ttl`.
@@ -505,7 +527,9 @@ impl Dispatcher {
                 pickup: places[w.place].id.clone(),
                 dropoff: places[w.dropoff].id.clone(),
                 since: w.since,
+                on_map: true,
             })
+            .chain(self.stranded.values().cloned())
             .collect();
         waiting.sort_by(|a, b| a.since.cmp(&b.since).then(a.order_id.cmp(&b.order_id)));
         Board { couriers, waiting }
@@ -1226,6 +1250,7 @@ impl Handler<OrderEvent> for Dispatcher {
             }
             OrderEvent::Taken(id) => {
                 self.waiting.remove(&id);
+                self.stranded.remove(&id);
                 self.publish();
             }
             OrderEvent::Task(changed) => self.task_changed(changed),
@@ -1301,6 +1326,7 @@ impl Dispatch {
             reserved: HashMap::new(),
             withdrawn: HashMap::new(),
             waiting: HashMap::new(),
+            stranded: HashMap::new(),
             in_flight: HashSet::new(),
             unassigning: HashSet::new(),
             started_at: Instant::now(),
