@@ -120,6 +120,42 @@ impl RouteLabel {
     }
 }
 
+/// The request counter and latency histogram of one route, method and
+/// status, looked up in the recorder once per worker thread and then kept:
+/// the labels are all static, so the handles are too.
+fn request_metrics(
+    route: &'static str,
+    method: &'static str,
+    status: &'static str,
+) -> (metrics::Counter, metrics::Histogram) {
+    type Label = (usize, usize);
+    type Handles =
+        std::collections::HashMap<(Label, Label, Label), (metrics::Counter, metrics::Histogram)>;
+    thread_local! {
+        static HANDLES: std::cell::RefCell<Handles> = std::cell::RefCell::default();
+    }
+    // Static, interned labels: the same label is the same slice.
+    let label = |s: &'static str| (s.as_ptr() as usize, s.len());
+    let key = (label(route), label(method), label(status));
+    HANDLES.with(|handles| {
+        handles
+            .borrow_mut()
+            .entry(key)
+            .or_insert_with(|| {
+                (
+                    metrics::counter!(
+                        "lastmile_http_requests_total",
+                        "route" => route,
+                        "method" => method,
+                        "status" => status
+                    ),
+                    metrics::histogram!("lastmile_http_request_duration_seconds", "route" => route),
+                )
+            })
+            .clone()
+    })
+}
+
 fn method_label(method: &Method) -> &'static str {
     match *method {
         Method::GET => "GET",
@@ -326,15 +362,9 @@ pub async fn observe(
         .app_data::<RouteLabel>()
         .map_or("unmatched", |r| r.0);
     let status = res.status();
-    metrics::counter!(
-        "lastmile_http_requests_total",
-        "route" => route,
-        "method" => method,
-        "status" => status_label(status)
-    )
-    .increment(1);
-    metrics::histogram!("lastmile_http_request_duration_seconds", "route" => route)
-        .record(started.elapsed().as_secs_f64());
+    let (count, latency) = request_metrics(route, method, status_label(status));
+    count.increment(1);
+    latency.record(started.elapsed().as_secs_f64());
     let is_json = res
         .headers()
         .get(header::CONTENT_TYPE)

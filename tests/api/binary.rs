@@ -1131,3 +1131,50 @@ async fn a_paid_order_whose_place_left_the_map_stays_visible_and_refundable() {
     .await;
     assert!(gone, "a refunded order no longer waits");
 }
+
+#[actix_web::test]
+async fn todays_figures_are_kept_by_the_shards_and_survive_a_restart() {
+    const ADMIN: &str = "figures-admin-token-01234";
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let http = reqwest::Client::new();
+    let mut app = BinaryApp::start(&data, &[("LASTMILE__ADMIN__TOKEN", ADMIN)]).await;
+    let (token, _) = app.sandbox_paid_order(&http, "figures-customer").await;
+    // A second order, cancelled unpaid: finished, so it lives in the archive.
+    let id = crate::helpers::create_order_over_http(&http, &app.url(""), &token).await;
+    let cancelled = post_json(
+        &http,
+        app.url(&format!("/api/v1/orders/{id}/cancel")),
+        token.clone(),
+        None,
+    )
+    .await;
+    assert_eq!(cancelled["status"], "cancelled");
+    let today = |app: &BinaryApp| {
+        let (http, url) = (http.clone(), app.url("/api/v1/admin/today"));
+        async move {
+            let figures: Value = http
+                .get(url)
+                .bearer_auth(ADMIN)
+                .send()
+                .await
+                .expect("today")
+                .json()
+                .await
+                .expect("figures");
+            (figures["created"].clone(), figures["paid"].clone())
+        }
+    };
+    let counted = eventually(Duration::from_secs(10), || async {
+        today(&app).await == (serde_json::json!(2), serde_json::json!(1))
+    })
+    .await;
+    assert!(counted, "two created, one paid: {:?}", today(&app).await);
+    app.kill9();
+    app.launch().await;
+    assert_eq!(
+        today(&app).await,
+        (serde_json::json!(2), serde_json::json!(1)),
+        "the figures are rebuilt from storage at start"
+    );
+}

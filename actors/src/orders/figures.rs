@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use time::OffsetDateTime;
+
 use crate::domain::{Event, Order, Status};
 
 /// The figures of the orders created on one day.
@@ -27,27 +29,52 @@ pub struct DayFigures {
     pub ctd_p90_seconds: Option<u64>,
 }
 
+/// What the figures need of one order: kept by its shard for the orders
+/// of the last days, so the console's figures never read storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// When it was created.
+    pub created_at: OffsetDateTime,
+    /// Its status now.
+    pub status: Status,
+    /// Its fee in fen.
+    pub fee_fen: u32,
+    /// When it was handed over, if it was.
+    pub delivered_at: Option<OffsetDateTime>,
+}
+
+impl Snapshot {
+    /// The snapshot of `order` as it is now.
+    pub fn of(order: &Order) -> Self {
+        Self {
+            created_at: order.created_at,
+            status: order.status(),
+            fee_fen: order.fee_fen.get(),
+            delivered_at: order
+                .history()
+                .iter()
+                .find(|c| c.event == Some(Event::Deliver))
+                .map(|c| c.at),
+        }
+    }
+}
+
 /// The figures of `orders` (the day's, by creation time).
-pub fn day_figures(orders: &[Order]) -> DayFigures {
+pub fn day_figures(orders: &[Snapshot]) -> DayFigures {
     let mut figures = DayFigures::default();
     let mut ctd: Vec<u64> = Vec::new();
     for order in orders {
         figures.created += 1;
-        let status = order.status();
+        let status = order.status;
         let paid = !matches!(status, Status::AwaitingPayment | Status::Cancelled);
         let refunded = matches!(status, Status::Refunding | Status::Refunded);
         figures.paid += u32::from(paid);
         figures.completed += u32::from(status == Status::Completed);
         figures.refunded += u32::from(refunded);
         if paid && !refunded {
-            figures.revenue_fen += u64::from(order.fee_fen.get());
+            figures.revenue_fen += u64::from(order.fee_fen);
         }
-        let delivered = order
-            .history()
-            .iter()
-            .find(|c| c.event == Some(Event::Deliver))
-            .map(|c| c.at);
-        if let Some(at) = delivered {
+        if let Some(at) = order.delivered_at {
             ctd.push((at - order.created_at).whole_seconds().max(0) as u64);
         }
     }
@@ -115,7 +142,7 @@ mod tests {
     fn counts_revenue_and_click_to_door() {
         use Event::*;
         let done = [PaymentConfirmed, Assign, PickUp, Deliver, Confirm];
-        let orders = vec![
+        let orders = [
             order(300, &[], 0),
             order(250, &[PaymentConfirmed], 0),
             order(500, &[PaymentConfirmed, Cancel], 0),
@@ -128,7 +155,8 @@ mod tests {
                 30,
             ),
         ];
-        let f = day_figures(&orders);
+        let snapshots: Vec<Snapshot> = orders.iter().map(Snapshot::of).collect();
+        let f = day_figures(&snapshots);
         assert_eq!((f.created, f.paid, f.completed, f.refunded), (7, 6, 3, 2));
         assert_eq!(f.revenue_fen, 550);
         assert_eq!(f.revenue_yuan, "5.50");

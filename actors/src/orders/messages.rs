@@ -264,6 +264,15 @@ pub struct Peek {
     pub id: OrderId,
 }
 
+/// What a shard knows of its orders created since a time (the console's
+/// day figures).
+#[derive(Message)]
+#[rtype(result = "Vec<super::figures::Snapshot>")]
+pub struct SnapshotsSince {
+    /// The start of the day asked about.
+    pub since: time::OffsetDateTime,
+}
+
 /// Ask a shard to tell its paid and assigned orders again (a listener that
 /// (re)started and lost what it knew).
 #[derive(Message)]

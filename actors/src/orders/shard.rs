@@ -44,7 +44,16 @@ pub struct OrderShard {
     confirm_deadlines: BTreeSet<(OffsetDateTime, OrderId)>,
     /// Orders awaiting payment per customer (for `orders.max_unpaid`).
     unpaid: HashMap<OpenId, u32>,
+    /// What the day figures need of this shard's orders created within
+    /// [`RECENT`], kept as they change: the console never scans storage.
+    recent: HashMap<OrderId, super::figures::Snapshot>,
 }
+
+/// How far back the shard keeps its orders' snapshots: the campus day
+/// asked about started at most a day ago, whatever the time zone.
+const RECENT: time::Duration = time::Duration::hours(48);
+/// How often snapshots older than [`RECENT`] are dropped.
+const RECENT_PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 impl OrderShard {
     /// A shard; it loads its orders when started.
@@ -71,6 +80,7 @@ impl OrderShard {
             listeners,
             confirm_deadlines: BTreeSet::new(),
             unpaid: HashMap::new(),
+            recent: HashMap::new(),
         }
     }
 
@@ -89,6 +99,16 @@ impl OrderShard {
         for order in orders {
             self.track(order);
         }
+        // Finished orders of the last days are in the archive: read once
+        // here, then kept up to date as orders change.
+        let since = crate::domain::unix_ms(now_utc() - RECENT).max(0) as u64;
+        self.recent = self
+            .store
+            .orders_created_since(since)?
+            .iter()
+            .filter(|o| shard_of(&o.id, count) == index)
+            .map(|o| (o.id.clone(), super::figures::Snapshot::of(o)))
+            .collect();
         self.resume_refunds();
         self.retell_active();
         tracing::info!(
@@ -102,6 +122,10 @@ impl OrderShard {
     /// Puts an order in memory (or drops it when terminal) and keeps its
     /// timers and the per-status gauges in step.
     fn track(&mut self, order: Order) {
+        if order.created_at > now_utc() - RECENT {
+            self.recent
+                .insert(order.id.clone(), super::figures::Snapshot::of(&order));
+        }
         let old_courier = self.active.get(&order.id).and_then(|o| o.courier.clone());
         self.announce_task(old_courier, &order);
         self.untrack(&order.id);
@@ -578,6 +602,10 @@ impl Actor for OrderShard {
             return;
         }
         ctx.run_interval(IDEMPOTENCY_SWEEP_EVERY, |act, _| act.sweep_idempotency());
+        ctx.run_interval(RECENT_PRUNE_EVERY, |act, _| {
+            let oldest = now_utc() - RECENT;
+            act.recent.retain(|_, s| s.created_at > oldest);
+        });
         ctx.run_interval(REFUND_RESEND_EVERY, |act, _| act.resume_refunds());
         ctx.run_interval(self.timer_tick(), |act, ctx| {
             let expired = act.guarded(ctx, |act| Ok(act.expire_unpaid() + act.auto_confirm()));
@@ -696,6 +724,24 @@ impl Handler<Peek> for OrderShard {
 
     fn handle(&mut self, Peek { id }: Peek, _: &mut Self::Context) -> Self::Result {
         self.load(&id)
+    }
+}
+
+impl Handler<SnapshotsSince> for OrderShard {
+    type Result = MessageResult<SnapshotsSince>;
+
+    fn handle(
+        &mut self,
+        SnapshotsSince { since }: SnapshotsSince,
+        _: &mut Self::Context,
+    ) -> Self::Result {
+        MessageResult(
+            self.recent
+                .values()
+                .filter(|s| s.created_at >= since)
+                .cloned()
+                .collect(),
+        )
     }
 }
 
