@@ -312,6 +312,7 @@ fn routes() -> Vec<actix_web::Resource> {
         documented::<admin::__path_today>(|r| r.route(web::get().to(admin::today))),
         documented::<admin::__path_search>(|r| r.route(web::get().to(admin::search))),
         documented::<admin::__path_refund>(|r| r.route(web::post().to(admin::refund))),
+        documented::<admin::__path_settle>(|r| r.route(web::post().to(admin::settle))),
         documented::<admin::__path_reassign>(|r| r.route(web::post().to(admin::reassign))),
         documented::<admin::__path_force_offline>(|r| {
             r.route(web::post().to(admin::force_offline))

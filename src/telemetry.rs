@@ -216,7 +216,7 @@ fn describe_metrics() {
     describe_counter!("lastmile_orders_created_total", "Orders created, by kind.");
     describe_counter!(
         "lastmile_admin_actions_total",
-        "Operator actions from the console that took effect, by action (refund, reassign, force_offline)."
+        "Operator actions from the console that took effect, by action (refund, settle, reassign, force_offline)."
     );
     describe_counter!(
         "lastmile_order_transitions_total",

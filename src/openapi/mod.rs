@@ -42,7 +42,7 @@ mod constraints;
         messages::add_form_ids, messages::subscribe, messages::share_code, messages::file,
         payments::pay_notify, payments::refund_notify,
         payments::sandbox_pay, payments::sandbox_messages, payments::sandbox_fail_sends,
-        admin::map, admin::live, admin::today, admin::search, admin::refund,
+        admin::map, admin::live, admin::today, admin::search, admin::refund, admin::settle,
         admin::reassign, admin::force_offline,
         ops::metrics, ops::healthz, ops::readyz,
     ),

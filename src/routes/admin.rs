@@ -299,8 +299,9 @@ pub struct RefundBody {
     reason: Option<String>,
 }
 
-/// Refunds a paid order, whatever became of it; the reason goes into its
-/// history.
+/// Refunds a paid order, whatever became of it, or retries a refund that
+/// failed (with the same refund number, as WeChat Pay asks); the reason
+/// goes into its history.
 #[utoipa::path(
     post,
     path = "/api/v1/admin/orders/{id}/refund",
@@ -323,6 +324,34 @@ pub async fn refund(
     let reason = reason(body.reason)?;
     let order = state.orders.operator_refund(id, reason).await?;
     acted("refund");
+    Ok(private(AdminOrder::of(&state, order).await))
+}
+
+/// Records that a refund WeChat Pay gave up on (`refund_failed`) was
+/// settled by hand (cash, a transfer): the order is `refunded`; how goes
+/// into its history.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/orders/{id}/settle",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Order id")),
+    request_body = RefundBody,
+    responses(
+        (status = 200, description = "Refunded (settled by hand)", body = AdminOrder),
+        (status = 404, description = "No such order (or admin.token is not set)", body = ErrorBody),
+        (status = 409, description = "Its refund has not failed", body = ErrorBody),
+    )
+)]
+pub async fn settle(
+    _: Operator,
+    state: web::Data<AppState>,
+    OrderPath(id): OrderPath,
+    JsonBody(body): JsonBody<RefundBody>,
+) -> Result<HttpResponse, ApiError> {
+    let reason = reason(body.reason)?;
+    let order = state.orders.settle_refund(id, reason).await?;
+    acted("settle");
     Ok(private(AdminOrder::of(&state, order).await))
 }
 

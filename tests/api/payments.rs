@@ -689,3 +689,115 @@ async fn a_refund_notify_that_does_not_match_our_refund_changes_nothing() {
     );
     assert_eq!(app.status_of(&token, &id).await, "refunded");
 }
+
+#[actix_web::test]
+async fn a_refund_wechat_pay_gives_up_on_waits_for_an_operator_who_retries_or_settles() {
+    const ADMIN: &str = "refund-failed-admin-token-0";
+    let app = spawn_app_with(|s| {
+        s.admin.token = Some(lastmile_actors::wechat::Secret::new(ADMIN));
+    })
+    .await;
+    let sim = app.wechat.pay_simulator();
+    let signer = app.wechat.pay().signer().clone();
+    let key = signer.api_key.expose().to_owned();
+    let admin = |uri: String, reason: &str| {
+        actix_web::test::TestRequest::post()
+            .uri(&uri)
+            .insert_header(("Authorization", format!("Bearer {ADMIN}")))
+            .set_json(serde_json::json!({ "reason": reason }))
+    };
+    // A paid order, cancelled: its refund goes to WeChat Pay.
+    let refunding = |code: &'static str| {
+        let (app, sim) = (&app, &sim);
+        async move {
+            let (token, openid) = app.login(code).await;
+            let id = app.paid_order(&token, &openid).await;
+            assert_eq!(
+                app.cancel_order(&token, &id).await.body["status"],
+                "refunding"
+            );
+            let requested = eventually(Duration::from_secs(10), || async {
+                sim.refunds().iter().any(|(trade, _)| trade == &id)
+            })
+            .await;
+            assert!(requested, "the refund reached WeChat Pay");
+            (token, id)
+        }
+    };
+
+    // WeChat Pay closes the refund: the order waits for an operator.
+    let (token, id) = refunding("refund-closed").await;
+    let closed = refund_notify_with(
+        &signer.appid,
+        &signer.mch_id,
+        &key,
+        &id,
+        &[("refund_status", "REFUNDCLOSE")],
+    );
+    assert_eq!(
+        app.post_xml("/api/v1/wechat/refund/notify", closed).await.1,
+        SUCCESS
+    );
+    assert_eq!(app.status_of(&token, &id).await, "refund_failed");
+    // The operator retries: the same refund number goes to WeChat Pay again.
+    let retried = app
+        .send(admin(
+            format!("/api/v1/admin/orders/{id}/refund"),
+            "retry after the bank's fix",
+        ))
+        .await;
+    assert_eq!(retried.status, StatusCode::OK, "{}", retried.body);
+    assert_eq!(retried.body["status"], "refunding");
+    let ok = refund_notify(&signer.appid, &signer.mch_id, &key, &id);
+    assert_eq!(
+        app.post_xml("/api/v1/wechat/refund/notify", ok).await.1,
+        SUCCESS
+    );
+    assert_eq!(app.status_of(&token, &id).await, "refunded");
+
+    // An abnormal refund (the card is gone) is settled by hand instead.
+    let (token, id) = refunding("refund-abnormal").await;
+    let premature = app
+        .send(admin(
+            format!("/api/v1/admin/orders/{id}/settle"),
+            "too early",
+        ))
+        .await;
+    assert_eq!(
+        premature.status,
+        StatusCode::CONFLICT,
+        "only a failed refund is settled"
+    );
+    let abnormal = refund_notify_with(
+        &signer.appid,
+        &signer.mch_id,
+        &key,
+        &id,
+        &[("refund_status", "CHANGE")],
+    );
+    assert_eq!(
+        app.post_xml("/api/v1/wechat/refund/notify", abnormal)
+            .await
+            .1,
+        SUCCESS
+    );
+    assert_eq!(app.status_of(&token, &id).await, "refund_failed");
+    let settled = app
+        .send(admin(
+            format!("/api/v1/admin/orders/{id}/settle"),
+            "paid back in cash at the desk",
+        ))
+        .await;
+    assert_eq!(settled.status, StatusCode::OK, "{}", settled.body);
+    assert_eq!(settled.body["status"], "refunded");
+    let events: Vec<&str> = settled.body["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .filter_map(|h| h["event"].as_str())
+        .collect();
+    assert!(
+        events.ends_with(&["cancel", "refund_failed", "refund_settled"]),
+        "{events:?}"
+    );
+}

@@ -110,10 +110,14 @@ pub enum Status {
     Refunding,
     /// Money returned.
     Refunded,
+    /// WeChat Pay answered the refund as closed or abnormal: an operator
+    /// retries it (same refund number, as WeChat Pay asks) or records that
+    /// it was settled by hand.
+    RefundFailed,
 }
 
 /// Every status, in life order (for metrics and parsing).
-pub const ALL_STATUSES: [Status; 9] = [
+pub const ALL_STATUSES: [Status; 10] = [
     Status::AwaitingPayment,
     Status::Paid,
     Status::Assigned,
@@ -123,6 +127,7 @@ pub const ALL_STATUSES: [Status; 9] = [
     Status::Cancelled,
     Status::Refunding,
     Status::Refunded,
+    Status::RefundFailed,
 ];
 
 /// Something that happens to an order; the status machine decides if it may.
@@ -144,8 +149,13 @@ pub enum Event {
     Confirm,
     /// WeChat Pay confirmed the refund.
     RefundConfirmed,
-    /// An operator refunds a paid order, whatever became of it.
+    /// An operator refunds a paid order, whatever became of it (or
+    /// retries a refund that failed).
     OperatorRefund,
+    /// WeChat Pay answered the refund as closed or abnormal.
+    RefundFailed,
+    /// An operator records that a failed refund was settled by hand.
+    RefundSettled,
 }
 
 impl Event {
@@ -161,6 +171,8 @@ impl Event {
             Event::Confirm => "confirm",
             Event::RefundConfirmed => "refund_confirmed",
             Event::OperatorRefund => "operator_refund",
+            Event::RefundFailed => "refund_failed",
+            Event::RefundSettled => "refund_settled",
         }
     }
 }
@@ -191,6 +203,8 @@ impl fmt::Display for EventName {
             Event::Confirm => "be confirmed",
             Event::RefundConfirmed => "be refunded",
             Event::OperatorRefund => "be refunded by an operator",
+            Event::RefundFailed => "fail to be refunded",
+            Event::RefundSettled => "be settled by hand",
         })
     }
 }
@@ -222,6 +236,10 @@ impl Status {
                 S::Paid | S::Assigned | S::PickedUp | S::Delivered | S::Completed,
                 E::OperatorRefund,
             ) => S::Refunding,
+            (S::Refunding, E::RefundFailed) => S::RefundFailed,
+            // The retry, with the same refund number.
+            (S::RefundFailed, E::OperatorRefund) => S::Refunding,
+            (S::RefundFailed, E::RefundSettled) => S::Refunded,
             (from, event) => {
                 return Err(TransitionError {
                     from,
@@ -252,6 +270,7 @@ impl Status {
             Status::Cancelled => "cancelled",
             Status::Refunding => "refunding",
             Status::Refunded => "refunded",
+            Status::RefundFailed => "refund_failed",
         }
     }
 

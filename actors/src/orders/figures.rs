@@ -16,7 +16,7 @@ pub struct DayFigures {
     pub paid: u32,
     /// Of those, completed.
     pub completed: u32,
-    /// Of those, refunded or being refunded.
+    /// Of those, refunded, being refunded, or whose refund failed.
     pub refunded: u32,
     /// Fees of paid orders not refunded, in fen.
     pub revenue_fen: u64,
@@ -67,7 +67,10 @@ pub fn day_figures(orders: &[Snapshot]) -> DayFigures {
         figures.created += 1;
         let status = order.status;
         let paid = !matches!(status, Status::AwaitingPayment | Status::Cancelled);
-        let refunded = matches!(status, Status::Refunding | Status::Refunded);
+        let refunded = matches!(
+            status,
+            Status::Refunding | Status::Refunded | Status::RefundFailed
+        );
         figures.paid += u32::from(paid);
         figures.completed += u32::from(status == Status::Completed);
         figures.refunded += u32::from(refunded);

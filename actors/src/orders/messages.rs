@@ -111,6 +111,26 @@ pub struct OperatorRefund {
     pub note: String,
 }
 
+/// WeChat Pay answered an order's refund as closed or abnormal.
+#[derive(Message)]
+#[rtype(result = "Result<Order, OrderError>")]
+pub struct FailRefund {
+    /// The order.
+    pub id: OrderId,
+    /// WeChat Pay's `refund_status` (kept in the history).
+    pub note: String,
+}
+
+/// An operator records that a failed refund was settled by hand.
+#[derive(Message)]
+#[rtype(result = "Result<Order, OrderError>")]
+pub struct SettleRefund {
+    /// The order.
+    pub id: OrderId,
+    /// How, in the operator's words (kept in the history).
+    pub note: String,
+}
+
 /// Records a note in an order's history without changing it.
 #[derive(Message)]
 #[rtype(result = "Result<Order, OrderError>")]

@@ -333,6 +333,30 @@ impl Orders {
         self.durable(&id, order).await
     }
 
+    /// WeChat Pay gave up on an order's refund (`refund_status` as `note`).
+    pub async fn fail_refund(&self, id: OrderId, note: String) -> Result<Order, OrderError> {
+        let order = self
+            .shard(&id)
+            .send(FailRefund {
+                id: id.clone(),
+                note,
+            })
+            .await??;
+        self.durable(&id, order).await
+    }
+
+    /// An operator records that a failed refund was settled by hand.
+    pub async fn settle_refund(&self, id: OrderId, note: String) -> Result<Order, OrderError> {
+        let order = self
+            .shard(&id)
+            .send(SettleRefund {
+                id: id.clone(),
+                note,
+            })
+            .await??;
+        self.durable(&id, order).await
+    }
+
     /// Records a note in an order's history.
     pub async fn add_note(
         &self,

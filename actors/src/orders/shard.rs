@@ -480,6 +480,23 @@ impl OrderShard {
         Ok(order)
     }
 
+    /// A refund WeChat Pay gave up on: it waits for an operator, and the
+    /// shard stops asking for it (only `refunding` orders are re-sent).
+    fn fail_refund(&mut self, FailRefund { id, note }: FailRefund) -> Result<Order, OrderError> {
+        let order = self.load(&id)?.ok_or(OrderError::NotFound)?;
+        if order.status() != Status::Refunding {
+            return Ok(order);
+        }
+        self.transition_noted(&id, Event::RefundFailed, ChangedBy::WeChatPay, note)
+    }
+
+    fn settle_refund(
+        &mut self,
+        SettleRefund { id, note }: SettleRefund,
+    ) -> Result<Order, OrderError> {
+        self.transition_noted(&id, Event::RefundSettled, ChangedBy::Operator, note)
+    }
+
     fn add_note(&mut self, AddNote { id, by, note }: AddNote) -> Result<Order, OrderError> {
         let mut order = self.load(&id)?.ok_or(OrderError::NotFound)?;
         let terminal = order.status().is_terminal();
@@ -700,6 +717,22 @@ impl Handler<OperatorRefund> for OrderShard {
 
     fn handle(&mut self, msg: OperatorRefund, ctx: &mut Self::Context) -> Self::Result {
         self.guarded(ctx, |s| s.operator_refund(msg))
+    }
+}
+
+impl Handler<FailRefund> for OrderShard {
+    type Result = Result<Order, OrderError>;
+
+    fn handle(&mut self, msg: FailRefund, ctx: &mut Self::Context) -> Self::Result {
+        self.guarded(ctx, |s| s.fail_refund(msg))
+    }
+}
+
+impl Handler<SettleRefund> for OrderShard {
+    type Result = Result<Order, OrderError>;
+
+    fn handle(&mut self, msg: SettleRefund, ctx: &mut Self::Context) -> Self::Result {
+        self.guarded(ctx, |s| s.settle_refund(msg))
     }
 }
 

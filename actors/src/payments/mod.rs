@@ -567,9 +567,13 @@ impl PaymentsActor {
         let orders = self.orders.clone();
         Box::pin(async move {
             if notice.refund_status != "SUCCESS" {
-                tracing::warn!(order = %id, status = %excerpt(&notice.refund_status), "refund did not succeed; needs an operator");
+                let status = excerpt(&notice.refund_status);
+                tracing::warn!(order = %id, %status, "refund did not succeed; needs an operator");
                 metrics::counter!("lastmile_refund_notifies_total", "outcome" => "not_success")
                     .increment(1);
+                orders
+                    .fail_refund(id, format!("WeChat Pay: {status}"))
+                    .await?;
                 return Ok(());
             }
             orders.confirm_refund(id).await?;

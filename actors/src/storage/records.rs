@@ -37,6 +37,8 @@ enum StatusRecord {
     Cancelled,
     Refunding,
     Refunded,
+    // Appended: earlier records keep their variant numbers.
+    RefundFailed,
 }
 
 /// A place and directions as stored (`S`: borrowed text to write, owned
@@ -98,6 +100,9 @@ enum EventRecord {
     Confirm,
     RefundConfirmed,
     OperatorRefund,
+    // Appended: earlier records keep their variant numbers.
+    RefundFailed,
+    RefundSettled,
 }
 
 /// Who caused a change, as stored.
@@ -153,6 +158,7 @@ fn status(s: Status) -> StatusRecord {
         Status::Cancelled => StatusRecord::Cancelled,
         Status::Refunding => StatusRecord::Refunding,
         Status::Refunded => StatusRecord::Refunded,
+        Status::RefundFailed => StatusRecord::RefundFailed,
     }
 }
 
@@ -177,6 +183,7 @@ impl StatusRecord {
             StatusRecord::Cancelled => Status::Cancelled,
             StatusRecord::Refunding => Status::Refunding,
             StatusRecord::Refunded => Status::Refunded,
+            StatusRecord::RefundFailed => Status::RefundFailed,
         }
     }
 }
@@ -326,6 +333,8 @@ fn event(e: Event) -> EventRecord {
         Event::Confirm => EventRecord::Confirm,
         Event::RefundConfirmed => EventRecord::RefundConfirmed,
         Event::OperatorRefund => EventRecord::OperatorRefund,
+        Event::RefundFailed => EventRecord::RefundFailed,
+        Event::RefundSettled => EventRecord::RefundSettled,
     }
 }
 
@@ -341,6 +350,8 @@ impl EventRecord {
             EventRecord::Confirm => Event::Confirm,
             EventRecord::RefundConfirmed => Event::RefundConfirmed,
             EventRecord::OperatorRefund => Event::OperatorRefund,
+            EventRecord::RefundFailed => Event::RefundFailed,
+            EventRecord::RefundSettled => Event::RefundSettled,
         }
     }
 }
