@@ -69,6 +69,20 @@ fn refused(state: &AppState, address: String, kind: &'static str, reason: &str) 
     answer(NotifyAck::Fail(reason))
 }
 
+/// A callback's sender (as a strikes key) and body: refused at once when
+/// that address is barred or the body cannot be read.
+async fn received(
+    req: &HttpRequest,
+    state: &AppState,
+    payload: web::Payload,
+) -> Result<(String, web::BytesMut), HttpResponse> {
+    let address = format!("notify {}", client_address(req));
+    if let Some(response) = barred(state, &address).await {
+        return Err(response);
+    }
+    Ok((address, notify_body(payload).await?))
+}
+
 /// An address whose notifies keep failing verification is answered 429
 /// for a while without being read (WeChat Pay's own never fail, and it
 /// sends again later anyway).
@@ -97,12 +111,8 @@ pub async fn pay_notify(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> HttpResponse {
-    let address = format!("notify {}", client_address(&req));
-    if let Some(response) = barred(&state, &address).await {
-        return response;
-    }
-    let body = match notify_body(payload).await {
-        Ok(b) => b,
+    let (address, body) = match received(&req, &state, payload).await {
+        Ok(received) => received,
         Err(response) => return response,
     };
     // Verified here, on the worker that received it: a flood of forged
@@ -131,12 +141,8 @@ pub async fn refund_notify(
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> HttpResponse {
-    let address = format!("notify {}", client_address(&req));
-    if let Some(response) = barred(&state, &address).await {
-        return response;
-    }
-    let body = match notify_body(payload).await {
-        Ok(b) => b,
+    let (address, body) = match received(&req, &state, payload).await {
+        Ok(received) => received,
         Err(response) => return response,
     };
     let notice = match notify::refund_notification(&state.pay_signer, &body) {

@@ -1048,21 +1048,23 @@ async fn repeated_online_calls_are_refreshes_not_planning_rounds() {
 #[actix_web::test]
 async fn a_paid_order_whose_place_left_the_map_stays_visible_and_refundable() {
     const ADMIN: &str = "stranded-admin-token-0123";
-    let dir = tempfile::tempdir().expect("tmp");
-    let data = dir.path().join("data");
-    let http = reqwest::Client::new();
-    let mut app = BinaryApp::start(&data, &[("LASTMILE__ADMIN__TOKEN", ADMIN)]).await;
-    let (_, id) = app.sandbox_paid_order(&http, "stranded-customer").await;
-    let paid = eventually(Duration::from_secs(10), || async {
-        let board: Value = http
-            .get(app.url("/api/v1/admin/live"))
+    async fn board(http: &reqwest::Client, app: &BinaryApp) -> Value {
+        http.get(app.url("/api/v1/admin/live"))
             .bearer_auth(ADMIN)
             .send()
             .await
             .expect("live")
             .json()
             .await
-            .expect("board");
+            .expect("board")
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let http = reqwest::Client::new();
+    let mut app = BinaryApp::start(&data, &[("LASTMILE__ADMIN__TOKEN", ADMIN)]).await;
+    let (_, id) = app.sandbox_paid_order(&http, "stranded-customer").await;
+    let paid = eventually(Duration::from_secs(10), || async {
+        let board = board(&http, &app).await;
         board["waiting"][0]["order_id"] == id.as_str()
     })
     .await;
@@ -1089,15 +1091,7 @@ async fn a_paid_order_whose_place_left_the_map_stays_visible_and_refundable() {
     )
     .await;
     let shown = eventually(Duration::from_secs(10), || async {
-        let board: Value = http
-            .get(app.url("/api/v1/admin/live"))
-            .bearer_auth(ADMIN)
-            .send()
-            .await
-            .expect("live")
-            .json()
-            .await
-            .expect("board");
+        let board = board(&http, &app).await;
         board["waiting"].as_array().is_some_and(|w| {
             w.iter()
                 .any(|o| o["order_id"] == id.as_str() && o["on_map"] == false)
@@ -1117,15 +1111,7 @@ async fn a_paid_order_whose_place_left_the_map_stays_visible_and_refundable() {
         .expect("order");
     assert_eq!(refunded["status"], "refunding", "{refunded}");
     let gone = eventually(Duration::from_secs(10), || async {
-        let board: Value = http
-            .get(app.url("/api/v1/admin/live"))
-            .bearer_auth(ADMIN)
-            .send()
-            .await
-            .expect("live")
-            .json()
-            .await
-            .expect("board");
+        let board = board(&http, &app).await;
         board["waiting"].as_array().is_some_and(Vec::is_empty)
     })
     .await;

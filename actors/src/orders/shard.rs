@@ -104,9 +104,8 @@ impl OrderShard {
         let since = crate::domain::unix_ms(now_utc() - RECENT).max(0) as u64;
         self.recent = self
             .store
-            .orders_created_since(since)?
+            .orders_created_since(since, |id| shard_of(id, count) == index)?
             .iter()
-            .filter(|o| shard_of(&o.id, count) == index)
             .map(|o| (o.id.clone(), super::figures::Snapshot::of(o)))
             .collect();
         self.resume_refunds();

@@ -157,18 +157,24 @@ impl OrderRepo {
     }
 
     /// Every order, active or archived, created at or after `since_ms`
-    /// (unix ms; read from the id, so older records are not decoded).
-    pub fn orders_created_since(&self, since_ms: u64) -> Result<Vec<Order>, StorageError> {
+    /// whose id `owns` accepts (a shard's share; both read from the id, so
+    /// other records are not decoded).
+    pub fn orders_created_since(
+        &self,
+        since_ms: u64,
+        owns: impl Fn(&OrderId) -> bool,
+    ) -> Result<Vec<Order>, StorageError> {
         let mut out = Vec::new();
         for tree in [&self.0.inner.active, &self.0.inner.archive] {
             for item in tree.iter() {
                 let (key, value) = item?;
-                let recent = std::str::from_utf8(&key)
+                let wanted = std::str::from_utf8(&key)
                     .ok()
                     .and_then(|s| OrderId::parse(s).ok())
-                    .and_then(|id| id.created_ms())
-                    .is_some_and(|ms| ms >= since_ms);
-                if recent {
+                    .is_some_and(|id| {
+                        id.created_ms().is_some_and(|ms| ms >= since_ms) && owns(&id)
+                    });
+                if wanted {
                     out.push(decode_order(&value, &String::from_utf8_lossy(&key))?);
                 }
             }
