@@ -3,9 +3,12 @@
 # a bare actix-web peer (benches/bare_peer.rs: the same routes and JSON
 # parsing, nothing else — the ceiling of the request path here):
 #   1. GET /healthz            on the peer, then on lastmile
-#   2. POST /api/v1/orders     on the peer (parse, fixed 201), then on
-#                              lastmile (durable creation, group commit)
-# Prints req/s, p50 and p99 of each and lastmile's ratios to the peer.
+#   2. POST /api/v1/orders     on the peer (parse, fixed 201), on the
+#                              durable peer (benches/durable_peer.rs: parse,
+#                              one sled insert, ack after the group-commit
+#                              flush: the floor of any durable create here),
+#                              then on lastmile (durable creation)
+# Prints req/s, p50 and p99 of each and lastmile's ratios to the peers.
 # Usage: benches/load.sh [duration, default 15s] [connections, default 64]
 # LASTMILE_BENCH_BIN=path runs another build of the binary (to compare two
 # commits side by side in one session), from LASTMILE_BENCH_DIR (that
@@ -24,8 +27,9 @@ if ! command -v wrk >/dev/null; then
 fi
 BIN=${LASTMILE_BENCH_BIN:-target/release/lastmile}
 [ -n "${LASTMILE_BENCH_BIN:-}" ] || cargo build --release --quiet
-cargo build --release --quiet --example bare_peer
+cargo build --release --quiet --example bare_peer --example durable_peer
 PEER_PORT=$((PORT + 1))
+FLOOR_PORT=$((PORT + 2))
 
 WORK=$(mktemp -d)
 # Every request makes an unpaid order: lift the per-customer bound
@@ -36,14 +40,16 @@ LASTMILE__HTTP__BIND=127.0.0.1:$PORT LASTMILE__STORAGE__PATH=$WORK/data RUST_LOG
 PID=$!
 target/release/examples/bare_peer "127.0.0.1:$PEER_PORT" &
 PEER=$!
+target/release/examples/durable_peer "127.0.0.1:$FLOOR_PORT" "$WORK/floor" &
+FLOOR=$!
 cleanup() {
-  kill -TERM "$PID" "$PEER" 2>/dev/null || true
-  wait "$PID" "$PEER" 2>/dev/null || true
+  kill -TERM "$PID" "$PEER" "$FLOOR" 2>/dev/null || true
+  wait "$PID" "$PEER" "$FLOOR" 2>/dev/null || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-for port in "$PORT" "$PEER_PORT"; do
+for port in "$PORT" "$PEER_PORT" "$FLOOR_PORT"; do
   for _ in $(seq 1 100); do
     curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break
     sleep 0.1
@@ -68,8 +74,17 @@ peer_create=$(run benches/create_order.lua "http://127.0.0.1:$PEER_PORT")
 echo "bare peer   POST /orders:       $peer_create"
 create=$(run benches/create_order.lua "http://127.0.0.1:$PORT")
 echo "lastmile    POST /orders:       $create  (durable)"
+# Its writes must not still be written back under the next run.
+sync
+floor_create=$(run benches/create_order.lua "http://127.0.0.1:$FLOOR_PORT")
+echo "durable peer POST /orders:      $floor_create  (durable floor)"
 
 rate() { sed -E 's/.*req_per_s=([0-9]+).*/\1/' <<<"$1"; }
 awk -v h="$(rate "$health")" -v ph="$(rate "$peer_health")" \
-    -v c="$(rate "$create")" -v pc="$(rate "$peer_create")" \
-  'BEGIN { printf "ratio /healthz lastmile/peer: %.2f\nratio create  lastmile/peer: %.2f\n", h / ph, c / pc }'
+    -v c="$(rate "$create")" -v pc="$(rate "$peer_create")" -v fc="$(rate "$floor_create")" \
+  'BEGIN {
+     printf "ratio /healthz lastmile/peer: %.2f\n", h / ph
+     printf "ratio create  lastmile/peer: %.2f\n", c / pc
+     printf "ratio create  durable peer/peer: %.2f (the most any durable create reaches here)\n", fc / pc
+     printf "ratio create  lastmile/durable peer: %.2f\n", c / fc
+   }'

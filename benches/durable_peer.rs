@@ -1,0 +1,131 @@
+//! The durable floor `benches/load.sh` also measures: the bare peer plus
+//! the least a durable create must do here — one sled insert of the
+//! order's record and an answer only after a group-commit flush (the same
+//! sled mode, cache and commit window as lastmile), with no actors, auth,
+//! validation, logs or metrics. lastmile's create over this is what its
+//! own request path costs; this over the bare peer is what durability
+//! costs on this machine.
+//!
+//! Run: `cargo run --release --example durable_peer -- 127.0.0.1:18082 DIR [WINDOW_MS]`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+/// The order body lastmile takes, parsed the same way and stored whole.
+#[derive(Deserialize, Serialize)]
+struct Body {
+    kind: Option<String>,
+    pickup: Option<Location>,
+    dropoff: Option<Location>,
+    pickup_code: Option<String>,
+    fee_fen: Option<serde_json::Number>,
+    note: Option<String>,
+    ready_at: Option<String>,
+}
+
+#[derive(Deserialize, Serialize)]
+struct Location {
+    place_id: Option<String>,
+    detail: Option<String>,
+}
+
+/// A fixed order, about the size of lastmile's answer.
+const CREATED: &str = r#"{"id":"00000000000000000000000000000000","customer":"oBARE","kind":"express","pickup":{"place_id":"cainiao-north","detail":"shelf 1-1"},"dropoff":{"place_id":"dorm-1","detail":"room 100"},"pickup_code":"1-1-0001","fee_fen":300,"note":"","status":"awaiting_payment","courier":null,"ready_at":"2026-12-03T00:00:00Z","eta":null,"created_at":"2026-12-03T00:00:00Z","updated_at":"2026-12-03T00:00:00Z"}"#;
+
+/// lastmile's default `storage.commit_window`, in ms (third argument).
+const COMMIT_WINDOW_MS: u64 = 1;
+/// lastmile's page cache.
+const CACHE_BYTES: u64 = 256 * 1024 * 1024;
+
+type Waiter = oneshot::Sender<bool>;
+
+struct Peer {
+    tree: sled::Tree,
+    committer: mpsc::Sender<Waiter>,
+    next: AtomicU64,
+}
+
+async fn create(peer: web::Data<Peer>, body: web::Json<Body>) -> HttpResponse {
+    let Ok(record) = serde_json::to_vec(&body.into_inner()) else {
+        return HttpResponse::BadRequest().finish();
+    };
+    // Time-ordered keys like lastmile's order ids: inserts land at the end.
+    let key = peer.next.fetch_add(1, Ordering::Relaxed).to_be_bytes();
+    if peer.tree.insert(key, record).is_err() {
+        return HttpResponse::ServiceUnavailable().finish();
+    }
+    let (tx, rx) = oneshot::channel();
+    if peer.committer.send(tx).is_err() || !matches!(rx.await, Ok(true)) {
+        return HttpResponse::ServiceUnavailable().finish();
+    }
+    HttpResponse::Created()
+        .content_type("application/json")
+        .body(CREATED)
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(r#"{"status":"ok"}"#)
+}
+
+/// lastmile's group commit: at most one flush per window, shared by every
+/// writer waiting when it starts.
+fn flusher(db: sled::Db, window: Duration, rx: mpsc::Receiver<Waiter>) {
+    let mut last = Instant::now() - window;
+    while let Ok(first) = rx.recv() {
+        if let Some(rest) = window.checked_sub(last.elapsed()) {
+            std::thread::sleep(rest);
+        }
+        last = Instant::now();
+        let mut batch = vec![first];
+        batch.extend(rx.try_iter());
+        let ok = db.flush().is_ok();
+        for waiter in batch {
+            let _ = waiter.send(ok);
+        }
+    }
+}
+
+#[actix_web::main]
+async fn main() -> std::io::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let bind = args.next().unwrap_or_else(|| "127.0.0.1:18082".into());
+    let dir = args.next().unwrap_or_else(|| "durable-peer-data".into());
+    let window_ms = args
+        .next()
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or(COMMIT_WINDOW_MS);
+    let window = Duration::from_millis(window_ms);
+    let db = sled::Config::new()
+        .path(dir)
+        .cache_capacity(CACHE_BYTES)
+        .mode(sled::Mode::HighThroughput)
+        .open()
+        .map_err(std::io::Error::other)?;
+    let tree = db.open_tree("orders").map_err(std::io::Error::other)?;
+    let (committer, rx) = mpsc::channel();
+    std::thread::spawn(move || flusher(db, window, rx));
+    let peer = web::Data::new(Peer {
+        tree,
+        committer,
+        next: AtomicU64::new(0),
+    });
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    HttpServer::new(move || {
+        App::new()
+            .app_data(peer.clone())
+            .app_data(web::JsonConfig::default().limit(64 * 1024))
+            .route("/healthz", web::get().to(healthz))
+            .route("/api/v1/orders", web::post().to(create))
+    })
+    .workers(workers)
+    .bind(bind)?
+    .run()
+    .await
+}
