@@ -23,7 +23,7 @@ use lastmile_actors::wechat::{Mode, SandboxWeChat, WeChat, WeChatError};
 
 use crate::config::Settings;
 use crate::error::ApiError;
-use crate::routes::{admin, auth, couriers, messages, ops, orders, payments};
+use crate::routes::{admin, auth, couriers, messages, ops, orders, payments, pricing};
 use crate::state::AppState;
 use crate::{limits, openapi, telemetry};
 
@@ -270,6 +270,7 @@ fn routes() -> Vec<actix_web::Resource> {
             r.route(web::post().to(orders::create))
                 .route(web::get().to(orders::list))
         }),
+        documented::<pricing::__path_price>(|r| r.route(web::get().to(pricing::price))),
         documented::<couriers::__path_open>(|r| r.route(web::get().to(couriers::open))),
         documented::<orders::__path_get>(|r| r.route(web::get().to(orders::get))),
         documented::<couriers::__path_grab>(|r| r.route(web::post().to(couriers::grab))),

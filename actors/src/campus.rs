@@ -5,6 +5,9 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::domain::OrderKind;
+use crate::pricing::{Pricing, Quote};
+
 /// What is wrong with a campus map file.
 #[derive(Debug, thiserror::Error)]
 pub enum CampusError {
@@ -32,6 +35,17 @@ pub enum CampusError {
         /// Which rule.
         message: String,
     },
+}
+
+/// The id of a campus whose file names none.
+pub const DEFAULT_ID: &str = "main";
+
+/// 1–16 of `[a-z0-9-]`: a campus id (it shows in URLs and metrics).
+pub fn is_campus_id(id: &str) -> bool {
+    (1..=16).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// What a place is; it matters to people, and to the dispatcher's zones.
@@ -99,10 +113,14 @@ pub enum LocateError {
 #[serde(deny_unknown_fields)]
 struct CampusFile {
     #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
     name: Option<String>,
     #[serde(default)]
     origin: Option<Origin>,
     places: Vec<Place>,
+    #[serde(default)]
+    pricing: Pricing,
 }
 
 /// The latitudes and longitudes taken as on campus (inclusive).
@@ -125,7 +143,9 @@ impl Bounds {
 /// The loaded map: places by id, in file order.
 #[derive(Debug, Clone)]
 pub struct Campus {
+    id: String,
     name: String,
+    pricing: Pricing,
     origin: Option<Origin>,
     places: Vec<Place>,
     by_id: HashMap<String, usize>,
@@ -178,17 +198,42 @@ impl Campus {
                 return Err(invalid("origin latitude/longitude out of range".into()));
             }
         }
+        file.pricing.validate().map_err(invalid)?;
+        let id = file.id.unwrap_or_else(|| DEFAULT_ID.into());
+        if !is_campus_id(&id) {
+            return Err(invalid(format!(
+                "campus id {id:?} must be 1-16 of a-z, 0-9 and -"
+            )));
+        }
         Ok(Self {
+            id,
             name: file.name.unwrap_or_else(|| "campus".into()),
+            pricing: file.pricing,
             origin: file.origin,
             places: file.places,
             by_id,
         })
     }
 
+    /// The campus's id (`main` when the file names none).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
     /// The map's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Its prices.
+    pub fn pricing(&self) -> &Pricing {
+        &self.pricing
+    }
+
+    /// The quote of an errand between two known places.
+    pub fn quote(&self, kind: OrderKind, pickup: &str, dropoff: &str) -> Option<Quote> {
+        let route_m = self.distance(pickup, dropoff)?;
+        Some(self.pricing.quote(kind, route_m))
     }
 
     /// A place by id.
@@ -306,5 +351,34 @@ mod tests {
         let ok = "[[places]]\nid='a'\nname='A'\nkind='dorm'\nx=0\ny=0\n[[places]]\nid='b'\nname='B'\nkind='gate'\nx=3\ny=4\n";
         let c = Campus::parse(ok, "t").expect("valid map");
         assert_eq!(c.distance("a", "b"), Some(5.0));
+    }
+
+    #[test]
+    fn pricing_and_id_come_from_the_file_or_their_defaults() {
+        let places = "[[places]]\nid='a'\nname='A'\nkind='dorm'\nx=0\ny=0\n[[places]]\nid='b'\nname='B'\nkind='gate'\nx=1500\ny=0\n";
+        let plain = Campus::parse(places, "t").expect("valid map");
+        assert_eq!(plain.id(), "main");
+        assert_eq!(plain.pricing(), &Pricing::default());
+        let priced =
+            format!("id = 'east-1'\n[pricing]\nexpress_base_fen = 250\nmin_fen = 100\n{places}");
+        let c = Campus::parse(&priced, "t").expect("valid map");
+        assert_eq!(c.id(), "east-1");
+        let quote = c.quote(OrderKind::Express, "a", "b").expect("known places");
+        assert_eq!((quote.fee_fen, quote.min_fen), (350, 100));
+        assert_eq!(c.quote(OrderKind::Express, "a", "nowhere"), None);
+        for bad in [
+            format!("[pricing]\nmin_fen = 0\n{places}"),
+            format!("id = 'East'\n{places}"),
+        ] {
+            assert!(matches!(
+                Campus::parse(&bad, "t"),
+                Err(CampusError::Invalid { .. })
+            ));
+        }
+        let unknown_key = format!("[pricing]\nbase = 1\n{places}");
+        assert!(matches!(
+            Campus::parse(&unknown_key, "t"),
+            Err(CampusError::Parse { .. })
+        ));
     }
 }

@@ -39,6 +39,7 @@ pub mod messages;
 pub mod objects;
 pub mod orders;
 pub mod payments;
+pub mod pricing;
 pub mod ratelimit;
 pub mod sharecode;
 pub mod storage;

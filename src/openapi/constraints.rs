@@ -47,6 +47,17 @@ const FILE_KEY: &str = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$";
 pub fn apply(doc: &mut Value, campus: &Campus) {
     let places: Vec<Value> = campus.places().iter().map(|p| json!(p.id)).collect();
     bodies(doc, &places);
+    merge(
+        doc.pointer_mut("/components/schemas/CreateOrderBody/properties/fee_fen"),
+        json!({"minimum": campus.pricing().min_fen}),
+    );
+    for (name, rule) in [
+        ("pickup", json!({"enum": places})),
+        ("dropoff", json!({"enum": places})),
+        ("campus", json!({"enum": [campus.id()]})),
+    ] {
+        merge(parameter(doc, "/api/v1/price", "get", name), rule);
+    }
     place_body(doc, campus, &places);
     parameters(doc, &places);
     callbacks(doc);

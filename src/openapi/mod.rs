@@ -17,7 +17,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::Config;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::routes::{admin, auth, couriers, messages, ops, orders, payments};
+use crate::routes::{admin, auth, couriers, messages, ops, orders, payments, pricing};
 use crate::state::AppState;
 
 mod constraints;
@@ -34,7 +34,7 @@ mod constraints;
     ),
     paths(
         auth::login,
-        orders::create, orders::list, orders::get, orders::cancel,
+        orders::create, orders::list, orders::get, orders::cancel, pricing::price,
         payments::pay,
         couriers::register, couriers::online, couriers::offline, couriers::location,
         couriers::tasks, couriers::open, couriers::grab, couriers::pickup,

@@ -82,6 +82,8 @@ pub struct OpenOrderView {
     dropoff: Location,
     /// The fee in fen.
     fee_fen: u32,
+    /// The tip in fen, the courier's whole.
+    tip_fen: u32,
     /// The customer's note.
     note: String,
     /// Always `paid`.
@@ -124,6 +126,7 @@ impl From<Order> for OpenOrderView {
             pickup: o.pickup,
             dropoff: o.dropoff,
             fee_fen: o.fee_fen.get(),
+            tip_fen: o.tip_fen.get(),
             note: o.note,
             ready_at: o.ready_at,
             created_at: o.created_at,

@@ -8,4 +8,5 @@ pub mod messages;
 pub mod ops;
 pub mod orders;
 pub mod payments;
+pub mod pricing;
 pub mod view;

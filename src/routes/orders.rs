@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use lastmile_actors::campus::Campus;
 use lastmile_actors::domain::{
     now_utc, parse_ready_at, parse_text, Fen, IdempotencyKey, Location, NewOrder, OrderId,
-    OrderKind, PlaceId, Status, MAX_PICKUP_CODE_CHARS, MAX_TEXT_CHARS,
+    OrderKind, PlaceId, Status, Tip, MAX_PICKUP_CODE_CHARS, MAX_TEXT_CHARS,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -36,9 +36,14 @@ pub struct CreateOrderBody {
     /// The code the station or shop asks for, at most 32 characters.
     #[schema(value_type = Option<String>, max_length = 32)]
     pickup_code: Option<String>,
-    /// What the customer pays, in fen (1 yuan = 100 fen), 1–100000.
+    /// What the customer pays for the errand, in fen (1 yuan = 100 fen),
+    /// from the campus's `min_fen` (`GET /api/v1/price`) to 100000.
     #[schema(required = true, value_type = u32, minimum = 1, maximum = 100000)]
     fee_fen: Option<serde_json::Number>,
+    /// Added for the courier, in fen, 0–10000 (default 0); paid with the
+    /// fee (`total_fee` = fee + tip) and goes to the courier whole.
+    #[schema(value_type = Option<u32>, minimum = 0, maximum = 10000)]
+    tip_fen: Option<serde_json::Number>,
     /// Free text for the courier, at most 200 characters.
     #[schema(value_type = Option<String>, max_length = 200)]
     note: Option<String>,
@@ -109,6 +114,16 @@ pub fn parse_new_order(
     let pickup = parse_location(body.pickup, "pickup", campus)?;
     let dropoff = parse_location(body.dropoff, "dropoff", campus)?;
     let fee_fen = Fen::parse_json(&required(body.fee_fen, "fee_fen")?)?;
+    let min_fen = campus.pricing().min_fen;
+    if fee_fen.get() < min_fen {
+        return Err(ApiError::Validation(format!(
+            "fee_fen must be at least {min_fen} (this campus's minimum fee)"
+        )));
+    }
+    let tip_fen = match &body.tip_fen {
+        Some(n) => Tip::parse_json(n)?,
+        None => Tip::default(),
+    };
     let pickup_code = parse_text(
         body.pickup_code.as_deref().unwrap_or(""),
         "pickup_code",
@@ -131,6 +146,7 @@ pub fn parse_new_order(
         dropoff,
         pickup_code,
         fee_fen,
+        tip_fen,
         note,
         ready_at,
     })

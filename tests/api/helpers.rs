@@ -220,8 +220,12 @@ where
         let sim = self.wechat.pay_simulator();
         sim.suppress_next_notifies(1);
         sim.pay(id).await.expect("paid at the sandbox");
+        let order = self.get_order(token, id).await.body;
+        let total =
+            order["fee_fen"].as_u64().expect("fee") + order["tip_fen"].as_u64().expect("tip");
+        let total = u32::try_from(total).expect("a fen amount");
         let signer = self.wechat.pay().signer().clone();
-        let mut notify = notify_fields(&signer.appid, &signer.mch_id, id, openid, 300);
+        let mut notify = notify_fields(&signer.appid, &signer.mch_id, id, openid, total);
         notify.insert("transaction_id".into(), format!("42{}", &id[..20]));
         let notify = signed_xml(notify, signer.api_key.expose(), SignType::Md5);
         let (_, answer) = self.post_xml("/api/v1/wechat/pay/notify", notify).await;

@@ -14,6 +14,7 @@ mod dispatch;
 mod fuzz;
 mod helpers;
 mod messages;
+mod money;
 mod notifier;
 mod openapi;
 mod ops;

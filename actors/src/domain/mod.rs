@@ -69,6 +69,8 @@ pub use token::*;
 
 /// Largest fee an order may carry, in fen (1 000 yuan).
 pub const MAX_FEE_FEN: u32 = 100_000;
+/// The largest tip, in fen.
+pub const MAX_TIP_FEN: u32 = 10_000;
 /// Longest `detail` / `note`, in characters.
 pub const MAX_TEXT_CHARS: usize = 200;
 /// Longest `pickup_code`, in characters.
@@ -192,6 +194,7 @@ mod tests {
             },
             pickup_code: String::new(),
             fee_fen: Fen::try_from(300u32).expect("fee"),
+            tip_fen: Tip::default(),
             note: String::new(),
             ready_at: None,
         };

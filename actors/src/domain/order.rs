@@ -56,8 +56,10 @@ pub struct NewOrder {
     pub dropoff: Location,
     /// The code the station or shop asks for, ≤ 32 characters.
     pub pickup_code: String,
-    /// What the customer pays the courier.
+    /// What the customer pays for the errand.
     pub fee_fen: Fen,
+    /// What the customer adds for the courier, paid with the fee.
+    pub tip_fen: Tip,
     /// A note for the courier, ≤ 200 characters.
     pub note: String,
     /// When the goods can be picked up (None: at once).
@@ -307,6 +309,8 @@ pub struct Order {
     pub pickup_code: String,
     /// The fee in fen.
     pub fee_fen: Fen,
+    /// The tip in fen (0 when none): paid with the fee, the courier's whole.
+    pub tip_fen: Tip,
     /// The customer's note.
     pub note: String,
     /// When the goods can be picked up (the creation time when not given).
@@ -346,6 +350,8 @@ pub struct OrderParts {
     pub pickup_code: String,
     /// See [`Order::fee_fen`].
     pub fee_fen: Fen,
+    /// See [`Order::tip_fen`].
+    pub tip_fen: Tip,
     /// See [`Order::note`].
     pub note: String,
     /// See [`Order::ready_at`].
@@ -373,6 +379,7 @@ impl Order {
             dropoff: p.dropoff,
             pickup_code: p.pickup_code,
             fee_fen: p.fee_fen,
+            tip_fen: p.tip_fen,
             note: p.note,
             ready_at: p.ready_at,
             status: p.status,
@@ -393,6 +400,7 @@ impl Order {
             dropoff: new.dropoff,
             pickup_code: new.pickup_code,
             fee_fen: new.fee_fen,
+            tip_fen: new.tip_fen,
             note: new.note,
             ready_at: new.ready_at.unwrap_or(now).max(now),
             status: Status::AwaitingPayment,
@@ -401,6 +409,11 @@ impl Order {
             updated_at: now,
             history: Vec::new(),
         }
+    }
+
+    /// What WeChat Pay charges for it (`total_fee`): fee plus tip.
+    pub fn total_fen(&self) -> u32 {
+        self.fee_fen.get() + self.tip_fen.get()
     }
 
     /// The current status.

@@ -18,7 +18,7 @@ pub struct DayFigures {
     pub completed: u32,
     /// Of those, refunded, being refunded, or whose refund failed.
     pub refunded: u32,
-    /// Fees of paid orders not refunded, in fen.
+    /// What customers paid (fees and tips) for orders not refunded, in fen.
     pub revenue_fen: u64,
     /// The same in yuan, exact (`"12.50"`).
     pub revenue_yuan: String,
@@ -37,8 +37,8 @@ pub struct Snapshot {
     pub created_at: OffsetDateTime,
     /// Its status now.
     pub status: Status,
-    /// Its fee in fen.
-    pub fee_fen: u32,
+    /// What it costs the customer (fee and tip) in fen.
+    pub total_fen: u32,
     /// When it was handed over, if it was.
     pub delivered_at: Option<OffsetDateTime>,
 }
@@ -49,7 +49,7 @@ impl Snapshot {
         Self {
             created_at: order.created_at,
             status: order.status(),
-            fee_fen: order.fee_fen.get(),
+            total_fen: order.total_fen(),
             delivered_at: order
                 .history()
                 .iter()
@@ -75,7 +75,7 @@ pub fn day_figures(orders: &[Snapshot]) -> DayFigures {
         figures.completed += u32::from(status == Status::Completed);
         figures.refunded += u32::from(refunded);
         if paid && !refunded {
-            figures.revenue_fen += u64::from(order.fee_fen);
+            figures.revenue_fen += u64::from(order.total_fen);
         }
         if let Some(at) = order.delivered_at {
             ctd.push((at - order.created_at).whole_seconds().max(0) as u64);
@@ -125,6 +125,7 @@ mod tests {
                 dropoff: location,
                 pickup_code: String::new(),
                 fee_fen: Fen::try_from(fee).expect("fee"),
+                tip_fen: crate::domain::Tip::default(),
                 note: String::new(),
                 ready_at: None,
             },

@@ -72,8 +72,8 @@ pub struct ConfirmRefund {
 pub struct PaymentDue {
     /// The order.
     pub id: OrderId,
-    /// What it costs (an orderquery "paid" must match it).
-    pub fee_fen: u32,
+    /// What it costs, fee plus tip (an orderquery "paid" must match it).
+    pub total_fen: u32,
 }
 
 /// For the payments actor: an order is `refunding` (on disk); send the
@@ -82,8 +82,8 @@ pub struct PaymentDue {
 pub struct RefundDue {
     /// The order.
     pub id: OrderId,
-    /// What was paid, all of which goes back.
-    pub fee_fen: u32,
+    /// What was paid (fee plus tip), all of which goes back.
+    pub total_fen: u32,
 }
 
 /// Give a paid order to a courier (from the dispatcher: matching or grab).

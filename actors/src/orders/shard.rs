@@ -326,7 +326,7 @@ impl OrderShard {
     fn refund_due(&self, order: &Order) {
         let due = RefundDue {
             id: order.id.clone(),
-            fee_fen: order.fee_fen.get(),
+            total_fen: order.total_fen(),
         };
         let (store, listeners) = (self.store.clone(), self.listeners.clone());
         actix::spawn(async move {
@@ -542,17 +542,17 @@ impl OrderShard {
                 break;
             }
             self.payment_deadlines.pop_first();
-            let Some(fee_fen) = self
+            let Some(total_fen) = self
                 .active
                 .get(&id)
                 .filter(|o| o.status() == Status::AwaitingPayment)
-                .map(|o| o.fee_fen.get())
+                .map(|o| o.total_fen())
             else {
                 continue;
             };
             self.publish(OrderEvent::PaymentDue(PaymentDue {
                 id: id.clone(),
-                fee_fen,
+                total_fen,
             }));
             self.payment_deadlines.insert((now + PAYMENT_DUE_RETRY, id));
             expired += 1;

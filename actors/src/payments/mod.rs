@@ -332,7 +332,7 @@ impl PaymentsActor {
         let id = &notice.out_trade_no;
         let order = order.ok_or(NotifyError::UnknownOrder)?;
         // total_fee, not cash_fee: coupons lower what the payer's cash covers.
-        if notice.total_fee != order.fee_fen.get() {
+        if notice.total_fee != order.total_fen() {
             return Err(NotifyError::FeeMismatch);
         }
         match self.note_transaction(id, &notice.transaction_id)? {
@@ -357,10 +357,10 @@ impl PaymentsActor {
             return Ok(Err("unknown_order"));
         };
         let ours = record.and_then(|r| r.out_refund_no);
-        let fee = order.fee_fen.get();
+        let total = order.total_fen();
         Ok(if ours.as_deref() != Some(notice.out_refund_no.as_str()) {
             Err("refund_not_requested")
-        } else if notice.refund_fee != fee || notice.total_fee != fee {
+        } else if notice.refund_fee != total || notice.total_fee != total {
             Err("refund_amount_mismatch")
         } else if order.status() != Status::Refunding {
             Err("refund_for_order_not_refunding")
@@ -427,7 +427,7 @@ impl PaymentsActor {
         }
         let request = UnifiedOrder {
             out_trade_no: order.id.to_string(),
-            total_fee: order.fee_fen.get(),
+            total_fee: order.total_fen(),
             openid: order.customer.to_string(),
             body: format!(
                 "校园跑腿-{}",
@@ -623,7 +623,7 @@ impl Handler<OrderEvent> for PaymentsActor {
 impl PaymentsActor {
     /// An unpaid order's deadline passed: a prepaid one is asked about
     /// (and closed) at WeChat Pay before it is cancelled.
-    fn payment_due(&mut self, PaymentDue { id, fee_fen }: PaymentDue, ctx: &mut Context<Self>) {
+    fn payment_due(&mut self, PaymentDue { id, total_fen }: PaymentDue, ctx: &mut Context<Self>) {
         let has_prepay = match self.store.get_payment(&id) {
             Ok(record) => record.is_some_and(|r| r.prepay_id.is_some()),
             Err(e) => {
@@ -638,7 +638,7 @@ impl PaymentsActor {
         actix::spawn(async move {
             let unpaid = Unpaid {
                 id: id.clone(),
-                fee_fen,
+                total_fen,
                 has_prepay,
             };
             let settled = resolve_unpaid(wechat, orders, addr, unpaid).await;
@@ -677,7 +677,7 @@ async fn pool_prepay(formids: &FormIds, store: &PaymentRepo, outcome: &PaymentOu
 /// An unpaid order past its deadline.
 struct Unpaid {
     id: OrderId,
-    fee_fen: u32,
+    total_fen: u32,
     has_prepay: bool,
 }
 
@@ -690,7 +690,7 @@ async fn resolve_unpaid(
     payments: Addr<PaymentsActor>,
     Unpaid {
         id,
-        fee_fen,
+        total_fen,
         has_prepay,
     }: Unpaid,
 ) -> Result<Option<PaymentOutcome>, PaymentError> {
@@ -710,7 +710,7 @@ async fn resolve_unpaid(
                 "closeorder said paid, orderquery said {state:?}"
             )));
         };
-        if transaction_id.is_empty() || total_fee != fee_fen {
+        if transaction_id.is_empty() || total_fee != total_fen {
             anomaly(
                 "query_mismatch",
                 &id,
@@ -758,7 +758,7 @@ async fn resolve_unpaid(
 impl PaymentsActor {
     /// Sends a refunding order's money back, retrying until WeChat Pay
     /// takes the request; one at a time per order.
-    fn refund_due(&mut self, RefundDue { id, fee_fen }: RefundDue, ctx: &mut Context<Self>) {
+    fn refund_due(&mut self, RefundDue { id, total_fen }: RefundDue, ctx: &mut Context<Self>) {
         if self.refunding.contains(&id) {
             return;
         }
@@ -766,8 +766,8 @@ impl PaymentsActor {
         let request = RefundRequest {
             out_trade_no: id.to_string(),
             out_refund_no: format!("R{}", id.as_str()),
-            total_fee: fee_fen,
-            refund_fee: fee_fen,
+            total_fee: total_fen,
+            refund_fee: total_fen,
             notify_url: self.notify_url(REFUND_NOTIFY_PATH),
         };
         let (wechat, orders, addr, store) = (

@@ -81,6 +81,9 @@ const ORDER_V2: u8 = 2;
 /// Tag of an order record with its history (v2 fields, then the changes);
 /// an order without history is still written as v2.
 const ORDER_V3: u8 = 3;
+/// Tag of an order with a tip (the v3 record, then the tip); an order
+/// without one is still written as v2 or v3.
+const ORDER_V4: u8 = 4;
 /// sled's page cache; big enough to hold the working set of active orders.
 const CACHE_BYTES: u64 = 256 * 1024 * 1024;
 /// How many index entries one list call may skip over when filtering by status.
@@ -370,6 +373,11 @@ fn tx_error(e: TransactionError<()>) -> StorageError {
 }
 
 fn encode_order(order: &Order) -> Result<Vec<u8>, StorageError> {
+    if order.tip_fen.get() > 0 {
+        let mut out = encode(&records::OrderV4::from(order))?;
+        out[0] = ORDER_V4;
+        return Ok(out);
+    }
     if order.history().is_empty() {
         // The create path: exactly the v2 bytes, no history to carry.
         let mut out = encode(&records::OrderV2::from(order))?;
@@ -385,15 +393,21 @@ fn decode_order(bytes: &[u8], key: &str) -> Result<Order, StorageError> {
     let corrupt = || StorageError::Corrupt {
         key: key.to_owned(),
     };
-    let record: records::OrderV3 = match bytes.split_first() {
-        Some((&ORDER_V3, body)) => bincode::deserialize(body).map_err(|_| corrupt())?,
-        Some((&ORDER_V2, body)) => bincode::deserialize::<records::OrderV2>(body)
+    let record: records::OrderV4 = match bytes.split_first() {
+        Some((&ORDER_V4, body)) => bincode::deserialize(body).map_err(|_| corrupt())?,
+        Some((&ORDER_V3, body)) => bincode::deserialize::<records::OrderV3>(body)
             .map_err(|_| corrupt())?
             .into(),
-        Some((&RECORD_V1, body)) => bincode::deserialize::<records::OrderV1>(body)
-            .map_err(|_| corrupt())?
-            .upgrade()
-            .into(),
+        Some((&ORDER_V2, body)) => records::OrderV3::from(
+            bincode::deserialize::<records::OrderV2>(body).map_err(|_| corrupt())?,
+        )
+        .into(),
+        Some((&RECORD_V1, body)) => records::OrderV3::from(
+            bincode::deserialize::<records::OrderV1>(body)
+                .map_err(|_| corrupt())?
+                .upgrade(),
+        )
+        .into(),
         _ => return Err(corrupt()),
     };
     record.domain().map_err(|_| corrupt())
@@ -513,6 +527,7 @@ mod tests {
             },
             pickup_code: String::new(),
             fee_fen: Fen::try_from(300).expect("fee"),
+            tip_fen: crate::domain::Tip::default(),
             note: String::new(),
             ready_at: None,
         };
@@ -700,6 +715,25 @@ mod tests {
         let v2 = encode_order(&read).expect("encodes");
         assert_eq!(v2[0], ORDER_V2);
         assert_eq!(decode_order(&v2, "k").expect("reads"), order);
+    }
+
+    #[test]
+    fn a_tipped_order_keeps_its_tip_and_history_and_an_untipped_one_its_old_bytes() {
+        use crate::domain::{ChangedBy, Event, Tip};
+        let customer = OpenId::parse("oTIP").expect("openid");
+        let at = OffsetDateTime::from_unix_timestamp(1_764_000_000).expect("time");
+        let mut order = order_at(&customer, at);
+        order.tip_fen = Tip::try_from(150).expect("tip");
+        let bytes = encode_order(&order).expect("encodes");
+        assert_eq!(bytes[0], ORDER_V4);
+        assert_eq!(decode_order(&bytes, "k").expect("reads"), order);
+        order
+            .apply(Event::PaymentConfirmed, ChangedBy::WeChatPay, at)
+            .expect("legal");
+        let read = decode_order(&encode_order(&order).expect("encodes"), "k").expect("reads");
+        assert_eq!((read.total_fen(), read.history().len()), (450, 1));
+        order.tip_fen = Tip::default();
+        assert_eq!(encode_order(&order).expect("encodes")[0], ORDER_V3);
     }
 
     #[test]

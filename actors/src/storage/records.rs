@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use crate::domain::{
     Change, ChangedBy, CourierProfile, Event, Fen, Location, MessageKind, OpenId, Order, OrderId,
     OrderKind, OrderParts, OutboxEntry, PhoneNumber, PlaceId, PooledId, Session, Status,
-    StoredToken, Via,
+    StoredToken, Tip, Via,
 };
 use crate::payments::PaymentRecord;
 use crate::wechat::PayParams;
@@ -76,6 +76,13 @@ pub(super) struct OrderV2<S = String> {
 pub(super) struct OrderV3<S = String> {
     order: OrderV2<S>,
     history: Vec<ChangeRecord<S>>,
+}
+
+/// Orders with a tip (tag `ORDER_V4`): the v3 record, then the tip.
+#[derive(Serialize, Deserialize)]
+pub(super) struct OrderV4<S = String> {
+    order: OrderV3<S>,
+    tip_fen: u32,
 }
 
 /// One change of an order's history as stored.
@@ -231,8 +238,8 @@ impl<'a> From<&'a Order> for OrderV2<&'a str> {
 }
 
 impl OrderV2 {
-    /// The domain order this record holds, with `history`.
-    fn domain_with(self, history: Vec<Change>) -> Result<Order, Unreadable> {
+    /// The domain order this record holds, with `history` and `tip_fen`.
+    fn domain_with(self, history: Vec<Change>, tip_fen: u32) -> Result<Order, Unreadable> {
         Ok(Order::restore(OrderParts {
             id: OrderId::parse(&self.id).map_err(|_| Unreadable)?,
             customer: open_id(&self.customer)?,
@@ -241,6 +248,7 @@ impl OrderV2 {
             dropoff: self.dropoff.domain()?,
             pickup_code: self.pickup_code,
             fee_fen: Fen::try_from(self.fee_fen).map_err(|_| Unreadable)?,
+            tip_fen: Tip::try_from(tip_fen).map_err(|_| Unreadable)?,
             note: self.note,
             ready_at: self.ready_at,
             status: self.status.domain(),
@@ -270,15 +278,31 @@ impl<'a> From<&'a Order> for OrderV3<&'a str> {
     }
 }
 
-impl OrderV3 {
+impl From<OrderV3> for OrderV4 {
+    fn from(order: OrderV3) -> Self {
+        Self { order, tip_fen: 0 }
+    }
+}
+
+impl<'a> From<&'a Order> for OrderV4<&'a str> {
+    fn from(o: &'a Order) -> Self {
+        Self {
+            order: o.into(),
+            tip_fen: o.tip_fen.get(),
+        }
+    }
+}
+
+impl OrderV4 {
     /// The domain order this record holds, with its history.
     pub(super) fn domain(self) -> Result<Order, Unreadable> {
         let history = self
+            .order
             .history
             .into_iter()
             .map(ChangeRecord::domain)
             .collect::<Result<Vec<_>, _>>()?;
-        self.order.domain_with(history)
+        self.order.order.domain_with(history, self.tip_fen)
     }
 }
 
