@@ -37,6 +37,9 @@ pub struct Settings {
     /// The operator console and admin API.
     #[serde(default)]
     pub admin: AdminSettings,
+    /// Couriers' earnings and the platform's commission.
+    #[serde(default)]
+    pub money: MoneySettings,
     /// Log output.
     #[serde(default)]
     pub log: LogSettings,
@@ -55,6 +58,23 @@ pub struct AdminSettings {
     /// Bearer token of the operator console; unset turns it off (404).
     #[serde(default)]
     pub token: Option<lastmile_actors::wechat::Secret>,
+}
+
+/// `[money]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MoneySettings {
+    /// The platform's share of a completed order's fee, in percent (the tip
+    /// is the courier's whole), 0–100.
+    pub commission_percent: u8,
+}
+
+impl Default for MoneySettings {
+    fn default() -> Self {
+        Self {
+            commission_percent: 10,
+        }
+    }
 }
 
 /// How log lines are written.
@@ -331,6 +351,9 @@ impl Settings {
                     "admin.token must be at least 16 characters (or unset to turn the console off)",
                 );
             }
+        }
+        if self.money.commission_percent > 100 {
+            return invalid("money.commission_percent must be between 0 and 100");
         }
         if !matches!(self.objects.backend.as_str(), "local" | "qiniu") {
             return invalid("objects.backend must be \"local\" or \"qiniu\"");

@@ -5,6 +5,7 @@ use actix_web::{HttpResponse, ResponseError};
 use lastmile_actors::auth::sessions::AuthError;
 use lastmile_actors::dispatch::DispatchError;
 use lastmile_actors::domain::ValidationError;
+use lastmile_actors::ledger::LedgerError;
 use lastmile_actors::messages::formid::PoolError;
 use lastmile_actors::orders::OrderError;
 use lastmile_actors::payments::PaymentError;
@@ -182,6 +183,12 @@ impl From<PaymentError> for ApiError {
             | PaymentError::Mailbox(_)
             | PaymentError::Inconsistent(_) => ApiError::unavailable(&e),
         }
+    }
+}
+
+impl From<LedgerError> for ApiError {
+    fn from(e: LedgerError) -> Self {
+        ApiError::unavailable(&e)
     }
 }
 

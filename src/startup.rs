@@ -12,6 +12,7 @@ use lastmile_actors::auth::sessions::Sessions;
 use lastmile_actors::auth::token::Tokens;
 use lastmile_actors::campus::{Campus, CampusError};
 use lastmile_actors::dispatch::{Dispatch, DispatchConfig};
+use lastmile_actors::ledger::{Ledger, LedgerConfig};
 use lastmile_actors::messages::formid::FormIds;
 use lastmile_actors::messages::notifier::{Notifications, NotifierConfig};
 use lastmile_actors::objects::{LocalObjects, ObjectStore, QiniuObjects};
@@ -23,7 +24,7 @@ use lastmile_actors::wechat::{Mode, SandboxWeChat, WeChat, WeChatError};
 
 use crate::config::Settings;
 use crate::error::ApiError;
-use crate::routes::{admin, auth, couriers, messages, ops, orders, payments, pricing};
+use crate::routes::{admin, auth, couriers, messages, money, ops, orders, payments, pricing};
 use crate::state::AppState;
 use crate::{limits, openapi, telemetry};
 
@@ -159,10 +160,17 @@ pub fn start_services(
         wechat.client,
         notify_base.to_owned(),
     );
+    let ledger = Ledger::start(
+        store.ledger_repo(),
+        LedgerConfig {
+            commission_percent: settings.money.commission_percent,
+        },
+    )?;
     orders_wiring.listen(vec![
         dispatch.listener(),
         payments.listener(),
         notifications.listener(),
+        ledger.listener(),
     ]);
     let api_doc = crate::openapi::document(&campus, wechat.sandbox.is_some())
         .to_string()
@@ -171,6 +179,8 @@ pub fn start_services(
         orders,
         sessions,
         payments,
+        ledger,
+        commission_percent: settings.money.commission_percent,
         formids,
         tokens,
         share_codes,
@@ -282,6 +292,8 @@ fn routes() -> Vec<actix_web::Resource> {
         documented::<couriers::__path_offline>(|r| r.route(web::post().to(couriers::offline))),
         documented::<couriers::__path_location>(|r| r.route(web::post().to(couriers::location))),
         documented::<couriers::__path_tasks>(|r| r.route(web::get().to(couriers::tasks))),
+        documented::<money::__path_wallet>(|r| r.route(web::get().to(money::wallet))),
+        documented::<money::__path_ledger_check>(|r| r.route(web::get().to(money::ledger_check))),
         documented::<orders::__path_cancel>(|r| r.route(web::post().to(orders::cancel))),
         documented::<payments::__path_pay>(|r| r.route(web::post().to(payments::pay))),
         documented::<messages::__path_add_form_ids>(|r| {

@@ -7,6 +7,7 @@ use lastmile_actors::auth::sessions::Sessions;
 use lastmile_actors::auth::token::Tokens;
 use lastmile_actors::campus::Campus;
 use lastmile_actors::dispatch::Dispatch;
+use lastmile_actors::ledger::Ledger;
 use lastmile_actors::messages::formid::FormIds;
 use lastmile_actors::messages::notifier::Notifications;
 use lastmile_actors::orders::Orders;
@@ -24,6 +25,10 @@ pub struct AppState {
     pub sessions: Sessions,
     /// WeChat Pay sessions.
     pub payments: Payments,
+    /// The money ledger.
+    pub ledger: Ledger,
+    /// `money.commission_percent` (for couriers' pending earnings).
+    pub commission_percent: u8,
     /// Form ids, prepay ids and subscribe grants.
     pub formids: FormIds,
     /// The app's access_token.

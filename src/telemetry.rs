@@ -231,6 +231,10 @@ fn describe_metrics() {
         "lastmile_pay_notify_failures_total",
         "Verified pay notifies that could not be taken (WeChat sends them again)."
     );
+    describe_counter!(
+        "lastmile_ledger_postings_total",
+        "Money postings made by the ledger (payments, earnings, refunds); a replayed event posts nothing."
+    );
     describe_counter!("lastmile_payment_anomalies_total", "Payments that do not add up (second transaction id, amount or refund mismatch), by kind; nothing was changed.");
     describe_counter!(
         "lastmile_refund_notifies_total",

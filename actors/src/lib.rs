@@ -35,6 +35,7 @@ pub mod dispatch;
 pub mod domain;
 pub mod errors;
 pub mod flight;
+pub mod ledger;
 pub mod messages;
 pub mod objects;
 pub mod orders;

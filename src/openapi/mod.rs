@@ -17,7 +17,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::Config;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::routes::{admin, auth, couriers, messages, ops, orders, payments, pricing};
+use crate::routes::{admin, auth, couriers, messages, money, ops, orders, payments, pricing};
 use crate::state::AppState;
 
 mod constraints;
@@ -44,6 +44,7 @@ mod constraints;
         payments::sandbox_pay, payments::sandbox_messages, payments::sandbox_fail_sends,
         admin::map, admin::live, admin::today, admin::search, admin::refund, admin::settle,
         admin::reassign, admin::force_offline,
+        money::wallet, money::ledger_check,
         ops::metrics, ops::healthz, ops::readyz,
     ),
     components(schemas(ErrorBody)),
@@ -54,6 +55,7 @@ mod constraints;
         (name = "payments", description = "WeChat Pay: prepay and notifies"),
         (name = "couriers", description = "Couriers: presence, tasks, grab, pickup, deliver"),
         (name = "messages", description = "Form ids, subscriptions, share codes"),
+        (name = "money", description = "Couriers' wallets"),
         (name = "sandbox", description = "The WeChat simulator (sandbox mode only; 404 in live mode)"),
         (name = "admin", description = "The operator console's API (Bearer admin.token; 404 when unset)"),
         (name = "operations", description = "Health and metrics"),

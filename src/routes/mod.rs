@@ -5,6 +5,7 @@ pub mod admin;
 pub mod auth;
 pub mod couriers;
 pub mod messages;
+pub mod money;
 pub mod ops;
 pub mod orders;
 pub mod payments;

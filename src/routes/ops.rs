@@ -57,6 +57,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     if state.orders.is_ready()
         && state.sessions.is_alive()
         && state.payments.is_alive()
+        && state.ledger.is_consistent()
         && state.formids.is_alive()
         && state.dispatch.is_alive()
         && state.notifications.is_alive()

@@ -86,6 +86,22 @@ pub struct OrderPage {
     next_cursor: Option<String>,
 }
 
+/// A page size: `limit` 1–100, 20 when absent.
+pub fn page_limit(text: Option<&str>) -> Result<usize, ApiError> {
+    match text {
+        None => Ok(DEFAULT_LIMIT),
+        Some(s) => s
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| {
+                ApiError::Validation(format!(
+                    "limit must be an integer between 1 and {MAX_LIMIT}"
+                ))
+            }),
+    }
+}
+
 fn required<T>(value: Option<T>, field: &str) -> Result<T, ApiError> {
     value.ok_or_else(|| ApiError::Validation(format!("{field} is required")))
 }
@@ -235,18 +251,7 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let status = query.status.as_deref().map(Status::parse).transpose()?;
-    let limit = match query.limit.as_deref() {
-        None => DEFAULT_LIMIT,
-        Some(s) => s
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                ApiError::Validation(format!(
-                    "limit must be an integer between 1 and {MAX_LIMIT}"
-                ))
-            })?,
-    };
+    let limit = page_limit(query.limit.as_deref())?;
     let cursor = match query.cursor.as_deref() {
         None | Some("") => None,
         Some(s) => Some(

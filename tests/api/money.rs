@@ -1,4 +1,4 @@
-//! Money in process: prices and tips.
+//! Money in process: prices and tips, the ledger, couriers' wallets.
 
 use actix_web::http::StatusCode;
 use actix_web::test;
@@ -6,6 +6,54 @@ use lastmile_actors::wechat::{SignType, WeChat};
 use serde_json::{json, Value};
 
 use crate::helpers::*;
+
+const TOKEN: &str = "operator-secret-token";
+
+/// The app with the admin API on and a quick dispatcher.
+async fn money_app() -> TestApp<
+    impl actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+    >,
+> {
+    spawn_app_with(|s| {
+        s.admin.token = Some(lastmile_actors::wechat::Secret::new(TOKEN));
+        s.dispatch.tick = std::time::Duration::from_millis(50);
+    })
+    .await
+}
+
+/// The operator's ledger check.
+async fn ledger_check<S, B>(app: &TestApp<S>) -> Value
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody,
+{
+    let reply = app
+        .send(
+            test::TestRequest::get()
+                .uri("/api/v1/admin/ledger/check")
+                .insert_header(("Authorization", format!("Bearer {TOKEN}"))),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.body
+}
+
+/// The balance of one class of accounts in a check.
+fn class(check: &Value, name: &str) -> i64 {
+    check["accounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["account"] == name)
+        .map_or(0, |a| a["balance_fen"].as_i64().unwrap_or(0))
+}
 
 /// The service's answer to a pay notify of `total` fen for `id`.
 async fn notify_total<S, B>(app: &TestApp<S>, id: &str, openid: &str, total: u32) -> String
@@ -171,4 +219,300 @@ async fn tips_out_of_range_and_fees_below_the_campus_floor_are_refused() {
         )
         .await;
     assert_eq!(price.body["min_fen"], 200);
+}
+
+#[actix_web::test]
+async fn a_completed_order_pays_its_courier_less_commission_and_the_book_balances() {
+    let app = money_app().await;
+    let (customer, openid) = app.login("ledger-customer").await;
+    let mut body = order_body();
+    body["fee_fen"] = json!(305);
+    body["tip_fen"] = json!(100);
+    let id = app.create_order(&customer, &body).await.body["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    app.pay(&customer, &openid, &id).await;
+    let paid = ledger_check(&app).await;
+    assert_eq!(paid["balanced"], true, "{paid}");
+    assert_eq!(
+        (class(&paid, "clearing"), class(&paid, "escrow")),
+        (-405, 405)
+    );
+
+    let (courier, _) = app.online_courier("ledger-courier", "cainiao-north").await;
+    assert!(
+        app.reaches(
+            &customer,
+            &id,
+            "assigned",
+            std::time::Duration::from_secs(5)
+        )
+        .await
+    );
+    let wallet = app.get_as(&courier, "/api/v1/couriers/me/wallet").await;
+    assert_eq!(wallet.status, StatusCode::OK, "{}", wallet.body);
+    // Commission ⌊305 × 10 %⌋ = 30, never on the tip: 305 − 30 + 100.
+    assert_eq!(wallet.body["pending_fen"], 375, "{}", wallet.body);
+    assert_eq!(wallet.body["available_fen"], 0);
+    for step in ["pickup", "deliver"] {
+        let r = app
+            .post_as(&courier, &format!("/api/v1/orders/{id}/{step}"), None)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{step}: {}", r.body);
+    }
+    assert_eq!(
+        app.get_as(&courier, "/api/v1/couriers/me/wallet")
+            .await
+            .body["pending_fen"],
+        375
+    );
+    let done = app
+        .post_as(&customer, &format!("/api/v1/orders/{id}/confirm"), None)
+        .await;
+    assert_eq!(done.body["status"], "completed");
+
+    // The wallet answered after the confirmation already holds the pay.
+    let wallet = app
+        .get_as(&courier, "/api/v1/couriers/me/wallet")
+        .await
+        .body;
+    assert_eq!(
+        (
+            wallet["available_fen"].clone(),
+            wallet["pending_fen"].clone(),
+            wallet["withdrawing_fen"].clone()
+        ),
+        (json!(375), json!(0), json!(0)),
+        "{wallet}"
+    );
+    assert_eq!(wallet["entries"][0]["kind"], "earning");
+    assert_eq!(wallet["entries"][0]["order_id"], id.as_str());
+    assert_eq!(wallet["entries"][0]["amount_fen"], 375);
+    assert_eq!(wallet["next_cursor"], Value::Null);
+    let done = ledger_check(&app).await;
+    assert_eq!(done["balanced"], true, "{done}");
+    assert_eq!(done["sum_fen"], 0);
+    assert_eq!(class(&done, "platform"), 30);
+    assert_eq!(
+        class(&done, "escrow"),
+        0,
+        "a finished order's escrow is empty"
+    );
+    assert_eq!(class(&done, "courier_available"), 375);
+
+    // A replayed notify posts nothing twice.
+    let again = notify_total(&app, &id, &openid, 405).await;
+    assert!(again.contains("SUCCESS"), "{again}");
+    assert_eq!(class(&ledger_check(&app).await, "clearing"), -405);
+    // Someone who never delivered has an empty wallet.
+    let empty = app
+        .get_as(&customer, "/api/v1/couriers/me/wallet")
+        .await
+        .body;
+    assert_eq!(
+        (empty["available_fen"].clone(), empty["entries"].clone()),
+        (json!(0), json!([]))
+    );
+    // Money settled is not refunded by an operator any more.
+    let refund = app
+        .send(
+            test::TestRequest::post()
+                .uri(&format!("/api/v1/admin/orders/{id}/refund"))
+                .insert_header(("Authorization", format!("Bearer {TOKEN}")))
+                .set_json(json!({"reason": "too late"})),
+        )
+        .await;
+    assert_eq!(refund.status, StatusCode::CONFLICT, "{}", refund.body);
+}
+
+#[actix_web::test]
+async fn a_refund_takes_the_escrow_back_to_wechat_pay() {
+    let app = money_app().await;
+    let (customer, openid) = app.login("ledger-refund").await;
+    let id = app.paid_order(&customer, &openid).await;
+    assert_eq!(
+        app.cancel_order(&customer, &id).await.body["status"],
+        "refunding"
+    );
+    let signer = app.wechat.pay().signer().clone();
+    let notify =
+        crate::payments::refund_notify(&signer.appid, &signer.mch_id, signer.api_key.expose(), &id);
+    let (_, answer) = app.post_xml("/api/v1/wechat/refund/notify", notify).await;
+    assert!(answer.contains("SUCCESS"), "{answer}");
+    assert_eq!(app.status_of(&customer, &id).await, "refunded");
+    let check = ledger_check(&app).await;
+    assert_eq!(check["balanced"], true, "{check}");
+    assert_eq!((class(&check, "clearing"), class(&check, "escrow")), (0, 0));
+}
+
+#[actix_web::test]
+async fn wallet_queries_are_checked() {
+    let app = money_app().await;
+    let (token, _) = app.login("wallet-pages").await;
+    for query in ["limit=0", "limit=101", "limit=x", "cursor=abc", "cursor=-1"] {
+        let r = app
+            .get_as(&token, &format!("/api/v1/couriers/me/wallet?{query}"))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}");
+    }
+    let anonymous = app
+        .send(test::TestRequest::get().uri("/api/v1/couriers/me/wallet"))
+        .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    let no_token = app
+        .send(test::TestRequest::get().uri("/api/v1/admin/ledger/check"))
+        .await;
+    assert_eq!(no_token.status, StatusCode::UNAUTHORIZED);
+}
+
+/// An order as a release before the ledger stored it: created, then taken
+/// through `events` (a courier assigned where one is needed).
+fn stored_order(
+    customer: &lastmile_actors::domain::OpenId,
+    courier: &lastmile_actors::domain::OpenId,
+    tip: u32,
+    events: &[lastmile_actors::domain::Event],
+) -> lastmile_actors::domain::Order {
+    use lastmile_actors::domain::*;
+    let campus = lastmile_actors::campus::Campus::load(std::path::Path::new("config/campus.toml"))
+        .expect("campus map");
+    let now = now_utc();
+    let place = |id: &str| Location {
+        place_id: PlaceId::parse(id, &campus, "place").expect("place"),
+        detail: "x".into(),
+    };
+    let mut order = Order::new(
+        OrderId::generate(customer, now),
+        customer.clone(),
+        NewOrder {
+            kind: OrderKind::Express,
+            pickup: place("cainiao-north"),
+            dropoff: place("dorm-3"),
+            pickup_code: String::new(),
+            fee_fen: Fen::try_from(300).expect("fee"),
+            tip_fen: Tip::try_from(tip).expect("tip"),
+            note: String::new(),
+            ready_at: None,
+        },
+        now,
+    );
+    for event in events {
+        if *event == Event::PickUp {
+            order
+                .assign(courier.clone(), ChangedBy::Dispatcher, now)
+                .expect("assign");
+        }
+        order.apply(*event, ChangedBy::Timer, now).expect("legal");
+    }
+    order
+}
+
+/// Waits until sled's lock on `path` is free (the store's threads end
+/// after the last handle goes).
+fn reopenable(path: &std::path::Path) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < until {
+        if sled::Config::new().path(path).open().is_ok() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{} stays locked", path.display());
+}
+
+#[actix_web::test]
+async fn orders_stored_before_the_ledger_are_posted_once_at_start() {
+    use lastmile_actors::domain::{Event, OpenId};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("old");
+    let customer = OpenId::parse("oOLDCUSTOMER").expect("openid");
+    let courier = OpenId::parse("oOLDCOURIER").expect("openid");
+    {
+        let store =
+            lastmile_actors::storage::Store::open(&data, std::time::Duration::ZERO).expect("store");
+        let repo = store.order_repo();
+        let paid = [Event::PaymentConfirmed];
+        let completed = [
+            Event::PaymentConfirmed,
+            Event::PickUp,
+            Event::Deliver,
+            Event::Confirm,
+        ];
+        let refunded = [
+            Event::PaymentConfirmed,
+            Event::Cancel,
+            Event::RefundConfirmed,
+        ];
+        for (tip, events) in [
+            (0, &paid[..]),
+            (100, &completed[..]),
+            (0, &refunded[..]),
+            (0, &[][..]),
+        ] {
+            let order = stored_order(&customer, &courier, tip, events);
+            repo.insert_new_order(&order, None).expect("insert");
+            repo.update_order(&order, false).expect("update");
+        }
+        store.flush_blocking().expect("flush");
+    }
+    reopenable(&data);
+    // The real binary, killed and started again: the migration is told
+    // once and posted once, whatever the restarts.
+    let mut binary = BinaryApp::start(&data, &[("LASTMILE__ADMIN__TOKEN", TOKEN)]).await;
+    let client = reqwest::Client::new();
+    for start in 0..2 {
+        let check: Value = client
+            .get(binary.url("/api/v1/admin/ledger/check"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("check answers")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(check["balanced"], true, "start {start}: {check}");
+        // Paid 300 (in escrow) + completed 400 + refunded 300 (returned).
+        assert_eq!(class(&check, "clearing"), -700, "start {start}: {check}");
+        assert_eq!(class(&check, "escrow"), 300);
+        assert_eq!(class(&check, "platform"), 30);
+        assert_eq!(class(&check, "courier_available"), 370);
+        binary.kill9();
+        binary.launch().await;
+    }
+}
+
+#[actix_web::test]
+async fn a_book_that_does_not_balance_keeps_the_service_unready() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("broken");
+    {
+        let db = sled::open(&data).expect("sled");
+        let balances = db.open_tree("ledger_balances").expect("tree");
+        balances
+            .insert("platform", &500i64.to_be_bytes())
+            .expect("insert");
+        db.flush().expect("flush");
+    }
+    reopenable(&data);
+    let app = spawn_app_with(|s| {
+        s.storage.path = data.clone();
+        s.admin.token = Some(lastmile_actors::wechat::Secret::new(TOKEN));
+    })
+    .await;
+    let ready = eventually(std::time::Duration::from_secs(5), || async {
+        app.send(test::TestRequest::get().uri("/readyz"))
+            .await
+            .status
+            == StatusCode::SERVICE_UNAVAILABLE
+    })
+    .await;
+    assert!(ready, "/readyz must say the ledger is broken");
+    let check = ledger_check(&app).await;
+    assert_eq!(check["balanced"], false);
+    assert_eq!(check["sum_fen"], 500);
+    assert!(
+        check["problems"][0].as_str().unwrap_or("").contains("500"),
+        "{check}"
+    );
 }

@@ -313,7 +313,7 @@ async fn unpaid_prepaid_order_is_closed_then_cancelled() {
     );
 }
 
-fn refund_notify(appid: &str, mch_id: &str, key: &str, order_id: &str) -> String {
+pub(crate) fn refund_notify(appid: &str, mch_id: &str, key: &str, order_id: &str) -> String {
     refund_notify_with(appid, mch_id, key, order_id, &[])
 }
 

@@ -1254,7 +1254,10 @@ impl Handler<OrderEvent> for Dispatcher {
                 self.publish();
             }
             OrderEvent::Task(changed) => self.task_changed(changed),
-            OrderEvent::PaymentDue(_) | OrderEvent::RefundDue(_) | OrderEvent::OutboxWritten => {}
+            OrderEvent::PaymentDue(_)
+            | OrderEvent::RefundDue(_)
+            | OrderEvent::OutboxWritten
+            | OrderEvent::MoneyWritten => {}
         }
     }
 }

@@ -233,11 +233,9 @@ impl Status {
             (S::Delivered, E::Confirm) => S::Completed,
             (S::Refunding, E::RefundConfirmed) => S::Refunded,
             // An operator may give the money back at any point after payment
-            // (a complaint after delivery included), but not twice.
-            (
-                S::Paid | S::Assigned | S::PickedUp | S::Delivered | S::Completed,
-                E::OperatorRefund,
-            ) => S::Refunding,
+            // (a complaint after delivery included) until it is settled: a
+            // completed order's money is its courier's and the platform's.
+            (S::Paid | S::Assigned | S::PickedUp | S::Delivered, E::OperatorRefund) => S::Refunding,
             (S::Refunding, E::RefundFailed) => S::RefundFailed,
             // The retry, with the same refund number.
             (S::RefundFailed, E::OperatorRefund) => S::Refunding,

@@ -270,6 +270,8 @@ pub enum OrderEvent {
     RefundDue(RefundDue),
     /// A customer message was written to the outbox.
     OutboxWritten,
+    /// A money event was written to the ledger's inbox (and is on disk).
+    MoneyWritten,
 }
 
 /// Who hears the shards' [`OrderEvent`]s (fixed when the service starts).
@@ -291,6 +293,15 @@ pub struct Peek {
 pub struct SnapshotsSince {
     /// The start of the day asked about.
     pub since: time::OffsetDateTime,
+}
+
+/// A courier's orders whose money is not settled yet: assigned, picked
+/// up, or delivered and not yet confirmed.
+#[derive(Message)]
+#[rtype(result = "Vec<Order>")]
+pub struct CourierUnsettled {
+    /// The courier.
+    pub courier: OpenId,
 }
 
 /// Ask a shard to tell its paid and assigned orders again (a listener that

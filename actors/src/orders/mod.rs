@@ -395,6 +395,22 @@ impl Orders {
         Ok(figures::day_figures(&snapshots))
     }
 
+    /// A courier's orders whose money is not settled yet (their pending
+    /// earnings), from every shard's memory.
+    pub async fn unsettled_of(&self, courier: OpenId) -> Result<Vec<Order>, OrderError> {
+        let answers = futures::future::join_all(self.shards.iter().map(|shard| {
+            shard.send(CourierUnsettled {
+                courier: courier.clone(),
+            })
+        }))
+        .await;
+        let mut orders = Vec::new();
+        for answer in answers {
+            orders.extend(answer.map_err(|_| OrderError::Unavailable)?);
+        }
+        Ok(orders)
+    }
+
     /// Pickup, deliver or confirm on behalf of `by`.
     pub async fn step(&self, id: OrderId, by: OpenId, step: Step) -> Result<Order, OrderError> {
         let order = self

@@ -12,6 +12,7 @@ use crate::domain::{
     now_utc, ChangedBy, Event, MessageKind, OpenId, Order, OrderId, OutboxEntry, Status,
     ALL_STATUSES,
 };
+use crate::ledger::MoneyEvent;
 use crate::storage::{OrderRepo, StorageError};
 
 use super::*;
@@ -251,7 +252,7 @@ impl OrderShard {
         if !note.is_empty() {
             order.explain_last(note);
         }
-        self.save(&order, was_terminal)?;
+        self.save(&order, was_terminal, MoneyEvent::of_change(&order, event))?;
         metrics::counter!("lastmile_order_transitions_total", "to" => to.as_str()).increment(1);
         self.track(order.clone());
         Ok(order)
@@ -321,6 +322,17 @@ impl OrderShard {
         self.publish(OrderEvent::Taken(order.id.clone()));
     }
 
+    /// Tells the ledger there is money in its inbox, once it is on disk.
+    fn money_written(&self) {
+        let (store, listeners) = (self.store.clone(), self.listeners.clone());
+        actix::spawn(async move {
+            if store.commit().await.is_ok() {
+                publish(&listeners, OrderEvent::MoneyWritten);
+            }
+            // Else the ledger finds it on its next sweep of the inbox.
+        });
+    }
+
     /// Tells the payments actor to refund `order`, once its `refunding`
     /// state is on disk.
     fn refund_due(&self, order: &Order) {
@@ -341,7 +353,14 @@ impl OrderShard {
 
     /// Persists a change, with the customer's message in the same write
     /// when the new status announces one.
-    fn save(&self, order: &Order, was_terminal: bool) -> Result<(), OrderError> {
+    /// Writes a changed order with, atomically, its customer's message and
+    /// the money the change moves.
+    fn save(
+        &self,
+        order: &Order,
+        was_terminal: bool,
+        money: Option<MoneyEvent>,
+    ) -> Result<(), OrderError> {
         let message = match MessageKind::for_status(order.status()) {
             Some(kind) => {
                 let now_ms = crate::domain::unix_ms(now_utc());
@@ -359,9 +378,12 @@ impl OrderShard {
             None => None,
         };
         self.store
-            .update_order_with(order, was_terminal, message.as_ref())?;
+            .update_order_with(order, was_terminal, message.as_ref(), money.as_ref())?;
         if message.is_some() {
             self.publish(OrderEvent::OutboxWritten);
+        }
+        if money.is_some() {
+            self.money_written();
         }
         Ok(())
     }
@@ -422,7 +444,7 @@ impl OrderShard {
             order.unassign(by.clone(), now)?;
         }
         order.assign(courier, by, now)?;
-        self.save(&order, false)?;
+        self.save(&order, false, None)?;
         metrics::counter!("lastmile_order_transitions_total", "to" => "assigned").increment(1);
         self.track(order.clone());
         Ok(order)
@@ -756,6 +778,30 @@ impl Handler<Peek> for OrderShard {
 
     fn handle(&mut self, Peek { id }: Peek, _: &mut Self::Context) -> Self::Result {
         self.load(&id)
+    }
+}
+
+impl Handler<CourierUnsettled> for OrderShard {
+    type Result = MessageResult<CourierUnsettled>;
+
+    fn handle(
+        &mut self,
+        CourierUnsettled { courier }: CourierUnsettled,
+        _: &mut Self::Context,
+    ) -> Self::Result {
+        MessageResult(
+            self.active
+                .values()
+                .filter(|o| o.courier.as_ref() == Some(&courier))
+                .filter(|o| {
+                    matches!(
+                        o.status(),
+                        Status::Assigned | Status::PickedUp | Status::Delivered
+                    )
+                })
+                .map(|o| Order::clone(o))
+                .collect(),
+        )
     }
 }
 

@@ -615,7 +615,8 @@ impl Handler<OrderEvent> for PaymentsActor {
             OrderEvent::Waiting(_)
             | OrderEvent::Taken(_)
             | OrderEvent::Task(_)
-            | OrderEvent::OutboxWritten => {}
+            | OrderEvent::OutboxWritten
+            | OrderEvent::MoneyWritten => {}
         }
     }
 }

@@ -37,6 +37,7 @@
 
 mod couriers;
 mod formids;
+mod ledger;
 mod orders;
 mod outbox;
 mod payments;
@@ -47,6 +48,7 @@ mod tokens;
 
 pub use couriers::CourierRepo;
 pub use formids::FormIdRepo;
+pub use ledger::LedgerRepo;
 pub use orders::OrderRepo;
 pub use outbox::OutboxRepo;
 pub use payments::PaymentRepo;
@@ -149,6 +151,10 @@ struct Inner {
     share_codes: sled::Tree,
     couriers: sled::Tree,
     outbox: sled::Tree,
+    ledger_inbox: sled::Tree,
+    ledger_postings: sled::Tree,
+    ledger_balances: sled::Tree,
+    ledger_entries: sled::Tree,
     committer: mpsc::Sender<Waiter>,
     /// Flushes still to fail on purpose (fault injection for tests).
     failing_flushes: Arc<AtomicU32>,
@@ -201,6 +207,10 @@ impl Store {
             share_codes: db.open_tree("share_codes")?,
             couriers: db.open_tree("couriers")?,
             outbox: db.open_tree("outbox")?,
+            ledger_inbox: db.open_tree("ledger_inbox")?,
+            ledger_postings: db.open_tree("ledger_postings")?,
+            ledger_balances: db.open_tree("ledger_balances")?,
+            ledger_entries: db.open_tree("ledger_entries")?,
             committer: tx,
             failing_flushes,
             flush_failed,
@@ -289,6 +299,11 @@ impl Store {
     /// The orders shards' trees.
     pub fn order_repo(&self) -> OrderRepo {
         OrderRepo(self.clone())
+    }
+
+    /// The ledger's trees.
+    pub fn ledger_repo(&self) -> LedgerRepo {
+        LedgerRepo(self.clone())
     }
 
     /// The notifier's outbox.

@@ -3,6 +3,8 @@
 //! as the order change they announce (the transactional outbox; the
 //! notifier reads them through [`super::OutboxRepo`]).
 
+use crate::ledger::MoneyEvent;
+
 use super::*;
 
 /// The orders shards' trees.
@@ -46,23 +48,25 @@ impl OrderRepo {
     /// Writes a changed order; a terminal one moves to the archive, and one
     /// that leaves a terminal status (a late payment) moves back.
     pub fn update_order(&self, order: &Order, was_terminal: bool) -> Result<(), StorageError> {
-        self.update_order_with(order, was_terminal, None)
+        self.update_order_with(order, was_terminal, None, None)
     }
 
     /// [`Self::update_order`] plus, in the same transaction, a message for
-    /// the notifier's outbox: the state change and its message are durable
-    /// together or not at all.
+    /// the notifier's outbox and the money the change moves for the
+    /// ledger's inbox: the state change, its message and its money are
+    /// durable together or not at all.
     pub fn update_order_with(
         &self,
         order: &Order,
         was_terminal: bool,
         message: Option<&OutboxEntry>,
+        money: Option<&MoneyEvent>,
     ) -> Result<(), StorageError> {
         let id = order.id.as_str().as_bytes();
         let record = encode_order(order)?;
         let inner = &self.0.inner;
         let terminal = order.status().is_terminal();
-        if message.is_none() && !terminal && !was_terminal {
+        if message.is_none() && money.is_none() && !terminal && !was_terminal {
             inner.active.insert(id, record)?;
             return Ok(());
         }
@@ -70,8 +74,17 @@ impl OrderRepo {
             Some(m) => Some((m.id.to_be_bytes(), store(m)?)),
             None => None,
         };
-        (&inner.active, &inner.archive, &inner.outbox)
-            .transaction(|(active, archive, outbox)| {
+        let money = match money {
+            Some(m) => Some((inner.db.generate_id()?.to_be_bytes(), store(m)?)),
+            None => None,
+        };
+        (
+            &inner.active,
+            &inner.archive,
+            &inner.outbox,
+            &inner.ledger_inbox,
+        )
+            .transaction(|(active, archive, outbox, ledger_inbox)| {
                 if terminal {
                     active.remove(id)?;
                     archive.insert(id, record.as_slice())?;
@@ -83,6 +96,9 @@ impl OrderRepo {
                 }
                 if let Some((key, value)) = &message {
                     outbox.insert(key, value.as_slice())?;
+                }
+                if let Some((key, value)) = &money {
+                    ledger_inbox.insert(key, value.as_slice())?;
                 }
                 Ok::<(), ConflictableTransactionError<()>>(())
             })

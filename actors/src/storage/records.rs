@@ -13,6 +13,7 @@ use crate::domain::{
     OrderKind, OrderParts, OutboxEntry, PhoneNumber, PlaceId, PooledId, Session, Status,
     StoredToken, Tip, Via,
 };
+use crate::ledger::{Account, Entry, Leg, MoneyEvent, Posted, Posting, PostingKind};
 use crate::payments::PaymentRecord;
 use crate::wechat::PayParams;
 
@@ -647,5 +648,195 @@ impl Stored for PaymentRecord {
     }
     fn from_record(r: PaymentV1) -> Result<Self, Unreadable> {
         r.domain()
+    }
+}
+
+/// A money event waiting in the ledger's inbox (tag `RECORD_V1`; the
+/// variant index is the disk value).
+#[derive(Serialize, Deserialize)]
+pub(super) enum MoneyEventV1 {
+    Paid {
+        order: String,
+        total: u32,
+    },
+    Completed {
+        order: String,
+        courier: String,
+        total: u32,
+        tip: u32,
+    },
+    Refunded {
+        order: String,
+        amount: u32,
+        by_hand: bool,
+    },
+}
+
+fn order_id(s: &str) -> Result<OrderId, Unreadable> {
+    OrderId::parse(s).map_err(|_| Unreadable)
+}
+
+impl Stored for MoneyEvent {
+    type Record = MoneyEventV1;
+    fn to_record(&self) -> MoneyEventV1 {
+        match self {
+            MoneyEvent::Paid { order, total } => MoneyEventV1::Paid {
+                order: order.to_string(),
+                total: *total,
+            },
+            MoneyEvent::Completed {
+                order,
+                courier,
+                total,
+                tip,
+            } => MoneyEventV1::Completed {
+                order: order.to_string(),
+                courier: courier.to_string(),
+                total: *total,
+                tip: *tip,
+            },
+            MoneyEvent::Refunded {
+                order,
+                amount,
+                by_hand,
+            } => MoneyEventV1::Refunded {
+                order: order.to_string(),
+                amount: *amount,
+                by_hand: *by_hand,
+            },
+        }
+    }
+    fn from_record(r: MoneyEventV1) -> Result<Self, Unreadable> {
+        Ok(match r {
+            MoneyEventV1::Paid { order, total } => MoneyEvent::Paid {
+                order: order_id(&order)?,
+                total,
+            },
+            MoneyEventV1::Completed {
+                order,
+                courier,
+                total,
+                tip,
+            } => MoneyEvent::Completed {
+                order: order_id(&order)?,
+                courier: open_id(&courier)?,
+                total,
+                tip,
+            },
+            MoneyEventV1::Refunded {
+                order,
+                amount,
+                by_hand,
+            } => MoneyEvent::Refunded {
+                order: order_id(&order)?,
+                amount,
+                by_hand,
+            },
+        })
+    }
+}
+
+/// Posting kinds as stored (the variant index is the disk value).
+#[derive(Serialize, Deserialize, Clone, Copy)]
+enum PostingKindRecord {
+    Payment,
+    Earning,
+    Refund,
+}
+
+impl From<PostingKind> for PostingKindRecord {
+    fn from(k: PostingKind) -> Self {
+        match k {
+            PostingKind::Payment => Self::Payment,
+            PostingKind::Earning => Self::Earning,
+            PostingKind::Refund => Self::Refund,
+        }
+    }
+}
+
+impl From<PostingKindRecord> for PostingKind {
+    fn from(k: PostingKindRecord) -> Self {
+        match k {
+            PostingKindRecord::Payment => Self::Payment,
+            PostingKindRecord::Earning => Self::Earning,
+            PostingKindRecord::Refund => Self::Refund,
+        }
+    }
+}
+
+/// A posting as stored under its idempotency key (tag `RECORD_V1`).
+#[derive(Serialize, Deserialize)]
+pub(super) struct PostingV1 {
+    at_unix_ms: i64,
+    kind: PostingKindRecord,
+    order: Option<String>,
+    legs: Vec<(String, i64)>,
+}
+
+impl Stored for Posted {
+    type Record = PostingV1;
+    fn to_record(&self) -> PostingV1 {
+        PostingV1 {
+            at_unix_ms: self.at_unix_ms,
+            kind: self.posting.kind.into(),
+            order: self.posting.order.as_ref().map(|o| o.to_string()),
+            legs: self
+                .posting
+                .legs
+                .iter()
+                .map(|l| (l.account.key(), l.amount))
+                .collect(),
+        }
+    }
+    fn from_record(r: PostingV1) -> Result<Self, Unreadable> {
+        let legs = r
+            .legs
+            .into_iter()
+            .map(|(account, amount)| {
+                Account::parse(&account)
+                    .map(|account| Leg { account, amount })
+                    .ok_or(Unreadable)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Posted {
+            at_unix_ms: r.at_unix_ms,
+            posting: Posting {
+                // The key is where the record is stored, not in it.
+                key: String::new(),
+                kind: r.kind.into(),
+                order: r.order.as_deref().map(order_id).transpose()?,
+                legs,
+            },
+        })
+    }
+}
+
+/// One line of an account's statement as stored (tag `RECORD_V1`).
+#[derive(Serialize, Deserialize)]
+pub(super) struct EntryV1 {
+    at_unix_ms: i64,
+    kind: PostingKindRecord,
+    order: Option<String>,
+    amount: i64,
+}
+
+impl Stored for Entry {
+    type Record = EntryV1;
+    fn to_record(&self) -> EntryV1 {
+        EntryV1 {
+            at_unix_ms: self.at_unix_ms,
+            kind: self.kind.into(),
+            order: self.order.as_ref().map(|o| o.to_string()),
+            amount: self.amount,
+        }
+    }
+    fn from_record(r: EntryV1) -> Result<Self, Unreadable> {
+        Ok(Entry {
+            seq: 0,
+            at_unix_ms: r.at_unix_ms,
+            kind: r.kind.into(),
+            order: r.order.as_deref().map(order_id).transpose()?,
+            amount: r.amount,
+        })
     }
 }

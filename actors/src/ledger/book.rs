@@ -1,0 +1,509 @@
+//! The double-entry book, pure: accounts, the postings each money event
+//! makes, the commission rule and the invariants. No storage, no clock:
+//! the ledger actor feeds it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::domain::{Event, OpenId, Order, OrderId, Status};
+
+/// Where money sits. Every account but [`Account::Clearing`] holds what
+/// someone is owed and never goes below zero; clearing is the other side
+/// of the money WeChat Pay holds for the merchant, so it is negative.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Account {
+    /// WeChat Pay: payments come from it, refunds and payouts go to it.
+    Clearing,
+    /// The platform's commission.
+    Platform,
+    /// Refunds an operator settled outside WeChat Pay.
+    ByHand,
+    /// What a customer paid for one order, until it is settled.
+    Escrow(OrderId),
+    /// What a courier may withdraw.
+    Available(OpenId),
+    /// What a courier asked to withdraw, until it is paid or returned.
+    Withdrawing(OpenId),
+}
+
+impl Account {
+    /// The account's stable name (its storage key).
+    pub fn key(&self) -> String {
+        match self {
+            Account::Clearing => "clearing".into(),
+            Account::Platform => "platform".into(),
+            Account::ByHand => "by_hand".into(),
+            Account::Escrow(id) => format!("escrow:{id}"),
+            Account::Available(c) => format!("available:{c}"),
+            Account::Withdrawing(c) => format!("withdrawing:{c}"),
+        }
+    }
+
+    /// The account a key names.
+    pub fn parse(key: &str) -> Option<Self> {
+        match key {
+            "clearing" => return Some(Account::Clearing),
+            "platform" => return Some(Account::Platform),
+            "by_hand" => return Some(Account::ByHand),
+            _ => {}
+        }
+        let (class, owner) = key.split_once(':')?;
+        match class {
+            "escrow" => OrderId::parse(owner).ok().map(Account::Escrow),
+            "available" => OpenId::parse(owner).ok().map(Account::Available),
+            "withdrawing" => OpenId::parse(owner).ok().map(Account::Withdrawing),
+            _ => None,
+        }
+    }
+
+    /// The class of the account, as the check reports it.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Account::Clearing => "clearing",
+            Account::Platform => "platform",
+            Account::ByHand => "by_hand",
+            Account::Escrow(_) => "escrow",
+            Account::Available(_) => "courier_available",
+            Account::Withdrawing(_) => "courier_withdrawing",
+        }
+    }
+}
+
+impl fmt::Display for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.key())
+    }
+}
+
+/// Something that moves money, told by the orders shards in the same
+/// write as the order change (so it survives any crash with it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MoneyEvent {
+    /// WeChat Pay confirmed a payment of `total` fen (fee + tip).
+    Paid {
+        /// The order.
+        order: OrderId,
+        /// What was paid.
+        total: u32,
+    },
+    /// The order completed: its escrow goes to its courier and the platform.
+    Completed {
+        /// The order.
+        order: OrderId,
+        /// Who delivered it.
+        courier: OpenId,
+        /// What was paid.
+        total: u32,
+        /// Of which the tip, the courier's whole.
+        tip: u32,
+    },
+    /// Money went back to the customer.
+    Refunded {
+        /// The order.
+        order: OrderId,
+        /// How much.
+        amount: u32,
+        /// Settled by an operator outside WeChat Pay.
+        by_hand: bool,
+    },
+}
+
+/// What a posting is, for wallets and the console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PostingKind {
+    /// A customer's payment into escrow.
+    Payment,
+    /// An order's escrow paid out to its courier and the platform.
+    Earning,
+    /// Money back to a customer.
+    Refund,
+}
+
+/// One line of a posting: `amount` fen into (positive) or out of
+/// (negative) `account`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leg {
+    /// The account.
+    pub account: Account,
+    /// Signed fen.
+    pub amount: i64,
+}
+
+/// A balanced set of legs, posted once under its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posting {
+    /// The idempotency key, derived from the event that caused it.
+    pub key: String,
+    /// What it is.
+    pub kind: PostingKind,
+    /// The order it is about.
+    pub order: Option<OrderId>,
+    /// The legs; they sum to zero.
+    pub legs: Vec<Leg>,
+}
+
+impl Posting {
+    /// True when the legs sum to zero.
+    pub fn is_balanced(&self) -> bool {
+        self.legs.iter().map(|l| l.amount).sum::<i64>() == 0
+    }
+}
+
+/// The platform's commission on an order: ⌊(money left after refunds, tip
+/// excluded) × percent / 100⌋. Refunds come out of the fee before the tip.
+pub fn commission(left: u32, tip: u32, percent: u8) -> u32 {
+    let base = u64::from(left.saturating_sub(tip));
+    // base ≤ u32::MAX and percent ≤ 100: the quotient fits.
+    (base * u64::from(percent.min(100)) / 100) as u32
+}
+
+/// What the courier of an order of `total` fen with `tip` gets when it
+/// completes untouched by refunds.
+pub fn earning(total: u32, tip: u32, percent: u8) -> u32 {
+    total - commission(total, tip, percent)
+}
+
+impl MoneyEvent {
+    /// The key its posting is stored under: a replayed event finds it.
+    pub fn key(&self) -> String {
+        match self {
+            MoneyEvent::Paid { order, .. } => format!("paid:{order}"),
+            MoneyEvent::Completed { order, .. } => format!("completed:{order}"),
+            MoneyEvent::Refunded { order, .. } => format!("refunded:{order}"),
+        }
+    }
+
+    /// The order it is about.
+    pub fn order(&self) -> &OrderId {
+        match self {
+            MoneyEvent::Paid { order, .. }
+            | MoneyEvent::Completed { order, .. }
+            | MoneyEvent::Refunded { order, .. } => order,
+        }
+    }
+
+    /// Its posting, given what the order's escrow holds now (refunds may
+    /// have taken part of it) and the commission percent.
+    pub fn posting(&self, escrow: i64, percent: u8) -> Posting {
+        let order = self.order().clone();
+        let escrow_account = Account::Escrow(order.clone());
+        let (kind, legs) = match self {
+            MoneyEvent::Paid { total, .. } => (
+                PostingKind::Payment,
+                vec![
+                    leg(Account::Clearing, -i64::from(*total)),
+                    leg(escrow_account, i64::from(*total)),
+                ],
+            ),
+            MoneyEvent::Completed { courier, tip, .. } => {
+                let left = u32::try_from(escrow.max(0)).unwrap_or(u32::MAX);
+                let fee = commission(left, *tip, percent);
+                (
+                    PostingKind::Earning,
+                    vec![
+                        leg(escrow_account, -i64::from(left)),
+                        leg(Account::Available(courier.clone()), i64::from(left - fee)),
+                        leg(Account::Platform, i64::from(fee)),
+                    ],
+                )
+            }
+            MoneyEvent::Refunded {
+                amount, by_hand, ..
+            } => {
+                let to = if *by_hand {
+                    Account::ByHand
+                } else {
+                    Account::Clearing
+                };
+                (
+                    PostingKind::Refund,
+                    vec![
+                        leg(escrow_account, -i64::from(*amount)),
+                        leg(to, i64::from(*amount)),
+                    ],
+                )
+            }
+        };
+        Posting {
+            key: self.key(),
+            kind,
+            order: Some(order),
+            legs: legs.into_iter().filter(|l| l.amount != 0).collect(),
+        }
+    }
+}
+
+/// A posting with when it was made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posted {
+    /// When, unix ms.
+    pub at_unix_ms: i64,
+    /// What.
+    pub posting: Posting,
+}
+
+/// One line of an account's statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Its place in the ledger (increasing; the statement's cursor).
+    pub seq: u64,
+    /// When, unix ms.
+    pub at_unix_ms: i64,
+    /// What moved the money.
+    pub kind: PostingKind,
+    /// The order it is about.
+    pub order: Option<OrderId>,
+    /// Signed fen into the account.
+    pub amount: i64,
+}
+
+impl MoneyEvent {
+    /// The money an order change moves, if any: a payment, a completion,
+    /// a refund (by WeChat Pay or settled by hand).
+    pub fn of_change(order: &Order, event: Event) -> Option<Self> {
+        let id = order.id.clone();
+        match event {
+            Event::PaymentConfirmed => Some(MoneyEvent::Paid {
+                order: id,
+                total: order.total_fen(),
+            }),
+            Event::Confirm => Some(MoneyEvent::Completed {
+                order: id,
+                courier: order.courier.clone()?,
+                total: order.total_fen(),
+                tip: order.tip_fen.get(),
+            }),
+            Event::RefundConfirmed | Event::RefundSettled => Some(MoneyEvent::Refunded {
+                order: id,
+                amount: order.total_fen(),
+                by_hand: event == Event::RefundSettled,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Every money event an order stored before the ledger existed went
+    /// through, judged from where it ended up (a refunded order was paid
+    /// and refunded, whatever happened between).
+    pub fn of_past(order: &Order) -> Vec<Self> {
+        let paid = MoneyEvent::Paid {
+            order: order.id.clone(),
+            total: order.total_fen(),
+        };
+        let by_hand = order
+            .history()
+            .last()
+            .is_some_and(|c| c.event == Some(Event::RefundSettled));
+        match order.status() {
+            Status::AwaitingPayment | Status::Cancelled => Vec::new(),
+            Status::Completed => {
+                let mut events = vec![paid];
+                events.extend(Self::of_change(order, Event::Confirm));
+                events
+            }
+            Status::Refunded => vec![
+                paid,
+                MoneyEvent::Refunded {
+                    order: order.id.clone(),
+                    amount: order.total_fen(),
+                    by_hand,
+                },
+            ],
+            _ => vec![paid],
+        }
+    }
+}
+
+fn leg(account: Account, amount: i64) -> Leg {
+    Leg { account, amount }
+}
+
+/// One class of accounts in the check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ClassTotal {
+    /// `clearing`, `platform`, `by_hand`, `escrow`, `courier_available`
+    /// or `courier_withdrawing`.
+    pub account: String,
+    /// How many accounts of the class hold money.
+    pub count: u64,
+    /// Their sum in fen.
+    pub balance_fen: i64,
+}
+
+/// The result of checking the invariants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Check {
+    /// True when every invariant holds.
+    pub balanced: bool,
+    /// The sum over all accounts (0 when the book balances).
+    pub sum_fen: i64,
+    /// The totals by class of account.
+    pub accounts: Vec<ClassTotal>,
+    /// Each broken invariant, in words.
+    pub problems: Vec<String>,
+}
+
+/// Checks the book: the sum over all accounts is zero, no account but
+/// clearing is negative, and a finished order's escrow is empty.
+pub fn check<'a>(
+    balances: impl IntoIterator<Item = (&'a Account, i64)>,
+    finished: impl Fn(&OrderId) -> bool,
+) -> Check {
+    let mut sum: i64 = 0;
+    let mut classes: BTreeMap<&'static str, (u64, i64)> = BTreeMap::new();
+    let mut problems = Vec::new();
+    for (account, balance) in balances {
+        sum += balance;
+        let class = classes.entry(account.class()).or_default();
+        class.0 += u64::from(balance != 0);
+        class.1 += balance;
+        if balance < 0 && *account != Account::Clearing {
+            problems.push(format!("{account} is negative ({balance} fen)"));
+        }
+        if let Account::Escrow(order) = account {
+            if balance != 0 && finished(order) {
+                problems.push(format!(
+                    "{account} holds {balance} fen after the order finished"
+                ));
+            }
+        }
+    }
+    if sum != 0 {
+        problems.push(format!("the accounts sum to {sum} fen, not 0"));
+    }
+    Check {
+        balanced: problems.is_empty(),
+        sum_fen: sum,
+        accounts: classes
+            .into_iter()
+            .map(|(account, (count, balance_fen))| ClassTotal {
+                account: account.into(),
+                count,
+                balance_fen,
+            })
+            .collect(),
+        problems,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids() -> (OrderId, OpenId) {
+        (
+            OrderId::parse("ORDER1").expect("id"),
+            OpenId::parse("oCOURIER").expect("openid"),
+        )
+    }
+
+    /// Applies postings to balances, as the repository does.
+    fn apply(balances: &mut BTreeMap<Account, i64>, posting: &Posting) {
+        assert!(posting.is_balanced(), "{posting:?}");
+        for l in &posting.legs {
+            *balances.entry(l.account.clone()).or_default() += l.amount;
+        }
+    }
+
+    #[test]
+    fn commission_is_rounded_down_and_never_touches_the_tip() {
+        assert_eq!(commission(300, 0, 10), 30);
+        assert_eq!(commission(299, 0, 10), 29);
+        assert_eq!(commission(450, 150, 10), 30);
+        assert_eq!(
+            commission(100, 150, 10),
+            0,
+            "a refund took more than the fee"
+        );
+        assert_eq!(commission(300, 0, 0), 0);
+        assert_eq!(commission(300, 0, 200), 300, "at most everything");
+        assert_eq!(commission(u32::MAX, 0, 100), u32::MAX);
+    }
+
+    #[test]
+    fn a_paid_then_completed_order_pays_courier_and_platform_and_empties_its_escrow() {
+        let (order, courier) = ids();
+        let mut balances = BTreeMap::new();
+        let paid = MoneyEvent::Paid {
+            order: order.clone(),
+            total: 455,
+        };
+        apply(&mut balances, &paid.posting(0, 10));
+        let escrow = balances[&Account::Escrow(order.clone())];
+        assert_eq!(escrow, 455);
+        let done = MoneyEvent::Completed {
+            order: order.clone(),
+            courier: courier.clone(),
+            total: 455,
+            tip: 150,
+        };
+        apply(&mut balances, &done.posting(escrow, 10));
+        // Commission ⌊305 × 10 %⌋ = 30; the courier gets the rest, tip whole.
+        assert_eq!(balances[&Account::Platform], 30);
+        assert_eq!(balances[&Account::Available(courier)], 425);
+        assert_eq!(balances[&Account::Clearing], -455);
+        let report = check(balances.iter().map(|(a, b)| (a, *b)), |_| true);
+        assert!(report.balanced, "{report:?}");
+        assert_eq!(report.sum_fen, 0);
+    }
+
+    #[test]
+    fn a_refund_empties_the_escrow_back_to_clearing_or_by_hand() {
+        let (order, _) = ids();
+        let mut balances = BTreeMap::new();
+        apply(
+            &mut balances,
+            &MoneyEvent::Paid {
+                order: order.clone(),
+                total: 300,
+            }
+            .posting(0, 10),
+        );
+        let refund = MoneyEvent::Refunded {
+            order: order.clone(),
+            amount: 300,
+            by_hand: true,
+        };
+        assert_eq!(refund.key(), format!("refunded:{order}"));
+        apply(&mut balances, &refund.posting(300, 10));
+        assert_eq!(balances[&Account::ByHand], 300);
+        assert_eq!(balances[&Account::Escrow(order)], 0);
+        assert!(check(balances.iter().map(|(a, b)| (a, *b)), |_| true).balanced);
+    }
+
+    #[test]
+    fn the_check_names_every_broken_invariant() {
+        let (order, courier) = ids();
+        let broken = [
+            (Account::Clearing, -300),
+            (Account::Escrow(order.clone()), 200),
+            (Account::Available(courier), -50),
+        ];
+        let report = check(broken.iter().map(|(a, b)| (a, *b)), |o| *o == order);
+        assert!(!report.balanced);
+        assert_eq!(report.sum_fen, -150);
+        assert_eq!(report.problems.len(), 3, "{:?}", report.problems);
+        let healthy = [(Account::Clearing, -300), (Account::Escrow(order), 300)];
+        assert!(check(healthy.iter().map(|(a, b)| (a, *b)), |_| false).balanced);
+    }
+
+    #[test]
+    fn account_keys_read_back() {
+        let (order, courier) = ids();
+        for account in [
+            Account::Clearing,
+            Account::Platform,
+            Account::ByHand,
+            Account::Escrow(order),
+            Account::Available(courier.clone()),
+            Account::Withdrawing(courier),
+        ] {
+            assert_eq!(Account::parse(&account.key()), Some(account));
+        }
+        assert_eq!(Account::parse("escrow:"), None);
+        assert_eq!(Account::parse("moon"), None);
+    }
+}

@@ -1,0 +1,320 @@
+//! The ledger: the only owner of the double-entry book. The orders shards
+//! leave money events in its inbox with the order change that caused them;
+//! it posts each once (the posting's key is derived from the event), keeps
+//! balances and statements, and proves its invariants.
+
+mod book;
+
+pub use book::*;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use crate::domain::{now_utc, unix_ms, OpenId, OrderId};
+use crate::orders::OrderEvent;
+use crate::storage::{LedgerRepo, StorageError};
+
+/// How many inbox events one drain posts before looking again.
+const DRAIN_BATCH: usize = 256;
+/// How often the inbox is swept even when nobody said it has news (an
+/// event told while the ledger restarted).
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+/// Longest statement page.
+pub const MAX_STATEMENT: usize = 100;
+
+/// What the ledger needs from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct LedgerConfig {
+    /// `money.commission_percent`: the platform's share of a completed
+    /// order's fee (never of the tip).
+    pub commission_percent: u8,
+}
+
+/// Why the ledger could not answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LedgerError {
+    /// Storage failed.
+    #[error("ledger storage failed")]
+    Storage(#[source] Arc<StorageError>),
+    /// The actor is restarting or gone.
+    #[error("the ledger is unavailable")]
+    Mailbox(#[source] MailboxError),
+}
+
+impl From<StorageError> for LedgerError {
+    fn from(e: StorageError) -> Self {
+        LedgerError::Storage(Arc::new(e))
+    }
+}
+
+impl From<MailboxError> for LedgerError {
+    fn from(e: MailboxError) -> Self {
+        LedgerError::Mailbox(e)
+    }
+}
+
+/// A courier's money.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wallet {
+    /// What they may withdraw.
+    pub available_fen: i64,
+    /// What they asked to withdraw and is not paid or returned yet.
+    pub withdrawing_fen: i64,
+    /// Their available account's statement, newest first.
+    pub entries: Vec<Entry>,
+    /// The `seq` to pass for the next page; None on the last.
+    pub next_before: Option<u64>,
+}
+
+/// The ledger actor.
+pub struct LedgerActor {
+    repo: LedgerRepo,
+    config: LedgerConfig,
+    consistent: Arc<AtomicBool>,
+}
+
+impl Actor for LedgerActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Also after a restart: what was told meanwhile is posted, and the
+        // book is proven again.
+        self.catch_up();
+        ctx.run_interval(SWEEP_EVERY, |ledger, _| {
+            ledger.drain();
+        });
+    }
+}
+
+impl Supervised for LedgerActor {
+    fn restarting(&mut self, _: &mut Self::Context) {
+        tracing::warn!("ledger restarting");
+    }
+}
+
+impl LedgerActor {
+    /// Posts what waits in the inbox and checks the book, saying so in the
+    /// log when it does not balance (`/readyz` then answers 503).
+    fn catch_up(&mut self) {
+        self.drain();
+        match self.check() {
+            Ok(report) if !report.balanced => {
+                tracing::error!(problems = ?report.problems, "the ledger does not balance");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %crate::errors::chain(&e), "the ledger could not be checked");
+                self.consistent.store(false, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Posts every event in the inbox; answers how many were new.
+    fn drain(&mut self) -> usize {
+        let mut posted = 0;
+        loop {
+            let events = match self.repo.inbox(DRAIN_BATCH) {
+                Ok(events) => events,
+                Err(e) => {
+                    tracing::error!(error = %crate::errors::chain(&e), "ledger inbox unreadable");
+                    return posted;
+                }
+            };
+            let full = events.len() == DRAIN_BATCH;
+            for (seq, event) in events {
+                match self.repo.post(
+                    seq,
+                    &event,
+                    self.config.commission_percent,
+                    unix_ms(now_utc()),
+                ) {
+                    Ok(true) => {
+                        posted += 1;
+                        metrics::counter!("lastmile_ledger_postings_total").increment(1);
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::error!(
+                            order = %event.order(),
+                            error = %crate::errors::chain(&e),
+                            "money event not posted (kept in the inbox)"
+                        );
+                        return posted;
+                    }
+                }
+            }
+            if !full {
+                return posted;
+            }
+        }
+    }
+
+    /// Checks every invariant over the stored balances.
+    fn check(&self) -> Result<Check, LedgerError> {
+        let balances = self.repo.balances()?;
+        let repo = &self.repo;
+        let finished = |order: &OrderId| {
+            // Unreadable counts as finished: the check then reports the
+            // escrow rather than hide it.
+            [format!("completed:{order}"), format!("refunded:{order}")]
+                .iter()
+                .any(|key| repo.is_posted(key).unwrap_or(true))
+        };
+        let report = book::check(balances.iter().map(|(a, b)| (a, *b)), finished);
+        self.consistent.store(report.balanced, Ordering::SeqCst);
+        Ok(report)
+    }
+
+    fn wallet(
+        &self,
+        courier: &OpenId,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Wallet, LedgerError> {
+        let available = Account::Available(courier.clone());
+        let limit = limit.clamp(1, MAX_STATEMENT);
+        let mut entries = self.repo.statement(&available, before, limit + 1)?;
+        let next_before = if entries.len() > limit {
+            entries.truncate(limit);
+            entries.last().map(|e| e.seq)
+        } else {
+            None
+        };
+        Ok(Wallet {
+            available_fen: self.repo.balance(&available)?,
+            withdrawing_fen: self.repo.balance(&Account::Withdrawing(courier.clone()))?,
+            entries,
+            next_before,
+        })
+    }
+
+    /// Answers `value` once what the drain before it posted is on disk.
+    fn durable<T: Send + 'static>(
+        &self,
+        posted: usize,
+        value: Result<T, LedgerError>,
+    ) -> ResponseFuture<Result<T, LedgerError>> {
+        let repo = self.repo.clone();
+        Box::pin(async move {
+            let value = value?;
+            if posted > 0 {
+                repo.commit().await?;
+            }
+            Ok(value)
+        })
+    }
+}
+
+impl Handler<OrderEvent> for LedgerActor {
+    type Result = ();
+
+    fn handle(&mut self, event: OrderEvent, _: &mut Self::Context) {
+        if let OrderEvent::MoneyWritten = event {
+            self.drain();
+        }
+    }
+}
+
+/// Check the book's invariants.
+#[derive(Message)]
+#[rtype(result = "Result<Check, LedgerError>")]
+pub struct CheckBook;
+
+impl Handler<CheckBook> for LedgerActor {
+    type Result = ResponseFuture<Result<Check, LedgerError>>;
+
+    fn handle(&mut self, _: CheckBook, _: &mut Self::Context) -> Self::Result {
+        let posted = self.drain();
+        let report = self.check();
+        self.durable(posted, report)
+    }
+}
+
+/// A courier's wallet.
+#[derive(Message)]
+#[rtype(result = "Result<Wallet, LedgerError>")]
+pub struct GetWallet {
+    /// Whose.
+    pub courier: OpenId,
+    /// The previous page's `next_before`.
+    pub before: Option<u64>,
+    /// Page size (1–100).
+    pub limit: usize,
+}
+
+impl Handler<GetWallet> for LedgerActor {
+    type Result = ResponseFuture<Result<Wallet, LedgerError>>;
+
+    fn handle(&mut self, msg: GetWallet, _: &mut Self::Context) -> Self::Result {
+        // Every event an answered order change wrote is in the inbox:
+        // posting them first, a wallet never lags behind what its courier
+        // was told.
+        let posted = self.drain();
+        let wallet = self.wallet(&msg.courier, msg.before, msg.limit);
+        self.durable(posted, wallet)
+    }
+}
+
+/// The façade's handle on the ledger.
+#[derive(Clone)]
+pub struct Ledger {
+    addr: Addr<LedgerActor>,
+    consistent: Arc<AtomicBool>,
+}
+
+impl Ledger {
+    /// Moves the money events of orders stored before the ledger existed
+    /// into its inbox (once), then starts the ledger, which posts them and
+    /// checks the book.
+    pub fn start(repo: LedgerRepo, config: LedgerConfig) -> Result<Self, StorageError> {
+        let told = repo.migrate_orders()?;
+        if told > 0 {
+            repo.flush_blocking()?;
+            tracing::info!(events = told, "stored orders told to the ledger");
+        }
+        let consistent = Arc::new(AtomicBool::new(false));
+        let mut ledger = LedgerActor {
+            repo,
+            config,
+            consistent: consistent.clone(),
+        };
+        // Before anyone asks `/readyz`: the book is proven once here.
+        ledger.catch_up();
+        let addr = Supervisor::start(move |_| ledger);
+        Ok(Self { addr, consistent })
+    }
+
+    /// Where the orders shards send their events.
+    pub fn listener(&self) -> Recipient<OrderEvent> {
+        self.addr.clone().recipient()
+    }
+
+    /// True when the last check found the book balanced (`/readyz`).
+    pub fn is_consistent(&self) -> bool {
+        self.consistent.load(Ordering::SeqCst)
+    }
+
+    /// Checks the invariants now.
+    pub async fn check(&self) -> Result<Check, LedgerError> {
+        self.addr.send(CheckBook).await?
+    }
+
+    /// A courier's wallet, a page of their statement.
+    pub async fn wallet(
+        &self,
+        courier: OpenId,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Wallet, LedgerError> {
+        self.addr
+            .send(GetWallet {
+                courier,
+                before,
+                limit,
+            })
+            .await?
+    }
+}

@@ -1,0 +1,212 @@
+//! The ledger's repository: `ledger_postings` (each posting under its
+//! idempotency key), `ledger_balances` (account → fen), `ledger_entries`
+//! (each account's statement), and `ledger_inbox`, where the orders shards
+//! leave money events in the same transaction as the order change that
+//! caused them (read and emptied here, like the notifier's outbox). Inbox
+//! keys are sled's increasing ids, so events are posted in the order they
+//! happened (an order's payment before its completion).
+
+use crate::ledger::{Account, Entry, MoneyEvent, Posted};
+
+use super::*;
+
+/// Marks that stored orders were told to the ledger once.
+const MIGRATED: &str = "ledger_migrated";
+
+/// The ledger's trees.
+#[derive(Clone)]
+pub struct LedgerRepo(pub(super) Store);
+
+fn balance_of(bytes: Option<sled::IVec>) -> i64 {
+    bytes
+        .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+        .map_or(0, i64::from_be_bytes)
+}
+
+/// Where an account's statement lines live: its key, a 0 byte, the line's
+/// sequence number (so a prefix scan reads one account in order).
+fn entry_key(account: &str, seq: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(account.len() + 9);
+    key.extend_from_slice(account.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+impl LedgerRepo {
+    /// Up to `limit` money events waiting in the inbox, oldest first, with
+    /// their inbox keys.
+    pub fn inbox(&self, limit: usize) -> Result<Vec<(u64, MoneyEvent)>, StorageError> {
+        let mut out = Vec::new();
+        for item in self.0.inner.ledger_inbox.iter().take(limit) {
+            let (key, value) = item?;
+            let seq = <[u8; 8]>::try_from(key.as_ref())
+                .map(u64::from_be_bytes)
+                .map_err(|_| StorageError::Corrupt {
+                    key: "ledger_inbox".into(),
+                })?;
+            out.push((seq, load(&value, "ledger_inbox")?));
+        }
+        Ok(out)
+    }
+
+    /// Posts `event` once, at `at_unix_ms`, with the commission percent of
+    /// the moment, and takes it (inbox key `seq`) out of the inbox,
+    /// atomically. Answers whether it was new (a replayed event only
+    /// leaves the inbox).
+    pub fn post(
+        &self,
+        seq: u64,
+        event: &MoneyEvent,
+        percent: u8,
+        at_unix_ms: i64,
+    ) -> Result<bool, StorageError> {
+        let inner = &self.0.inner;
+        let key = event.key();
+        let escrow_key = Account::Escrow(event.order().clone()).key();
+        (
+            &inner.ledger_postings,
+            &inner.ledger_balances,
+            &inner.ledger_entries,
+            &inner.ledger_inbox,
+        )
+            .transaction(|(postings, balances, entries, inbox)| {
+                inbox.remove(&seq.to_be_bytes())?;
+                if postings.get(key.as_bytes())?.is_some() {
+                    return Ok(false);
+                }
+                let escrow = balance_of(balances.get(escrow_key.as_bytes())?);
+                let posting = event.posting(escrow, percent);
+                let posted = Posted {
+                    at_unix_ms,
+                    posting,
+                };
+                let record = store(&posted).map_err(abort)?;
+                postings.insert(key.as_bytes(), record)?;
+                for leg in &posted.posting.legs {
+                    let account = leg.account.key();
+                    let balance = balance_of(balances.get(account.as_bytes())?) + leg.amount;
+                    if balance == 0 {
+                        // An emptied escrow (or wallet) leaves no key behind.
+                        balances.remove(account.as_bytes())?;
+                    } else {
+                        balances.insert(account.as_bytes(), &balance.to_be_bytes())?;
+                    }
+                    let line = Entry {
+                        seq: 0,
+                        at_unix_ms,
+                        kind: posted.posting.kind,
+                        order: posted.posting.order.clone(),
+                        amount: leg.amount,
+                    };
+                    let seq = entries.generate_id()?;
+                    entries.insert(entry_key(&account, seq), store(&line).map_err(abort)?)?;
+                }
+                Ok(true)
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => e.into(),
+            })
+    }
+
+    /// True when a posting with this key exists.
+    pub fn is_posted(&self, key: &str) -> Result<bool, StorageError> {
+        Ok(self.0.inner.ledger_postings.contains_key(key.as_bytes())?)
+    }
+
+    /// One account's balance.
+    pub fn balance(&self, account: &Account) -> Result<i64, StorageError> {
+        let bytes = self.0.inner.ledger_balances.get(account.key().as_bytes())?;
+        Ok(balance_of(bytes))
+    }
+
+    /// Every account that holds money, with its balance.
+    pub fn balances(&self) -> Result<Vec<(Account, i64)>, StorageError> {
+        let mut out = Vec::new();
+        for item in self.0.inner.ledger_balances.iter() {
+            let (key, value) = item?;
+            let name = String::from_utf8_lossy(&key);
+            let account = Account::parse(&name).ok_or_else(|| StorageError::Corrupt {
+                key: name.clone().into_owned(),
+            })?;
+            out.push((account, balance_of(Some(value))));
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` lines of an account's statement, newest first, older
+    /// than the line `before` (a previous page's last `seq`) when given.
+    pub fn statement(
+        &self,
+        account: &Account,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let name = account.key();
+        let start = entry_key(&name, 0);
+        let end = entry_key(&name, before.unwrap_or(u64::MAX));
+        let mut out = Vec::with_capacity(limit);
+        for item in self
+            .0
+            .inner
+            .ledger_entries
+            .range(start..end)
+            .rev()
+            .take(limit)
+        {
+            let (key, value) = item?;
+            let mut entry: Entry = load(&value, "ledger_entries")?;
+            let seq = key
+                .get(key.len().saturating_sub(8)..)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+            entry.seq = seq;
+            out.push(entry);
+        }
+        Ok(out)
+    }
+
+    /// Tells the ledger, once, every money event the stored orders went
+    /// through before it existed (written to its inbox; posting them is
+    /// idempotent, so a crash halfway only means doing it again).
+    pub fn migrate_orders(&self) -> Result<usize, StorageError> {
+        let inner = &self.0.inner;
+        if inner.meta.contains_key(MIGRATED)? {
+            return Ok(0);
+        }
+        let mut told = 0;
+        for tree in [&inner.active, &inner.archive] {
+            for item in tree.iter() {
+                let (key, value) = item?;
+                let order = decode_order(&value, &String::from_utf8_lossy(&key))?;
+                for event in MoneyEvent::of_past(&order) {
+                    if !self.is_posted(&event.key())? {
+                        let seq = inner.db.generate_id()?;
+                        inner
+                            .ledger_inbox
+                            .insert(seq.to_be_bytes(), store(&event)?)?;
+                        told += 1;
+                    }
+                }
+            }
+        }
+        inner.meta.insert(MIGRATED, &[1u8])?;
+        Ok(told)
+    }
+
+    /// Waits until every write made before this call is on disk.
+    pub async fn commit(&self) -> Result<(), StorageError> {
+        self.0.commit().await
+    }
+
+    /// Flushes synchronously (start-up, before any actor runs).
+    pub fn flush_blocking(&self) -> Result<(), StorageError> {
+        self.0.flush_blocking()
+    }
+}
+
+fn abort(e: StorageError) -> ConflictableTransactionError<StorageError> {
+    ConflictableTransactionError::Abort(e)
+}
