@@ -67,12 +67,49 @@ pub struct MoneySettings {
     /// The platform's share of a completed order's fee, in percent (the tip
     /// is the courier's whole), 0–100.
     pub commission_percent: u8,
+    /// The smallest withdrawal, in fen.
+    pub min_withdrawal_fen: u32,
+    /// The most one courier may withdraw per China day, in fen.
+    pub daily_withdrawal_fen: u32,
+    /// Operators approve each withdrawal before it is paid.
+    pub withdrawal_review: bool,
+    /// `transfer` (WeChat Pay 商家转账) or `manual` (an operator pays).
+    pub payout: PayoutSetting,
+}
+
+/// `money.payout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayoutSetting {
+    /// WeChat Pay's 商家转账 (API v3).
+    Transfer,
+    /// An operator pays by hand and marks the withdrawal paid.
+    Manual,
 }
 
 impl Default for MoneySettings {
     fn default() -> Self {
         Self {
             commission_percent: 10,
+            min_withdrawal_fen: 100,
+            daily_withdrawal_fen: 50_000,
+            withdrawal_review: true,
+            payout: PayoutSetting::Transfer,
+        }
+    }
+}
+
+impl MoneySettings {
+    /// The ledger's withdrawal rules.
+    pub fn rules(&self) -> lastmile_actors::ledger::WithdrawalRules {
+        lastmile_actors::ledger::WithdrawalRules {
+            min_fen: self.min_withdrawal_fen,
+            daily_fen: self.daily_withdrawal_fen,
+            review: self.withdrawal_review,
+            payout: match self.payout {
+                PayoutSetting::Transfer => lastmile_actors::ledger::Payout::Transfer,
+                PayoutSetting::Manual => lastmile_actors::ledger::Payout::Manual,
+            },
         }
     }
 }
@@ -354,6 +391,13 @@ impl Settings {
         }
         if self.money.commission_percent > 100 {
             return invalid("money.commission_percent must be between 0 and 100");
+        }
+        if self.money.min_withdrawal_fen == 0
+            || self.money.daily_withdrawal_fen < self.money.min_withdrawal_fen
+        {
+            return invalid(
+                "money.min_withdrawal_fen must be at least 1 and money.daily_withdrawal_fen at least that",
+            );
         }
         if !matches!(self.objects.backend.as_str(), "local" | "qiniu") {
             return invalid("objects.backend must be \"local\" or \"qiniu\"");

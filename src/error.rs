@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, ResponseError};
 use lastmile_actors::auth::sessions::AuthError;
 use lastmile_actors::dispatch::DispatchError;
 use lastmile_actors::domain::ValidationError;
-use lastmile_actors::ledger::LedgerError;
+use lastmile_actors::ledger::{LedgerError, WithdrawalError};
 use lastmile_actors::messages::formid::PoolError;
 use lastmile_actors::orders::OrderError;
 use lastmile_actors::payments::PaymentError;
@@ -182,6 +182,17 @@ impl From<PaymentError> for ApiError {
             | PaymentError::Orders(_)
             | PaymentError::Mailbox(_)
             | PaymentError::Inconsistent(_) => ApiError::unavailable(&e),
+        }
+    }
+}
+
+impl From<WithdrawalError> for ApiError {
+    fn from(e: WithdrawalError) -> Self {
+        match e {
+            WithdrawalError::Validation(m) => ApiError::Validation(m),
+            WithdrawalError::Conflict(m) => ApiError::Conflict(m),
+            WithdrawalError::NotFound => ApiError::NotFound("no such withdrawal".into()),
+            WithdrawalError::Ledger(_) => ApiError::unavailable(&e),
         }
     }
 }

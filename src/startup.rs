@@ -165,6 +165,7 @@ pub fn start_services(
         LedgerConfig {
             commission_percent: settings.money.commission_percent,
         },
+        settings.money.rules(),
     )?;
     orders_wiring.listen(vec![
         dispatch.listener(),
@@ -172,9 +173,13 @@ pub fn start_services(
         notifications.listener(),
         ledger.listener(),
     ]);
-    let api_doc = crate::openapi::document(&campus, wechat.sandbox.is_some())
-        .to_string()
-        .into();
+    let api_doc = crate::openapi::document(
+        &campus,
+        wechat.sandbox.is_some(),
+        settings.money.min_withdrawal_fen,
+    )
+    .to_string()
+    .into();
     let state = AppState {
         orders,
         sessions,
@@ -294,6 +299,14 @@ fn routes() -> Vec<actix_web::Resource> {
         documented::<couriers::__path_tasks>(|r| r.route(web::get().to(couriers::tasks))),
         documented::<money::__path_wallet>(|r| r.route(web::get().to(money::wallet))),
         documented::<money::__path_ledger_check>(|r| r.route(web::get().to(money::ledger_check))),
+        documented::<money::__path_withdraw>(|r| {
+            r.route(web::post().to(money::withdraw))
+                .route(web::get().to(money::my_withdrawals))
+        }),
+        documented::<money::__path_queue>(|r| r.route(web::get().to(money::queue))),
+        documented::<money::__path_approve>(|r| r.route(web::post().to(money::approve))),
+        documented::<money::__path_reject>(|r| r.route(web::post().to(money::reject))),
+        documented::<money::__path_paid>(|r| r.route(web::post().to(money::paid))),
         documented::<orders::__path_cancel>(|r| r.route(web::post().to(orders::cancel))),
         documented::<payments::__path_pay>(|r| r.route(web::post().to(payments::pay))),
         documented::<messages::__path_add_form_ids>(|r| {

@@ -38,6 +38,8 @@ const TEMPLATE_ID: &str = "^[!-~]{1,128}$";
 const IDEMPOTENCY_KEY: &str = "^[!-~]{1,64}$";
 /// A wxacode scene (WeChat's own character set, at most 32).
 const SCENE: &str = "^[A-Za-z0-9!#$&'()*+,/:;=?@._~-]{1,32}$";
+/// A withdrawal id (also the transfer's `out_bill_no`).
+const WITHDRAWAL_ID: &str = "^W[0-9A-V]{31}$";
 /// A mini-program page path (no leading slash).
 const PAGE: &str = "^([A-Za-z0-9_-][A-Za-z0-9/_-]{0,127})?$";
 /// An object key under `/files/`.
@@ -64,15 +66,31 @@ pub fn apply(doc: &mut Value, campus: &Campus) {
     links(doc);
 }
 
-/// A created order's id leads to every operation on `/orders/{id}`
-/// (OpenAPI links: a client, or a fuzzer, can follow the flow).
+/// A created order's id leads to every operation on `/orders/{id}`, a
+/// withdrawal's to the operators' decisions on it (OpenAPI links: a
+/// client, or a fuzzer, can follow the flow).
 fn links(doc: &mut Value) {
+    link_ids(
+        doc,
+        "/paths/~1api~1v1~1orders/post/responses/201",
+        &["/api/v1/orders/{id}", "/sandbox/pay/{id}"],
+    );
+    link_ids(
+        doc,
+        "/paths/~1api~1v1~1couriers~1me~1withdrawals/post/responses/201",
+        &["/api/v1/admin/withdrawals/{id}"],
+    );
+}
+
+/// Links from the response at `from` (whose body has the `id`) to every
+/// operation under the `targets` prefixes.
+fn link_ids(doc: &mut Value, from: &str, targets: &[&str]) {
     let Some(paths) = doc.pointer("/paths").and_then(Value::as_object) else {
         return;
     };
     let mut links = Map::new();
     for (path, item) in paths {
-        if !(path.starts_with("/api/v1/orders/{id}") || path.starts_with("/sandbox/pay/{id}")) {
+        if !targets.iter().any(|t| path.starts_with(t)) {
             continue;
         }
         for method in item.as_object().into_iter().flat_map(|o| o.keys()) {
@@ -89,10 +107,7 @@ fn links(doc: &mut Value) {
             );
         }
     }
-    merge(
-        doc.pointer_mut("/paths/~1api~1v1~1orders/post/responses/201"),
-        json!({"links": links}),
-    );
+    merge(doc.pointer_mut(from), json!({"links": links}));
 }
 
 fn bodies(doc: &mut Value, places: &[Value]) {
@@ -119,6 +134,7 @@ fn bodies(doc: &mut Value, places: &[Value]) {
         ),
         ("ReassignBody", "courier", json!({"pattern": OPENID})),
         ("RefundBody", "reason", text(1, 200)),
+        ("RejectBody", "reason", text(1, 200)),
     ];
     for (schema, property, rule) in rules {
         let pointer = format!("/components/schemas/{schema}/properties/{property}");
@@ -169,6 +185,24 @@ fn parameters(doc: &mut Value, places: &[Value]) {
             json!({"pattern": IDEMPOTENCY_KEY}),
         ),
         (
+            "/api/v1/couriers/me/withdrawals",
+            "get",
+            "cursor",
+            json!({"pattern": "^(W[0-9A-V]{31})?$"}),
+        ),
+        (
+            "/api/v1/admin/withdrawals",
+            "get",
+            "cursor",
+            json!({"pattern": "^(W[0-9A-V]{31})?$"}),
+        ),
+        (
+            "/api/v1/couriers/me/withdrawals",
+            "post",
+            "Idempotency-Key",
+            json!({"pattern": IDEMPOTENCY_KEY}),
+        ),
+        (
             "/api/v1/orders/open",
             "get",
             "near",
@@ -209,7 +243,7 @@ fn parameters(doc: &mut Value, places: &[Value]) {
     for (path, method, name, rule) in rules {
         merge(parameter(doc, path, method, name), rule);
     }
-    // Every `{id}` is an order id.
+    // Every `{id}` is an order id, but a withdrawal's.
     let Some(paths) = doc.pointer_mut("/paths").and_then(Value::as_object_mut) else {
         return;
     };
@@ -217,12 +251,17 @@ fn parameters(doc: &mut Value, places: &[Value]) {
         if !path.contains("{id}") {
             continue;
         }
+        let pattern = if path.starts_with("/api/v1/admin/withdrawals/") {
+            WITHDRAWAL_ID
+        } else {
+            ORDER_ID
+        };
         for operation in item
             .as_object_mut()
             .into_iter()
             .flat_map(|o| o.values_mut())
         {
-            merge(named(operation, "id"), json!({"pattern": ORDER_ID}));
+            merge(named(operation, "id"), json!({"pattern": pattern}));
         }
     }
 }
@@ -264,7 +303,7 @@ fn named<'a>(operation: &'a mut Value, name: &str) -> Option<&'a mut Value> {
 /// Adds `rule`'s keys to the schema at `target`. A missing target is a bug
 /// in the tables above: debug builds stop on it, and in release the
 /// schemathesis test finds the rule the document then lacks.
-fn merge(target: Option<&mut Value>, rule: Value) {
+pub fn merge(target: Option<&mut Value>, rule: Value) {
     let (Some(Value::Object(target)), Value::Object(rule)) = (target, rule) else {
         debug_assert!(false, "no schema to constrain");
         return;

@@ -44,7 +44,8 @@ mod constraints;
         payments::sandbox_pay, payments::sandbox_messages, payments::sandbox_fail_sends,
         admin::map, admin::live, admin::today, admin::search, admin::refund, admin::settle,
         admin::reassign, admin::force_offline,
-        money::wallet, money::ledger_check,
+        money::wallet, money::ledger_check, money::withdraw, money::my_withdrawals,
+        money::queue, money::approve, money::reject, money::paid,
         ops::metrics, ops::healthz, ops::readyz,
     ),
     components(schemas(ErrorBody)),
@@ -154,7 +155,7 @@ fn error_response(description: &str) -> RefOr<Response> {
 
 /// The document as served, finished for `campus`: in live mode without
 /// the sandbox's routes, which do not exist there.
-pub fn document(campus: &Campus, sandbox: bool) -> serde_json::Value {
+pub fn document(campus: &Campus, sandbox: bool, min_withdrawal_fen: u32) -> serde_json::Value {
     let mut doc = ApiDoc::openapi();
     if !sandbox {
         doc.paths
@@ -166,6 +167,10 @@ pub fn document(campus: &Campus, sandbox: bool) -> serde_json::Value {
     }
     let mut doc = serde_json::to_value(&doc).unwrap_or_default();
     constraints::apply(&mut doc, campus);
+    constraints::merge(
+        doc.pointer_mut("/components/schemas/WithdrawalBody/properties/amount_fen"),
+        serde_json::json!({"minimum": min_withdrawal_fen}),
+    );
     doc
 }
 

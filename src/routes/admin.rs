@@ -30,7 +30,7 @@ const MAX_REASON_CHARS: usize = 200;
 
 /// An admin answer: it carries phones, pickup codes and openids, so no
 /// cache keeps it and no browser guesses another type for it.
-fn private(body: impl Serialize) -> HttpResponse {
+pub(crate) fn private(body: impl Serialize) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .insert_header(("X-Content-Type-Options", "nosniff"))
@@ -355,7 +355,7 @@ pub async fn settle(
     Ok(private(AdminOrder::of(&state, order).await))
 }
 
-fn reason(raw: Option<String>) -> Result<String, ApiError> {
+pub(crate) fn reason(raw: Option<String>) -> Result<String, ApiError> {
     let raw = raw.ok_or_else(|| ApiError::Validation("reason is required".into()))?;
     Ok(parse_text(&raw, "reason", 1, MAX_REASON_CHARS)?)
 }
@@ -427,7 +427,7 @@ pub async fn force_offline(
 }
 
 /// Counts an operator action that took effect.
-fn acted(action: &'static str) {
+pub(crate) fn acted(action: &'static str) {
     metrics::counter!("lastmile_admin_actions_total", "action" => action).increment(1);
 }
 

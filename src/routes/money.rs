@@ -1,16 +1,21 @@
-//! Money: a courier's wallet, and the operator's proof that the ledger
-//! balances.
+//! Money: a courier's wallet and withdrawals, the operators' withdrawal
+//! queue, and their proof that the ledger balances.
 
-use actix_web::{web, HttpResponse};
-use lastmile_actors::domain::OrderId;
-use lastmile_actors::ledger::{earning, Check, Entry, PostingKind};
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use lastmile_actors::domain::{json_u32, OrderId};
+use lastmile_actors::ledger::{
+    earning, Check, Decision, Entry, PostingKind, Subject, Withdrawal, WithdrawalId,
+    WithdrawalStatus,
+};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Caller, Operator};
-use crate::routes::orders::page_limit;
+use crate::extract::{Caller, JsonBody, Operator};
+use crate::routes::admin::{acted, private, reason};
+use crate::routes::orders::{idempotency_key, page_limit};
 use crate::state::AppState;
 
 /// A page of the wallet's statement.
@@ -21,7 +26,7 @@ pub struct WalletQuery {
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
     /// `next_cursor` of the previous page.
-    #[param(value_type = Option<String>, pattern = "^[0-9]{0,20}$")]
+    #[param(value_type = Option<String>, pattern = "^[0-9]{0,19}$")]
     cursor: Option<String>,
 }
 
@@ -32,25 +37,32 @@ pub struct WalletEntry {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     at: OffsetDateTime,
-    /// `earning`: a completed order's pay (fee less commission, and the tip).
+    /// `earning` (a completed order's pay: fee less commission, and the
+    /// tip), `withdrawal` (set aside for a withdrawal), `withdrawal_returned`
+    /// (a rejected, failed or cancelled withdrawal back).
     kind: PostingKind,
     /// The order it is about, if any.
     #[schema(value_type = Option<String>)]
     order_id: Option<OrderId>,
     /// The withdrawal it is about, if any.
-    withdrawal_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    withdrawal_id: Option<WithdrawalId>,
     /// Signed fen into what may be withdrawn.
     amount_fen: i64,
 }
 
 impl From<Entry> for WalletEntry {
     fn from(e: Entry) -> Self {
+        let (order_id, withdrawal_id) = match e.subject {
+            Subject::Order(id) => (Some(id), None),
+            Subject::Withdrawal(id) => (None, Some(id)),
+        };
         Self {
             at: OffsetDateTime::from_unix_timestamp_nanos(i128::from(e.at_unix_ms) * 1_000_000)
                 .unwrap_or(OffsetDateTime::UNIX_EPOCH),
             kind: e.kind,
-            order_id: e.order,
-            withdrawal_id: None,
+            order_id,
+            withdrawal_id,
             amount_fen: e.amount,
         }
     }
@@ -133,4 +145,290 @@ pub async fn ledger_check(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(state.ledger.check().await?))
+}
+
+/// A withdrawal request.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct WithdrawalBody {
+    /// How much, in fen: at least `money.min_withdrawal_fen`, at most what
+    /// is available and what the day's limit leaves.
+    #[schema(required = true, value_type = u32, minimum = 1)]
+    amount_fen: Option<serde_json::Number>,
+}
+
+/// A page of withdrawals.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WithdrawalPageQuery {
+    /// Page size, 1–100 (default 20).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    #[param(value_type = Option<String>)]
+    cursor: Option<String>,
+}
+
+/// The operators' queue.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct QueueQuery {
+    /// Only withdrawals in this status.
+    #[param(value_type = Option<WithdrawalStatus>)]
+    status: Option<String>,
+    /// Page size, 1–100 (default 20).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    #[param(value_type = Option<String>)]
+    cursor: Option<String>,
+}
+
+/// A page of withdrawals, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WithdrawalPage {
+    /// The withdrawals.
+    withdrawals: Vec<Withdrawal>,
+    /// Pass as `cursor` for the next page; null on the last one.
+    next_cursor: Option<String>,
+}
+
+/// A withdrawal in the operators' queue: whose it is, too.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueuedWithdrawal {
+    /// The withdrawal.
+    #[serde(flatten)]
+    withdrawal: Withdrawal,
+    /// The courier's openid.
+    courier: String,
+}
+
+/// The operators' queue page.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueuePage {
+    /// The withdrawals, newest first.
+    withdrawals: Vec<QueuedWithdrawal>,
+    /// Pass as `cursor` for the next page; null on the last one.
+    next_cursor: Option<String>,
+}
+
+/// An operator's rejection.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RejectBody {
+    /// Why (the courier sees it), 1–200 characters.
+    #[schema(required = true, value_type = String, example = "学生证信息不符")]
+    reason: Option<String>,
+}
+
+fn cursor(raw: Option<&str>) -> Result<Option<WithdrawalId>, ApiError> {
+    match raw {
+        None | Some("") => Ok(None),
+        Some(s) => WithdrawalId::parse(s)
+            .map(Some)
+            .map_err(|_| ApiError::Validation("cursor is not valid".into())),
+    }
+}
+
+/// The page's cursor: the last id when the page is full.
+fn next_cursor(page: &[Withdrawal], limit: usize) -> Option<String> {
+    (page.len() == limit)
+        .then(|| page.last().map(|w| w.id.to_string()))
+        .flatten()
+}
+
+/// The `{id}` of a withdrawal route; one that cannot exist is not found.
+fn withdrawal_path(req: &HttpRequest) -> Result<WithdrawalId, ApiError> {
+    req.match_info()
+        .get("id")
+        .and_then(|raw| WithdrawalId::parse(raw).ok())
+        .ok_or_else(|| ApiError::NotFound("no such withdrawal".into()))
+}
+
+/// Asks to withdraw from what is available. With `money.withdrawal_review`
+/// it waits for an operator (`reviewing`), else it is paid at once
+/// (`transferring`). The amount leaves what is available at once and comes
+/// back if the withdrawal is rejected, fails or is cancelled.
+#[utoipa::path(
+    post,
+    path = "/api/v1/couriers/me/withdrawals",
+    tag = "money",
+    security(("bearer" = [])),
+    params(
+        ("Idempotency-Key" = Option<String>, Header,
+         description = "1–64 visible ASCII characters; a retry with the same key returns the first withdrawal"),
+    ),
+    request_body = WithdrawalBody,
+    responses(
+        (status = 201, description = "Asked for (a replayed Idempotency-Key answers the first one)", body = Withdrawal),
+        (status = 409, description = "More than available, or past the day's limit", body = ErrorBody),
+    )
+)]
+pub async fn withdraw(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    Caller(me): Caller,
+    JsonBody(body): JsonBody<WithdrawalBody>,
+) -> Result<HttpResponse, ApiError> {
+    let amount = body
+        .amount_fen
+        .ok_or_else(|| ApiError::Validation("amount_fen is required".into()))?;
+    let amount = json_u32(&amount).filter(|n| *n > 0).ok_or_else(|| {
+        ApiError::Validation("amount_fen must be a positive whole number of fen".into())
+    })?;
+    let key = idempotency_key(&req)?;
+    let withdrawal = state.ledger.request_withdrawal(me, amount, key).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(withdrawal))
+}
+
+/// My withdrawals, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/couriers/me/withdrawals",
+    tag = "money",
+    security(("bearer" = [])),
+    params(WithdrawalPageQuery),
+    responses((status = 200, description = "The caller's withdrawals", body = WithdrawalPage))
+)]
+pub async fn my_withdrawals(
+    state: web::Data<AppState>,
+    Caller(me): Caller,
+    query: web::Query<WithdrawalPageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = page_limit(query.limit.as_deref())?;
+    let before = cursor(query.cursor.as_deref())?;
+    let page = state.ledger.withdrawals_of(me, before, limit).await?;
+    let next_cursor = next_cursor(&page, limit);
+    Ok(HttpResponse::Ok().json(WithdrawalPage {
+        withdrawals: page,
+        next_cursor,
+    }))
+}
+
+/// The withdrawal queue, newest first (`status=reviewing`: what waits for
+/// a decision).
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/withdrawals",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(QueueQuery),
+    responses(
+        (status = 200, description = "Withdrawals", body = QueuePage),
+        (status = 404, description = "admin.token is not set", body = ErrorBody),
+    )
+)]
+pub async fn queue(
+    _: Operator,
+    state: web::Data<AppState>,
+    query: web::Query<QueueQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let status = query
+        .status
+        .as_deref()
+        .map(WithdrawalStatus::parse)
+        .transpose()?;
+    let limit = page_limit(query.limit.as_deref())?;
+    let before = cursor(query.cursor.as_deref())?;
+    let page = state.ledger.withdrawal_queue(status, before, limit).await?;
+    let next_cursor = next_cursor(&page, limit);
+    Ok(private(QueuePage {
+        withdrawals: page
+            .into_iter()
+            .map(|w| QueuedWithdrawal {
+                courier: w.courier.to_string(),
+                withdrawal: w,
+            })
+            .collect(),
+        next_cursor,
+    }))
+}
+
+async fn decide(
+    state: &AppState,
+    req: &HttpRequest,
+    decision: Decision,
+    action: &'static str,
+) -> Result<HttpResponse, ApiError> {
+    let id = withdrawal_path(req)?;
+    let withdrawal = state.ledger.decide(id, decision).await?;
+    acted(action);
+    Ok(private(QueuedWithdrawal {
+        courier: withdrawal.courier.to_string(),
+        withdrawal,
+    }))
+}
+
+/// Approves a withdrawal that is `reviewing`: it is paid (`transferring`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/withdrawals/{id}/approve",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Withdrawal id")),
+    responses(
+        (status = 200, description = "Approved", body = QueuedWithdrawal),
+        (status = 404, description = "No such withdrawal (or admin.token is not set)", body = ErrorBody),
+        (status = 409, description = "Not reviewing", body = ErrorBody),
+    )
+)]
+pub async fn approve(
+    _: Operator,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    decide(&state, &req, Decision::Approve, "approve_withdrawal").await
+}
+
+/// Rejects a withdrawal that is `reviewing`, saying why: the amount is
+/// available again.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/withdrawals/{id}/reject",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Withdrawal id")),
+    request_body = RejectBody,
+    responses(
+        (status = 200, description = "Rejected", body = QueuedWithdrawal),
+        (status = 404, description = "No such withdrawal (or admin.token is not set)", body = ErrorBody),
+        (status = 409, description = "Not reviewing", body = ErrorBody),
+    )
+)]
+pub async fn reject(
+    _: Operator,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    JsonBody(body): JsonBody<RejectBody>,
+) -> Result<HttpResponse, ApiError> {
+    let why = reason(body.reason)?;
+    decide(&state, &req, Decision::Reject(why), "reject_withdrawal").await
+}
+
+/// Records that a `transferring` withdrawal was paid by hand
+/// (`money.payout = "manual"`; 409 with WeChat Pay transfers).
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/withdrawals/{id}/paid",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Withdrawal id")),
+    responses(
+        (status = 200, description = "Succeeded", body = QueuedWithdrawal),
+        (status = 404, description = "No such withdrawal (or admin.token is not set)", body = ErrorBody),
+        (status = 409, description = "Not transferring, or payouts are WeChat Pay transfers", body = ErrorBody),
+    )
+)]
+pub async fn paid(
+    _: Operator,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    decide(
+        &state,
+        &req,
+        Decision::PaidByHand,
+        "withdrawal_paid_by_hand",
+    )
+    .await
 }

@@ -168,7 +168,8 @@ pub fn parse_new_order(
     })
 }
 
-fn idempotency_key(req: &HttpRequest) -> Result<Option<IdempotencyKey>, ApiError> {
+/// The request's `Idempotency-Key`, if it sent one (1–64 visible ASCII).
+pub fn idempotency_key(req: &HttpRequest) -> Result<Option<IdempotencyKey>, ApiError> {
     match req.headers().get("Idempotency-Key") {
         None => Ok(None),
         Some(v) => {

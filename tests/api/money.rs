@@ -516,3 +516,276 @@ async fn a_book_that_does_not_balance_keeps_the_service_unready() {
         "{check}"
     );
 }
+
+/// A customer's order of 305 + 100 tip, paid, delivered by a new courier
+/// and confirmed: the courier has 375 fen available. Answers the
+/// courier's token.
+async fn earned<S, B>(app: &TestApp<S>, tag: &str) -> String
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody,
+{
+    let (customer, openid) = app.login(&format!("{tag}-customer")).await;
+    let mut body = order_body();
+    body["fee_fen"] = json!(305);
+    body["tip_fen"] = json!(100);
+    let id = app.create_order(&customer, &body).await.body["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    app.pay(&customer, &openid, &id).await;
+    let (courier, _) = app
+        .online_courier(&format!("{tag}-courier"), "cainiao-north")
+        .await;
+    let grabbed = app
+        .post_as(&courier, &format!("/api/v1/orders/{id}/grab"), None)
+        .await;
+    if grabbed.status != StatusCode::OK {
+        // The dispatcher was quicker; it can only have been this courier.
+        assert!(
+            app.reaches(
+                &customer,
+                &id,
+                "assigned",
+                std::time::Duration::from_secs(5)
+            )
+            .await
+        );
+    }
+    for step in ["pickup", "deliver"] {
+        let r = app
+            .post_as(&courier, &format!("/api/v1/orders/{id}/{step}"), None)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{step}: {}", r.body);
+    }
+    let done = app
+        .post_as(&customer, &format!("/api/v1/orders/{id}/confirm"), None)
+        .await;
+    assert_eq!(done.body["status"], "completed");
+    courier
+}
+
+/// `POST /api/v1/couriers/me/withdrawals` as `token`, with an optional key.
+async fn withdraw<S, B>(app: &TestApp<S>, token: &str, amount: Value, key: Option<&str>) -> Reply
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody,
+{
+    let mut req = test::TestRequest::post()
+        .uri("/api/v1/couriers/me/withdrawals")
+        .insert_header(("Authorization", format!("Bearer {token}")))
+        .set_json(json!({"amount_fen": amount}));
+    if let Some(key) = key {
+        req = req.insert_header(("Idempotency-Key", key));
+    }
+    app.send(req).await
+}
+
+/// An operator's POST on a withdrawal.
+async fn operator_post<S, B>(app: &TestApp<S>, uri: &str, body: Option<Value>) -> Reply
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody,
+{
+    let mut req = test::TestRequest::post()
+        .uri(uri)
+        .insert_header(("Authorization", format!("Bearer {TOKEN}")));
+    if let Some(body) = body {
+        req = req.set_json(body);
+    }
+    app.send(req).await
+}
+
+#[actix_web::test]
+async fn a_withdrawal_is_reviewed_then_paid_by_hand_and_the_book_follows() {
+    let app = spawn_app_with(|s| {
+        s.admin.token = Some(lastmile_actors::wechat::Secret::new(TOKEN));
+        s.money.payout = lastmile::config::PayoutSetting::Manual;
+        s.money.daily_withdrawal_fen = 350;
+    })
+    .await;
+    let courier = earned(&app, "manual").await;
+
+    let small = withdraw(&app, &courier, json!(99), None).await;
+    assert_eq!(small.status, StatusCode::BAD_REQUEST);
+    assert!(small.body["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("100"));
+    for bad in [json!(-5), json!(1.5), json!("200"), Value::Null] {
+        let r = withdraw(&app, &courier, bad.clone(), None).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let too_much = withdraw(&app, &courier, json!(376), None).await;
+    assert_eq!(too_much.status, StatusCode::CONFLICT, "{}", too_much.body);
+
+    let first = withdraw(&app, &courier, json!(200), Some("w-1")).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    assert_eq!(first.body["status"], "reviewing");
+    let id = first.body["id"].as_str().expect("id").to_owned();
+    let replay = withdraw(&app, &courier, json!(300), Some("w-1")).await;
+    assert_eq!(
+        (replay.status, replay.body["id"].clone()),
+        (StatusCode::CREATED, json!(id))
+    );
+    let wallet = app
+        .get_as(&courier, "/api/v1/couriers/me/wallet")
+        .await
+        .body;
+    assert_eq!(
+        (
+            wallet["available_fen"].clone(),
+            wallet["withdrawing_fen"].clone()
+        ),
+        (json!(175), json!(200))
+    );
+    assert_eq!(wallet["entries"][0]["kind"], "withdrawal");
+    assert_eq!(wallet["entries"][0]["withdrawal_id"], id.as_str());
+    assert_eq!(wallet["entries"][0]["amount_fen"], -200);
+    let mine = app
+        .get_as(&courier, "/api/v1/couriers/me/withdrawals")
+        .await
+        .body;
+    assert_eq!(mine["withdrawals"][0]["id"], id.as_str());
+
+    let queue = app
+        .send(
+            test::TestRequest::get()
+                .uri("/api/v1/admin/withdrawals?status=reviewing")
+                .insert_header(("Authorization", format!("Bearer {TOKEN}"))),
+        )
+        .await;
+    assert_eq!(
+        queue.body["withdrawals"][0]["id"],
+        id.as_str(),
+        "{}",
+        queue.body
+    );
+    assert!(queue.body["withdrawals"][0]["courier"].is_string());
+    let no_reason = operator_post(
+        &app,
+        &format!("/api/v1/admin/withdrawals/{id}/reject"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(no_reason.status, StatusCode::BAD_REQUEST);
+    let rejected = operator_post(
+        &app,
+        &format!("/api/v1/admin/withdrawals/{id}/reject"),
+        Some(json!({"reason": "请先完成实名认证"})),
+    )
+    .await;
+    assert_eq!(rejected.body["status"], "rejected", "{}", rejected.body);
+    assert_eq!(rejected.body["reason"], "请先完成实名认证");
+    let wallet = app
+        .get_as(&courier, "/api/v1/couriers/me/wallet")
+        .await
+        .body;
+    assert_eq!(
+        (
+            wallet["available_fen"].clone(),
+            wallet["withdrawing_fen"].clone()
+        ),
+        (json!(375), json!(0))
+    );
+    assert_eq!(wallet["entries"][0]["kind"], "withdrawal_returned");
+    let again = operator_post(
+        &app,
+        &format!("/api/v1/admin/withdrawals/{id}/approve"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        again.status,
+        StatusCode::CONFLICT,
+        "a rejected one stays rejected"
+    );
+
+    // A rejected withdrawal does not count against the day's limit.
+    let second = withdraw(&app, &courier, json!(250), None).await;
+    assert_eq!(second.status, StatusCode::CREATED, "{}", second.body);
+    let second = second.body["id"].as_str().expect("id").to_owned();
+    let early = operator_post(
+        &app,
+        &format!("/api/v1/admin/withdrawals/{second}/paid"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        early.status,
+        StatusCode::CONFLICT,
+        "not paid before approval"
+    );
+    let approved = operator_post(
+        &app,
+        &format!("/api/v1/admin/withdrawals/{second}/approve"),
+        None,
+    )
+    .await;
+    assert_eq!(approved.body["status"], "transferring", "{}", approved.body);
+    let paid = operator_post(
+        &app,
+        &format!("/api/v1/admin/withdrawals/{second}/paid"),
+        None,
+    )
+    .await;
+    assert_eq!(paid.body["status"], "succeeded", "{}", paid.body);
+    let wallet = app
+        .get_as(&courier, "/api/v1/couriers/me/wallet")
+        .await
+        .body;
+    assert_eq!(
+        (
+            wallet["available_fen"].clone(),
+            wallet["withdrawing_fen"].clone()
+        ),
+        (json!(125), json!(0))
+    );
+    // 250 today already: another 101 would pass 350.
+    let over_day = withdraw(&app, &courier, json!(101), None).await;
+    assert_eq!(over_day.status, StatusCode::CONFLICT, "{}", over_day.body);
+    assert!(over_day.body["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("350"));
+
+    let check = ledger_check(&app).await;
+    assert_eq!(check["balanced"], true, "{check}");
+    assert_eq!(class(&check, "clearing"), -405 + 250);
+    assert_eq!(class(&check, "courier_withdrawing"), 0);
+    let unknown = operator_post(
+        &app,
+        "/api/v1/admin/withdrawals/W0000000000000000000000000000000/approve",
+        None,
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+}
+
+#[actix_web::test]
+async fn with_transfers_an_operator_cannot_mark_a_withdrawal_paid_by_hand() {
+    let app = money_app().await;
+    let courier = earned(&app, "transfer").await;
+    let made = withdraw(&app, &courier, json!(100), None).await;
+    let id = made.body["id"].as_str().expect("id").to_owned();
+    operator_post(
+        &app,
+        &format!("/api/v1/admin/withdrawals/{id}/approve"),
+        None,
+    )
+    .await;
+    let paid = operator_post(&app, &format!("/api/v1/admin/withdrawals/{id}/paid"), None).await;
+    assert_eq!(paid.status, StatusCode::CONFLICT, "{}", paid.body);
+}

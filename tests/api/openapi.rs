@@ -581,13 +581,13 @@ async fn a_wrong_method_names_the_allowed_ones_and_live_mode_documents_no_sandbo
         "/config/campus.toml"
     )))
     .expect("campus");
-    let live = lastmile::openapi::document(&campus, false);
+    let live = lastmile::openapi::document(&campus, false, 100);
     let paths: Vec<&String> = live["paths"].as_object().expect("paths").keys().collect();
     assert!(!paths.is_empty());
     assert!(
         paths.iter().all(|p| !p.starts_with("/sandbox/")),
         "{paths:?}"
     );
-    let sandbox = lastmile::openapi::document(&campus, true);
+    let sandbox = lastmile::openapi::document(&campus, true, 100);
     assert!(sandbox["paths"]["/sandbox/pay/{id}"].is_object());
 }

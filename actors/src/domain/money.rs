@@ -50,7 +50,7 @@ impl From<Fen> for u32 {
 
 /// A JSON number as a u32, when it is one: JSON does not tell 300 from
 /// 300.0, both are the integer 300.
-fn json_u32(n: &serde_json::Number) -> Option<u32> {
+pub fn json_u32(n: &serde_json::Number) -> Option<u32> {
     n.as_u64()
         .or_else(|| {
             n.as_f64()

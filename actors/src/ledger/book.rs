@@ -9,6 +9,8 @@ use serde::Serialize;
 
 use crate::domain::{Event, OpenId, Order, OrderId, Status};
 
+use super::withdrawal::WithdrawalId;
+
 /// Where money sits. Every account but [`Account::Clearing`] holds what
 /// someone is owed and never goes below zero; clearing is the other side
 /// of the money WeChat Pay holds for the merchant, so it is negative.
@@ -108,6 +110,43 @@ pub enum MoneyEvent {
         /// Settled by an operator outside WeChat Pay.
         by_hand: bool,
     },
+    /// A courier asked to withdraw: the amount is set aside.
+    WithdrawalRequested {
+        /// The withdrawal.
+        withdrawal: WithdrawalId,
+        /// Whose.
+        courier: OpenId,
+        /// How much.
+        amount: u32,
+    },
+    /// A withdrawal was paid out (by WeChat Pay, or by hand).
+    WithdrawalPaid {
+        /// The withdrawal.
+        withdrawal: WithdrawalId,
+        /// Whose.
+        courier: OpenId,
+        /// How much.
+        amount: u32,
+    },
+    /// A withdrawal was rejected, failed or cancelled: the amount is
+    /// available again.
+    WithdrawalReturned {
+        /// The withdrawal.
+        withdrawal: WithdrawalId,
+        /// Whose.
+        courier: OpenId,
+        /// How much.
+        amount: u32,
+    },
+}
+
+/// What a posting is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// An order.
+    Order(OrderId),
+    /// A courier's withdrawal.
+    Withdrawal(WithdrawalId),
 }
 
 /// What a posting is, for wallets and the console.
@@ -120,6 +159,12 @@ pub enum PostingKind {
     Earning,
     /// Money back to a customer.
     Refund,
+    /// A courier's withdrawal set aside from what they may withdraw.
+    Withdrawal,
+    /// A withdrawal paid out.
+    Payout,
+    /// A rejected, failed or cancelled withdrawal, available again.
+    WithdrawalReturned,
 }
 
 /// One line of a posting: `amount` fen into (positive) or out of
@@ -139,8 +184,8 @@ pub struct Posting {
     pub key: String,
     /// What it is.
     pub kind: PostingKind,
-    /// The order it is about.
-    pub order: Option<OrderId>,
+    /// What it is about.
+    pub subject: Subject,
     /// The legs; they sum to zero.
     pub legs: Vec<Leg>,
 }
@@ -173,24 +218,85 @@ impl MoneyEvent {
             MoneyEvent::Paid { order, .. } => format!("paid:{order}"),
             MoneyEvent::Completed { order, .. } => format!("completed:{order}"),
             MoneyEvent::Refunded { order, .. } => format!("refunded:{order}"),
+            MoneyEvent::WithdrawalRequested { withdrawal, .. } => format!("withdraw:{withdrawal}"),
+            MoneyEvent::WithdrawalPaid { withdrawal, .. } => format!("payout:{withdrawal}"),
+            MoneyEvent::WithdrawalReturned { withdrawal, .. } => format!("returned:{withdrawal}"),
         }
     }
 
-    /// The order it is about.
-    pub fn order(&self) -> &OrderId {
+    /// What it is about.
+    pub fn subject(&self) -> Subject {
         match self {
             MoneyEvent::Paid { order, .. }
             | MoneyEvent::Completed { order, .. }
-            | MoneyEvent::Refunded { order, .. } => order,
+            | MoneyEvent::Refunded { order, .. } => Subject::Order(order.clone()),
+            MoneyEvent::WithdrawalRequested { withdrawal, .. }
+            | MoneyEvent::WithdrawalPaid { withdrawal, .. }
+            | MoneyEvent::WithdrawalReturned { withdrawal, .. } => {
+                Subject::Withdrawal(withdrawal.clone())
+            }
+        }
+    }
+
+    /// The escrow whose balance its posting depends on (a completion pays
+    /// out what is left).
+    pub fn escrow(&self) -> Option<Account> {
+        match self {
+            MoneyEvent::Completed { order, .. } => Some(Account::Escrow(order.clone())),
+            _ => None,
         }
     }
 
     /// Its posting, given what the order's escrow holds now (refunds may
-    /// have taken part of it) and the commission percent.
+    /// have taken part of it; 0 for events without one) and the
+    /// commission percent.
     pub fn posting(&self, escrow: i64, percent: u8) -> Posting {
-        let order = self.order().clone();
-        let escrow_account = Account::Escrow(order.clone());
+        let subject = self.subject();
         let (kind, legs) = match self {
+            MoneyEvent::WithdrawalRequested {
+                courier, amount, ..
+            } => (
+                PostingKind::Withdrawal,
+                vec![
+                    leg(Account::Available(courier.clone()), -i64::from(*amount)),
+                    leg(Account::Withdrawing(courier.clone()), i64::from(*amount)),
+                ],
+            ),
+            MoneyEvent::WithdrawalPaid {
+                courier, amount, ..
+            } => (
+                PostingKind::Payout,
+                vec![
+                    leg(Account::Withdrawing(courier.clone()), -i64::from(*amount)),
+                    leg(Account::Clearing, i64::from(*amount)),
+                ],
+            ),
+            MoneyEvent::WithdrawalReturned {
+                courier, amount, ..
+            } => (
+                PostingKind::WithdrawalReturned,
+                vec![
+                    leg(Account::Withdrawing(courier.clone()), -i64::from(*amount)),
+                    leg(Account::Available(courier.clone()), i64::from(*amount)),
+                ],
+            ),
+            _ => self.order_legs(escrow, percent),
+        };
+        Posting {
+            key: self.key(),
+            kind,
+            subject,
+            legs: legs.into_iter().filter(|l| l.amount != 0).collect(),
+        }
+    }
+
+    /// The legs of an order's money event.
+    fn order_legs(&self, escrow: i64, percent: u8) -> (PostingKind, Vec<Leg>) {
+        let Subject::Order(order) = self.subject() else {
+            return (PostingKind::Payment, Vec::new());
+        };
+        let escrow_account = Account::Escrow(order);
+        match self {
             MoneyEvent::Paid { total, .. } => (
                 PostingKind::Payment,
                 vec![
@@ -226,12 +332,7 @@ impl MoneyEvent {
                     ],
                 )
             }
-        };
-        Posting {
-            key: self.key(),
-            kind,
-            order: Some(order),
-            legs: legs.into_iter().filter(|l| l.amount != 0).collect(),
+            _ => (PostingKind::Payment, Vec::new()),
         }
     }
 }
@@ -254,8 +355,8 @@ pub struct Entry {
     pub at_unix_ms: i64,
     /// What moved the money.
     pub kind: PostingKind,
-    /// The order it is about.
-    pub order: Option<OrderId>,
+    /// What it is about.
+    pub subject: Subject,
     /// Signed fen into the account.
     pub amount: i64,
 }

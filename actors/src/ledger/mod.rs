@@ -4,8 +4,12 @@
 //! balances and statements, and proves its invariants.
 
 mod book;
+mod withdraw;
+mod withdrawal;
 
 pub use book::*;
+pub use withdraw::*;
+pub use withdrawal::*;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -73,6 +77,7 @@ pub struct Wallet {
 pub struct LedgerActor {
     repo: LedgerRepo,
     config: LedgerConfig,
+    rules: WithdrawalRules,
     consistent: Arc<AtomicBool>,
 }
 
@@ -138,7 +143,7 @@ impl LedgerActor {
                     Ok(false) => {}
                     Err(e) => {
                         tracing::error!(
-                            order = %event.order(),
+                            key = %event.key(),
                             error = %crate::errors::chain(&e),
                             "money event not posted (kept in the inbox)"
                         );
@@ -269,7 +274,11 @@ impl Ledger {
     /// Moves the money events of orders stored before the ledger existed
     /// into its inbox (once), then starts the ledger, which posts them and
     /// checks the book.
-    pub fn start(repo: LedgerRepo, config: LedgerConfig) -> Result<Self, StorageError> {
+    pub fn start(
+        repo: LedgerRepo,
+        config: LedgerConfig,
+        rules: WithdrawalRules,
+    ) -> Result<Self, StorageError> {
         let told = repo.migrate_orders()?;
         if told > 0 {
             repo.flush_blocking()?;
@@ -279,6 +288,7 @@ impl Ledger {
         let mut ledger = LedgerActor {
             repo,
             config,
+            rules,
             consistent: consistent.clone(),
         };
         // Before anyone asks `/readyz`: the book is proven once here.

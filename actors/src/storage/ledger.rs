@@ -6,7 +6,9 @@
 //! keys are sled's increasing ids, so events are posted in the order they
 //! happened (an order's payment before its completion).
 
-use crate::ledger::{Account, Entry, MoneyEvent, Posted};
+use crate::ledger::{
+    Account, Entry, MoneyEvent, Posted, Withdrawal, WithdrawalId, WithdrawalStatus,
+};
 
 use super::*;
 
@@ -62,8 +64,6 @@ impl LedgerRepo {
         at_unix_ms: i64,
     ) -> Result<bool, StorageError> {
         let inner = &self.0.inner;
-        let key = event.key();
-        let escrow_key = Account::Escrow(event.order().clone()).key();
         (
             &inner.ledger_postings,
             &inner.ledger_balances,
@@ -72,42 +72,148 @@ impl LedgerRepo {
         )
             .transaction(|(postings, balances, entries, inbox)| {
                 inbox.remove(&seq.to_be_bytes())?;
-                if postings.get(key.as_bytes())?.is_some() {
-                    return Ok(false);
-                }
-                let escrow = balance_of(balances.get(escrow_key.as_bytes())?);
-                let posting = event.posting(escrow, percent);
-                let posted = Posted {
-                    at_unix_ms,
-                    posting,
+                let book = Book {
+                    postings,
+                    balances,
+                    entries,
                 };
-                let record = store(&posted).map_err(abort)?;
-                postings.insert(key.as_bytes(), record)?;
-                for leg in &posted.posting.legs {
-                    let account = leg.account.key();
-                    let balance = balance_of(balances.get(account.as_bytes())?) + leg.amount;
-                    if balance == 0 {
-                        // An emptied escrow (or wallet) leaves no key behind.
-                        balances.remove(account.as_bytes())?;
-                    } else {
-                        balances.insert(account.as_bytes(), &balance.to_be_bytes())?;
+                book.post(event, percent, at_unix_ms)
+            })
+            .map_err(unwrap_tx)
+    }
+
+    /// Writes a withdrawal, with (atomically) the posting of the money it
+    /// moves and, for a new one, the courier's Idempotency-Key.
+    pub fn save_withdrawal(
+        &self,
+        withdrawal: &Withdrawal,
+        money: Option<&MoneyEvent>,
+        key: Option<&IdempotencyKey>,
+        at_unix_ms: i64,
+    ) -> Result<(), StorageError> {
+        let inner = &self.0.inner;
+        let id = withdrawal.id.as_str().as_bytes();
+        let record = store(withdrawal)?;
+        let index = courier_key(&withdrawal.courier, id);
+        let key = key.map(|k| courier_key(&withdrawal.courier, k.as_str().as_bytes()));
+        (
+            &inner.ledger_postings,
+            &inner.ledger_balances,
+            &inner.ledger_entries,
+            &inner.withdrawals,
+            &inner.withdrawals_by_courier,
+            &inner.withdrawal_keys,
+        )
+            .transaction(
+                |(postings, balances, entries, withdrawals, by_courier, keys)| {
+                    withdrawals.insert(id, record.as_slice())?;
+                    by_courier.insert(index.as_slice(), &[])?;
+                    if let Some(key) = &key {
+                        keys.insert(key.as_slice(), id)?;
                     }
-                    let line = Entry {
-                        seq: 0,
-                        at_unix_ms,
-                        kind: posted.posting.kind,
-                        order: posted.posting.order.clone(),
-                        amount: leg.amount,
-                    };
-                    let seq = entries.generate_id()?;
-                    entries.insert(entry_key(&account, seq), store(&line).map_err(abort)?)?;
+                    if let Some(event) = money {
+                        let book = Book {
+                            postings,
+                            balances,
+                            entries,
+                        };
+                        book.post(event, 0, at_unix_ms)?;
+                    }
+                    Ok(())
+                },
+            )
+            .map_err(unwrap_tx)
+    }
+
+    /// One withdrawal.
+    pub fn withdrawal(&self, id: &WithdrawalId) -> Result<Option<Withdrawal>, StorageError> {
+        match self.0.inner.withdrawals.get(id.as_str().as_bytes())? {
+            Some(bytes) => load(&bytes, id.as_str()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The withdrawal a courier made with this Idempotency-Key, if any.
+    pub fn withdrawal_by_key(
+        &self,
+        courier: &OpenId,
+        key: &IdempotencyKey,
+    ) -> Result<Option<Withdrawal>, StorageError> {
+        let index = courier_key(courier, key.as_str().as_bytes());
+        match self.0.inner.withdrawal_keys.get(index)? {
+            Some(id) => {
+                let id = WithdrawalId::parse(&String::from_utf8_lossy(&id)).map_err(|_| {
+                    StorageError::Corrupt {
+                        key: "withdrawal_keys".into(),
+                    }
+                })?;
+                self.withdrawal(&id)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// A courier's withdrawals, newest first, up to `limit`, older than
+    /// `before` when given.
+    pub fn withdrawals_of(
+        &self,
+        courier: &OpenId,
+        before: Option<&WithdrawalId>,
+        limit: usize,
+    ) -> Result<Vec<Withdrawal>, StorageError> {
+        let start = courier_key(courier, b"");
+        let end = match before {
+            Some(id) => courier_key(courier, id.as_str().as_bytes()),
+            None => courier_key(courier, &[0xff]),
+        };
+        let mut out = Vec::with_capacity(limit);
+        for item in self
+            .0
+            .inner
+            .withdrawals_by_courier
+            .range(start.clone()..end)
+            .rev()
+        {
+            let (key, _) = item?;
+            let id = String::from_utf8_lossy(&key[start.len()..]).into_owned();
+            let Ok(id) = WithdrawalId::parse(&id) else {
+                continue;
+            };
+            if let Some(w) = self.withdrawal(&id)? {
+                out.push(w);
+            }
+            if out.len() == limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Withdrawals, newest first, in `status` when given, up to `limit`,
+    /// older than `before` when given (the operators' queue).
+    pub fn withdrawals(
+        &self,
+        status: Option<WithdrawalStatus>,
+        before: Option<&WithdrawalId>,
+        limit: usize,
+    ) -> Result<Vec<Withdrawal>, StorageError> {
+        let tree = &self.0.inner.withdrawals;
+        let items = match before {
+            Some(id) => tree.range(..id.as_str().as_bytes()),
+            None => tree.range::<&[u8], _>(..),
+        };
+        let mut out = Vec::with_capacity(limit);
+        for item in items.rev() {
+            let (key, value) = item?;
+            let w: Withdrawal = load(&value, &String::from_utf8_lossy(&key))?;
+            if status.is_none_or(|s| s == w.status) {
+                out.push(w);
+                if out.len() == limit {
+                    break;
                 }
-                Ok(true)
-            })
-            .map_err(|e| match e {
-                TransactionError::Abort(e) => e,
-                TransactionError::Storage(e) => e.into(),
-            })
+            }
+        }
+        Ok(out)
     }
 
     /// True when a posting with this key exists.
@@ -209,4 +315,72 @@ impl LedgerRepo {
 
 fn abort(e: StorageError) -> ConflictableTransactionError<StorageError> {
     ConflictableTransactionError::Abort(e)
+}
+
+fn unwrap_tx(e: TransactionError<StorageError>) -> StorageError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => e.into(),
+    }
+}
+
+/// `courier`, a 0 byte, then `rest`: one courier's keys are one range.
+fn courier_key(courier: &OpenId, rest: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(courier.as_str().len() + 1 + rest.len());
+    key.extend_from_slice(courier.as_str().as_bytes());
+    key.push(0);
+    key.extend_from_slice(rest);
+    key
+}
+
+/// The book's trees inside one transaction.
+struct Book<'a> {
+    postings: &'a sled::transaction::TransactionalTree,
+    balances: &'a sled::transaction::TransactionalTree,
+    entries: &'a sled::transaction::TransactionalTree,
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StorageError>>;
+
+impl Book<'_> {
+    /// Posts `event` unless its key is posted already; answers whether it
+    /// was new.
+    fn post(&self, event: &MoneyEvent, percent: u8, at_unix_ms: i64) -> TxResult<bool> {
+        let key = event.key();
+        if self.postings.get(key.as_bytes())?.is_some() {
+            return Ok(false);
+        }
+        let escrow = match event.escrow() {
+            Some(account) => balance_of(self.balances.get(account.key().as_bytes())?),
+            None => 0,
+        };
+        let posted = Posted {
+            at_unix_ms,
+            posting: event.posting(escrow, percent),
+        };
+        self.postings
+            .insert(key.as_bytes(), store(&posted).map_err(abort)?)?;
+        for leg in &posted.posting.legs {
+            let account = leg.account.key();
+            let balance = balance_of(self.balances.get(account.as_bytes())?) + leg.amount;
+            if balance == 0 {
+                // An emptied escrow (or wallet) leaves no key behind.
+                self.balances.remove(account.as_bytes())?;
+            } else {
+                self.balances
+                    .insert(account.as_bytes(), &balance.to_be_bytes())?;
+            }
+            let line = Entry {
+                seq: 0,
+                at_unix_ms,
+                kind: posted.posting.kind,
+                subject: posted.posting.subject.clone(),
+                amount: leg.amount,
+            };
+            let seq = self.entries.generate_id()?;
+            self.entries
+                .insert(entry_key(&account, seq), store(&line).map_err(abort)?)?;
+        }
+        Ok(true)
+    }
 }

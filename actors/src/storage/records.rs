@@ -13,7 +13,10 @@ use crate::domain::{
     OrderKind, OrderParts, OutboxEntry, PhoneNumber, PlaceId, PooledId, Session, Status,
     StoredToken, Tip, Via,
 };
-use crate::ledger::{Account, Entry, Leg, MoneyEvent, Posted, Posting, PostingKind};
+use crate::ledger::{
+    Account, Entry, Leg, MoneyEvent, Posted, Posting, PostingKind, Subject, Withdrawal,
+    WithdrawalId, WithdrawalStatus,
+};
 use crate::payments::PaymentRecord;
 use crate::wechat::PayParams;
 
@@ -670,6 +673,25 @@ pub(super) enum MoneyEventV1 {
         amount: u32,
         by_hand: bool,
     },
+    WithdrawalRequested {
+        withdrawal: String,
+        courier: String,
+        amount: u32,
+    },
+    WithdrawalPaid {
+        withdrawal: String,
+        courier: String,
+        amount: u32,
+    },
+    WithdrawalReturned {
+        withdrawal: String,
+        courier: String,
+        amount: u32,
+    },
+}
+
+fn withdrawal_id(s: &str) -> Result<WithdrawalId, Unreadable> {
+    WithdrawalId::parse(s).map_err(|_| Unreadable)
 }
 
 fn order_id(s: &str) -> Result<OrderId, Unreadable> {
@@ -704,6 +726,33 @@ impl Stored for MoneyEvent {
                 amount: *amount,
                 by_hand: *by_hand,
             },
+            MoneyEvent::WithdrawalRequested {
+                withdrawal,
+                courier,
+                amount,
+            } => MoneyEventV1::WithdrawalRequested {
+                withdrawal: withdrawal.to_string(),
+                courier: courier.to_string(),
+                amount: *amount,
+            },
+            MoneyEvent::WithdrawalPaid {
+                withdrawal,
+                courier,
+                amount,
+            } => MoneyEventV1::WithdrawalPaid {
+                withdrawal: withdrawal.to_string(),
+                courier: courier.to_string(),
+                amount: *amount,
+            },
+            MoneyEvent::WithdrawalReturned {
+                withdrawal,
+                courier,
+                amount,
+            } => MoneyEventV1::WithdrawalReturned {
+                withdrawal: withdrawal.to_string(),
+                courier: courier.to_string(),
+                amount: *amount,
+            },
         }
     }
     fn from_record(r: MoneyEventV1) -> Result<Self, Unreadable> {
@@ -732,6 +781,33 @@ impl Stored for MoneyEvent {
                 amount,
                 by_hand,
             },
+            MoneyEventV1::WithdrawalRequested {
+                withdrawal,
+                courier,
+                amount,
+            } => MoneyEvent::WithdrawalRequested {
+                withdrawal: withdrawal_id(&withdrawal)?,
+                courier: open_id(&courier)?,
+                amount,
+            },
+            MoneyEventV1::WithdrawalPaid {
+                withdrawal,
+                courier,
+                amount,
+            } => MoneyEvent::WithdrawalPaid {
+                withdrawal: withdrawal_id(&withdrawal)?,
+                courier: open_id(&courier)?,
+                amount,
+            },
+            MoneyEventV1::WithdrawalReturned {
+                withdrawal,
+                courier,
+                amount,
+            } => MoneyEvent::WithdrawalReturned {
+                withdrawal: withdrawal_id(&withdrawal)?,
+                courier: open_id(&courier)?,
+                amount,
+            },
         })
     }
 }
@@ -742,6 +818,9 @@ enum PostingKindRecord {
     Payment,
     Earning,
     Refund,
+    Withdrawal,
+    Payout,
+    WithdrawalReturned,
 }
 
 impl From<PostingKind> for PostingKindRecord {
@@ -750,6 +829,9 @@ impl From<PostingKind> for PostingKindRecord {
             PostingKind::Payment => Self::Payment,
             PostingKind::Earning => Self::Earning,
             PostingKind::Refund => Self::Refund,
+            PostingKind::Withdrawal => Self::Withdrawal,
+            PostingKind::Payout => Self::Payout,
+            PostingKind::WithdrawalReturned => Self::WithdrawalReturned,
         }
     }
 }
@@ -760,7 +842,35 @@ impl From<PostingKindRecord> for PostingKind {
             PostingKindRecord::Payment => Self::Payment,
             PostingKindRecord::Earning => Self::Earning,
             PostingKindRecord::Refund => Self::Refund,
+            PostingKindRecord::Withdrawal => Self::Withdrawal,
+            PostingKindRecord::Payout => Self::Payout,
+            PostingKindRecord::WithdrawalReturned => Self::WithdrawalReturned,
         }
+    }
+}
+
+/// What a posting is about, as stored.
+#[derive(Serialize, Deserialize)]
+enum SubjectRecord {
+    Order(String),
+    Withdrawal(String),
+}
+
+impl From<&Subject> for SubjectRecord {
+    fn from(s: &Subject) -> Self {
+        match s {
+            Subject::Order(id) => Self::Order(id.to_string()),
+            Subject::Withdrawal(id) => Self::Withdrawal(id.to_string()),
+        }
+    }
+}
+
+impl SubjectRecord {
+    fn domain(&self) -> Result<Subject, Unreadable> {
+        Ok(match self {
+            Self::Order(id) => Subject::Order(order_id(id)?),
+            Self::Withdrawal(id) => Subject::Withdrawal(withdrawal_id(id)?),
+        })
     }
 }
 
@@ -769,7 +879,7 @@ impl From<PostingKindRecord> for PostingKind {
 pub(super) struct PostingV1 {
     at_unix_ms: i64,
     kind: PostingKindRecord,
-    order: Option<String>,
+    subject: SubjectRecord,
     legs: Vec<(String, i64)>,
 }
 
@@ -779,7 +889,7 @@ impl Stored for Posted {
         PostingV1 {
             at_unix_ms: self.at_unix_ms,
             kind: self.posting.kind.into(),
-            order: self.posting.order.as_ref().map(|o| o.to_string()),
+            subject: (&self.posting.subject).into(),
             legs: self
                 .posting
                 .legs
@@ -804,7 +914,7 @@ impl Stored for Posted {
                 // The key is where the record is stored, not in it.
                 key: String::new(),
                 kind: r.kind.into(),
-                order: r.order.as_deref().map(order_id).transpose()?,
+                subject: r.subject.domain()?,
                 legs,
             },
         })
@@ -816,7 +926,7 @@ impl Stored for Posted {
 pub(super) struct EntryV1 {
     at_unix_ms: i64,
     kind: PostingKindRecord,
-    order: Option<String>,
+    subject: SubjectRecord,
     amount: i64,
 }
 
@@ -826,7 +936,7 @@ impl Stored for Entry {
         EntryV1 {
             at_unix_ms: self.at_unix_ms,
             kind: self.kind.into(),
-            order: self.order.as_ref().map(|o| o.to_string()),
+            subject: (&self.subject).into(),
             amount: self.amount,
         }
     }
@@ -835,8 +945,96 @@ impl Stored for Entry {
             seq: 0,
             at_unix_ms: r.at_unix_ms,
             kind: r.kind.into(),
-            order: r.order.as_deref().map(order_id).transpose()?,
+            subject: r.subject.domain()?,
             amount: r.amount,
+        })
+    }
+}
+
+/// Withdrawal statuses as stored (the variant index is the disk value).
+#[derive(Serialize, Deserialize, Clone, Copy)]
+enum WithdrawalStatusRecord {
+    Reviewing,
+    Transferring,
+    WaitUserConfirm,
+    Succeeded,
+    Rejected,
+    Failed,
+    Cancelled,
+}
+
+impl From<WithdrawalStatus> for WithdrawalStatusRecord {
+    fn from(s: WithdrawalStatus) -> Self {
+        match s {
+            WithdrawalStatus::Reviewing => Self::Reviewing,
+            WithdrawalStatus::Transferring => Self::Transferring,
+            WithdrawalStatus::WaitUserConfirm => Self::WaitUserConfirm,
+            WithdrawalStatus::Succeeded => Self::Succeeded,
+            WithdrawalStatus::Rejected => Self::Rejected,
+            WithdrawalStatus::Failed => Self::Failed,
+            WithdrawalStatus::Cancelled => Self::Cancelled,
+        }
+    }
+}
+
+impl From<WithdrawalStatusRecord> for WithdrawalStatus {
+    fn from(s: WithdrawalStatusRecord) -> Self {
+        match s {
+            WithdrawalStatusRecord::Reviewing => Self::Reviewing,
+            WithdrawalStatusRecord::Transferring => Self::Transferring,
+            WithdrawalStatusRecord::WaitUserConfirm => Self::WaitUserConfirm,
+            WithdrawalStatusRecord::Succeeded => Self::Succeeded,
+            WithdrawalStatusRecord::Rejected => Self::Rejected,
+            WithdrawalStatusRecord::Failed => Self::Failed,
+            WithdrawalStatusRecord::Cancelled => Self::Cancelled,
+        }
+    }
+}
+
+/// A withdrawal as stored (tag `RECORD_V1`).
+#[derive(Serialize, Deserialize)]
+pub(super) struct WithdrawalV1 {
+    id: String,
+    courier: String,
+    amount_fen: u32,
+    status: WithdrawalStatusRecord,
+    reason: String,
+    package_info: Option<String>,
+    transfer_bill_no: Option<String>,
+    created_at_unix_ms: i64,
+    updated_at_unix_ms: i64,
+}
+
+fn at_ms(ms: i64) -> Result<OffsetDateTime, Unreadable> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).map_err(|_| Unreadable)
+}
+
+impl Stored for Withdrawal {
+    type Record = WithdrawalV1;
+    fn to_record(&self) -> WithdrawalV1 {
+        WithdrawalV1 {
+            id: self.id.to_string(),
+            courier: self.courier.to_string(),
+            amount_fen: self.amount_fen,
+            status: self.status.into(),
+            reason: self.reason.clone(),
+            package_info: self.package_info.clone(),
+            transfer_bill_no: self.transfer_bill_no.clone(),
+            created_at_unix_ms: crate::domain::unix_ms(self.created_at),
+            updated_at_unix_ms: crate::domain::unix_ms(self.updated_at),
+        }
+    }
+    fn from_record(r: WithdrawalV1) -> Result<Self, Unreadable> {
+        Ok(Withdrawal {
+            id: withdrawal_id(&r.id)?,
+            courier: open_id(&r.courier)?,
+            amount_fen: r.amount_fen,
+            status: r.status.into(),
+            reason: r.reason,
+            package_info: r.package_info,
+            transfer_bill_no: r.transfer_bill_no,
+            created_at: at_ms(r.created_at_unix_ms)?,
+            updated_at: at_ms(r.updated_at_unix_ms)?,
         })
     }
 }
