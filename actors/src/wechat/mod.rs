@@ -14,6 +14,7 @@ pub mod pay;
 pub mod pay_api;
 pub mod sandbox;
 pub mod sandbox_pay;
+pub mod v3;
 
 pub use live::LiveWeChat;
 pub use pay_api::{
