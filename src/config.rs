@@ -366,6 +366,11 @@ impl Settings {
         }
         if self.wechat.mode == lastmile_actors::wechat::Mode::Live {
             self.wechat.check_live().map_err(ConfigError::Invalid)?;
+            if self.money.payout == PayoutSetting::Transfer {
+                self.wechat
+                    .check_live_transfers()
+                    .map_err(ConfigError::Invalid)?;
+            }
         }
         if !(self.dispatch.speed.is_finite() && self.dispatch.speed > 0.0) {
             return invalid("dispatch.speed must be a positive number of metres per minute");

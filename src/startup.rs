@@ -12,7 +12,7 @@ use lastmile_actors::auth::sessions::Sessions;
 use lastmile_actors::auth::token::Tokens;
 use lastmile_actors::campus::{Campus, CampusError};
 use lastmile_actors::dispatch::{Dispatch, DispatchConfig};
-use lastmile_actors::ledger::{Ledger, LedgerConfig};
+use lastmile_actors::ledger::{Ledger, LedgerConfig, Payouts};
 use lastmile_actors::messages::formid::FormIds;
 use lastmile_actors::messages::notifier::{Notifications, NotifierConfig};
 use lastmile_actors::objects::{LocalObjects, ObjectStore, QiniuObjects};
@@ -20,11 +20,14 @@ use lastmile_actors::orders::{Orders, OrdersConfig};
 use lastmile_actors::payments::Payments;
 use lastmile_actors::sharecode::ShareCodes;
 use lastmile_actors::storage::{StorageError, Store};
+use lastmile_actors::wechat::transfer::TransferApi;
 use lastmile_actors::wechat::{Mode, SandboxWeChat, WeChat, WeChatError};
 
 use crate::config::Settings;
 use crate::error::ApiError;
-use crate::routes::{admin, auth, couriers, messages, money, ops, orders, payments, pricing};
+use crate::routes::{
+    admin, auth, couriers, messages, money, ops, orders, payments, pricing, transfers,
+};
 use crate::state::AppState;
 use crate::{limits, openapi, telemetry};
 
@@ -65,6 +68,9 @@ pub struct WeChatClients {
     pub client: Arc<dyn WeChat>,
     /// The same object when it is the sandbox.
     pub sandbox: Option<Arc<SandboxWeChat>>,
+    /// WeChat Pay 商家转账 (the simulator's in the sandbox; live only when
+    /// its v3 keys are configured).
+    pub transfers: Option<Arc<TransferApi>>,
 }
 
 impl WeChatClients {
@@ -72,6 +78,7 @@ impl WeChatClients {
     pub fn sandbox(sandbox: Arc<SandboxWeChat>) -> Self {
         Self {
             client: sandbox.clone(),
+            transfers: Some(sandbox.transfer_api().clone()),
             sandbox: Some(sandbox),
         }
     }
@@ -166,6 +173,12 @@ pub fn start_services(
             commission_percent: settings.money.commission_percent,
         },
         settings.money.rules(),
+        wechat.transfers.clone().map(|api| Payouts {
+            api,
+            appid: settings.wechat.appid.clone(),
+            scene_id: settings.wechat.transfer_scene_id.clone(),
+            notify_url: format!("{notify_base}{}", transfers::TRANSFER_NOTIFY_PATH),
+        }),
     )?;
     orders_wiring.listen(vec![
         dispatch.listener(),
@@ -200,6 +213,7 @@ pub fn start_services(
         ),
         files_dir,
         sandbox: wechat.sandbox,
+        transfers: wechat.transfers,
         campus,
         trusted_proxies: settings.http.trusted_proxies.clone().into(),
         admin_token: settings.admin.token.as_ref().map(|t| Arc::from(t.expose())),
@@ -235,6 +249,8 @@ pub fn wechat_client(settings: &Settings) -> Result<WeChatClients, StartupError>
         Mode::Live => WeChatClients {
             client: Arc::new(lastmile_actors::wechat::LiveWeChat::new(&settings.wechat)?),
             sandbox: None,
+            // Checked at load when payouts are transfers.
+            transfers: settings.wechat.live_transfer_api().ok().map(Arc::new),
         },
     })
 }
@@ -319,6 +335,12 @@ fn routes() -> Vec<actix_web::Resource> {
         }),
         documented::<payments::__path_refund_notify>(|r| {
             r.route(web::post().to(payments::refund_notify))
+        }),
+        documented::<transfers::__path_transfer_notify>(|r| {
+            r.route(web::post().to(transfers::transfer_notify))
+        }),
+        documented::<transfers::__path_sandbox_confirm>(|r| {
+            r.route(web::post().to(transfers::sandbox_confirm))
         }),
         documented::<payments::__path_sandbox_pay>(|r| {
             r.route(web::post().to(payments::sandbox_pay))

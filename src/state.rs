@@ -47,6 +47,8 @@ pub struct AppState {
     pub files_dir: Option<std::path::PathBuf>,
     /// The WeChat simulator, in sandbox mode only.
     pub sandbox: Option<Arc<SandboxWeChat>>,
+    /// WeChat Pay 商家转账 (verifies its callbacks), when payouts use it.
+    pub transfers: Option<Arc<lastmile_actors::wechat::transfer::TransferApi>>,
     /// The campus map.
     pub campus: Arc<Campus>,
     /// Proxies whose `X-Forwarded-For` is believed (`http.trusted_proxies`).

@@ -17,7 +17,9 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::Config;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::routes::{admin, auth, couriers, messages, money, ops, orders, payments, pricing};
+use crate::routes::{
+    admin, auth, couriers, messages, money, ops, orders, payments, pricing, transfers,
+};
 use crate::state::AppState;
 
 mod constraints;
@@ -42,6 +44,7 @@ mod constraints;
         messages::add_form_ids, messages::subscribe, messages::share_code, messages::file,
         payments::pay_notify, payments::refund_notify,
         payments::sandbox_pay, payments::sandbox_messages, payments::sandbox_fail_sends,
+        transfers::transfer_notify, transfers::sandbox_confirm,
         admin::map, admin::live, admin::today, admin::search, admin::refund, admin::settle,
         admin::reassign, admin::force_offline,
         money::wallet, money::ledger_check, money::withdraw, money::my_withdrawals,

@@ -10,4 +10,5 @@ pub mod ops;
 pub mod orders;
 pub mod payments;
 pub mod pricing;
+pub mod transfers;
 pub mod view;

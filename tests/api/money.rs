@@ -789,3 +789,236 @@ async fn with_transfers_an_operator_cannot_mark_a_withdrawal_paid_by_hand() {
     let paid = operator_post(&app, &format!("/api/v1/admin/withdrawals/{id}/paid"), None).await;
     assert_eq!(paid.status, StatusCode::CONFLICT, "{}", paid.body);
 }
+
+/// Posts a v3 transfer callback as WeChat Pay would.
+async fn transfer_callback<S, B>(
+    app: &TestApp<S>,
+    headers: &lastmile_actors::wechat::v3::V3Headers,
+    body: &str,
+) -> Reply
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody,
+{
+    app.send(
+        test::TestRequest::post()
+            .uri("/api/v1/wechat/transfer/notify")
+            .insert_header(("Content-Type", "application/json"))
+            .insert_header(("Wechatpay-Timestamp", headers.timestamp.clone()))
+            .insert_header(("Wechatpay-Nonce", headers.nonce.clone()))
+            .insert_header(("Wechatpay-Signature", headers.signature.clone()))
+            .insert_header(("Wechatpay-Serial", headers.serial.clone()))
+            .set_payload(body.to_owned()),
+    )
+    .await
+}
+
+#[actix_web::test]
+async fn a_withdrawal_is_paid_by_a_transfer_the_courier_confirms() {
+    let app = spawn_app_with(|s| {
+        s.admin.token = Some(lastmile_actors::wechat::Secret::new(TOKEN));
+        s.money.withdrawal_review = false;
+    })
+    .await;
+    let courier = earned(&app, "transfer-flow").await;
+    let made = withdraw(&app, &courier, json!(200), None).await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    assert_eq!(
+        made.body["status"], "transferring",
+        "no review: paid at once"
+    );
+    let id = made.body["id"].as_str().expect("id").to_owned();
+
+    // WeChat Pay took the transfer: the courier gets package_info for
+    // wx.requestMerchantTransfer.
+    let waiting = eventually(std::time::Duration::from_secs(5), || async {
+        app.get_as(&courier, "/api/v1/couriers/me/withdrawals")
+            .await
+            .body["withdrawals"][0]["status"]
+            == "wait_user_confirm"
+    })
+    .await;
+    assert!(waiting, "the transfer's answer moves it on");
+    let mine = app
+        .get_as(&courier, "/api/v1/couriers/me/withdrawals")
+        .await
+        .body;
+    let package = mine["withdrawals"][0]["package_info"]
+        .as_str()
+        .unwrap_or("");
+    assert!(package.starts_with("sandbox-package-"), "{mine}");
+
+    let sim = app.wechat.transfer_simulator().clone();
+    assert!(sim.confirm_quietly(&id), "the courier confirms in WeChat");
+    let (headers, body) = sim.callback_for(&id).expect("a callback");
+    // Forged, tampered or stale callbacks change nothing.
+    let forged = lastmile_actors::wechat::v3::V3Headers {
+        signature: headers.signature.replace(|c: char| c.is_ascii_digit(), "A"),
+        ..headers.clone()
+    };
+    assert_eq!(
+        transfer_callback(&app, &forged, &body).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let tampered = body.replace("\"ciphertext\":\"", "\"ciphertext\":\"AAAA");
+    assert_eq!(
+        transfer_callback(&app, &headers, &tampered).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let stale = lastmile_actors::wechat::v3::V3Headers {
+        timestamp: "1700000000".into(),
+        ..headers.clone()
+    };
+    assert_eq!(
+        transfer_callback(&app, &stale, &body).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let still = app
+        .get_as(&courier, "/api/v1/couriers/me/withdrawals")
+        .await
+        .body;
+    assert_eq!(still["withdrawals"][0]["status"], "wait_user_confirm");
+
+    let taken = transfer_callback(&app, &headers, &body).await;
+    assert_eq!(taken.status, StatusCode::NO_CONTENT, "{}", taken.body);
+    let again = transfer_callback(&app, &headers, &body).await;
+    assert_eq!(
+        again.status,
+        StatusCode::NO_CONTENT,
+        "a repeat is taken and changes nothing"
+    );
+    let done = app
+        .get_as(&courier, "/api/v1/couriers/me/withdrawals")
+        .await
+        .body;
+    assert_eq!(done["withdrawals"][0]["status"], "succeeded", "{done}");
+    assert_eq!(done["withdrawals"][0]["package_info"], Value::Null);
+    let wallet = app
+        .get_as(&courier, "/api/v1/couriers/me/wallet")
+        .await
+        .body;
+    assert_eq!(
+        (
+            wallet["available_fen"].clone(),
+            wallet["withdrawing_fen"].clone()
+        ),
+        (json!(175), json!(0))
+    );
+    let check = ledger_check(&app).await;
+    assert_eq!(check["balanced"], true, "{check}");
+    assert_eq!(class(&check, "clearing"), -405 + 200, "paid out once");
+}
+
+#[actix_web::test]
+async fn the_sandbox_courier_confirms_and_its_signed_callback_pays_the_withdrawal_across_a_restart()
+{
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut binary = BinaryApp::start(
+        &dir.path().join("data"),
+        &[
+            ("LASTMILE__ADMIN__TOKEN", TOKEN),
+            ("LASTMILE__MONEY__WITHDRAWAL_REVIEW", "false"),
+            ("LASTMILE__DISPATCH__AUTO", "false"),
+        ],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let (customer, id) = binary.sandbox_paid_order(&client, "e2e-customer").await;
+    let (courier, _) = binary.login(&client, "e2e-courier").await;
+    let post = |token: &str, path: &str, body: Value| {
+        client
+            .post(binary.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    for (token, path, body) in [
+        (
+            &courier,
+            "/api/v1/couriers/me".to_owned(),
+            json!({"name": "e2e", "phone": "13800138000"}),
+        ),
+        (
+            &courier,
+            "/api/v1/couriers/me/online".to_owned(),
+            json!({"place_id": "cainiao-north"}),
+        ),
+        (&courier, format!("/api/v1/orders/{id}/grab"), json!({})),
+        (&courier, format!("/api/v1/orders/{id}/pickup"), json!({})),
+        (&courier, format!("/api/v1/orders/{id}/deliver"), json!({})),
+        (&customer, format!("/api/v1/orders/{id}/confirm"), json!({})),
+    ] {
+        let r = post(token, &path, body).await.expect("step");
+        assert_eq!(r.status(), reqwest::StatusCode::OK, "{path}");
+    }
+    // 300 fen, 10 % commission: 270 available.
+    let made: Value = post(
+        &courier,
+        "/api/v1/couriers/me/withdrawals",
+        json!({"amount_fen": 270}),
+    )
+    .await
+    .expect("withdraw")
+    .json()
+    .await
+    .expect("json");
+    let withdrawal = made["id"].as_str().expect("id").to_owned();
+    let mine = |binary: &BinaryApp| {
+        let url = binary.url("/api/v1/couriers/me/withdrawals");
+        let (client, courier) = (client.clone(), courier.clone());
+        async move {
+            let page: Value = client
+                .get(url)
+                .bearer_auth(courier)
+                .send()
+                .await
+                .expect("list")
+                .json()
+                .await
+                .expect("json");
+            page["withdrawals"][0]["status"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        }
+    };
+    let waiting = eventually(std::time::Duration::from_secs(10), || async {
+        mine(&binary).await == "wait_user_confirm"
+    })
+    .await;
+    assert!(waiting, "the sandbox took the transfer");
+
+    // The courier confirms in (simulated) WeChat: a signed, encrypted v3
+    // callback reaches the binary over HTTP.
+    let confirmed = client
+        .post(binary.url(&format!("/sandbox/transfer/{withdrawal}/confirm")))
+        .send()
+        .await
+        .expect("confirm");
+    assert_eq!(confirmed.status(), reqwest::StatusCode::OK);
+    let paid = eventually(std::time::Duration::from_secs(10), || async {
+        mine(&binary).await == "succeeded"
+    })
+    .await;
+    assert!(paid, "the callback paid the withdrawal");
+
+    binary.kill9();
+    binary.launch().await;
+    assert_eq!(mine(&binary).await, "succeeded", "durable across kill -9");
+    let check: Value = client
+        .get(binary.url("/api/v1/admin/ledger/check"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("check")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(check["balanced"], true, "{check}");
+    assert_eq!(class(&check, "clearing"), -300 + 270);
+    assert_eq!(class(&check, "platform"), 30);
+}

@@ -11,6 +11,7 @@ use crate::helpers::{free_port, BinaryApp};
 
 const LIVE_SECRET: &str = "LIVE-SECRET-7f3a9c1e5b";
 const LIVE_KEY: &str = "LIVEKEY0123456789abcdefLIVEKEY99";
+const LIVE_V3_KEY: &str = "LIVEV3KEY456789abcdefLIVEV3KEY99";
 
 fn fixture(name: &str) -> String {
     format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
@@ -30,8 +31,25 @@ fn live_env() -> Env {
             "LASTMILE__WECHAT__NOTIFY_BASE",
             "https://lastmile.example.edu.cn".into(),
         ),
-        ("LASTMILE__WECHAT__CERT_PATH", fixture("apiclient_cert.pem")),
-        ("LASTMILE__WECHAT__KEY_PATH", fixture("apiclient_key.pem")),
+        // An RSA merchant key, as WeChat Pay issues: it also signs v3.
+        (
+            "LASTMILE__WECHAT__CERT_PATH",
+            fixture("v3/merchant_cert.pem"),
+        ),
+        ("LASTMILE__WECHAT__KEY_PATH", fixture("v3/merchant_key.pem")),
+        ("LASTMILE__WECHAT__API_V3_KEY", LIVE_V3_KEY.into()),
+        (
+            "LASTMILE__WECHAT__CERT_SERIAL",
+            "2AF9A6DE5940AC8B3C921540A57A1D2C92098A76".into(),
+        ),
+        (
+            "LASTMILE__WECHAT__PAY_PUBLIC_KEY_PATH",
+            fixture("v3/wechatpay_public.pem"),
+        ),
+        (
+            "LASTMILE__WECHAT__PAY_PUBLIC_KEY_ID",
+            "PUB_KEY_ID_0123".into(),
+        ),
     ]
 }
 
@@ -111,6 +129,43 @@ fn live_mode_refuses_sandbox_credentials_and_missing_pieces() {
             "wechat.key_path",
             "unreadable key",
         ),
+        (
+            with(
+                live_env(),
+                "LASTMILE__WECHAT__API_V3_KEY",
+                "sandboxv3sandboxv3sandboxv3sandb",
+            ),
+            "wechat.api_v3_key",
+            "sandbox API v3 key",
+        ),
+        (
+            without(live_env(), "LASTMILE__WECHAT__CERT_SERIAL"),
+            "wechat.cert_serial",
+            "no certificate serial",
+        ),
+        (
+            without(live_env(), "LASTMILE__WECHAT__PAY_PUBLIC_KEY_ID"),
+            "wechat.pay_public_key_id",
+            "no WeChat Pay public key id",
+        ),
+        (
+            with(
+                live_env(),
+                "LASTMILE__WECHAT__PAY_PUBLIC_KEY_PATH",
+                &fixture("apiclient_cert.pem"),
+            ),
+            "wechat.pay_public_key_path",
+            "a WeChat Pay public key that is not one",
+        ),
+        (
+            with(
+                live_env(),
+                "LASTMILE__WECHAT__KEY_PATH",
+                &fixture("apiclient_key.pem"),
+            ),
+            "wechat.key_path",
+            "a merchant key that cannot sign v3",
+        ),
     ];
     for (env, key, why) in cases {
         let stderr = crate::helpers::refuses_to_start(&dir.path().join("data"), &[], &env, why);
@@ -119,7 +174,7 @@ fn live_mode_refuses_sandbox_credentials_and_missing_pieces() {
             "{why}: the line names {key}: {stderr}"
         );
         assert!(
-            leaks(&stderr, &[LIVE_SECRET, LIVE_KEY]).is_empty(),
+            leaks(&stderr, &[LIVE_SECRET, LIVE_KEY, LIVE_V3_KEY]).is_empty(),
             "{why}: {stderr}"
         );
     }
@@ -157,7 +212,10 @@ async fn unreachable_wechat_in_live_mode_logs_no_secret() {
         "the failure is logged at all: {text}"
     );
     let key_md5 = md5_hex(LIVE_KEY);
-    let found = leaks(&text, &[LIVE_SECRET, LIVE_KEY, &key_md5, "secret="]);
+    let found = leaks(
+        &text,
+        &[LIVE_SECRET, LIVE_KEY, LIVE_V3_KEY, &key_md5, "secret="],
+    );
     assert!(found.is_empty(), "log leaks {found:?}:\n{text}");
 }
 

@@ -22,6 +22,11 @@ fn config(api_base: String) -> WeChatConfig {
         stable_token: true,
         cert_path: None,
         key_path: None,
+        api_v3_key: Secret::new("v3".repeat(16)),
+        cert_serial: None,
+        pay_public_key_path: None,
+        pay_public_key_id: None,
+        transfer_scene_id: "1005".into(),
     }
 }
 

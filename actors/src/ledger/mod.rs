@@ -4,10 +4,12 @@
 //! balances and statements, and proves its invariants.
 
 mod book;
+mod payout;
 mod withdraw;
 mod withdrawal;
 
 pub use book::*;
+pub use payout::{Payouts, TransferSeen};
 pub use withdraw::*;
 pub use withdrawal::*;
 
@@ -78,6 +80,7 @@ pub struct LedgerActor {
     repo: LedgerRepo,
     config: LedgerConfig,
     rules: WithdrawalRules,
+    payouts: Option<Payouts>,
     consistent: Arc<AtomicBool>,
 }
 
@@ -90,6 +93,11 @@ impl Actor for LedgerActor {
         self.catch_up();
         ctx.run_interval(SWEEP_EVERY, |ledger, _| {
             ledger.drain();
+        });
+        // Transfers in flight when the service stopped: ask WeChat Pay.
+        self.sweep_transfers(ctx);
+        ctx.run_interval(payout::PAYOUT_SWEEP_EVERY, |ledger, ctx| {
+            ledger.sweep_transfers(ctx);
         });
     }
 }
@@ -278,6 +286,7 @@ impl Ledger {
         repo: LedgerRepo,
         config: LedgerConfig,
         rules: WithdrawalRules,
+        payouts: Option<Payouts>,
     ) -> Result<Self, StorageError> {
         let told = repo.migrate_orders()?;
         if told > 0 {
@@ -289,6 +298,7 @@ impl Ledger {
             repo,
             config,
             rules,
+            payouts: payouts.filter(|_| rules.payout == Payout::Transfer),
             consistent: consistent.clone(),
         };
         // Before anyone asks `/readyz`: the book is proven once here.

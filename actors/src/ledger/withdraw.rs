@@ -212,9 +212,28 @@ impl LedgerActor {
         event: WithdrawalEvent,
         reason: &str,
     ) -> Result<Withdrawal, WithdrawalError> {
+        self.change_with(id, event, reason, None)
+    }
+
+    /// [`Self::change`], keeping what WeChat Pay said of its transfer.
+    pub(super) fn change_with(
+        &mut self,
+        id: &WithdrawalId,
+        event: WithdrawalEvent,
+        reason: &str,
+        bill: Option<&crate::wechat::transfer::BillStatus>,
+    ) -> Result<Withdrawal, WithdrawalError> {
         let mut withdrawal = self.repo.withdrawal(id)?.ok_or(WithdrawalError::NotFound)?;
         let now = now_utc();
         let to = withdrawal.apply(&event, reason, now)?;
+        if let Some(bill) = bill {
+            if !bill.transfer_bill_no.is_empty() {
+                withdrawal.transfer_bill_no = Some(bill.transfer_bill_no.clone());
+            }
+            if to == WithdrawalStatus::WaitUserConfirm {
+                withdrawal.package_info = bill.package_info.clone();
+            }
+        }
         let (withdrawal_id, courier, amount) = (
             withdrawal.id.clone(),
             withdrawal.courier.clone(),
@@ -257,7 +276,7 @@ impl LedgerActor {
     }
 
     /// Answers once the writes behind the answer are on disk.
-    fn durably<T: Send + 'static>(
+    pub(super) fn durably<T: Send + 'static>(
         &self,
         value: Result<T, WithdrawalError>,
     ) -> ResponseFuture<Result<T, WithdrawalError>> {
@@ -270,12 +289,52 @@ impl LedgerActor {
     }
 }
 
+impl LedgerActor {
+    /// Answers `withdrawal` once durable, and sends it to WeChat Pay when
+    /// it is to be paid by transfer — after it is on disk, so a crash in
+    /// between leaves a `transferring` withdrawal the sweep queries.
+    fn durably_then_pay(
+        &self,
+        result: Result<(Withdrawal, bool), WithdrawalError>,
+        ctx: &mut Context<Self>,
+    ) -> ResponseFuture<Result<Withdrawal, WithdrawalError>> {
+        let pay = matches!(&result, Ok((w, true)) if w.status == WithdrawalStatus::Transferring)
+            .then(|| ctx.address());
+        let repo = self.repo.clone();
+        Box::pin(async move {
+            let (withdrawal, _) = result?;
+            repo.commit().await?;
+            if let Some(addr) = pay {
+                addr.do_send(PayOut {
+                    withdrawal: withdrawal.clone(),
+                });
+            }
+            Ok(withdrawal)
+        })
+    }
+}
+
+/// Send a withdrawal that is durably `transferring` to WeChat Pay.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct PayOut {
+    withdrawal: Withdrawal,
+}
+
+impl Handler<PayOut> for LedgerActor {
+    type Result = ();
+
+    fn handle(&mut self, PayOut { withdrawal }: PayOut, ctx: &mut Self::Context) {
+        self.send_transfer(&withdrawal, ctx);
+    }
+}
+
 impl Handler<RequestWithdrawal> for LedgerActor {
     type Result = ResponseFuture<Result<Withdrawal, WithdrawalError>>;
 
-    fn handle(&mut self, msg: RequestWithdrawal, _: &mut Self::Context) -> Self::Result {
-        let made = self.request(msg).map(|(w, _)| w);
-        self.durably(made)
+    fn handle(&mut self, msg: RequestWithdrawal, ctx: &mut Self::Context) -> Self::Result {
+        let made = self.request(msg);
+        self.durably_then_pay(made, ctx)
     }
 }
 
@@ -302,9 +361,9 @@ impl Handler<WithdrawalQueue> for LedgerActor {
 impl Handler<Decide> for LedgerActor {
     type Result = ResponseFuture<Result<Withdrawal, WithdrawalError>>;
 
-    fn handle(&mut self, msg: Decide, _: &mut Self::Context) -> Self::Result {
-        let decided = self.decide(msg);
-        self.durably(decided)
+    fn handle(&mut self, msg: Decide, ctx: &mut Self::Context) -> Self::Result {
+        let decided = self.decide(msg).map(|w| (w, true));
+        self.durably_then_pay(decided, ctx)
     }
 }
 

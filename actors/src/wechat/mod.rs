@@ -14,6 +14,8 @@ pub mod pay;
 pub mod pay_api;
 pub mod sandbox;
 pub mod sandbox_pay;
+pub mod sandbox_transfer;
+pub mod transfer;
 pub mod v3;
 
 pub use live::LiveWeChat;
@@ -110,6 +112,29 @@ pub struct WeChatConfig {
     /// Merchant private key (PEM), needed for refunds in live mode.
     #[serde(default)]
     pub key_path: Option<String>,
+    /// The WeChat Pay API v3 key (32 bytes): decrypts v3 callbacks.
+    #[serde(default = "sandbox_api_v3_key")]
+    pub api_v3_key: Secret,
+    /// The merchant certificate's serial number (v3 request signatures).
+    #[serde(default)]
+    pub cert_serial: Option<String>,
+    /// WeChat Pay's public key (PEM): verifies v3 answers and callbacks.
+    #[serde(default)]
+    pub pay_public_key_path: Option<String>,
+    /// The id of that key (`PUB_KEY_ID_…`, sent as `Wechatpay-Serial`).
+    #[serde(default)]
+    pub pay_public_key_id: Option<String>,
+    /// The 商家转账 scene the merchant was granted (1005: 佣金报酬).
+    #[serde(default = "default_transfer_scene")]
+    pub transfer_scene_id: String,
+}
+
+fn sandbox_api_v3_key() -> Secret {
+    Secret::new(sandbox_transfer::SANDBOX_API_V3_KEY)
+}
+
+fn default_transfer_scene() -> String {
+    "1005".into()
 }
 
 fn default_true() -> bool {
@@ -419,6 +444,53 @@ impl WeChatConfig {
             }
         }
         Ok(())
+    }
+
+    /// With transfers in live mode: the v3 keys are there and usable.
+    pub fn check_live_transfers(&self) -> Result<(), String> {
+        let v3 = self.api_v3_key.expose();
+        if v3 == sandbox_transfer::SANDBOX_API_V3_KEY || v3.len() != 32 {
+            return Err("wechat.api_v3_key is unset or its sandbox value; transfers (money.payout = \"transfer\") need the merchant's 32-byte API v3 key".into());
+        }
+        self.live_transfer_api().map(|_| ())
+    }
+
+    /// The live 商家转账 API, from the v3 keys.
+    pub fn live_transfer_api(&self) -> Result<transfer::TransferApi, String> {
+        let read = |key: &str, path: &Option<String>| -> Result<String, String> {
+            let path = path
+                .as_deref()
+                .filter(|p| !p.is_empty())
+                .ok_or_else(|| format!("{key} is unset; transfers need it"))?;
+            std::fs::read_to_string(path).map_err(|e| format!("{key} = {path} cannot be read: {e}"))
+        };
+        let serial = self.cert_serial.clone().filter(|s| !s.is_empty()).ok_or(
+            "wechat.cert_serial is unset; transfers sign with the merchant certificate's serial",
+        )?;
+        let key_id = self
+            .pay_public_key_id
+            .clone()
+            .filter(|s| !s.is_empty())
+            .ok_or(
+                "wechat.pay_public_key_id is unset; transfers need the WeChat Pay public key's id",
+            )?;
+        let signer = v3::V3Signer::from_pem(
+            &self.mch_id,
+            &serial,
+            &read("wechat.key_path", &self.key_path)?,
+        )
+        .map_err(|e| format!("wechat.key_path: {e}"))?;
+        let verifier = v3::V3Verifier::from_pem(
+            &key_id,
+            &read("wechat.pay_public_key_path", &self.pay_public_key_path)?,
+        )
+        .map_err(|e| format!("wechat.pay_public_key_path: {e}"))?;
+        Ok(transfer::TransferApi::new(
+            std::sync::Arc::new(transfer::HttpTransport::new(&self.pay_base)),
+            signer,
+            verifier,
+            self.api_v3_key.clone(),
+        ))
     }
 
     /// The merchant's signer.

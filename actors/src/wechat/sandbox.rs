@@ -14,6 +14,9 @@ use std::sync::Arc;
 
 use super::pay_api::PayApi;
 use super::sandbox_pay::PaySimulator;
+use super::sandbox_transfer::TransferSimulator;
+use super::transfer::TransferApi;
+use super::v3::V3Signer;
 use super::{Code2SessionReply, WeChat, WeChatConfig, WeChatError, WxSession};
 
 /// Prefix of login codes the sandbox rejects, so clients can test that path.
@@ -23,6 +26,8 @@ pub const REJECTED_CODE_PREFIX: &str = "invalid";
 pub struct SandboxWeChat {
     appid: String,
     pay: PayApi<Arc<PaySimulator>>,
+    transfers: Arc<TransferApi>,
+    transfer_sim: Arc<TransferSimulator>,
     down: AtomicBool,
     code2session_calls: AtomicU64,
     token_calls: AtomicU64,
@@ -53,9 +58,12 @@ impl SandboxWeChat {
     /// A simulator for the configured app.
     pub fn new(config: &WeChatConfig) -> Self {
         let simulator = Arc::new(PaySimulator::new(config.pay_signer()));
+        let (transfers, transfer_sim) = sandbox_transfers(config);
         Self {
             appid: config.appid.clone(),
             pay: PayApi::new(simulator, config.pay_signer()),
+            transfers,
+            transfer_sim,
             down: AtomicBool::new(false),
             code2session_calls: AtomicU64::new(0),
             token_calls: AtomicU64::new(0),
@@ -66,6 +74,16 @@ impl SandboxWeChat {
             sent: std::sync::Mutex::new(Vec::new()),
             attempts: std::sync::Mutex::new(Vec::new()),
         }
+    }
+
+    /// The 商家转账 API, over the simulator.
+    pub fn transfer_api(&self) -> &Arc<TransferApi> {
+        &self.transfers
+    }
+
+    /// The simulated 商家转账 backend (the courier's confirmation).
+    pub fn transfer_simulator(&self) -> &Arc<TransferSimulator> {
+        &self.transfer_sim
     }
 
     /// The simulated WeChat Pay backend (to pay orders, count calls).
@@ -312,4 +330,27 @@ fn qr_png(text: &str) -> Result<Vec<u8>, WeChatError> {
         .and_then(|mut w| w.write_image_data(&pixels));
     encoded.map_err(|e| WeChatError::Protocol(e.to_string()))?;
     Ok(out)
+}
+
+/// The sandbox's transfer API and its simulator, on the embedded sandbox
+/// keys (public: they sign nothing real).
+fn sandbox_transfers(config: &WeChatConfig) -> (Arc<TransferApi>, Arc<TransferSimulator>) {
+    use super::sandbox_transfer::{SANDBOX_CERT_SERIAL, SANDBOX_MERCHANT_KEY};
+    let signer = V3Signer::from_pem(&config.mch_id, SANDBOX_CERT_SERIAL, SANDBOX_MERCHANT_KEY)
+        .expect("the embedded sandbox merchant key parses");
+    let simulator = Arc::new(
+        TransferSimulator::new(
+            signer.verifier(SANDBOX_CERT_SERIAL),
+            config.api_v3_key.clone(),
+        )
+        .expect("the embedded sandbox platform key parses"),
+    );
+    let verifier = TransferSimulator::verifier().expect("the embedded sandbox public key parses");
+    let api = TransferApi::new(
+        simulator.clone(),
+        signer,
+        verifier,
+        config.api_v3_key.clone(),
+    );
+    (Arc::new(api), simulator)
 }

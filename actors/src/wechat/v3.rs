@@ -177,6 +177,17 @@ impl V3Verifier {
         &self.key_id
     }
 
+    /// Checks a base64 `signature` over `message` (a request's own text).
+    pub fn verify_message(&self, message: &str, signature: &str) -> Result<(), V3Error> {
+        let raw = B64
+            .decode(signature.as_bytes())
+            .map_err(|_| V3Error::BadHeader("signature"))?;
+        let signature = Signature::try_from(raw.as_slice()).map_err(|_| V3Error::BadSignature)?;
+        self.key
+            .verify(message.as_bytes(), &signature)
+            .map_err(|_| V3Error::BadSignature)
+    }
+
     /// Checks that `body` came signed by this key within
     /// [`MAX_SKEW_SECONDS`] of `now_unix`.
     pub fn verify(&self, headers: &V3Headers, body: &str, now_unix: i64) -> Result<(), V3Error> {
