@@ -26,3 +26,4 @@ mod secrets;
 mod sharecode;
 mod token;
 mod wechat_live;
+mod wechatpay_v3;

@@ -227,6 +227,7 @@ impl TransferSimulator {
             .header("Wechatpay-Nonce", signed.headers.nonce)
             .header("Wechatpay-Signature", signed.headers.signature)
             .header("Wechatpay-Serial", signed.headers.serial)
+            .header("Wechatpay-Signature-Type", v3::SCHEME)
             .body(signed.body)
             .send()
             .await;
