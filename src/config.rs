@@ -75,6 +75,9 @@ pub struct MoneySettings {
     pub withdrawal_review: bool,
     /// `transfer` (WeChat Pay 商家转账) or `manual` (an operator pays).
     pub payout: PayoutSetting,
+    /// When the day before is reconciled with WeChat Pay's bill, `HH:MM`
+    /// China time.
+    pub reconcile_at: String,
 }
 
 /// `money.payout`.
@@ -95,11 +98,21 @@ impl Default for MoneySettings {
             daily_withdrawal_fen: 50_000,
             withdrawal_review: true,
             payout: PayoutSetting::Transfer,
+            reconcile_at: "10:00".into(),
         }
     }
 }
 
 impl MoneySettings {
+    /// `reconcile_at` as a time of day (China time).
+    pub fn reconcile_time(&self) -> Option<time::Time> {
+        let (h, m) = self.reconcile_at.split_once(':')?;
+        let (h, m) = (h.parse::<u8>().ok()?, m.parse::<u8>().ok()?);
+        (h < 24 && m < 60)
+            .then(|| time::Time::from_hms(h, m, 0).ok())
+            .flatten()
+    }
+
     /// The ledger's withdrawal rules.
     pub fn rules(&self) -> lastmile_actors::ledger::WithdrawalRules {
         lastmile_actors::ledger::WithdrawalRules {
@@ -396,6 +409,11 @@ impl Settings {
         }
         if self.money.commission_percent > 100 {
             return invalid("money.commission_percent must be between 0 and 100");
+        }
+        if self.money.reconcile_time().is_none() {
+            return invalid(
+                "money.reconcile_at must be a time of day such as \"10:00\" (China time)",
+            );
         }
         if self.money.min_withdrawal_fen == 0
             || self.money.daily_withdrawal_fen < self.money.min_withdrawal_fen

@@ -45,6 +45,59 @@ fn replay(args: &[String]) -> ExitCode {
     }
 }
 
+/// `lastmile reconcile --date YYYY-MM-DD [--config FILE]`: prints the
+/// day's reconciliation as JSON; exit 0 when the bill agrees, 1 when it
+/// does not, 2 when it could not run.
+fn reconcile(args: &[String]) -> ExitCode {
+    let usage = "usage: lastmile reconcile --date YYYY-MM-DD [--config FILE]";
+    let (mut date, mut config) = (None, None);
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--date" => date = rest.next().cloned(),
+            "--config" => config = rest.next().map(PathBuf::from),
+            other => {
+                eprintln!("lastmile reconcile: unknown argument {other} ({usage})");
+                return ExitCode::from(EXIT_BAD_CONFIG);
+            }
+        }
+    }
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let Some(day) = date.and_then(|d| time::Date::parse(&d, &format).ok()) else {
+        eprintln!("lastmile reconcile: --date must be a day such as 2026-12-02 ({usage})");
+        return ExitCode::from(EXIT_BAD_CONFIG);
+    };
+    let settings = match Settings::load(config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "lastmile reconcile: bad configuration: {}",
+                one_line(&e.to_string())
+            );
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
+    actix_web::rt::System::new().block_on(async move {
+        match lastmile::startup::reconcile_day(&settings, &day.to_string()).await {
+            Ok(report) => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
+                if report.mismatches.is_empty() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            }
+            Err(e) => {
+                eprintln!("lastmile reconcile: {}", one_line(&e));
+                ExitCode::from(EXIT_BAD_CONFIG)
+            }
+        }
+    })
+}
+
 /// Operators read the first line of a failed start; parser errors span several.
 fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -52,8 +105,10 @@ fn one_line(message: &str) -> String {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("replay") {
-        return replay(&args[1..]);
+    match args.first().map(String::as_str) {
+        Some("replay") => return replay(&args[1..]),
+        Some("reconcile") => return reconcile(&args[1..]),
+        _ => {}
     }
     let settings =
         match config_arg().and_then(|p| Settings::load(p.as_deref()).map_err(|e| e.to_string())) {

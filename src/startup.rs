@@ -12,7 +12,7 @@ use lastmile_actors::auth::sessions::Sessions;
 use lastmile_actors::auth::token::Tokens;
 use lastmile_actors::campus::{Campus, CampusError};
 use lastmile_actors::dispatch::{Dispatch, DispatchConfig};
-use lastmile_actors::ledger::{Ledger, LedgerConfig, Payouts};
+use lastmile_actors::ledger::{Ledger, LedgerConfig, Payouts, Reconciler};
 use lastmile_actors::messages::formid::FormIds;
 use lastmile_actors::messages::notifier::{Notifications, NotifierConfig};
 use lastmile_actors::objects::{LocalObjects, ObjectStore, QiniuObjects};
@@ -164,7 +164,7 @@ pub fn start_services(
         store.payment_repo(),
         orders.clone(),
         formids.clone(),
-        wechat.client,
+        wechat.client.clone(),
         notify_base.to_owned(),
     );
     let ledger = Ledger::start(
@@ -178,6 +178,10 @@ pub fn start_services(
             appid: settings.wechat.appid.clone(),
             scene_id: settings.wechat.transfer_scene_id.clone(),
             notify_url: format!("{notify_base}{}", transfers::TRANSFER_NOTIFY_PATH),
+        }),
+        settings.money.reconcile_time().map(|at| Reconciler {
+            wechat: wechat.client.clone(),
+            at,
         }),
     )?;
     orders_wiring.listen(vec![
@@ -320,6 +324,10 @@ fn routes() -> Vec<actix_web::Resource> {
                 .route(web::get().to(money::my_withdrawals))
         }),
         documented::<money::__path_queue>(|r| r.route(web::get().to(money::queue))),
+        documented::<money::__path_reconciliation>(|r| {
+            r.route(web::get().to(money::reconciliation))
+                .route(web::post().to(money::reconcile))
+        }),
         documented::<money::__path_approve>(|r| r.route(web::post().to(money::approve))),
         documented::<money::__path_reject>(|r| r.route(web::post().to(money::reject))),
         documented::<money::__path_paid>(|r| r.route(web::post().to(money::paid))),
@@ -471,4 +479,44 @@ impl Application {
         tracing::info!("stopped; storage flushed");
         Ok(())
     }
+}
+
+/// `lastmile reconcile --date YYYY-MM-DD`: reconciles one China day
+/// against the configured WeChat Pay, on the configured storage (which a
+/// running service holds: then ask it, `POST /api/v1/admin/reconciliation`).
+/// Must run inside an actix `System`.
+pub async fn reconcile_day(
+    settings: &Settings,
+    day: &str,
+) -> Result<lastmile_actors::ledger::Reconciliation, String> {
+    let wechat = wechat_client(settings).map_err(|e| e.to_string())?;
+    let store = Store::open(&settings.storage.path, settings.storage.commit_window).map_err(|e| {
+        format!(
+            "{e} (is lastmile running on {}? then ask it: POST /api/v1/admin/reconciliation?date={day})",
+            settings.storage.path.display()
+        )
+    })?;
+    let at = settings
+        .money
+        .reconcile_time()
+        .ok_or("money.reconcile_at is not a time of day")?;
+    let ledger = Ledger::start(
+        store.ledger_repo(),
+        LedgerConfig {
+            commission_percent: settings.money.commission_percent,
+        },
+        settings.money.rules(),
+        None,
+        Some(Reconciler {
+            wechat: wechat.client,
+            at,
+        }),
+    )
+    .map_err(|e| e.to_string())?;
+    let report = ledger
+        .reconcile(day.to_owned())
+        .await
+        .map_err(|e| lastmile_actors::errors::chain(&e))?;
+    store.flush_blocking().map_err(|e| e.to_string())?;
+    Ok(report)
 }

@@ -49,6 +49,7 @@ mod constraints;
         admin::reassign, admin::force_offline,
         money::wallet, money::ledger_check, money::withdraw, money::my_withdrawals,
         money::queue, money::approve, money::reject, money::paid,
+        money::reconciliation, money::reconcile,
         ops::metrics, ops::healthz, ops::readyz,
     ),
     components(schemas(ErrorBody)),

@@ -5,8 +5,8 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use lastmile_actors::domain::{json_u32, OrderId};
 use lastmile_actors::ledger::{
-    earning, Check, Decision, Entry, PostingKind, Subject, Withdrawal, WithdrawalId,
-    WithdrawalStatus,
+    earning, Check, Decision, Entry, PostingKind, Reconciliation, Subject, Withdrawal,
+    WithdrawalId, WithdrawalStatus,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -431,4 +431,73 @@ pub async fn paid(
         "withdrawal_paid_by_hand",
     )
     .await
+}
+
+/// A China day.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DayQuery {
+    /// The China day, `YYYY-MM-DD`.
+    #[param(required = true, value_type = String, format = Date)]
+    date: Option<String>,
+}
+
+fn day(query: &DayQuery) -> Result<String, ApiError> {
+    let text = query
+        .date
+        .as_deref()
+        .ok_or_else(|| ApiError::Validation("date is required (YYYY-MM-DD)".into()))?;
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(text, &format)
+        .map(|d| d.to_string())
+        .map_err(|_| ApiError::Validation("date must be a day such as 2026-12-02".into()))
+}
+
+/// A day's reconciliation with WeChat Pay's trade bill, as it last ran
+/// (daily at `money.reconcile_at` for the day before, or on demand).
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/reconciliation",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(DayQuery),
+    responses(
+        (status = 200, description = "The report: lines on each side, what matched, each mismatch", body = Reconciliation),
+        (status = 404, description = "Not reconciled yet (or admin.token is not set)", body = ErrorBody),
+    )
+)]
+pub async fn reconciliation(
+    _: Operator,
+    state: web::Data<AppState>,
+    query: web::Query<DayQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let day = day(&query)?;
+    match state.ledger.reconciliation(day).await? {
+        Some(report) => Ok(private(report)),
+        None => Err(ApiError::NotFound("that day was not reconciled yet".into())),
+    }
+}
+
+/// Reconciles a day now: downloads WeChat Pay's trade bill (ALL) and
+/// compares it line by line with the ledger (a re-run replaces the report).
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/reconciliation",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(DayQuery),
+    responses(
+        (status = 200, description = "The report", body = Reconciliation),
+        (status = 404, description = "admin.token is not set", body = ErrorBody),
+    )
+)]
+pub async fn reconcile(
+    _: Operator,
+    state: web::Data<AppState>,
+    query: web::Query<DayQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let day = day(&query)?;
+    let report = state.ledger.reconcile(day).await?;
+    acted("reconcile");
+    Ok(private(report))
 }

@@ -1022,3 +1022,198 @@ async fn the_sandbox_courier_confirms_and_its_signed_callback_pays_the_withdrawa
     assert_eq!(class(&check, "clearing"), -300 + 270);
     assert_eq!(class(&check, "platform"), 30);
 }
+
+/// Today in China, `YYYY-MM-DD` (the day the sandbox's bill lines fall on).
+fn china_today() -> String {
+    time::OffsetDateTime::now_utc()
+        .to_offset(time::macros::offset!(+8))
+        .date()
+        .to_string()
+}
+
+/// The operator's reconciliation call (`POST` runs it, `GET` reads it).
+async fn reconcile_call<S, B>(app: &TestApp<S>, post: bool, query: &str) -> Reply
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody,
+{
+    let req = if post {
+        test::TestRequest::post()
+    } else {
+        test::TestRequest::get()
+    };
+    app.send(
+        req.uri(&format!("/api/v1/admin/reconciliation?{query}"))
+            .insert_header(("Authorization", format!("Bearer {TOKEN}"))),
+    )
+    .await
+}
+
+#[actix_web::test]
+async fn the_days_bill_is_compared_with_the_ledger_line_by_line() {
+    let app = money_app().await;
+    let today = china_today();
+    let (customer, openid) = app.login("reconcile-customer").await;
+    let agreeing = app.paid_order(&customer, &openid).await;
+    // Paid at WeChat Pay, but its notify was lost and nobody asked yet.
+    let missed = app.create_order(&customer, &order_body()).await.body["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert_eq!(
+        app.pay_order(&customer, &missed).await.status,
+        StatusCode::OK
+    );
+    let sim = app.wechat.pay_simulator();
+    sim.suppress_next_notifies(1);
+    sim.pay(&missed).await.expect("paid at the sandbox");
+    // Refunded, but the bill says another amount.
+    let refunded = app.paid_order(&customer, &openid).await;
+    assert_eq!(
+        app.cancel_order(&customer, &refunded).await.body["status"],
+        "refunding"
+    );
+    let requested = eventually(std::time::Duration::from_secs(10), || async {
+        sim.refunds().iter().any(|(order, _)| *order == refunded)
+    })
+    .await;
+    assert!(requested, "the refund reached the sandbox");
+    let signer = app.wechat.pay().signer().clone();
+    let notify = crate::payments::refund_notify(
+        &signer.appid,
+        &signer.mch_id,
+        signer.api_key.expose(),
+        &refunded,
+    );
+    app.post_xml("/api/v1/wechat/refund/notify", notify).await;
+    assert_eq!(app.status_of(&customer, &refunded).await, "refunded");
+    sim.alter_bill_refund(&format!("R{refunded}"), 100);
+
+    assert_eq!(
+        reconcile_call(&app, false, &format!("date={today}"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    for bad in ["", "date=2026-13-01", "date=yesterday"] {
+        assert_eq!(
+            reconcile_call(&app, true, bad).await.status,
+            StatusCode::BAD_REQUEST,
+            "{bad}"
+        );
+    }
+    let report = reconcile_call(&app, true, &format!("date={today}")).await;
+    assert_eq!(report.status, StatusCode::OK, "{}", report.body);
+    let report = report.body;
+    assert_eq!(report["date"], today.as_str());
+    assert_eq!(report["bill_lines"], 4, "{report}");
+    assert_eq!(report["matched"], 2, "{report}");
+    let mut found: Vec<(String, String, String)> = report["mismatches"]
+        .as_array()
+        .expect("mismatches")
+        .iter()
+        .map(|m| {
+            (
+                m["kind"].as_str().unwrap_or("").to_owned(),
+                m["what"].as_str().unwrap_or("").to_owned(),
+                m["order_id"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    found.sort();
+    let mut expected = vec![
+        (
+            "amount_differs".to_owned(),
+            "refund".to_owned(),
+            refunded.clone(),
+        ),
+        (
+            "missing_in_ledger".to_owned(),
+            "payment".to_owned(),
+            missed.clone(),
+        ),
+    ];
+    expected.sort();
+    assert_eq!(found, expected, "{report}");
+    assert!(
+        !report.to_string().contains(&agreeing),
+        "the agreeing payment is no mismatch"
+    );
+    assert_eq!(app.metric("lastmile_reconciliation_mismatches").await, 2.0);
+    let stored = reconcile_call(&app, false, &format!("date={today}")).await;
+    assert_eq!(stored.body, report, "the report is kept");
+}
+
+#[actix_web::test]
+async fn a_bill_that_agrees_has_no_mismatch() {
+    let app = money_app().await;
+    let (customer, openid) = app.login("reconcile-agree").await;
+    app.paid_order(&customer, &openid).await;
+    app.paid_order(&customer, &openid).await;
+    let report = reconcile_call(&app, true, &format!("date={}", china_today()))
+        .await
+        .body;
+    assert_eq!(
+        (report["bill_lines"].clone(), report["matched"].clone()),
+        (json!(2), json!(2)),
+        "{report}"
+    );
+    assert_eq!(report["mismatches"], json!([]));
+    // A day without a bill compares nothing with nothing.
+    let empty = reconcile_call(&app, true, "date=2020-01-01").await.body;
+    assert_eq!(
+        (empty["bill_lines"].clone(), empty["mismatches"].clone()),
+        (json!(0), json!([]))
+    );
+}
+
+/// Runs `lastmile reconcile` on `data`; answers (exit code, stdout, stderr).
+fn reconcile_cli(data: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lastmile"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("LASTMILE__STORAGE__PATH", data)
+        .env("RUST_LOG", "warn")
+        .arg("reconcile")
+        .args(args)
+        .output()
+        .expect("the binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[actix_web::test]
+async fn lastmile_reconcile_runs_a_day_and_says_when_the_service_holds_the_storage() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let (code, stdout, stderr) = reconcile_cli(&data, &["--date", "2026-12-02"]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).expect("the report as JSON");
+    assert_eq!(
+        (report["date"].clone(), report["mismatches"].clone()),
+        (json!("2026-12-02"), json!([]))
+    );
+    for bad in [
+        &["--date", "02/12/2026"][..],
+        &["--day", "2026-12-02"][..],
+        &[][..],
+    ] {
+        let (code, _, stderr) = reconcile_cli(&data, bad);
+        assert_eq!(code, 2, "{bad:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+    let binary = BinaryApp::start(&data, &[]).await;
+    let (code, _, stderr) = reconcile_cli(&data, &["--date", "2026-12-02"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("POST /api/v1/admin/reconciliation"),
+        "{stderr}"
+    );
+    drop(binary);
+}

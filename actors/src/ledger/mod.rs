@@ -5,11 +5,15 @@
 
 mod book;
 mod payout;
+mod reconcile;
+mod reconciling;
 mod withdraw;
 mod withdrawal;
 
 pub use book::*;
 pub use payout::{Payouts, TransferSeen};
+pub use reconcile::*;
+pub use reconciling::{day_before, Reconciler};
 pub use withdraw::*;
 pub use withdrawal::*;
 
@@ -48,6 +52,12 @@ pub enum LedgerError {
     /// The actor is restarting or gone.
     #[error("the ledger is unavailable")]
     Mailbox(#[source] MailboxError),
+    /// WeChat Pay did not give the bill.
+    #[error("WeChat Pay did not give the bill: {0}")]
+    WeChat(String),
+    /// The bill does not parse (or nothing can fetch one).
+    #[error("{0}")]
+    Bill(String),
 }
 
 impl From<StorageError> for LedgerError {
@@ -81,6 +91,9 @@ pub struct LedgerActor {
     config: LedgerConfig,
     rules: WithdrawalRules,
     payouts: Option<Payouts>,
+    reconciler: Option<Reconciler>,
+    /// The day a reconciliation is running for.
+    reconciling: Option<String>,
     consistent: Arc<AtomicBool>,
 }
 
@@ -98,6 +111,10 @@ impl Actor for LedgerActor {
         self.sweep_transfers(ctx);
         ctx.run_interval(payout::PAYOUT_SWEEP_EVERY, |ledger, ctx| {
             ledger.sweep_transfers(ctx);
+        });
+        self.reconcile_when_due(ctx);
+        ctx.run_interval(reconciling::RECONCILE_CHECK_EVERY, |ledger, ctx| {
+            ledger.reconcile_when_due(ctx);
         });
     }
 }
@@ -287,6 +304,7 @@ impl Ledger {
         config: LedgerConfig,
         rules: WithdrawalRules,
         payouts: Option<Payouts>,
+        reconciler: Option<Reconciler>,
     ) -> Result<Self, StorageError> {
         let told = repo.migrate_orders()?;
         if told > 0 {
@@ -299,6 +317,8 @@ impl Ledger {
             config,
             rules,
             payouts: payouts.filter(|_| rules.payout == Payout::Transfer),
+            reconciler,
+            reconciling: None,
             consistent: consistent.clone(),
         };
         // Before anyone asks `/readyz`: the book is proven once here.

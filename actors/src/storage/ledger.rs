@@ -7,7 +7,8 @@
 //! happened (an order's payment before its completion).
 
 use crate::ledger::{
-    Account, Entry, MoneyEvent, Posted, Withdrawal, WithdrawalId, WithdrawalStatus,
+    Account, Entry, LedgerDay, MoneyEvent, Posted, PostingKind, Reconciliation, Subject,
+    Withdrawal, WithdrawalId, WithdrawalStatus,
 };
 
 use super::*;
@@ -69,13 +70,15 @@ impl LedgerRepo {
             &inner.ledger_balances,
             &inner.ledger_entries,
             &inner.ledger_inbox,
+            &inner.ledger_days,
         )
-            .transaction(|(postings, balances, entries, inbox)| {
+            .transaction(|(postings, balances, entries, inbox, days)| {
                 inbox.remove(&seq.to_be_bytes())?;
                 let book = Book {
                     postings,
                     balances,
                     entries,
+                    days,
                 };
                 book.post(event, percent, at_unix_ms)
             })
@@ -103,9 +106,10 @@ impl LedgerRepo {
             &inner.withdrawals,
             &inner.withdrawals_by_courier,
             &inner.withdrawal_keys,
+            &inner.ledger_days,
         )
             .transaction(
-                |(postings, balances, entries, withdrawals, by_courier, keys)| {
+                |(postings, balances, entries, withdrawals, by_courier, keys, days)| {
                     withdrawals.insert(id, record.as_slice())?;
                     by_courier.insert(index.as_slice(), &[])?;
                     if let Some(key) = &key {
@@ -116,6 +120,7 @@ impl LedgerRepo {
                             postings,
                             balances,
                             entries,
+                            days,
                         };
                         book.post(event, 0, at_unix_ms)?;
                     }
@@ -302,6 +307,39 @@ impl LedgerRepo {
         Ok(told)
     }
 
+    /// What the ledger moved through WeChat Pay on a China day.
+    pub fn ledger_day(&self, day: &str) -> Result<LedgerDay, StorageError> {
+        let prefix = format!("{day}\0");
+        let mut out = LedgerDay::new();
+        for item in self.0.inner.ledger_days.scan_prefix(prefix.as_bytes()) {
+            let (key, value) = item?;
+            let key = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            let Some((what, order)) = key.split_once('\0') else {
+                continue;
+            };
+            let fen = <[u8; 8]>::try_from(value.as_ref()).map_or(0, u64::from_be_bytes);
+            out.insert((what.to_owned(), order.to_owned()), fen);
+        }
+        Ok(out)
+    }
+
+    /// Stores a day's reconciliation (a re-run replaces it).
+    pub fn save_reconciliation(&self, report: &Reconciliation) -> Result<(), StorageError> {
+        self.0
+            .inner
+            .reconciliations
+            .insert(report.date.as_bytes(), store(report)?)?;
+        Ok(())
+    }
+
+    /// A day's reconciliation, if it ran.
+    pub fn reconciliation(&self, day: &str) -> Result<Option<Reconciliation>, StorageError> {
+        match self.0.inner.reconciliations.get(day.as_bytes())? {
+            Some(bytes) => load(&bytes, day).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// Waits until every write made before this call is on disk.
     pub async fn commit(&self) -> Result<(), StorageError> {
         self.0.commit().await
@@ -338,6 +376,25 @@ struct Book<'a> {
     postings: &'a sled::transaction::TransactionalTree,
     balances: &'a sled::transaction::TransactionalTree,
     entries: &'a sled::transaction::TransactionalTree,
+    /// What moved through WeChat Pay each China day (reconciliation).
+    days: &'a sled::transaction::TransactionalTree,
+}
+
+/// China time: the day WeChat Pay's bills cover.
+const CHINA: time::UtcOffset = time::macros::offset!(+8);
+
+/// `YYYY-MM-DD` of the China day `at_unix_ms` falls on.
+pub fn china_day(at_unix_ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_unix_ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        .to_offset(CHINA)
+        .date()
+        .to_string()
+}
+
+/// `day`, then what moved and the order: one day is one key range.
+fn day_key(day: &str, what: &str, order: &str) -> Vec<u8> {
+    format!("{day}\0{what}\0{order}").into_bytes()
 }
 
 type TxResult<T> = Result<T, ConflictableTransactionError<StorageError>>;
@@ -381,6 +438,34 @@ impl Book<'_> {
             self.entries
                 .insert(entry_key(&account, seq), store(&line).map_err(abort)?)?;
         }
+        self.note_day(&posted)?;
         Ok(true)
+    }
+
+    /// Records a payment or a refund through WeChat Pay under its day.
+    fn note_day(&self, posted: &Posted) -> TxResult<()> {
+        let Subject::Order(order) = &posted.posting.subject else {
+            return Ok(());
+        };
+        let escrow = posted
+            .posting
+            .legs
+            .iter()
+            .find(|l| matches!(l.account, Account::Escrow(_)))
+            .map_or(0, |l| l.amount);
+        let through_wechat = posted
+            .posting
+            .legs
+            .iter()
+            .any(|l| l.account == Account::Clearing && l.amount == -escrow);
+        let what = match posted.posting.kind {
+            PostingKind::Payment if through_wechat => "payment",
+            PostingKind::Refund if through_wechat => "refund",
+            _ => return Ok(()),
+        };
+        let key = day_key(&china_day(posted.at_unix_ms), what, order.as_str());
+        self.days
+            .insert(key, &escrow.unsigned_abs().to_be_bytes())?;
+        Ok(())
     }
 }

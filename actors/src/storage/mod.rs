@@ -158,6 +158,8 @@ struct Inner {
     withdrawals: sled::Tree,
     withdrawals_by_courier: sled::Tree,
     withdrawal_keys: sled::Tree,
+    ledger_days: sled::Tree,
+    reconciliations: sled::Tree,
     committer: mpsc::Sender<Waiter>,
     /// Flushes still to fail on purpose (fault injection for tests).
     failing_flushes: Arc<AtomicU32>,
@@ -217,6 +219,8 @@ impl Store {
             withdrawals: db.open_tree("withdrawals")?,
             withdrawals_by_courier: db.open_tree("withdrawals_by_courier")?,
             withdrawal_keys: db.open_tree("withdrawal_keys")?,
+            ledger_days: db.open_tree("ledger_days")?,
+            reconciliations: db.open_tree("reconciliations")?,
             committer: tx,
             failing_flushes,
             flush_failed,

@@ -14,8 +14,8 @@ use crate::domain::{
     StoredToken, Tip, Via,
 };
 use crate::ledger::{
-    Account, Entry, Leg, MoneyEvent, Posted, Posting, PostingKind, Subject, Withdrawal,
-    WithdrawalId, WithdrawalStatus,
+    Account, Entry, Leg, Mismatch, MismatchKind, MoneyEvent, Posted, Posting, PostingKind,
+    Reconciliation, Subject, Withdrawal, WithdrawalId, WithdrawalStatus,
 };
 use crate::payments::PaymentRecord;
 use crate::wechat::PayParams;
@@ -1035,6 +1035,85 @@ impl Stored for Withdrawal {
             transfer_bill_no: r.transfer_bill_no,
             created_at: at_ms(r.created_at_unix_ms)?,
             updated_at: at_ms(r.updated_at_unix_ms)?,
+        })
+    }
+}
+
+/// A mismatch as stored (kind: 0 missing in the ledger, 1 missing in the
+/// bill, 2 amounts differ).
+#[derive(Serialize, Deserialize)]
+pub(super) struct MismatchV1 {
+    kind: u8,
+    what: String,
+    order_id: String,
+    bill_fen: Option<u64>,
+    ledger_fen: Option<u64>,
+}
+
+/// A day's reconciliation as stored (tag `RECORD_V1`).
+#[derive(Serialize, Deserialize)]
+pub(super) struct ReconciliationV1 {
+    date: String,
+    ran_at_unix_ms: i64,
+    bill_lines: u64,
+    ledger_lines: u64,
+    matched: u64,
+    mismatches: Vec<MismatchV1>,
+}
+
+impl Stored for Reconciliation {
+    type Record = ReconciliationV1;
+    fn to_record(&self) -> ReconciliationV1 {
+        ReconciliationV1 {
+            date: self.date.clone(),
+            ran_at_unix_ms: self.ran_at_unix_ms,
+            bill_lines: self.bill_lines,
+            ledger_lines: self.ledger_lines,
+            matched: self.matched,
+            mismatches: self
+                .mismatches
+                .iter()
+                .map(|m| MismatchV1 {
+                    kind: match m.kind {
+                        MismatchKind::MissingInLedger => 0,
+                        MismatchKind::MissingInBill => 1,
+                        MismatchKind::AmountDiffers => 2,
+                    },
+                    what: m.what.clone(),
+                    order_id: m.order_id.clone(),
+                    bill_fen: m.bill_fen,
+                    ledger_fen: m.ledger_fen,
+                })
+                .collect(),
+        }
+    }
+    fn from_record(r: ReconciliationV1) -> Result<Self, Unreadable> {
+        let mismatches = r
+            .mismatches
+            .into_iter()
+            .map(|m| {
+                let kind = match m.kind {
+                    0 => MismatchKind::MissingInLedger,
+                    1 => MismatchKind::MissingInBill,
+                    2 => MismatchKind::AmountDiffers,
+                    _ => return Err(Unreadable),
+                };
+                Ok(Mismatch {
+                    kind,
+                    what: m.what,
+                    order_id: m.order_id,
+                    bill_fen: m.bill_fen,
+                    ledger_fen: m.ledger_fen,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Reconciliation {
+            date: r.date,
+            ran_at_unix_ms: r.ran_at_unix_ms,
+            bill_lines: r.bill_lines,
+            ledger_lines: r.ledger_lines,
+            matched: r.matched,
+            mismatches,
         })
     }
 }

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::domain::OpenId;
 
+pub mod bill;
 pub mod live;
 pub mod notify;
 pub mod pay;

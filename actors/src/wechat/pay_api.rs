@@ -333,6 +333,38 @@ impl<T: PayTransport> PayApi<T> {
     }
 }
 
+impl<T: PayTransport> PayApi<T> {
+    /// downloadbill (ALL) of a China day, `yyyyMMdd`: the bill's text, or
+    /// empty when WeChat Pay has none for that day ("No Bill Exist").
+    pub async fn download_bill(&self, bill_date: &str) -> Result<String, WeChatError> {
+        let fields = pay::fields([
+            ("bill_date", bill_date.to_owned()),
+            ("bill_type", "ALL".to_owned()),
+        ]);
+        let xml = pay::to_xml(&self.signer.seal(fields));
+        let started = std::time::Instant::now();
+        let result = self.transport.post("/pay/downloadbill", xml, false).await;
+        super::record_call("/pay/downloadbill", started, &result);
+        let body = result?;
+        // The bill is text; an error is WeChat Pay's XML.
+        if body.starts_with(b"<xml") {
+            let fields = pay::from_xml(&body).map_err(|e| WeChatError::Protocol(e.to_string()))?;
+            let message = fields.get("return_msg").cloned().unwrap_or_default();
+            if message.contains("No Bill Exist") {
+                return Ok(String::new());
+            }
+            return Err(WeChatError::Pay {
+                code: fields
+                    .get("error_code")
+                    .cloned()
+                    .unwrap_or_else(|| "FAIL".into()),
+                message: super::notify::excerpt(&message),
+            });
+        }
+        String::from_utf8(body).map_err(|_| WeChatError::Protocol("the bill is not UTF-8".into()))
+    }
+}
+
 fn result_ok(answer: &Fields) -> Result<(), WeChatError> {
     if answer.get("result_code").map(String::as_str) == Some("SUCCESS") {
         Ok(())
@@ -365,6 +397,8 @@ pub trait WeChatPay: Send + Sync {
     async fn refund(&self, req: &RefundRequest) -> Result<(), WeChatError>;
     /// refundquery.
     async fn refund_query(&self, out_trade_no: &str) -> Result<RefundState, WeChatError>;
+    /// downloadbill (ALL) of a China day `yyyyMMdd` (empty: no bill).
+    async fn download_bill(&self, bill_date: &str) -> Result<String, WeChatError>;
 }
 
 #[async_trait]
@@ -386,5 +420,8 @@ impl<T: PayTransport> WeChatPay for PayApi<T> {
     }
     async fn refund_query(&self, out_trade_no: &str) -> Result<RefundState, WeChatError> {
         PayApi::refund_query(self, out_trade_no).await
+    }
+    async fn download_bill(&self, bill_date: &str) -> Result<String, WeChatError> {
+        PayApi::download_bill(self, bill_date).await
     }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::bill::{render, BillEntry, RenderLine};
 use super::pay::{self, Fields};
 use super::pay_api::{nonce, PaySigner, PayTransport};
 use super::WeChatError;
@@ -45,7 +46,21 @@ struct SimState {
     refunds: HashMap<String, String>,
     calls: HashMap<String, u64>,
     next_transaction: u64,
+    /// Every payment and refund, for the trade bill.
+    bill: Vec<BillRecord>,
 }
+
+/// One line of the sandbox's trade bill.
+#[derive(Debug, Clone)]
+struct BillRecord {
+    at: time::OffsetDateTime,
+    entry: BillEntry,
+    openid: String,
+    transaction_id: String,
+}
+
+/// China time: the day a trade bill covers.
+const CHINA: time::UtcOffset = time::macros::offset!(+8);
 
 /// Why the sandbox could not "pay" an order.
 #[derive(Debug, thiserror::Error)]
@@ -193,6 +208,15 @@ impl PaySimulator {
         order.trade = Trade::Paid {
             transaction_id: transaction_id.clone(),
         };
+        let record = BillRecord {
+            at: time::OffsetDateTime::now_utc(),
+            entry: BillEntry::Payment {
+                out_trade_no: out_trade_no.to_owned(),
+                amount_fen: u64::from(order.total_fee),
+            },
+            openid: order.openid.clone(),
+            transaction_id: transaction_id.clone(),
+        };
         let notify = pay::fields([
             ("result_code", "SUCCESS".to_owned()),
             ("return_code", "SUCCESS".to_owned()),
@@ -207,7 +231,9 @@ impl PaySimulator {
             ("out_trade_no", out_trade_no.to_owned()),
             ("time_end", time_end()),
         ]);
-        Ok((self.signer.seal(notify), order.notify_url.clone()))
+        let url = order.notify_url.clone();
+        state.bill.push(record);
+        Ok((self.signer.seal(notify), url))
     }
 
     async fn post_notify(&self, url: &str, xml: String) -> Result<String, SandboxPayError> {
@@ -291,6 +317,17 @@ impl PaySimulator {
             return result_fail("PARAM_ERROR", "refund_fee must equal total_fee");
         }
         order.trade = Trade::Refunded;
+        let order = order.clone();
+        state.bill.push(BillRecord {
+            at: time::OffsetDateTime::now_utc(),
+            entry: BillEntry::Refund {
+                out_trade_no: trade_no.clone(),
+                out_refund_no: refund_no.clone(),
+                amount_fen: u64::from(order.total_fee),
+            },
+            openid: order.openid.clone(),
+            transaction_id: String::new(),
+        });
         state.refunds.insert(refund_no.clone(), trade_no.clone());
         let info = pay::fields([
             ("out_trade_no", trade_no),
@@ -343,8 +380,74 @@ impl PayTransport for std::sync::Arc<PaySimulator> {
         xml: String,
         _with_cert: bool,
     ) -> Result<Vec<u8>, WeChatError> {
+        if path == "/pay/downloadbill" {
+            return Ok(self.download_bill(&xml));
+        }
         Ok(pay::to_xml(&self.handle(path, &xml)).into_bytes())
     }
+}
+
+impl PaySimulator {
+    /// `downloadbill`: the ALL bill of a China day from the simulator's
+    /// records, or WeChat Pay's XML error.
+    fn download_bill(&self, xml: &str) -> Vec<u8> {
+        let request = match pay::from_xml(xml.as_bytes()) {
+            Ok(f) if self.signer.verify(&f).is_ok() => f,
+            _ => return pay::to_xml(&fail("签名错误")).into_bytes(),
+        };
+        let date = request.get("bill_date").cloned().unwrap_or_default();
+        let state = self.state();
+        let lines: Vec<RenderLine<'_>> = state
+            .bill
+            .iter()
+            .filter(|r| china_date(r.at) == date)
+            .map(|r| RenderLine {
+                at: r
+                    .at
+                    .to_offset(CHINA)
+                    .format(time::macros::format_description!(
+                        "[year]-[month]-[day] [hour]:[minute]:[second]"
+                    ))
+                    .unwrap_or_default(),
+                entry: &r.entry,
+                openid: &r.openid,
+                transaction_id: &r.transaction_id,
+            })
+            .collect();
+        if lines.is_empty() {
+            return pay::to_xml(&pay::fields([
+                ("return_code", "FAIL".to_owned()),
+                ("return_msg", "No Bill Exist".to_owned()),
+                ("error_code", "20002".to_owned()),
+            ]))
+            .into_bytes();
+        }
+        render(&self.signer.appid, &self.signer.mch_id, &lines).into_bytes()
+    }
+
+    /// Makes the bill say a refund was of `amount_fen` (a bill that
+    /// disagrees with the ledger, for tests).
+    pub fn alter_bill_refund(&self, out_refund_no: &str, amount_fen: u64) {
+        for record in &mut self.state().bill {
+            if let BillEntry::Refund {
+                out_refund_no: no,
+                amount_fen: amount,
+                ..
+            } = &mut record.entry
+            {
+                if no == out_refund_no {
+                    *amount = amount_fen;
+                }
+            }
+        }
+    }
+}
+
+/// `yyyyMMdd` of the China day `at` falls on.
+fn china_date(at: time::OffsetDateTime) -> String {
+    at.to_offset(CHINA)
+        .format(time::macros::format_description!("[year][month][day]"))
+        .unwrap_or_default()
 }
 
 fn unified_order(state: &mut SimState, request: &Fields) -> Fields {
