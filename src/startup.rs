@@ -324,6 +324,7 @@ fn routes() -> Vec<actix_web::Resource> {
                 .route(web::get().to(money::my_withdrawals))
         }),
         documented::<money::__path_queue>(|r| r.route(web::get().to(money::queue))),
+        documented::<money::__path_money_day>(|r| r.route(web::get().to(money::money_day))),
         documented::<money::__path_reconciliation>(|r| {
             r.route(web::get().to(money::reconciliation))
                 .route(web::post().to(money::reconcile))

@@ -232,6 +232,18 @@ fn describe_metrics() {
         "Verified pay notifies that could not be taken (WeChat sends them again)."
     );
     describe_counter!(
+        "lastmile_withdrawals_total",
+        "Withdrawal changes, by the status reached."
+    );
+    describe_counter!(
+        "lastmile_transfer_failures_total",
+        "WeChat Pay transfers that could not be sent or queried (tried again)."
+    );
+    metrics::describe_gauge!(
+        "lastmile_reconciliation_mismatches",
+        "Mismatches between WeChat Pay's trade bill and the ledger at the last reconciliation."
+    );
+    describe_counter!(
         "lastmile_ledger_postings_total",
         "Money postings made by the ledger (payments, earnings, refunds); a replayed event posts nothing."
     );

@@ -49,7 +49,7 @@ mod constraints;
         admin::reassign, admin::force_offline,
         money::wallet, money::ledger_check, money::withdraw, money::my_withdrawals,
         money::queue, money::approve, money::reject, money::paid,
-        money::reconciliation, money::reconcile,
+        money::reconciliation, money::reconcile, money::money_day,
         ops::metrics, ops::healthz, ops::readyz,
     ),
     components(schemas(ErrorBody)),

@@ -5,7 +5,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use lastmile_actors::domain::{json_u32, OrderId};
 use lastmile_actors::ledger::{
-    earning, Check, Decision, Entry, PostingKind, Reconciliation, Subject, Withdrawal,
+    earning, Check, Decision, Entry, MoneyDay, PostingKind, Reconciliation, Subject, Withdrawal,
     WithdrawalId, WithdrawalStatus,
 };
 use serde::{Deserialize, Serialize};
@@ -500,4 +500,43 @@ pub async fn reconcile(
     let report = state.ledger.reconcile(day).await?;
     acted("reconcile");
     Ok(private(report))
+}
+
+/// A China day's money (default: today): customers' payments, refunds,
+/// the platform's commission, and every courier's balances now.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/money",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(OptionalDayQuery),
+    responses(
+        (status = 200, description = "The day's money", body = MoneyDay),
+        (status = 404, description = "admin.token is not set", body = ErrorBody),
+    )
+)]
+pub async fn money_day(
+    _: Operator,
+    state: web::Data<AppState>,
+    query: web::Query<OptionalDayQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let date = match &query.date {
+        Some(_) => day(&DayQuery {
+            date: query.date.clone(),
+        })?,
+        None => OffsetDateTime::now_utc()
+            .to_offset(time::macros::offset!(+8))
+            .date()
+            .to_string(),
+    };
+    Ok(private(state.ledger.money_day(date).await?))
+}
+
+/// An optional China day.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OptionalDayQuery {
+    /// The China day, `YYYY-MM-DD` (default today).
+    #[param(value_type = Option<String>, format = Date)]
+    date: Option<String>,
 }

@@ -301,3 +301,153 @@ async fn an_operator_signs_in_sees_the_courier_and_refunds_an_order() {
     assert_eq!(refund["by"], "operator");
     assert_eq!(refund["note"], "顾客投诉");
 }
+
+/// Clicks what `css` finds.
+async fn click(browser: &Client, css: &str) {
+    browser
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .expect("clicked");
+}
+
+#[actix_web::test]
+async fn an_operator_approves_and_pays_a_withdrawal_and_reconciles_in_the_console() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let app = BinaryApp::start(
+        &dir.path().join("data"),
+        &[
+            ("LASTMILE__ADMIN__TOKEN", ADMIN_TOKEN),
+            ("LASTMILE__DISPATCH__AUTO", "false"),
+            ("LASTMILE__MONEY__PAYOUT", "manual"),
+        ],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let (customer, order) = app.sandbox_paid_order(&http, "money-customer").await;
+    let (courier, courier_id) = app.login(&http, "money-courier").await;
+    for (token, path, body) in [
+        (
+            &courier,
+            "/api/v1/couriers/me".to_owned(),
+            json!({"name": "韩梅梅", "phone": "13800138000"}),
+        ),
+        (
+            &courier,
+            "/api/v1/couriers/me/online".to_owned(),
+            json!({"place_id": "cainiao-north"}),
+        ),
+        (&courier, format!("/api/v1/orders/{order}/grab"), json!({})),
+        (
+            &courier,
+            format!("/api/v1/orders/{order}/pickup"),
+            json!({}),
+        ),
+        (
+            &courier,
+            format!("/api/v1/orders/{order}/deliver"),
+            json!({}),
+        ),
+        (
+            &customer,
+            format!("/api/v1/orders/{order}/confirm"),
+            json!({}),
+        ),
+    ] {
+        let r = http
+            .post(app.url(&path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("step");
+        assert!(r.status().is_success(), "{path}");
+    }
+    let made: Value = http
+        .post(app.url("/api/v1/couriers/me/withdrawals"))
+        .bearer_auth(&courier)
+        .json(&json!({"amount_fen": 200}))
+        .send()
+        .await
+        .expect("withdraw")
+        .json()
+        .await
+        .expect("JSON");
+    let withdrawal = made["id"].as_str().expect("id").to_owned();
+
+    let driver = Driver::start().await;
+    let browser = driver.browser(&dir.path().join("profile")).await;
+    async {
+        browser
+            .goto(&app.url("/admin"))
+            .await
+            .expect("console loads");
+        browser
+            .find(Locator::Id("token"))
+            .await
+            .expect("token field")
+            .send_keys(ADMIN_TOKEN)
+            .await
+            .expect("typed");
+        click(&browser, "#signin").await;
+
+        // The day's commission, the courier's balances, the queue.
+        assert_eq!(text_of(&browser, "#money-commission b", 20).await, "¥0.30");
+        let row = format!("#withdrawals tr[data-id='{withdrawal}']");
+        text_becomes(&browser, &format!("{row} .wstatus"), &["待审核"], 20).await;
+        let balances = text_of(&browser, "#balances", 10).await;
+        assert!(
+            balances.contains("韩梅梅") && balances.contains("¥0.70") && balances.contains("¥2.00"),
+            "{balances}"
+        );
+
+        click(&browser, &format!("{row} .approve")).await;
+        click(&browser, "#dialog-ok").await;
+        text_becomes(&browser, &format!("{row} .wstatus"), &["转账中"], 20).await;
+        click(&browser, &format!("{row} .paid")).await;
+        click(&browser, "#dialog-ok").await;
+        let gone = eventually(Duration::from_secs(20), || async {
+            browser.find(Locator::Css(&row)).await.is_err()
+        })
+        .await;
+        assert!(gone, "a paid withdrawal leaves the queue");
+
+        // Reconcile yesterday from the console.
+        click(&browser, "#reconciliations tr:first-child button").await;
+        text_becomes(
+            &browser,
+            "#reconciliations tr:first-child td:nth-child(2)",
+            &["0"],
+            20,
+        )
+        .await;
+        browser
+            .execute("document.getElementById('money').scrollIntoView()", vec![])
+            .await
+            .expect("scrolled");
+        std::fs::write(
+            screenshot_path("console-money.png"),
+            browser.screenshot().await.expect("screenshot"),
+        )
+        .expect("screenshot saved");
+    }
+    .await;
+    browser.close().await.ok();
+    drop(driver);
+
+    let mine: Value = http
+        .get(app.url("/api/v1/couriers/me/withdrawals"))
+        .bearer_auth(&courier)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(mine["withdrawals"][0]["status"], "succeeded", "{mine}");
+    assert!(!courier_id.is_empty());
+}

@@ -13,7 +13,7 @@ mod withdrawal;
 pub use book::*;
 pub use payout::{Payouts, TransferSeen};
 pub use reconcile::*;
-pub use reconciling::{day_before, Reconciler};
+pub use reconciling::{day_before, CourierBalance, MoneyDay, Reconciler};
 pub use withdraw::*;
 pub use withdrawal::*;
 

@@ -458,14 +458,21 @@ impl Book<'_> {
             .legs
             .iter()
             .any(|l| l.account == Account::Clearing && l.amount == -escrow);
-        let what = match posted.posting.kind {
-            PostingKind::Payment if through_wechat => "payment",
-            PostingKind::Refund if through_wechat => "refund",
+        let commission = posted
+            .posting
+            .legs
+            .iter()
+            .find(|l| l.account == Account::Platform)
+            .map_or(0, |l| l.amount);
+        let (what, fen) = match posted.posting.kind {
+            PostingKind::Payment if through_wechat => ("payment", escrow.unsigned_abs()),
+            PostingKind::Refund if through_wechat => ("refund", escrow.unsigned_abs()),
+            // The platform's revenue of the day (the console).
+            PostingKind::Earning if commission > 0 => ("commission", commission.unsigned_abs()),
             _ => return Ok(()),
         };
         let key = day_key(&china_day(posted.at_unix_ms), what, order.as_str());
-        self.days
-            .insert(key, &escrow.unsigned_abs().to_be_bytes())?;
+        self.days.insert(key, &fen.to_be_bytes())?;
         Ok(())
     }
 }
