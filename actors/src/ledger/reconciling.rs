@@ -234,7 +234,7 @@ impl Handler<GetMoneyDay> for LedgerActor {
             }
         }
         let mut couriers: Vec<CourierBalance> = couriers.into_values().collect();
-        couriers.sort_by(|a, b| b.available_fen.cmp(&a.available_fen));
+        couriers.sort_by_key(|c| std::cmp::Reverse(c.available_fen));
         Ok(MoneyDay {
             payments_fen: total("payment"),
             refunds_fen: total("refund"),
