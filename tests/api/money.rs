@@ -335,6 +335,13 @@ async fn a_refund_takes_the_escrow_back_to_wechat_pay() {
         app.cancel_order(&customer, &id).await.body["status"],
         "refunding"
     );
+    // WeChat Pay notifies only a refund it was asked for.
+    let sim = app.wechat.pay_simulator();
+    let requested = eventually(std::time::Duration::from_secs(10), || async {
+        !sim.refunds().is_empty()
+    })
+    .await;
+    assert!(requested, "the refund reached WeChat Pay");
     let signer = app.wechat.pay().signer().clone();
     let notify =
         crate::payments::refund_notify(&signer.appid, &signer.mch_id, signer.api_key.expose(), &id);

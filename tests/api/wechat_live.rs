@@ -442,3 +442,141 @@ async fn messages_go_out_as_the_documented_json_and_errcodes_are_named() {
     assert_eq!(body["data"]["phrase2"]["value"], "已接单");
     assert_eq!(body["touser"], "oLIVEopenid0000000000000001");
 }
+
+/// The live 商家转账 client against a fake WeChat Pay: the exact request
+/// (path, JSON body, an Authorization the merchant's public key verifies),
+/// signed answers taken, unsigned or forged ones refused, NOT_FOUND read
+/// as "never taken".
+#[actix_web::test]
+async fn live_transfers_send_signed_requests_and_trust_only_signed_answers() {
+    use lastmile_actors::wechat::transfer::{BillState, TransferBill, TRANSFER_PATH};
+    use lastmile_actors::wechat::v3::{request_message, response_message, V3Signer, V3Verifier};
+
+    let fixture = |name: &str| format!("{}/tests/fixtures/v3/{name}", env!("CARGO_MANIFEST_DIR"));
+    let read = |name: &str| std::fs::read_to_string(fixture(name)).expect("fixture");
+    let server = MockServer::start().await;
+    let platform =
+        V3Signer::from_pem("wx", "PUB_KEY_ID_LIVE", &read("wechatpay_key.pem")).expect("key");
+    let signed = |status: u16, body: &str, signer: &V3Signer| {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        ResponseTemplate::new(status)
+            .insert_header("Wechatpay-Timestamp", now.to_string().as_str())
+            .insert_header("Wechatpay-Nonce", "n0nce")
+            .insert_header(
+                "Wechatpay-Signature",
+                signer.sign(&response_message(now, "n0nce", body)).as_str(),
+            )
+            .insert_header("Wechatpay-Serial", "PUB_KEY_ID_LIVE")
+            .set_body_string(body)
+    };
+    let answer = r#"{"out_bill_no":"W0000000000000000000000000LIVE01","transfer_bill_no":"1330000071100999991182020050700019480001","create_time":"2026-12-03T16:00:00+08:00","state":"WAIT_USER_CONFIRM","package_info":"affffddafdfafddffda=="}"#;
+    Mock::given(method("POST"))
+        .and(path(TRANSFER_PATH))
+        .respond_with(signed(200, answer, &platform))
+        .mount(&server)
+        .await;
+    let not_found = r#"{"code":"NOT_FOUND","message":"记录不存在"}"#;
+    Mock::given(method("GET"))
+        .and(path(format!(
+            "{TRANSFER_PATH}/out-bill-no/W0000000000000000000000000LIVE02"
+        )))
+        .respond_with(signed(404, not_found, &platform))
+        .mount(&server)
+        .await;
+    let forger =
+        V3Signer::from_pem("wx", "PUB_KEY_ID_LIVE", &read("merchant_key.pem")).expect("key");
+    Mock::given(method("GET"))
+        .and(path(format!(
+            "{TRANSFER_PATH}/out-bill-no/W0000000000000000000000000LIVE03"
+        )))
+        .respond_with(signed(200, answer, &forger))
+        .mount(&server)
+        .await;
+
+    let mut wechat = config("http://127.0.0.1:9".into());
+    wechat.pay_base = server.uri();
+    wechat.key_path = Some(fixture("merchant_key.pem"));
+    wechat.cert_serial = Some("2AF9A6DE5940AC8B3C921540A57A1D2C92098A76".into());
+    wechat.pay_public_key_path = Some(fixture("wechatpay_public.pem"));
+    wechat.pay_public_key_id = Some("PUB_KEY_ID_LIVE".into());
+    let api = wechat.live_transfer_api().expect("live transfer API");
+    let bill = TransferBill {
+        appid: "wxlive0001".into(),
+        out_bill_no: "W0000000000000000000000000LIVE01".into(),
+        transfer_scene_id: "1005".into(),
+        openid: "oLIVECOURIER".into(),
+        transfer_amount: 270,
+        transfer_remark: "校园跑腿配送收入提现".into(),
+        notify_url: "https://lastmile.example.edu.cn/api/v1/wechat/transfer/notify".into(),
+        transfer_scene_report_infos: Vec::new(),
+    };
+    let taken = api.transfer(&bill).await.expect("taken");
+    assert_eq!(taken.state, BillState::WaitUserConfirm);
+    assert_eq!(taken.package_info.as_deref(), Some("affffddafdfafddffda=="));
+    assert_eq!(
+        api.query("W0000000000000000000000000LIVE02")
+            .await
+            .expect("answered"),
+        None,
+        "NOT_FOUND: WeChat Pay never took it"
+    );
+    assert!(
+        api.query("W0000000000000000000000000LIVE03").await.is_err(),
+        "an answer signed by another key is not WeChat Pay's"
+    );
+
+    // The request as WeChat Pay received it.
+    let requests = server.received_requests().await.expect("recorded");
+    let sent: &Request = requests
+        .iter()
+        .find(|r| r.method.as_str() == "POST")
+        .expect("the transfer");
+    let body: serde_json::Value = serde_json::from_slice(&sent.body).expect("JSON body");
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "appid": "wxlive0001", "out_bill_no": "W0000000000000000000000000LIVE01",
+            "transfer_scene_id": "1005", "openid": "oLIVECOURIER", "transfer_amount": 270,
+            "transfer_remark": "校园跑腿配送收入提现",
+            "notify_url": "https://lastmile.example.edu.cn/api/v1/wechat/transfer/notify",
+            "transfer_scene_report_infos": []
+        })
+    );
+    assert_eq!(
+        sent.headers.get("Accept").and_then(|v| v.to_str().ok()),
+        Some("application/json")
+    );
+    let auth = sent
+        .headers
+        .get("Authorization")
+        .and_then(|v| v.to_str().ok())
+        .expect("Authorization");
+    let field = |name: &str| {
+        auth.split(&format!("{name}=\""))
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .expect(name)
+            .to_owned()
+    };
+    assert!(
+        auth.starts_with("WECHATPAY2-SHA256-RSA2048 mchid=\"1900000109\""),
+        "{auth}"
+    );
+    assert_eq!(
+        field("serial_no"),
+        "2AF9A6DE5940AC8B3C921540A57A1D2C92098A76"
+    );
+    let timestamp: i64 = field("timestamp").parse().expect("timestamp");
+    let message = request_message(
+        "POST",
+        TRANSFER_PATH,
+        timestamp,
+        &field("nonce_str"),
+        std::str::from_utf8(&sent.body).expect("UTF-8"),
+    );
+    let merchant = V3Verifier::from_pem("merchant", &read("merchant_public.pem")).expect("key");
+    assert_eq!(
+        merchant.verify_message(&message, &field("signature")),
+        Ok(())
+    );
+}
