@@ -11,7 +11,7 @@ use lastmile_actors::dispatch::{Board, CourierView};
 use lastmile_actors::domain::{now_utc, parse_text, ChangedBy, OpenId, Order, OrderId, Status};
 use lastmile_actors::orders::figures::DayFigures;
 use serde::{Deserialize, Serialize};
-use time::{OffsetDateTime, UtcOffset};
+use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorBody};
@@ -23,8 +23,6 @@ use crate::state::AppState;
 const CONSOLE_HTML: &str = include_str!("admin.html");
 /// Most orders one search returns (a customer's newest).
 const SEARCH_LIMIT: usize = 20;
-/// The campus day: China Standard Time (UTC+8, no daylight saving).
-const CAMPUS_OFFSET: UtcOffset = time::macros::offset!(+8);
 /// Longest operator reason kept in a history.
 const MAX_REASON_CHARS: usize = 200;
 
@@ -166,7 +164,7 @@ pub async fn today(_: Operator, state: web::Data<AppState>) -> Result<HttpRespon
 
 /// The campus day `now` falls in, and when it began.
 fn campus_day(now: OffsetDateTime) -> (String, OffsetDateTime) {
-    let local = now.to_offset(CAMPUS_OFFSET);
+    let local = now.to_offset(lastmile_actors::domain::CHINA);
     let midnight = local.replace_time(time::Time::MIDNIGHT);
     (local.date().to_string(), midnight)
 }

@@ -442,11 +442,8 @@ pub struct DayQuery {
     date: Option<String>,
 }
 
-fn day(query: &DayQuery) -> Result<String, ApiError> {
-    let text = query
-        .date
-        .as_deref()
-        .ok_or_else(|| ApiError::Validation("date is required (YYYY-MM-DD)".into()))?;
+fn day(date: Option<&str>) -> Result<String, ApiError> {
+    let text = date.ok_or_else(|| ApiError::Validation("date is required (YYYY-MM-DD)".into()))?;
     let format = time::macros::format_description!("[year]-[month]-[day]");
     time::Date::parse(text, &format)
         .map(|d| d.to_string())
@@ -471,7 +468,7 @@ pub async fn reconciliation(
     state: web::Data<AppState>,
     query: web::Query<DayQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let day = day(&query)?;
+    let day = day(query.date.as_deref())?;
     match state.ledger.reconciliation(day).await? {
         Some(report) => Ok(private(report)),
         None => Err(ApiError::NotFound("that day was not reconciled yet".into())),
@@ -496,7 +493,7 @@ pub async fn reconcile(
     state: web::Data<AppState>,
     query: web::Query<DayQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let day = day(&query)?;
+    let day = day(query.date.as_deref())?;
     let report = state.ledger.reconcile(day).await?;
     acted("reconcile");
     Ok(private(report))
@@ -520,12 +517,10 @@ pub async fn money_day(
     state: web::Data<AppState>,
     query: web::Query<OptionalDayQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let date = match &query.date {
-        Some(_) => day(&DayQuery {
-            date: query.date.clone(),
-        })?,
+    let date = match query.date.as_deref() {
+        Some(_) => day(query.date.as_deref())?,
         None => OffsetDateTime::now_utc()
-            .to_offset(time::macros::offset!(+8))
+            .to_offset(lastmile_actors::domain::CHINA)
             .date()
             .to_string(),
     };

@@ -123,6 +123,10 @@ pub fn unix_ms(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
+/// China time (UTC+8): the campus day, a courier's withdrawal day, the
+/// day WeChat Pay's bills cover.
+pub const CHINA: time::UtcOffset = time::macros::offset!(+8);
+
 /// Now, in UTC, truncated to microseconds so that stored and served times agree.
 pub fn now_utc() -> OffsetDateTime {
     let now = OffsetDateTime::now_utc();

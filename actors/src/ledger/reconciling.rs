@@ -8,15 +8,13 @@ use std::time::Duration;
 use actix::prelude::*;
 use time::OffsetDateTime;
 
-use crate::domain::{now_utc, unix_ms};
+use crate::domain::{now_utc, unix_ms, CHINA};
 use crate::wechat::{bill, WeChat};
 
 use super::*;
 
 /// How often the ledger looks whether yesterday's reconciliation is due.
 pub const RECONCILE_CHECK_EVERY: Duration = Duration::from_secs(60);
-/// China time.
-const CHINA: time::UtcOffset = time::macros::offset!(+8);
 
 /// When and against what the ledger reconciles.
 #[derive(Clone)]

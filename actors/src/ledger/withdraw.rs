@@ -5,12 +5,9 @@
 use actix::prelude::*;
 use time::OffsetDateTime;
 
-use crate::domain::{now_utc, unix_ms, IdempotencyKey, OpenId};
+use crate::domain::{now_utc, unix_ms, IdempotencyKey, OpenId, CHINA};
 
 use super::*;
-
-/// China time: the day a daily withdrawal limit counts in.
-const CHINA: time::UtcOffset = time::macros::offset!(+8);
 
 /// Who pays an approved withdrawal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -380,14 +380,11 @@ struct Book<'a> {
     days: &'a sled::transaction::TransactionalTree,
 }
 
-/// China time: the day WeChat Pay's bills cover.
-const CHINA: time::UtcOffset = time::macros::offset!(+8);
-
 /// `YYYY-MM-DD` of the China day `at_unix_ms` falls on.
 pub fn china_day(at_unix_ms: i64) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_unix_ms) * 1_000_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-        .to_offset(CHINA)
+        .to_offset(crate::domain::CHINA)
         .date()
         .to_string()
 }

@@ -59,9 +59,6 @@ struct BillRecord {
     transaction_id: String,
 }
 
-/// China time: the day a trade bill covers.
-const CHINA: time::UtcOffset = time::macros::offset!(+8);
-
 /// Why the sandbox could not "pay" an order.
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxPayError {
@@ -404,7 +401,7 @@ impl PaySimulator {
             .map(|r| RenderLine {
                 at: r
                     .at
-                    .to_offset(CHINA)
+                    .to_offset(crate::domain::CHINA)
                     .format(time::macros::format_description!(
                         "[year]-[month]-[day] [hour]:[minute]:[second]"
                     ))
@@ -445,7 +442,7 @@ impl PaySimulator {
 
 /// `yyyyMMdd` of the China day `at` falls on.
 fn china_date(at: time::OffsetDateTime) -> String {
-    at.to_offset(CHINA)
+    at.to_offset(crate::domain::CHINA)
         .format(time::macros::format_description!("[year][month][day]"))
         .unwrap_or_default()
 }
@@ -531,7 +528,7 @@ fn fail(message: &str) -> Fields {
 }
 
 fn time_end() -> String {
-    let now = time::OffsetDateTime::now_utc().to_offset(time::macros::offset!(+8));
+    let now = time::OffsetDateTime::now_utc().to_offset(crate::domain::CHINA);
     format!(
         "{:04}{:02}{:02}{:02}{:02}{:02}",
         now.year(),
