@@ -24,27 +24,6 @@ async fn money_app() -> TestApp<
     .await
 }
 
-/// The operator's ledger check.
-async fn ledger_check<S, B>(app: &TestApp<S>) -> Value
-where
-    S: actix_web::dev::Service<
-        actix_http::Request,
-        Response = actix_web::dev::ServiceResponse<B>,
-        Error = actix_web::Error,
-    >,
-    B: actix_web::body::MessageBody,
-{
-    let reply = app
-        .send(
-            test::TestRequest::get()
-                .uri("/api/v1/admin/ledger/check")
-                .insert_header(("Authorization", format!("Bearer {TOKEN}"))),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    reply.body
-}
-
 /// The balance of one class of accounts in a check.
 fn class(check: &Value, name: &str) -> i64 {
     check["accounts"]
@@ -55,8 +34,8 @@ fn class(check: &Value, name: &str) -> i64 {
         .map_or(0, |a| a["balance_fen"].as_i64().unwrap_or(0))
 }
 
-/// The service's answer to a pay notify of `total` fen for `id`.
-async fn notify_total<S, B>(app: &TestApp<S>, id: &str, openid: &str, total: u32) -> String
+/// The money calls the tests make, as WeChat Pay, the courier or the operator.
+impl<S, B> TestApp<S>
 where
     S: actix_web::dev::Service<
         actix_http::Request,
@@ -65,13 +44,129 @@ where
     >,
     B: actix_web::body::MessageBody,
 {
-    let signer = app.wechat.pay().signer().clone();
-    let xml = signed_xml(
-        notify_fields(&signer.appid, &signer.mch_id, id, openid, total),
-        signer.api_key.expose(),
-        SignType::Md5,
-    );
-    app.post_xml("/api/v1/wechat/pay/notify", xml).await.1
+    /// The operator's ledger check.
+    async fn ledger_check(&self) -> Value {
+        let reply = self
+            .send(
+                test::TestRequest::get()
+                    .uri("/api/v1/admin/ledger/check")
+                    .insert_header(("Authorization", format!("Bearer {TOKEN}"))),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        reply.body
+    }
+
+    /// The service's answer to a pay notify of `total` fen for `id`.
+    async fn notify_total(&self, id: &str, openid: &str, total: u32) -> String {
+        let signer = self.wechat.pay().signer().clone();
+        let xml = signed_xml(
+            notify_fields(&signer.appid, &signer.mch_id, id, openid, total),
+            signer.api_key.expose(),
+            SignType::Md5,
+        );
+        self.post_xml("/api/v1/wechat/pay/notify", xml).await.1
+    }
+
+    /// A customer's order of 305 + 100 tip, paid, delivered by a new courier
+    /// and confirmed: the courier has 375 fen available. Answers the
+    /// courier's token.
+    async fn earned(&self, tag: &str) -> String {
+        let (customer, openid) = self.login(&format!("{tag}-customer")).await;
+        let mut body = order_body();
+        body["fee_fen"] = json!(305);
+        body["tip_fen"] = json!(100);
+        let id = self.create_order(&customer, &body).await.body["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        self.pay(&customer, &openid, &id).await;
+        let (courier, _) = self
+            .online_courier(&format!("{tag}-courier"), "cainiao-north")
+            .await;
+        let grabbed = self
+            .post_as(&courier, &format!("/api/v1/orders/{id}/grab"), None)
+            .await;
+        if grabbed.status != StatusCode::OK {
+            // The dispatcher was quicker; it can only have been this courier.
+            assert!(
+                self.reaches(
+                    &customer,
+                    &id,
+                    "assigned",
+                    std::time::Duration::from_secs(5)
+                )
+                .await
+            );
+        }
+        for step in ["pickup", "deliver"] {
+            let r = self
+                .post_as(&courier, &format!("/api/v1/orders/{id}/{step}"), None)
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{step}: {}", r.body);
+        }
+        let done = self
+            .post_as(&customer, &format!("/api/v1/orders/{id}/confirm"), None)
+            .await;
+        assert_eq!(done.body["status"], "completed");
+        courier
+    }
+
+    /// `POST /api/v1/couriers/me/withdrawals` as `token`, with an optional key.
+    async fn withdraw(&self, token: &str, amount: Value, key: Option<&str>) -> Reply {
+        let mut req = test::TestRequest::post()
+            .uri("/api/v1/couriers/me/withdrawals")
+            .insert_header(("Authorization", format!("Bearer {token}")))
+            .set_json(json!({"amount_fen": amount}));
+        if let Some(key) = key {
+            req = req.insert_header(("Idempotency-Key", key));
+        }
+        self.send(req).await
+    }
+
+    /// An operator's POST on a withdrawal.
+    async fn operator_post(&self, uri: &str, body: Option<Value>) -> Reply {
+        let mut req = test::TestRequest::post()
+            .uri(uri)
+            .insert_header(("Authorization", format!("Bearer {TOKEN}")));
+        if let Some(body) = body {
+            req = req.set_json(body);
+        }
+        self.send(req).await
+    }
+
+    /// Posts a v3 transfer callback as WeChat Pay would.
+    async fn transfer_callback(
+        &self,
+        headers: &lastmile_actors::wechat::v3::V3Headers,
+        body: &str,
+    ) -> Reply {
+        self.send(
+            test::TestRequest::post()
+                .uri("/api/v1/wechat/transfer/notify")
+                .insert_header(("Content-Type", "application/json"))
+                .insert_header(("Wechatpay-Timestamp", headers.timestamp.clone()))
+                .insert_header(("Wechatpay-Nonce", headers.nonce.clone()))
+                .insert_header(("Wechatpay-Signature", headers.signature.clone()))
+                .insert_header(("Wechatpay-Serial", headers.serial.clone()))
+                .set_payload(body.to_owned()),
+        )
+        .await
+    }
+
+    /// The operator's reconciliation call (`POST` runs it, `GET` reads it).
+    async fn reconcile_call(&self, post: bool, query: &str) -> Reply {
+        let req = if post {
+            test::TestRequest::post()
+        } else {
+            test::TestRequest::get()
+        };
+        self.send(
+            req.uri(&format!("/api/v1/admin/reconciliation?{query}"))
+                .insert_header(("Authorization", format!("Bearer {TOKEN}"))),
+        )
+        .await
+    }
 }
 
 #[actix_web::test]
@@ -145,10 +240,10 @@ async fn a_tip_is_paid_with_the_fee_and_refunded_with_it() {
     sim.pay(&id).await.expect("paid at the sandbox");
 
     // WeChat Pay charged fee + tip: a notify of the fee alone is refused.
-    let fee_only = notify_total(&app, &id, &openid, 300).await;
+    let fee_only = app.notify_total(&id, &openid, 300).await;
     assert!(fee_only.contains("FAIL"), "{fee_only}");
     assert_eq!(app.status_of(&token, &id).await, "awaiting_payment");
-    let total = notify_total(&app, &id, &openid, 450).await;
+    let total = app.notify_total(&id, &openid, 450).await;
     assert!(
         total.contains("SUCCESS") && !total.contains("FAIL"),
         "{total}"
@@ -233,7 +328,7 @@ async fn a_completed_order_pays_its_courier_less_commission_and_the_book_balance
         .expect("id")
         .to_owned();
     app.pay(&customer, &openid, &id).await;
-    let paid = ledger_check(&app).await;
+    let paid = app.ledger_check().await;
     assert_eq!(paid["balanced"], true, "{paid}");
     assert_eq!(
         (class(&paid, "clearing"), class(&paid, "escrow")),
@@ -290,7 +385,7 @@ async fn a_completed_order_pays_its_courier_less_commission_and_the_book_balance
     assert_eq!(wallet["entries"][0]["order_id"], id.as_str());
     assert_eq!(wallet["entries"][0]["amount_fen"], 375);
     assert_eq!(wallet["next_cursor"], Value::Null);
-    let done = ledger_check(&app).await;
+    let done = app.ledger_check().await;
     assert_eq!(done["balanced"], true, "{done}");
     assert_eq!(done["sum_fen"], 0);
     assert_eq!(class(&done, "platform"), 30);
@@ -302,9 +397,9 @@ async fn a_completed_order_pays_its_courier_less_commission_and_the_book_balance
     assert_eq!(class(&done, "courier_available"), 375);
 
     // A replayed notify posts nothing twice.
-    let again = notify_total(&app, &id, &openid, 405).await;
+    let again = app.notify_total(&id, &openid, 405).await;
     assert!(again.contains("SUCCESS"), "{again}");
-    assert_eq!(class(&ledger_check(&app).await, "clearing"), -405);
+    assert_eq!(class(&app.ledger_check().await, "clearing"), -405);
     // Someone who never delivered has an empty wallet.
     let empty = app
         .get_as(&customer, "/api/v1/couriers/me/wallet")
@@ -348,7 +443,7 @@ async fn a_refund_takes_the_escrow_back_to_wechat_pay() {
     let (_, answer) = app.post_xml("/api/v1/wechat/refund/notify", notify).await;
     assert!(answer.contains("SUCCESS"), "{answer}");
     assert_eq!(app.status_of(&customer, &id).await, "refunded");
-    let check = ledger_check(&app).await;
+    let check = app.ledger_check().await;
     assert_eq!(check["balanced"], true, "{check}");
     assert_eq!((class(&check, "clearing"), class(&check, "escrow")), (0, 0));
 }
@@ -515,104 +610,13 @@ async fn a_book_that_does_not_balance_keeps_the_service_unready() {
     })
     .await;
     assert!(ready, "/readyz must say the ledger is broken");
-    let check = ledger_check(&app).await;
+    let check = app.ledger_check().await;
     assert_eq!(check["balanced"], false);
     assert_eq!(check["sum_fen"], 500);
     assert!(
         check["problems"][0].as_str().unwrap_or("").contains("500"),
         "{check}"
     );
-}
-
-/// A customer's order of 305 + 100 tip, paid, delivered by a new courier
-/// and confirmed: the courier has 375 fen available. Answers the
-/// courier's token.
-async fn earned<S, B>(app: &TestApp<S>, tag: &str) -> String
-where
-    S: actix_web::dev::Service<
-        actix_http::Request,
-        Response = actix_web::dev::ServiceResponse<B>,
-        Error = actix_web::Error,
-    >,
-    B: actix_web::body::MessageBody,
-{
-    let (customer, openid) = app.login(&format!("{tag}-customer")).await;
-    let mut body = order_body();
-    body["fee_fen"] = json!(305);
-    body["tip_fen"] = json!(100);
-    let id = app.create_order(&customer, &body).await.body["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    app.pay(&customer, &openid, &id).await;
-    let (courier, _) = app
-        .online_courier(&format!("{tag}-courier"), "cainiao-north")
-        .await;
-    let grabbed = app
-        .post_as(&courier, &format!("/api/v1/orders/{id}/grab"), None)
-        .await;
-    if grabbed.status != StatusCode::OK {
-        // The dispatcher was quicker; it can only have been this courier.
-        assert!(
-            app.reaches(
-                &customer,
-                &id,
-                "assigned",
-                std::time::Duration::from_secs(5)
-            )
-            .await
-        );
-    }
-    for step in ["pickup", "deliver"] {
-        let r = app
-            .post_as(&courier, &format!("/api/v1/orders/{id}/{step}"), None)
-            .await;
-        assert_eq!(r.status, StatusCode::OK, "{step}: {}", r.body);
-    }
-    let done = app
-        .post_as(&customer, &format!("/api/v1/orders/{id}/confirm"), None)
-        .await;
-    assert_eq!(done.body["status"], "completed");
-    courier
-}
-
-/// `POST /api/v1/couriers/me/withdrawals` as `token`, with an optional key.
-async fn withdraw<S, B>(app: &TestApp<S>, token: &str, amount: Value, key: Option<&str>) -> Reply
-where
-    S: actix_web::dev::Service<
-        actix_http::Request,
-        Response = actix_web::dev::ServiceResponse<B>,
-        Error = actix_web::Error,
-    >,
-    B: actix_web::body::MessageBody,
-{
-    let mut req = test::TestRequest::post()
-        .uri("/api/v1/couriers/me/withdrawals")
-        .insert_header(("Authorization", format!("Bearer {token}")))
-        .set_json(json!({"amount_fen": amount}));
-    if let Some(key) = key {
-        req = req.insert_header(("Idempotency-Key", key));
-    }
-    app.send(req).await
-}
-
-/// An operator's POST on a withdrawal.
-async fn operator_post<S, B>(app: &TestApp<S>, uri: &str, body: Option<Value>) -> Reply
-where
-    S: actix_web::dev::Service<
-        actix_http::Request,
-        Response = actix_web::dev::ServiceResponse<B>,
-        Error = actix_web::Error,
-    >,
-    B: actix_web::body::MessageBody,
-{
-    let mut req = test::TestRequest::post()
-        .uri(uri)
-        .insert_header(("Authorization", format!("Bearer {TOKEN}")));
-    if let Some(body) = body {
-        req = req.set_json(body);
-    }
-    app.send(req).await
 }
 
 #[actix_web::test]
@@ -623,26 +627,26 @@ async fn a_withdrawal_is_reviewed_then_paid_by_hand_and_the_book_follows() {
         s.money.daily_withdrawal_fen = 350;
     })
     .await;
-    let courier = earned(&app, "manual").await;
+    let courier = app.earned("manual").await;
 
-    let small = withdraw(&app, &courier, json!(99), None).await;
+    let small = app.withdraw(&courier, json!(99), None).await;
     assert_eq!(small.status, StatusCode::BAD_REQUEST);
     assert!(small.body["error"]["message"]
         .as_str()
         .unwrap_or("")
         .contains("100"));
     for bad in [json!(-5), json!(1.5), json!("200"), Value::Null] {
-        let r = withdraw(&app, &courier, bad.clone(), None).await;
+        let r = app.withdraw(&courier, bad.clone(), None).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
     }
-    let too_much = withdraw(&app, &courier, json!(376), None).await;
+    let too_much = app.withdraw(&courier, json!(376), None).await;
     assert_eq!(too_much.status, StatusCode::CONFLICT, "{}", too_much.body);
 
-    let first = withdraw(&app, &courier, json!(200), Some("w-1")).await;
+    let first = app.withdraw(&courier, json!(200), Some("w-1")).await;
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
     assert_eq!(first.body["status"], "reviewing");
     let id = first.body["id"].as_str().expect("id").to_owned();
-    let replay = withdraw(&app, &courier, json!(300), Some("w-1")).await;
+    let replay = app.withdraw(&courier, json!(300), Some("w-1")).await;
     assert_eq!(
         (replay.status, replay.body["id"].clone()),
         (StatusCode::CREATED, json!(id))
@@ -681,19 +685,19 @@ async fn a_withdrawal_is_reviewed_then_paid_by_hand_and_the_book_follows() {
         queue.body
     );
     assert!(queue.body["withdrawals"][0]["courier"].is_string());
-    let no_reason = operator_post(
-        &app,
-        &format!("/api/v1/admin/withdrawals/{id}/reject"),
-        Some(json!({})),
-    )
-    .await;
+    let no_reason = app
+        .operator_post(
+            &format!("/api/v1/admin/withdrawals/{id}/reject"),
+            Some(json!({})),
+        )
+        .await;
     assert_eq!(no_reason.status, StatusCode::BAD_REQUEST);
-    let rejected = operator_post(
-        &app,
-        &format!("/api/v1/admin/withdrawals/{id}/reject"),
-        Some(json!({"reason": "请先完成实名认证"})),
-    )
-    .await;
+    let rejected = app
+        .operator_post(
+            &format!("/api/v1/admin/withdrawals/{id}/reject"),
+            Some(json!({"reason": "请先完成实名认证"})),
+        )
+        .await;
     assert_eq!(rejected.body["status"], "rejected", "{}", rejected.body);
     assert_eq!(rejected.body["reason"], "请先完成实名认证");
     let wallet = app
@@ -708,12 +712,9 @@ async fn a_withdrawal_is_reviewed_then_paid_by_hand_and_the_book_follows() {
         (json!(375), json!(0))
     );
     assert_eq!(wallet["entries"][0]["kind"], "withdrawal_returned");
-    let again = operator_post(
-        &app,
-        &format!("/api/v1/admin/withdrawals/{id}/approve"),
-        None,
-    )
-    .await;
+    let again = app
+        .operator_post(&format!("/api/v1/admin/withdrawals/{id}/approve"), None)
+        .await;
     assert_eq!(
         again.status,
         StatusCode::CONFLICT,
@@ -721,33 +722,24 @@ async fn a_withdrawal_is_reviewed_then_paid_by_hand_and_the_book_follows() {
     );
 
     // A rejected withdrawal does not count against the day's limit.
-    let second = withdraw(&app, &courier, json!(250), None).await;
+    let second = app.withdraw(&courier, json!(250), None).await;
     assert_eq!(second.status, StatusCode::CREATED, "{}", second.body);
     let second = second.body["id"].as_str().expect("id").to_owned();
-    let early = operator_post(
-        &app,
-        &format!("/api/v1/admin/withdrawals/{second}/paid"),
-        None,
-    )
-    .await;
+    let early = app
+        .operator_post(&format!("/api/v1/admin/withdrawals/{second}/paid"), None)
+        .await;
     assert_eq!(
         early.status,
         StatusCode::CONFLICT,
         "not paid before approval"
     );
-    let approved = operator_post(
-        &app,
-        &format!("/api/v1/admin/withdrawals/{second}/approve"),
-        None,
-    )
-    .await;
+    let approved = app
+        .operator_post(&format!("/api/v1/admin/withdrawals/{second}/approve"), None)
+        .await;
     assert_eq!(approved.body["status"], "transferring", "{}", approved.body);
-    let paid = operator_post(
-        &app,
-        &format!("/api/v1/admin/withdrawals/{second}/paid"),
-        None,
-    )
-    .await;
+    let paid = app
+        .operator_post(&format!("/api/v1/admin/withdrawals/{second}/paid"), None)
+        .await;
     assert_eq!(paid.body["status"], "succeeded", "{}", paid.body);
     let wallet = app
         .get_as(&courier, "/api/v1/couriers/me/wallet")
@@ -761,67 +753,38 @@ async fn a_withdrawal_is_reviewed_then_paid_by_hand_and_the_book_follows() {
         (json!(125), json!(0))
     );
     // 250 today already: another 101 would pass 350.
-    let over_day = withdraw(&app, &courier, json!(101), None).await;
+    let over_day = app.withdraw(&courier, json!(101), None).await;
     assert_eq!(over_day.status, StatusCode::CONFLICT, "{}", over_day.body);
     assert!(over_day.body["error"]["message"]
         .as_str()
         .unwrap_or("")
         .contains("350"));
 
-    let check = ledger_check(&app).await;
+    let check = app.ledger_check().await;
     assert_eq!(check["balanced"], true, "{check}");
     assert_eq!(class(&check, "clearing"), -405 + 250);
     assert_eq!(class(&check, "courier_withdrawing"), 0);
-    let unknown = operator_post(
-        &app,
-        "/api/v1/admin/withdrawals/W0000000000000000000000000000000/approve",
-        None,
-    )
-    .await;
+    let unknown = app
+        .operator_post(
+            "/api/v1/admin/withdrawals/W0000000000000000000000000000000/approve",
+            None,
+        )
+        .await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
 }
 
 #[actix_web::test]
 async fn with_transfers_an_operator_cannot_mark_a_withdrawal_paid_by_hand() {
     let app = money_app().await;
-    let courier = earned(&app, "transfer").await;
-    let made = withdraw(&app, &courier, json!(100), None).await;
+    let courier = app.earned("transfer").await;
+    let made = app.withdraw(&courier, json!(100), None).await;
     let id = made.body["id"].as_str().expect("id").to_owned();
-    operator_post(
-        &app,
-        &format!("/api/v1/admin/withdrawals/{id}/approve"),
-        None,
-    )
-    .await;
-    let paid = operator_post(&app, &format!("/api/v1/admin/withdrawals/{id}/paid"), None).await;
+    app.operator_post(&format!("/api/v1/admin/withdrawals/{id}/approve"), None)
+        .await;
+    let paid = app
+        .operator_post(&format!("/api/v1/admin/withdrawals/{id}/paid"), None)
+        .await;
     assert_eq!(paid.status, StatusCode::CONFLICT, "{}", paid.body);
-}
-
-/// Posts a v3 transfer callback as WeChat Pay would.
-async fn transfer_callback<S, B>(
-    app: &TestApp<S>,
-    headers: &lastmile_actors::wechat::v3::V3Headers,
-    body: &str,
-) -> Reply
-where
-    S: actix_web::dev::Service<
-        actix_http::Request,
-        Response = actix_web::dev::ServiceResponse<B>,
-        Error = actix_web::Error,
-    >,
-    B: actix_web::body::MessageBody,
-{
-    app.send(
-        test::TestRequest::post()
-            .uri("/api/v1/wechat/transfer/notify")
-            .insert_header(("Content-Type", "application/json"))
-            .insert_header(("Wechatpay-Timestamp", headers.timestamp.clone()))
-            .insert_header(("Wechatpay-Nonce", headers.nonce.clone()))
-            .insert_header(("Wechatpay-Signature", headers.signature.clone()))
-            .insert_header(("Wechatpay-Serial", headers.serial.clone()))
-            .set_payload(body.to_owned()),
-    )
-    .await
 }
 
 #[actix_web::test]
@@ -831,8 +794,8 @@ async fn a_withdrawal_is_paid_by_a_transfer_the_courier_confirms() {
         s.money.withdrawal_review = false;
     })
     .await;
-    let courier = earned(&app, "transfer-flow").await;
-    let made = withdraw(&app, &courier, json!(200), None).await;
+    let courier = app.earned("transfer-flow").await;
+    let made = app.withdraw(&courier, json!(200), None).await;
     assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
     assert_eq!(
         made.body["status"], "transferring",
@@ -868,12 +831,12 @@ async fn a_withdrawal_is_paid_by_a_transfer_the_courier_confirms() {
         ..headers.clone()
     };
     assert_eq!(
-        transfer_callback(&app, &forged, &body).await.status,
+        app.transfer_callback(&forged, &body).await.status,
         StatusCode::UNAUTHORIZED
     );
     let tampered = body.replace("\"ciphertext\":\"", "\"ciphertext\":\"AAAA");
     assert_eq!(
-        transfer_callback(&app, &headers, &tampered).await.status,
+        app.transfer_callback(&headers, &tampered).await.status,
         StatusCode::UNAUTHORIZED
     );
     let stale = lastmile_actors::wechat::v3::V3Headers {
@@ -881,7 +844,7 @@ async fn a_withdrawal_is_paid_by_a_transfer_the_courier_confirms() {
         ..headers.clone()
     };
     assert_eq!(
-        transfer_callback(&app, &stale, &body).await.status,
+        app.transfer_callback(&stale, &body).await.status,
         StatusCode::UNAUTHORIZED
     );
     let still = app
@@ -890,9 +853,9 @@ async fn a_withdrawal_is_paid_by_a_transfer_the_courier_confirms() {
         .body;
     assert_eq!(still["withdrawals"][0]["status"], "wait_user_confirm");
 
-    let taken = transfer_callback(&app, &headers, &body).await;
+    let taken = app.transfer_callback(&headers, &body).await;
     assert_eq!(taken.status, StatusCode::NO_CONTENT, "{}", taken.body);
-    let again = transfer_callback(&app, &headers, &body).await;
+    let again = app.transfer_callback(&headers, &body).await;
     assert_eq!(
         again.status,
         StatusCode::NO_CONTENT,
@@ -915,7 +878,7 @@ async fn a_withdrawal_is_paid_by_a_transfer_the_courier_confirms() {
         ),
         (json!(175), json!(0))
     );
-    let check = ledger_check(&app).await;
+    let check = app.ledger_check().await;
     assert_eq!(check["balanced"], true, "{check}");
     assert_eq!(class(&check, "clearing"), -405 + 200, "paid out once");
 }
@@ -1038,28 +1001,6 @@ fn china_today() -> String {
         .to_string()
 }
 
-/// The operator's reconciliation call (`POST` runs it, `GET` reads it).
-async fn reconcile_call<S, B>(app: &TestApp<S>, post: bool, query: &str) -> Reply
-where
-    S: actix_web::dev::Service<
-        actix_http::Request,
-        Response = actix_web::dev::ServiceResponse<B>,
-        Error = actix_web::Error,
-    >,
-    B: actix_web::body::MessageBody,
-{
-    let req = if post {
-        test::TestRequest::post()
-    } else {
-        test::TestRequest::get()
-    };
-    app.send(
-        req.uri(&format!("/api/v1/admin/reconciliation?{query}"))
-            .insert_header(("Authorization", format!("Bearer {TOKEN}"))),
-    )
-    .await
-}
-
 #[actix_web::test]
 async fn the_days_bill_is_compared_with_the_ledger_line_by_line() {
     let app = money_app().await;
@@ -1101,19 +1042,19 @@ async fn the_days_bill_is_compared_with_the_ledger_line_by_line() {
     sim.alter_bill_refund(&format!("R{refunded}"), 100);
 
     assert_eq!(
-        reconcile_call(&app, false, &format!("date={today}"))
+        app.reconcile_call(false, &format!("date={today}"))
             .await
             .status,
         StatusCode::NOT_FOUND
     );
     for bad in ["", "date=2026-13-01", "date=yesterday"] {
         assert_eq!(
-            reconcile_call(&app, true, bad).await.status,
+            app.reconcile_call(true, bad).await.status,
             StatusCode::BAD_REQUEST,
             "{bad}"
         );
     }
-    let report = reconcile_call(&app, true, &format!("date={today}")).await;
+    let report = app.reconcile_call(true, &format!("date={today}")).await;
     assert_eq!(report.status, StatusCode::OK, "{}", report.body);
     let report = report.body;
     assert_eq!(report["date"], today.as_str());
@@ -1151,7 +1092,7 @@ async fn the_days_bill_is_compared_with_the_ledger_line_by_line() {
         "the agreeing payment is no mismatch"
     );
     assert_eq!(app.metric("lastmile_reconciliation_mismatches").await, 2.0);
-    let stored = reconcile_call(&app, false, &format!("date={today}")).await;
+    let stored = app.reconcile_call(false, &format!("date={today}")).await;
     assert_eq!(stored.body, report, "the report is kept");
 }
 
@@ -1161,7 +1102,8 @@ async fn a_bill_that_agrees_has_no_mismatch() {
     let (customer, openid) = app.login("reconcile-agree").await;
     app.paid_order(&customer, &openid).await;
     app.paid_order(&customer, &openid).await;
-    let report = reconcile_call(&app, true, &format!("date={}", china_today()))
+    let report = app
+        .reconcile_call(true, &format!("date={}", china_today()))
         .await
         .body;
     assert_eq!(
@@ -1171,7 +1113,7 @@ async fn a_bill_that_agrees_has_no_mismatch() {
     );
     assert_eq!(report["mismatches"], json!([]));
     // A day without a bill compares nothing with nothing.
-    let empty = reconcile_call(&app, true, "date=2020-01-01").await.body;
+    let empty = app.reconcile_call(true, "date=2020-01-01").await.body;
     assert_eq!(
         (empty["bill_lines"].clone(), empty["mismatches"].clone()),
         (json!(0), json!([]))
