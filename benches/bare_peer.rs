@@ -7,30 +7,11 @@
 //! Run: `cargo run --release --example bare_peer -- 127.0.0.1:18081`.
 
 use actix_web::{web, App, HttpResponse, HttpServer};
-use serde::Deserialize;
 
-/// The order body lastmile takes, parsed the same way.
-#[derive(Deserialize)]
-#[allow(dead_code)]
-struct Body {
-    kind: Option<String>,
-    pickup: Option<Location>,
-    dropoff: Option<Location>,
-    pickup_code: Option<String>,
-    fee_fen: Option<serde_json::Number>,
-    note: Option<String>,
-    ready_at: Option<String>,
-}
+#[path = "peer_shapes.rs"]
+mod shapes;
 
-#[derive(Deserialize)]
-#[allow(dead_code)]
-struct Location {
-    place_id: Option<String>,
-    detail: Option<String>,
-}
-
-/// A fixed order, about the size of lastmile's answer.
-const CREATED: &str = r#"{"id":"00000000000000000000000000000000","customer":"oBARE","kind":"express","pickup":{"place_id":"cainiao-north","detail":"shelf 1-1"},"dropoff":{"place_id":"dorm-1","detail":"room 100"},"pickup_code":"1-1-0001","fee_fen":300,"note":"","status":"awaiting_payment","courier":null,"ready_at":"2026-12-03T00:00:00Z","eta":null,"created_at":"2026-12-03T00:00:00Z","updated_at":"2026-12-03T00:00:00Z"}"#;
+use shapes::{Body, CREATED};
 
 async fn create(body: web::Json<Body>) -> HttpResponse {
     let _ = body.into_inner();
