@@ -607,4 +607,99 @@ mod tests {
         assert_eq!(Account::parse("escrow:"), None);
         assert_eq!(Account::parse("moon"), None);
     }
+
+    /// One step of a random day of money.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Pay(usize, u32, u32),
+        Complete(usize, usize),
+        Refund(usize, bool),
+        Withdraw(usize, u32),
+        Settle(usize, bool),
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0..6usize, 1..100_000u32, 0..10_001u32).prop_map(|(o, f, t)| Step::Pay(o, f, t)),
+            (0..6usize, 0..3usize).prop_map(|(o, c)| Step::Complete(o, c)),
+            (0..6usize, any::<bool>()).prop_map(|(o, h)| Step::Refund(o, h)),
+            (0..3usize, 1..200_000u32).prop_map(|(c, a)| Step::Withdraw(c, a)),
+            (0..8usize, any::<bool>()).prop_map(|(w, paid)| Step::Settle(w, paid)),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever happens, in whatever order the services allow it: the
+        /// book sums to 0 after every posting, nothing but clearing goes
+        /// negative, and a finished order's escrow is empty.
+        #[test]
+        fn every_step_keeps_the_book_balanced(
+            steps in proptest::collection::vec(step(), 1..60),
+            percent in 0u8..=100,
+        ) {
+            let order = |i: usize| OrderId::parse(&format!("ORDER{i}")).expect("id");
+            let courier = |i: usize| OpenId::parse(&format!("oCOURIER{i}")).expect("openid");
+            let mut balances: BTreeMap<Account, i64> = BTreeMap::new();
+            // Per order: (total, tip, finished) once paid.
+            let mut paid: BTreeMap<usize, (u32, u32, bool)> = BTreeMap::new();
+            let mut open_withdrawals: Vec<(WithdrawalId, usize, u32)> = Vec::new();
+            let mut posted = std::collections::HashSet::new();
+            for step in steps {
+                let event = match step {
+                    Step::Pay(o, fee, tip) if !paid.contains_key(&o) => {
+                        paid.insert(o, (fee + tip, tip, false));
+                        MoneyEvent::Paid { order: order(o), total: fee + tip }
+                    }
+                    Step::Complete(o, c) => match paid.get_mut(&o) {
+                        Some((total, tip, finished @ false)) => {
+                            *finished = true;
+                            MoneyEvent::Completed { order: order(o), courier: courier(c), total: *total, tip: *tip }
+                        }
+                        _ => continue,
+                    },
+                    Step::Refund(o, by_hand) => match paid.get_mut(&o) {
+                        Some((total, _, finished @ false)) => {
+                            *finished = true;
+                            MoneyEvent::Refunded { order: order(o), amount: *total, by_hand }
+                        }
+                        _ => continue,
+                    },
+                    Step::Withdraw(c, amount) => {
+                        let available = balances.get(&Account::Available(courier(c))).copied().unwrap_or(0);
+                        if i64::from(amount) > available {
+                            continue;
+                        }
+                        let id = WithdrawalId::parse(&format!("W{:031}", posted.len())).expect("id");
+                        open_withdrawals.push((id.clone(), c, amount));
+                        MoneyEvent::WithdrawalRequested { withdrawal: id, courier: courier(c), amount }
+                    }
+                    Step::Settle(w, paid_out) if w < open_withdrawals.len() => {
+                        let (withdrawal, c, amount) = open_withdrawals.remove(w);
+                        if paid_out {
+                            MoneyEvent::WithdrawalPaid { withdrawal, courier: courier(c), amount }
+                        } else {
+                            MoneyEvent::WithdrawalReturned { withdrawal, courier: courier(c), amount }
+                        }
+                    }
+                    _ => continue,
+                };
+                // A replayed event posts nothing: only the first counts.
+                if !posted.insert(event.key()) {
+                    continue;
+                }
+                let escrow = event
+                    .escrow()
+                    .and_then(|a| balances.get(&a).copied())
+                    .unwrap_or(0);
+                apply(&mut balances, &event.posting(escrow, percent));
+                let finished = |id: &OrderId| {
+                    paid.iter().any(|(i, (_, _, done))| *done && order(*i) == *id)
+                };
+                let report = check(balances.iter().map(|(a, b)| (a, *b)), finished);
+                proptest::prop_assert!(report.balanced, "{:?} after {:?}", report.problems, event);
+                proptest::prop_assert_eq!(report.sum_fen, 0);
+            }
+        }
+    }
 }
