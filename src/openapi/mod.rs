@@ -48,7 +48,7 @@ mod constraints;
         admin::map, admin::live, admin::today, admin::search, admin::refund, admin::settle,
         admin::reassign, admin::force_offline,
         money::wallet, money::ledger_check, money::withdraw, money::my_withdrawals,
-        money::queue, money::approve, money::reject, money::paid,
+        money::queue, money::approve, money::reject, money::paid, money::cancel, money::cancel_mine,
         money::reconciliation, money::reconcile, money::money_day,
         ops::metrics, ops::healthz, ops::readyz,
     ),

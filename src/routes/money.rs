@@ -5,7 +5,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use lastmile_actors::domain::{json_u32, OrderId};
 use lastmile_actors::ledger::{
-    earning, Check, Decision, Entry, MoneyDay, PostingKind, Reconciliation, Subject, Withdrawal,
+    earning, Canceller, Check, Decision, Entry, MoneyDay, PostingKind, Reconciliation, Subject, Withdrawal,
     WithdrawalId, WithdrawalStatus,
 };
 use serde::{Deserialize, Serialize};
@@ -431,6 +431,76 @@ pub async fn paid(
         "withdrawal_paid_by_hand",
     )
     .await
+}
+
+/// Calls off one of my withdrawals. One still `reviewing` is cancelled at
+/// once; one waiting for my confirmation in WeChat is cancelled through
+/// WeChat Pay, and its money comes back when WeChat Pay confirms the
+/// cancellation (usually at once; else it stays `wait_user_confirm` until
+/// it does — or until it turns out I had confirmed it first).
+#[utoipa::path(
+    post,
+    path = "/api/v1/couriers/me/withdrawals/{id}/cancel",
+    tag = "money",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Withdrawal id")),
+    responses(
+        (status = 200, description = "Cancelled (or being cancelled by WeChat Pay)", body = Withdrawal),
+        (status = 404, description = "No such withdrawal of mine", body = ErrorBody),
+        (status = 409, description = "Paid, finished, being handed to WeChat Pay, or WeChat Pay would not cancel it", body = ErrorBody),
+        (status = 503, description = "WeChat Pay could not be asked; try again", body = ErrorBody),
+    )
+)]
+pub async fn cancel_mine(
+    state: web::Data<AppState>,
+    Caller(me): Caller,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let id = withdrawal_path(&req)?;
+    let withdrawal = state
+        .ledger
+        .cancel_withdrawal(id, Canceller::Courier(me))
+        .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(withdrawal))
+}
+
+/// Calls off a withdrawal, saying why (the courier sees it): one
+/// `reviewing`, or `transferring` to be paid by hand, at once; one waiting
+/// for its courier's confirmation through WeChat Pay (the money comes back
+/// when WeChat Pay confirms the cancellation).
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/withdrawals/{id}/cancel",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Withdrawal id")),
+    request_body = RejectBody,
+    responses(
+        (status = 200, description = "Cancelled (or being cancelled by WeChat Pay)", body = QueuedWithdrawal),
+        (status = 404, description = "No such withdrawal (or admin.token is not set)", body = ErrorBody),
+        (status = 409, description = "Paid, finished, being handed to WeChat Pay, or WeChat Pay would not cancel it", body = ErrorBody),
+        (status = 503, description = "WeChat Pay could not be asked; try again", body = ErrorBody),
+    )
+)]
+pub async fn cancel(
+    _: Operator,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    JsonBody(body): JsonBody<RejectBody>,
+) -> Result<HttpResponse, ApiError> {
+    let why = reason(body.reason)?;
+    let id = withdrawal_path(&req)?;
+    let withdrawal = state
+        .ledger
+        .cancel_withdrawal(id, Canceller::Operator(why))
+        .await?;
+    acted("cancel_withdrawal");
+    Ok(private(QueuedWithdrawal {
+        courier: withdrawal.courier.to_string(),
+        withdrawal,
+    }))
 }
 
 /// A China day.

@@ -124,6 +124,12 @@ where
         self.send(req).await
     }
 
+    /// The courier `token` calls off their withdrawal `id`.
+    async fn cancel_mine(&self, token: &str, id: &str) -> Reply {
+        let uri = format!("/api/v1/couriers/me/withdrawals/{id}/cancel");
+        self.post_as(token, &uri, None).await
+    }
+
     /// An operator's POST on a withdrawal.
     async fn operator_post(&self, uri: &str, body: Option<Value>) -> Reply {
         let mut req = test::TestRequest::post()
@@ -760,6 +766,24 @@ async fn a_withdrawal_is_reviewed_then_paid_by_hand_and_the_book_follows() {
         .unwrap_or("")
         .contains("350"));
 
+    // Approved but not paid by hand yet: an operator may still call it off.
+    let third = app.withdraw(&courier, json!(100), None).await;
+    let third = third.body["id"].as_str().expect("id").to_owned();
+    app.operator_post(&format!("/api/v1/admin/withdrawals/{third}/approve"), None)
+        .await;
+    let called_off = app
+        .operator_post(
+            &format!("/api/v1/admin/withdrawals/{third}/cancel"),
+            Some(json!({"reason": "线下已结清"})),
+        )
+        .await;
+    assert_eq!(called_off.body["status"], "cancelled", "{}", called_off.body);
+    assert_eq!(called_off.body["reason"], "线下已结清");
+    let paid_late = app
+        .operator_post(&format!("/api/v1/admin/withdrawals/{third}/paid"), None)
+        .await;
+    assert_eq!(paid_late.status, StatusCode::CONFLICT);
+
     let check = app.ledger_check().await;
     assert_eq!(check["balanced"], true, "{check}");
     assert_eq!(class(&check, "clearing"), -405 + 250);
@@ -881,6 +905,171 @@ async fn a_withdrawal_is_paid_by_a_transfer_the_courier_confirms() {
     let check = app.ledger_check().await;
     assert_eq!(check["balanced"], true, "{check}");
     assert_eq!(class(&check, "clearing"), -405 + 200, "paid out once");
+}
+
+/// The courier's newest withdrawal once it is `status` (None if it does not
+/// get there within 10 s).
+async fn newest_once<S, B>(app: &TestApp<S>, courier: &str, status: &str) -> Option<Value>
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody,
+{
+    let reached = eventually(std::time::Duration::from_secs(10), || async {
+        app.get_as(courier, "/api/v1/couriers/me/withdrawals")
+            .await
+            .body["withdrawals"][0]["status"]
+            == status
+    })
+    .await;
+    reached.then_some(())?;
+    let page = app.get_as(courier, "/api/v1/couriers/me/withdrawals").await;
+    Some(page.body["withdrawals"][0].clone())
+}
+
+/// Available and withdrawing, from the courier's wallet.
+async fn balances<S, B>(app: &TestApp<S>, courier: &str) -> (Value, Value)
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody,
+{
+    let wallet = app.get_as(courier, "/api/v1/couriers/me/wallet").await.body;
+    (
+        wallet["available_fen"].clone(),
+        wallet["withdrawing_fen"].clone(),
+    )
+}
+
+#[actix_web::test]
+async fn withdrawals_are_called_off_by_their_courier_or_an_operator_and_come_back_only_when_wechat_pay_says_so(
+) {
+    let app = money_app().await;
+    let courier = app.earned("cancel").await;
+    let (stranger, _) = app.login("cancel-stranger").await;
+
+    // Still reviewing: called off at once, by its courier only.
+    let first = app.withdraw(&courier, json!(100), None).await;
+    let first = first.body["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        app.cancel_mine(&stranger, &first).await.status,
+        StatusCode::NOT_FOUND,
+        "another's withdrawal is not theirs to see"
+    );
+    let cancelled = app.cancel_mine(&courier, &first).await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    assert_eq!(cancelled.body["status"], "cancelled");
+    assert_eq!(cancelled.body["reason"], "cancelled by the courier");
+    assert_eq!(balances(&app, &courier).await, (json!(375), json!(0)));
+    assert_eq!(
+        app.cancel_mine(&courier, &first).await.status,
+        StatusCode::CONFLICT,
+        "once"
+    );
+    for bad in ["W0000000000000000000000000000000", "nope"] {
+        assert_eq!(
+            app.cancel_mine(&courier, bad).await.status,
+            StatusCode::NOT_FOUND
+        );
+    }
+
+    // Waiting for the courier in WeChat: cancelled by WeChat Pay, the money
+    // back when its callback says CANCELLED.
+    let second = app.withdraw(&courier, json!(100), None).await;
+    let second = second.body["id"].as_str().expect("id").to_owned();
+    let approve = format!("/api/v1/admin/withdrawals/{second}/approve");
+    app.operator_post(&approve, None).await;
+    assert!(newest_once(&app, &courier, "wait_user_confirm")
+        .await
+        .is_some());
+    let cancel = format!("/api/v1/admin/withdrawals/{second}/cancel");
+    let no_reason = app.operator_post(&cancel, Some(json!({}))).await;
+    assert_eq!(no_reason.status, StatusCode::BAD_REQUEST);
+    let asked = app
+        .operator_post(&cancel, Some(json!({"reason": "账户信息有误"})))
+        .await;
+    assert_eq!(asked.status, StatusCode::OK, "{}", asked.body);
+    assert_eq!(
+        asked.body["status"], "wait_user_confirm",
+        "WeChat Pay is cancelling: nothing comes back yet"
+    );
+    assert_eq!(balances(&app, &courier).await, (json!(275), json!(100)));
+    let sim = app.wechat.transfer_simulator().clone();
+    let (headers, body) = sim.callback_for(&second).expect("the bill");
+    assert_eq!(
+        app.transfer_callback(&headers, &body).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let gone = newest_once(&app, &courier, "cancelled")
+        .await
+        .expect("cancelled");
+    assert!(gone["reason"]
+        .as_str()
+        .unwrap_or("")
+        .contains("cancelled"));
+    assert_eq!(balances(&app, &courier).await, (json!(375), json!(0)));
+
+    // The courier confirmed a moment before the cancel: WeChat Pay refuses,
+    // the service asks again and finds it paid. Nothing comes back.
+    let third = app.withdraw(&courier, json!(100), None).await;
+    let third = third.body["id"].as_str().expect("id").to_owned();
+    app.operator_post(&format!("/api/v1/admin/withdrawals/{third}/approve"), None)
+        .await;
+    assert!(newest_once(&app, &courier, "wait_user_confirm")
+        .await
+        .is_some());
+    assert!(sim.confirm_quietly(&third));
+    let late = app.cancel_mine(&courier, &third).await;
+    assert_eq!(late.status, StatusCode::CONFLICT, "{}", late.body);
+    assert!(
+        newest_once(&app, &courier, "succeeded").await.is_some(),
+        "asked again after the refusal"
+    );
+    assert_eq!(balances(&app, &courier).await, (json!(275), json!(0)));
+    let check = app.ledger_check().await;
+    assert_eq!(check["balanced"], true, "{check}");
+    assert_eq!(class(&check, "clearing"), -405 + 100, "paid out once");
+}
+
+#[actix_web::test]
+async fn a_transfer_wechat_pay_fails_gives_the_money_back_once() {
+    let app = spawn_app_with(|s| {
+        s.admin.token = Some(lastmile_actors::wechat::Secret::new(TOKEN));
+        s.money.withdrawal_review = false;
+    })
+    .await;
+    let courier = app.earned("transfer-fail").await;
+    let made = app.withdraw(&courier, json!(300), None).await;
+    let id = made.body["id"].as_str().expect("id").to_owned();
+    assert!(newest_once(&app, &courier, "wait_user_confirm")
+        .await
+        .is_some());
+    let sim = app.wechat.transfer_simulator().clone();
+    assert!(sim.fail_quietly(&id, "REAL_NAME_CHECK_FAIL"));
+    let (headers, body) = sim.callback_for(&id).expect("the bill");
+    assert_eq!(
+        app.transfer_callback(&headers, &body).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let failed = newest_once(&app, &courier, "failed").await.expect("failed");
+    assert_eq!(failed["reason"], "REAL_NAME_CHECK_FAIL");
+    assert_eq!(balances(&app, &courier).await, (json!(375), json!(0)));
+    assert_eq!(
+        app.transfer_callback(&headers, &body).await.status,
+        StatusCode::NO_CONTENT,
+        "a repeated callback is taken and changes nothing"
+    );
+    assert_eq!(balances(&app, &courier).await, (json!(375), json!(0)));
+    let check = app.ledger_check().await;
+    assert_eq!(check["balanced"], true, "{check}");
+    assert_eq!(class(&check, "clearing"), -405, "nothing paid out");
+    assert_eq!(class(&check, "courier_withdrawing"), 0);
 }
 
 #[actix_web::test]

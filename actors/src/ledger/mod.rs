@@ -4,6 +4,7 @@
 //! balances and statements, and proves its invariants.
 
 mod book;
+mod cancel;
 mod payout;
 mod reconcile;
 mod reconciling;
@@ -11,6 +12,7 @@ mod withdraw;
 mod withdrawal;
 
 pub use book::*;
+pub use cancel::{CancelWithdrawal, Canceller};
 pub use payout::{Payouts, TransferSeen};
 pub use reconcile::*;
 pub use reconciling::{day_before, CourierBalance, MoneyDay, Reconciler};

@@ -96,7 +96,7 @@ impl LedgerActor {
 
     /// Asks WeChat Pay about `withdrawal` before sending it again: one it
     /// never took is sent (same `out_bill_no`), one it knows moves on.
-    fn requery(&self, withdrawal: &Withdrawal, ctx: &mut Context<Self>) {
+    pub(super) fn requery(&self, withdrawal: &Withdrawal, ctx: &mut Context<Self>) {
         let Some(payouts) = self.payouts.clone() else {
             return;
         };
@@ -145,7 +145,7 @@ impl LedgerActor {
             .repo
             .withdrawal(&id)?
             .ok_or(WithdrawalError::NotFound)?;
-        let reason = bill.fail_reason.clone().unwrap_or_default();
+        let mut reason = bill.fail_reason.clone().unwrap_or_default();
         let event = match (bill.state, current.status) {
             (
                 BillState::WaitUserConfirm | BillState::Transfering,
@@ -153,7 +153,12 @@ impl LedgerActor {
             ) => WithdrawalEvent::Accepted,
             (BillState::Success, s) if !s.is_final() => WithdrawalEvent::Paid,
             (BillState::Fail, s) if !s.is_final() => WithdrawalEvent::Fail,
-            (BillState::Cancelled, s) if !s.is_final() => WithdrawalEvent::Cancel,
+            (BillState::Cancelled, s) if !s.is_final() => {
+                if reason.is_empty() {
+                    reason = "the transfer was cancelled before the courier confirmed it".into();
+                }
+                WithdrawalEvent::Cancel
+            }
             // Nothing new (a repeated callback, a state on the way).
             _ => return Ok(current),
         };

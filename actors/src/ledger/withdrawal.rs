@@ -171,6 +171,7 @@ impl WithdrawalStatus {
         Ok(match (self, event) {
             (S::Reviewing, E::Approve) => S::Transferring,
             (S::Reviewing, E::Reject) => S::Rejected,
+            (S::Reviewing, E::Cancel) => S::Cancelled,
             (S::Transferring, E::Accepted) => S::WaitUserConfirm,
             (S::Transferring | S::WaitUserConfirm, E::Paid) => S::Succeeded,
             (S::Transferring | S::WaitUserConfirm, E::Fail) => S::Failed,
@@ -278,6 +279,8 @@ mod tests {
         assert_eq!(S::Transferring.apply(&E::Accepted), Ok(S::WaitUserConfirm));
         assert_eq!(S::WaitUserConfirm.apply(&E::Paid), Ok(S::Succeeded));
         assert_eq!(S::WaitUserConfirm.apply(&E::Cancel), Ok(S::Cancelled));
+        assert_eq!(S::Reviewing.apply(&E::Cancel), Ok(S::Cancelled));
+        assert!(S::Succeeded.apply(&E::Cancel).is_err(), "paid is paid");
         assert_eq!(S::Transferring.apply(&E::Fail), Ok(S::Failed));
         assert!(
             S::Reviewing.apply(&E::Paid).is_err(),

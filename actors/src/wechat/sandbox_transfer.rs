@@ -175,6 +175,16 @@ impl TransferSimulator {
     /// Moves a bill waiting for its courier to `to`; answers the bill and
     /// where its callback goes.
     fn finish(&self, out_bill_no: &str, to: BillState) -> Option<(BillStatus, String)> {
+        self.finish_with(out_bill_no, to, None)
+    }
+
+    /// [`Self::finish`], saying why when it fails.
+    fn finish_with(
+        &self,
+        out_bill_no: &str,
+        to: BillState,
+        reason: Option<&str>,
+    ) -> Option<(BillStatus, String)> {
         let mut bills = self.bills.lock().unwrap_or_else(|p| p.into_inner());
         let bill = bills.get_mut(out_bill_no)?;
         if bill.status.state != BillState::WaitUserConfirm {
@@ -182,6 +192,7 @@ impl TransferSimulator {
         }
         bill.status.state = to;
         bill.status.package_info = None;
+        bill.status.fail_reason = reason.map(str::to_owned);
         Some((bill.status.clone(), bill.notify_url.clone()))
     }
 
@@ -268,6 +279,14 @@ impl TransferSimulator {
     /// the callback themselves).
     pub fn confirm_quietly(&self, out_bill_no: &str) -> bool {
         self.finish(out_bill_no, BillState::Success).is_some()
+    }
+
+    /// Fails a waiting bill without a callback, as WeChat Pay does when
+    /// the courier's real name does not match (`reason` is WeChat Pay's
+    /// code, e.g. `REAL_NAME_CHECK_FAIL`).
+    pub fn fail_quietly(&self, out_bill_no: &str, reason: &str) -> bool {
+        self.finish_with(out_bill_no, BillState::Fail, Some(reason))
+            .is_some()
     }
 }
 
