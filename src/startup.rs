@@ -332,8 +332,12 @@ fn routes() -> Vec<actix_web::Resource> {
         documented::<money::__path_approve>(|r| r.route(web::post().to(money::approve))),
         documented::<money::__path_reject>(|r| r.route(web::post().to(money::reject))),
         documented::<money::__path_paid>(|r| r.route(web::post().to(money::paid))),
-        documented::<money::__path_cancel>(|r| r.route(web::post().to(money::cancel))),
-        documented::<money::__path_cancel_mine>(|r| r.route(web::post().to(money::cancel_mine))),
+        documented::<money::__path_cancel_withdrawal>(|r| {
+            r.route(web::post().to(money::cancel_withdrawal))
+        }),
+        documented::<money::__path_cancel_my_withdrawal>(|r| {
+            r.route(web::post().to(money::cancel_my_withdrawal))
+        }),
         documented::<orders::__path_cancel>(|r| r.route(web::post().to(orders::cancel))),
         documented::<payments::__path_pay>(|r| r.route(web::post().to(payments::pay))),
         documented::<messages::__path_add_form_ids>(|r| {

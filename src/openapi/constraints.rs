@@ -78,7 +78,10 @@ fn links(doc: &mut Value) {
     link_ids(
         doc,
         "/paths/~1api~1v1~1couriers~1me~1withdrawals/post/responses/201",
-        &["/api/v1/admin/withdrawals/{id}"],
+        &[
+            "/api/v1/admin/withdrawals/{id}",
+            "/api/v1/couriers/me/withdrawals/{id}",
+        ],
     );
 }
 
@@ -251,7 +254,7 @@ fn parameters(doc: &mut Value, places: &[Value]) {
         if !path.contains("{id}") {
             continue;
         }
-        let pattern = if path.starts_with("/api/v1/admin/withdrawals/") {
+        let pattern = if path.contains("/withdrawals/") {
             WITHDRAWAL_ID
         } else {
             ORDER_ID

@@ -48,7 +48,8 @@ mod constraints;
         admin::map, admin::live, admin::today, admin::search, admin::refund, admin::settle,
         admin::reassign, admin::force_offline,
         money::wallet, money::ledger_check, money::withdraw, money::my_withdrawals,
-        money::queue, money::approve, money::reject, money::paid, money::cancel, money::cancel_mine,
+        money::queue, money::approve, money::reject, money::paid, money::cancel_withdrawal,
+        money::cancel_my_withdrawal,
         money::reconciliation, money::reconcile, money::money_day,
         ops::metrics, ops::healthz, ops::readyz,
     ),
@@ -158,24 +159,38 @@ fn error_response(description: &str) -> RefOr<Response> {
 }
 
 /// The document as served, finished for `campus`: in live mode without
-/// the sandbox's routes, which do not exist there.
+/// the sandbox's routes, which do not exist there. The rules are written
+/// into the whole document first, so every rule finds its target in
+/// either mode.
 pub fn document(campus: &Campus, sandbox: bool, min_withdrawal_fen: u32) -> serde_json::Value {
-    let mut doc = ApiDoc::openapi();
-    if !sandbox {
-        doc.paths
-            .paths
-            .retain(|path, _| !path.starts_with("/sandbox/"));
-        if let Some(tags) = doc.tags.as_mut() {
-            tags.retain(|t| t.name != "sandbox");
-        }
-    }
-    let mut doc = serde_json::to_value(&doc).unwrap_or_default();
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
     constraints::apply(&mut doc, campus);
     constraints::merge(
         doc.pointer_mut("/components/schemas/WithdrawalBody/properties/amount_fen"),
         serde_json::json!({"minimum": min_withdrawal_fen}),
     );
+    if !sandbox {
+        without_sandbox(&mut doc);
+    }
     doc
+}
+
+/// Drops the sandbox's routes, their tag, and the links that lead to them.
+fn without_sandbox(doc: &mut serde_json::Value) {
+    if let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) {
+        paths.retain(|path, _| !path.starts_with("/sandbox/"));
+    }
+    if let Some(tags) = doc.get_mut("tags").and_then(|t| t.as_array_mut()) {
+        tags.retain(|t| t["name"] != "sandbox");
+    }
+    let created = "/paths/~1api~1v1~1orders/post/responses/201/links";
+    if let Some(links) = doc.pointer_mut(created).and_then(|l| l.as_object_mut()) {
+        links.retain(|_, link| {
+            !link["operationRef"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("#/paths/~1sandbox"))
+        });
+    }
 }
 
 /// The methods each documented path answers, for the `Allow` header of a

@@ -5,8 +5,8 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use lastmile_actors::domain::{json_u32, OrderId};
 use lastmile_actors::ledger::{
-    earning, Canceller, Check, Decision, Entry, MoneyDay, PostingKind, Reconciliation, Subject, Withdrawal,
-    WithdrawalId, WithdrawalStatus,
+    earning, Canceller, Check, Decision, Entry, MoneyDay, PostingKind, Reconciliation, Subject,
+    Withdrawal, WithdrawalId, WithdrawalStatus,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -451,7 +451,7 @@ pub async fn paid(
         (status = 503, description = "WeChat Pay could not be asked; try again", body = ErrorBody),
     )
 )]
-pub async fn cancel_mine(
+pub async fn cancel_my_withdrawal(
     state: web::Data<AppState>,
     Caller(me): Caller,
     req: HttpRequest,
@@ -484,7 +484,7 @@ pub async fn cancel_mine(
         (status = 503, description = "WeChat Pay could not be asked; try again", body = ErrorBody),
     )
 )]
-pub async fn cancel(
+pub async fn cancel_withdrawal(
     _: Operator,
     state: web::Data<AppState>,
     req: HttpRequest,

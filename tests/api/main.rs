@@ -20,6 +20,7 @@ mod openapi;
 mod ops;
 mod orders;
 mod payments;
+mod payouts;
 mod replay;
 mod resilience;
 mod secrets;

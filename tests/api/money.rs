@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-const TOKEN: &str = "operator-secret-token";
+pub(crate) const TOKEN: &str = "operator-secret-token";
 
 /// The app with the admin API on and a quick dispatcher.
 async fn money_app() -> TestApp<
@@ -25,7 +25,7 @@ async fn money_app() -> TestApp<
 }
 
 /// The balance of one class of accounts in a check.
-fn class(check: &Value, name: &str) -> i64 {
+pub(crate) fn class(check: &Value, name: &str) -> i64 {
     check["accounts"]
         .as_array()
         .into_iter()
@@ -476,7 +476,7 @@ async fn wallet_queries_are_checked() {
 
 /// An order as a release before the ledger stored it: created, then taken
 /// through `events` (a courier assigned where one is needed).
-fn stored_order(
+pub(crate) fn stored_order(
     customer: &lastmile_actors::domain::OpenId,
     courier: &lastmile_actors::domain::OpenId,
     tip: u32,
@@ -518,7 +518,7 @@ fn stored_order(
 
 /// Waits until sled's lock on `path` is free (the store's threads end
 /// after the last handle goes).
-fn reopenable(path: &std::path::Path) {
+pub(crate) fn reopenable(path: &std::path::Path) {
     let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while std::time::Instant::now() < until {
         if sled::Config::new().path(path).open().is_ok() {
@@ -777,7 +777,11 @@ async fn a_withdrawal_is_reviewed_then_paid_by_hand_and_the_book_follows() {
             Some(json!({"reason": "线下已结清"})),
         )
         .await;
-    assert_eq!(called_off.body["status"], "cancelled", "{}", called_off.body);
+    assert_eq!(
+        called_off.body["status"], "cancelled",
+        "{}",
+        called_off.body
+    );
     assert_eq!(called_off.body["reason"], "线下已结清");
     let paid_late = app
         .operator_post(&format!("/api/v1/admin/withdrawals/{third}/paid"), None)
@@ -1009,10 +1013,7 @@ async fn withdrawals_are_called_off_by_their_courier_or_an_operator_and_come_bac
     let gone = newest_once(&app, &courier, "cancelled")
         .await
         .expect("cancelled");
-    assert!(gone["reason"]
-        .as_str()
-        .unwrap_or("")
-        .contains("cancelled"));
+    assert!(gone["reason"].as_str().unwrap_or("").contains("cancelled"));
     assert_eq!(balances(&app, &courier).await, (json!(375), json!(0)));
 
     // The courier confirmed a moment before the cancel: WeChat Pay refuses,

@@ -588,6 +588,11 @@ async fn a_wrong_method_names_the_allowed_ones_and_live_mode_documents_no_sandbo
         paths.iter().all(|p| !p.starts_with("/sandbox/")),
         "{paths:?}"
     );
+    assert!(
+        !live.to_string().contains("~1sandbox"),
+        "no link leads to a route live mode lacks"
+    );
     let sandbox = lastmile::openapi::document(&campus, true, 100);
     assert!(sandbox["paths"]["/sandbox/pay/{id}"].is_object());
+    assert!(sandbox.to_string().contains("~1sandbox~1pay~1{id}"));
 }

@@ -11,17 +11,17 @@ use crate::helpers::{free_port, BinaryApp};
 
 const LIVE_SECRET: &str = "LIVE-SECRET-7f3a9c1e5b";
 const LIVE_KEY: &str = "LIVEKEY0123456789abcdefLIVEKEY99";
-const LIVE_V3_KEY: &str = "LIVEV3KEY456789abcdefLIVEV3KEY99";
+pub(crate) const LIVE_V3_KEY: &str = "LIVEV3KEY456789abcdefLIVEV3KEY99";
 
 fn fixture(name: &str) -> String {
     format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
 /// Environment variables for the binary.
-type Env = Vec<(&'static str, String)>;
+pub(crate) type Env = Vec<(&'static str, String)>;
 
 /// A complete live configuration; each case below breaks one key.
-fn live_env() -> Env {
+pub(crate) fn live_env() -> Env {
     vec![
         ("LASTMILE__WECHAT__MODE", "live".into()),
         ("LASTMILE__WECHAT__APPID", "wxlive0000000001".into()),

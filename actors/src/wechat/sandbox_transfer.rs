@@ -74,17 +74,21 @@ fn random_digits(n: usize) -> String {
 impl TransferSimulator {
     /// A simulator trusting `merchant` (the service's signing key).
     pub fn new(merchant: V3Verifier, api_v3_key: Secret) -> Result<Self, v3::V3Error> {
-        Ok(Self {
+        let platform =
+            V3Signer::from_pem("sandbox", SANDBOX_PAY_PUBLIC_KEY_ID, SANDBOX_PLATFORM_KEY)?;
+        Ok(Self::with_platform(merchant, platform, api_v3_key))
+    }
+
+    /// A simulator signing as `platform` (tests that stand it up as a
+    /// fake WeChat Pay on 127.0.0.1 for a service in live mode).
+    pub fn with_platform(merchant: V3Verifier, platform: V3Signer, api_v3_key: Secret) -> Self {
+        Self {
             merchant,
-            platform: V3Signer::from_pem(
-                "sandbox",
-                SANDBOX_PAY_PUBLIC_KEY_ID,
-                SANDBOX_PLATFORM_KEY,
-            )?,
+            platform,
             api_v3_key,
             bills: Mutex::new(HashMap::new()),
             http: reqwest::Client::new(),
-        })
+        }
     }
 
     /// The platform key the service verifies answers and callbacks with.
@@ -104,7 +108,7 @@ impl TransferSimulator {
                 timestamp: timestamp.to_string(),
                 nonce,
                 signature,
-                serial: SANDBOX_PAY_PUBLIC_KEY_ID.into(),
+                serial: self.platform.serial().to_owned(),
             },
             body,
         }
@@ -290,37 +294,61 @@ impl TransferSimulator {
     }
 }
 
-#[async_trait]
-impl V3Transport for TransferSimulator {
-    async fn send(&self, request: V3Request) -> Result<V3Answer, WeChatError> {
-        if !self.signed_by_merchant(&request) {
-            return Ok(self.error(401, "SIGN_ERROR", "the request signature does not verify"));
+/// A callback a simulated answer owes the service: the bill, and where.
+pub type OwedCallback = (BillStatus, String);
+
+impl TransferSimulator {
+    /// Answers one request as WeChat Pay would; a cancel also owes the
+    /// service its callback, which the caller sends (or not).
+    pub fn answer(&self, request: &V3Request) -> (V3Answer, Option<OwedCallback>) {
+        if !self.signed_by_merchant(request) {
+            let refused = self.error(401, "SIGN_ERROR", "the request signature does not verify");
+            return (refused, None);
         }
         let rest = request.path.strip_prefix(TRANSFER_PATH).unwrap_or("?");
         match (request.method, rest) {
             ("POST", "") => match serde_json::from_str::<TransferBill>(&request.body) {
-                Ok(bill) => Ok(self.start(bill)),
-                Err(_) => Ok(self.error(400, "PARAM_ERROR", "body")),
+                Ok(bill) => (self.start(bill), None),
+                Err(_) => (self.error(400, "PARAM_ERROR", "body"), None),
             },
             ("GET", path) if path.starts_with("/out-bill-no/") => {
-                Ok(self.find(&path["/out-bill-no/".len()..]))
+                (self.find(&path["/out-bill-no/".len()..]), None)
             }
             ("POST", path) if path.starts_with("/out-bill-no/") && path.ends_with("/cancel") => {
                 let no = &path["/out-bill-no/".len()..path.len() - "/cancel".len()];
                 match self.finish(no, BillState::Cancelled) {
-                    Some((mut status, url)) => {
-                        let answer = {
-                            status.state = BillState::Canceling;
-                            self.status_answer(&status)
+                    // WeChat Pay answers CANCELING and calls back CANCELLED.
+                    Some((status, url)) => {
+                        let canceling = BillStatus {
+                            state: BillState::Canceling,
+                            ..status.clone()
                         };
-                        status.state = BillState::Cancelled;
-                        self.call_back(&status, &url).await;
-                        Ok(answer)
+                        (self.status_answer(&canceling), Some((status, url)))
                     }
-                    None => Ok(self.error(400, "INVALID_REQUEST", "not waiting for the user")),
+                    None => (
+                        self.error(400, "INVALID_REQUEST", "not waiting for the user"),
+                        None,
+                    ),
                 }
             }
-            _ => Ok(self.error(404, "NOT_FOUND", "no such API")),
+            _ => (self.error(404, "NOT_FOUND", "no such API"), None),
         }
+    }
+
+    /// Every bill it holds.
+    pub fn bills(&self) -> Vec<BillStatus> {
+        let bills = self.bills.lock().unwrap_or_else(|p| p.into_inner());
+        bills.values().map(|b| b.status.clone()).collect()
+    }
+}
+
+#[async_trait]
+impl V3Transport for TransferSimulator {
+    async fn send(&self, request: V3Request) -> Result<V3Answer, WeChatError> {
+        let (answer, owed) = self.answer(&request);
+        if let Some((status, url)) = owed {
+            self.call_back(&status, &url).await;
+        }
+        Ok(answer)
     }
 }

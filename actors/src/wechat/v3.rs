@@ -124,6 +124,11 @@ impl V3Signer {
         )
     }
 
+    /// The serial (or public key id) this key signs as.
+    pub fn serial(&self) -> &str {
+        &self.serial
+    }
+
     /// The public half (the sandbox checks requests with it).
     pub fn verifier(&self, serial: &str) -> V3Verifier {
         V3Verifier {
