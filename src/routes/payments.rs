@@ -83,10 +83,10 @@ async fn received(
     Ok((address, notify_body(payload).await?))
 }
 
-/// An address whose notifies keep failing verification is answered 429
-/// for a while without being read (WeChat Pay's own never fail, and it
+/// An address whose notifies (or transfer callbacks) keep failing
+/// verification is answered 429 for a while without being read (WeChat Pay's own never fail, and it
 /// sends again later anyway).
-async fn barred(state: &AppState, address: &str) -> Option<HttpResponse> {
+pub(crate) async fn barred(state: &AppState, address: &str) -> Option<HttpResponse> {
     if state.strikes.allows(address.to_owned()).await {
         return None;
     }

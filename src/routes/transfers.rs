@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::read_limited;
 use crate::limits::client_address;
+use crate::routes::payments::barred;
 use crate::state::AppState;
 
 /// Where WeChat Pay sends transfer callbacks (under `wechat.notify_base`).
@@ -64,8 +65,8 @@ pub async fn transfer_notify(
         return Err(ApiError::NotFound("no such route".into()));
     };
     let address = format!("notify {}", client_address(&req));
-    if !state.strikes.allows(address.clone()).await {
-        return Err(ApiError::RateLimited);
+    if let Some(refused) = barred(&state, &address).await {
+        return Ok(refused);
     }
     let body = read_limited(payload).await?;
     let body = String::from_utf8_lossy(&body);

@@ -5,6 +5,7 @@
 
 mod book;
 mod cancel;
+mod money_day;
 mod payout;
 mod reconcile;
 mod reconciling;
@@ -13,9 +14,10 @@ mod withdrawal;
 
 pub use book::*;
 pub use cancel::{CancelWithdrawal, Canceller};
+pub use money_day::{CourierBalance, MoneyDay};
 pub use payout::{Payouts, TransferSeen};
 pub use reconcile::*;
-pub use reconciling::{day_before, CourierBalance, MoneyDay, Reconciler};
+pub use reconciling::{day_before, Reconciler};
 pub use withdraw::*;
 pub use withdrawal::*;
 

@@ -55,8 +55,25 @@ pub struct Reconciliation {
 /// The ledger's side of a day: `payment` / `refund` → order → fen.
 pub type LedgerDay = BTreeMap<(String, String), u64>;
 
-/// Compares a bill with the ledger's postings of the same day.
-pub fn compare(date: &str, bill: &Bill, ledger: &LedgerDay, ran_at_unix_ms: i64) -> Reconciliation {
+/// What a day is compared with. WeChat Pay dates a line by its own clock,
+/// the ledger by when the notify was posted, which is always later: a
+/// payment at 23:59:59 posted at 00:00:02 is on the bill of one day and in
+/// the ledger of the next. So the bill of the day before and the ledger of
+/// the day after are looked at too, for the same line with the same amount.
+#[derive(Debug, Clone, Copy)]
+pub struct Sides<'a> {
+    /// WeChat Pay's bill of the day.
+    pub bill: &'a Bill,
+    /// WeChat Pay's bill of the day before.
+    pub bill_before: &'a Bill,
+    /// The ledger's payments and refunds of the day.
+    pub ledger: &'a LedgerDay,
+    /// The ledger's of the day after (so far).
+    pub ledger_after: &'a LedgerDay,
+}
+
+/// A bill's lines as `payment` / `refund` → order → fen.
+fn billed(bill: &Bill) -> LedgerDay {
     let mut billed: LedgerDay = BTreeMap::new();
     for entry in &bill.entries {
         let (what, order, fen) = match entry {
@@ -72,6 +89,15 @@ pub fn compare(date: &str, bill: &Bill, ledger: &LedgerDay, ran_at_unix_ms: i64)
         };
         *billed.entry((what.into(), order.clone())).or_default() += fen;
     }
+    billed
+}
+
+/// Compares a day's bill with the ledger's postings of that day; a line
+/// that crossed midnight between WeChat Pay's clock and ours (same line,
+/// same amount, one day later in the ledger) agrees.
+pub fn compare(date: &str, sides: Sides<'_>, ran_at_unix_ms: i64) -> Reconciliation {
+    let billed_today = billed(sides.bill);
+    let billed_before = billed(sides.bill_before);
     let mut mismatches = Vec::new();
     let mut matched = 0;
     let mismatch = |kind, (what, order): &(String, String), bill_fen, ledger_fen| Mismatch {
@@ -81,8 +107,9 @@ pub fn compare(date: &str, bill: &Bill, ledger: &LedgerDay, ran_at_unix_ms: i64)
         bill_fen,
         ledger_fen,
     };
-    for (key, &fen) in &billed {
-        match ledger.get(key) {
+    for (key, &fen) in &billed_today {
+        match sides.ledger.get(key) {
+            None if sides.ledger_after.get(key) == Some(&fen) => matched += 1,
             None => mismatches.push(mismatch(
                 MismatchKind::MissingInLedger,
                 key,
@@ -99,16 +126,23 @@ pub fn compare(date: &str, bill: &Bill, ledger: &LedgerDay, ran_at_unix_ms: i64)
         }
     }
     let through_wechat = |what: &str| what == "payment" || what == "refund";
-    for (key, &fen) in ledger.iter().filter(|((what, _), _)| through_wechat(what)) {
-        if !billed.contains_key(key) {
+    let ours = sides
+        .ledger
+        .iter()
+        .filter(|((what, _), _)| through_wechat(what));
+    for (key, &fen) in ours {
+        // Matched in the day before's report, where it was billed.
+        let crossed = billed_before.get(key) == Some(&fen);
+        if !billed_today.contains_key(key) && !crossed {
             mismatches.push(mismatch(MismatchKind::MissingInBill, key, None, Some(fen)));
         }
     }
     Reconciliation {
         date: date.to_owned(),
         ran_at_unix_ms,
-        bill_lines: bill.entries.len() as u64,
-        ledger_lines: ledger
+        bill_lines: sides.bill.entries.len() as u64,
+        ledger_lines: sides
+            .ledger
             .keys()
             .filter(|(what, _)| through_wechat(what))
             .count() as u64,
@@ -153,7 +187,18 @@ mod tests {
             ("refund", "A", 300),
             ("payment", "C", 100),
         ]);
-        let r = compare("2026-12-02", &bill, &ledger, 0);
+        let none = Bill {
+            entries: Vec::new(),
+            count: 0,
+        };
+        let empty = LedgerDay::new();
+        let sides = |bill, ledger| Sides {
+            bill,
+            bill_before: &none,
+            ledger,
+            ledger_after: &empty,
+        };
+        let r = compare("2026-12-02", sides(&bill, &ledger), 0);
         assert_eq!(r.matched, 1);
         let kinds: Vec<_> = r
             .mismatches
@@ -168,17 +213,60 @@ mod tests {
                 (MismatchKind::MissingInBill, "C"),
             ]
         );
-        let agreeing = compare(
-            "2026-12-02",
-            &bill,
-            &day(&[
-                ("payment", "A", 300),
-                ("payment", "B", 450),
-                ("refund", "A", 200),
-            ]),
-            0,
-        );
+        let agreeing = day(&[
+            ("payment", "A", 300),
+            ("payment", "B", 450),
+            ("refund", "A", 200),
+        ]);
+        let agreeing = compare("2026-12-02", sides(&bill, &agreeing), 0);
         assert!(agreeing.mismatches.is_empty());
         assert_eq!(agreeing.matched, 3);
+    }
+
+    #[test]
+    fn a_line_that_crossed_midnight_agrees_only_with_the_same_amount() {
+        let paid = |order: &str, fen| BillEntry::Payment {
+            out_trade_no: order.into(),
+            amount_fen: fen,
+        };
+        // WeChat Pay: D paid at 23:59:59; the ledger posted it on D+1.
+        let bill_d = Bill {
+            entries: vec![paid("LATE", 300), paid("OTHER", 200)],
+            count: 2,
+        };
+        let ledger_d = LedgerDay::new();
+        let ledger_d1 = day(&[("payment", "LATE", 300), ("payment", "OTHER", 250)]);
+        let none = Bill {
+            entries: Vec::new(),
+            count: 0,
+        };
+        let d = compare(
+            "2026-12-02",
+            Sides {
+                bill: &bill_d,
+                bill_before: &none,
+                ledger: &ledger_d,
+                ledger_after: &ledger_d1,
+            },
+            0,
+        );
+        assert_eq!(d.matched, 1, "LATE is on the next day's ledger");
+        assert_eq!(d.mismatches.len(), 1, "another amount still disagrees");
+        assert_eq!(d.mismatches[0].order_id, "OTHER");
+        assert_eq!(d.mismatches[0].kind, MismatchKind::MissingInLedger);
+        // The next day: LATE was billed the day before; OTHER was not billed
+        // at that amount, so it stays a mismatch on this side too.
+        let d1 = compare(
+            "2026-12-03",
+            Sides {
+                bill: &none,
+                bill_before: &bill_d,
+                ledger: &ledger_d1,
+                ledger_after: &LedgerDay::new(),
+            },
+            0,
+        );
+        let left: Vec<_> = d1.mismatches.iter().map(|m| m.order_id.as_str()).collect();
+        assert_eq!(left, vec!["OTHER"]);
     }
 }

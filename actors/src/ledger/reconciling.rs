@@ -39,6 +39,14 @@ pub fn day_before(now: OffsetDateTime) -> String {
     today.previous_day().unwrap_or(today).to_string()
 }
 
+/// The day `step` days from `day` (`YYYY-MM-DD`).
+fn next_day(day: &str, step: i64) -> Option<String> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = time::Date::parse(day, format).ok()?;
+    date.checked_add(time::Duration::days(step))
+        .map(|d| d.to_string())
+}
+
 /// Reconcile one China day (`YYYY-MM-DD`) now.
 #[derive(Message)]
 #[rtype(result = "Result<Reconciliation, LedgerError>")]
@@ -81,12 +89,29 @@ impl LedgerActor {
         }
     }
 
-    /// Compares a fetched bill with the ledger's day and keeps the report.
-    fn settle_day(&mut self, day: &str, text: &str) -> Result<Reconciliation, LedgerError> {
-        let bill = bill::parse(text).map_err(|e| LedgerError::Bill(e.to_string()))?;
+    /// Compares the fetched bills (the day's and the day before's) with
+    /// the ledger's day and the day after, and keeps the report.
+    fn settle_day(
+        &mut self,
+        day: &str,
+        text: &str,
+        text_before: &str,
+    ) -> Result<Reconciliation, LedgerError> {
+        let parse = |text: &str| bill::parse(text).map_err(|e| LedgerError::Bill(e.to_string()));
+        let (bill, bill_before) = (parse(text)?, parse(text_before)?);
         self.drain();
         let ledger = self.repo.ledger_day(day)?;
-        let report = compare(day, &bill, &ledger, unix_ms(now_utc()));
+        let ledger_after = match next_day(day, 1) {
+            Some(after) => self.repo.ledger_day(&after)?,
+            None => LedgerDay::new(),
+        };
+        let sides = Sides {
+            bill: &bill,
+            bill_before: &bill_before,
+            ledger: &ledger,
+            ledger_after: &ledger_after,
+        };
+        let report = compare(day, sides, unix_ms(now_utc()));
         self.repo.save_reconciliation(&report)?;
         metrics::gauge!("lastmile_reconciliation_mismatches").set(report.mismatches.len() as f64);
         if report.mismatches.is_empty() {
@@ -116,11 +141,21 @@ impl Handler<Reconcile> for LedgerActor {
             ))));
         };
         let bill_date = day.replace('-', "");
-        let fetch = async move { reconciler.wechat.pay().download_bill(&bill_date).await };
+        let before_date = next_day(&day, -1).map(|d| d.replace('-', ""));
+        let fetch = async move {
+            let pay = reconciler.wechat.pay();
+            let today = pay.download_bill(&bill_date).await?;
+            let before = match before_date {
+                Some(date) => pay.download_bill(&date).await?,
+                None => String::new(),
+            };
+            Ok::<_, crate::wechat::WeChatError>((today, before))
+        };
         Box::pin(fetch.into_actor(self).map(move |fetched, ledger, _| {
             ledger.reconciling = None;
-            let text = fetched.map_err(|e| LedgerError::WeChat(crate::errors::chain(&e)))?;
-            let report = ledger.settle_day(&day, &text);
+            let (text, before) =
+                fetched.map_err(|e| LedgerError::WeChat(crate::errors::chain(&e)))?;
+            let report = ledger.settle_day(&day, &text, &before);
             if let Err(e) = &report {
                 tracing::error!(day, error = %crate::errors::chain(e), "reconciliation failed");
             }
@@ -154,6 +189,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn neighbouring_days_cross_months_and_years() {
+        assert_eq!(next_day("2026-12-31", 1).as_deref(), Some("2027-01-01"));
+        assert_eq!(next_day("2026-03-01", -1).as_deref(), Some("2026-02-28"));
+        assert_eq!(next_day("not a day", 1), None);
+    }
+
+    #[test]
     fn the_day_before_is_the_china_day_before() {
         let at = |s: &str| {
             OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).expect("time")
@@ -164,88 +206,5 @@ mod tests {
             "2026-12-03",
             "already the 4th in China"
         );
-    }
-}
-
-/// A courier's balances.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-pub struct CourierBalance {
-    /// The courier's openid.
-    pub openid: String,
-    /// What they may withdraw.
-    pub available_fen: i64,
-    /// What they asked to withdraw, not yet paid or returned.
-    pub withdrawing_fen: i64,
-}
-
-/// A China day's money, for the console.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-pub struct MoneyDay {
-    /// `YYYY-MM-DD`.
-    pub date: String,
-    /// Customers' payments that day.
-    pub payments_fen: u64,
-    /// Refunds through WeChat Pay that day.
-    pub refunds_fen: u64,
-    /// The platform's commission on the orders completed that day.
-    pub commission_fen: u64,
-    /// Every courier's balances now, most available first.
-    pub couriers: Vec<CourierBalance>,
-}
-
-/// A China day's money.
-#[derive(Message)]
-#[rtype(result = "Result<MoneyDay, LedgerError>")]
-pub struct GetMoneyDay {
-    /// The day.
-    pub day: String,
-}
-
-impl Handler<GetMoneyDay> for LedgerActor {
-    type Result = Result<MoneyDay, LedgerError>;
-
-    fn handle(&mut self, GetMoneyDay { day }: GetMoneyDay, _: &mut Self::Context) -> Self::Result {
-        self.drain();
-        let sums = self.repo.ledger_day(&day)?;
-        let total = |what: &str| -> u64 {
-            sums.iter()
-                .filter(|((w, _), _)| w == what)
-                .map(|(_, fen)| *fen)
-                .sum()
-        };
-        let mut couriers: std::collections::BTreeMap<String, CourierBalance> = Default::default();
-        for (account, balance) in self.repo.balances()? {
-            let (openid, available) = match &account {
-                Account::Available(c) => (c.to_string(), true),
-                Account::Withdrawing(c) => (c.to_string(), false),
-                _ => continue,
-            };
-            let entry = couriers.entry(openid.clone()).or_insert(CourierBalance {
-                openid,
-                available_fen: 0,
-                withdrawing_fen: 0,
-            });
-            if available {
-                entry.available_fen = balance;
-            } else {
-                entry.withdrawing_fen = balance;
-            }
-        }
-        let mut couriers: Vec<CourierBalance> = couriers.into_values().collect();
-        couriers.sort_by_key(|c| std::cmp::Reverse(c.available_fen));
-        Ok(MoneyDay {
-            payments_fen: total("payment"),
-            refunds_fen: total("refund"),
-            commission_fen: total("commission"),
-            date: day,
-            couriers,
-        })
-    }
-}
-
-impl Ledger {
-    /// A China day's money and every courier's balances.
-    pub async fn money_day(&self, day: String) -> Result<MoneyDay, LedgerError> {
-        self.addr.send(GetMoneyDay { day }).await?
     }
 }

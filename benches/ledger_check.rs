@@ -1,0 +1,132 @@
+//! The ledger's check over a big book: `LEDGER_BENCH_ORDERS` orders
+//! (default 500 000) paid and completed — two postings each, 1 M postings
+//! by default — written through the ledger's repository, then the ledger
+//! started as the service starts it (catch-up and the check) and checked
+//! again through its handle. Prints the posting rate, the check's time,
+//! the process's memory and the size on disk.
+//!
+//! `cargo bench --bench ledger_check` (or with `LEDGER_BENCH_ORDERS=…`).
+
+use std::time::{Duration, Instant};
+
+use lastmile_actors::domain::{now_utc, unix_ms, OpenId, OrderId};
+use lastmile_actors::ledger::{Ledger, LedgerConfig, MoneyEvent, Payout, WithdrawalRules};
+use lastmile_actors::storage::Store;
+
+/// A line of `/proc/self/status` in MiB (`VmRSS`, `VmHWM`).
+fn memory_mib(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn disk_mib(path: &std::path::Path) -> f64 {
+    fn walk(path: &std::path::Path) -> u64 {
+        std::fs::read_dir(path)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| match e.metadata() {
+                Ok(m) if m.is_dir() => walk(&e.path()),
+                Ok(m) => m.len(),
+                Err(_) => 0,
+            })
+            .sum()
+    }
+    walk(path) as f64 / (1024.0 * 1024.0)
+}
+
+/// Writes `orders` paid and completed orders; answers the postings made.
+fn fill(store: &Store, orders: u64) -> u64 {
+    let repo = store.ledger_repo();
+    let customer = OpenId::parse("oBENCHCUSTOMER").expect("openid");
+    let couriers: Vec<OpenId> = (0..200)
+        .map(|i| OpenId::parse(&format!("oBENCHCOURIER{i:03}")).expect("openid"))
+        .collect();
+    let now = now_utc();
+    let at = unix_ms(now);
+    let mut posted = 0;
+    for i in 0..orders {
+        let order = OrderId::generate(&customer, now);
+        let total = 300 + (i % 7) as u32 * 50;
+        let tip = if i % 5 == 0 { 100 } else { 0 };
+        let courier = couriers[(i % 200) as usize].clone();
+        for event in [
+            MoneyEvent::Paid {
+                order: order.clone(),
+                total,
+            },
+            MoneyEvent::Completed {
+                order,
+                courier,
+                total,
+                tip,
+            },
+        ] {
+            if repo.post(u64::MAX, &event, 10, at).expect("post") {
+                posted += 1;
+            }
+        }
+    }
+    repo.flush_blocking().expect("flush");
+    posted
+}
+
+fn main() {
+    let orders: u64 = std::env::var("LEDGER_BENCH_ORDERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(500_000);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let store = Store::open(&data, Duration::from_millis(1)).expect("store");
+
+    let started = Instant::now();
+    let postings = fill(&store, orders);
+    let filling = started.elapsed();
+    println!(
+        "postings written: {postings} in {:.1} s ({:.0} postings/s, one sled transaction each)",
+        filling.as_secs_f64(),
+        postings as f64 / filling.as_secs_f64()
+    );
+    println!(
+        "on disk: {:.0} MiB; memory now: RSS {:.0} MiB",
+        disk_mib(&data),
+        memory_mib("VmRSS:")
+    );
+
+    let system = actix_rt::System::new();
+    system.block_on(async {
+        let rules = WithdrawalRules {
+            min_fen: 100,
+            daily_fen: 50_000,
+            review: true,
+            payout: Payout::Manual,
+        };
+        let config = LedgerConfig {
+            commission_percent: 10,
+        };
+        let started = Instant::now();
+        let ledger = Ledger::start(store.ledger_repo(), config, rules, None, None).expect("start");
+        let start = started.elapsed();
+        let started = Instant::now();
+        let check = ledger.check().await.expect("check");
+        let checked = started.elapsed();
+        assert!(check.balanced, "{:?}", check.problems);
+        let holding: u64 = check.accounts.iter().map(|c| c.count).sum();
+        println!(
+            "ledger start (catch-up + check): {:.0} ms; check again: {:.0} ms ({holding} accounts hold money)",
+            start.as_secs_f64() * 1e3,
+            checked.as_secs_f64() * 1e3
+        );
+        println!(
+            "memory after the checks: RSS {:.0} MiB, peak {:.0} MiB",
+            memory_mib("VmRSS:"),
+            memory_mib("VmHWM:")
+        );
+    });
+}
