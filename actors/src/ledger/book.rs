@@ -441,22 +441,89 @@ pub struct Check {
     pub balanced: bool,
     /// The sum over all accounts (0 when the book balances).
     pub sum_fen: i64,
+    /// Postings replayed to prove the balances (0 when only the
+    /// invariants over the balances were checked).
+    pub postings: u64,
     /// The totals by class of account.
     pub accounts: Vec<ClassTotal>,
     /// Each broken invariant, in words.
     pub problems: Vec<String>,
 }
 
-/// Checks the book: the sum over all accounts is zero, no account but
-/// clearing is negative, and a finished order's escrow is empty.
-pub fn check<'a>(
-    balances: impl IntoIterator<Item = (&'a Account, i64)>,
+/// The journal replayed: what every posting ever made says each account
+/// holds. The stored balances are kept as postings are made; the journal
+/// proves them, so a balance changed without a posting shows.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Journal {
+    /// Postings replayed.
+    pub postings: u64,
+    /// Each account's sum of legs (accounts that sum to 0 are left out).
+    pub sums: BTreeMap<Account, i64>,
+    /// Keys of postings whose legs do not sum to zero.
+    pub unbalanced: Vec<String>,
+}
+
+impl Journal {
+    /// Adds one posting.
+    pub fn add(&mut self, posting: &Posting) {
+        self.postings += 1;
+        if !posting.is_balanced() {
+            self.unbalanced.push(posting.key.clone());
+        }
+        for leg in &posting.legs {
+            let sum = self.sums.entry(leg.account.clone()).or_default();
+            *sum += leg.amount;
+            // Most escrows empty again: keep only what holds money, so a
+            // replay's memory is that of the open book, not of history.
+            if *sum == 0 {
+                self.sums.remove(&leg.account);
+            }
+        }
+    }
+
+    /// Where `balances` (every account holding money) differ from it.
+    fn differences<'a>(
+        &self,
+        balances: impl IntoIterator<Item = (&'a Account, i64)>,
+    ) -> Vec<String> {
+        let mut left = self.sums.clone();
+        let mut problems = Vec::new();
+        for (account, stored) in balances {
+            let journal = left.remove(account).unwrap_or(0);
+            if journal != stored {
+                problems.push(format!(
+                    "{account} holds {stored} fen but its postings sum to {journal} fen"
+                ));
+            }
+        }
+        for (account, journal) in left {
+            problems.push(format!(
+                "{account} holds 0 fen but its postings sum to {journal} fen"
+            ));
+        }
+        problems.extend(
+            self.unbalanced
+                .iter()
+                .map(|key| format!("posting {key} does not sum to zero")),
+        );
+        problems
+    }
+}
+
+/// Checks the book: the stored balances are what the journal says (when
+/// it is given), the sum over all accounts is zero, no account but clearing is negative,
+/// and a finished order's escrow is empty.
+pub fn check(
+    balances: &[(Account, i64)],
+    journal: Option<&Journal>,
     finished: impl Fn(&OrderId) -> bool,
 ) -> Check {
     let mut sum: i64 = 0;
     let mut classes: BTreeMap<&'static str, (u64, i64)> = BTreeMap::new();
-    let mut problems = Vec::new();
-    for (account, balance) in balances {
+    let mut problems = journal.map_or_else(Vec::new, |j| {
+        j.differences(balances.iter().map(|(a, b)| (a, *b)))
+    });
+    for (account, balance) in balances.iter().map(|(a, b)| (a, *b)) {
         sum += balance;
         let class = classes.entry(account.class()).or_default();
         class.0 += u64::from(balance != 0);
@@ -478,6 +545,7 @@ pub fn check<'a>(
     Check {
         balanced: problems.is_empty(),
         sum_fen: sum,
+        postings: journal.map_or(0, |j| j.postings),
         accounts: classes
             .into_iter()
             .map(|(account, (count, balance_fen))| ClassTotal {
@@ -501,12 +569,28 @@ mod tests {
         )
     }
 
-    /// Applies postings to balances, as the repository does.
-    fn apply(balances: &mut BTreeMap<Account, i64>, posting: &Posting) {
+    /// Applies postings to balances, as the repository does, and keeps
+    /// them in the journal.
+    fn apply(balances: &mut BTreeMap<Account, i64>, journal: &mut Journal, posting: &Posting) {
         assert!(posting.is_balanced(), "{posting:?}");
         for l in &posting.legs {
             *balances.entry(l.account.clone()).or_default() += l.amount;
         }
+        journal.add(posting);
+    }
+
+    /// The check over balances as stored (accounts at 0 have no key).
+    fn report(
+        balances: &BTreeMap<Account, i64>,
+        journal: &Journal,
+        finished: impl Fn(&OrderId) -> bool,
+    ) -> Check {
+        let stored: Vec<(Account, i64)> = balances
+            .iter()
+            .filter(|(_, b)| **b != 0)
+            .map(|(a, b)| (a.clone(), *b))
+            .collect();
+        check(&stored, Some(journal), finished)
     }
 
     #[test]
@@ -528,11 +612,12 @@ mod tests {
     fn a_paid_then_completed_order_pays_courier_and_platform_and_empties_its_escrow() {
         let (order, courier) = ids();
         let mut balances = BTreeMap::new();
+        let mut journal = Journal::default();
         let paid = MoneyEvent::Paid {
             order: order.clone(),
             total: 455,
         };
-        apply(&mut balances, &paid.posting(0, 10));
+        apply(&mut balances, &mut journal, &paid.posting(0, 10));
         let escrow = balances[&Account::Escrow(order.clone())];
         assert_eq!(escrow, 455);
         let done = MoneyEvent::Completed {
@@ -541,22 +626,25 @@ mod tests {
             total: 455,
             tip: 150,
         };
-        apply(&mut balances, &done.posting(escrow, 10));
+        apply(&mut balances, &mut journal, &done.posting(escrow, 10));
         // Commission ⌊305 × 10 %⌋ = 30; the courier gets the rest, tip whole.
         assert_eq!(balances[&Account::Platform], 30);
         assert_eq!(balances[&Account::Available(courier)], 425);
         assert_eq!(balances[&Account::Clearing], -455);
-        let report = check(balances.iter().map(|(a, b)| (a, *b)), |_| true);
+        let report = report(&balances, &journal, |_| true);
         assert!(report.balanced, "{report:?}");
         assert_eq!(report.sum_fen, 0);
+        assert_eq!(report.postings, 2);
     }
 
     #[test]
     fn a_refund_empties_the_escrow_back_to_clearing_or_by_hand() {
         let (order, _) = ids();
         let mut balances = BTreeMap::new();
+        let mut journal = Journal::default();
         apply(
             &mut balances,
+            &mut journal,
             &MoneyEvent::Paid {
                 order: order.clone(),
                 total: 300,
@@ -569,26 +657,71 @@ mod tests {
             by_hand: true,
         };
         assert_eq!(refund.key(), format!("refunded:{order}"));
-        apply(&mut balances, &refund.posting(300, 10));
+        apply(&mut balances, &mut journal, &refund.posting(300, 10));
         assert_eq!(balances[&Account::ByHand], 300);
         assert_eq!(balances[&Account::Escrow(order)], 0);
-        assert!(check(balances.iter().map(|(a, b)| (a, *b)), |_| true).balanced);
+        assert!(report(&balances, &journal, |_| true).balanced);
     }
 
     #[test]
     fn the_check_names_every_broken_invariant() {
         let (order, courier) = ids();
-        let broken = [
+        let broken = BTreeMap::from([
             (Account::Clearing, -300),
             (Account::Escrow(order.clone()), 200),
             (Account::Available(courier), -50),
-        ];
-        let report = check(broken.iter().map(|(a, b)| (a, *b)), |o| *o == order);
-        assert!(!report.balanced);
-        assert_eq!(report.sum_fen, -150);
-        assert_eq!(report.problems.len(), 3, "{:?}", report.problems);
-        let healthy = [(Account::Clearing, -300), (Account::Escrow(order), 300)];
-        assert!(check(healthy.iter().map(|(a, b)| (a, *b)), |_| false).balanced);
+        ]);
+        // A journal that says the same: only the invariants fail.
+        let journal = Journal {
+            postings: 1,
+            sums: broken.clone(),
+            unbalanced: vec!["made:up".into()],
+        };
+        let r = report(&broken, &journal, |o| *o == order);
+        assert!(!r.balanced);
+        assert_eq!(r.sum_fen, -150);
+        assert_eq!(r.problems.len(), 4, "{:?}", r.problems);
+        let healthy = BTreeMap::from([(Account::Clearing, -300), (Account::Escrow(order), 300)]);
+        let journal = Journal {
+            postings: 1,
+            sums: healthy.clone(),
+            unbalanced: Vec::new(),
+        };
+        assert!(report(&healthy, &journal, |_| false).balanced);
+    }
+
+    #[test]
+    fn a_balance_changed_without_a_posting_is_found_by_the_journal() {
+        let (order, courier) = ids();
+        let mut balances = BTreeMap::new();
+        let mut journal = Journal::default();
+        let paid = MoneyEvent::Paid {
+            order: order.clone(),
+            total: 300,
+        };
+        apply(&mut balances, &mut journal, &paid.posting(0, 10));
+        let done = MoneyEvent::Completed {
+            order,
+            courier: courier.clone(),
+            total: 300,
+            tip: 0,
+        };
+        apply(&mut balances, &mut journal, &done.posting(300, 10));
+        assert!(report(&balances, &journal, |_| true).balanced);
+        assert_eq!(journal.sums.len(), 3, "the emptied escrow is not kept");
+        // 10 fen moved from the platform to the courier by hand: the sum is
+        // still 0 and nothing is negative, but the postings disagree.
+        *balances.entry(Account::Platform).or_default() -= 10;
+        *balances.entry(Account::Available(courier)).or_default() += 10;
+        let r = report(&balances, &journal, |_| true);
+        assert!(!r.balanced);
+        assert_eq!(r.sum_fen, 0);
+        assert_eq!(r.problems.len(), 2, "{:?}", r.problems);
+        assert!(
+            r.problems[0].contains("its postings sum to"),
+            "{:?}",
+            r.problems
+        );
     }
 
     #[test]
@@ -641,6 +774,7 @@ mod tests {
             let order = |i: usize| OrderId::parse(&format!("ORDER{i}")).expect("id");
             let courier = |i: usize| OpenId::parse(&format!("oCOURIER{i}")).expect("openid");
             let mut balances: BTreeMap<Account, i64> = BTreeMap::new();
+            let mut journal = Journal::default();
             // Per order: (total, tip, finished) once paid.
             let mut paid: BTreeMap<usize, (u32, u32, bool)> = BTreeMap::new();
             let mut open_withdrawals: Vec<(WithdrawalId, usize, u32)> = Vec::new();
@@ -692,11 +826,11 @@ mod tests {
                     .escrow()
                     .and_then(|a| balances.get(&a).copied())
                     .unwrap_or(0);
-                apply(&mut balances, &event.posting(escrow, percent));
+                apply(&mut balances, &mut journal, &event.posting(escrow, percent));
                 let finished = |id: &OrderId| {
                     paid.iter().any(|(i, (_, _, done))| *done && order(*i) == *id)
                 };
-                let report = check(balances.iter().map(|(a, b)| (a, *b)), finished);
+                let report = report(&balances, &journal, finished);
                 proptest::prop_assert!(report.balanced, "{:?} after {:?}", report.problems, event);
                 proptest::prop_assert_eq!(report.sum_fen, 0);
             }

@@ -106,8 +106,11 @@ impl Actor for LedgerActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         // Also after a restart: what was told meanwhile is posted, and the
-        // book is proven again.
-        self.catch_up();
+        // book is proven again — against the whole journal, as the first
+        // thing the actor does (the quick check at start already decided
+        // `/readyz`; a replay of a big journal takes seconds).
+        self.drain();
+        ctx.notify(ProveJournal);
         ctx.run_interval(SWEEP_EVERY, |ledger, _| {
             ledger.drain();
         });
@@ -130,11 +133,12 @@ impl Supervised for LedgerActor {
 }
 
 impl LedgerActor {
-    /// Posts what waits in the inbox and checks the book, saying so in the
-    /// log when it does not balance (`/readyz` then answers 503).
-    fn catch_up(&mut self) {
+    /// Posts what waits in the inbox and checks the book (the stored
+    /// balances; with `proof`, against the whole journal too), saying so
+    /// in the log when it does not balance (`/readyz` then answers 503).
+    fn catch_up(&mut self, proof: Proof) {
         self.drain();
-        match self.check() {
+        match self.check(proof) {
             Ok(report) if !report.balanced => {
                 tracing::error!(problems = ?report.problems, "the ledger does not balance");
             }
@@ -186,9 +190,14 @@ impl LedgerActor {
         }
     }
 
-    /// Checks every invariant over the stored balances.
-    fn check(&self) -> Result<Check, LedgerError> {
+    /// Checks every invariant over the stored balances, and with
+    /// [`Proof::Journal`] the balances against every posting.
+    fn check(&self, proof: Proof) -> Result<Check, LedgerError> {
         let balances = self.repo.balances()?;
+        let journal = match proof {
+            Proof::Journal => Some(self.repo.journal()?),
+            Proof::Balances => None,
+        };
         let repo = &self.repo;
         let finished = |order: &OrderId| {
             // Unreadable counts as finished: the check then reports the
@@ -197,7 +206,7 @@ impl LedgerActor {
                 .iter()
                 .any(|key| repo.is_posted(key).unwrap_or(true))
         };
-        let report = book::check(balances.iter().map(|(a, b)| (a, *b)), finished);
+        let report = book::check(&balances, journal.as_ref(), finished);
         self.consistent.store(report.balanced, Ordering::SeqCst);
         Ok(report)
     }
@@ -262,8 +271,36 @@ impl Handler<CheckBook> for LedgerActor {
 
     fn handle(&mut self, _: CheckBook, _: &mut Self::Context) -> Self::Result {
         let posted = self.drain();
-        let report = self.check();
+        let report = self.check(Proof::Journal);
         self.durable(posted, report)
+    }
+}
+
+/// How much a check proves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Proof {
+    /// The invariants over the stored balances (milliseconds).
+    Balances,
+    /// Those, and every balance against the replayed journal.
+    Journal,
+}
+
+/// Prove the book against the whole journal.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct ProveJournal;
+
+impl Handler<ProveJournal> for LedgerActor {
+    type Result = ();
+
+    fn handle(&mut self, _: ProveJournal, _: &mut Self::Context) {
+        let started = std::time::Instant::now();
+        self.catch_up(Proof::Journal);
+        tracing::info!(
+            took_ms = started.elapsed().as_millis() as u64,
+            consistent = self.consistent.load(Ordering::SeqCst),
+            "ledger proven against its journal"
+        );
     }
 }
 
@@ -325,8 +362,9 @@ impl Ledger {
             reconciling: None,
             consistent: consistent.clone(),
         };
-        // Before anyone asks `/readyz`: the book is proven once here.
-        ledger.catch_up();
+        // Before anyone asks `/readyz`: the invariants hold (the journal
+        // is replayed once the actor runs).
+        ledger.catch_up(Proof::Balances);
         let addr = Supervisor::start(move |_| ledger);
         Ok(Self { addr, consistent })
     }

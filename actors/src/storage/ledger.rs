@@ -7,7 +7,7 @@
 //! happened (an order's payment before its completion).
 
 use crate::ledger::{
-    Account, Entry, LedgerDay, MoneyEvent, Posted, PostingKind, Reconciliation, Subject,
+    Account, Entry, Journal, LedgerDay, MoneyEvent, Posted, PostingKind, Reconciliation, Subject,
     Withdrawal, WithdrawalId, WithdrawalStatus,
 };
 
@@ -230,6 +230,20 @@ impl LedgerRepo {
     pub fn balance(&self, account: &Account) -> Result<i64, StorageError> {
         let bytes = self.0.inner.ledger_balances.get(account.key().as_bytes())?;
         Ok(balance_of(bytes))
+    }
+
+    /// Every posting ever made, replayed (the check's proof of the
+    /// balances).
+    pub fn journal(&self) -> Result<Journal, StorageError> {
+        let mut journal = Journal::default();
+        for item in self.0.inner.ledger_postings.iter() {
+            let (key, value) = item?;
+            let key = String::from_utf8_lossy(&key).into_owned();
+            let mut posted: Posted = load(&value, &key)?;
+            posted.posting.key = key;
+            journal.add(&posted.posting);
+        }
+        Ok(journal)
     }
 
     /// Every account that holds money, with its balance.
