@@ -746,7 +746,8 @@ mod tests {
     enum Step {
         Pay(usize, u32, u32),
         Complete(usize, usize),
-        Refund(usize, bool),
+        /// An order, by hand or not, the part of its total in percent.
+        Refund(usize, bool, u8),
         Withdraw(usize, u32),
         Settle(usize, bool),
     }
@@ -756,7 +757,7 @@ mod tests {
         prop_oneof![
             (0..6usize, 1..100_000u32, 0..10_001u32).prop_map(|(o, f, t)| Step::Pay(o, f, t)),
             (0..6usize, 0..3usize).prop_map(|(o, c)| Step::Complete(o, c)),
-            (0..6usize, any::<bool>()).prop_map(|(o, h)| Step::Refund(o, h)),
+            (0..6usize, any::<bool>(), 1..=100u8).prop_map(|(o, h, p)| Step::Refund(o, h, p)),
             (0..3usize, 1..200_000u32).prop_map(|(c, a)| Step::Withdraw(c, a)),
             (0..8usize, any::<bool>()).prop_map(|(w, paid)| Step::Settle(w, paid)),
         ]
@@ -764,8 +765,11 @@ mod tests {
 
     proptest::proptest! {
         /// Whatever happens, in whatever order the services allow it: the
-        /// book sums to 0 after every posting, nothing but clearing goes
-        /// negative, and a finished order's escrow is empty.
+        /// book sums to 0 after every posting, every balance is what its
+        /// postings say, nothing but clearing goes negative, a finished
+        /// order's escrow is empty, and each courier's money (available,
+        /// withdrawing, paid out) is what their orders earned — after a
+        /// partial refund, on what was left.
         #[test]
         fn every_step_keeps_the_book_balanced(
             steps in proptest::collection::vec(step(), 1..60),
@@ -775,27 +779,36 @@ mod tests {
             let courier = |i: usize| OpenId::parse(&format!("oCOURIER{i}")).expect("openid");
             let mut balances: BTreeMap<Account, i64> = BTreeMap::new();
             let mut journal = Journal::default();
-            // Per order: (total, tip, finished) once paid.
-            let mut paid: BTreeMap<usize, (u32, u32, bool)> = BTreeMap::new();
+            // Per order once paid: (total, tip, finished, refunded).
+            let mut paid: BTreeMap<usize, (u32, u32, bool, u32)> = BTreeMap::new();
+            // Per courier: what their orders earned, what was paid out.
+            let mut earned = [0i64; 3];
+            let mut out_to = [0i64; 3];
             let mut open_withdrawals: Vec<(WithdrawalId, usize, u32)> = Vec::new();
             let mut posted = std::collections::HashSet::new();
             for step in steps {
                 let event = match step {
                     Step::Pay(o, fee, tip) if !paid.contains_key(&o) => {
-                        paid.insert(o, (fee + tip, tip, false));
+                        paid.insert(o, (fee + tip, tip, false, 0));
                         MoneyEvent::Paid { order: order(o), total: fee + tip }
                     }
                     Step::Complete(o, c) => match paid.get_mut(&o) {
-                        Some((total, tip, finished @ false)) => {
+                        Some((total, tip, finished @ false, refunded)) => {
                             *finished = true;
+                            let left = *total - *refunded;
+                            earned[c] += i64::from(left - commission(left, *tip, percent));
                             MoneyEvent::Completed { order: order(o), courier: courier(c), total: *total, tip: *tip }
                         }
                         _ => continue,
                     },
-                    Step::Refund(o, by_hand) => match paid.get_mut(&o) {
-                        Some((total, _, finished @ false)) => {
-                            *finished = true;
-                            MoneyEvent::Refunded { order: order(o), amount: *total, by_hand }
+                    // One refund per order (its key): all of it, or a part
+                    // after which the order may still complete.
+                    Step::Refund(o, by_hand, part) => match paid.get_mut(&o) {
+                        Some((total, _, finished @ false, refunded @ 0)) => {
+                            let amount = (u64::from(*total) * u64::from(part) / 100).max(1) as u32;
+                            *refunded = amount;
+                            *finished = amount == *total;
+                            MoneyEvent::Refunded { order: order(o), amount, by_hand }
                         }
                         _ => continue,
                     },
@@ -811,6 +824,7 @@ mod tests {
                     Step::Settle(w, paid_out) if w < open_withdrawals.len() => {
                         let (withdrawal, c, amount) = open_withdrawals.remove(w);
                         if paid_out {
+                            out_to[c] += i64::from(amount);
                             MoneyEvent::WithdrawalPaid { withdrawal, courier: courier(c), amount }
                         } else {
                             MoneyEvent::WithdrawalReturned { withdrawal, courier: courier(c), amount }
@@ -828,11 +842,18 @@ mod tests {
                     .unwrap_or(0);
                 apply(&mut balances, &mut journal, &event.posting(escrow, percent));
                 let finished = |id: &OrderId| {
-                    paid.iter().any(|(i, (_, _, done))| *done && order(*i) == *id)
+                    paid.iter().any(|(i, (_, _, done, _))| *done && order(*i) == *id)
                 };
                 let report = report(&balances, &journal, finished);
                 proptest::prop_assert!(report.balanced, "{:?} after {:?}", report.problems, event);
                 proptest::prop_assert_eq!(report.sum_fen, 0);
+                for c in 0..3 {
+                    let held = |a: Account| balances.get(&a).copied().unwrap_or(0);
+                    let money = held(Account::Available(courier(c)))
+                        + held(Account::Withdrawing(courier(c)))
+                        + out_to[c];
+                    proptest::prop_assert_eq!(money, earned[c], "courier {} after {:?}", c, event);
+                }
             }
         }
     }
