@@ -590,6 +590,43 @@ async fn orders_stored_before_the_ledger_are_posted_once_at_start() {
     }
 }
 
+/// A payment's event is written apart from its order (a transaction would
+/// stall the store); an active order whose event the inbox lost is told
+/// again at start.
+#[actix_web::test]
+async fn a_paid_active_order_without_its_money_event_is_told_at_start() {
+    use lastmile_actors::domain::{Event, OpenId};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("gap");
+    let customer = OpenId::parse("oGAPCUSTOMER").expect("openid");
+    {
+        let store =
+            lastmile_actors::storage::Store::open(&data, std::time::Duration::ZERO).expect("store");
+        // The ledger exists already (its one-time migration is done)...
+        store.ledger_repo().migrate_orders().expect("migrated");
+        // ...and the order's `paid` reached the disk without its event.
+        let order = stored_order(&customer, &customer, 0, &[Event::PaymentConfirmed]);
+        let repo = store.order_repo();
+        repo.insert_new_order(&order, None).expect("insert");
+        repo.update_order(&order, false).expect("update");
+        store.flush_blocking().expect("flush");
+    }
+    reopenable(&data);
+    let binary = BinaryApp::start(&data, &[("LASTMILE__ADMIN__TOKEN", TOKEN)]).await;
+    let check: Value = reqwest::Client::new()
+        .get(binary.url("/api/v1/admin/ledger/check"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("check answers")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(check["balanced"], true, "{check}");
+    assert_eq!(class(&check, "escrow"), 300, "{check}");
+    assert_eq!(class(&check, "clearing"), -300);
+}
+
 #[actix_web::test]
 async fn a_book_that_does_not_balance_keeps_the_service_unready() {
     let dir = tempfile::tempdir().expect("temp dir");

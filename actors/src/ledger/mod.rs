@@ -33,6 +33,9 @@ use crate::storage::{LedgerRepo, StorageError};
 
 /// How many inbox events one drain posts before looking again.
 const DRAIN_BATCH: usize = 256;
+/// How long after news of money the inbox is drained (what arrives
+/// meanwhile is posted in the same transaction).
+const DRAIN_AFTER: Duration = Duration::from_millis(20);
 /// How often the inbox is swept even when nobody said it has news (an
 /// event told while the ledger restarted).
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
@@ -98,6 +101,8 @@ pub struct LedgerActor {
     reconciler: Option<Reconciler>,
     /// The day a reconciliation is running for.
     reconciling: Option<String>,
+    /// A drain of the inbox is scheduled.
+    drain_due: bool,
     consistent: Arc<AtomicBool>,
 }
 
@@ -162,32 +167,55 @@ impl LedgerActor {
                 }
             };
             let full = events.len() == DRAIN_BATCH;
-            for (seq, event) in events {
-                match self.repo.post(
-                    seq,
-                    &event,
-                    self.config.commission_percent,
-                    unix_ms(now_utc()),
-                ) {
-                    Ok(true) => {
-                        posted += 1;
-                        metrics::counter!("lastmile_ledger_postings_total").increment(1);
-                    }
-                    Ok(false) => {}
-                    Err(e) => {
-                        tracing::error!(
-                            key = %event.key(),
-                            error = %crate::errors::chain(&e),
-                            "money event not posted (kept in the inbox)"
-                        );
-                        return posted;
-                    }
+            if events.is_empty() {
+                return posted;
+            }
+            let at = unix_ms(now_utc());
+            let percent = self.config.commission_percent;
+            match self.repo.post_batch(&events, percent, at) {
+                Ok(new) => {
+                    posted += new;
+                    metrics::counter!("lastmile_ledger_postings_total").increment(new as u64);
                 }
+                // One event the book refuses must not hold up the others.
+                Err(_) => match self.post_one_by_one(events) {
+                    Some(new) => posted += new,
+                    None => return posted,
+                },
             }
             if !full {
                 return posted;
             }
         }
+    }
+
+    /// Posts `events` one transaction each; None when one failed (it stays
+    /// in the inbox, named in the log).
+    fn post_one_by_one(&mut self, events: Vec<(u64, MoneyEvent)>) -> Option<usize> {
+        let mut posted = 0;
+        for (seq, event) in events {
+            match self.repo.post(
+                seq,
+                &event,
+                self.config.commission_percent,
+                unix_ms(now_utc()),
+            ) {
+                Ok(true) => {
+                    posted += 1;
+                    metrics::counter!("lastmile_ledger_postings_total").increment(1);
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(
+                        key = %event.key(),
+                        error = %crate::errors::chain(&e),
+                        "money event not posted (kept in the inbox)"
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(posted)
     }
 
     /// Checks every invariant over the stored balances, and with
@@ -254,9 +282,17 @@ impl LedgerActor {
 impl Handler<OrderEvent> for LedgerActor {
     type Result = ();
 
-    fn handle(&mut self, event: OrderEvent, _: &mut Self::Context) {
+    fn handle(&mut self, event: OrderEvent, ctx: &mut Self::Context) {
+        // Under load many events arrive per commit: post them together a
+        // moment later, in one transaction, rather than one each now.
         if let OrderEvent::MoneyWritten = event {
-            self.drain();
+            if !self.drain_due {
+                self.drain_due = true;
+                ctx.run_later(DRAIN_AFTER, |ledger, _| {
+                    ledger.drain_due = false;
+                    ledger.drain();
+                });
+            }
         }
     }
 }
@@ -338,8 +374,9 @@ pub struct Ledger {
 
 impl Ledger {
     /// Moves the money events of orders stored before the ledger existed
-    /// into its inbox (once), then starts the ledger, which posts them and
-    /// checks the book.
+    /// into its inbox (once), and those of active orders it has not posted
+    /// (every start), then starts the ledger, which posts them and checks
+    /// the book.
     pub fn start(
         repo: LedgerRepo,
         config: LedgerConfig,
@@ -347,7 +384,7 @@ impl Ledger {
         payouts: Option<Payouts>,
         reconciler: Option<Reconciler>,
     ) -> Result<Self, StorageError> {
-        let told = repo.migrate_orders()?;
+        let told = repo.migrate_orders()? + repo.tell_active()?;
         if told > 0 {
             repo.flush_blocking()?;
             tracing::info!(events = told, "stored orders told to the ledger");
@@ -360,6 +397,7 @@ impl Ledger {
             payouts: payouts.filter(|_| rules.payout == Payout::Transfer),
             reconciler,
             reconciling: None,
+            drain_due: false,
             consistent: consistent.clone(),
         };
         // Before anyone asks `/readyz`: the invariants hold (the journal

@@ -53,6 +53,41 @@ impl LedgerRepo {
         Ok(out)
     }
 
+    /// [`Self::post`] for many events in one transaction: answers how many
+    /// were new. sled serializes every transaction against the whole
+    /// store (and against a flush in progress), so the ledger posts what
+    /// its inbox holds in one rather than one per event.
+    pub fn post_batch(
+        &self,
+        events: &[(u64, MoneyEvent)],
+        percent: u8,
+        at_unix_ms: i64,
+    ) -> Result<usize, StorageError> {
+        let inner = &self.0.inner;
+        (
+            &inner.ledger_postings,
+            &inner.ledger_balances,
+            &inner.ledger_entries,
+            &inner.ledger_inbox,
+            &inner.ledger_days,
+        )
+            .transaction(|(postings, balances, entries, inbox, days)| {
+                let book = Book {
+                    postings,
+                    balances,
+                    entries,
+                    days,
+                };
+                let mut new = 0;
+                for (seq, event) in events {
+                    inbox.remove(&seq.to_be_bytes())?;
+                    new += usize::from(book.post(event, percent, at_unix_ms)?);
+                }
+                Ok(new)
+            })
+            .map_err(unwrap_tx)
+    }
+
     /// Posts `event` once, at `at_unix_ms`, with the commission percent of
     /// the moment, and takes it (inbox key `seq`) out of the inbox,
     /// atomically. Answers whether it was new (a replayed event only
@@ -318,6 +353,31 @@ impl LedgerRepo {
             }
         }
         inner.meta.insert(MIGRATED, &[1u8])?;
+        Ok(told)
+    }
+
+    /// Tells the ledger every money event of the active orders it has not
+    /// posted (at every start: a payment's event is written apart from
+    /// its order, see [`super::OrderRepo::update_order_with`]). Active
+    /// orders are the open ones, so this reads few.
+    pub fn tell_active(&self) -> Result<usize, StorageError> {
+        let inner = &self.0.inner;
+        let mut told = 0;
+        for item in inner.active.iter() {
+            let (key, value) = item?;
+            let order = decode_order(&value, &String::from_utf8_lossy(&key))?;
+            for event in MoneyEvent::of_past(&order) {
+                // One waiting in the inbox already is told twice: harmless,
+                // the second finds it posted.
+                if !self.is_posted(&event.key())? {
+                    let seq = inner.db.generate_id()?;
+                    inner
+                        .ledger_inbox
+                        .insert(seq.to_be_bytes(), store(&event)?)?;
+                    told += 1;
+                }
+            }
+        }
         Ok(told)
     }
 
