@@ -322,15 +322,12 @@ impl OrderShard {
         self.publish(OrderEvent::Taken(order.id.clone()));
     }
 
-    /// Tells the ledger there is money in its inbox, once it is on disk.
+    /// Tells the ledger there is money in its inbox. Not waiting for the
+    /// disk: the ledger's postings land after the order's write in sled's
+    /// log, so no crash keeps them without it, and every answer the
+    /// ledger gives waits for its own writes to be on disk.
     fn money_written(&self) {
-        let (store, listeners) = (self.store.clone(), self.listeners.clone());
-        actix::spawn(async move {
-            if store.commit().await.is_ok() {
-                publish(&listeners, OrderEvent::MoneyWritten);
-            }
-            // Else the ledger finds it on its next sweep of the inbox.
-        });
+        publish(&self.listeners, OrderEvent::MoneyWritten);
     }
 
     /// Tells the payments actor to refund `order`, once its `refunding`
