@@ -295,8 +295,9 @@ impl LedgerRepo {
         Ok(out)
     }
 
-    /// Up to `limit` lines of an account's statement, newest first, older
-    /// than the line `before` (a previous page's last `seq`) when given.
+    /// Up to `limit` lines of a courier account's statement (only those
+    /// keep one), newest first, older than the line `before` (a previous
+    /// page's last `seq`) when given.
     pub fn statement(
         &self,
         account: &Account,
@@ -497,6 +498,11 @@ impl Book<'_> {
             } else {
                 self.balances
                     .insert(account.as_bytes(), &balance.to_be_bytes())?;
+            }
+            // Statements are read for couriers' wallets only: the other
+            // accounts' history is the postings themselves.
+            if !matches!(leg.account, Account::Available(_) | Account::Withdrawing(_)) {
+                continue;
             }
             let line = Entry {
                 seq: 0,
