@@ -315,26 +315,23 @@ async fn click(browser: &Client, css: &str) {
         .expect("clicked");
 }
 
-#[actix_web::test]
-async fn an_operator_approves_and_pays_a_withdrawal_and_reconciles_in_the_console() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let app = BinaryApp::start(
-        &dir.path().join("data"),
-        &[
-            ("LASTMILE__ADMIN__TOKEN", ADMIN_TOKEN),
-            ("LASTMILE__DISPATCH__AUTO", "false"),
-            ("LASTMILE__MONEY__PAYOUT", "manual"),
-        ],
-    )
-    .await;
-    let http = reqwest::Client::new();
-    let (customer, order) = app.sandbox_paid_order(&http, "money-customer").await;
-    let (courier, courier_id) = app.login(&http, "money-courier").await;
+/// A customer's sandbox order of 3 yuan, grabbed, delivered and confirmed
+/// by a new courier `name`: their token (2.70 yuan available).
+async fn courier_with_earnings(
+    app: &BinaryApp,
+    http: &reqwest::Client,
+    tag: &str,
+    name: &str,
+) -> String {
+    let (customer, order) = app
+        .sandbox_paid_order(http, &format!("{tag}-customer"))
+        .await;
+    let (courier, _) = app.login(http, &format!("{tag}-courier")).await;
     for (token, path, body) in [
         (
             &courier,
             "/api/v1/couriers/me".to_owned(),
-            json!({"name": "韩梅梅", "phone": "13800138000"}),
+            json!({"name": name, "phone": "13800138000"}),
         ),
         (
             &courier,
@@ -367,6 +364,23 @@ async fn an_operator_approves_and_pays_a_withdrawal_and_reconciles_in_the_consol
             .expect("step");
         assert!(r.status().is_success(), "{path}");
     }
+    courier
+}
+
+#[actix_web::test]
+async fn an_operator_approves_and_pays_a_withdrawal_and_reconciles_in_the_console() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let app = BinaryApp::start(
+        &dir.path().join("data"),
+        &[
+            ("LASTMILE__ADMIN__TOKEN", ADMIN_TOKEN),
+            ("LASTMILE__DISPATCH__AUTO", "false"),
+            ("LASTMILE__MONEY__PAYOUT", "manual"),
+        ],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let courier = courier_with_earnings(&app, &http, "money", "韩梅梅").await;
     let made: Value = http
         .post(app.url("/api/v1/couriers/me/withdrawals"))
         .bearer_auth(&courier)
@@ -449,5 +463,91 @@ async fn an_operator_approves_and_pays_a_withdrawal_and_reconciles_in_the_consol
         .await
         .expect("JSON");
     assert_eq!(mine["withdrawals"][0]["status"], "succeeded", "{mine}");
-    assert!(!courier_id.is_empty());
+}
+
+#[actix_web::test]
+async fn an_operator_cancels_a_transfer_waiting_for_its_courier_in_the_console() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let app = BinaryApp::start(
+        &dir.path().join("data"),
+        &[
+            ("LASTMILE__ADMIN__TOKEN", ADMIN_TOKEN),
+            ("LASTMILE__DISPATCH__AUTO", "false"),
+            ("LASTMILE__MONEY__WITHDRAWAL_REVIEW", "false"),
+        ],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let courier = courier_with_earnings(&app, &http, "cancel", "李雷").await;
+    let made: Value = http
+        .post(app.url("/api/v1/couriers/me/withdrawals"))
+        .bearer_auth(&courier)
+        .json(&json!({"amount_fen": 200}))
+        .send()
+        .await
+        .expect("withdraw")
+        .json()
+        .await
+        .expect("JSON");
+    let withdrawal = made["id"].as_str().expect("id").to_owned();
+
+    let driver = Driver::start().await;
+    let browser = driver.browser(&dir.path().join("profile")).await;
+    async {
+        browser
+            .goto(&app.url("/admin"))
+            .await
+            .expect("console loads");
+        browser
+            .find(Locator::Id("token"))
+            .await
+            .expect("token field")
+            .send_keys(ADMIN_TOKEN)
+            .await
+            .expect("typed");
+        click(&browser, "#signin").await;
+
+        // The sandbox took the transfer; the courier has not confirmed it.
+        let row = format!("#withdrawals tr[data-id='{withdrawal}']");
+        text_becomes(&browser, &format!("{row} .wstatus"), &["待骑手确认"], 20).await;
+        click(&browser, &format!("{row} .cancel")).await;
+        browser
+            .find(Locator::Id("dialog-input"))
+            .await
+            .expect("reason")
+            .send_keys("收款账户有误")
+            .await
+            .expect("typed");
+        click(&browser, "#dialog-ok").await;
+        // WeChat Pay (simulated) cancels and calls back: the row leaves.
+        let gone = eventually(Duration::from_secs(20), || async {
+            browser.find(Locator::Css(&row)).await.is_err()
+        })
+        .await;
+        assert!(gone, "a cancelled withdrawal leaves the queue");
+    }
+    .await;
+    browser.close().await.ok();
+    drop(driver);
+
+    let mine: Value = http
+        .get(app.url("/api/v1/couriers/me/withdrawals"))
+        .bearer_auth(&courier)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(mine["withdrawals"][0]["status"], "cancelled", "{mine}");
+    let wallet: Value = http
+        .get(app.url("/api/v1/couriers/me/wallet"))
+        .bearer_auth(&courier)
+        .send()
+        .await
+        .expect("wallet")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(wallet["available_fen"], 270, "{wallet}");
 }
