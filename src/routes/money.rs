@@ -353,10 +353,15 @@ async fn decide(
     let id = withdrawal_path(req)?;
     let withdrawal = state.ledger.decide(id, decision).await?;
     acted(action);
-    Ok(private(QueuedWithdrawal {
+    Ok(queued(withdrawal))
+}
+
+/// A withdrawal as the operators see it (with its courier).
+fn queued(withdrawal: Withdrawal) -> HttpResponse {
+    private(QueuedWithdrawal {
         courier: withdrawal.courier.to_string(),
         withdrawal,
-    }))
+    })
 }
 
 /// Approves a withdrawal that is `reviewing`: it is paid (`transferring`).
@@ -497,10 +502,7 @@ pub async fn cancel_withdrawal(
         .cancel_withdrawal(id, Canceller::Operator(why))
         .await?;
     acted("cancel_withdrawal");
-    Ok(private(QueuedWithdrawal {
-        courier: withdrawal.courier.to_string(),
-        withdrawal,
-    }))
+    Ok(queued(withdrawal))
 }
 
 /// A China day.

@@ -302,17 +302,40 @@ async fn an_operator_signs_in_sees_the_courier_and_refunds_an_order() {
     assert_eq!(refund["note"], "顾客投诉");
 }
 
-/// Clicks what `css` finds.
-async fn click(browser: &Client, css: &str) {
+/// Opens the console and signs in with the admin token.
+async fn sign_in(browser: &Client, app: &BinaryApp) {
     browser
-        .wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::Css(css))
+        .goto(&app.url("/admin"))
         .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .click()
+        .expect("console loads");
+    browser
+        .find(Locator::Id("token"))
         .await
-        .expect("clicked");
+        .expect("token field")
+        .send_keys(ADMIN_TOKEN)
+        .await
+        .expect("typed");
+    click(browser, "#signin").await;
+}
+
+/// Clicks what `css` finds. The console redraws its lists as it refreshes
+/// them, so an element found a moment ago may be gone (stale) by the
+/// click: it is found again and clicked again, within 20 s.
+async fn click(browser: &Client, css: &str) {
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let element = browser
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"));
+        match element.click().await {
+            Ok(()) => return,
+            Err(e) if std::time::Instant::now() > until => panic!("{css}: click: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
 }
 
 /// A customer's sandbox order of 3 yuan, grabbed, delivered and confirmed
@@ -396,18 +419,7 @@ async fn an_operator_approves_and_pays_a_withdrawal_and_reconciles_in_the_consol
     let driver = Driver::start().await;
     let browser = driver.browser(&dir.path().join("profile")).await;
     async {
-        browser
-            .goto(&app.url("/admin"))
-            .await
-            .expect("console loads");
-        browser
-            .find(Locator::Id("token"))
-            .await
-            .expect("token field")
-            .send_keys(ADMIN_TOKEN)
-            .await
-            .expect("typed");
-        click(&browser, "#signin").await;
+        sign_in(&browser, &app).await;
 
         // The day's commission, the courier's balances, the queue.
         assert_eq!(text_of(&browser, "#money-commission b", 20).await, "¥0.30");
@@ -494,18 +506,7 @@ async fn an_operator_cancels_a_transfer_waiting_for_its_courier_in_the_console()
     let driver = Driver::start().await;
     let browser = driver.browser(&dir.path().join("profile")).await;
     async {
-        browser
-            .goto(&app.url("/admin"))
-            .await
-            .expect("console loads");
-        browser
-            .find(Locator::Id("token"))
-            .await
-            .expect("token field")
-            .send_keys(ADMIN_TOKEN)
-            .await
-            .expect("typed");
-        click(&browser, "#signin").await;
+        sign_in(&browser, &app).await;
 
         // The sandbox took the transfer; the courier has not confirmed it.
         let row = format!("#withdrawals tr[data-id='{withdrawal}']");

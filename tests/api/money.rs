@@ -516,6 +516,30 @@ pub(crate) fn stored_order(
     order
 }
 
+/// Writes `orders` as they are (no money event with them) into a store at
+/// `data`, after the ledger's one-time migration when `ledger_migrated`;
+/// answers once the store can be opened again.
+pub(crate) fn orders_on_disk(
+    data: &std::path::Path,
+    orders: &[lastmile_actors::domain::Order],
+    ledger_migrated: bool,
+) {
+    {
+        let store =
+            lastmile_actors::storage::Store::open(data, std::time::Duration::ZERO).expect("store");
+        if ledger_migrated {
+            store.ledger_repo().migrate_orders().expect("migrated");
+        }
+        let repo = store.order_repo();
+        for order in orders {
+            repo.insert_new_order(order, None).expect("insert");
+            repo.update_order(order, false).expect("update");
+        }
+        store.flush_blocking().expect("flush");
+    }
+    reopenable(data);
+}
+
 /// Waits until sled's lock on `path` is free (the store's threads end
 /// after the last handle goes).
 pub(crate) fn reopenable(path: &std::path::Path) {
@@ -536,35 +560,28 @@ async fn orders_stored_before_the_ledger_are_posted_once_at_start() {
     let data = dir.path().join("old");
     let customer = OpenId::parse("oOLDCUSTOMER").expect("openid");
     let courier = OpenId::parse("oOLDCOURIER").expect("openid");
-    {
-        let store =
-            lastmile_actors::storage::Store::open(&data, std::time::Duration::ZERO).expect("store");
-        let repo = store.order_repo();
-        let paid = [Event::PaymentConfirmed];
-        let completed = [
-            Event::PaymentConfirmed,
-            Event::PickUp,
-            Event::Deliver,
-            Event::Confirm,
-        ];
-        let refunded = [
-            Event::PaymentConfirmed,
-            Event::Cancel,
-            Event::RefundConfirmed,
-        ];
-        for (tip, events) in [
-            (0, &paid[..]),
-            (100, &completed[..]),
-            (0, &refunded[..]),
-            (0, &[][..]),
-        ] {
-            let order = stored_order(&customer, &courier, tip, events);
-            repo.insert_new_order(&order, None).expect("insert");
-            repo.update_order(&order, false).expect("update");
-        }
-        store.flush_blocking().expect("flush");
-    }
-    reopenable(&data);
+    let paid = [Event::PaymentConfirmed];
+    let completed = [
+        Event::PaymentConfirmed,
+        Event::PickUp,
+        Event::Deliver,
+        Event::Confirm,
+    ];
+    let refunded = [
+        Event::PaymentConfirmed,
+        Event::Cancel,
+        Event::RefundConfirmed,
+    ];
+    let orders: Vec<_> = [
+        (0, &paid[..]),
+        (100, &completed[..]),
+        (0, &refunded[..]),
+        (0, &[][..]),
+    ]
+    .into_iter()
+    .map(|(tip, events)| stored_order(&customer, &courier, tip, events))
+    .collect();
+    orders_on_disk(&data, &orders, false);
     // The real binary, killed and started again: the migration is told
     // once and posted once, whatever the restarts.
     let mut binary = BinaryApp::start(&data, &[("LASTMILE__ADMIN__TOKEN", TOKEN)]).await;
@@ -599,19 +616,10 @@ async fn a_paid_active_order_without_its_money_event_is_told_at_start() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("gap");
     let customer = OpenId::parse("oGAPCUSTOMER").expect("openid");
-    {
-        let store =
-            lastmile_actors::storage::Store::open(&data, std::time::Duration::ZERO).expect("store");
-        // The ledger exists already (its one-time migration is done)...
-        store.ledger_repo().migrate_orders().expect("migrated");
-        // ...and the order's `paid` reached the disk without its event.
-        let order = stored_order(&customer, &customer, 0, &[Event::PaymentConfirmed]);
-        let repo = store.order_repo();
-        repo.insert_new_order(&order, None).expect("insert");
-        repo.update_order(&order, false).expect("update");
-        store.flush_blocking().expect("flush");
-    }
-    reopenable(&data);
+    // The ledger exists already (its one-time migration is done), and the
+    // order's `paid` reached the disk without its event.
+    let order = stored_order(&customer, &customer, 0, &[Event::PaymentConfirmed]);
+    orders_on_disk(&data, &[order], true);
     let binary = BinaryApp::start(&data, &[("LASTMILE__ADMIN__TOKEN", TOKEN)]).await;
     let check: Value = reqwest::Client::new()
         .get(binary.url("/api/v1/admin/ledger/check"))

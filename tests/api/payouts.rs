@@ -17,7 +17,7 @@ use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 use crate::helpers::{eventually, BinaryApp};
-use crate::money::{class, reopenable, stored_order, TOKEN};
+use crate::money::{class, orders_on_disk, stored_order, TOKEN};
 use crate::secrets::{live_env, LIVE_V3_KEY};
 
 /// The courier whose earnings are on disk before the service starts.
@@ -143,17 +143,10 @@ fn earnings_on_disk(data: &std::path::Path) {
         Event::Deliver,
         Event::Confirm,
     ];
-    {
-        let store = lastmile_actors::storage::Store::open(data, Duration::ZERO).expect("store");
-        let repo = store.order_repo();
-        for _ in 0..ORDERS {
-            let order = stored_order(&customer, &courier, 0, &completed);
-            repo.insert_new_order(&order, None).expect("insert");
-            repo.update_order(&order, false).expect("update");
-        }
-        store.flush_blocking().expect("flush");
-    }
-    reopenable(data);
+    let orders: Vec<_> = (0..ORDERS)
+        .map(|_| stored_order(&customer, &courier, 0, &completed))
+        .collect();
+    orders_on_disk(data, &orders, false);
 }
 
 /// The courier's withdrawals by id.

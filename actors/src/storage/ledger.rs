@@ -99,25 +99,8 @@ impl LedgerRepo {
         percent: u8,
         at_unix_ms: i64,
     ) -> Result<bool, StorageError> {
-        let inner = &self.0.inner;
-        (
-            &inner.ledger_postings,
-            &inner.ledger_balances,
-            &inner.ledger_entries,
-            &inner.ledger_inbox,
-            &inner.ledger_days,
-        )
-            .transaction(|(postings, balances, entries, inbox, days)| {
-                inbox.remove(&seq.to_be_bytes())?;
-                let book = Book {
-                    postings,
-                    balances,
-                    entries,
-                    days,
-                };
-                book.post(event, percent, at_unix_ms)
-            })
-            .map_err(unwrap_tx)
+        let one = [(seq, event.clone())];
+        Ok(self.post_batch(&one, percent, at_unix_ms)? == 1)
     }
 
     /// Writes a withdrawal, with (atomically) the posting of the money it
