@@ -438,11 +438,12 @@ pub async fn paid(
     .await
 }
 
-/// Calls off one of my withdrawals. One still `reviewing` is cancelled at
-/// once; one waiting for my confirmation in WeChat is cancelled through
-/// WeChat Pay, and its money comes back when WeChat Pay confirms the
-/// cancellation (usually at once; else it stays `wait_user_confirm` until
-/// it does — or until it turns out I had confirmed it first).
+/// Calls off one of my withdrawals (409 while an operator pays it by
+/// hand). One still `reviewing` is cancelled at once; one waiting for my
+/// confirmation in WeChat is cancelled through WeChat Pay, and its money
+/// comes back when WeChat Pay confirms the cancellation (usually at once;
+/// else it stays `wait_user_confirm` until it does — or until it turns out
+/// I had confirmed it first).
 #[utoipa::path(
     post,
     path = "/api/v1/couriers/me/withdrawals/{id}/cancel",

@@ -824,6 +824,13 @@ async fn a_withdrawal_is_reviewed_then_paid_by_hand_and_the_book_follows() {
     let third = third.body["id"].as_str().expect("id").to_owned();
     app.operator_post(&format!("/api/v1/admin/withdrawals/{third}/approve"), None)
         .await;
+    let mine = app.cancel_mine(&courier, &third).await;
+    assert_eq!(
+        mine.status,
+        StatusCode::CONFLICT,
+        "the operator may be paying it by hand: {}",
+        mine.body
+    );
     let called_off = app
         .operator_post(
             &format!("/api/v1/admin/withdrawals/{third}/cancel"),

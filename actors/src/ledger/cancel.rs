@@ -1,5 +1,5 @@
-//! Calling a withdrawal off: one nobody has paid yet (`reviewing`, or
-//! `transferring` by hand) is cancelled at once; one WeChat Pay holds for
+//! Calling a withdrawal off: one nobody has paid yet (`reviewing`, or —
+//! by an operator — `transferring` by hand) is cancelled at once; one WeChat Pay holds for
 //! the courier's confirmation is cancelled *by WeChat Pay*, and its money
 //! comes back only when WeChat Pay says the transfer is cancelled — the
 //! courier may have confirmed it a moment before.
@@ -120,6 +120,17 @@ impl Handler<CancelWithdrawal> for LedgerActor {
                     "the transfer is being handed to WeChat Pay; cancel it once it waits for the courier's confirmation".into(),
                 ))
             }),
+            // An operator may be paying it by hand right now: only they
+            // know whether the money left, so only they may call it off.
+            (WithdrawalStatus::Transferring, Payout::Manual)
+                if matches!(msg.by, Canceller::Courier(_)) =>
+            {
+                Box::pin(async {
+                    Err(WithdrawalError::Conflict(
+                        "an operator is paying it by hand; ask them to call it off".into(),
+                    ))
+                })
+            }
             _ => {
                 let cancelled = self.change(&msg.id, WithdrawalEvent::Cancel, &msg.by.reason());
                 self.durably(cancelled)
