@@ -679,3 +679,16 @@ pub fn stop_with(
     let _ = child.kill();
     child.wait().ok()
 }
+
+/// `GET url` with a bearer token, its JSON answer.
+pub async fn get_json(client: &reqwest::Client, url: String, token: &str) -> Value {
+    client
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("json")
+}

@@ -587,15 +587,7 @@ async fn orders_stored_before_the_ledger_are_posted_once_at_start() {
     let mut binary = BinaryApp::start(&data, &[("LASTMILE__ADMIN__TOKEN", TOKEN)]).await;
     let client = reqwest::Client::new();
     for start in 0..2 {
-        let check: Value = client
-            .get(binary.url("/api/v1/admin/ledger/check"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .expect("check answers")
-            .json()
-            .await
-            .expect("json");
+        let check = get_json(&client, binary.url("/api/v1/admin/ledger/check"), TOKEN).await;
         assert_eq!(check["balanced"], true, "start {start}: {check}");
         // Paid 300 (in escrow) + completed 400 + refunded 300 (returned).
         assert_eq!(class(&check, "clearing"), -700, "start {start}: {check}");
@@ -621,15 +613,12 @@ async fn a_paid_active_order_without_its_money_event_is_told_at_start() {
     let order = stored_order(&customer, &customer, 0, &[Event::PaymentConfirmed]);
     orders_on_disk(&data, &[order], true);
     let binary = BinaryApp::start(&data, &[("LASTMILE__ADMIN__TOKEN", TOKEN)]).await;
-    let check: Value = reqwest::Client::new()
-        .get(binary.url("/api/v1/admin/ledger/check"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("check answers")
-        .json()
-        .await
-        .expect("json");
+    let check = get_json(
+        &reqwest::Client::new(),
+        binary.url("/api/v1/admin/ledger/check"),
+        TOKEN,
+    )
+    .await;
     assert_eq!(check["balanced"], true, "{check}");
     assert_eq!(class(&check, "escrow"), 300, "{check}");
     assert_eq!(class(&check, "clearing"), -300);
@@ -800,17 +789,7 @@ async fn a_withdrawal_is_reviewed_then_paid_by_hand_and_the_book_follows() {
         .operator_post(&format!("/api/v1/admin/withdrawals/{second}/paid"), None)
         .await;
     assert_eq!(paid.body["status"], "succeeded", "{}", paid.body);
-    let wallet = app
-        .get_as(&courier, "/api/v1/couriers/me/wallet")
-        .await
-        .body;
-    assert_eq!(
-        (
-            wallet["available_fen"].clone(),
-            wallet["withdrawing_fen"].clone()
-        ),
-        (json!(125), json!(0))
-    );
+    assert_eq!(balances(&app, &courier).await, (json!(125), json!(0)));
     // 250 today already: another 101 would pass 350.
     let over_day = app.withdraw(&courier, json!(101), None).await;
     assert_eq!(over_day.status, StatusCode::CONFLICT, "{}", over_day.body);
@@ -955,17 +934,7 @@ async fn a_withdrawal_is_paid_by_a_transfer_the_courier_confirms() {
         .body;
     assert_eq!(done["withdrawals"][0]["status"], "succeeded", "{done}");
     assert_eq!(done["withdrawals"][0]["package_info"], Value::Null);
-    let wallet = app
-        .get_as(&courier, "/api/v1/couriers/me/wallet")
-        .await
-        .body;
-    assert_eq!(
-        (
-            wallet["available_fen"].clone(),
-            wallet["withdrawing_fen"].clone()
-        ),
-        (json!(175), json!(0))
-    );
+    assert_eq!(balances(&app, &courier).await, (json!(175), json!(0)));
     let check = app.ledger_check().await;
     assert_eq!(check["balanced"], true, "{check}");
     assert_eq!(class(&check, "clearing"), -405 + 200, "paid out once");
@@ -1229,15 +1198,12 @@ async fn the_sandbox_courier_confirms_and_its_signed_callback_pays_the_withdrawa
     binary.kill9();
     binary.launch().await;
     assert_eq!(mine(&binary).await, "succeeded", "durable across kill -9");
-    let check: Value = client
-        .get(binary.url("/api/v1/admin/ledger/check"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("check")
-        .json()
-        .await
-        .expect("json");
+    let check = get_json(
+        &reqwest::Client::new(),
+        binary.url("/api/v1/admin/ledger/check"),
+        TOKEN,
+    )
+    .await;
     assert_eq!(check["balanced"], true, "{check}");
     assert_eq!(class(&check, "clearing"), -300 + 270);
     assert_eq!(class(&check, "platform"), 30);

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-use crate::helpers::{eventually, BinaryApp};
+use crate::helpers::{eventually, get_json, BinaryApp};
 use crate::money::{class, orders_on_disk, stored_order, TOKEN};
 use crate::secrets::{live_env, LIVE_V3_KEY};
 
@@ -170,18 +170,6 @@ async fn withdrawals(
         .flatten()
         .map(|w| (w["id"].as_str().unwrap_or("").to_owned(), w.clone()))
         .collect()
-}
-
-async fn get_json(client: &reqwest::Client, url: String, token: &str) -> Value {
-    client
-        .get(url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("json")
 }
 
 /// Posts WeChat Pay's callback for one bill to the service.

@@ -384,7 +384,11 @@ impl Ledger {
         payouts: Option<Payouts>,
         reconciler: Option<Reconciler>,
     ) -> Result<Self, StorageError> {
-        let told = repo.migrate_orders()? + repo.tell_active()?;
+        // A migration that told anything covered the active orders too.
+        let told = match repo.migrate_orders()? {
+            0 => repo.tell_active()?,
+            migrated => migrated,
+        };
         if told > 0 {
             repo.flush_blocking()?;
             tracing::info!(events = told, "stored orders told to the ledger");

@@ -320,8 +320,27 @@ impl LedgerRepo {
         if inner.meta.contains_key(MIGRATED)? {
             return Ok(0);
         }
+        let told = self.tell_unposted(&[&inner.active, &inner.archive])?;
+        inner.meta.insert(MIGRATED, &[1u8])?;
+        Ok(told)
+    }
+
+    /// Tells the ledger every money event of the active orders it has not
+    /// posted (at every start: a payment's event is written apart from
+    /// its order, see [`super::OrderRepo::update_order_with`]). Active
+    /// orders are the open ones, so this reads few.
+    pub fn tell_active(&self) -> Result<usize, StorageError> {
+        self.tell_unposted(&[&self.0.inner.active])
+    }
+
+    /// Writes into the inbox every money event the orders in `trees` went
+    /// through that is not posted yet; answers how many. One waiting in
+    /// the inbox already is told twice: harmless, the second finds it
+    /// posted.
+    fn tell_unposted(&self, trees: &[&sled::Tree]) -> Result<usize, StorageError> {
+        let inner = &self.0.inner;
         let mut told = 0;
-        for tree in [&inner.active, &inner.archive] {
+        for tree in trees {
             for item in tree.iter() {
                 let (key, value) = item?;
                 let order = decode_order(&value, &String::from_utf8_lossy(&key))?;
@@ -333,32 +352,6 @@ impl LedgerRepo {
                             .insert(seq.to_be_bytes(), store(&event)?)?;
                         told += 1;
                     }
-                }
-            }
-        }
-        inner.meta.insert(MIGRATED, &[1u8])?;
-        Ok(told)
-    }
-
-    /// Tells the ledger every money event of the active orders it has not
-    /// posted (at every start: a payment's event is written apart from
-    /// its order, see [`super::OrderRepo::update_order_with`]). Active
-    /// orders are the open ones, so this reads few.
-    pub fn tell_active(&self) -> Result<usize, StorageError> {
-        let inner = &self.0.inner;
-        let mut told = 0;
-        for item in inner.active.iter() {
-            let (key, value) = item?;
-            let order = decode_order(&value, &String::from_utf8_lossy(&key))?;
-            for event in MoneyEvent::of_past(&order) {
-                // One waiting in the inbox already is told twice: harmless,
-                // the second finds it posted.
-                if !self.is_posted(&event.key())? {
-                    let seq = inner.db.generate_id()?;
-                    inner
-                        .ledger_inbox
-                        .insert(seq.to_be_bytes(), store(&event)?)?;
-                    told += 1;
                 }
             }
         }
