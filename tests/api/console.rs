@@ -339,13 +339,14 @@ async fn click(browser: &Client, css: &str) {
 }
 
 /// A customer's sandbox order of 3 yuan, grabbed, delivered and confirmed
-/// by a new courier `name`: their token (2.70 yuan available).
-async fn courier_with_earnings(
+/// by a new courier `name` (2.70 yuan earned), who then asks to withdraw
+/// 2 yuan: their token and the withdrawal's id.
+async fn courier_withdrawing(
     app: &BinaryApp,
     http: &reqwest::Client,
     tag: &str,
     name: &str,
-) -> String {
+) -> (String, String) {
     let (customer, order) = app
         .sandbox_paid_order(http, &format!("{tag}-customer"))
         .await;
@@ -387,7 +388,18 @@ async fn courier_with_earnings(
             .expect("step");
         assert!(r.status().is_success(), "{path}");
     }
-    courier
+    let made: Value = http
+        .post(app.url("/api/v1/couriers/me/withdrawals"))
+        .bearer_auth(&courier)
+        .json(&json!({"amount_fen": 200}))
+        .send()
+        .await
+        .expect("withdraw")
+        .json()
+        .await
+        .expect("JSON");
+    let withdrawal = made["id"].as_str().expect("id").to_owned();
+    (courier, withdrawal)
 }
 
 #[actix_web::test]
@@ -403,18 +415,7 @@ async fn an_operator_approves_and_pays_a_withdrawal_and_reconciles_in_the_consol
     )
     .await;
     let http = reqwest::Client::new();
-    let courier = courier_with_earnings(&app, &http, "money", "韩梅梅").await;
-    let made: Value = http
-        .post(app.url("/api/v1/couriers/me/withdrawals"))
-        .bearer_auth(&courier)
-        .json(&json!({"amount_fen": 200}))
-        .send()
-        .await
-        .expect("withdraw")
-        .json()
-        .await
-        .expect("JSON");
-    let withdrawal = made["id"].as_str().expect("id").to_owned();
+    let (courier, withdrawal) = courier_withdrawing(&app, &http, "money", "韩梅梅").await;
 
     let driver = Driver::start().await;
     let browser = driver.browser(&dir.path().join("profile")).await;
@@ -490,18 +491,7 @@ async fn an_operator_cancels_a_transfer_waiting_for_its_courier_in_the_console()
     )
     .await;
     let http = reqwest::Client::new();
-    let courier = courier_with_earnings(&app, &http, "cancel", "李雷").await;
-    let made: Value = http
-        .post(app.url("/api/v1/couriers/me/withdrawals"))
-        .bearer_auth(&courier)
-        .json(&json!({"amount_fen": 200}))
-        .send()
-        .await
-        .expect("withdraw")
-        .json()
-        .await
-        .expect("JSON");
-    let withdrawal = made["id"].as_str().expect("id").to_owned();
+    let (courier, withdrawal) = courier_withdrawing(&app, &http, "cancel", "李雷").await;
 
     let driver = Driver::start().await;
     let browser = driver.browser(&dir.path().join("profile")).await;
