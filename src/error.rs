@@ -9,6 +9,8 @@ use lastmile_actors::ledger::{LedgerError, WithdrawalError};
 use lastmile_actors::messages::formid::PoolError;
 use lastmile_actors::orders::OrderError;
 use lastmile_actors::payments::PaymentError;
+use lastmile_actors::uploads::photo::PhotoError;
+use lastmile_actors::uploads::UploadError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -62,6 +64,12 @@ pub enum ApiError {
     /// A body that is not application/json.
     #[error("request body must be application/json")]
     UnsupportedMediaType,
+    /// A photo over its limit.
+    #[error("a photo is at most 2 MiB")]
+    PhotoTooLarge,
+    /// An upload whose Content-Type is not an image type taken.
+    #[error("request body must be image/jpeg or image/png")]
+    NotAPhotoType,
     /// Over `http.rate_limit`.
     #[error("too many requests")]
     RateLimited,
@@ -81,8 +89,8 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
-            ApiError::PayloadTooLarge => "payload_too_large",
-            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::PayloadTooLarge | ApiError::PhotoTooLarge => "payload_too_large",
+            ApiError::UnsupportedMediaType | ApiError::NotAPhotoType => "unsupported_media_type",
             ApiError::RateLimited => "rate_limited",
             ApiError::Unavailable => "unavailable",
         }
@@ -120,8 +128,10 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge | ApiError::PhotoTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType | ApiError::NotAPhotoType => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -206,6 +216,18 @@ impl From<LedgerError> for ApiError {
 impl From<PoolError> for ApiError {
     fn from(e: PoolError) -> Self {
         ApiError::unavailable(&e)
+    }
+}
+
+impl From<UploadError> for ApiError {
+    fn from(e: UploadError) -> Self {
+        match e {
+            UploadError::Photo(PhotoError::TooLarge) => ApiError::PhotoTooLarge,
+            UploadError::Photo(p) => ApiError::Validation(format!("body: {p}")),
+            UploadError::NotFound => ApiError::NotFound("upload not found".into()),
+            UploadError::Taken => ApiError::Conflict(e.to_string()),
+            UploadError::Unavailable(_) => ApiError::unavailable(&e),
+        }
     }
 }
 

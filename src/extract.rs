@@ -212,15 +212,47 @@ fn is_json(req: &HttpRequest) -> bool {
 /// Reads a whole body stream, refusing more than [`BODY_LIMIT`] bytes
 /// (413) and a stream that breaks (400).
 pub async fn read_limited(
+    payload: impl futures::Stream<Item = Result<web::Bytes, actix_web::error::PayloadError>> + Unpin,
+) -> Result<web::BytesMut, ApiError> {
+    read_up_to(payload, BODY_LIMIT, ApiError::PayloadTooLarge).await
+}
+
+/// Reads a whole body stream of at most `limit` bytes (else `too_large`).
+pub async fn read_up_to(
     mut payload: impl futures::Stream<Item = Result<web::Bytes, actix_web::error::PayloadError>> + Unpin,
+    limit: usize,
+    too_large: ApiError,
 ) -> Result<web::BytesMut, ApiError> {
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("cannot read body: {e}")))?;
-        if body.len() + chunk.len() > BODY_LIMIT {
-            return Err(ApiError::PayloadTooLarge);
+        if body.len() + chunk.len() > limit {
+            return Err(too_large);
         }
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// Who is looking at a private photo: an operator (admin token) or a
+/// signed-in user.
+pub struct PhotoViewer(pub lastmile_actors::uploads::Viewer);
+
+impl FromRequest for PhotoViewer {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        use lastmile_actors::uploads::Viewer;
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let given = bearer_token(req).unwrap_or_default();
+        if state
+            .as_ref()
+            .is_some_and(|state| is_admin_token(state, &given))
+        {
+            return Box::pin(std::future::ready(Ok(PhotoViewer(Viewer::Operator))));
+        }
+        let caller = Caller::from_request(req, payload);
+        Box::pin(async move { Ok(PhotoViewer(Viewer::User(caller.await?.0))) })
+    }
 }

@@ -20,13 +20,14 @@ use lastmile_actors::orders::{Orders, OrdersConfig};
 use lastmile_actors::payments::Payments;
 use lastmile_actors::sharecode::ShareCodes;
 use lastmile_actors::storage::{StorageError, Store};
+use lastmile_actors::uploads::Uploads;
 use lastmile_actors::wechat::transfer::TransferApi;
 use lastmile_actors::wechat::{Mode, SandboxWeChat, WeChat, WeChatError};
 
 use crate::config::Settings;
 use crate::error::ApiError;
 use crate::routes::{
-    admin, auth, couriers, messages, money, ops, orders, payments, pricing, transfers,
+    admin, auth, couriers, messages, money, ops, orders, payments, pricing, transfers, uploads,
 };
 use crate::state::AppState;
 use crate::{limits, openapi, telemetry};
@@ -152,6 +153,7 @@ pub fn start_services(
         },
     );
     let (objects, files_dir) = object_store(settings, notify_base);
+    let uploads = Uploads::start(store.upload_repo(), objects.clone(), orders.clone());
     let share_codes = ShareCodes::start(
         store.share_code_repo(),
         wechat.client.clone(),
@@ -216,6 +218,8 @@ pub fn start_services(
             lastmile_actors::ratelimit::Rate::strikes(settings.http.failed_attempts_per_minute),
         ),
         files_dir,
+        uploads,
+        public_base: Arc::from(notify_base),
         sandbox: wechat.sandbox,
         transfers: wechat.transfers,
         campus,
@@ -240,7 +244,9 @@ fn object_store(
         }
         _ => {
             let dir = settings.objects.local_dir.clone();
-            let local = LocalObjects::new(dir.clone(), public_base.to_owned());
+            // Beside the database, never under the served directory.
+            let private = settings.storage.path.join("uploads");
+            let local = LocalObjects::new(dir.clone(), private, public_base.to_owned());
             (Arc::new(local), Some(dir))
         }
     }
@@ -366,6 +372,8 @@ fn routes() -> Vec<actix_web::Resource> {
         documented::<payments::__path_sandbox_fail_sends>(|r| {
             r.route(web::post().to(payments::sandbox_fail_sends))
         }),
+        documented::<uploads::__path_upload>(|r| r.route(web::post().to(uploads::upload))),
+        documented::<uploads::__path_photo>(|r| r.route(web::get().to(uploads::photo))),
         documented::<messages::__path_file>(|r| r.route(web::get().to(messages::file))),
         documented::<ops::__path_metrics>(|r| r.route(web::get().to(ops::metrics))),
         documented::<ops::__path_healthz>(|r| r.route(web::get().to(ops::healthz))),

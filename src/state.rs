@@ -43,6 +43,10 @@ pub struct AppState {
     pub rate_limits: Option<lastmile_actors::ratelimit::RateLimits>,
     /// Failed admin sign-ins and refused callbacks per address (always on).
     pub strikes: lastmile_actors::ratelimit::RateLimits,
+    /// Private photos.
+    pub uploads: lastmile_actors::uploads::Uploads,
+    /// The service's public address (`wechat.notify_base`, else the bound one).
+    pub public_base: Arc<str>,
     /// The directory served under `/files/` (local object storage only).
     pub files_dir: Option<std::path::PathBuf>,
     /// The WeChat simulator, in sandbox mode only.

@@ -25,6 +25,7 @@
 //! - [`supervise`]: panic containment and fault injection shared by every actor
 //! - [`storage`]: sled, one repository per owner, record encoding, group commit (the only
 //!   module naming sled)
+//! - [`uploads`]: private photos (checked and cleaned by the pure [`uploads::photo`]) and who may see them
 //! - [`wechat`]: the WeChat client trait, the in-process sandbox and the live client
 
 #![warn(missing_docs)]
@@ -45,4 +46,5 @@ pub mod ratelimit;
 pub mod sharecode;
 pub mod storage;
 pub mod supervise;
+pub mod uploads;
 pub mod wechat;

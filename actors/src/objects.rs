@@ -1,6 +1,10 @@
-//! Object storage for generated images: a local directory (default, served
-//! by the service under `/files/`) or Qiniu (form upload with an upload
-//! token: put policy JSON, URL-safe base64, HMAC-SHA1 with the secret key).
+//! Object storage: public generated images (share codes) and private
+//! uploaded photos. Local (default): public objects in a directory served
+//! under `/files/`, private ones in another directory nothing serves (the
+//! uploads route reads them after its own check). Qiniu: form upload with
+//! an upload token (put policy JSON, URL-safe base64, HMAC-SHA1 with the
+//! secret key); a private photo is read through a download URL signed for
+//! a few minutes, so the bucket itself can stay private.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,6 +18,8 @@ use crate::wechat::Secret;
 
 /// How long an upload token stays valid.
 const UPLOAD_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+/// How long a signed download URL of a private photo stays valid.
+const PRIVATE_URL_LIFETIME: Duration = Duration::from_secs(300);
 
 /// A failed upload.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -26,7 +32,16 @@ pub enum ObjectError {
     Io(String),
 }
 
-/// Where generated images go.
+/// Where a private object is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrivateObject {
+    /// Its bytes, to be answered by the service itself.
+    Bytes(Vec<u8>),
+    /// A URL signed for a few minutes, to redirect to.
+    Signed(String),
+}
+
+/// Where images go.
 #[async_trait]
 pub trait ObjectStore: Send + Sync + 'static {
     /// Stores `bytes` under `key`; answers the public URL.
@@ -36,6 +51,17 @@ pub trait ObjectStore: Send + Sync + 'static {
         bytes: Vec<u8>,
         content_type: &str,
     ) -> Result<String, ObjectError>;
+
+    /// Stores `bytes` under `key` where nobody can read them unasked.
+    async fn put_private(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), ObjectError>;
+
+    /// A private object, for a reader the caller has already checked.
+    async fn get_private(&self, key: &str) -> Result<PrivateObject, ObjectError>;
 }
 
 /// Keys are flat file names: `[A-Za-z0-9._-]`, no leading dot.
@@ -48,16 +74,23 @@ pub fn valid_key(key: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-/// A directory on local disk, served under `{public_base}/files/`.
+/// A directory on local disk, served under `{public_base}/files/`, and a
+/// private one served by nothing.
 pub struct LocalObjects {
     dir: PathBuf,
+    private_dir: PathBuf,
     public_base: String,
 }
 
 impl LocalObjects {
-    /// Objects in `dir`, reachable at `public_base` + `/files/<key>`.
-    pub fn new(dir: PathBuf, public_base: String) -> Self {
-        Self { dir, public_base }
+    /// Objects in `dir`, reachable at `public_base` + `/files/<key>`;
+    /// private objects in `private_dir`.
+    pub fn new(dir: PathBuf, private_dir: PathBuf, public_base: String) -> Self {
+        Self {
+            dir,
+            private_dir,
+            public_base,
+        }
     }
 
     /// The file behind a key (for the `/files/` route).
@@ -74,24 +107,56 @@ impl ObjectStore for LocalObjects {
         bytes: Vec<u8>,
         _content_type: &str,
     ) -> Result<String, ObjectError> {
-        let path = self.path_of(key).ok_or(ObjectError::BadKey)?;
-        let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            std::fs::create_dir_all(&dir)?;
-            // Write then rename, so a reader never sees half a PNG.
-            let tmp = path.with_extension("tmp");
-            std::fs::write(&tmp, &bytes)?;
-            std::fs::rename(&tmp, &path)
-        })
-        .await
-        .map_err(|e| ObjectError::Io(e.to_string()))?
-        .map_err(|e| ObjectError::Io(e.to_string()))?;
+        write_file(self.dir.clone(), key, bytes).await?;
         Ok(format!(
             "{}/files/{}",
             self.public_base.trim_end_matches('/'),
             key
         ))
     }
+
+    async fn put_private(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        _content_type: &str,
+    ) -> Result<(), ObjectError> {
+        write_file(self.private_dir.clone(), key, bytes).await
+    }
+
+    async fn get_private(&self, key: &str) -> Result<PrivateObject, ObjectError> {
+        if !valid_key(key) {
+            return Err(ObjectError::BadKey);
+        }
+        let path = self.private_dir.join(key);
+        tokio::task::spawn_blocking(move || std::fs::read(path))
+            .await
+            .map_err(|e| ObjectError::Io(e.to_string()))?
+            .map(PrivateObject::Bytes)
+            .map_err(|e| ObjectError::Io(e.to_string()))
+    }
+}
+
+/// Writes `dir/key` durably (then renamed into place, so a reader never
+/// sees half an image; fsynced, because a record naming it is about to be
+/// acknowledged).
+async fn write_file(dir: PathBuf, key: &str, bytes: Vec<u8>) -> Result<(), ObjectError> {
+    if !valid_key(key) {
+        return Err(ObjectError::BadKey);
+    }
+    let path = dir.join(key);
+    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        std::fs::create_dir_all(&dir)?;
+        let tmp = path.with_extension("tmp");
+        let mut file = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut file, &bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        std::fs::File::open(&dir)?.sync_all()
+    })
+    .await
+    .map_err(|e| ObjectError::Io(e.to_string()))?
+    .map_err(|e| ObjectError::Io(e.to_string()))
 }
 
 /// Qiniu credentials and endpoints.
@@ -119,6 +184,17 @@ pub fn qiniu_upload_token(access_key: &str, secret_key: &str, put_policy_json: &
     mac.update(encoded_policy.as_bytes());
     let sign = b64.encode(mac.finalize().into_bytes());
     format!("{access_key}:{sign}:{encoded_policy}")
+}
+
+/// A private-bucket download URL: `url?e=deadline&token=AK:urlsafe_b64(hmac_sha1(SK, url?e=deadline))`.
+pub fn qiniu_private_url(access_key: &str, secret_key: &str, url: &str, deadline: i64) -> String {
+    let b64 = base64::engine::general_purpose::URL_SAFE;
+    let with_deadline = format!("{url}?e={deadline}");
+    let mut mac = <Hmac<Sha1> as Mac>::new_from_slice(secret_key.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    mac.update(with_deadline.as_bytes());
+    let sign = b64.encode(mac.finalize().into_bytes());
+    format!("{with_deadline}&token={access_key}:{sign}")
 }
 
 /// Qiniu form upload.
@@ -160,6 +236,46 @@ impl ObjectStore for QiniuObjects {
         bytes: Vec<u8>,
         content_type: &str,
     ) -> Result<String, ObjectError> {
+        self.upload(key, bytes, content_type).await?;
+        Ok(self.url_of(key))
+    }
+
+    async fn put_private(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), ObjectError> {
+        self.upload(key, bytes, content_type).await
+    }
+
+    async fn get_private(&self, key: &str) -> Result<PrivateObject, ObjectError> {
+        if !valid_key(key) {
+            return Err(ObjectError::BadKey);
+        }
+        let deadline = time::OffsetDateTime::now_utc().unix_timestamp()
+            + PRIVATE_URL_LIFETIME.as_secs() as i64;
+        Ok(PrivateObject::Signed(qiniu_private_url(
+            &self.config.access_key,
+            self.config.secret_key.expose(),
+            &self.url_of(key),
+            deadline,
+        )))
+    }
+}
+
+impl QiniuObjects {
+    fn url_of(&self, key: &str) -> String {
+        format!("{}/{}", self.config.public_base.trim_end_matches('/'), key)
+    }
+
+    /// One form upload of `bytes` under `key`.
+    async fn upload(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), ObjectError> {
         if !valid_key(key) {
             return Err(ObjectError::BadKey);
         }
@@ -182,11 +298,7 @@ impl ObjectStore for QiniuObjects {
         if !res.status().is_success() {
             return Err(ObjectError::Io(format!("Qiniu answered {}", res.status())));
         }
-        Ok(format!(
-            "{}/{}",
-            self.config.public_base.trim_end_matches('/'),
-            key
-        ))
+        Ok(())
     }
 }
 
@@ -202,6 +314,20 @@ mod tests {
         assert_eq!(
             token,
             format!("MY_ACCESS_KEY:wQ4ofysef1R7IKnrziqtomqyDvI=:{encoded}")
+        );
+    }
+
+    #[test]
+    fn private_url_matches_qinius_documented_vector() {
+        let url = qiniu_private_url(
+            "MY_ACCESS_KEY",
+            "MY_SECRET_KEY",
+            "http://78re52.com1.z0.glb.clouddn.com/resource/flower.jpg",
+            1451491200,
+        );
+        assert_eq!(
+            url,
+            "http://78re52.com1.z0.glb.clouddn.com/resource/flower.jpg?e=1451491200&token=MY_ACCESS_KEY:438dd8pXocjYuF-6dTcKMtETB2g="
         );
     }
 

@@ -40,6 +40,8 @@ const IDEMPOTENCY_KEY: &str = "^[!-~]{1,64}$";
 const SCENE: &str = "^[A-Za-z0-9!#$&'()*+,/:;=?@._~-]{1,32}$";
 /// A withdrawal id (also the transfer's `out_bill_no`).
 const WITHDRAWAL_ID: &str = "^W[0-9A-V]{31}$";
+/// An upload id.
+const UPLOAD_ID: &str = "^U[0-9A-V]{31}$";
 /// A mini-program page path (no leading slash).
 const PAGE: &str = "^([A-Za-z0-9_-][A-Za-z0-9/_-]{0,127})?$";
 /// An object key under `/files/`.
@@ -63,7 +65,27 @@ pub fn apply(doc: &mut Value, campus: &Campus) {
     place_body(doc, campus, &places);
     parameters(doc, &places);
     callbacks(doc);
+    photos(doc);
     links(doc);
+}
+
+/// An upload's body is the photo's bytes: a string of binary, whose being
+/// a whole JPEG or PNG no JSON Schema can state (the handler decodes it).
+fn photos(doc: &mut Value) {
+    let schema = json!({"type": "string", "format": "binary"});
+    let both = json!({
+        "image/jpeg": {"schema": schema},
+        "image/png": {"schema": schema},
+    });
+    for pointer in [
+        "/paths/~1api~1v1~1uploads/post/requestBody/content",
+        "/paths/~1api~1v1~1uploads~1{id}/get/responses/200/content",
+    ] {
+        match doc.pointer_mut(pointer) {
+            Some(content) => *content = both.clone(),
+            None => debug_assert!(false, "no {pointer} to describe"),
+        }
+    }
 }
 
 /// A created order's id leads to every operation on `/orders/{id}`, a
@@ -74,6 +96,11 @@ fn links(doc: &mut Value) {
         doc,
         "/paths/~1api~1v1~1orders/post/responses/201",
         &["/api/v1/orders/{id}", "/sandbox/pay/{id}"],
+    );
+    link_ids(
+        doc,
+        "/paths/~1api~1v1~1uploads/post/responses/201",
+        &["/api/v1/uploads/{id}"],
     );
     link_ids(
         doc,
@@ -246,7 +273,7 @@ fn parameters(doc: &mut Value, places: &[Value]) {
     for (path, method, name, rule) in rules {
         merge(parameter(doc, path, method, name), rule);
     }
-    // Every `{id}` is an order id, but a withdrawal's.
+    // Every `{id}` is an order id, but a withdrawal's and an upload's.
     let Some(paths) = doc.pointer_mut("/paths").and_then(Value::as_object_mut) else {
         return;
     };
@@ -256,6 +283,8 @@ fn parameters(doc: &mut Value, places: &[Value]) {
         }
         let pattern = if path.contains("/withdrawals/") {
             WITHDRAWAL_ID
+        } else if path.contains("/uploads/") {
+            UPLOAD_ID
         } else {
             ORDER_ID
         };

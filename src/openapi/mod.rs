@@ -18,7 +18,7 @@ use utoipa_swagger_ui::Config;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::routes::{
-    admin, auth, couriers, messages, money, ops, orders, payments, pricing, transfers,
+    admin, auth, couriers, messages, money, ops, orders, payments, pricing, transfers, uploads,
 };
 use crate::state::AppState;
 
@@ -41,6 +41,7 @@ mod constraints;
         couriers::register, couriers::online, couriers::offline, couriers::location,
         couriers::tasks, couriers::open, couriers::grab, couriers::pickup,
         couriers::deliver, couriers::confirm,
+        uploads::upload, uploads::photo,
         messages::add_form_ids, messages::subscribe, messages::share_code, messages::file,
         payments::pay_notify, payments::refund_notify,
         payments::sandbox_pay, payments::sandbox_messages, payments::sandbox_fail_sends,
@@ -61,6 +62,7 @@ mod constraints;
         (name = "payments", description = "WeChat Pay: prepay and notifies"),
         (name = "couriers", description = "Couriers: presence, tasks, grab, pickup, deliver"),
         (name = "messages", description = "Form ids, subscriptions, share codes"),
+        (name = "uploads", description = "Private photos: student cards, proof of delivery, dispute evidence"),
         (name = "money", description = "Couriers' wallets"),
         (name = "sandbox", description = "The WeChat simulator (sandbox mode only; 404 in live mode)"),
         (name = "admin", description = "The operator console's API (Bearer admin.token; 404 when unset)"),

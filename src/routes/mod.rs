@@ -11,4 +11,5 @@ pub mod orders;
 pub mod payments;
 pub mod pricing;
 pub mod transfers;
+pub mod uploads;
 pub mod view;

@@ -26,5 +26,6 @@ mod resilience;
 mod secrets;
 mod sharecode;
 mod token;
+mod uploads;
 mod wechat_live;
 mod wechatpay_v3;

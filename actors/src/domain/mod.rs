@@ -55,6 +55,7 @@ mod place;
 mod session;
 mod share;
 mod token;
+mod upload;
 
 pub use courier::*;
 pub use history::*;
@@ -66,6 +67,7 @@ pub use place::*;
 pub use session::*;
 pub use share::*;
 pub use token::*;
+pub use upload::*;
 
 /// Largest fee an order may carry, in fen (1 000 yuan).
 pub const MAX_FEE_FEN: u32 = 100_000;

@@ -23,6 +23,7 @@
 //! - `meta`: `access_token` → the app's current access token
 //! - `share_codes`: scene `\0` page → the uploaded wxacode's URL
 //! - `couriers`: openid → courier profile
+//! - `uploads`: upload id → the photo's record (owner, type, the order it proves)
 //! - `outbox`: entry id (u64 BE, increasing) → a message to send, written in
 //!   the same transaction as the order change it announces
 //!
@@ -45,6 +46,7 @@ mod records;
 mod sessions;
 mod sharecodes;
 mod tokens;
+mod uploads;
 
 pub use couriers::CourierRepo;
 pub use formids::FormIdRepo;
@@ -55,6 +57,7 @@ pub use payments::PaymentRepo;
 pub use sessions::SessionRepo;
 pub use sharecodes::ShareCodeRepo;
 pub use tokens::TokenRepo;
+pub use uploads::UploadRepo;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
@@ -71,7 +74,7 @@ use tokio::sync::oneshot;
 
 use crate::domain::{
     CourierProfile, IdempotencyKey, OpenId, Order, OrderId, OutboxEntry, PooledId, Session, Status,
-    StoredToken,
+    StoredToken, Upload, UploadId,
 };
 
 /// Version byte in front of every stored record: v1 is bincode of the
@@ -150,6 +153,7 @@ struct Inner {
     meta: sled::Tree,
     share_codes: sled::Tree,
     couriers: sled::Tree,
+    uploads: sled::Tree,
     outbox: sled::Tree,
     ledger_inbox: sled::Tree,
     ledger_postings: sled::Tree,
@@ -211,6 +215,7 @@ impl Store {
             meta: db.open_tree("meta")?,
             share_codes: db.open_tree("share_codes")?,
             couriers: db.open_tree("couriers")?,
+            uploads: db.open_tree("uploads")?,
             outbox: db.open_tree("outbox")?,
             ledger_inbox: db.open_tree("ledger_inbox")?,
             ledger_postings: db.open_tree("ledger_postings")?,
@@ -349,6 +354,11 @@ impl Store {
     /// The sessions actor's tree.
     pub fn session_repo(&self) -> SessionRepo {
         SessionRepo(self.clone())
+    }
+
+    /// The uploads actor's tree.
+    pub fn upload_repo(&self) -> UploadRepo {
+        UploadRepo(self.clone())
     }
 }
 

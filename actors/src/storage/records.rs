@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::domain::{
-    Change, ChangedBy, CourierProfile, Event, Fen, Location, MessageKind, OpenId, Order, OrderId,
-    OrderKind, OrderParts, OutboxEntry, PhoneNumber, PlaceId, PooledId, Session, Status,
-    StoredToken, Tip, Via,
+    Change, ChangedBy, CourierProfile, Event, Fen, ImageType, Location, MessageKind, OpenId, Order,
+    OrderId, OrderKind, OrderParts, OutboxEntry, PhoneNumber, PlaceId, PooledId, Session, Status,
+    StoredToken, Tip, Upload, UploadId, Via,
 };
 use crate::ledger::{
     Account, Entry, Leg, Mismatch, MismatchKind, MoneyEvent, Posted, Posting, PostingKind,
@@ -640,6 +640,56 @@ impl Stored for CourierProfile {
             openid: open_id(&r.openid)?,
             name: r.name,
             phone: PhoneNumber::parse(&r.phone).map_err(|_| Unreadable)?,
+        })
+    }
+}
+
+/// An uploaded photo (tag `RECORD_V1`).
+#[derive(Serialize, Deserialize)]
+pub(super) struct UploadV1 {
+    id: String,
+    owner: String,
+    /// 0 JPEG, 1 PNG.
+    image: u8,
+    size: u32,
+    width: u32,
+    height: u32,
+    order: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+}
+
+impl Stored for Upload {
+    type Record = UploadV1;
+    fn to_record(&self) -> UploadV1 {
+        UploadV1 {
+            id: self.id.as_str().to_owned(),
+            owner: self.owner.as_str().to_owned(),
+            image: match self.image {
+                ImageType::Jpeg => 0,
+                ImageType::Png => 1,
+            },
+            size: self.size,
+            width: self.width,
+            height: self.height,
+            order: self.order.as_ref().map(|o| o.as_str().to_owned()),
+            created_at: self.created_at,
+        }
+    }
+    fn from_record(r: UploadV1) -> Result<Self, Unreadable> {
+        Ok(Upload {
+            id: UploadId::parse(&r.id).map_err(|_| Unreadable)?,
+            owner: open_id(&r.owner)?,
+            image: match r.image {
+                0 => ImageType::Jpeg,
+                1 => ImageType::Png,
+                _ => return Err(Unreadable),
+            },
+            size: r.size,
+            width: r.width,
+            height: r.height,
+            order: r.order.as_deref().map(order_id).transpose()?,
+            created_at: r.created_at,
         })
     }
 }
