@@ -40,6 +40,9 @@ pub struct Settings {
     /// Couriers' earnings and the platform's commission.
     #[serde(default)]
     pub money: MoneySettings,
+    /// Courier review and give-back limits.
+    #[serde(default)]
+    pub couriers: CourierSettings,
     /// Log output.
     #[serde(default)]
     pub log: LogSettings,
@@ -58,6 +61,21 @@ pub struct AdminSettings {
     /// Bearer token of the operator console; unset turns it off (404).
     #[serde(default)]
     pub token: Option<lastmile_actors::wechat::Secret>,
+}
+
+/// `[couriers]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CourierSettings {
+    /// Operators approve couriers before they work; false approves every
+    /// applicant at once.
+    pub review: bool,
+}
+
+impl Default for CourierSettings {
+    fn default() -> Self {
+        Self { review: true }
+    }
 }
 
 /// `[money]`

@@ -27,7 +27,8 @@ use lastmile_actors::wechat::{Mode, SandboxWeChat, WeChat, WeChatError};
 use crate::config::Settings;
 use crate::error::ApiError;
 use crate::routes::{
-    admin, auth, couriers, messages, money, ops, orders, payments, pricing, transfers, uploads,
+    admin, auth, couriers, messages, money, ops, orders, payments, pricing, transfers, trust,
+    uploads,
 };
 use crate::state::AppState;
 use crate::{limits, openapi, telemetry};
@@ -105,7 +106,7 @@ pub fn start_services(
             max_unpaid: settings.orders.max_unpaid,
         },
     );
-    let sessions = Sessions::start(store.session_repo(), wechat.client.clone());
+    let sessions = Sessions::start(store.session_repo(), wechat.client.clone())?;
     let messages = &settings.messages;
     let templates = [
         &messages.template_assigned,
@@ -137,6 +138,7 @@ pub fn start_services(
             dropoff_service: settings.dispatch.dropoff_service,
             target: settings.dispatch.target,
             max: settings.dispatch.max,
+            review: settings.couriers.review,
         },
     );
     let notifications = Notifications::start(
@@ -218,6 +220,7 @@ pub fn start_services(
             lastmile_actors::ratelimit::Rate::strikes(settings.http.failed_attempts_per_minute),
         ),
         files_dir,
+        couriers_reviewed: settings.couriers.review,
         uploads,
         public_base: Arc::from(notify_base),
         sandbox: wechat.sandbox,
@@ -388,6 +391,21 @@ fn routes() -> Vec<actix_web::Resource> {
         documented::<admin::__path_force_offline>(|r| {
             r.route(web::post().to(admin::force_offline))
         }),
+        documented::<trust::__path_couriers>(|r| r.route(web::get().to(trust::couriers))),
+        documented::<trust::__path_approve_courier>(|r| {
+            r.route(web::post().to(trust::approve_courier))
+        }),
+        documented::<trust::__path_reject_courier>(|r| {
+            r.route(web::post().to(trust::reject_courier))
+        }),
+        documented::<trust::__path_suspend_courier>(|r| {
+            r.route(web::post().to(trust::suspend_courier))
+        }),
+        documented::<trust::__path_reinstate_courier>(|r| {
+            r.route(web::post().to(trust::reinstate_courier))
+        }),
+        documented::<trust::__path_block_user>(|r| r.route(web::post().to(trust::block_user))),
+        documented::<trust::__path_unblock_user>(|r| r.route(web::post().to(trust::unblock_user))),
         plain("/admin", |r| r.route(web::get().to(admin::console))),
         plain("/docs", |r| r.route(web::get().to(ops::docs_redirect))),
         plain("/openapi.json", |r| r.route(web::get().to(openapi::spec))),

@@ -43,6 +43,8 @@ pub struct AppState {
     pub rate_limits: Option<lastmile_actors::ratelimit::RateLimits>,
     /// Failed admin sign-ins and refused callbacks per address (always on).
     pub strikes: lastmile_actors::ratelimit::RateLimits,
+    /// `couriers.review`: applications need a student number and card photo.
+    pub couriers_reviewed: bool,
     /// Private photos.
     pub uploads: lastmile_actors::uploads::Uploads,
     /// The service's public address (`wechat.notify_base`, else the bound one).

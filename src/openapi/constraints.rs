@@ -165,6 +165,11 @@ fn bodies(doc: &mut Value, places: &[Value]) {
         ("ReassignBody", "courier", json!({"pattern": OPENID})),
         ("RefundBody", "reason", text(1, 200)),
         ("RejectBody", "reason", text(1, 200)),
+        ("RegisterBody", "student_no", text(1, 32)),
+        ("RegisterBody", "card_photo", json!({"pattern": UPLOAD_ID})),
+        ("ReasonBody", "reason", text(1, 200)),
+        ("SuspendBody", "reason", text(1, 200)),
+        ("SuspendBody", "until", json!({"pattern": RFC3339})),
     ];
     for (schema, property, rule) in rules {
         let pointer = format!("/components/schemas/{schema}/properties/{property}");
@@ -258,6 +263,42 @@ fn parameters(doc: &mut Value, places: &[Value]) {
         ),
         (
             "/api/v1/admin/couriers/{openid}/offline",
+            "post",
+            "openid",
+            json!({"pattern": OPENID}),
+        ),
+        (
+            "/api/v1/admin/users/{openid}/block",
+            "post",
+            "openid",
+            json!({"pattern": OPENID}),
+        ),
+        (
+            "/api/v1/admin/users/{openid}/unblock",
+            "post",
+            "openid",
+            json!({"pattern": OPENID}),
+        ),
+        (
+            "/api/v1/admin/couriers/{openid}/approve",
+            "post",
+            "openid",
+            json!({"pattern": OPENID}),
+        ),
+        (
+            "/api/v1/admin/couriers/{openid}/reject",
+            "post",
+            "openid",
+            json!({"pattern": OPENID}),
+        ),
+        (
+            "/api/v1/admin/couriers/{openid}/suspend",
+            "post",
+            "openid",
+            json!({"pattern": OPENID}),
+        ),
+        (
+            "/api/v1/admin/couriers/{openid}/reinstate",
             "post",
             "openid",
             json!({"pattern": OPENID}),

@@ -4,9 +4,11 @@
 use actix_web::{web, HttpResponse};
 use lastmile_actors::dispatch::{CourierView, Presence, RouteStop, Withdrawn};
 use lastmile_actors::domain::{
-    parse_text, CourierProfile, Location, Order, OrderId, OrderKind, PhoneNumber, PlaceId, Status,
+    parse_text, Application, Location, OpenId, Order, OrderId, OrderKind, PhoneNumber, PlaceId,
+    Status, UploadId,
 };
 use lastmile_actors::orders::Step;
+use lastmile_actors::uploads::UploadError;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -16,7 +18,7 @@ use crate::extract::{ActionBody, Caller, JsonBody, OrderPath};
 use crate::routes::view::OrderView;
 use crate::state::AppState;
 
-/// `{"name", "phone"}` as sent.
+/// `{"name", "phone", "student_no", "card_photo"}` as sent.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RegisterBody {
     /// 1–32 characters.
@@ -25,6 +27,13 @@ pub struct RegisterBody {
     /// A mainland mobile number (11 digits starting with 1).
     #[schema(required = true, value_type = String, example = "13800138000")]
     phone: Option<String>,
+    /// Student number, 1–32 characters (required when couriers are reviewed).
+    #[schema(value_type = Option<String>, example = "2023010123")]
+    student_no: Option<String>,
+    /// An upload id of the caller's: a photo of their student card
+    /// (required when couriers are reviewed).
+    #[schema(value_type = Option<String>)]
+    card_photo: Option<String>,
 }
 
 /// `{"place_id"}` or `{"latitude", "longitude"}` (what `wx.getLocation`
@@ -140,7 +149,9 @@ fn place(state: &AppState, raw: Option<&str>, field: &str) -> Result<PlaceId, Ap
     Ok(PlaceId::parse(raw, &state.campus, field)?)
 }
 
-/// Becomes (or updates) a courier: name and phone.
+/// Applies to be a courier (or updates the profile): name, phone, and —
+/// when operators review couriers — student number and student-card photo.
+/// The answer's `review` says where the application stands.
 #[utoipa::path(
     post,
     path = "/api/v1/couriers/me",
@@ -148,7 +159,8 @@ fn place(state: &AppState, raw: Option<&str>, field: &str) -> Result<PlaceId, Ap
     security(("bearer" = [])),
     request_body = RegisterBody,
     responses(
-        (status = 200, description = "Registered (or updated); starts offline", body = CourierView),
+        (status = 200, description = "Applied (or updated); starts offline", body = CourierView),
+        (status = 400, description = "A field breaks a rule, or card_photo is not an upload of the caller's", body = ErrorBody),
     )
 )]
 pub async fn register(
@@ -162,12 +174,44 @@ pub async fn register(
     let phone = body
         .phone
         .ok_or_else(|| ApiError::Validation("phone is required".into()))?;
-    let profile = CourierProfile {
-        openid: me,
-        name: parse_text(&name, "name", 1, 32)?,
-        phone: PhoneNumber::parse(&phone)?,
+    let name = parse_text(&name, "name", 1, 32)?;
+    let phone = PhoneNumber::parse(&phone)?;
+    let required = |field: &str| ApiError::Validation(format!("{field} is required"));
+    let student_no = match body.student_no {
+        Some(no) => Some(parse_text(&no, "student_no", 1, 32)?),
+        None if state.couriers_reviewed => return Err(required("student_no")),
+        None => None,
     };
-    Ok(HttpResponse::Ok().json(state.dispatch.register(profile).await?))
+    let card_photo = match body.card_photo {
+        Some(raw) => Some(own_photo(&state, &me, &raw, "card_photo").await?),
+        None if state.couriers_reviewed => return Err(required("card_photo")),
+        None => None,
+    };
+    let application = Application {
+        openid: me,
+        name,
+        phone,
+        student_no,
+        card_photo,
+    };
+    Ok(HttpResponse::Ok().json(state.dispatch.register(application).await?))
+}
+
+/// An upload id naming a photo the caller uploaded (else 400 naming the field).
+pub async fn own_photo(
+    state: &AppState,
+    me: &OpenId,
+    raw: &str,
+    field: &str,
+) -> Result<UploadId, ApiError> {
+    let not_theirs =
+        || ApiError::Validation(format!("{field} must be the id of a photo you uploaded"));
+    let id = UploadId::parse(raw).map_err(|_| not_theirs())?;
+    match state.uploads.owned_by(id, me.clone()).await {
+        Ok(upload) => Ok(upload.id),
+        Err(UploadError::NotFound) => Err(not_theirs()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Goes online at a place, ready for orders.

@@ -11,5 +11,6 @@ pub mod orders;
 pub mod payments;
 pub mod pricing;
 pub mod transfers;
+pub mod trust;
 pub mod uploads;
 pub mod view;

@@ -195,6 +195,7 @@ pub fn idempotency_key(req: &HttpRequest) -> Result<Option<IdempotencyKey>, ApiE
     responses(
         (status = 201, description = "Created, awaiting payment (a replayed Idempotency-Key answers the first order)", body = OrderView,
          headers(("Location" = String, description = "The order's URL"))),
+        (status = 403, description = "An operator blocked this customer", body = ErrorBody),
         (status = 409, description = "Too many unpaid orders", body = ErrorBody),
     )
 )]
@@ -205,6 +206,11 @@ pub async fn create(
     Caller(customer): Caller,
     JsonBody(body): JsonBody<CreateOrderBody>,
 ) -> Result<HttpResponse, ApiError> {
+    if let Some(reason) = state.sessions.blocked(&customer) {
+        return Err(ApiError::Forbidden(format!(
+            "an operator blocked this account from ordering: {reason}"
+        )));
+    }
     let new = parse_new_order(body, &state.campus, now_utc())?;
     let key = idempotency_key(&req)?;
     let order = state.orders.create(customer, new, key).await?;

@@ -25,6 +25,9 @@ pub fn test_settings(dir: &Path) -> Settings {
     settings.storage.path = dir.join("data");
     settings.objects.local_dir = dir.join("data/files");
     settings.http.bind = "127.0.0.1:0".into();
+    // Most tests need working couriers, not the review queue; the review
+    // tests turn it back on.
+    settings.couriers.review = false;
     settings
 }
 
@@ -448,6 +451,8 @@ impl BinaryApp {
             .env("LASTMILE__HTTP__BIND", format!("127.0.0.1:{}", self.port))
             .env("LASTMILE__STORAGE__PATH", &self.data)
             .env("LASTMILE__HTTP__WORKERS", "2")
+            // As in process: couriers work at once unless a test reviews them.
+            .env("LASTMILE__COURIERS__REVIEW", "false")
             .env("RUST_LOG", "warn")
             .args(
                 self.config

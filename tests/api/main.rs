@@ -23,6 +23,7 @@ mod payments;
 mod payouts;
 mod replay;
 mod resilience;
+mod review;
 mod secrets;
 mod sharecode;
 mod token;

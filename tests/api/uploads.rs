@@ -60,7 +60,6 @@ where
     }
 
     /// Uploads a JPEG; answers its id.
-    #[allow(dead_code)] // used by the courier-review tests
     pub async fn upload_photo(&self, token: &str) -> String {
         let reply = self.upload(token, "image/jpeg", jpeg()).await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);

@@ -13,7 +13,7 @@ use dashmap::DashMap;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::domain::{now_utc, LoginCode, OpenId, Session};
+use crate::domain::{now_utc, Block, LoginCode, OpenId, Session};
 use crate::storage::{SessionRepo, StorageError};
 use crate::wechat::{WeChat, WeChatError, WxSession};
 
@@ -63,12 +63,26 @@ pub struct LoginGrant {
 }
 
 type Cache = Arc<DashMap<[u8; 32], Session>>;
+/// Blocked users, read on every new order (written only by the actor).
+type Blocks = Arc<DashMap<OpenId, Block>>;
 
-/// The actor that owns sessions.
+/// The actor that owns sessions and blocks.
 pub struct SessionActor {
     store: SessionRepo,
     wechat: Arc<dyn WeChat>,
     cache: Cache,
+    blocks: Blocks,
+}
+
+/// An operator blocks a user (Some) or lifts the block (None); the answer
+/// says whether anything changed.
+#[derive(Message)]
+#[rtype(result = "Result<bool, AuthError>")]
+pub struct SetBlock {
+    /// Who.
+    pub openid: OpenId,
+    /// The block, or None to lift it.
+    pub block: Option<Block>,
 }
 
 /// Log a user in with a `wx.login` code.
@@ -172,6 +186,37 @@ impl Handler<Login> for SessionActor {
     }
 }
 
+impl Handler<SetBlock> for SessionActor {
+    type Result = ResponseFuture<Result<bool, AuthError>>;
+
+    fn handle(
+        &mut self,
+        SetBlock { openid, block }: SetBlock,
+        _: &mut Self::Context,
+    ) -> Self::Result {
+        let written = match &block {
+            Some(b) => self.store.put_block(&openid, b).map(|()| true),
+            None => self.store.remove_block(&openid),
+        };
+        let changed = match (written, block) {
+            (Err(e), _) => return Box::pin(async move { Err(AuthError::Storage(e)) }),
+            (Ok(_), Some(b)) => {
+                self.blocks.insert(openid, b);
+                true
+            }
+            (Ok(removed), None) => {
+                self.blocks.remove(&openid);
+                removed
+            }
+        };
+        let store = self.store.clone();
+        Box::pin(async move {
+            store.commit().await?;
+            Ok(changed)
+        })
+    }
+}
+
 impl Handler<Authenticate> for SessionActor {
     type Result = Result<OpenId, AuthError>;
 
@@ -189,21 +234,57 @@ impl Handler<Authenticate> for SessionActor {
 pub struct Sessions {
     addr: Addr<SessionActor>,
     cache: Cache,
+    blocks: Blocks,
 }
 
 crate::supervise::inject_panic!(SessionActor, "sessions", Sessions);
 
 impl Sessions {
     /// Starts the supervised sessions actor on the current arbiter.
-    pub fn start(store: SessionRepo, wechat: Arc<dyn WeChat>) -> Self {
+    pub fn start(store: SessionRepo, wechat: Arc<dyn WeChat>) -> Result<Self, StorageError> {
         let cache: Cache = Arc::new(DashMap::new());
-        let actor_cache = cache.clone();
+        let blocks: Blocks = Arc::new(store.all_blocks()?.into_iter().collect());
+        let (actor_cache, actor_blocks) = (cache.clone(), blocks.clone());
         let addr = Supervisor::start(move |_| SessionActor {
             store,
             wechat,
             cache: actor_cache,
+            blocks: actor_blocks,
         });
-        Self { addr, cache }
+        Ok(Self {
+            addr,
+            cache,
+            blocks,
+        })
+    }
+
+    /// Why a user is blocked from ordering, if they are.
+    pub fn blocked(&self, openid: &OpenId) -> Option<String> {
+        self.blocks.get(openid).map(|b| b.reason.clone())
+    }
+
+    /// Blocks a user (durable before it answers); true when it changed something.
+    pub async fn block(&self, openid: OpenId, reason: String) -> Result<bool, AuthError> {
+        let block = Block {
+            reason,
+            at: now_utc(),
+        };
+        self.addr
+            .send(SetBlock {
+                openid,
+                block: Some(block),
+            })
+            .await?
+    }
+
+    /// Lifts a block; false when there was none.
+    pub async fn unblock(&self, openid: OpenId) -> Result<bool, AuthError> {
+        self.addr
+            .send(SetBlock {
+                openid,
+                block: None,
+            })
+            .await?
     }
 
     /// Logs in with a `wx.login` code; durable before it answers.

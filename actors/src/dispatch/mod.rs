@@ -38,7 +38,10 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::campus::Campus;
-use crate::domain::{now_utc, ChangedBy, CourierProfile, OpenId, Order, OrderId, PlaceId, Status};
+use crate::domain::{
+    now_utc, Application, ChangedBy, CourierProfile, Decision, OpenId, Order, OrderId, PlaceId,
+    Review, Status, UploadId,
+};
 use crate::orders::{OrderError, OrderEvent, OrderWaiting, Orders, TaskChanged};
 use crate::storage::CourierRepo;
 use planner::{Params, Point, RouteTask};
@@ -73,6 +76,9 @@ pub struct DispatchConfig {
     pub target: Duration,
     /// Click-to-door never to pass.
     pub max: Duration,
+    /// Operators approve couriers (`couriers.review`); else every applicant
+    /// is approved at once.
+    pub review: bool,
 }
 
 /// Why a courier request failed.
@@ -127,6 +133,22 @@ pub struct CourierView {
     pub place_id: Option<String>,
     /// Open tasks (assigned or picked up).
     pub open_tasks: u32,
+    /// Where the application stands (a suspension past its end reads approved).
+    pub review: Review,
+    /// The operator's reason for a rejection or suspension.
+    pub reason: Option<String>,
+    /// When a suspension ends by itself.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub suspended_until: Option<OffsetDateTime>,
+    /// Student number.
+    pub student_no: Option<String>,
+    /// The student-card photo (an upload id).
+    #[schema(value_type = Option<String>)]
+    pub card_photo: Option<UploadId>,
+    /// When they (last) applied.
+    #[serde(with = "time::serde::rfc3339")]
+    pub applied_at: OffsetDateTime,
 }
 
 struct Waiting {
@@ -259,8 +281,28 @@ pub struct Dispatcher {
 #[derive(Message)]
 #[rtype(result = "Result<CourierView, DispatchError>")]
 pub struct Register {
-    /// The profile.
-    pub profile: CourierProfile,
+    /// What they send.
+    pub application: Application,
+}
+
+/// An operator's decision about a courier; the answer says whether it
+/// changed anything. A courier barred by it is taken offline and loses
+/// the tasks not yet picked up before the answer.
+#[derive(Message)]
+#[rtype(result = "Result<(CourierView, bool), DispatchError>")]
+pub struct Decide {
+    /// Who.
+    pub courier: OpenId,
+    /// What.
+    pub decision: Decision,
+}
+
+/// Every courier, or those in one review state, oldest application first.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<CourierView>, DispatchError>")]
+pub struct ListCouriers {
+    /// Only this state.
+    pub review: Option<Review>,
 }
 
 /// What a courier says about themselves.
@@ -543,6 +585,8 @@ impl Dispatcher {
 
     fn view(&self, profile: CourierProfile) -> CourierView {
         let present = self.couriers.get(&profile.openid);
+        let review = profile.review_at(now_utc());
+        let suspended = review == Review::Suspended;
         CourierView {
             online: self.is_online(&profile.openid),
             place_id: present.map(|p| self.campus.places()[p.place].id.clone()),
@@ -550,7 +594,48 @@ impl Dispatcher {
             openid: profile.openid,
             name: profile.name,
             phone: profile.phone,
+            review,
+            reason: matches!(review, Review::Rejected | Review::Suspended)
+                .then_some(profile.reason)
+                .flatten(),
+            suspended_until: profile.suspended_until.filter(|_| suspended),
+            student_no: profile.student_no,
+            card_photo: profile.card_photo,
+            applied_at: profile.applied_at,
         }
+    }
+
+    /// The profile of a courier who may work now (else Forbidden naming
+    /// the review state).
+    fn worker(&self, courier: &OpenId) -> Result<CourierProfile, DispatchError> {
+        let profile = self.profile(courier)?;
+        profile
+            .may_work(now_utc())
+            .map_err(DispatchError::Forbidden)?;
+        Ok(profile)
+    }
+
+    /// Whether a courier holding tasks may keep them (a profile that cannot
+    /// be read keeps them: storage trouble is no verdict).
+    fn barred(&self, courier: &OpenId) -> bool {
+        matches!(
+            self.store.get_courier(courier),
+            Ok(Some(p)) if p.may_work(now_utc()).is_err()
+        )
+    }
+
+    /// Gives back at once the tasks a courier has not picked up.
+    fn take_back(&mut self, courier: &OpenId) -> Vec<OrderId> {
+        let ids: Vec<OrderId> = self
+            .tasks
+            .get(courier)
+            .into_iter()
+            .flat_map(|t| t.iter())
+            .filter(|(id, task)| task.status == Status::Assigned && !self.unassigning.contains(*id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        self.unassigning.extend(ids.iter().cloned());
+        ids
     }
 
     fn profile(&self, courier: &OpenId) -> Result<CourierProfile, DispatchError> {
@@ -810,6 +895,12 @@ impl Dispatcher {
                     metrics::histogram!("lastmile_dispatch_assignment_latency_seconds")
                         .record(w.as_secs_f64());
                 }
+                // Suspended while this assignment was on its way: it goes
+                // back like the rest of their untouched tasks.
+                if self.barred(courier) {
+                    let ids = self.take_back(courier);
+                    self.unassign_all(ids, courier.clone());
+                }
             }
             Some(e) => {
                 match e {
@@ -826,8 +917,25 @@ impl Dispatcher {
         self.publish();
     }
 
-    /// Couriers offline (or silent) longer than `reassign_after` give back
-    /// the tasks they have not picked up.
+    /// Asks the shards to take tasks back from a courier.
+    fn unassign_all(&self, ids: Vec<OrderId>, courier: OpenId) {
+        for id in ids {
+            let (orders, courier) = (self.orders.clone(), courier.clone());
+            actix::spawn(async move {
+                if let Err(e) = orders
+                    .unassign(id.clone(), courier, ChangedBy::Dispatcher)
+                    .await
+                {
+                    tracing::warn!(order = %id, error = %e, "could not take a task back");
+                }
+            });
+        }
+    }
+
+    /// Couriers offline (or silent) longer than `reassign_after`, and
+    /// couriers barred from working (a suspension a crash interrupted, or
+    /// one that raced an assignment), give back the tasks they have not
+    /// picked up.
     fn reassign_stale(&mut self) {
         let stale: Vec<(OrderId, OpenId)> = self
             .tasks
@@ -835,6 +943,7 @@ impl Dispatcher {
             .filter(|(courier, _)| {
                 self.offline_since(courier)
                     .is_some_and(|t| t.elapsed() >= self.config.reassign_after)
+                    || self.barred(courier)
             })
             .flat_map(|(courier, tasks)| {
                 tasks
@@ -1017,8 +1126,29 @@ impl Dispatcher {
 impl Handler<Register> for Dispatcher {
     type Result = ResponseFuture<Result<CourierView, DispatchError>>;
 
-    fn handle(&mut self, Register { profile }: Register, _: &mut Self::Context) -> Self::Result {
+    fn handle(
+        &mut self,
+        Register { application }: Register,
+        _: &mut Self::Context,
+    ) -> Self::Result {
+        let existing = match self.store.get_courier(&application.openid) {
+            Ok(existing) => existing,
+            Err(e) => {
+                let e = DispatchError::Unavailable(crate::errors::cause(e));
+                return Box::pin(async move { Err(e) });
+            }
+        };
+        let profile = CourierProfile::apply(existing, application, self.config.review, now_utc());
         let stored = self.store.put_courier(&profile);
+        // New papers send an approved courier back to review: off duty
+        // until an operator looks again.
+        if stored.is_ok() && profile.may_work(now_utc()).is_err() && self.is_online(&profile.openid)
+        {
+            self.go_offline(&profile.openid);
+            let ids = self.take_back(&profile.openid);
+            self.unassign_all(ids, profile.openid.clone());
+            self.publish();
+        }
         let view = self.view(profile);
         let store = self.store.clone();
         Box::pin(async move {
@@ -1040,7 +1170,10 @@ impl Handler<SetPresence> for Dispatcher {
         SetPresence { courier, presence }: SetPresence,
         ctx: &mut Self::Context,
     ) -> Self::Result {
-        let profile = self.profile(&courier)?;
+        let profile = match presence {
+            Presence::Online(_) => self.worker(&courier)?,
+            _ => self.profile(&courier)?,
+        };
         let place_of =
             |p: &PlaceId, places: &HashMap<String, usize>| places.get(p.as_str()).copied();
         match presence {
@@ -1110,6 +1243,7 @@ impl Handler<Grab> for Dispatcher {
                 }
                 other => other?,
             };
+            self.worker(&courier)?;
             if !self.is_online(&courier) {
                 return Err(DispatchError::Forbidden("go online to take orders"));
             }
@@ -1192,6 +1326,95 @@ impl Handler<ForceOffline> for Dispatcher {
     }
 }
 
+impl Handler<Decide> for Dispatcher {
+    type Result = ResponseActFuture<Self, Result<(CourierView, bool), DispatchError>>;
+
+    fn handle(
+        &mut self,
+        Decide { courier, decision }: Decide,
+        _: &mut Self::Context,
+    ) -> Self::Result {
+        let decided = (|| {
+            let mut profile = match self.profile(&courier) {
+                Err(DispatchError::Forbidden(_)) => return Err(DispatchError::UnknownCourier),
+                other => other?,
+            };
+            let changed = profile
+                .decide(decision, now_utc())
+                .map_err(|m| DispatchError::Conflict(m.into()))?;
+            if changed {
+                self.store
+                    .put_courier(&profile)
+                    .map_err(|e| DispatchError::Unavailable(crate::errors::cause(e)))?;
+            }
+            Ok((profile, changed))
+        })();
+        let (profile, changed) = match decided {
+            Ok(d) => d,
+            Err(e) => return Box::pin(async move { Err(e) }.into_actor(self)),
+        };
+        let barred = profile.may_work(now_utc()).is_err();
+        let give_back = if changed && barred {
+            self.go_offline(&courier);
+            self.publish();
+            self.take_back(&courier)
+        } else {
+            Vec::new()
+        };
+        let (store, orders, who) = (self.store.clone(), self.orders.clone(), courier.clone());
+        Box::pin(
+            async move {
+                store
+                    .commit()
+                    .await
+                    .map_err(|e| DispatchError::Unavailable(crate::errors::cause(e)))?;
+                // Durable first: a crash from here on is finished by
+                // reassign_stale, which takes tasks from barred couriers.
+                for id in give_back {
+                    if let Err(e) = orders
+                        .unassign(id.clone(), who.clone(), ChangedBy::Operator)
+                        .await
+                    {
+                        tracing::warn!(order = %id, error = %e, "could not take a task back");
+                    }
+                }
+                Ok(())
+            }
+            .into_actor(self)
+            .map(move |done: Result<(), DispatchError>, act, _| {
+                done?;
+                Ok((act.view(profile), changed))
+            }),
+        )
+    }
+}
+
+impl Handler<ListCouriers> for Dispatcher {
+    type Result = Result<Vec<CourierView>, DispatchError>;
+
+    fn handle(
+        &mut self,
+        ListCouriers { review }: ListCouriers,
+        _: &mut Self::Context,
+    ) -> Self::Result {
+        let mut all = self
+            .store
+            .all_couriers()
+            .map_err(|e| DispatchError::Unavailable(crate::errors::cause(e)))?;
+        all.sort_by(|a, b| {
+            a.applied_at
+                .cmp(&b.applied_at)
+                .then(a.openid.cmp(&b.openid))
+        });
+        let now = now_utc();
+        Ok(all
+            .into_iter()
+            .filter(|p| review.is_none_or(|r| p.review_at(now) == r))
+            .map(|p| self.view(p))
+            .collect())
+    }
+}
+
 impl Handler<GetBoard> for Dispatcher {
     type Result = MessageResult<GetBoard>;
 
@@ -1208,7 +1431,7 @@ impl Handler<OpenOrders> for Dispatcher {
         OpenOrders { courier, near }: OpenOrders,
         _: &mut Self::Context,
     ) -> Self::Result {
-        self.profile(&courier)?;
+        self.worker(&courier)?;
         if !self.is_online(&courier) {
             return Err(DispatchError::Forbidden(
                 "open orders are for online couriers",
@@ -1339,8 +1562,25 @@ impl Dispatch {
     }
 
     /// Registers (or updates) a courier.
-    pub async fn register(&self, profile: CourierProfile) -> Result<CourierView, DispatchError> {
-        self.addr.send(Register { profile }).await?
+    pub async fn register(&self, application: Application) -> Result<CourierView, DispatchError> {
+        self.addr.send(Register { application }).await?
+    }
+
+    /// An operator's decision about a courier; true when it changed something.
+    pub async fn decide(
+        &self,
+        courier: OpenId,
+        decision: Decision,
+    ) -> Result<(CourierView, bool), DispatchError> {
+        self.addr.send(Decide { courier, decision }).await?
+    }
+
+    /// Couriers (in one review state), oldest application first.
+    pub async fn couriers(
+        &self,
+        review: Option<Review>,
+    ) -> Result<Vec<CourierView>, DispatchError> {
+        self.addr.send(ListCouriers { review }).await?
     }
 
     /// Online / offline / location.

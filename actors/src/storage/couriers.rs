@@ -9,23 +9,52 @@ pub struct CourierRepo(pub(super) Store);
 impl CourierRepo {
     /// Saves a courier profile.
     pub fn put_courier(&self, profile: &CourierProfile) -> Result<(), StorageError> {
+        let bytes = encode_tagged(COURIER_V2, &records::CourierV2::from(profile))?;
         self.0
             .inner
             .couriers
-            .insert(profile.openid.as_str().as_bytes(), store(profile)?)?;
+            .insert(profile.openid.as_str().as_bytes(), bytes)?;
         Ok(())
     }
 
     /// A courier profile.
     pub fn get_courier(&self, openid: &OpenId) -> Result<Option<CourierProfile>, StorageError> {
         match self.0.inner.couriers.get(openid.as_str().as_bytes())? {
-            Some(bytes) => load(&bytes, openid.as_str()).map(Some),
+            Some(bytes) => courier_of(&bytes, openid.as_str()).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// Every courier profile (a campus has hundreds, not millions).
+    pub fn all_couriers(&self) -> Result<Vec<CourierProfile>, StorageError> {
+        let mut all = Vec::new();
+        for entry in self.0.inner.couriers.iter() {
+            let (key, bytes) = entry?;
+            all.push(courier_of(&bytes, &String::from_utf8_lossy(&key))?);
+        }
+        Ok(all)
     }
 
     /// Waits until every write made before this call is on disk.
     pub async fn commit(&self) -> Result<(), StorageError> {
         self.0.commit().await
+    }
+}
+
+/// A stored profile of any version.
+pub(super) fn courier_of(bytes: &[u8], key: &str) -> Result<CourierProfile, StorageError> {
+    let corrupt = || StorageError::Corrupt {
+        key: key.to_owned(),
+    };
+    match bytes.split_first() {
+        Some((&COURIER_V2, body)) => bincode::deserialize::<records::CourierV2>(body)
+            .map_err(|_| corrupt())?
+            .domain()
+            .map_err(|_| corrupt()),
+        Some((&RECORD_V1, body)) => bincode::deserialize::<records::CourierV1>(body)
+            .map_err(|_| corrupt())?
+            .upgrade()
+            .map_err(|_| corrupt()),
+        _ => Err(corrupt()),
     }
 }

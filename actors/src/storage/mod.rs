@@ -17,6 +17,7 @@
 //! - `idempotency`: openid `\0` Idempotency-Key → order id
 //! - `payments`: order id → versioned payment session (prepay, transaction, refund)
 //! - `sessions`: sha256(token) → versioned session record
+//! - `blocked`: openid → an operator's block on that user (reason, since)
 //! - `formids`: openid `\0` expires-at (unix s, u64 BE) id (u64 BE) → pooled
 //!   form_id or prepay_id with its uses left (earliest-expiring first)
 //! - `grants`: openid `\0` template id → subscribe-message grants left (u32 BE)
@@ -73,8 +74,8 @@ use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
 use crate::domain::{
-    CourierProfile, IdempotencyKey, OpenId, Order, OrderId, OutboxEntry, PooledId, Session, Status,
-    StoredToken, Upload, UploadId,
+    Block, CourierProfile, IdempotencyKey, OpenId, Order, OrderId, OutboxEntry, PooledId, Session,
+    Status, StoredToken, Upload, UploadId,
 };
 
 /// Version byte in front of every stored record: v1 is bincode of the
@@ -89,6 +90,9 @@ const ORDER_V3: u8 = 3;
 /// Tag of an order with a tip (the v3 record, then the tip); an order
 /// without one is still written as v2 or v3.
 const ORDER_V4: u8 = 4;
+/// Tag of a courier profile with its review; a v1 profile (before
+/// review) reads as approved.
+const COURIER_V2: u8 = 2;
 /// sled's page cache; big enough to hold the working set of active orders.
 const CACHE_BYTES: u64 = 256 * 1024 * 1024;
 /// How many index entries one list call may skip over when filtering by status.
@@ -148,6 +152,7 @@ struct Inner {
     idempotency: sled::Tree,
     payments: sled::Tree,
     sessions: sled::Tree,
+    blocked: sled::Tree,
     formids: sled::Tree,
     grants: sled::Tree,
     meta: sled::Tree,
@@ -210,6 +215,7 @@ impl Store {
             idempotency: db.open_tree("idempotency")?,
             payments: db.open_tree("payments")?,
             sessions: db.open_tree("sessions")?,
+            blocked: db.open_tree("blocked")?,
             formids: db.open_tree("formids")?,
             grants: db.open_tree("grants")?,
             meta: db.open_tree("meta")?,
@@ -462,8 +468,12 @@ fn load<T: records::Stored>(bytes: &[u8], key: &str) -> Result<T, StorageError> 
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StorageError> {
+    encode_tagged(RECORD_V1, value)
+}
+
+fn encode_tagged<T: Serialize>(tag: u8, value: &T) -> Result<Vec<u8>, StorageError> {
     let mut out = Vec::with_capacity(256);
-    out.push(RECORD_V1);
+    out.push(tag);
     bincode::serialize_into(&mut out, value).map_err(|_| StorageError::Corrupt {
         key: "(encode)".into(),
     })?;
@@ -868,6 +878,12 @@ mod tests {
                 openid,
                 name: "小王".into(),
                 phone: crate::domain::PhoneNumber::parse("13800138000").expect("phone"),
+                student_no: None,
+                card_photo: None,
+                review: crate::domain::Review::Approved,
+                reason: None,
+                suspended_until: None,
+                applied_at: OffsetDateTime::UNIX_EPOCH,
             },
         )
     }
@@ -897,15 +913,24 @@ mod tests {
         assert_eq!(store(&pooled).expect("encodes"), pooled_bytes);
         assert_eq!(store(&outbox).expect("encodes"), outbox_bytes);
         assert_eq!(store(&token).expect("encodes"), token_bytes);
-        assert_eq!(store(&courier).expect("encodes"), courier_bytes);
         assert_eq!(load::<Session>(&session_bytes, "k").ok(), Some(session));
         assert_eq!(load::<PooledId>(&pooled_bytes, "k").ok(), Some(pooled));
         assert_eq!(load::<OutboxEntry>(&outbox_bytes, "k").ok(), Some(outbox));
         assert_eq!(load::<StoredToken>(&token_bytes, "k").ok(), Some(token));
+        // A courier stored before review reads as approved.
         assert_eq!(
-            load::<CourierProfile>(&courier_bytes, "k").ok(),
-            Some(courier)
+            couriers::courier_of(&courier_bytes, "k").ok(),
+            Some(courier.clone())
         );
+        let mut reviewed = courier;
+        reviewed.review = crate::domain::Review::Suspended;
+        reviewed.reason = Some("no-show".into());
+        reviewed.suspended_until = Some(OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000));
+        reviewed.card_photo = Some(crate::domain::UploadId::generate(
+            OffsetDateTime::UNIX_EPOCH,
+        ));
+        let v2 = encode_tagged(COURIER_V2, &records::CourierV2::from(&reviewed)).expect("encodes");
+        assert_eq!(couriers::courier_of(&v2, "k").ok(), Some(reviewed));
     }
 
     #[test]

@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::domain::{
-    Change, ChangedBy, CourierProfile, Event, Fen, ImageType, Location, MessageKind, OpenId, Order,
-    OrderId, OrderKind, OrderParts, OutboxEntry, PhoneNumber, PlaceId, PooledId, Session, Status,
-    StoredToken, Tip, Upload, UploadId, Via,
+    Block, Change, ChangedBy, CourierProfile, Event, Fen, ImageType, Location, MessageKind, OpenId,
+    Order, OrderId, OrderKind, OrderParts, OutboxEntry, PhoneNumber, PlaceId, PooledId, Review,
+    Session, Status, StoredToken, Tip, Upload, UploadId, Via,
 };
 use crate::ledger::{
     Account, Entry, Leg, Mismatch, MismatchKind, MoneyEvent, Posted, Posting, PostingKind,
@@ -618,7 +618,8 @@ impl Stored for StoredToken {
     }
 }
 
-/// A courier profile (tag `RECORD_V1`).
+/// A courier profile before review (tag `RECORD_V1`): such a courier was
+/// taken on before couriers were reviewed, so reads as approved.
 #[derive(Serialize, Deserialize)]
 pub(super) struct CourierV1 {
     openid: String,
@@ -626,20 +627,115 @@ pub(super) struct CourierV1 {
     phone: String,
 }
 
-impl Stored for CourierProfile {
-    type Record = CourierV1;
-    fn to_record(&self) -> CourierV1 {
-        CourierV1 {
-            openid: self.openid.as_str().to_owned(),
-            name: self.name.clone(),
-            phone: self.phone.as_str().to_owned(),
+impl CourierV1 {
+    /// The profile it stands for: approved, applied at the epoch.
+    pub(super) fn upgrade(self) -> Result<CourierProfile, Unreadable> {
+        Ok(CourierProfile {
+            openid: open_id(&self.openid)?,
+            name: self.name,
+            phone: PhoneNumber::parse(&self.phone).map_err(|_| Unreadable)?,
+            student_no: None,
+            card_photo: None,
+            review: Review::Approved,
+            reason: None,
+            suspended_until: None,
+            applied_at: OffsetDateTime::UNIX_EPOCH,
+        })
+    }
+}
+
+/// A courier profile with its review (tag `COURIER_V2`).
+#[derive(Serialize, Deserialize)]
+pub(super) struct CourierV2 {
+    openid: String,
+    name: String,
+    phone: String,
+    student_no: Option<String>,
+    card_photo: Option<String>,
+    /// 0 pending, 1 approved, 2 rejected, 3 suspended.
+    review: u8,
+    reason: Option<String>,
+    /// Unix milliseconds (serde's optional RFC 3339 does not read back
+    /// from bincode).
+    suspended_until_ms: Option<i64>,
+    #[serde(with = "time::serde::rfc3339")]
+    applied_at: OffsetDateTime,
+}
+
+impl From<&CourierProfile> for CourierV2 {
+    fn from(p: &CourierProfile) -> Self {
+        CourierV2 {
+            openid: p.openid.as_str().to_owned(),
+            name: p.name.clone(),
+            phone: p.phone.as_str().to_owned(),
+            student_no: p.student_no.clone(),
+            card_photo: p.card_photo.as_ref().map(|c| c.as_str().to_owned()),
+            review: match p.review {
+                Review::Pending => 0,
+                Review::Approved => 1,
+                Review::Rejected => 2,
+                Review::Suspended => 3,
+            },
+            reason: p.reason.clone(),
+            suspended_until_ms: p.suspended_until.map(crate::domain::unix_ms),
+            applied_at: p.applied_at,
         }
     }
-    fn from_record(r: CourierV1) -> Result<Self, Unreadable> {
+}
+
+impl CourierV2 {
+    /// The profile it holds.
+    pub(super) fn domain(self) -> Result<CourierProfile, Unreadable> {
         Ok(CourierProfile {
-            openid: open_id(&r.openid)?,
-            name: r.name,
-            phone: PhoneNumber::parse(&r.phone).map_err(|_| Unreadable)?,
+            openid: open_id(&self.openid)?,
+            name: self.name,
+            phone: PhoneNumber::parse(&self.phone).map_err(|_| Unreadable)?,
+            student_no: self.student_no,
+            card_photo: self
+                .card_photo
+                .as_deref()
+                .map(|c| UploadId::parse(c).map_err(|_| Unreadable))
+                .transpose()?,
+            review: match self.review {
+                0 => Review::Pending,
+                1 => Review::Approved,
+                2 => Review::Rejected,
+                3 => Review::Suspended,
+                _ => return Err(Unreadable),
+            },
+            reason: self.reason,
+            suspended_until: self
+                .suspended_until_ms
+                .map(|ms| {
+                    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+                        .map_err(|_| Unreadable)
+                })
+                .transpose()?,
+            applied_at: self.applied_at,
+        })
+    }
+}
+
+/// A block on a user (tag `RECORD_V1`).
+#[derive(Serialize, Deserialize)]
+pub(super) struct BlockV1 {
+    reason: String,
+    at_ms: i64,
+}
+
+impl Stored for Block {
+    type Record = BlockV1;
+    fn to_record(&self) -> BlockV1 {
+        BlockV1 {
+            reason: self.reason.clone(),
+            at_ms: crate::domain::unix_ms(self.at),
+        }
+    }
+    fn from_record(r: BlockV1) -> Result<Self, Unreadable> {
+        Ok(Block {
+            reason: r.reason,
+            at: OffsetDateTime::from_unix_timestamp_nanos(i128::from(r.at_ms) * 1_000_000)
+                .map_err(|_| Unreadable)?,
         })
     }
 }

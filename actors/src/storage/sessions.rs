@@ -41,6 +41,38 @@ impl SessionRepo {
         Ok(removed)
     }
 
+    /// Blocks a user (or replaces the block's reason).
+    pub fn put_block(&self, openid: &OpenId, block: &Block) -> Result<(), StorageError> {
+        self.0
+            .inner
+            .blocked
+            .insert(openid.as_str().as_bytes(), store(block)?)?;
+        Ok(())
+    }
+
+    /// Lifts a block; false when there was none.
+    pub fn remove_block(&self, openid: &OpenId) -> Result<bool, StorageError> {
+        Ok(self
+            .0
+            .inner
+            .blocked
+            .remove(openid.as_str().as_bytes())?
+            .is_some())
+    }
+
+    /// Every blocked user.
+    pub fn all_blocks(&self) -> Result<Vec<(OpenId, Block)>, StorageError> {
+        let mut all = Vec::new();
+        for item in self.0.inner.blocked.iter() {
+            let (key, value) = item?;
+            let key = String::from_utf8_lossy(&key).into_owned();
+            let openid =
+                OpenId::parse(&key).map_err(|_| StorageError::Corrupt { key: key.clone() })?;
+            all.push((openid, load(&value, &key)?));
+        }
+        Ok(all)
+    }
+
     /// Waits until every write made before this call is on disk.
     pub async fn commit(&self) -> Result<(), StorageError> {
         self.0.commit().await
