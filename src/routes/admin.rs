@@ -48,7 +48,7 @@ fn console_policy() -> &'static str {
             .encode(sha2::Sha256::digest(script.as_bytes()));
         format!(
             "default-src 'self'; style-src 'self' 'unsafe-inline'; \
-             script-src 'sha256-{hash}'; frame-ancestors 'none'"
+             img-src 'self' blob:; script-src 'sha256-{hash}'; frame-ancestors 'none'"
         )
     })
 }

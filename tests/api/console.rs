@@ -542,3 +542,186 @@ async fn an_operator_cancels_a_transfer_waiting_for_its_courier_in_the_console()
         .expect("JSON");
     assert_eq!(wallet["available_fen"], 270, "{wallet}");
 }
+
+/// `POST` as `token` with a JSON body; the answer's JSON.
+async fn post_json(
+    http: &reqwest::Client,
+    app: &BinaryApp,
+    token: &str,
+    path: &str,
+    body: Value,
+) -> Value {
+    let r = http
+        .post(app.url(path))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    assert!(r.status().is_success(), "{path}: {}", r.status());
+    r.json().await.expect("JSON")
+}
+
+#[actix_web::test]
+async fn an_operator_reviews_an_application_with_its_card_and_suspends_a_courier_in_the_console() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let app = BinaryApp::start(
+        &dir.path().join("data"),
+        &[
+            ("LASTMILE__ADMIN__TOKEN", ADMIN_TOKEN),
+            ("LASTMILE__DISPATCH__AUTO", "false"),
+            ("LASTMILE__COURIERS__REVIEW", "true"),
+        ],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let (applicant, applicant_id) = app.login(&http, "console-applicant").await;
+    let card: Value = http
+        .post(app.url("/api/v1/uploads"))
+        .bearer_auth(&applicant)
+        .header("Content-Type", "image/jpeg")
+        .body(crate::uploads::jpeg())
+        .send()
+        .await
+        .expect("upload")
+        .json()
+        .await
+        .expect("JSON");
+    let applied = post_json(
+        &http,
+        &app,
+        &applicant,
+        "/api/v1/couriers/me",
+        json!({"name": "林涛", "phone": "13800138005", "student_no": "2024110", "card_photo": card["id"]}),
+    )
+    .await;
+    assert_eq!(applied["review"], "pending");
+
+    let driver = Driver::start().await;
+    let browser = driver.browser(&dir.path().join("profile")).await;
+    async {
+        sign_in(&browser, &app).await;
+        // The queue shows the application with the card photo, loaded
+        // through the private uploads route.
+        let row = format!("#applications tr[data-openid='{applicant_id}']");
+        let text = text_of(&browser, &row, 20).await;
+        assert!(text.contains("林涛") && text.contains("2024110"), "{text}");
+        let loaded = eventually(Duration::from_secs(10), || async {
+            let width = browser
+                .execute(
+                    &format!("const i = document.querySelector(\"{row} img.photo\"); return i && i.complete ? i.naturalWidth : 0;"),
+                    vec![],
+                )
+                .await
+                .ok()
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0);
+            width == 64
+        })
+        .await;
+        assert!(loaded, "the student card photo did not show");
+        browser
+            .execute("document.getElementById('review').scrollIntoView()", vec![])
+            .await
+            .expect("scrolled");
+        std::fs::write(
+            screenshot_path("console-review.png"),
+            browser.screenshot().await.expect("screenshot"),
+        )
+        .expect("screenshot saved");
+        click(&browser, &format!("{row} .approve")).await;
+        click(&browser, "#dialog-ok").await;
+        let gone = eventually(Duration::from_secs(20), || async {
+            browser.find(Locator::Css(&row)).await.is_err()
+        })
+        .await;
+        assert!(gone, "an approved application leaves the queue");
+    }
+    .await;
+
+    // Approved: the courier goes online and takes an order.
+    post_json(
+        &http,
+        &app,
+        &applicant,
+        "/api/v1/couriers/me/online",
+        json!({"place_id": "cainiao-north"}),
+    )
+    .await;
+    let (customer, order) = app
+        .sandbox_paid_order(&http, "console-review-customer")
+        .await;
+    post_json(
+        &http,
+        &app,
+        &applicant,
+        &format!("/api/v1/orders/{order}/grab"),
+        json!({}),
+    )
+    .await;
+
+    async {
+        // Suspend them from the courier list, for 3 days.
+        let courier = format!("#couriers tr[data-openid='{applicant_id}']");
+        // The list redraws every 3 s; the page clicks its own button.
+        let script = format!("const b = document.querySelector(\"{courier} .suspend\"); if (b) b.click(); return !!b;");
+        let clicked = eventually(Duration::from_secs(20), || async {
+            browser.execute(&script, vec![]).await.ok().and_then(|v| v.as_bool()) == Some(true)
+        })
+        .await;
+        assert!(clicked, "no suspend button for the courier");
+        browser
+            .find(Locator::Id("dialog-input"))
+            .await
+            .expect("reason")
+            .send_keys("多次超时")
+            .await
+            .expect("typed");
+        click(&browser, "#dialog-ok").await;
+        browser
+            .execute(
+                "document.getElementById('dialog-select').value = '3'",
+                vec![],
+            )
+            .await
+            .expect("chose");
+        click(&browser, "#dialog-ok").await;
+        let suspended = format!("#suspended tr[data-openid='{applicant_id}']");
+        let text = text_of(&browser, &suspended, 20).await;
+        assert!(text.contains("多次超时"), "{text}");
+    }
+    .await;
+    browser.close().await.ok();
+    drop(driver);
+
+    let order: Value = http
+        .get(app.url(&format!("/api/v1/orders/{order}")))
+        .bearer_auth(&customer)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        order["status"], "paid",
+        "the suspended courier's task went back: {order}"
+    );
+    let refused = http
+        .post(app.url("/api/v1/couriers/me/online"))
+        .bearer_auth(&applicant)
+        .json(&json!({"place_id": "cainiao-north"}))
+        .send()
+        .await
+        .expect("online");
+    assert_eq!(refused.status(), reqwest::StatusCode::FORBIDDEN);
+    let profile = post_json(
+        &http,
+        &app,
+        ADMIN_TOKEN,
+        &format!("/api/v1/admin/couriers/{applicant_id}/reinstate"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(profile["review"], "approved");
+}
