@@ -6,7 +6,7 @@ use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use futures::future::LocalBoxFuture;
 use futures::StreamExt;
-use lastmile_actors::domain::{OpenId, OrderId};
+use lastmile_actors::domain::{OpenId, OperatorName, OrderId, Power, Role};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -63,11 +63,34 @@ pub fn is_admin_token(state: &AppState, given: &str) -> bool {
     bool::from(given.ct_eq(&expected))
 }
 
-/// A campus operator: `Authorization: Bearer <admin.token>`. With no
-/// `admin.token` configured the whole admin surface does not exist (404).
+/// A campus operator: `Authorization: Bearer <token>` with `admin.token`
+/// (the bootstrap superuser, named `admin`) or a named operator's token.
+/// With neither configured the whole admin surface does not exist (404).
 /// An address with too many failed sign-ins gets 429 for a while.
-#[derive(Debug, Clone, Copy)]
-pub struct Operator;
+#[derive(Debug, Clone)]
+pub struct Operator {
+    /// Who (in histories and metrics).
+    pub name: OperatorName,
+    /// What they may do.
+    pub role: Role,
+}
+
+impl Operator {
+    /// The operator behind a bearer token, if it is one.
+    pub fn of_token(state: &AppState, given: &str) -> Option<Self> {
+        if is_admin_token(state, given) {
+            let name = OperatorName::parse(OperatorName::BOOTSTRAP).ok()?;
+            return Some(Operator {
+                name,
+                role: Role::Admin,
+            });
+        }
+        state.operators.signed_in(given).map(|s| Operator {
+            name: s.name,
+            role: s.role,
+        })
+    }
+}
 
 impl FromRequest for Operator {
     type Error = ApiError;
@@ -79,21 +102,84 @@ impl FromRequest for Operator {
         let address = format!("sign-in {}", crate::limits::client_address(req));
         Box::pin(async move {
             let state = state.ok_or(ApiError::Unavailable)?;
-            if state.admin_token.is_none() {
+            if state.admin_token.is_none() && !state.operators.any() {
                 return Err(ApiError::NotFound("no such route".into()));
             }
             // No token at all is no guess: it is neither struck nor barred.
             if given.is_empty() {
-                return Err(ApiError::Unauthorized("the admin token is required".into()));
+                return Err(ApiError::Unauthorized(
+                    "an operator token is required".into(),
+                ));
             }
             if !state.strikes.allows(address.clone()).await {
                 return Err(ApiError::RateLimited);
             }
-            if is_admin_token(&state, &given) {
-                Ok(Operator)
+            match Operator::of_token(&state, &given) {
+                Some(operator) => Ok(operator),
+                None => {
+                    state.strikes.strike(address);
+                    Err(ApiError::Unauthorized(
+                        "an operator token is required".into(),
+                    ))
+                }
+            }
+        })
+    }
+}
+
+/// What an admin route needs of the operator's role.
+pub trait Needs {
+    /// The power.
+    const POWER: Power;
+}
+
+/// Reading the console and admin API (every role).
+pub struct Reads;
+/// Couriers, assignments and customers (dispatcher, admin).
+pub struct Dispatches;
+/// Refunds, disputes, withdrawals, reconciliation (finance, admin).
+pub struct Pays;
+/// Operators themselves (admin).
+pub struct Manages;
+
+impl Needs for Reads {
+    const POWER: Power = Power::Read;
+}
+impl Needs for Dispatches {
+    const POWER: Power = Power::Dispatch;
+}
+impl Needs for Pays {
+    const POWER: Power = Power::Money;
+}
+impl Needs for Manages {
+    const POWER: Power = Power::Manage;
+}
+
+/// An operator whose role has the power `P` (else 403 naming the role).
+pub struct Can<P: Needs>(pub Operator, pub std::marker::PhantomData<P>);
+
+impl<P: Needs> Can<P> {
+    /// The operator.
+    pub fn operator(&self) -> &Operator {
+        &self.0
+    }
+}
+
+impl<P: Needs + 'static> FromRequest for Can<P> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let operator = Operator::from_request(req, payload);
+        Box::pin(async move {
+            let operator = operator.await?;
+            if operator.role.may(P::POWER) {
+                Ok(Can(operator, std::marker::PhantomData))
             } else {
-                state.strikes.strike(address);
-                Err(ApiError::Unauthorized("the admin token is required".into()))
+                Err(ApiError::Forbidden(format!(
+                    "the {} role may not do this",
+                    operator.role
+                )))
             }
         })
     }
@@ -248,7 +334,7 @@ impl FromRequest for PhotoViewer {
         let given = bearer_token(req).unwrap_or_default();
         if state
             .as_ref()
-            .is_some_and(|state| is_admin_token(state, &given))
+            .is_some_and(|state| Operator::of_token(state, &given).is_some())
         {
             return Box::pin(std::future::ready(Ok(PhotoViewer(Viewer::Operator))));
         }

@@ -4,6 +4,7 @@
 //! - [`config`]: settings from `config/default.toml`, `--config FILE` and `LASTMILE__*` env
 //! - [`startup`]: opens storage, starts the actors, registers every route
 //! - [`state`]: `AppState`, what every handler shares
+//! - [`operator_cli`]: `lastmile operator add|list|revoke` on the stopped service's storage
 //! - [`replay`]: `lastmile replay mdrp`: the planner over a public MDRP instance
 //! - [`routes`]: one module per resource, HTTP ⇄ actor messages
 //! - [`extract`]: the caller's identity and size-limited JSON bodies
@@ -18,6 +19,7 @@ pub mod error;
 pub mod extract;
 pub mod limits;
 pub mod openapi;
+pub mod operator_cli;
 pub mod replay;
 pub mod routes;
 pub mod startup;

@@ -98,6 +98,37 @@ fn reconcile(args: &[String]) -> ExitCode {
     })
 }
 
+/// `lastmile operator …`: exit 0 with what was done, 2 when it could not run.
+fn operator(args: &[String]) -> ExitCode {
+    let (command, config) = match lastmile::operator_cli::parse(args) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            eprintln!("lastmile operator: {e}");
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
+    let settings = match Settings::load(config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "lastmile operator: bad configuration: {}",
+                one_line(&e.to_string())
+            );
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
+    match lastmile::operator_cli::run(command, &settings) {
+        Ok(out) => {
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("lastmile operator: {}", one_line(&e));
+            ExitCode::from(EXIT_BAD_CONFIG)
+        }
+    }
+}
+
 /// Operators read the first line of a failed start; parser errors span several.
 fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -108,6 +139,7 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("replay") => return replay(&args[1..]),
         Some("reconcile") => return reconcile(&args[1..]),
+        Some("operator") => return operator(&args[1..]),
         _ => {}
     }
     let settings =

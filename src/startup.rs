@@ -8,6 +8,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
+use lastmile_actors::auth::operators::Operators;
 use lastmile_actors::auth::sessions::Sessions;
 use lastmile_actors::auth::token::Tokens;
 use lastmile_actors::campus::{Campus, CampusError};
@@ -27,8 +28,8 @@ use lastmile_actors::wechat::{Mode, SandboxWeChat, WeChat, WeChatError};
 use crate::config::Settings;
 use crate::error::ApiError;
 use crate::routes::{
-    admin, auth, couriers, messages, money, ops, orders, payments, pricing, transfers, trust,
-    uploads,
+    admin, auth, couriers, messages, money, operators, ops, orders, payments, pricing, transfers,
+    trust, uploads,
 };
 use crate::state::AppState;
 use crate::{limits, openapi, telemetry};
@@ -107,6 +108,7 @@ pub fn start_services(
         },
     );
     let sessions = Sessions::start(store.session_repo(), wechat.client.clone())?;
+    let operators = Operators::start(store.operator_repo())?;
     let messages = &settings.messages;
     let templates = [
         &messages.template_assigned,
@@ -204,6 +206,7 @@ pub fn start_services(
     let state = AppState {
         orders,
         sessions,
+        operators,
         payments,
         ledger,
         commission_percent: settings.money.commission_percent,
@@ -406,6 +409,14 @@ fn routes() -> Vec<actix_web::Resource> {
         }),
         documented::<trust::__path_block_user>(|r| r.route(web::post().to(trust::block_user))),
         documented::<trust::__path_unblock_user>(|r| r.route(web::post().to(trust::unblock_user))),
+        documented::<operators::__path_me>(|r| r.route(web::get().to(operators::me))),
+        documented::<operators::__path_operators>(|r| {
+            r.route(web::get().to(operators::operators))
+                .route(web::post().to(operators::add_operator))
+        }),
+        documented::<operators::__path_revoke_operator>(|r| {
+            r.route(web::post().to(operators::revoke_operator))
+        }),
         plain("/admin", |r| r.route(web::get().to(admin::console))),
         plain("/docs", |r| r.route(web::get().to(ops::docs_redirect))),
         plain("/openapi.json", |r| r.route(web::get().to(openapi::spec))),

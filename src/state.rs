@@ -23,6 +23,8 @@ pub struct AppState {
     pub orders: Orders,
     /// Login and token checks.
     pub sessions: Sessions,
+    /// Named operators and their roles.
+    pub operators: lastmile_actors::auth::operators::Operators,
     /// WeChat Pay sessions.
     pub payments: Payments,
     /// The money ledger.

@@ -166,6 +166,21 @@ fn bodies(doc: &mut Value, places: &[Value]) {
         ("RefundBody", "reason", text(1, 200)),
         ("RejectBody", "reason", text(1, 200)),
         ("RegisterBody", "student_no", text(1, 32)),
+        (
+            "AddOperatorBody",
+            "name",
+            json!({"pattern": "^[A-Za-z0-9_.-]{1,32}$", "not": {"const": "admin"}}),
+        ),
+        (
+            "AddOperatorBody",
+            "role",
+            json!({"enum": ["viewer", "dispatcher", "finance", "admin"]}),
+        ),
+        (
+            "AddOperatorBody",
+            "campuses",
+            json!({"items": {"type": "string", "pattern": "^[a-z0-9-]{1,16}$"}}),
+        ),
         ("RegisterBody", "card_photo", json!({"pattern": UPLOAD_ID})),
         ("ReasonBody", "reason", text(1, 200)),
         ("SuspendBody", "reason", text(1, 200)),
@@ -266,6 +281,12 @@ fn parameters(doc: &mut Value, places: &[Value]) {
             "post",
             "openid",
             json!({"pattern": OPENID}),
+        ),
+        (
+            "/api/v1/admin/operators/{name}/revoke",
+            "post",
+            "name",
+            json!({"pattern": "^[A-Za-z0-9_.-]{1,32}$"}),
         ),
         (
             "/api/v1/admin/users/{openid}/block",

@@ -18,8 +18,8 @@ use utoipa_swagger_ui::Config;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::routes::{
-    admin, auth, couriers, messages, money, ops, orders, payments, pricing, transfers, trust,
-    uploads,
+    admin, auth, couriers, messages, money, operators, ops, orders, payments, pricing, transfers,
+    trust, uploads,
 };
 use crate::state::AppState;
 
@@ -51,6 +51,7 @@ mod constraints;
         admin::reassign, admin::force_offline,
         trust::couriers, trust::approve_courier, trust::reject_courier, trust::suspend_courier, trust::reinstate_courier,
         trust::block_user, trust::unblock_user,
+        operators::me, operators::operators, operators::add_operator, operators::revoke_operator,
         money::wallet, money::ledger_check, money::withdraw, money::my_withdrawals,
         money::queue, money::approve, money::reject, money::paid, money::cancel_withdrawal,
         money::cancel_my_withdrawal,

@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{JsonBody, Operator, OrderPath};
+use crate::extract::{Can, Dispatches, JsonBody, Operator, OrderPath, Pays, Reads};
 use crate::routes::view::OrderView;
 use crate::state::AppState;
 
@@ -102,7 +102,7 @@ pub struct CampusMap {
         (status = 404, description = "admin.token is not set", body = ErrorBody),
     )
 )]
-pub async fn map(_: Operator, state: web::Data<AppState>) -> HttpResponse {
+pub async fn map(_: Can<Reads>, state: web::Data<AppState>) -> HttpResponse {
     let places = state
         .campus
         .places()
@@ -130,7 +130,7 @@ pub async fn map(_: Operator, state: web::Data<AppState>) -> HttpResponse {
         (status = 404, description = "admin.token is not set", body = ErrorBody),
     )
 )]
-pub async fn live(_: Operator, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn live(_: Can<Reads>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     Ok(private(state.dispatch.board().await?))
 }
 
@@ -156,7 +156,7 @@ pub struct Today {
         (status = 404, description = "admin.token is not set", body = ErrorBody),
     )
 )]
-pub async fn today(_: Operator, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn today(_: Can<Reads>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let (day, since) = campus_day(now_utc());
     let figures = state.orders.figures_since(since).await?;
     Ok(private(Today { day, figures }))
@@ -259,7 +259,7 @@ pub struct SearchQuery {
     )
 )]
 pub async fn search(
-    _: Operator,
+    _: Can<Reads>,
     state: web::Data<AppState>,
     query: web::Query<SearchQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -314,14 +314,14 @@ pub struct RefundBody {
     )
 )]
 pub async fn refund(
-    _: Operator,
+    Can(op, _): Can<Pays>,
     state: web::Data<AppState>,
     OrderPath(id): OrderPath,
     JsonBody(body): JsonBody<RefundBody>,
 ) -> Result<HttpResponse, ApiError> {
     let reason = reason(body.reason)?;
     let order = state.orders.operator_refund(id, reason).await?;
-    acted("refund");
+    acted(&op, "refund");
     Ok(private(AdminOrder::of(&state, order).await))
 }
 
@@ -342,14 +342,14 @@ pub async fn refund(
     )
 )]
 pub async fn settle(
-    _: Operator,
+    Can(op, _): Can<Pays>,
     state: web::Data<AppState>,
     OrderPath(id): OrderPath,
     JsonBody(body): JsonBody<RefundBody>,
 ) -> Result<HttpResponse, ApiError> {
     let reason = reason(body.reason)?;
     let order = state.orders.settle_refund(id, reason).await?;
-    acted("settle");
+    acted(&op, "settle");
     Ok(private(AdminOrder::of(&state, order).await))
 }
 
@@ -382,7 +382,7 @@ pub struct ReassignBody {
     )
 )]
 pub async fn reassign(
-    _: Operator,
+    Can(op, _): Can<Dispatches>,
     state: web::Data<AppState>,
     OrderPath(id): OrderPath,
     JsonBody(body): JsonBody<ReassignBody>,
@@ -393,7 +393,7 @@ pub async fn reassign(
     let courier = OpenId::parse(&courier)
         .map_err(|_| ApiError::Validation("courier must be an openid".into()))?;
     let order = state.dispatch.reassign(id, courier).await?;
-    acted("reassign");
+    acted(&op, "reassign");
     Ok(private(AdminOrder::of(&state, order).await))
 }
 
@@ -406,12 +406,11 @@ pub async fn reassign(
     params(("openid" = String, Path, description = "The courier's openid")),
     responses(
         (status = 200, description = "Offline; their open orders note it and go back to the pool if untouched", body = CourierView),
-        (status = 403, description = "Not a registered courier", body = ErrorBody),
-        (status = 404, description = "admin.token is not set", body = ErrorBody),
+        (status = 404, description = "No such courier (or no admin token and no operators)", body = ErrorBody),
     )
 )]
 pub async fn force_offline(
-    _: Operator,
+    Can(op, _): Can<Dispatches>,
     state: web::Data<AppState>,
     openid: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -419,14 +418,20 @@ pub async fn force_offline(
         OpenId::parse(&openid).map_err(|_| ApiError::NotFound("no such courier".into()))?;
     let (courier, changed) = state.dispatch.force_offline(courier).await?;
     if changed {
-        acted("force_offline");
+        acted(&op, "force_offline");
     }
     Ok(private(courier))
 }
 
 /// Counts an operator action that took effect.
-pub(crate) fn acted(action: &'static str) {
-    metrics::counter!("lastmile_admin_actions_total", "action" => action).increment(1);
+pub(crate) fn acted(op: &Operator, action: &'static str) {
+    metrics::counter!(
+        "lastmile_admin_actions_total",
+        "action" => action,
+        "operator" => op.name.as_str().to_owned()
+    )
+    .increment(1);
+    tracing::info!(operator = op.name.as_str(), role = %op.role, action, "operator action");
 }
 
 #[cfg(test)]

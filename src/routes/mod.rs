@@ -6,6 +6,7 @@ pub mod auth;
 pub mod couriers;
 pub mod messages;
 pub mod money;
+pub mod operators;
 pub mod ops;
 pub mod orders;
 pub mod payments;

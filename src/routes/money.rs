@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Caller, JsonBody, Operator};
+use crate::extract::{Caller, Can, JsonBody, Operator, Pays, Reads};
 use crate::routes::admin::{acted, private, reason};
 use crate::routes::orders::{idempotency_key, page_limit};
 use crate::state::AppState;
@@ -141,7 +141,7 @@ pub async fn wallet(
     )
 )]
 pub async fn ledger_check(
-    _: Operator,
+    _: Can<Reads>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(state.ledger.check().await?))
@@ -319,7 +319,7 @@ pub async fn my_withdrawals(
     )
 )]
 pub async fn queue(
-    _: Operator,
+    _: Can<Reads>,
     state: web::Data<AppState>,
     query: web::Query<QueueQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -346,13 +346,14 @@ pub async fn queue(
 
 async fn decide(
     state: &AppState,
+    op: &Operator,
     req: &HttpRequest,
     decision: Decision,
     action: &'static str,
 ) -> Result<HttpResponse, ApiError> {
     let id = withdrawal_path(req)?;
     let withdrawal = state.ledger.decide(id, decision).await?;
-    acted(action);
+    acted(op, action);
     Ok(queued(withdrawal))
 }
 
@@ -378,11 +379,11 @@ fn queued(withdrawal: Withdrawal) -> HttpResponse {
     )
 )]
 pub async fn approve(
-    _: Operator,
+    Can(op, _): Can<Pays>,
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    decide(&state, &req, Decision::Approve, "approve_withdrawal").await
+    decide(&state, &op, &req, Decision::Approve, "approve_withdrawal").await
 }
 
 /// Rejects a withdrawal that is `reviewing`, saying why: the amount is
@@ -401,13 +402,20 @@ pub async fn approve(
     )
 )]
 pub async fn reject(
-    _: Operator,
+    Can(op, _): Can<Pays>,
     state: web::Data<AppState>,
     req: HttpRequest,
     JsonBody(body): JsonBody<RejectBody>,
 ) -> Result<HttpResponse, ApiError> {
     let why = reason(body.reason)?;
-    decide(&state, &req, Decision::Reject(why), "reject_withdrawal").await
+    decide(
+        &state,
+        &op,
+        &req,
+        Decision::Reject(why),
+        "reject_withdrawal",
+    )
+    .await
 }
 
 /// Records that a `transferring` withdrawal was paid by hand
@@ -425,12 +433,13 @@ pub async fn reject(
     )
 )]
 pub async fn paid(
-    _: Operator,
+    Can(op, _): Can<Pays>,
     state: web::Data<AppState>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     decide(
         &state,
+        &op,
         &req,
         Decision::PaidByHand,
         "withdrawal_paid_by_hand",
@@ -491,7 +500,7 @@ pub async fn cancel_my_withdrawal(
     )
 )]
 pub async fn cancel_withdrawal(
-    _: Operator,
+    Can(op, _): Can<Pays>,
     state: web::Data<AppState>,
     req: HttpRequest,
     JsonBody(body): JsonBody<RejectBody>,
@@ -502,7 +511,7 @@ pub async fn cancel_withdrawal(
         .ledger
         .cancel_withdrawal(id, Canceller::Operator(why))
         .await?;
-    acted("cancel_withdrawal");
+    acted(&op, "cancel_withdrawal");
     Ok(queued(withdrawal))
 }
 
@@ -537,7 +546,7 @@ fn day(date: Option<&str>) -> Result<String, ApiError> {
     )
 )]
 pub async fn reconciliation(
-    _: Operator,
+    _: Can<Reads>,
     state: web::Data<AppState>,
     query: web::Query<DayQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -562,13 +571,13 @@ pub async fn reconciliation(
     )
 )]
 pub async fn reconcile(
-    _: Operator,
+    Can(op, _): Can<Pays>,
     state: web::Data<AppState>,
     query: web::Query<DayQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let day = day(query.date.as_deref())?;
     let report = state.ledger.reconcile(day).await?;
-    acted("reconcile");
+    acted(&op, "reconcile");
     Ok(private(report))
 }
 
@@ -586,7 +595,7 @@ pub async fn reconcile(
     )
 )]
 pub async fn money_day(
-    _: Operator,
+    _: Can<Reads>,
     state: web::Data<AppState>,
     query: web::Query<OptionalDayQuery>,
 ) -> Result<HttpResponse, ApiError> {

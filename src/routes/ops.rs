@@ -64,6 +64,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         && state.tokens.is_alive()
         && state.share_codes.is_alive()
         && state.uploads.is_alive()
+        && state.operators.is_alive()
         && state.rate_limits.as_ref().is_none_or(|r| r.is_alive())
     {
         Ok(HttpResponse::Ok().json(Health { status: "ready" }))

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ActionBody, JsonBody, Operator};
+use crate::extract::{ActionBody, Can, Dispatches, JsonBody, Operator, Reads};
 use crate::routes::admin::{acted, private};
 use crate::state::AppState;
 
@@ -65,6 +65,7 @@ fn courier_of(raw: &str) -> Result<OpenId, ApiError> {
 /// Applies a decision and counts it when it changed something.
 async fn decide(
     state: &AppState,
+    op: &Operator,
     courier: &str,
     decision: Decision,
 ) -> Result<HttpResponse, ApiError> {
@@ -74,7 +75,7 @@ async fn decide(
         .decide(courier_of(courier)?, decision)
         .await?;
     if changed {
-        acted(action);
+        acted(op, action);
     }
     Ok(private(view))
 }
@@ -93,7 +94,7 @@ async fn decide(
     )
 )]
 pub async fn couriers(
-    _: Operator,
+    _: Can<Reads>,
     state: web::Data<AppState>,
     query: web::Query<ReviewQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -121,12 +122,12 @@ pub async fn couriers(
     )
 )]
 pub async fn approve_courier(
-    _: Operator,
+    Can(op, _): Can<Dispatches>,
     state: web::Data<AppState>,
     openid: web::Path<String>,
     _body: ActionBody,
 ) -> Result<HttpResponse, ApiError> {
-    decide(&state, &openid, Decision::Approve).await
+    decide(&state, &op, &openid, Decision::Approve).await
 }
 
 /// Rejects a pending application with a reason the courier sees.
@@ -144,13 +145,13 @@ pub async fn approve_courier(
     )
 )]
 pub async fn reject_courier(
-    _: Operator,
+    Can(op, _): Can<Dispatches>,
     state: web::Data<AppState>,
     openid: web::Path<String>,
     JsonBody(body): JsonBody<ReasonBody>,
 ) -> Result<HttpResponse, ApiError> {
     let reason = reason(body.reason)?;
-    decide(&state, &openid, Decision::Reject(reason)).await
+    decide(&state, &op, &openid, Decision::Reject(reason)).await
 }
 
 /// Suspends a courier: offline at once, the tasks not yet picked up go
@@ -169,7 +170,7 @@ pub async fn reject_courier(
     )
 )]
 pub async fn suspend_courier(
-    _: Operator,
+    Can(op, _): Can<Dispatches>,
     state: web::Data<AppState>,
     openid: web::Path<String>,
     JsonBody(body): JsonBody<SuspendBody>,
@@ -186,7 +187,7 @@ pub async fn suspend_courier(
             Some(at)
         }
     };
-    decide(&state, &openid, Decision::Suspend { reason, until }).await
+    decide(&state, &op, &openid, Decision::Suspend { reason, until }).await
 }
 
 /// Lifts a suspension.
@@ -203,12 +204,12 @@ pub async fn suspend_courier(
     )
 )]
 pub async fn reinstate_courier(
-    _: Operator,
+    Can(op, _): Can<Dispatches>,
     state: web::Data<AppState>,
     openid: web::Path<String>,
     _body: ActionBody,
 ) -> Result<HttpResponse, ApiError> {
-    decide(&state, &openid, Decision::Reinstate).await
+    decide(&state, &op, &openid, Decision::Reinstate).await
 }
 
 /// Blocks a customer: their new orders answer 403 with the reason (what
@@ -226,7 +227,7 @@ pub async fn reinstate_courier(
     )
 )]
 pub async fn block_user(
-    _: Operator,
+    Can(op, _): Can<Dispatches>,
     state: web::Data<AppState>,
     openid: web::Path<String>,
     JsonBody(body): JsonBody<ReasonBody>,
@@ -234,7 +235,7 @@ pub async fn block_user(
     let user = courier_of(&openid)?;
     let reason = reason(body.reason)?;
     if state.sessions.block(user.clone(), reason.clone()).await? {
-        acted("block_user");
+        acted(&op, "block_user");
     }
     Ok(private(UserBlock {
         openid: user,
@@ -256,14 +257,14 @@ pub async fn block_user(
     )
 )]
 pub async fn unblock_user(
-    _: Operator,
+    Can(op, _): Can<Dispatches>,
     state: web::Data<AppState>,
     openid: web::Path<String>,
     _body: ActionBody,
 ) -> Result<HttpResponse, ApiError> {
     let user = courier_of(&openid)?;
     if state.sessions.unblock(user.clone()).await? {
-        acted("unblock_user");
+        acted(&op, "unblock_user");
     }
     Ok(private(UserBlock {
         openid: user,

@@ -169,7 +169,8 @@ async fn operator_actions_land_in_the_order_history() {
     );
     assert_eq!(order["history"][6]["note"], "顾客投诉");
     for action in ["refund", "reassign", "force_offline"] {
-        let series = format!("lastmile_admin_actions_total{{action=\"{action}\"}}");
+        let series =
+            format!("lastmile_admin_actions_total{{action=\"{action}\",operator=\"admin\"}}");
         assert!(app.metric(&series).await >= 1.0, "{series}");
     }
 

@@ -725,3 +725,74 @@ async fn an_operator_reviews_an_application_with_its_card_and_suspends_a_courier
     .await;
     assert_eq!(profile["review"], "approved");
 }
+
+#[actix_web::test]
+async fn the_console_shows_who_is_signed_in_and_hides_what_their_role_cannot_do() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let app = BinaryApp::start(
+        &dir.path().join("data"),
+        &[("LASTMILE__ADMIN__TOKEN", ADMIN_TOKEN)],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let viewer = post_json(
+        &http,
+        &app,
+        ADMIN_TOKEN,
+        "/api/v1/admin/operators",
+        json!({"name": "zhao.viewer", "role": "viewer"}),
+    )
+    .await;
+    let token = viewer["token"].as_str().expect("token").to_owned();
+    let (_, order) = app
+        .sandbox_paid_order(&http, "console-viewer-customer")
+        .await;
+
+    let driver = Driver::start().await;
+    let browser = driver.browser(&dir.path().join("profile")).await;
+    async {
+        browser
+            .goto(&app.url("/admin"))
+            .await
+            .expect("console loads");
+        browser
+            .find(Locator::Id("token"))
+            .await
+            .expect("token field")
+            .send_keys(&token)
+            .await
+            .expect("typed");
+        click(&browser, "#signin").await;
+        text_becomes(&browser, "#who", &["zhao.viewer（只读）"], 20).await;
+        browser
+            .find(Locator::Id("search-q"))
+            .await
+            .expect("search")
+            .send_keys(&order)
+            .await
+            .expect("typed");
+        click(&browser, "#search-go").await;
+        let card = format!(".order[data-id='{order}']");
+        text_of(&browser, &card, 20).await;
+        let refund = browser
+            .find(Locator::Css(&format!("{card} .refund")))
+            .await
+            .expect("the button is in the page");
+        assert!(
+            !refund.is_displayed().await.expect("displayed?"),
+            "a viewer is offered a refund"
+        );
+    }
+    .await;
+    browser.close().await.ok();
+    drop(driver);
+    // And the API itself refuses it, whatever a page shows.
+    let refused = http
+        .post(app.url(&format!("/api/v1/admin/orders/{order}/refund")))
+        .bearer_auth(&token)
+        .json(&json!({"reason": "try"}))
+        .send()
+        .await
+        .expect("refund");
+    assert_eq!(refused.status(), reqwest::StatusCode::FORBIDDEN);
+}

@@ -17,6 +17,7 @@ mod messages;
 mod money;
 mod notifier;
 mod openapi;
+mod operators;
 mod ops;
 mod orders;
 mod payments;

@@ -1,5 +1,7 @@
 //! Who is calling and with what right: customer sessions from WeChat login
-//! ([`sessions`]) and the app's own WeChat access_token ([`token`]).
+//! ([`sessions`]), named operators with roles ([`operators`]) and the app's
+//! own WeChat access_token ([`token`]).
 
+pub mod operators;
 pub mod sessions;
 pub mod token;

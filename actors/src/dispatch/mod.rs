@@ -1294,6 +1294,10 @@ impl Handler<ForceOffline> for Dispatcher {
     ) -> Self::Result {
         let profile = match self.profile(&courier) {
             Ok(p) => p,
+            // An operator named someone who is not a courier.
+            Err(DispatchError::Forbidden(_)) => {
+                return Box::pin(async { Err(DispatchError::UnknownCourier) }.into_actor(self))
+            }
             Err(e) => return Box::pin(async move { Err(e) }.into_actor(self)),
         };
         if !self.is_online(&courier) {

@@ -18,6 +18,7 @@
 //! - `payments`: order id → versioned payment session (prepay, transaction, refund)
 //! - `sessions`: sha256(token) → versioned session record
 //! - `blocked`: openid → an operator's block on that user (reason, since)
+//! - `operators`: name → operator (role, campuses, sha256 of the token)
 //! - `formids`: openid `\0` expires-at (unix s, u64 BE) id (u64 BE) → pooled
 //!   form_id or prepay_id with its uses left (earliest-expiring first)
 //! - `grants`: openid `\0` template id → subscribe-message grants left (u32 BE)
@@ -40,6 +41,7 @@
 mod couriers;
 mod formids;
 mod ledger;
+mod operators;
 mod orders;
 mod outbox;
 mod payments;
@@ -52,6 +54,7 @@ mod uploads;
 pub use couriers::CourierRepo;
 pub use formids::FormIdRepo;
 pub use ledger::LedgerRepo;
+pub use operators::OperatorRepo;
 pub use orders::OrderRepo;
 pub use outbox::OutboxRepo;
 pub use payments::PaymentRepo;
@@ -74,8 +77,8 @@ use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
 use crate::domain::{
-    Block, CourierProfile, IdempotencyKey, OpenId, Order, OrderId, OutboxEntry, PooledId, Session,
-    Status, StoredToken, Upload, UploadId,
+    Block, CourierProfile, IdempotencyKey, OpenId, OperatorRecord, Order, OrderId, OutboxEntry,
+    PooledId, Session, Status, StoredToken, Upload, UploadId,
 };
 
 /// Version byte in front of every stored record: v1 is bincode of the
@@ -153,6 +156,7 @@ struct Inner {
     payments: sled::Tree,
     sessions: sled::Tree,
     blocked: sled::Tree,
+    operators: sled::Tree,
     formids: sled::Tree,
     grants: sled::Tree,
     meta: sled::Tree,
@@ -216,6 +220,7 @@ impl Store {
             payments: db.open_tree("payments")?,
             sessions: db.open_tree("sessions")?,
             blocked: db.open_tree("blocked")?,
+            operators: db.open_tree("operators")?,
             formids: db.open_tree("formids")?,
             grants: db.open_tree("grants")?,
             meta: db.open_tree("meta")?,
@@ -365,6 +370,11 @@ impl Store {
     /// The uploads actor's tree.
     pub fn upload_repo(&self) -> UploadRepo {
         UploadRepo(self.clone())
+    }
+
+    /// The operators actor's tree.
+    pub fn operator_repo(&self) -> OperatorRepo {
+        OperatorRepo(self.clone())
     }
 }
 

@@ -10,8 +10,8 @@ use time::OffsetDateTime;
 
 use crate::domain::{
     Block, Change, ChangedBy, CourierProfile, Event, Fen, ImageType, Location, MessageKind, OpenId,
-    Order, OrderId, OrderKind, OrderParts, OutboxEntry, PhoneNumber, PlaceId, PooledId, Review,
-    Session, Status, StoredToken, Tip, Upload, UploadId, Via,
+    OperatorName, OperatorRecord, Order, OrderId, OrderKind, OrderParts, OutboxEntry, PhoneNumber,
+    PlaceId, PooledId, Review, Role, Session, Status, StoredToken, Tip, Upload, UploadId, Via,
 };
 use crate::ledger::{
     Account, Entry, Leg, Mismatch, MismatchKind, MoneyEvent, Posted, Posting, PostingKind,
@@ -712,6 +712,56 @@ impl CourierV2 {
                 })
                 .transpose()?,
             applied_at: self.applied_at,
+        })
+    }
+}
+
+/// An operator (tag `RECORD_V1`).
+#[derive(Serialize, Deserialize)]
+pub(super) struct OperatorV1 {
+    name: String,
+    role: u8,
+    campuses: Vec<String>,
+    token_hash: [u8; 32],
+    created_at_ms: i64,
+    revoked_at_ms: Option<i64>,
+}
+
+fn time_of(ms: i64) -> Result<OffsetDateTime, Unreadable> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).map_err(|_| Unreadable)
+}
+
+impl Stored for OperatorRecord {
+    type Record = OperatorV1;
+    fn to_record(&self) -> OperatorV1 {
+        OperatorV1 {
+            name: self.name.as_str().to_owned(),
+            role: match self.role {
+                Role::Viewer => 0,
+                Role::Dispatcher => 1,
+                Role::Finance => 2,
+                Role::Admin => 3,
+            },
+            campuses: self.campuses.clone(),
+            token_hash: self.token_hash,
+            created_at_ms: crate::domain::unix_ms(self.created_at),
+            revoked_at_ms: self.revoked_at.map(crate::domain::unix_ms),
+        }
+    }
+    fn from_record(r: OperatorV1) -> Result<Self, Unreadable> {
+        Ok(OperatorRecord {
+            name: OperatorName::parse(&r.name).map_err(|_| Unreadable)?,
+            role: match r.role {
+                0 => Role::Viewer,
+                1 => Role::Dispatcher,
+                2 => Role::Finance,
+                3 => Role::Admin,
+                _ => return Err(Unreadable),
+            },
+            campuses: r.campuses,
+            token_hash: r.token_hash,
+            created_at: time_of(r.created_at_ms)?,
+            revoked_at: r.revoked_at_ms.map(time_of).transpose()?,
         })
     }
 }
