@@ -6,7 +6,7 @@ use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use futures::future::LocalBoxFuture;
 use futures::StreamExt;
-use lastmile_actors::domain::{OpenId, OperatorName, OrderId, Power, Role};
+use lastmile_actors::domain::{ChangedBy, OpenId, OperatorName, OrderId, Power, Role};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -76,6 +76,11 @@ pub struct Operator {
 }
 
 impl Operator {
+    /// This operator as the author of an order change.
+    pub fn changed_by(&self) -> ChangedBy {
+        ChangedBy::Operator(Some(self.name.clone()))
+    }
+
     /// The operator behind a bearer token, if it is one.
     pub fn of_token(state: &AppState, given: &str) -> Option<Self> {
         if is_admin_token(state, given) {

@@ -186,6 +186,9 @@ pub struct HistoryEntry {
     by: &'static str,
     /// The courier's or customer's openid, when a person did it.
     by_openid: Option<String>,
+    /// The operator's name, when an operator did it (null for changes
+    /// made before operators had names).
+    operator: Option<String>,
     /// The operator's reason, or what a note says.
     note: String,
 }
@@ -208,6 +211,7 @@ impl AdminOrder {
             status: Status::AwaitingPayment,
             by: ChangedBy::Customer.kind(),
             by_openid: Some(order.customer.to_string()),
+            operator: None,
             note: String::new(),
         }];
         history.extend(order.history().iter().map(|c| HistoryEntry {
@@ -218,6 +222,10 @@ impl AdminOrder {
             by_openid: match &c.by {
                 ChangedBy::Courier(id) => Some(id.to_string()),
                 ChangedBy::Customer => Some(order.customer.to_string()),
+                _ => None,
+            },
+            operator: match &c.by {
+                ChangedBy::Operator(name) => name.as_ref().map(|n| n.as_str().to_owned()),
                 _ => None,
             },
             note: c.note.clone(),
@@ -320,7 +328,10 @@ pub async fn refund(
     JsonBody(body): JsonBody<RefundBody>,
 ) -> Result<HttpResponse, ApiError> {
     let reason = reason(body.reason)?;
-    let order = state.orders.operator_refund(id, reason).await?;
+    let order = state
+        .orders
+        .operator_refund(id, op.changed_by(), reason)
+        .await?;
     acted(&op, "refund");
     Ok(private(AdminOrder::of(&state, order).await))
 }
@@ -348,7 +359,10 @@ pub async fn settle(
     JsonBody(body): JsonBody<RefundBody>,
 ) -> Result<HttpResponse, ApiError> {
     let reason = reason(body.reason)?;
-    let order = state.orders.settle_refund(id, reason).await?;
+    let order = state
+        .orders
+        .settle_refund(id, op.changed_by(), reason)
+        .await?;
     acted(&op, "settle");
     Ok(private(AdminOrder::of(&state, order).await))
 }
@@ -392,7 +406,10 @@ pub async fn reassign(
         .ok_or_else(|| ApiError::Validation("courier is required".into()))?;
     let courier = OpenId::parse(&courier)
         .map_err(|_| ApiError::Validation("courier must be an openid".into()))?;
-    let order = state.dispatch.reassign(id, courier).await?;
+    let order = state
+        .dispatch
+        .reassign(id, courier, op.name.clone())
+        .await?;
     acted(&op, "reassign");
     Ok(private(AdminOrder::of(&state, order).await))
 }
@@ -416,7 +433,10 @@ pub async fn force_offline(
 ) -> Result<HttpResponse, ApiError> {
     let courier =
         OpenId::parse(&openid).map_err(|_| ApiError::NotFound("no such courier".into()))?;
-    let (courier, changed) = state.dispatch.force_offline(courier).await?;
+    let (courier, changed) = state
+        .dispatch
+        .force_offline(courier, op.name.clone())
+        .await?;
     if changed {
         acted(&op, "force_offline");
     }

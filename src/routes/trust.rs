@@ -72,7 +72,7 @@ async fn decide(
     let action = decision.action();
     let (view, changed) = state
         .dispatch
-        .decide(courier_of(courier)?, decision)
+        .decide(courier_of(courier)?, decision, op.name.clone())
         .await?;
     if changed {
         acted(op, action);

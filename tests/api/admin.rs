@@ -168,6 +168,10 @@ async fn operator_actions_land_in_the_order_history() {
         order["history"]
     );
     assert_eq!(order["history"][6]["note"], "顾客投诉");
+    // Every operator step names the operator (admin.token signs in as `admin`).
+    for step in &order["history"].as_array().expect("history")[3..7] {
+        assert_eq!(step["operator"], "admin", "{step}");
+    }
     for action in ["refund", "reassign", "force_offline"] {
         let series =
             format!("lastmile_admin_actions_total{{action=\"{action}\",operator=\"admin\"}}");

@@ -39,8 +39,8 @@ use time::OffsetDateTime;
 
 use crate::campus::Campus;
 use crate::domain::{
-    now_utc, Application, ChangedBy, CourierProfile, Decision, OpenId, Order, OrderId, PlaceId,
-    Review, Status, UploadId,
+    now_utc, Application, ChangedBy, CourierProfile, Decision, OpenId, OperatorName, Order,
+    OrderId, PlaceId, Review, Status, UploadId,
 };
 use crate::orders::{OrderError, OrderEvent, OrderWaiting, Orders, TaskChanged};
 use crate::storage::CourierRepo;
@@ -295,6 +295,8 @@ pub struct Decide {
     pub courier: OpenId,
     /// What.
     pub decision: Decision,
+    /// The operator deciding.
+    pub operator: OperatorName,
 }
 
 /// Every courier, or those in one review state, oldest application first.
@@ -337,7 +339,7 @@ pub struct Grab {
     pub courier: OpenId,
     /// The operator, when it is their reassignment (the order may then be
     /// taken from another courier who has not picked it up).
-    pub by_operator: bool,
+    pub operator: Option<OperatorName>,
 }
 
 /// An operator takes a courier offline; their open orders note it. The
@@ -347,6 +349,8 @@ pub struct Grab {
 pub struct ForceOffline {
     /// Who.
     pub courier: OpenId,
+    /// The operator.
+    pub operator: OperatorName,
 }
 
 /// What the operator console shows of the dispatcher.
@@ -1230,7 +1234,7 @@ impl Handler<Grab> for Dispatcher {
         Grab {
             id,
             courier,
-            by_operator,
+            operator,
         }: Grab,
         _: &mut Self::Context,
     ) -> Self::Result {
@@ -1238,7 +1242,7 @@ impl Handler<Grab> for Dispatcher {
             match self.profile(&courier) {
                 // The operator named a courier who does not exist; a user
                 // grabbing is simply not a courier yet.
-                Err(DispatchError::Forbidden(_)) if by_operator => {
+                Err(DispatchError::Forbidden(_)) if operator.is_some() => {
                     return Err(DispatchError::UnknownCourier)
                 }
                 other => other?,
@@ -1268,12 +1272,12 @@ impl Handler<Grab> for Dispatcher {
         let (sid, scourier) = (id.clone(), courier.clone());
         Box::pin(
             async move {
-                let by = if by_operator {
-                    ChangedBy::Operator
-                } else {
-                    ChangedBy::Courier(courier.clone())
+                let take_over = operator.is_some();
+                let by = match operator {
+                    Some(name) => ChangedBy::Operator(Some(name)),
+                    None => ChangedBy::Courier(courier.clone()),
                 };
-                orders.assign(id, courier, by, by_operator).await
+                orders.assign(id, courier, by, take_over).await
             }
             .into_actor(self)
             .map(move |result, act, _| {
@@ -1289,7 +1293,7 @@ impl Handler<ForceOffline> for Dispatcher {
 
     fn handle(
         &mut self,
-        ForceOffline { courier }: ForceOffline,
+        ForceOffline { courier, operator }: ForceOffline,
         _: &mut Self::Context,
     ) -> Self::Result {
         let profile = match self.profile(&courier) {
@@ -1317,7 +1321,11 @@ impl Handler<ForceOffline> for Dispatcher {
             async move {
                 for id in open {
                     if let Err(e) = orders
-                        .add_note(id.clone(), ChangedBy::Operator, note.clone())
+                        .add_note(
+                            id.clone(),
+                            ChangedBy::Operator(Some(operator.clone())),
+                            note.clone(),
+                        )
                         .await
                     {
                         tracing::warn!(order = %id, error = %e, "could not note a forced offline");
@@ -1335,7 +1343,11 @@ impl Handler<Decide> for Dispatcher {
 
     fn handle(
         &mut self,
-        Decide { courier, decision }: Decide,
+        Decide {
+            courier,
+            decision,
+            operator,
+        }: Decide,
         _: &mut Self::Context,
     ) -> Self::Result {
         let decided = (|| {
@@ -1376,7 +1388,11 @@ impl Handler<Decide> for Dispatcher {
                 // reassign_stale, which takes tasks from barred couriers.
                 for id in give_back {
                     if let Err(e) = orders
-                        .unassign(id.clone(), who.clone(), ChangedBy::Operator)
+                        .unassign(
+                            id.clone(),
+                            who.clone(),
+                            ChangedBy::Operator(Some(operator.clone())),
+                        )
                         .await
                     {
                         tracing::warn!(order = %id, error = %e, "could not take a task back");
@@ -1575,8 +1591,15 @@ impl Dispatch {
         &self,
         courier: OpenId,
         decision: Decision,
+        operator: OperatorName,
     ) -> Result<(CourierView, bool), DispatchError> {
-        self.addr.send(Decide { courier, decision }).await?
+        self.addr
+            .send(Decide {
+                courier,
+                decision,
+                operator,
+            })
+            .await?
     }
 
     /// Couriers (in one review state), oldest application first.
@@ -1602,19 +1625,24 @@ impl Dispatch {
             .send(Grab {
                 id,
                 courier,
-                by_operator: false,
+                operator: None,
             })
             .await?
     }
 
     /// An operator hands an order (waiting, or assigned and not picked up)
     /// to an online courier with room.
-    pub async fn reassign(&self, id: OrderId, courier: OpenId) -> Result<Order, DispatchError> {
+    pub async fn reassign(
+        &self,
+        id: OrderId,
+        courier: OpenId,
+        operator: OperatorName,
+    ) -> Result<Order, DispatchError> {
         self.addr
             .send(Grab {
                 id,
                 courier,
-                by_operator: true,
+                operator: Some(operator),
             })
             .await?
     }
@@ -1623,8 +1651,9 @@ impl Dispatch {
     pub async fn force_offline(
         &self,
         courier: OpenId,
+        operator: OperatorName,
     ) -> Result<(CourierView, bool), DispatchError> {
-        self.addr.send(ForceOffline { courier }).await?
+        self.addr.send(ForceOffline { courier, operator }).await?
     }
 
     /// Couriers, routes and waiting orders, for the operator console.

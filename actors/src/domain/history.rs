@@ -24,8 +24,9 @@ pub enum ChangedBy {
     Dispatcher,
     /// A timer (unpaid timeout, auto-confirm).
     Timer,
-    /// A campus operator, from the console.
-    Operator,
+    /// A campus operator, from the console (named since operators have
+    /// names; changes stored before that have none).
+    Operator(Option<OperatorName>),
 }
 
 impl ChangedBy {
@@ -37,7 +38,7 @@ impl ChangedBy {
             ChangedBy::WeChatPay => "wechat_pay",
             ChangedBy::Dispatcher => "dispatcher",
             ChangedBy::Timer => "timer",
-            ChangedBy::Operator => "operator",
+            ChangedBy::Operator(_) => "operator",
         }
     }
 }
@@ -46,6 +47,7 @@ impl fmt::Display for ChangedBy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ChangedBy::Courier(id) => write!(f, "courier {id}"),
+            ChangedBy::Operator(Some(name)) => write!(f, "operator {name}"),
             other => f.write_str(other.kind()),
         }
     }

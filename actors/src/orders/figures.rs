@@ -137,7 +137,9 @@ mod tests {
             } else {
                 at
             };
-            order.apply(*e, ChangedBy::Operator, when).expect("legal");
+            order
+                .apply(*e, ChangedBy::Operator(None), when)
+                .expect("legal");
         }
         order
     }

@@ -107,6 +107,8 @@ pub struct AssignCourier {
 pub struct OperatorRefund {
     /// The order.
     pub id: OrderId,
+    /// Who.
+    pub by: ChangedBy,
     /// Why, in the operator's words (kept in the history).
     pub note: String,
 }
@@ -127,6 +129,8 @@ pub struct FailRefund {
 pub struct SettleRefund {
     /// The order.
     pub id: OrderId,
+    /// Who.
+    pub by: ChangedBy,
     /// How, in the operator's words (kept in the history).
     pub note: String,
 }

@@ -322,11 +322,17 @@ impl Orders {
 
     /// An operator's refund (durable before it returns; the money goes
     /// back through WeChat Pay after).
-    pub async fn operator_refund(&self, id: OrderId, note: String) -> Result<Order, OrderError> {
+    pub async fn operator_refund(
+        &self,
+        id: OrderId,
+        by: ChangedBy,
+        note: String,
+    ) -> Result<Order, OrderError> {
         let order = self
             .shard(&id)
             .send(OperatorRefund {
                 id: id.clone(),
+                by,
                 note,
             })
             .await??;
@@ -346,11 +352,17 @@ impl Orders {
     }
 
     /// An operator records that a failed refund was settled by hand.
-    pub async fn settle_refund(&self, id: OrderId, note: String) -> Result<Order, OrderError> {
+    pub async fn settle_refund(
+        &self,
+        id: OrderId,
+        by: ChangedBy,
+        note: String,
+    ) -> Result<Order, OrderError> {
         let order = self
             .shard(&id)
             .send(SettleRefund {
                 id: id.clone(),
+                by,
                 note,
             })
             .await??;

@@ -491,9 +491,9 @@ impl OrderShard {
 
     fn operator_refund(
         &mut self,
-        OperatorRefund { id, note }: OperatorRefund,
+        OperatorRefund { id, by, note }: OperatorRefund,
     ) -> Result<Order, OrderError> {
-        let order = self.transition_noted(&id, Event::OperatorRefund, ChangedBy::Operator, note)?;
+        let order = self.transition_noted(&id, Event::OperatorRefund, by, note)?;
         self.refund_started(&order);
         Ok(order)
     }
@@ -510,9 +510,9 @@ impl OrderShard {
 
     fn settle_refund(
         &mut self,
-        SettleRefund { id, note }: SettleRefund,
+        SettleRefund { id, by, note }: SettleRefund,
     ) -> Result<Order, OrderError> {
-        self.transition_noted(&id, Event::RefundSettled, ChangedBy::Operator, note)
+        self.transition_noted(&id, Event::RefundSettled, by, note)
     }
 
     fn add_note(&mut self, AddNote { id, by, note }: AddNote) -> Result<Order, OrderError> {

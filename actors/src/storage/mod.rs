@@ -827,9 +827,11 @@ mod tests {
         order
             .assign(courier.clone(), ChangedBy::Courier(courier), at)
             .expect("assigned");
-        order.note(ChangedBy::Operator, "骑手下线".into(), at);
+        // One change by an operator from before names, one by a named one.
+        order.note(ChangedBy::Operator(None), "骑手下线".into(), at);
+        let named = crate::domain::OperatorName::parse("li.lei").expect("name");
         order
-            .apply(Event::OperatorRefund, ChangedBy::Operator, at)
+            .apply(Event::OperatorRefund, ChangedBy::Operator(Some(named)), at)
             .expect("refunding");
         order.explain_last("顾客投诉".into());
         let bytes = encode_order(&order).expect("encodes");

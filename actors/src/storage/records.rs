@@ -125,6 +125,8 @@ enum ByRecord<S = String> {
     Dispatcher,
     Timer,
     Operator,
+    // Appended: earlier records keep their variant numbers.
+    NamedOperator(S),
 }
 
 /// Orders from before `ready_at` (tag `RECORD_V1`); they read as ready
@@ -322,7 +324,8 @@ impl<'a> From<&'a Change> for ChangeRecord<&'a str> {
                 ChangedBy::WeChatPay => ByRecord::WeChatPay,
                 ChangedBy::Dispatcher => ByRecord::Dispatcher,
                 ChangedBy::Timer => ByRecord::Timer,
-                ChangedBy::Operator => ByRecord::Operator,
+                ChangedBy::Operator(None) => ByRecord::Operator,
+                ChangedBy::Operator(Some(name)) => ByRecord::NamedOperator(name.as_str()),
             },
             note: &c.note,
         }
@@ -343,7 +346,10 @@ impl ChangeRecord {
                 ByRecord::WeChatPay => ChangedBy::WeChatPay,
                 ByRecord::Dispatcher => ChangedBy::Dispatcher,
                 ByRecord::Timer => ChangedBy::Timer,
-                ByRecord::Operator => ChangedBy::Operator,
+                ByRecord::Operator => ChangedBy::Operator(None),
+                ByRecord::NamedOperator(name) => {
+                    ChangedBy::Operator(Some(OperatorName::parse(&name).map_err(|_| Unreadable)?))
+                }
             },
             note: self.note,
         })
