@@ -50,6 +50,7 @@ fn instance(
                 placed,
                 ready: placed + rng.gen_range(0.0..15.0),
                 owner: Some(1_000_000 + key as u64),
+                barred: Vec::new(),
             }
         })
         .collect();

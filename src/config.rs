@@ -70,11 +70,16 @@ pub struct CourierSettings {
     /// Operators approve couriers before they work; false approves every
     /// applicant at once.
     pub review: bool,
+    /// Orders a courier may give back per China day.
+    pub releases_per_day: u32,
 }
 
 impl Default for CourierSettings {
     fn default() -> Self {
-        Self { review: true }
+        Self {
+            review: true,
+            releases_per_day: 3,
+        }
     }
 }
 

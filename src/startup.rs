@@ -141,6 +141,7 @@ pub fn start_services(
             target: settings.dispatch.target,
             max: settings.dispatch.max,
             review: settings.couriers.review,
+            releases_per_day: settings.couriers.releases_per_day,
         },
     );
     let notifications = Notifications::start(
@@ -321,6 +322,7 @@ fn routes() -> Vec<actix_web::Resource> {
         documented::<couriers::__path_open>(|r| r.route(web::get().to(couriers::open))),
         documented::<orders::__path_get>(|r| r.route(web::get().to(orders::get))),
         documented::<couriers::__path_grab>(|r| r.route(web::post().to(couriers::grab))),
+        documented::<couriers::__path_release>(|r| r.route(web::post().to(couriers::release))),
         documented::<couriers::__path_pickup>(|r| r.route(web::post().to(couriers::pickup))),
         documented::<couriers::__path_deliver>(|r| r.route(web::post().to(couriers::deliver))),
         documented::<couriers::__path_confirm>(|r| r.route(web::post().to(couriers::confirm))),

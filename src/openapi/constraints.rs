@@ -183,6 +183,7 @@ fn bodies(doc: &mut Value, places: &[Value]) {
         ),
         ("RegisterBody", "card_photo", json!({"pattern": UPLOAD_ID})),
         ("ReasonBody", "reason", text(1, 200)),
+        ("ReleaseBody", "reason", text(1, 200)),
         ("SuspendBody", "reason", text(1, 200)),
         ("SuspendBody", "until", json!({"pattern": RFC3339})),
     ];

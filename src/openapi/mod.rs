@@ -41,7 +41,7 @@ mod constraints;
         payments::pay,
         couriers::register, couriers::online, couriers::offline, couriers::location,
         couriers::tasks, couriers::open, couriers::grab, couriers::pickup,
-        couriers::deliver, couriers::confirm,
+        couriers::deliver, couriers::confirm, couriers::release,
         uploads::upload, uploads::photo,
         messages::add_form_ids, messages::subscribe, messages::share_code, messages::file,
         payments::pay_notify, payments::refund_notify,

@@ -369,6 +369,45 @@ pub async fn grab(
     Ok(HttpResponse::Ok().json(OrderView::of(&state, order).await))
 }
 
+/// `{"reason"}` as sent.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ReleaseBody {
+    /// Why, 1–200 characters (kept in the order's history).
+    #[schema(required = true, value_type = String, example = "车胎爆了")]
+    reason: Option<String>,
+}
+
+/// Gives back an order the caller was assigned and has not picked up: it
+/// goes back to dispatch and is never offered to them again; at most
+/// `couriers.releases_per_day` a (China) day.
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders/{id}/release",
+    tag = "couriers",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Order id")),
+    request_body = ReleaseBody,
+    responses(
+        (status = 200, description = "Back in dispatch", body = OrderView),
+        (status = 403, description = "Not a courier", body = ErrorBody),
+        (status = 404, description = "No such order, or not the caller's", body = ErrorBody),
+        (status = 409, description = "Picked up already, or over the daily limit", body = ErrorBody),
+    )
+)]
+pub async fn release(
+    state: web::Data<AppState>,
+    Caller(me): Caller,
+    OrderPath(id): OrderPath,
+    JsonBody(body): JsonBody<ReleaseBody>,
+) -> Result<HttpResponse, ApiError> {
+    let reason = body
+        .reason
+        .ok_or_else(|| ApiError::Validation("reason is required".into()))?;
+    let reason = parse_text(&reason, "reason", 1, 200)?;
+    let order = state.dispatch.release(id, me, reason).await?;
+    Ok(HttpResponse::Ok().json(OrderView::of(&state, order).await))
+}
+
 async fn step(
     state: &AppState,
     me: lastmile_actors::domain::OpenId,

@@ -22,6 +22,7 @@ mod ops;
 mod orders;
 mod payments;
 mod payouts;
+mod release;
 mod replay;
 mod resilience;
 mod review;

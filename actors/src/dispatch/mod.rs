@@ -79,6 +79,8 @@ pub struct DispatchConfig {
     /// Operators approve couriers (`couriers.review`); else every applicant
     /// is approved at once.
     pub review: bool,
+    /// Orders a courier may give back per China day (`couriers.releases_per_day`).
+    pub releases_per_day: u32,
 }
 
 /// Why a courier request failed.
@@ -157,6 +159,8 @@ struct Waiting {
     customer: OpenId,
     since: OffsetDateTime,
     ready_at: OffsetDateTime,
+    /// Couriers who gave it back.
+    declined: Vec<OpenId>,
 }
 
 struct Present {
@@ -272,6 +276,9 @@ pub struct Dispatcher {
     unassigning: HashSet<OrderId>,
     /// Since when this dispatcher runs: an absent courier is offline since.
     started_at: Instant,
+    /// Give-backs asked of a shard and not yet answered, per courier
+    /// (counted against the daily limit while in flight).
+    releasing: HashMap<OpenId, u32>,
     /// A round is due as soon as the mailbox is drained: a burst of new
     /// orders or couriers costs one round, not one each.
     round_pending: bool,
@@ -297,6 +304,19 @@ pub struct Decide {
     pub decision: Decision,
     /// The operator deciding.
     pub operator: OperatorName,
+}
+
+/// A courier gives back an order they have not picked up: it goes back
+/// to dispatch, never to them again.
+#[derive(Message)]
+#[rtype(result = "Result<Order, DispatchError>")]
+pub struct Release {
+    /// The order.
+    pub id: OrderId,
+    /// Who gives it back.
+    pub courier: OpenId,
+    /// Why (kept in the history).
+    pub reason: String,
 }
 
 /// Every courier, or those in one review state, oldest application first.
@@ -497,6 +517,7 @@ impl Dispatcher {
                 customer: msg.customer,
                 since: msg.since,
                 ready_at: msg.ready_at,
+                declined: msg.declined,
             },
         );
     }
@@ -768,6 +789,7 @@ impl Dispatcher {
                 placed: minutes(w.since),
                 ready: minutes(w.ready_at),
                 owner: Some(owner_of(&w.customer)),
+                barred: w.declined.iter().map(owner_of).collect(),
             });
             input.ids.push(id);
         }
@@ -842,6 +864,7 @@ impl Dispatcher {
                 placed: minutes(t.placed),
                 ready: minutes(t.ready_at),
                 owner: None,
+                barred: Vec::new(),
             });
             input.ids.push(id.clone());
         }
@@ -1262,6 +1285,15 @@ impl Handler<Grab> for Dispatcher {
                     "someone else is taking this order".into(),
                 ));
             }
+            let gave_back = self
+                .waiting
+                .get(&id)
+                .is_some_and(|w| w.declined.contains(&courier));
+            if gave_back && operator.is_none() {
+                return Err(DispatchError::Conflict(
+                    "you gave this order back; it goes to another courier".into(),
+                ));
+            }
             Ok(())
         })();
         if let Err(e) = checked {
@@ -1409,6 +1441,78 @@ impl Handler<Decide> for Dispatcher {
     }
 }
 
+impl Handler<Release> for Dispatcher {
+    type Result = ResponseActFuture<Self, Result<Order, DispatchError>>;
+
+    fn handle(
+        &mut self,
+        Release {
+            id,
+            courier,
+            reason,
+        }: Release,
+        _: &mut Self::Context,
+    ) -> Self::Result {
+        let day = china_day(now_utc());
+        let checked = (|| {
+            self.profile(&courier)?;
+            let given = self
+                .store
+                .releases_on(&courier, &day)
+                .map_err(|e| DispatchError::Unavailable(crate::errors::cause(e)))?;
+            let in_flight = self.releasing.get(&courier).copied().unwrap_or(0);
+            if given + in_flight >= self.config.releases_per_day {
+                return Err(DispatchError::Conflict(format!(
+                    "a courier gives back at most {} orders a day",
+                    self.config.releases_per_day
+                )));
+            }
+            Ok(())
+        })();
+        if let Err(e) = checked {
+            return Box::pin(async move { Err(e) }.into_actor(self));
+        }
+        *self.releasing.entry(courier.clone()).or_default() += 1;
+        let (orders, store, who) = (self.orders.clone(), self.store.clone(), courier.clone());
+        Box::pin(
+            async move {
+                let by = ChangedBy::Courier(who.clone());
+                let order = orders
+                    .unassign_noted(id, who.clone(), by, reason)
+                    .await
+                    .map_err(|e| match e {
+                        // Not theirs to give back: they may not see it either.
+                        OrderError::Forbidden(_) => DispatchError::NotFound,
+                        other => DispatchError::from(other),
+                    })?;
+                store
+                    .count_release(&who, &day)
+                    .map_err(|e| DispatchError::Unavailable(crate::errors::cause(e)))?;
+                store
+                    .commit()
+                    .await
+                    .map_err(|e| DispatchError::Unavailable(crate::errors::cause(e)))?;
+                Ok(order)
+            }
+            .into_actor(self)
+            .map(move |result, act, _| {
+                if let Some(n) = act.releasing.get_mut(&courier) {
+                    *n = n.saturating_sub(1);
+                }
+                if result.is_ok() {
+                    metrics::counter!("lastmile_dispatch_releases_total").increment(1);
+                }
+                result
+            }),
+        )
+    }
+}
+
+/// The China (campus) day of a time, `YYYY-MM-DD`.
+fn china_day(at: OffsetDateTime) -> String {
+    at.to_offset(crate::domain::CHINA).date().to_string()
+}
+
 impl Handler<ListCouriers> for Dispatcher {
     type Result = Result<Vec<CourierView>, DispatchError>;
 
@@ -1464,7 +1568,11 @@ impl Handler<OpenOrders> for Dispatcher {
         let mut open: Vec<(f64, OffsetDateTime, &OrderId)> = self
             .waiting
             .iter()
-            .filter(|(id, w)| !self.in_flight.contains(*id) && w.customer != courier)
+            .filter(|(id, w)| {
+                !self.in_flight.contains(*id)
+                    && w.customer != courier
+                    && !w.declined.contains(&courier)
+            })
             .map(|(id, w)| {
                 (
                     self.points[from].distance(self.points[w.place]),
@@ -1576,6 +1684,7 @@ impl Dispatch {
             in_flight: HashSet::new(),
             unassigning: HashSet::new(),
             started_at: Instant::now(),
+            releasing: HashMap::new(),
             round_pending: false,
         });
         Self { addr }
@@ -1598,6 +1707,22 @@ impl Dispatch {
                 courier,
                 decision,
                 operator,
+            })
+            .await?
+    }
+
+    /// A courier gives back an order they have not picked up.
+    pub async fn release(
+        &self,
+        id: OrderId,
+        courier: OpenId,
+        reason: String,
+    ) -> Result<Order, DispatchError> {
+        self.addr
+            .send(Release {
+                id,
+                courier,
+                reason,
             })
             .await?
     }

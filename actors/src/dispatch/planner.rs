@@ -97,6 +97,15 @@ pub struct Order {
     pub ready: f64,
     /// Who ordered it (a courier never carries their own order).
     pub owner: Option<u64>,
+    /// Couriers (as their owner tags) who gave it back: never offered it again.
+    pub barred: Vec<u64>,
+}
+
+impl Order {
+    /// Whether the courier with owner tag `courier` may carry it.
+    pub fn may_go_with(&self, courier: Option<u64>) -> bool {
+        courier.is_none_or(|c| self.owner != Some(c) && !self.barred.contains(&c))
+    }
 }
 
 /// A courier who can take work.
@@ -375,7 +384,7 @@ fn join_en_route<'a>(
             if b.site != o.site
                 || b.pickup_at <= now
                 || b.orders.len() >= b.capacity
-                || (b.owner.is_some() && o.owner == b.owner)
+                || !o.may_go_with(b.owner)
             {
                 continue;
             }
@@ -614,7 +623,7 @@ fn price_pairs(p: &Params, now: f64, bundles: &[Bundle], couriers: &[&Courier]) 
                 .iter()
                 .enumerate()
                 .filter(|(_, c)| c.capacity >= b.orders.len())
-                .filter(|(_, c)| c.owner.is_none() || b.orders.iter().all(|o| o.owner != c.owner))
+                .filter(|(_, c)| b.orders.iter().all(|o| o.may_go_with(c.owner)))
                 .map(|(i, c)| (c.free_at.max(now) + p.travel(c.pos, b.pickup), i))
                 .collect();
             near.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -693,6 +702,7 @@ mod tests {
             placed,
             ready,
             owner: None,
+            barred: Vec::new(),
         }
     }
 
@@ -705,6 +715,24 @@ mod tests {
             capacity: 3,
             owner: None,
         }
+    }
+
+    #[test]
+    fn a_courier_who_gave_an_order_back_is_not_sent_it_again() {
+        let p = params();
+        let mut o = order(0, 0, (0.0, 0.0), (100.0, 0.0), 0.0, 0.0);
+        o.barred = vec![7];
+        let mut near = courier(0, (0.0, 0.0), 0.0);
+        near.owner = Some(7);
+        let far = courier(1, (900.0, 0.0), 0.0);
+        let plan = plan_with(&p, 0.0, &[o.clone()], &[near.clone(), far], &mut []);
+        assert_eq!(plan.assignments.len(), 1);
+        assert_eq!(
+            plan.assignments[0].courier, 1,
+            "the far courier, not the one who gave it back"
+        );
+        let plan = plan_with(&p, 0.0, &[o], &[near], &mut []);
+        assert!(plan.assignments.is_empty());
     }
 
     #[test]
@@ -869,6 +897,7 @@ mod tests {
                 .enumerate()
                 .map(|(k, (s, x, y, placed, prep, owner))| Order {
                     owner,
+                    barred: Vec::new(),
                     ..order(
                         k,
                         s,

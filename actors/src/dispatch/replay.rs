@@ -142,6 +142,7 @@ fn as_order(inst: &Instance, i: usize) -> Order {
         placed: o.placed,
         ready: o.ready,
         owner: None,
+        barred: Vec::new(),
     }
 }
 
@@ -218,6 +219,7 @@ fn greedy_round(
             placed: o.placed,
             ready: o.ready,
             owner: None,
+            barred: Vec::new(),
         };
         let best = idle
             .iter()

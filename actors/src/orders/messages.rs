@@ -157,6 +157,8 @@ pub struct UnassignOrder {
     pub courier: OpenId,
     /// Who takes it back.
     pub by: ChangedBy,
+    /// Why, kept in the history (empty: nothing said).
+    pub note: String,
 }
 
 /// A courier-or-customer step on an order.
@@ -197,6 +199,9 @@ pub struct OrderWaiting {
     pub since: OffsetDateTime,
     /// When it can be picked up.
     pub ready_at: OffsetDateTime,
+    /// Couriers who gave it back (read from its history, so it holds
+    /// across restarts): never offered it again.
+    pub declined: Vec<OpenId>,
 }
 
 impl TaskChanged {
@@ -232,6 +237,15 @@ impl OrderWaiting {
             customer: order.customer.clone(),
             since: order.updated_at,
             ready_at: order.ready_at,
+            declined: order
+                .history()
+                .iter()
+                .filter(|c| c.event == Some(crate::domain::Event::Unassign))
+                .filter_map(|c| match &c.by {
+                    ChangedBy::Courier(courier) => Some(courier.clone()),
+                    _ => None,
+                })
+                .collect(),
         }
     }
 }

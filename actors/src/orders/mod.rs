@@ -309,12 +309,25 @@ impl Orders {
         courier: OpenId,
         by: ChangedBy,
     ) -> Result<Order, OrderError> {
+        self.unassign_noted(id, courier, by, String::new()).await
+    }
+
+    /// [`Orders::unassign`] with a reason kept in the history (a courier's
+    /// give-back).
+    pub async fn unassign_noted(
+        &self,
+        id: OrderId,
+        courier: OpenId,
+        by: ChangedBy,
+        note: String,
+    ) -> Result<Order, OrderError> {
         let order = self
             .shard(&id)
             .send(UnassignOrder {
                 id: id.clone(),
                 courier,
                 by,
+                note,
             })
             .await??;
         self.durable(&id, order).await

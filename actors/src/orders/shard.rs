@@ -449,13 +449,21 @@ impl OrderShard {
 
     fn unassign(
         &mut self,
-        UnassignOrder { id, courier, by }: UnassignOrder,
+        UnassignOrder {
+            id,
+            courier,
+            by,
+            note,
+        }: UnassignOrder,
     ) -> Result<Order, OrderError> {
         let mut order = self.load(&id)?.ok_or(OrderError::NotFound)?;
         if order.courier.as_ref() != Some(&courier) {
             return Err(OrderError::Forbidden("the order is not this courier's"));
         }
         order.unassign(by, now_utc())?;
+        if !note.is_empty() {
+            order.explain_last(note);
+        }
         self.store.update_order(&order, false)?;
         metrics::counter!("lastmile_order_transitions_total", "to" => "paid").increment(1);
         self.track(order.clone());

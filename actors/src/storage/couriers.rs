@@ -35,6 +35,29 @@ impl CourierRepo {
         Ok(all)
     }
 
+    /// How many orders a courier gave back on a (China) day.
+    pub fn releases_on(&self, openid: &OpenId, day: &str) -> Result<u32, StorageError> {
+        let key = [openid.as_str().as_bytes(), b"\0", day.as_bytes()].concat();
+        Ok(self
+            .0
+            .inner
+            .courier_releases
+            .get(key)?
+            .and_then(|v| <[u8; 4]>::try_from(v.as_ref()).ok())
+            .map_or(0, u32::from_be_bytes))
+    }
+
+    /// Counts one more give-back on a day (the dispatcher is the one writer).
+    pub fn count_release(&self, openid: &OpenId, day: &str) -> Result<u32, StorageError> {
+        let n = self.releases_on(openid, day)? + 1;
+        let key = [openid.as_str().as_bytes(), b"\0", day.as_bytes()].concat();
+        self.0
+            .inner
+            .courier_releases
+            .insert(key, &n.to_be_bytes())?;
+        Ok(n)
+    }
+
     /// Waits until every write made before this call is on disk.
     pub async fn commit(&self) -> Result<(), StorageError> {
         self.0.commit().await

@@ -25,6 +25,7 @@
 //! - `meta`: `access_token` → the app's current access token
 //! - `share_codes`: scene `\0` page → the uploaded wxacode's URL
 //! - `couriers`: openid → courier profile
+//! - `courier_releases`: openid `\0` China day → orders the courier gave back that day (u32 BE)
 //! - `uploads`: upload id → the photo's record (owner, type, the order it proves)
 //! - `outbox`: entry id (u64 BE, increasing) → a message to send, written in
 //!   the same transaction as the order change it announces
@@ -162,6 +163,7 @@ struct Inner {
     meta: sled::Tree,
     share_codes: sled::Tree,
     couriers: sled::Tree,
+    courier_releases: sled::Tree,
     uploads: sled::Tree,
     outbox: sled::Tree,
     ledger_inbox: sled::Tree,
@@ -226,6 +228,7 @@ impl Store {
             meta: db.open_tree("meta")?,
             share_codes: db.open_tree("share_codes")?,
             couriers: db.open_tree("couriers")?,
+            courier_releases: db.open_tree("courier_releases")?,
             uploads: db.open_tree("uploads")?,
             outbox: db.open_tree("outbox")?,
             ledger_inbox: db.open_tree("ledger_inbox")?,
