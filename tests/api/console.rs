@@ -304,6 +304,11 @@ async fn an_operator_signs_in_sees_the_courier_and_refunds_an_order() {
 
 /// Opens the console and signs in with the admin token.
 async fn sign_in(browser: &Client, app: &BinaryApp) {
+    sign_in_with(browser, app, ADMIN_TOKEN).await;
+}
+
+/// Opens the console and signs in with `token`.
+async fn sign_in_with(browser: &Client, app: &BinaryApp, token: &str) {
     browser
         .goto(&app.url("/admin"))
         .await
@@ -312,7 +317,7 @@ async fn sign_in(browser: &Client, app: &BinaryApp) {
         .find(Locator::Id("token"))
         .await
         .expect("token field")
-        .send_keys(ADMIN_TOKEN)
+        .send_keys(token)
         .await
         .expect("typed");
     click(browser, "#signin").await;
@@ -576,23 +581,13 @@ async fn an_operator_reviews_an_application_with_its_card_and_suspends_a_courier
     .await;
     let http = reqwest::Client::new();
     let (applicant, applicant_id) = app.login(&http, "console-applicant").await;
-    let card: Value = http
-        .post(app.url("/api/v1/uploads"))
-        .bearer_auth(&applicant)
-        .header("Content-Type", "image/jpeg")
-        .body(crate::uploads::jpeg())
-        .send()
-        .await
-        .expect("upload")
-        .json()
-        .await
-        .expect("JSON");
+    let card = crate::uploads::upload_over_http(&http, &app, &applicant).await;
     let applied = post_json(
         &http,
         &app,
         &applicant,
         "/api/v1/couriers/me",
-        json!({"name": "林涛", "phone": "13800138005", "student_no": "2024110", "card_photo": card["id"]}),
+        json!({"name": "林涛", "phone": "13800138005", "student_no": "2024110", "card_photo": card}),
     )
     .await;
     assert_eq!(applied["review"], "pending");
@@ -751,18 +746,7 @@ async fn the_console_shows_who_is_signed_in_and_hides_what_their_role_cannot_do(
     let driver = Driver::start().await;
     let browser = driver.browser(&dir.path().join("profile")).await;
     async {
-        browser
-            .goto(&app.url("/admin"))
-            .await
-            .expect("console loads");
-        browser
-            .find(Locator::Id("token"))
-            .await
-            .expect("token field")
-            .send_keys(&token)
-            .await
-            .expect("typed");
-        click(&browser, "#signin").await;
+        sign_in_with(&browser, &app, &token).await;
         text_becomes(&browser, "#who", &["zhao.viewer（只读）"], 20).await;
         browser
             .find(Locator::Id("search-q"))

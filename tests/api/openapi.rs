@@ -524,17 +524,7 @@ async fn schemathesis_finds_nothing_to_fault() {
     let client = reqwest::Client::new();
     let (token, _) = app.login(&client, "schemathesis").await;
     // A photo of the fuzzing user's own, for the bodies that name one.
-    let photo: serde_json::Value = client
-        .post(app.url("/api/v1/uploads"))
-        .bearer_auth(&token)
-        .header("Content-Type", "image/jpeg")
-        .body(crate::uploads::jpeg())
-        .send()
-        .await
-        .expect("upload")
-        .json()
-        .await
-        .expect("json");
+    let photo = crate::uploads::upload_over_http(&client, &app, &token).await;
     let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/schemathesis");
     let run = tokio::process::Command::new("python3")
         .args(["-m", "schemathesis.cli", "--config-file"])
@@ -547,10 +537,7 @@ async fn schemathesis_finds_nothing_to_fault() {
         .env("PYTHONPATH", fixtures)
         .env("SCHEMATHESIS_HOOKS", "lastmile_hooks")
         .env("LASTMILE_USER_TOKEN", &token)
-        .env(
-            "LASTMILE_USER_PHOTO",
-            photo["id"].as_str().expect("photo id"),
-        )
+        .env("LASTMILE_USER_PHOTO", &photo)
         .env("LASTMILE_ADMIN_TOKEN", ADMIN)
         .kill_on_drop(true)
         .output();

@@ -38,6 +38,22 @@ fn jpeg_with_position() -> Vec<u8> {
     out
 }
 
+/// Uploads a JPEG to a running binary as `token`; answers its id.
+pub async fn upload_over_http(client: &reqwest::Client, app: &BinaryApp, token: &str) -> String {
+    let reply: serde_json::Value = client
+        .post(app.url("/api/v1/uploads"))
+        .bearer_auth(token)
+        .header("Content-Type", "image/jpeg")
+        .body(jpeg())
+        .send()
+        .await
+        .expect("upload")
+        .json()
+        .await
+        .expect("json");
+    reply["id"].as_str().expect("upload id").to_owned()
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }

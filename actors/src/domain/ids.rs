@@ -9,6 +9,25 @@ use time::OffsetDateTime;
 
 use super::*;
 
+/// A fresh 32-character id: `prefix` and 31 characters of base32hex of
+/// the time (ms, so ids sort by creation) and 13 random bytes.
+pub fn timed_id(prefix: char, now: OffsetDateTime) -> String {
+    let mut raw = [0u8; 19];
+    let millis = unix_ms(now).max(0) as u64;
+    raw[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut raw[6..]);
+    format!("{prefix}{}", data_encoding::BASE32HEX_NOPAD.encode(&raw))
+}
+
+/// Whether `s` has the shape [`timed_id`] makes with `prefix`.
+pub fn is_timed_id(s: &str, prefix: char) -> bool {
+    s.len() == 32
+        && s.starts_with(prefix)
+        && s[1..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'A'..=b'V').contains(&b))
+}
+
 fn customer_tag(customer: &OpenId) -> [u8; 5] {
     let digest = Sha256::digest(customer.as_str().as_bytes());
     let mut tag = [0u8; 5];

@@ -19,21 +19,12 @@ pub struct UploadId(String);
 impl UploadId {
     /// A fresh id made at `now`.
     pub fn generate(now: OffsetDateTime) -> Self {
-        let mut raw = [0u8; 19];
-        let millis = unix_ms(now).max(0) as u64;
-        raw[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
-        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut raw[6..]);
-        Self(format!("U{}", data_encoding::BASE32HEX_NOPAD.encode(&raw)))
+        Self(timed_id('U', now))
     }
 
     /// Parses an id received from a client.
     pub fn parse(s: &str) -> Result<Self, ValidationError> {
-        let ok = s.len() == 32
-            && s.starts_with('U')
-            && s[1..]
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'A'..=b'V').contains(&b));
-        if ok {
+        if is_timed_id(s, 'U') {
             Ok(Self(s.to_owned()))
         } else {
             Err(ValidationError(

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::domain::{unix_ms, OpenId, ValidationError};
+use crate::domain::{is_timed_id, timed_id, OpenId, ValidationError};
 
 /// A withdrawal id: `W` and 31 characters of base32hex (time, then
 /// random), so ids sort by creation; also the transfer's `out_bill_no`
@@ -19,21 +19,12 @@ pub struct WithdrawalId(String);
 impl WithdrawalId {
     /// A fresh id made at `now`.
     pub fn generate(now: OffsetDateTime) -> Self {
-        let mut raw = [0u8; 19];
-        let millis = unix_ms(now).max(0) as u64;
-        raw[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
-        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut raw[6..]);
-        Self(format!("W{}", data_encoding::BASE32HEX_NOPAD.encode(&raw)))
+        Self(timed_id('W', now))
     }
 
     /// Parses an id received from a client.
     pub fn parse(s: &str) -> Result<Self, ValidationError> {
-        let ok = s.len() == 32
-            && s.starts_with('W')
-            && s[1..]
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'A'..=b'V').contains(&b));
-        if ok {
+        if is_timed_id(s, 'W') {
             Ok(Self(s.to_owned()))
         } else {
             Err(ValidationError(
