@@ -234,10 +234,38 @@ pub struct OrderSettings {
     /// Orders one customer may have awaiting payment at once.
     #[serde(default = "default_max_unpaid")]
     pub max_unpaid: u32,
+    /// Whether a hand-over needs a photo.
+    #[serde(default)]
+    pub delivery_photo: DeliveryPhoto,
+    /// A paid order nobody has taken: its customer is told after this…
+    #[serde(with = "humantime_serde", default = "default_untaken_notice_after")]
+    pub untaken_notice_after: Duration,
+    /// … and it is refunded after this (both counted from the payment).
+    #[serde(with = "humantime_serde", default = "default_untaken_refund_after")]
+    pub untaken_refund_after: Duration,
+}
+
+/// `orders.delivery_photo`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryPhoto {
+    /// A courier may add a photo at `deliver`.
+    #[default]
+    Optional,
+    /// Every `deliver` needs one (400 without).
+    Required,
 }
 
 fn default_max_unpaid() -> u32 {
     10
+}
+
+fn default_untaken_notice_after() -> Duration {
+    Duration::from_secs(30 * 60)
+}
+
+fn default_untaken_refund_after() -> Duration {
+    Duration::from_secs(3 * 3600)
 }
 
 /// `[dispatch]`
@@ -306,12 +334,19 @@ pub struct MessageSettings {
     pub template_delivered: String,
     /// Template for "refunded".
     pub template_refunded: String,
+    /// Template for "nobody has taken your order yet".
+    #[serde(default = "default_template_untaken")]
+    pub template_untaken: String,
     /// Messages not sent within this are dropped.
     #[serde(with = "humantime_serde")]
     pub expire_after: Duration,
     /// Share codes one user may have made per day (429 past it).
     #[serde(default = "default_share_codes_per_day")]
     pub share_codes_per_day: u32,
+}
+
+fn default_template_untaken() -> String {
+    "SANDBOX_TPL_UNTAKEN".into()
 }
 
 fn default_share_codes_per_day() -> u32 {

@@ -160,6 +160,8 @@ impl From<OrderError> for ApiError {
             OrderError::Transition(t) => ApiError::Conflict(t.to_string()),
             OrderError::Forbidden(m) => ApiError::Forbidden(m.into()),
             OrderError::TooManyUnpaid(_) => ApiError::Conflict(e.to_string()),
+            OrderError::Invalid(v) => ApiError::Validation(v.0),
+            OrderError::Conflict(m) => ApiError::Conflict(m.into()),
             OrderError::Storage(_) | OrderError::Unavailable => ApiError::unavailable(&e),
         }
     }

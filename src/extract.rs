@@ -230,6 +230,33 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     }
 }
 
+/// A JSON body that may be left out: no body, or `null`, reads as `T::default()`.
+pub struct OptionalJsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalJsonBody<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = RawBody::take(req, payload);
+        Box::pin(async move {
+            let is_json = body.is_json;
+            let bytes = body.read().await?;
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                return Ok(OptionalJsonBody(T::default()));
+            }
+            if !is_json {
+                return Err(ApiError::UnsupportedMediaType);
+            }
+            serde_json::from_slice::<Option<T>>(&bytes)
+                .map(|body| OptionalJsonBody(body.unwrap_or_default()))
+                .map_err(|e| {
+                    ApiError::BadRequest(format!("body is not valid JSON for this request: {e}"))
+                })
+        })
+    }
+}
+
 /// The body of an action endpoint: nothing, or a JSON object such as `{}`.
 pub struct ActionBody;
 

@@ -105,6 +105,10 @@ pub fn start_services(
             payment_timeout: settings.orders.payment_timeout,
             auto_confirm: settings.orders.auto_confirm,
             max_unpaid: settings.orders.max_unpaid,
+            delivery_photo_required: settings.orders.delivery_photo
+                == crate::config::DeliveryPhoto::Required,
+            untaken_notice_after: settings.orders.untaken_notice_after,
+            untaken_refund_after: settings.orders.untaken_refund_after,
         },
     );
     let sessions = Sessions::start(store.session_repo(), wechat.client.clone())?;
@@ -115,6 +119,7 @@ pub fn start_services(
         &messages.template_picked_up,
         &messages.template_delivered,
         &messages.template_refunded,
+        &messages.template_untaken,
     ];
     let formids = FormIds::start(
         store.formid_repo(),
@@ -154,6 +159,7 @@ pub fn start_services(
             picked_up: settings.messages.template_picked_up.clone(),
             delivered: settings.messages.template_delivered.clone(),
             refunded: settings.messages.template_refunded.clone(),
+            untaken: settings.messages.template_untaken.clone(),
             expire_after: settings.messages.expire_after,
         },
     );

@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ActionBody, Caller, JsonBody, OrderPath};
+use crate::extract::{ActionBody, Caller, JsonBody, OptionalJsonBody, OrderPath};
 use crate::routes::view::OrderView;
 use crate::state::AppState;
 
@@ -448,8 +448,10 @@ pub async fn pickup(
     tag = "couriers",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Order id")),
+    request_body = Option<DeliverBody>,
     responses(
         (status = 200, description = "Delivered (the assigned courier)", body = OrderView),
+        (status = 400, description = "A photo that is not the caller's, or none where one is required", body = ErrorBody),
         (status = 403, description = "Not the caller's to do", body = ErrorBody),
         (status = 404, description = "No such order", body = ErrorBody),
         (status = 409, description = "Not in a status that allows it", body = ErrorBody),
@@ -459,9 +461,57 @@ pub async fn deliver(
     state: web::Data<AppState>,
     Caller(me): Caller,
     OrderPath(id): OrderPath,
-    _body: ActionBody,
+    OptionalJsonBody(body): OptionalJsonBody<DeliverBody>,
 ) -> Result<HttpResponse, ApiError> {
-    step(&state, me, id, Step::Deliver).await
+    let photo = match body.photo.as_deref() {
+        Some(raw) => Some(evidence_photo(&state, &me, raw, "photo", &id).await?),
+        None => None,
+    };
+    let order = state
+        .orders
+        .step(id.clone(), me.clone(), Step::Deliver(photo.clone()))
+        .await?;
+    if let Some(photo) = photo {
+        attach_evidence(&state, photo, me, id).await;
+    }
+    Ok(HttpResponse::Ok().json(OrderView::of(&state, order).await))
+}
+
+/// What `deliver` may carry.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct DeliverBody {
+    /// An upload id: a photo of the hand-over (required when the campus asks for one).
+    #[schema(value_type = Option<String>)]
+    photo: Option<String>,
+}
+
+/// A photo the caller uploaded that proves nothing else yet (else 400 naming the field).
+pub async fn evidence_photo(
+    state: &AppState,
+    me: &OpenId,
+    raw: &str,
+    field: &str,
+    order: &OrderId,
+) -> Result<UploadId, ApiError> {
+    let not_theirs =
+        || ApiError::Validation(format!("{field} must be the id of a photo you uploaded"));
+    let id = UploadId::parse(raw).map_err(|_| not_theirs())?;
+    match state.uploads.owned_by(id, me.clone()).await {
+        Ok(upload) if upload.order.as_ref().is_some_and(|o| o != order) => Err(
+            ApiError::Validation(format!("{field} already proves another order")),
+        ),
+        Ok(upload) => Ok(upload.id),
+        Err(UploadError::NotFound) => Err(not_theirs()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Lets the order's customer and courier see the photo. The order already
+/// names it, so a failure here is logged rather than undoing the step.
+pub async fn attach_evidence(state: &AppState, photo: UploadId, me: OpenId, order: OrderId) {
+    if let Err(e) = state.uploads.attach(photo, me, order).await {
+        tracing::warn!(error = %e, "a photo could not be attached to its order");
+    }
 }
 
 /// The customer confirms receipt.

@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use lastmile_actors::campus::Campus;
 use lastmile_actors::domain::{
     now_utc, parse_ready_at, parse_text, Fen, IdempotencyKey, Location, NewOrder, OrderId,
-    OrderKind, PlaceId, Status, Tip, MAX_PICKUP_CODE_CHARS, MAX_TEXT_CHARS,
+    OrderKind, PhoneNumber, PlaceId, Status, Tip, MAX_PICKUP_CODE_CHARS, MAX_TEXT_CHARS,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -50,6 +50,10 @@ pub struct CreateOrderBody {
     /// When the goods can be picked up (RFC 3339; default now).
     #[schema(value_type = Option<String>, format = DateTime)]
     ready_at: Option<String>,
+    /// A mainland mobile number for the courier to call; shown only to the
+    /// customer and the assigned courier.
+    #[schema(value_type = Option<String>, pattern = "^1[0-9]{10}$", example = "13800138000")]
+    contact_phone: Option<String>,
 }
 
 /// A location as sent.
@@ -156,6 +160,14 @@ pub fn parse_new_order(
         Some(text) => Some(parse_ready_at(text, now)?),
         None => None,
     };
+    let contact_phone = match body.contact_phone.as_deref() {
+        Some(text) => Some(PhoneNumber::parse(text).map_err(|_| {
+            ApiError::Validation(
+                "contact_phone must be a mainland mobile number: 11 digits starting with 1".into(),
+            )
+        })?),
+        None => None,
+    };
     Ok(NewOrder {
         kind,
         pickup,
@@ -165,6 +177,8 @@ pub fn parse_new_order(
         tip_fen,
         note,
         ready_at,
+        contact_phone,
+        flagged: false,
     })
 }
 

@@ -502,6 +502,8 @@ pub(crate) fn stored_order(
             tip_fen: Tip::try_from(tip).expect("tip"),
             note: String::new(),
             ready_at: None,
+            contact_phone: None,
+            flagged: false,
         },
         now,
     );

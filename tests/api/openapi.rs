@@ -538,6 +538,7 @@ async fn schemathesis_finds_nothing_to_fault() {
         .env("SCHEMATHESIS_HOOKS", "lastmile_hooks")
         .env("LASTMILE_USER_TOKEN", &token)
         .env("LASTMILE_USER_PHOTO", &photo)
+        .env("LASTMILE_BASE_URL", app.url(""))
         .env("LASTMILE_ADMIN_TOKEN", ADMIN)
         .kill_on_drop(true)
         .output();

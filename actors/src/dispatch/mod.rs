@@ -272,6 +272,10 @@ pub struct Dispatcher {
     /// Paid orders whose places left the campus map: shown, never planned.
     stranded: HashMap<OrderId, BoardWaiting>,
     in_flight: HashSet<OrderId>,
+    /// In-flight orders that came back to the pool before their assignment
+    /// was answered (given back, or taken back, in between): the answer must
+    /// not book them again.
+    returned: HashSet<OrderId>,
     /// Tasks being taken back from an absent courier.
     unassigning: HashSet<OrderId>,
     /// Since when this dispatcher runs: an absent courier is offline since.
@@ -473,6 +477,7 @@ impl Supervised for Dispatcher {
     fn restarting(&mut self, _: &mut Self::Context) {
         tracing::warn!("dispatcher restarting");
         self.in_flight.clear();
+        self.returned.clear();
         self.reserved.clear();
         self.unassigning.clear();
     }
@@ -490,6 +495,9 @@ impl Dispatcher {
     }
 
     fn add_waiting(&mut self, msg: OrderWaiting) {
+        if self.in_flight.contains(&msg.id) {
+            self.returned.insert(msg.id.clone());
+        }
         let place = self.places.get(msg.pickup.as_str()).copied();
         let dropoff = self.places.get(msg.dropoff.as_str()).copied();
         let (Some(place), Some(dropoff)) = (place, dropoff) else {
@@ -898,10 +906,14 @@ impl Dispatcher {
         waited: Option<Duration>,
     ) {
         self.in_flight.remove(id);
+        let came_back = self.returned.remove(id);
         if let Some(n) = self.reserved.get_mut(courier) {
             *n = n.saturating_sub(1);
         }
         match failure {
+            // Assigned, then back in the pool before this answer: the
+            // shard's events already said so, and they are the later word.
+            None if came_back => {}
             None => {
                 // The shard's TaskChanged says the same; booking it here too
                 // keeps capacity right for the next round in between.
@@ -1682,6 +1694,7 @@ impl Dispatch {
             waiting: HashMap::new(),
             stranded: HashMap::new(),
             in_flight: HashSet::new(),
+            returned: HashSet::new(),
             unassigning: HashSet::new(),
             started_at: Instant::now(),
             releasing: HashMap::new(),

@@ -46,6 +46,7 @@ macro_rules! string_newtype {
 }
 
 mod courier;
+mod dispute;
 mod history;
 mod ids;
 mod money;
@@ -59,6 +60,7 @@ mod token;
 mod upload;
 
 pub use courier::*;
+pub use dispute::*;
 pub use history::*;
 pub use ids::*;
 pub use money::*;
@@ -205,6 +207,8 @@ mod tests {
             tip_fen: Tip::default(),
             note: String::new(),
             ready_at: None,
+            contact_phone: None,
+            flagged: false,
         };
         let mut order = Order::new(OrderId::generate(&customer, now), customer, new, now);
         order

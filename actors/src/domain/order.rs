@@ -64,6 +64,11 @@ pub struct NewOrder {
     pub note: String,
     /// When the goods can be picked up (None: at once).
     pub ready_at: Option<OffsetDateTime>,
+    /// The customer's phone for the courier.
+    pub contact_phone: Option<PhoneNumber>,
+    /// WeChat's content check asked operators to look at the texts (or
+    /// could not check them).
+    pub flagged: bool,
 }
 
 /// How far in the past a `ready_at` is still taken as "now" (phone clocks drift).
@@ -104,6 +109,9 @@ pub enum Status {
     PickedUp,
     /// Handed over, waiting for the customer's confirmation.
     Delivered,
+    /// The customer says something went wrong: auto-confirm waits, the
+    /// courier's earning is held until an operator resolves it.
+    Disputed,
     /// Done.
     Completed,
     /// Cancelled before payment.
@@ -119,12 +127,13 @@ pub enum Status {
 }
 
 /// Every status, in life order (for metrics and parsing).
-pub const ALL_STATUSES: [Status; 10] = [
+pub const ALL_STATUSES: [Status; 11] = [
     Status::AwaitingPayment,
     Status::Paid,
     Status::Assigned,
     Status::PickedUp,
     Status::Delivered,
+    Status::Disputed,
     Status::Completed,
     Status::Cancelled,
     Status::Refunding,
@@ -158,6 +167,17 @@ pub enum Event {
     RefundFailed,
     /// An operator records that a failed refund was settled by hand.
     RefundSettled,
+    /// The customer disputes a delivered order.
+    Dispute,
+    /// An operator resolves a dispute with nothing back: the order completes.
+    Resolve,
+    /// An operator resolves a dispute with money back (part or all).
+    ResolveRefund,
+    /// WeChat Pay confirmed a partial refund: the rest is settled.
+    PartRefundConfirmed,
+    /// An operator records that a failed partial refund was paid by hand:
+    /// the rest is settled.
+    PartRefundSettled,
 }
 
 impl Event {
@@ -175,8 +195,24 @@ impl Event {
             Event::OperatorRefund => "operator_refund",
             Event::RefundFailed => "refund_failed",
             Event::RefundSettled => "refund_settled",
+            Event::Dispute => "dispute",
+            Event::Resolve => "resolve",
+            Event::ResolveRefund => "resolve_refund",
+            Event::PartRefundConfirmed => "part_refund_confirmed",
+            Event::PartRefundSettled => "part_refund_settled",
         }
     }
+}
+
+/// Why a dispute cannot be resolved as asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    /// The refund is out of range.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// The order is not disputed.
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
 }
 
 /// An event the current status does not allow.
@@ -207,6 +243,10 @@ impl fmt::Display for EventName {
             Event::OperatorRefund => "be refunded by an operator",
             Event::RefundFailed => "fail to be refunded",
             Event::RefundSettled => "be settled by hand",
+            Event::Dispute => "be disputed",
+            Event::Resolve | Event::ResolveRefund => "be resolved",
+            Event::PartRefundConfirmed => "be partly refunded",
+            Event::PartRefundSettled => "be partly settled by hand",
         })
     }
 }
@@ -240,6 +280,13 @@ impl Status {
             // The retry, with the same refund number.
             (S::RefundFailed, E::OperatorRefund) => S::Refunding,
             (S::RefundFailed, E::RefundSettled) => S::Refunded,
+            // A dispute holds the money until an operator decides; a
+            // refund of part of it completes the order with the rest.
+            (S::Delivered, E::Dispute) => S::Disputed,
+            (S::Disputed, E::Resolve) => S::Completed,
+            (S::Disputed, E::ResolveRefund) => S::Refunding,
+            (S::Refunding, E::PartRefundConfirmed) => S::Completed,
+            (S::RefundFailed, E::PartRefundSettled) => S::Completed,
             (from, event) => {
                 return Err(TransitionError {
                     from,
@@ -266,6 +313,7 @@ impl Status {
             Status::Assigned => "assigned",
             Status::PickedUp => "picked_up",
             Status::Delivered => "delivered",
+            Status::Disputed => "disputed",
             Status::Completed => "completed",
             Status::Cancelled => "cancelled",
             Status::Refunding => "refunding",
@@ -328,6 +376,36 @@ pub struct Order {
     /// (served by the admin API only).
     #[serde(skip)]
     history: Vec<Change>,
+    /// What later features added; served only through views that know
+    /// who is looking (contact details are not everyone's).
+    #[serde(skip)]
+    pub extras: OrderExtras,
+}
+
+/// The fields an order gained after its record settled: private contact,
+/// proof, disputes and the timers' marks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderExtras {
+    /// The customer's phone, for the assigned courier only.
+    pub contact_phone: Option<PhoneNumber>,
+    /// The courier's photo at hand-over.
+    pub delivery_photo: Option<UploadId>,
+    /// The customer's dispute, once opened.
+    pub dispute: Option<Dispute>,
+    /// The customer was told that nobody has taken the order yet.
+    pub untaken_noticed: bool,
+    /// When WeChat's shipping-info service took the delivery.
+    pub shipping_reported_at: Option<OffsetDateTime>,
+    /// Texts WeChat's content check asked operators to look at (or could
+    /// not check).
+    pub flagged: bool,
+}
+
+impl OrderExtras {
+    /// True when there is nothing to store beyond the older record.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// Every field of an order, for the storage layer to rebuild one it wrote
@@ -364,6 +442,8 @@ pub struct OrderParts {
     pub updated_at: OffsetDateTime,
     /// See [`Order::history`].
     pub history: Vec<Change>,
+    /// See [`Order::extras`].
+    pub extras: OrderExtras,
 }
 
 impl Order {
@@ -385,6 +465,7 @@ impl Order {
             created_at: p.created_at,
             updated_at: p.updated_at,
             history: p.history,
+            extras: p.extras,
         }
     }
 
@@ -406,7 +487,74 @@ impl Order {
             created_at: now,
             updated_at: now,
             history: Vec::new(),
+            extras: OrderExtras {
+                contact_phone: new.contact_phone,
+                flagged: new.flagged,
+                ..OrderExtras::default()
+            },
         }
+    }
+
+    /// When WeChat Pay confirmed the payment (from the history; the last
+    /// change for an order stored before histories).
+    pub fn paid_at(&self) -> Option<OffsetDateTime> {
+        self.history
+            .iter()
+            .find(|c| c.event == Some(Event::PaymentConfirmed))
+            .map(|c| c.at)
+    }
+
+    /// What goes back to the customer when the order is refunded: all of
+    /// it, unless a dispute was resolved with a part.
+    pub fn refund_fen(&self) -> u32 {
+        self.resolution()
+            .map_or(self.total_fen(), |r| r.refund_fen.min(self.total_fen()))
+    }
+
+    /// True when a refund gives back only part of the money (the rest is
+    /// settled with the courier and the platform).
+    pub fn refund_is_partial(&self) -> bool {
+        self.refund_fen() < self.total_fen()
+    }
+
+    /// How the order's dispute was settled, if it was.
+    pub fn resolution(&self) -> Option<&Resolution> {
+        self.extras.dispute.as_ref()?.resolution.as_ref()
+    }
+
+    /// The customer opens a dispute (through the status machine).
+    pub fn open_dispute(
+        &mut self,
+        dispute: NewDispute,
+        now: OffsetDateTime,
+    ) -> Result<Status, TransitionError> {
+        let status = self.apply(Event::Dispute, ChangedBy::Customer, now)?;
+        self.explain_last(dispute.reason.as_str().to_owned());
+        self.extras.dispute = Some(Dispute::open(dispute, now));
+        Ok(status)
+    }
+
+    /// An operator settles the dispute with `refund_fen` back to the
+    /// customer (checked against the total).
+    pub fn resolve(
+        &mut self,
+        refund_fen: u32,
+        note: String,
+        by: Option<OperatorName>,
+        now: OffsetDateTime,
+    ) -> Result<Status, ResolveError> {
+        let event = resolution_event(refund_fen, self.total_fen())?;
+        let status = self.apply(event, ChangedBy::Operator(by.clone()), now)?;
+        self.explain_last(format!("refund {refund_fen} fen: {note}"));
+        if let Some(dispute) = self.extras.dispute.as_mut() {
+            dispute.resolution = Some(Resolution {
+                refund_fen,
+                note,
+                by,
+                at: now,
+            });
+        }
+        Ok(status)
     }
 
     /// What WeChat Pay charges for it (`total_fee`): fee plus tip.
@@ -435,8 +583,9 @@ impl Order {
         let next = self.status.apply(event)?;
         self.status = next;
         self.updated_at = now;
-        if matches!(event, Event::Cancel | Event::OperatorRefund) {
-            // A cancelled or refunded task is nobody's any more.
+        if matches!(event, Event::Cancel | Event::OperatorRefund) && !self.refund_is_partial() {
+            // A cancelled or refunded task is nobody's any more (a
+            // partial refund's courier still earns the rest).
             self.courier = None;
         }
         self.record(Change {

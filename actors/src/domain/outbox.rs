@@ -70,6 +70,9 @@ pub enum MessageKind {
     Delivered,
     /// The money is back.
     Refunded,
+    /// Nobody has taken the paid order yet (told once; it is refunded if
+    /// nobody does).
+    Untaken,
 }
 
 impl MessageKind {
@@ -91,6 +94,7 @@ impl MessageKind {
             Self::PickedUp => "picked_up",
             Self::Delivered => "delivered",
             Self::Refunded => "refunded",
+            Self::Untaken => "untaken",
         }
     }
 }

@@ -362,27 +362,39 @@ pub struct Entry {
 }
 
 impl MoneyEvent {
-    /// The money an order change moves, if any: a payment, a completion,
-    /// a refund (by WeChat Pay or settled by hand).
-    pub fn of_change(order: &Order, event: Event) -> Option<Self> {
+    /// The money an order change moves: a payment, a completion, a
+    /// refund (by WeChat Pay or settled by hand), or a partial refund and
+    /// the completion of the rest, in the order they post.
+    pub fn of_change(order: &Order, event: Event) -> Vec<Self> {
         let id = order.id.clone();
-        match event {
-            Event::PaymentConfirmed => Some(MoneyEvent::Paid {
-                order: id,
-                total: order.total_fen(),
-            }),
-            Event::Confirm => Some(MoneyEvent::Completed {
-                order: id,
-                courier: order.courier.clone()?,
+        let refunded = |by_hand| MoneyEvent::Refunded {
+            order: id.clone(),
+            amount: order.refund_fen(),
+            by_hand,
+        };
+        let completed = || {
+            order.courier.clone().map(|courier| MoneyEvent::Completed {
+                order: id.clone(),
+                courier,
                 total: order.total_fen(),
                 tip: order.tip_fen.get(),
-            }),
-            Event::RefundConfirmed | Event::RefundSettled => Some(MoneyEvent::Refunded {
-                order: id,
-                amount: order.total_fen(),
-                by_hand: event == Event::RefundSettled,
-            }),
-            _ => None,
+            })
+        };
+        match event {
+            Event::PaymentConfirmed => vec![MoneyEvent::Paid {
+                order: id.clone(),
+                total: order.total_fen(),
+            }],
+            Event::Confirm | Event::Resolve => completed().into_iter().collect(),
+            Event::RefundConfirmed | Event::RefundSettled => {
+                vec![refunded(event == Event::RefundSettled)]
+            }
+            Event::PartRefundConfirmed | Event::PartRefundSettled => {
+                let mut events = vec![refunded(event == Event::PartRefundSettled)];
+                events.extend(completed());
+                events
+            }
+            _ => Vec::new(),
         }
     }
 
@@ -394,22 +406,25 @@ impl MoneyEvent {
             order: order.id.clone(),
             total: order.total_fen(),
         };
-        let by_hand = order
-            .history()
-            .last()
-            .is_some_and(|c| c.event == Some(Event::RefundSettled));
+        let last = order.history().last().and_then(|c| c.event);
+        let by_hand = matches!(last, Some(Event::RefundSettled | Event::PartRefundSettled));
         match order.status() {
             Status::AwaitingPayment | Status::Cancelled => Vec::new(),
             Status::Completed => {
                 let mut events = vec![paid];
-                events.extend(Self::of_change(order, Event::Confirm));
+                let end = match last {
+                    Some(Event::PartRefundSettled) => Event::PartRefundSettled,
+                    Some(Event::PartRefundConfirmed) => Event::PartRefundConfirmed,
+                    _ => Event::Confirm,
+                };
+                events.extend(Self::of_change(order, end));
                 events
             }
             Status::Refunded => vec![
                 paid,
                 MoneyEvent::Refunded {
                     order: order.id.clone(),
-                    amount: order.total_fen(),
+                    amount: order.refund_fen(),
                     by_hand,
                 },
             ],

@@ -68,6 +68,8 @@ pub struct NotifierConfig {
     pub delivered: String,
     /// Refunded.
     pub refunded: String,
+    /// Nobody has taken the order yet.
+    pub untaken: String,
     /// A message older than this is dropped.
     pub expire_after: Duration,
 }
@@ -79,6 +81,7 @@ impl NotifierConfig {
             MessageKind::PickedUp => &self.picked_up,
             MessageKind::Delivered => &self.delivered,
             MessageKind::Refunded => &self.refunded,
+            MessageKind::Untaken => &self.untaken,
         }
     }
 }
@@ -263,6 +266,7 @@ fn phrase(kind: MessageKind) -> &'static str {
         MessageKind::PickedUp => "已取件",
         MessageKind::Delivered => "已送达",
         MessageKind::Refunded => "已退款",
+        MessageKind::Untaken => "暂无人接单",
     }
 }
 

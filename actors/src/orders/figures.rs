@@ -128,6 +128,8 @@ mod tests {
                 tip_fen: crate::domain::Tip::default(),
                 note: String::new(),
                 ready_at: None,
+                contact_phone: None,
+                flagged: false,
             },
             at,
         );

@@ -5,7 +5,10 @@ use std::sync::Arc;
 use actix::prelude::*;
 use time::OffsetDateTime;
 
-use crate::domain::{ChangedBy, IdempotencyKey, NewOrder, OpenId, Order, OrderId, Status};
+use crate::domain::{
+    ChangedBy, IdempotencyKey, NewDispute, NewOrder, OpenId, OperatorName, Order, OrderId, Status,
+    UploadId,
+};
 
 use super::*;
 
@@ -82,9 +85,42 @@ pub struct PaymentDue {
 pub struct RefundDue {
     /// The order.
     pub id: OrderId,
-    /// What was paid (fee plus tip), all of which goes back.
+    /// What was paid (fee plus tip).
     pub total_fen: u32,
+    /// What goes back: all of it, or the part a dispute resolution gave.
+    pub refund_fen: u32,
 }
+
+/// The customer disputes a delivered order.
+#[derive(Message)]
+#[rtype(result = "Result<Order, OrderError>")]
+pub struct OpenDispute {
+    /// The order.
+    pub id: OrderId,
+    /// Who asks (must be its customer).
+    pub by: OpenId,
+    /// What they say.
+    pub dispute: NewDispute,
+}
+
+/// An operator settles a dispute with `refund_fen` back to the customer.
+#[derive(Message)]
+#[rtype(result = "Result<Order, OrderError>")]
+pub struct ResolveDispute {
+    /// The order.
+    pub id: OrderId,
+    /// What goes back, 0 to the total.
+    pub refund_fen: u32,
+    /// The operator's note.
+    pub note: String,
+    /// Who.
+    pub by: Option<OperatorName>,
+}
+
+/// The disputed orders of every shard (the operators' queue).
+#[derive(Message)]
+#[rtype(result = "Vec<Order>")]
+pub struct OpenDisputes;
 
 /// Give a paid order to a courier (from the dispatcher: matching or grab).
 #[derive(Message)]
@@ -162,12 +198,13 @@ pub struct UnassignOrder {
 }
 
 /// A courier-or-customer step on an order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     /// The assigned courier picked the goods up.
     PickUp,
-    /// The assigned courier handed them over.
-    Deliver,
+    /// The assigned courier handed them over (with a photo of it, whose
+    /// ownership the caller checked).
+    Deliver(Option<UploadId>),
     /// The customer confirms receipt.
     Confirm,
 }
@@ -314,7 +351,7 @@ pub struct SnapshotsSince {
 }
 
 /// A courier's orders whose money is not settled yet: assigned, picked
-/// up, or delivered and not yet confirmed.
+/// up, delivered and not yet confirmed, or disputed.
 #[derive(Message)]
 #[rtype(result = "Vec<Order>")]
 pub struct CourierUnsettled {

@@ -47,6 +47,12 @@ pub struct OrdersConfig {
     pub auto_confirm: Duration,
     /// Orders one customer may have awaiting payment at once.
     pub max_unpaid: u32,
+    /// Every hand-over needs a photo (`orders.delivery_photo = "required"`).
+    pub delivery_photo_required: bool,
+    /// A paid order nobody has taken: its customer is told after this.
+    pub untaken_notice_after: Duration,
+    /// … and it is refunded after this.
+    pub untaken_refund_after: Duration,
 }
 
 /// Why an order operation failed.
@@ -70,6 +76,12 @@ pub enum OrderError {
     /// The customer already has `orders.max_unpaid` orders awaiting payment.
     #[error("a customer may have at most {0} orders awaiting payment; pay or cancel one first")]
     TooManyUnpaid(u32),
+    /// The request breaks a rule (the message names the field).
+    #[error(transparent)]
+    Invalid(crate::domain::ValidationError),
+    /// Already done once (a second dispute of one order).
+    #[error("{0}")]
+    Conflict(&'static str),
 }
 
 impl From<MailboxError> for OrderError {
@@ -433,6 +445,63 @@ impl Orders {
         for answer in answers {
             orders.extend(answer.map_err(|_| OrderError::Unavailable)?);
         }
+        Ok(orders)
+    }
+
+    /// The customer disputes a delivered order (durable before it returns).
+    pub async fn open_dispute(
+        &self,
+        id: OrderId,
+        by: OpenId,
+        dispute: crate::domain::NewDispute,
+    ) -> Result<Order, OrderError> {
+        let order = self
+            .shard(&id)
+            .send(OpenDispute {
+                id: id.clone(),
+                by,
+                dispute,
+            })
+            .await??;
+        self.durable(&id, order).await
+    }
+
+    /// An operator settles a dispute (durable before it returns; a refund
+    /// goes out through WeChat Pay after).
+    pub async fn resolve_dispute(
+        &self,
+        id: OrderId,
+        refund_fen: u32,
+        note: String,
+        by: Option<crate::domain::OperatorName>,
+    ) -> Result<Order, OrderError> {
+        let order = self
+            .shard(&id)
+            .send(ResolveDispute {
+                id: id.clone(),
+                refund_fen,
+                note,
+                by,
+            })
+            .await??;
+        self.durable(&id, order).await
+    }
+
+    /// Every open dispute, oldest first.
+    pub async fn open_disputes(&self) -> Result<Vec<Order>, OrderError> {
+        let answers =
+            futures::future::join_all(self.shards.iter().map(|shard| shard.send(OpenDisputes)))
+                .await;
+        let mut orders = Vec::new();
+        for answer in answers {
+            orders.extend(answer.map_err(|_| OrderError::Unavailable)?);
+        }
+        orders.sort_by_key(|o| {
+            o.extras
+                .dispute
+                .as_ref()
+                .map_or(o.updated_at, |d| d.opened_at)
+        });
         Ok(orders)
     }
 

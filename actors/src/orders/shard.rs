@@ -45,6 +45,9 @@ pub struct OrderShard {
     confirm_deadlines: BTreeSet<(OffsetDateTime, OrderId)>,
     /// Orders awaiting payment per customer (for `orders.max_unpaid`).
     unpaid: HashMap<OpenId, u32>,
+    /// Paid orders nobody has taken, by when the untaken rule acts next
+    /// (tell the customer, then refund).
+    untaken_deadlines: BTreeSet<(OffsetDateTime, OrderId)>,
     /// What the day figures need of this shard's orders created within
     /// [`RECENT`], kept as they change: the console never scans storage.
     recent: HashMap<OrderId, super::figures::Snapshot>,
@@ -80,6 +83,7 @@ impl OrderShard {
             gauges,
             listeners,
             confirm_deadlines: BTreeSet::new(),
+            untaken_deadlines: BTreeSet::new(),
             unpaid: HashMap::new(),
             recent: HashMap::new(),
         }
@@ -89,6 +93,7 @@ impl OrderShard {
         self.active.clear();
         self.payment_deadlines.clear();
         self.confirm_deadlines.clear();
+        self.untaken_deadlines.clear();
         self.unpaid.clear();
         for gauge in &self.gauges {
             gauge.set(0.0);
@@ -145,7 +150,11 @@ impl OrderShard {
                     order.id.clone(),
                 ));
             }
-            Status::Paid => self.announce_waiting(&order),
+            Status::Paid => {
+                self.untaken_deadlines
+                    .insert((self.untaken_deadline(&order), order.id.clone()));
+                self.announce_waiting(&order)
+            }
             _ => {}
         }
         self.active.insert(order.id.clone(), Box::new(order));
@@ -167,6 +176,9 @@ impl OrderShard {
             } else if old.status() == Status::Delivered {
                 let deadline = old.updated_at + self.config.auto_confirm;
                 self.confirm_deadlines.remove(&(deadline, old.id));
+            } else if old.status() == Status::Paid {
+                let deadline = self.untaken_deadline(&old);
+                self.untaken_deadlines.remove(&(deadline, old.id));
             }
         }
     }
@@ -187,6 +199,21 @@ impl OrderShard {
 
     fn payment_deadline(&self, order: &Order) -> OffsetDateTime {
         order.created_at + self.config.payment_timeout
+    }
+
+    /// When the untaken rule next acts on a paid order: its customer is
+    /// told after `untaken_notice_after`, it is refunded after
+    /// `untaken_refund_after` (both from the payment).
+    fn untaken_deadline(&self, order: &Order) -> OffsetDateTime {
+        let paid = order.paid_at().unwrap_or(order.updated_at);
+        let after = if order.extras.untaken_noticed {
+            self.config.untaken_refund_after
+        } else {
+            self.config
+                .untaken_notice_after
+                .min(self.config.untaken_refund_after)
+        };
+        paid + after
     }
 
     /// The current record: from memory when active, else from sled.
@@ -304,7 +331,12 @@ impl OrderShard {
     fn confirm_refund(&mut self, id: &OrderId) -> Result<Order, OrderError> {
         let order = self.load(id)?.ok_or(OrderError::NotFound)?;
         if order.status() == Status::Refunding {
-            self.transition(id, Event::RefundConfirmed, ChangedBy::WeChatPay)
+            let event = if order.refund_is_partial() {
+                Event::PartRefundConfirmed
+            } else {
+                Event::RefundConfirmed
+            };
+            self.transition(id, event, ChangedBy::WeChatPay)
         } else {
             Ok(order)
         }
@@ -336,6 +368,7 @@ impl OrderShard {
         let due = RefundDue {
             id: order.id.clone(),
             total_fen: order.total_fen(),
+            refund_fen: order.refund_fen(),
         };
         let (store, listeners) = (self.store.clone(), self.listeners.clone());
         actix::spawn(async move {
@@ -356,7 +389,7 @@ impl OrderShard {
         &self,
         order: &Order,
         was_terminal: bool,
-        money: Option<MoneyEvent>,
+        money: Vec<MoneyEvent>,
     ) -> Result<(), OrderError> {
         let message = match MessageKind::for_status(order.status()) {
             Some(kind) => {
@@ -375,11 +408,11 @@ impl OrderShard {
             None => None,
         };
         self.store
-            .update_order_with(order, was_terminal, message.as_ref(), money.as_ref())?;
+            .update_order_with(order, was_terminal, message.as_ref(), &money)?;
         if message.is_some() {
             self.publish(OrderEvent::OutboxWritten);
         }
-        if money.is_some() {
+        if !money.is_empty() {
             self.money_written();
         }
         Ok(())
@@ -441,7 +474,7 @@ impl OrderShard {
             order.unassign(by.clone(), now)?;
         }
         order.assign(courier, by, now)?;
-        self.save(&order, false, None)?;
+        self.save(&order, false, Vec::new())?;
         metrics::counter!("lastmile_order_transitions_total", "to" => "assigned").increment(1);
         self.track(order.clone());
         Ok(order)
@@ -481,7 +514,7 @@ impl OrderShard {
                 Event::PickUp,
                 ChangedBy::Courier(by.clone()),
             ),
-            Step::Deliver => (
+            Step::Deliver(_) => (
                 order.courier.as_ref() == Some(&by),
                 Event::Deliver,
                 ChangedBy::Courier(by.clone()),
@@ -494,7 +527,90 @@ impl OrderShard {
                 _ => "only the assigned courier may do this",
             }));
         }
-        self.transition(&id, event, actor)
+        match step {
+            Step::Deliver(photo) => self.deliver(order, photo, actor),
+            _ => self.transition(&id, event, actor),
+        }
+    }
+
+    /// The hand-over, with its photo when one was taken (required when
+    /// `orders.delivery_photo = "required"`).
+    fn deliver(
+        &mut self,
+        mut order: Order,
+        photo: Option<crate::domain::UploadId>,
+        by: ChangedBy,
+    ) -> Result<Order, OrderError> {
+        if photo.is_none() && self.config.delivery_photo_required {
+            return Err(OrderError::Invalid(crate::domain::ValidationError(
+                "photo is required: this campus asks for a photo of every hand-over".into(),
+            )));
+        }
+        let to = order.apply(Event::Deliver, by, now_utc())?;
+        order.extras.delivery_photo = photo;
+        self.save(&order, false, MoneyEvent::of_change(&order, Event::Deliver))?;
+        metrics::counter!("lastmile_order_transitions_total", "to" => to.as_str()).increment(1);
+        self.track(order.clone());
+        Ok(order)
+    }
+
+    fn open_dispute(
+        &mut self,
+        OpenDispute { id, by, dispute }: OpenDispute,
+    ) -> Result<Order, OrderError> {
+        let mut order = self.load(&id)?.ok_or(OrderError::NotFound)?;
+        if !order.visible_to(&by) {
+            return Err(OrderError::NotFound);
+        }
+        if order.customer != by {
+            return Err(OrderError::Forbidden(
+                "only the customer may dispute an order",
+            ));
+        }
+        if order.extras.dispute.is_some() {
+            return Err(OrderError::Conflict("this order was disputed already"));
+        }
+        let to = order.open_dispute(dispute, now_utc())?;
+        self.save(&order, false, Vec::new())?;
+        metrics::counter!("lastmile_order_transitions_total", "to" => to.as_str()).increment(1);
+        metrics::counter!("lastmile_disputes_total", "outcome" => "opened").increment(1);
+        self.track(order.clone());
+        Ok(order)
+    }
+
+    /// Settles a dispute; the shard orders two operators' answers, so the
+    /// second finds it resolved (409).
+    fn resolve_dispute(
+        &mut self,
+        ResolveDispute {
+            id,
+            refund_fen,
+            note,
+            by,
+        }: ResolveDispute,
+    ) -> Result<Order, OrderError> {
+        let mut order = self.load(&id)?.ok_or(OrderError::NotFound)?;
+        let event = crate::domain::resolution_event(refund_fen, order.total_fen())
+            .map_err(OrderError::Invalid)?;
+        let to = order
+            .resolve(refund_fen, note, by, now_utc())
+            .map_err(|e| match e {
+                crate::domain::ResolveError::Invalid(v) => OrderError::Invalid(v),
+                crate::domain::ResolveError::Transition(t) => OrderError::Transition(t),
+            })?;
+        self.save(&order, false, MoneyEvent::of_change(&order, event))?;
+        metrics::counter!("lastmile_order_transitions_total", "to" => to.as_str()).increment(1);
+        let outcome = match refund_fen {
+            0 => "no_refund",
+            r if r < order.total_fen() => "part_refund",
+            _ => "full_refund",
+        };
+        metrics::counter!("lastmile_disputes_total", "outcome" => outcome).increment(1);
+        self.track(order.clone());
+        if to == Status::Refunding {
+            self.refund_due(&order);
+        }
+        Ok(order)
     }
 
     fn operator_refund(
@@ -520,7 +636,13 @@ impl OrderShard {
         &mut self,
         SettleRefund { id, by, note }: SettleRefund,
     ) -> Result<Order, OrderError> {
-        self.transition_noted(&id, Event::RefundSettled, by, note)
+        let partial = self.load(&id)?.is_some_and(|o| o.refund_is_partial());
+        let event = if partial {
+            Event::PartRefundSettled
+        } else {
+            Event::RefundSettled
+        };
+        self.transition_noted(&id, event, by, note)
     }
 
     fn add_note(&mut self, AddNote { id, by, note }: AddNote) -> Result<Order, OrderError> {
@@ -547,6 +669,72 @@ impl OrderShard {
             }
         }
         done
+    }
+
+    /// Tells the customers of paid orders nobody took that they wait, once,
+    /// and refunds those still untaken after `untaken_refund_after`.
+    fn handle_untaken(&mut self) -> usize {
+        let now = now_utc();
+        let mut acted = 0;
+        while let Some((deadline, id)) = self.untaken_deadlines.first().cloned() {
+            if deadline > now {
+                break;
+            }
+            self.untaken_deadlines.pop_first();
+            let Some(order) = self.active.get(&id).map(|o| Order::clone(o)) else {
+                continue;
+            };
+            if order.status() != Status::Paid {
+                continue;
+            }
+            let paid = order.paid_at().unwrap_or(order.updated_at);
+            let done = if now >= paid + self.config.untaken_refund_after {
+                self.refund_untaken(&id)
+            } else {
+                self.notice_untaken(order)
+            };
+            match done {
+                Ok(()) => acted += 1,
+                Err(e) => {
+                    tracing::warn!(order = %id, error = %e, "untaken order not handled; retrying");
+                    self.untaken_deadlines.insert((now + PAYMENT_DUE_RETRY, id));
+                }
+            }
+        }
+        acted
+    }
+
+    /// Writes the customer's "nobody has taken it yet" message with the
+    /// mark that it was sent, in one write.
+    fn notice_untaken(&mut self, mut order: Order) -> Result<(), OrderError> {
+        order.extras.untaken_noticed = true;
+        let now_ms = crate::domain::unix_ms(now_utc());
+        let message = OutboxEntry {
+            id: self.store.next_id()?,
+            order_id: order.id.clone(),
+            to: order.customer.clone(),
+            kind: MessageKind::Untaken,
+            created_at_ms: now_ms,
+            attempts: 0,
+            next_attempt_ms: now_ms,
+            via: None,
+        };
+        self.store
+            .update_order_with(&order, false, Some(&message), &[])?;
+        self.publish(OrderEvent::OutboxWritten);
+        metrics::counter!("lastmile_untaken_orders_total", "action" => "notice").increment(1);
+        self.track(order);
+        Ok(())
+    }
+
+    /// Nobody took it in time: the money goes back.
+    fn refund_untaken(&mut self, id: &OrderId) -> Result<(), OrderError> {
+        let hours = self.config.untaken_refund_after.as_secs_f64() / 3600.0;
+        let note = format!("nobody took it within {hours:.1} h");
+        let order = self.transition_noted(id, Event::Cancel, ChangedBy::Timer, note)?;
+        metrics::counter!("lastmile_untaken_orders_total", "action" => "refund").increment(1);
+        self.refund_started(&order);
+        Ok(())
     }
 
     /// Restarts refunds a crash or restart interrupted.
@@ -651,7 +839,9 @@ impl Actor for OrderShard {
         });
         ctx.run_interval(REFUND_RESEND_EVERY, |act, _| act.resume_refunds());
         ctx.run_interval(self.timer_tick(), |act, ctx| {
-            let expired = act.guarded(ctx, |act| Ok(act.expire_unpaid() + act.auto_confirm()));
+            let expired = act.guarded(ctx, |act| {
+                Ok(act.expire_unpaid() + act.auto_confirm() + act.handle_untaken())
+            });
             if let Ok(n) = expired {
                 if n > 0 {
                     tracing::info!(
@@ -801,9 +991,39 @@ impl Handler<CourierUnsettled> for OrderShard {
                 .filter(|o| {
                     matches!(
                         o.status(),
-                        Status::Assigned | Status::PickedUp | Status::Delivered
+                        Status::Assigned | Status::PickedUp | Status::Delivered | Status::Disputed
                     )
                 })
+                .map(|o| Order::clone(o))
+                .collect(),
+        )
+    }
+}
+
+impl Handler<OpenDispute> for OrderShard {
+    type Result = Result<Order, OrderError>;
+
+    fn handle(&mut self, msg: OpenDispute, ctx: &mut Self::Context) -> Self::Result {
+        self.guarded(ctx, |s| s.open_dispute(msg))
+    }
+}
+
+impl Handler<ResolveDispute> for OrderShard {
+    type Result = Result<Order, OrderError>;
+
+    fn handle(&mut self, msg: ResolveDispute, ctx: &mut Self::Context) -> Self::Result {
+        self.guarded(ctx, |s| s.resolve_dispute(msg))
+    }
+}
+
+impl Handler<OpenDisputes> for OrderShard {
+    type Result = MessageResult<OpenDisputes>;
+
+    fn handle(&mut self, _: OpenDisputes, _: &mut Self::Context) -> Self::Result {
+        MessageResult(
+            self.active
+                .values()
+                .filter(|o| o.status() == Status::Disputed)
                 .map(|o| Order::clone(o))
                 .collect(),
         )

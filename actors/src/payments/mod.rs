@@ -360,7 +360,7 @@ impl PaymentsActor {
         let total = order.total_fen();
         Ok(if ours.as_deref() != Some(notice.out_refund_no.as_str()) {
             Err("refund_not_requested")
-        } else if notice.refund_fee != total || notice.total_fee != total {
+        } else if notice.refund_fee != order.refund_fen() || notice.total_fee != total {
             Err("refund_amount_mismatch")
         } else if order.status() != Status::Refunding {
             Err("refund_for_order_not_refunding")
@@ -759,7 +759,15 @@ async fn resolve_unpaid(
 impl PaymentsActor {
     /// Sends a refunding order's money back, retrying until WeChat Pay
     /// takes the request; one at a time per order.
-    fn refund_due(&mut self, RefundDue { id, total_fen }: RefundDue, ctx: &mut Context<Self>) {
+    fn refund_due(
+        &mut self,
+        RefundDue {
+            id,
+            total_fen,
+            refund_fen,
+        }: RefundDue,
+        ctx: &mut Context<Self>,
+    ) {
         if self.refunding.contains(&id) {
             return;
         }
@@ -768,7 +776,7 @@ impl PaymentsActor {
             out_trade_no: id.to_string(),
             out_refund_no: format!("R{}", id.as_str()),
             total_fee: total_fen,
-            refund_fee: total_fen,
+            refund_fee: refund_fen,
             notify_url: self.notify_url(REFUND_NOTIFY_PATH),
         };
         let (wechat, orders, addr, store) = (

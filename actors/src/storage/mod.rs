@@ -94,6 +94,9 @@ const ORDER_V3: u8 = 3;
 /// Tag of an order with a tip (the v3 record, then the tip); an order
 /// without one is still written as v2 or v3.
 const ORDER_V4: u8 = 4;
+/// Tag of an order with extras (the v4 record, then contact, proof, a
+/// dispute, timer marks); an order without them is still written as before.
+const ORDER_V5: u8 = 5;
 /// Tag of a courier profile with its review; a v1 profile (before
 /// review) reads as approved.
 const COURIER_V2: u8 = 2;
@@ -427,6 +430,11 @@ fn tx_error(e: TransactionError<()>) -> StorageError {
 }
 
 fn encode_order(order: &Order) -> Result<Vec<u8>, StorageError> {
+    if !order.extras.is_empty() {
+        let mut out = encode(&records::OrderV5::from(order))?;
+        out[0] = ORDER_V5;
+        return Ok(out);
+    }
     if order.tip_fen.get() > 0 {
         let mut out = encode(&records::OrderV4::from(order))?;
         out[0] = ORDER_V4;
@@ -447,20 +455,24 @@ fn decode_order(bytes: &[u8], key: &str) -> Result<Order, StorageError> {
     let corrupt = || StorageError::Corrupt {
         key: key.to_owned(),
     };
-    let record: records::OrderV4 = match bytes.split_first() {
-        Some((&ORDER_V4, body)) => bincode::deserialize(body).map_err(|_| corrupt())?,
-        Some((&ORDER_V3, body)) => bincode::deserialize::<records::OrderV3>(body)
+    let record: records::OrderV5 = match bytes.split_first() {
+        Some((&ORDER_V5, body)) => bincode::deserialize(body).map_err(|_| corrupt())?,
+        Some((&ORDER_V4, body)) => bincode::deserialize::<records::OrderV4>(body)
             .map_err(|_| corrupt())?
             .into(),
-        Some((&ORDER_V2, body)) => records::OrderV3::from(
-            bincode::deserialize::<records::OrderV2>(body).map_err(|_| corrupt())?,
+        Some((&ORDER_V3, body)) => records::OrderV4::from(
+            bincode::deserialize::<records::OrderV3>(body).map_err(|_| corrupt())?,
         )
         .into(),
-        Some((&RECORD_V1, body)) => records::OrderV3::from(
+        Some((&ORDER_V2, body)) => records::OrderV4::from(records::OrderV3::from(
+            bincode::deserialize::<records::OrderV2>(body).map_err(|_| corrupt())?,
+        ))
+        .into(),
+        Some((&RECORD_V1, body)) => records::OrderV4::from(records::OrderV3::from(
             bincode::deserialize::<records::OrderV1>(body)
                 .map_err(|_| corrupt())?
                 .upgrade(),
-        )
+        ))
         .into(),
         _ => return Err(corrupt()),
     };
@@ -588,6 +600,8 @@ mod tests {
             tip_fen: crate::domain::Tip::default(),
             note: String::new(),
             ready_at: None,
+            contact_phone: None,
+            flagged: false,
         };
         Order::new(OrderId::generate(customer, at), customer.clone(), new, at)
     }

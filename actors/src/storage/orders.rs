@@ -48,7 +48,7 @@ impl OrderRepo {
     /// Writes a changed order; a terminal one moves to the archive, and one
     /// that leaves a terminal status (a late payment) moves back.
     pub fn update_order(&self, order: &Order, was_terminal: bool) -> Result<(), StorageError> {
-        self.update_order_with(order, was_terminal, None, None)
+        self.update_order_with(order, was_terminal, None, &[])
     }
 
     /// [`Self::update_order`] plus, in the same transaction, a message for
@@ -71,13 +71,13 @@ impl OrderRepo {
         order: &Order,
         was_terminal: bool,
         message: Option<&OutboxEntry>,
-        money: Option<&MoneyEvent>,
+        money: &[MoneyEvent],
     ) -> Result<(), StorageError> {
         let id = order.id.as_str().as_bytes();
         let record = encode_order(order)?;
         let inner = &self.0.inner;
         let terminal = order.status().is_terminal();
-        if message.is_none() && money.is_none() && !terminal && !was_terminal {
+        if message.is_none() && money.is_empty() && !terminal && !was_terminal {
             inner.active.insert(id, record)?;
             return Ok(());
         }
@@ -85,11 +85,12 @@ impl OrderRepo {
             Some(m) => Some((m.id.to_be_bytes(), store(m)?)),
             None => None,
         };
-        let money = match money {
-            Some(m) => Some((inner.db.generate_id()?.to_be_bytes(), store(m)?)),
-            None => None,
-        };
-        if let (None, Some((key, value)), false, false) = (&message, &money, terminal, was_terminal)
+        let money = money
+            .iter()
+            .map(|m| Ok((inner.db.generate_id()?.to_be_bytes(), store(m)?)))
+            .collect::<Result<Vec<_>, StorageError>>()?;
+        if let (None, [(key, value)], false, false) =
+            (&message, money.as_slice(), terminal, was_terminal)
         {
             inner.ledger_inbox.insert(key, value.as_slice())?;
             inner.active.insert(id, record)?;
@@ -114,7 +115,7 @@ impl OrderRepo {
                 if let Some((key, value)) = &message {
                     outbox.insert(key, value.as_slice())?;
                 }
-                if let Some((key, value)) = &money {
+                for (key, value) in &money {
                     ledger_inbox.insert(key, value.as_slice())?;
                 }
                 Ok::<(), ConflictableTransactionError<()>>(())

@@ -9,9 +9,10 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::domain::{
-    Block, Change, ChangedBy, CourierProfile, Event, Fen, ImageType, Location, MessageKind, OpenId,
-    OperatorName, OperatorRecord, Order, OrderId, OrderKind, OrderParts, OutboxEntry, PhoneNumber,
-    PlaceId, PooledId, Review, Role, Session, Status, StoredToken, Tip, Upload, UploadId, Via,
+    Block, Change, ChangedBy, CourierProfile, Dispute, DisputeReason, Event, Fen, ImageType,
+    Location, MessageKind, OpenId, OperatorName, OperatorRecord, Order, OrderExtras, OrderId,
+    OrderKind, OrderParts, OutboxEntry, PhoneNumber, PlaceId, PooledId, Resolution, Review, Role,
+    Session, Status, StoredToken, Tip, Upload, UploadId, Via,
 };
 use crate::ledger::{
     Account, Entry, Leg, Mismatch, MismatchKind, MoneyEvent, Posted, Posting, PostingKind,
@@ -43,6 +44,7 @@ enum StatusRecord {
     Refunded,
     // Appended: earlier records keep their variant numbers.
     RefundFailed,
+    Disputed,
 }
 
 /// A place and directions as stored (`S`: borrowed text to write, owned
@@ -89,6 +91,53 @@ pub(super) struct OrderV4<S = String> {
     tip_fen: u32,
 }
 
+/// Orders with contact, proof, a dispute or timer marks (tag
+/// `ORDER_V5`): the v4 record, then those.
+#[derive(Serialize, Deserialize)]
+pub(super) struct OrderV5<S = String> {
+    order: OrderV4<S>,
+    extras: ExtrasRecord<S>,
+}
+
+/// [`crate::domain::OrderExtras`] as stored.
+#[derive(Serialize, Deserialize)]
+struct ExtrasRecord<S = String> {
+    contact_phone: Option<S>,
+    delivery_photo: Option<S>,
+    dispute: Option<DisputeRecord<S>>,
+    untaken_noticed: bool,
+    shipping_reported_unix_ms: Option<i64>,
+    flagged: bool,
+}
+
+/// A dispute as stored.
+#[derive(Serialize, Deserialize)]
+struct DisputeRecord<S = String> {
+    reason: ReasonRecord,
+    text: S,
+    photos: Vec<S>,
+    opened_unix_ms: i64,
+    resolution: Option<ResolutionRecord<S>>,
+}
+
+/// Dispute reasons as stored (the variant index is the disk value).
+#[derive(Serialize, Deserialize, Clone, Copy)]
+enum ReasonRecord {
+    NotDelivered,
+    Damaged,
+    WrongItem,
+    Other,
+}
+
+/// A dispute's resolution as stored.
+#[derive(Serialize, Deserialize)]
+struct ResolutionRecord<S = String> {
+    refund_fen: u32,
+    note: S,
+    by: Option<S>,
+    at_unix_ms: i64,
+}
+
 /// One change of an order's history as stored.
 #[derive(Serialize, Deserialize)]
 struct ChangeRecord<S = String> {
@@ -114,6 +163,11 @@ enum EventRecord {
     // Appended: earlier records keep their variant numbers.
     RefundFailed,
     RefundSettled,
+    Dispute,
+    Resolve,
+    ResolveRefund,
+    PartRefundConfirmed,
+    PartRefundSettled,
 }
 
 /// Who caused a change, as stored.
@@ -172,6 +226,7 @@ fn status(s: Status) -> StatusRecord {
         Status::Refunding => StatusRecord::Refunding,
         Status::Refunded => StatusRecord::Refunded,
         Status::RefundFailed => StatusRecord::RefundFailed,
+        Status::Disputed => StatusRecord::Disputed,
     }
 }
 
@@ -197,6 +252,7 @@ impl StatusRecord {
             StatusRecord::Refunding => Status::Refunding,
             StatusRecord::Refunded => Status::Refunded,
             StatusRecord::RefundFailed => Status::RefundFailed,
+            StatusRecord::Disputed => Status::Disputed,
         }
     }
 }
@@ -244,8 +300,14 @@ impl<'a> From<&'a Order> for OrderV2<&'a str> {
 }
 
 impl OrderV2 {
-    /// The domain order this record holds, with `history` and `tip_fen`.
-    fn domain_with(self, history: Vec<Change>, tip_fen: u32) -> Result<Order, Unreadable> {
+    /// The domain order this record holds, with `history`, `tip_fen` and
+    /// the extras.
+    fn domain_with(
+        self,
+        history: Vec<Change>,
+        tip_fen: u32,
+        extras: OrderExtras,
+    ) -> Result<Order, Unreadable> {
         Ok(Order::restore(OrderParts {
             id: OrderId::parse(&self.id).map_err(|_| Unreadable)?,
             customer: open_id(&self.customer)?,
@@ -262,6 +324,7 @@ impl OrderV2 {
             created_at: self.created_at,
             updated_at: self.updated_at,
             history,
+            extras,
         }))
     }
 }
@@ -301,14 +364,131 @@ impl<'a> From<&'a Order> for OrderV4<&'a str> {
 
 impl OrderV4 {
     /// The domain order this record holds, with its history.
-    pub(super) fn domain(self) -> Result<Order, Unreadable> {
+    fn domain_with(self, extras: OrderExtras) -> Result<Order, Unreadable> {
         let history = self
             .order
             .history
             .into_iter()
             .map(ChangeRecord::domain)
             .collect::<Result<Vec<_>, _>>()?;
-        self.order.order.domain_with(history, self.tip_fen)
+        self.order.order.domain_with(history, self.tip_fen, extras)
+    }
+}
+
+impl From<OrderV4> for OrderV5 {
+    fn from(order: OrderV4) -> Self {
+        Self {
+            order,
+            extras: ExtrasRecord {
+                contact_phone: None,
+                delivery_photo: None,
+                dispute: None,
+                untaken_noticed: false,
+                shipping_reported_unix_ms: None,
+                flagged: false,
+            },
+        }
+    }
+}
+
+impl<'a> From<&'a Order> for OrderV5<&'a str> {
+    fn from(o: &'a Order) -> Self {
+        let x = &o.extras;
+        Self {
+            order: o.into(),
+            extras: ExtrasRecord {
+                contact_phone: x.contact_phone.as_ref().map(|p| p.as_str()),
+                delivery_photo: x.delivery_photo.as_ref().map(|p| p.as_str()),
+                dispute: x.dispute.as_ref().map(DisputeRecord::from),
+                untaken_noticed: x.untaken_noticed,
+                shipping_reported_unix_ms: x.shipping_reported_at.map(crate::domain::unix_ms),
+                flagged: x.flagged,
+            },
+        }
+    }
+}
+
+impl OrderV5 {
+    /// The domain order this record holds.
+    pub(super) fn domain(self) -> Result<Order, Unreadable> {
+        let extras = self.extras.domain()?;
+        self.order.domain_with(extras)
+    }
+}
+
+fn time_of_ms(ms: i64) -> Result<OffsetDateTime, Unreadable> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).map_err(|_| Unreadable)
+}
+
+impl ExtrasRecord {
+    fn domain(self) -> Result<OrderExtras, Unreadable> {
+        let upload = |s: String| UploadId::parse(&s).map_err(|_| Unreadable);
+        Ok(OrderExtras {
+            contact_phone: self
+                .contact_phone
+                .map(|p| PhoneNumber::parse(&p).map_err(|_| Unreadable))
+                .transpose()?,
+            delivery_photo: self.delivery_photo.map(upload).transpose()?,
+            dispute: self.dispute.map(DisputeRecord::domain).transpose()?,
+            untaken_noticed: self.untaken_noticed,
+            shipping_reported_at: self.shipping_reported_unix_ms.map(time_of_ms).transpose()?,
+            flagged: self.flagged,
+        })
+    }
+}
+
+impl<'a> From<&'a Dispute> for DisputeRecord<&'a str> {
+    fn from(d: &'a Dispute) -> Self {
+        Self {
+            reason: match d.reason {
+                DisputeReason::NotDelivered => ReasonRecord::NotDelivered,
+                DisputeReason::Damaged => ReasonRecord::Damaged,
+                DisputeReason::WrongItem => ReasonRecord::WrongItem,
+                DisputeReason::Other => ReasonRecord::Other,
+            },
+            text: &d.text,
+            photos: d.photos.iter().map(|p| p.as_str()).collect(),
+            opened_unix_ms: crate::domain::unix_ms(d.opened_at),
+            resolution: d.resolution.as_ref().map(|r| ResolutionRecord {
+                refund_fen: r.refund_fen,
+                note: r.note.as_str(),
+                by: r.by.as_ref().map(|b| b.as_str()),
+                at_unix_ms: crate::domain::unix_ms(r.at),
+            }),
+        }
+    }
+}
+
+impl DisputeRecord {
+    fn domain(self) -> Result<Dispute, Unreadable> {
+        let resolution = match self.resolution {
+            Some(r) => Some(Resolution {
+                refund_fen: r.refund_fen,
+                note: r.note,
+                by: r
+                    .by
+                    .map(|b| OperatorName::parse(&b).map_err(|_| Unreadable))
+                    .transpose()?,
+                at: time_of_ms(r.at_unix_ms)?,
+            }),
+            None => None,
+        };
+        Ok(Dispute {
+            reason: match self.reason {
+                ReasonRecord::NotDelivered => DisputeReason::NotDelivered,
+                ReasonRecord::Damaged => DisputeReason::Damaged,
+                ReasonRecord::WrongItem => DisputeReason::WrongItem,
+                ReasonRecord::Other => DisputeReason::Other,
+            },
+            text: self.text,
+            photos: self
+                .photos
+                .iter()
+                .map(|p| UploadId::parse(p).map_err(|_| Unreadable))
+                .collect::<Result<_, _>>()?,
+            opened_at: time_of_ms(self.opened_unix_ms)?,
+            resolution,
+        })
     }
 }
 
@@ -369,6 +549,11 @@ fn event(e: Event) -> EventRecord {
         Event::OperatorRefund => EventRecord::OperatorRefund,
         Event::RefundFailed => EventRecord::RefundFailed,
         Event::RefundSettled => EventRecord::RefundSettled,
+        Event::Dispute => EventRecord::Dispute,
+        Event::Resolve => EventRecord::Resolve,
+        Event::ResolveRefund => EventRecord::ResolveRefund,
+        Event::PartRefundConfirmed => EventRecord::PartRefundConfirmed,
+        Event::PartRefundSettled => EventRecord::PartRefundSettled,
     }
 }
 
@@ -386,6 +571,11 @@ impl EventRecord {
             EventRecord::OperatorRefund => Event::OperatorRefund,
             EventRecord::RefundFailed => Event::RefundFailed,
             EventRecord::RefundSettled => Event::RefundSettled,
+            EventRecord::Dispute => Event::Dispute,
+            EventRecord::Resolve => Event::Resolve,
+            EventRecord::ResolveRefund => Event::ResolveRefund,
+            EventRecord::PartRefundConfirmed => Event::PartRefundConfirmed,
+            EventRecord::PartRefundSettled => Event::PartRefundSettled,
         }
     }
 }
@@ -535,6 +725,8 @@ enum MessageKindRecord {
     PickedUp,
     Delivered,
     Refunded,
+    // Appended: earlier records keep their variant numbers.
+    Untaken,
 }
 
 /// The permission a message spends.
@@ -569,6 +761,7 @@ impl Stored for OutboxEntry {
                 MessageKind::PickedUp => MessageKindRecord::PickedUp,
                 MessageKind::Delivered => MessageKindRecord::Delivered,
                 MessageKind::Refunded => MessageKindRecord::Refunded,
+                MessageKind::Untaken => MessageKindRecord::Untaken,
             },
             created_at_ms: self.created_at_ms,
             attempts: self.attempts,
@@ -589,6 +782,7 @@ impl Stored for OutboxEntry {
                 MessageKindRecord::PickedUp => MessageKind::PickedUp,
                 MessageKindRecord::Delivered => MessageKind::Delivered,
                 MessageKindRecord::Refunded => MessageKind::Refunded,
+                MessageKindRecord::Untaken => MessageKind::Untaken,
             },
             created_at_ms: r.created_at_ms,
             attempts: r.attempts,

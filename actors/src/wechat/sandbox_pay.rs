@@ -310,8 +310,14 @@ impl PaySimulator {
         if !matches!(order.trade, Trade::Paid { .. }) {
             return result_fail("TRADE_STATE_ERROR", "order is not paid");
         }
-        if get("refund_fee") != order.total_fee.to_string() {
-            return result_fail("PARAM_ERROR", "refund_fee must equal total_fee");
+        // WeChat Pay takes a refund of part of the payment (a dispute
+        // settled with some money back); never more than was paid.
+        let refund_fee = match get("refund_fee").parse::<u32>() {
+            Ok(fee) if fee >= 1 && fee <= order.total_fee => fee,
+            _ => return result_fail("PARAM_ERROR", "refund_fee must be 1..=total_fee"),
+        };
+        if get("total_fee") != order.total_fee.to_string() {
+            return result_fail("PARAM_ERROR", "total_fee does not match the order");
         }
         order.trade = Trade::Refunded;
         let order = order.clone();
@@ -320,7 +326,7 @@ impl PaySimulator {
             entry: BillEntry::Refund {
                 out_trade_no: trade_no.clone(),
                 out_refund_no: refund_no.clone(),
-                amount_fen: u64::from(order.total_fee),
+                amount_fen: u64::from(refund_fee),
             },
             openid: order.openid.clone(),
             transaction_id: String::new(),
@@ -331,8 +337,8 @@ impl PaySimulator {
             ("out_refund_no", refund_no),
             ("refund_id", format!("5030{}", nonce()[..16].to_owned())),
             ("total_fee", order.total_fee.to_string()),
-            ("refund_fee", order.total_fee.to_string()),
-            ("settlement_refund_fee", order.total_fee.to_string()),
+            ("refund_fee", refund_fee.to_string()),
+            ("settlement_refund_fee", refund_fee.to_string()),
             ("refund_status", "SUCCESS".to_owned()),
             ("success_time", time_end()),
             ("refund_recv_accout", "支付用户零钱".to_owned()),
