@@ -28,8 +28,8 @@ use lastmile_actors::wechat::{Mode, SandboxWeChat, WeChat, WeChatError};
 use crate::config::Settings;
 use crate::error::ApiError;
 use crate::routes::{
-    admin, auth, couriers, messages, money, operators, ops, orders, payments, pricing, transfers,
-    trust, uploads,
+    admin, auth, couriers, disputes, messages, money, operators, ops, orders, payments, pricing,
+    transfers, trust, uploads,
 };
 use crate::state::AppState;
 use crate::{limits, openapi, telemetry};
@@ -332,6 +332,11 @@ fn routes() -> Vec<actix_web::Resource> {
         documented::<couriers::__path_pickup>(|r| r.route(web::post().to(couriers::pickup))),
         documented::<couriers::__path_deliver>(|r| r.route(web::post().to(couriers::deliver))),
         documented::<couriers::__path_confirm>(|r| r.route(web::post().to(couriers::confirm))),
+        documented::<disputes::__path_open_dispute>(|r| {
+            r.route(web::post().to(disputes::open_dispute))
+        }),
+        documented::<disputes::__path_disputes>(|r| r.route(web::get().to(disputes::disputes))),
+        documented::<disputes::__path_resolve>(|r| r.route(web::post().to(disputes::resolve))),
         documented::<couriers::__path_register>(|r| r.route(web::post().to(couriers::register))),
         documented::<couriers::__path_online>(|r| r.route(web::post().to(couriers::online))),
         documented::<couriers::__path_offline>(|r| r.route(web::post().to(couriers::offline))),

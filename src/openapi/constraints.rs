@@ -186,6 +186,19 @@ fn bodies(doc: &mut Value, places: &[Value]) {
         ("ReleaseBody", "reason", text(1, 200)),
         ("SuspendBody", "reason", text(1, 200)),
         ("SuspendBody", "until", json!({"pattern": RFC3339})),
+        (
+            "CreateOrderBody",
+            "contact_phone",
+            json!({"pattern": PHONE}),
+        ),
+        ("DeliverBody", "photo", json!({"pattern": UPLOAD_ID})),
+        ("DisputeBody", "text", text(0, 200)),
+        (
+            "DisputeBody",
+            "photos",
+            json!({"maxItems": 3, "items": {"type": "string", "pattern": UPLOAD_ID}}),
+        ),
+        ("ResolveBody", "note", text(1, 200)),
     ];
     for (schema, property, rule) in rules {
         let pointer = format!("/components/schemas/{schema}/properties/{property}");

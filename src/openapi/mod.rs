@@ -18,8 +18,8 @@ use utoipa_swagger_ui::Config;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::routes::{
-    admin, auth, couriers, messages, money, operators, ops, orders, payments, pricing, transfers,
-    trust, uploads,
+    admin, auth, couriers, disputes, messages, money, operators, ops, orders, payments, pricing,
+    transfers, trust, uploads,
 };
 use crate::state::AppState;
 
@@ -42,6 +42,7 @@ mod constraints;
         couriers::register, couriers::online, couriers::offline, couriers::location,
         couriers::tasks, couriers::open, couriers::grab, couriers::pickup,
         couriers::deliver, couriers::confirm, couriers::release,
+        disputes::open_dispute, disputes::disputes, disputes::resolve,
         uploads::upload, uploads::photo,
         messages::add_form_ids, messages::subscribe, messages::share_code, messages::file,
         payments::pay_notify, payments::refund_notify,

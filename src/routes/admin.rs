@@ -16,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Can, Dispatches, JsonBody, Operator, OrderPath, Pays, Reads};
-use crate::routes::view::OrderView;
+use crate::routes::view::{OrderView, Viewer};
 use crate::state::AppState;
 
 /// The console page: plain HTML, CSS and JS, no CDN, no build step.
@@ -204,7 +204,8 @@ pub struct AdminOrder {
 }
 
 impl AdminOrder {
-    async fn of(state: &AppState, order: Order) -> Self {
+    /// An order with its history, as operators see it.
+    pub(crate) async fn of(state: &AppState, order: Order) -> Self {
         let mut history = vec![HistoryEntry {
             at: order.created_at,
             event: Some("create"),
@@ -231,7 +232,7 @@ impl AdminOrder {
             note: c.note.clone(),
         }));
         Self {
-            order: OrderView::of(state, order).await,
+            order: OrderView::of(state, order, Viewer::Operator).await,
             history,
         }
     }

@@ -15,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ActionBody, Caller, JsonBody, OptionalJsonBody, OrderPath};
-use crate::routes::view::OrderView;
+use crate::routes::view::{OrderView, Viewer};
 use crate::state::AppState;
 
 /// `{"name", "phone", "student_no", "card_photo"}` as sent.
@@ -118,7 +118,8 @@ pub struct OpenOrders {
 /// A courier's work: open tasks, the planned route, recently withdrawn tasks.
 #[derive(Serialize, ToSchema)]
 pub struct TaskListView {
-    /// Assigned or picked up, oldest first, each with its `eta`.
+    /// Assigned or picked up, oldest first, each with its `eta`; then the
+    /// courier's deliveries in dispute (their earning held until resolved).
     orders: Vec<OrderView>,
     /// The stops still to make, in order, with predicted times.
     route: Vec<RouteStop>,
@@ -306,7 +307,14 @@ pub async fn tasks(
             .iter()
             .find(|s| &s.order_id == id && s.action == "dropoff")
             .map(|s| s.eta);
-        orders.push(OrderView::new(order, eta));
+        orders.push(OrderView::new(&state, order, eta, Viewer::User(&me)).await);
+    }
+    // A disputed delivery holds the courier's earning: they see it here
+    // until an operator resolves it.
+    for order in state.orders.unsettled_of(me.clone()).await? {
+        if order.status() == Status::Disputed {
+            orders.push(OrderView::new(&state, order, None, Viewer::User(&me)).await);
+        }
     }
     Ok(HttpResponse::Ok().json(TaskListView {
         orders,
@@ -365,8 +373,8 @@ pub async fn grab(
     OrderPath(id): OrderPath,
     _body: ActionBody,
 ) -> Result<HttpResponse, ApiError> {
-    let order = state.dispatch.grab(id, me).await?;
-    Ok(HttpResponse::Ok().json(OrderView::of(&state, order).await))
+    let order = state.dispatch.grab(id, me.clone()).await?;
+    Ok(HttpResponse::Ok().json(OrderView::of(&state, order, Viewer::User(&me)).await))
 }
 
 /// `{"reason"}` as sent.
@@ -404,8 +412,8 @@ pub async fn release(
         .reason
         .ok_or_else(|| ApiError::Validation("reason is required".into()))?;
     let reason = parse_text(&reason, "reason", 1, 200)?;
-    let order = state.dispatch.release(id, me, reason).await?;
-    Ok(HttpResponse::Ok().json(OrderView::of(&state, order).await))
+    let order = state.dispatch.release(id, me.clone(), reason).await?;
+    Ok(HttpResponse::Ok().json(OrderView::of(&state, order, Viewer::User(&me)).await))
 }
 
 async fn step(
@@ -414,8 +422,8 @@ async fn step(
     id: OrderId,
     step: Step,
 ) -> Result<HttpResponse, ApiError> {
-    let order = state.orders.step(id, me, step).await?;
-    Ok(HttpResponse::Ok().json(OrderView::of(state, order).await))
+    let order = state.orders.step(id, me.clone(), step).await?;
+    Ok(HttpResponse::Ok().json(OrderView::of(state, order, Viewer::User(&me)).await))
 }
 
 /// The assigned courier has the goods.
@@ -472,9 +480,9 @@ pub async fn deliver(
         .step(id.clone(), me.clone(), Step::Deliver(photo.clone()))
         .await?;
     if let Some(photo) = photo {
-        attach_evidence(&state, photo, me, id).await;
+        attach_evidence(&state, photo, me.clone(), id).await;
     }
-    Ok(HttpResponse::Ok().json(OrderView::of(&state, order).await))
+    Ok(HttpResponse::Ok().json(OrderView::of(&state, order, Viewer::User(&me)).await))
 }
 
 /// What `deliver` may carry.

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod couriers;
+pub mod disputes;
 pub mod messages;
 pub mod money;
 pub mod operators;

@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ActionBody, Caller, JsonBody, OrderPath};
-use crate::routes::view::OrderView;
+use crate::routes::view::{OrderView, Viewer};
 use crate::state::AppState;
 
 /// Page size when `limit` is absent.
@@ -230,7 +230,7 @@ pub async fn create(
     let order = state.orders.create(customer, new, key).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/orders/{}", order.id)))
-        .json(OrderView::new(order, None)))
+        .json(OrderView::new(&state, order, None, Viewer::Customer).await))
 }
 
 /// One order, as its customer or its courier sees it.
@@ -252,7 +252,7 @@ pub async fn get(
     OrderPath(id): OrderPath,
 ) -> Result<HttpResponse, ApiError> {
     let order = state.orders.get(&id, &viewer).await?;
-    Ok(HttpResponse::Ok().json(OrderView::of(&state, order).await))
+    Ok(HttpResponse::Ok().json(OrderView::of(&state, order, Viewer::User(&viewer)).await))
 }
 
 /// The customer's orders, newest first, a page at a time.
@@ -282,7 +282,7 @@ pub async fn list(
     let (orders, next) = state.orders.list(customer, status, limit, cursor).await?;
     let mut views = Vec::with_capacity(orders.len());
     for order in orders {
-        views.push(OrderView::of(&state, order).await);
+        views.push(OrderView::of(&state, order, Viewer::Customer).await);
     }
     Ok(HttpResponse::Ok().json(OrderPage {
         orders: views,
@@ -312,5 +312,5 @@ pub async fn cancel(
     _body: ActionBody,
 ) -> Result<HttpResponse, ApiError> {
     let order = state.orders.cancel(id, customer).await?;
-    Ok(HttpResponse::Ok().json(OrderView::new(order, None)))
+    Ok(HttpResponse::Ok().json(OrderView::new(&state, order, None, Viewer::Customer).await))
 }

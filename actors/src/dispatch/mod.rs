@@ -438,6 +438,14 @@ pub struct EtaOf {
     pub courier: OpenId,
 }
 
+/// A courier's name and phone, for the customer whose order they carry.
+#[derive(Message)]
+#[rtype(result = "Option<(String, crate::domain::PhoneNumber)>")]
+pub struct ContactOf {
+    /// The courier.
+    pub courier: OpenId,
+}
+
 /// Open orders for an online courier, nearest to `near` first.
 #[derive(Message)]
 #[rtype(result = "Result<Vec<OrderId>, DispatchError>")]
@@ -1636,6 +1644,14 @@ impl Handler<EtaOf> for Dispatcher {
     }
 }
 
+impl Handler<ContactOf> for Dispatcher {
+    type Result = Option<(String, crate::domain::PhoneNumber)>;
+
+    fn handle(&mut self, ContactOf { courier }: ContactOf, _: &mut Self::Context) -> Self::Result {
+        self.profile(&courier).ok().map(|p| (p.name, p.phone))
+    }
+}
+
 impl Handler<TasksOf> for Dispatcher {
     type Result = Result<TaskList, DispatchError>;
 
@@ -1803,6 +1819,14 @@ impl Dispatch {
     /// not their open task, or the dispatcher is unavailable).
     pub async fn eta_of(&self, id: OrderId, courier: OpenId) -> Option<OffsetDateTime> {
         self.addr.send(EtaOf { id, courier }).await.ok().flatten()
+    }
+
+    /// A courier's name and phone (None when unknown or unavailable).
+    pub async fn contact_of(
+        &self,
+        courier: OpenId,
+    ) -> Option<(String, crate::domain::PhoneNumber)> {
+        self.addr.send(ContactOf { courier }).await.ok().flatten()
     }
 
     /// A courier's open and recently withdrawn tasks.

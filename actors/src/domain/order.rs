@@ -543,6 +543,8 @@ impl Order {
         by: Option<OperatorName>,
         now: OffsetDateTime,
     ) -> Result<Status, ResolveError> {
+        // Not in dispute (resolved already) is a conflict whatever the amount.
+        self.status.apply(Event::Resolve)?;
         let event = resolution_event(refund_fen, self.total_fen())?;
         let status = self.apply(event, ChangedBy::Operator(by.clone()), now)?;
         self.explain_last(format!("refund {refund_fen} fen: {note}"));

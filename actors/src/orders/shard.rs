@@ -590,14 +590,17 @@ impl OrderShard {
         }: ResolveDispute,
     ) -> Result<Order, OrderError> {
         let mut order = self.load(&id)?.ok_or(OrderError::NotFound)?;
-        let event = crate::domain::resolution_event(refund_fen, order.total_fen())
-            .map_err(OrderError::Invalid)?;
         let to = order
             .resolve(refund_fen, note, by, now_utc())
             .map_err(|e| match e {
                 crate::domain::ResolveError::Invalid(v) => OrderError::Invalid(v),
                 crate::domain::ResolveError::Transition(t) => OrderError::Transition(t),
             })?;
+        let event = if to == Status::Refunding {
+            Event::ResolveRefund
+        } else {
+            Event::Resolve
+        };
         self.save(&order, false, MoneyEvent::of_change(&order, event))?;
         metrics::counter!("lastmile_order_transitions_total", "to" => to.as_str()).increment(1);
         let outcome = match refund_fen {

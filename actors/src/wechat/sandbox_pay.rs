@@ -151,6 +151,21 @@ impl PaySimulator {
         self.state().calls.get(path).copied().unwrap_or(0)
     }
 
+    /// How much was refunded of `out_trade_no`, in fen (None: no refund).
+    pub fn refunded_fen(&self, out_trade_no: &str) -> Option<u64> {
+        self.state()
+            .bill
+            .iter()
+            .find_map(|record| match &record.entry {
+                BillEntry::Refund {
+                    out_trade_no: trade,
+                    amount_fen,
+                    ..
+                } if trade == out_trade_no => Some(*amount_fen),
+                _ => None,
+            })
+    }
+
     /// The refunds requested so far, as (out_trade_no, out_refund_no).
     pub fn refunds(&self) -> Vec<(String, String)> {
         let state = self.state();
