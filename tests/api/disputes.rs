@@ -12,7 +12,7 @@ use actix_web::test::TestRequest;
 use lastmile_actors::wechat::Secret;
 use serde_json::{json, Value};
 
-use crate::helpers::{eventually, spawn_app_with, Reply, TestApp};
+use crate::helpers::{eventually, get_json, spawn_app_with, BinaryApp, Reply, TestApp};
 use crate::money::class;
 
 const TOKEN: &str = "dispute-operator-token-0123";
@@ -147,8 +147,24 @@ where
 
 /// WeChat Pay's notify that the refund of `refund_fen` of `total_fen` went through.
 fn refund_notify<S>(app: &TestApp<S>, id: &str, refund_fen: u32, total_fen: u32) -> String {
-    use lastmile_actors::wechat::{pay, WeChat};
+    use lastmile_actors::wechat::WeChat;
     let signer = app.wechat.pay().signer().clone();
+    refund_notify_as(
+        (&signer.appid, &signer.mch_id, signer.api_key.expose()),
+        id,
+        refund_fen,
+        total_fen,
+    )
+}
+
+/// The same notify, signed with a merchant's (appid, mch_id, api_key).
+fn refund_notify_as(
+    (appid, mch_id, key): (&str, &str, &str),
+    id: &str,
+    refund_fen: u32,
+    total_fen: u32,
+) -> String {
+    use lastmile_actors::wechat::pay;
     let info = pay::fields([
         ("out_trade_no", id.to_owned()),
         ("out_refund_no", format!("R{id}")),
@@ -160,13 +176,10 @@ fn refund_notify<S>(app: &TestApp<S>, id: &str, refund_fen: u32, total_fen: u32)
     ]);
     pay::to_xml(&pay::fields([
         ("return_code", "SUCCESS".to_owned()),
-        ("appid", signer.appid.clone()),
-        ("mch_id", signer.mch_id.clone()),
+        ("appid", appid.to_owned()),
+        ("mch_id", mch_id.to_owned()),
         ("nonce_str", "n".to_owned()),
-        (
-            "req_info",
-            pay::encrypt_req_info(&info, signer.api_key.expose()),
-        ),
+        ("req_info", pay::encrypt_req_info(&info, key)),
     ]))
 }
 
@@ -736,4 +749,199 @@ async fn an_untaken_order_is_noticed_once_then_refunded() {
             .await,
         1.0
     );
+}
+
+/// POST `body` as `token` to a running binary; answers status and JSON.
+async fn post_json(
+    client: &reqwest::Client,
+    app: &BinaryApp,
+    token: &str,
+    path: &str,
+    body: Value,
+) -> (reqwest::StatusCode, Value) {
+    let reply = client
+        .post(app.url(path))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    let status = reply.status();
+    (status, reply.json().await.unwrap_or(Value::Null))
+}
+
+#[actix_web::test]
+async fn an_acknowledged_resolution_survives_kill_9_and_its_refund_still_goes_out() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut app = BinaryApp::start(
+        &dir.path().join("data"),
+        &[
+            ("LASTMILE__ADMIN__TOKEN", TOKEN),
+            ("LASTMILE__DISPATCH__AUTO", "false"),
+            ("LASTMILE__COURIERS__REVIEW", "false"),
+        ],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let (customer, id) = app
+        .sandbox_paid_order(&client, "kill-dispute-customer")
+        .await;
+    let (courier, _) = app.login(&client, "kill-dispute-courier").await;
+    for (path, body) in [
+        (
+            "/api/v1/couriers/me".to_owned(),
+            json!({"name": "小赵", "phone": "13800138003"}),
+        ),
+        (
+            "/api/v1/couriers/me/online".to_owned(),
+            json!({"place_id": "cainiao-north"}),
+        ),
+        (format!("/api/v1/orders/{id}/grab"), json!({})),
+        (format!("/api/v1/orders/{id}/pickup"), json!({})),
+        (format!("/api/v1/orders/{id}/deliver"), json!({})),
+    ] {
+        let (status, body) = post_json(&client, &app, &courier, &path, body).await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{path}: {body}");
+    }
+    let (status, body) = post_json(
+        &client,
+        &app,
+        &customer,
+        &format!("/api/v1/orders/{id}/dispute"),
+        json!({"reason": "damaged", "text": "盒子压扁了"}),
+    )
+    .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    let (status, body) = post_json(
+        &client,
+        &app,
+        TOKEN,
+        &format!("/api/v1/admin/orders/{id}/resolve"),
+        json!({"refund_fen": 100, "note": "退 1 元"}),
+    )
+    .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "refunding");
+    app.kill9();
+    app.launch().await;
+
+    // What was acknowledged is there: the resolution, its author, the
+    // money still in escrow until WeChat Pay answers.
+    let order = get_json(&client, app.url(&format!("/api/v1/orders/{id}")), &customer).await;
+    assert_eq!(order["status"], "refunding", "{order}");
+    assert_eq!(order["dispute"]["resolution"]["refund_fen"], 100, "{order}");
+    let found = get_json(
+        &client,
+        app.url(&format!("/api/v1/admin/orders?q={id}")),
+        TOKEN,
+    )
+    .await;
+    let last = &found["orders"][0]["history"]
+        .as_array()
+        .expect("history")
+        .clone();
+    let last = last.last().expect("a change");
+    assert_eq!(
+        (last["event"].clone(), last["operator"].clone()),
+        (json!("resolve_refund"), json!("admin")),
+        "{last}"
+    );
+    let check = get_json(&client, app.url("/api/v1/admin/ledger/check"), TOKEN).await;
+    assert_eq!(
+        (check["balanced"].clone(), class(&check, "escrow")),
+        (json!(true), 300),
+        "{check}"
+    );
+    // The sandbox is part of the killed process and forgot the trade;
+    // WeChat Pay would not: the test answers for it, as its notify would.
+    let notify = refund_notify_as(
+        (
+            "wx0000000000sandbox",
+            "1900000109",
+            "sandboxsandboxsandboxsandbox0000",
+        ),
+        &id,
+        100,
+        300,
+    );
+    let answer = client
+        .post(app.url("/api/v1/wechat/refund/notify"))
+        .header("Content-Type", "text/xml")
+        .body(notify)
+        .send()
+        .await
+        .expect("notify")
+        .text()
+        .await
+        .expect("answer");
+    assert!(answer.contains("SUCCESS"), "{answer}");
+
+    let settled = eventually(Duration::from_secs(20), || {
+        let url = app.url(&format!("/api/v1/orders/{id}"));
+        let (client, customer) = (&client, &customer);
+        async move { get_json(client, url, customer).await["status"] == "completed" }
+    })
+    .await;
+    let order = get_json(&client, app.url(&format!("/api/v1/orders/{id}")), &customer).await;
+    assert!(
+        settled,
+        "the partial refund did not finish after the restart: {order}"
+    );
+    let order = get_json(&client, app.url(&format!("/api/v1/orders/{id}")), &customer).await;
+    assert_eq!(order["dispute"]["resolution"]["refund_fen"], 100, "{order}");
+    assert_eq!(order["dispute"]["text"], "盒子压扁了");
+    let check = get_json(&client, app.url("/api/v1/admin/ledger/check"), TOKEN).await;
+    assert_eq!(check["balanced"], true, "{check}");
+    // 300 paid, 100 back; of 200 the courier gets 180, the platform 20.
+    assert_eq!(
+        (
+            class(&check, "clearing"),
+            class(&check, "platform"),
+            class(&check, "courier_available")
+        ),
+        (-200, 20, 180),
+        "{check}"
+    );
+    app.kill9();
+}
+
+#[actix_web::test]
+async fn an_untaken_order_is_refunded_across_a_kill_9() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut app = BinaryApp::start(
+        &dir.path().join("data"),
+        &[
+            ("LASTMILE__DISPATCH__AUTO", "false"),
+            ("LASTMILE__ORDERS__UNTAKEN_NOTICE_AFTER", "1s"),
+            ("LASTMILE__ORDERS__UNTAKEN_REFUND_AFTER", "3s"),
+        ],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let (customer, id) = app.sandbox_paid_order(&client, "kill-untaken").await;
+    app.kill9();
+    app.launch().await;
+    // The timers start again from the stored payment time: told, then
+    // refunded (the sandbox, killed with the process, forgot the trade, so
+    // the refund itself is not answered here; the in-process test sees it).
+    let refunded = eventually(Duration::from_secs(20), || {
+        let url = app.url(&format!("/api/v1/orders/{id}"));
+        let (client, customer) = (&client, &customer);
+        async move { get_json(client, url, customer).await["status"] == "refunding" }
+    })
+    .await;
+    let order = get_json(&client, app.url(&format!("/api/v1/orders/{id}")), &customer).await;
+    assert!(
+        refunded,
+        "the untaken order was not refunded after the restart: {order}"
+    );
+    let sent = get_json(&client, app.url("/sandbox/messages"), "").await;
+    let notices = sent["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["template_id"] == "SANDBOX_TPL_UNTAKEN")
+        .count();
+    assert_eq!(notices, 1, "told once: {sent}");
+    app.kill9();
 }
