@@ -780,3 +780,133 @@ async fn the_console_shows_who_is_signed_in_and_hides_what_their_role_cannot_do(
         .expect("refund");
     assert_eq!(refused.status(), reqwest::StatusCode::FORBIDDEN);
 }
+
+#[actix_web::test]
+async fn an_operator_resolves_a_dispute_with_a_partial_refund_in_the_console() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let app = BinaryApp::start(
+        &dir.path().join("data"),
+        &[
+            ("LASTMILE__ADMIN__TOKEN", ADMIN_TOKEN),
+            ("LASTMILE__DISPATCH__AUTO", "false"),
+            ("LASTMILE__COURIERS__REVIEW", "false"),
+        ],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let (customer, id) = app
+        .sandbox_paid_order(&http, "console-dispute-customer")
+        .await;
+    let (courier, _) = app.login(&http, "console-dispute-courier").await;
+    let proof = crate::uploads::upload_over_http(&http, &app, &courier).await;
+    for (path, body) in [
+        (
+            "/api/v1/couriers/me".to_owned(),
+            json!({"name": "周杰", "phone": "13800138006"}),
+        ),
+        (
+            "/api/v1/couriers/me/online".to_owned(),
+            json!({"place_id": "cainiao-north"}),
+        ),
+        (format!("/api/v1/orders/{id}/grab"), json!({})),
+        (format!("/api/v1/orders/{id}/pickup"), json!({})),
+        (
+            format!("/api/v1/orders/{id}/deliver"),
+            json!({"photo": proof}),
+        ),
+    ] {
+        post_json(&http, &app, &courier, &path, body).await;
+    }
+    let evidence = crate::uploads::upload_over_http(&http, &app, &customer).await;
+    let disputed = post_json(
+        &http,
+        &app,
+        &customer,
+        &format!("/api/v1/orders/{id}/dispute"),
+        json!({"reason": "damaged", "text": "汤洒了一半", "photos": [evidence]}),
+    )
+    .await;
+    assert_eq!(disputed["status"], "disputed");
+
+    let driver = Driver::start().await;
+    let browser = driver.browser(&dir.path().join("profile")).await;
+    async {
+        sign_in(&browser, &app).await;
+        let card = format!("#disputes .dispute[data-id='{id}']");
+        let text = text_of(&browser, &card, 20).await;
+        assert!(text.contains("损坏") && text.contains("汤洒了一半") && text.contains("周杰"), "{text}");
+        // Both photos load through the private uploads route.
+        let loaded = eventually(Duration::from_secs(10), || async {
+            let widths = browser
+                .execute(
+                    &format!("return [...document.querySelectorAll(\"{card} img.photo\")].map(i => i.complete ? i.naturalWidth : 0);"),
+                    vec![],
+                )
+                .await
+                .ok();
+            widths == Some(json!([64, 64]))
+        })
+        .await;
+        assert!(loaded, "the dispute and delivery photos did not show");
+        browser
+            .execute("document.getElementById('dispute-queue').scrollIntoView()", vec![])
+            .await
+            .expect("scrolled");
+        std::fs::write(
+            screenshot_path("console-dispute.png"),
+            browser.screenshot().await.expect("screenshot"),
+        )
+        .expect("screenshot saved");
+        // 1.20 yuan back of 3.00.
+        browser
+            .execute(
+                &format!("document.querySelector(\"{card} .refund-yuan\").value = '1.20';"),
+                vec![],
+            )
+            .await
+            .expect("amount");
+        browser
+            .find(Locator::Css(&format!("{card} .resolve-note")))
+            .await
+            .expect("note")
+            .send_keys("汤洒了，退 1.2 元")
+            .await
+            .expect("typed");
+        click(&browser, &format!("{card} .resolve")).await;
+        let asked = text_of(&browser, "#dialog-text", 10).await;
+        assert!(asked.contains("¥1.20") && asked.contains("¥1.80"), "{asked}");
+        click(&browser, "#dialog-ok").await;
+        let gone = eventually(Duration::from_secs(20), || async {
+            browser.find(Locator::Css(&card)).await.is_err()
+        })
+        .await;
+        assert!(gone, "a resolved dispute leaves the queue");
+    }
+    .await;
+    browser.close().await.ok();
+    drop(driver);
+
+    // The sandbox refunds the part and notifies; the rest is the courier's.
+    let done = eventually(Duration::from_secs(20), || {
+        let req = http
+            .get(app.url(&format!("/api/v1/orders/{id}")))
+            .bearer_auth(&customer);
+        async move {
+            let order: Value = req.send().await.expect("get").json().await.expect("json");
+            order["status"] == "completed"
+        }
+    })
+    .await;
+    assert!(done, "the partly refunded order did not complete");
+    let wallet: Value = http
+        .get(app.url("/api/v1/couriers/me/wallet"))
+        .bearer_auth(&courier)
+        .send()
+        .await
+        .expect("wallet")
+        .json()
+        .await
+        .expect("JSON");
+    // 180 left of 300: 10 % commission (18) to the platform, 162 earned.
+    assert_eq!(wallet["available_fen"], 162, "{wallet}");
+}
