@@ -221,6 +221,12 @@ impl From<PoolError> for ApiError {
     }
 }
 
+impl From<lastmile_actors::content::Refused> for ApiError {
+    fn from(e: lastmile_actors::content::Refused) -> Self {
+        ApiError::Validation(e.to_string())
+    }
+}
+
 impl From<UploadError> for ApiError {
     fn from(e: UploadError) -> Self {
         match e {

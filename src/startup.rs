@@ -210,7 +210,10 @@ pub fn start_services(
     )
     .to_string()
     .into();
+    let content =
+        lastmile_actors::content::ContentCheck::new(wechat.client.clone(), tokens.clone());
     let state = AppState {
+        content,
         orders,
         sessions,
         operators,

@@ -35,6 +35,8 @@ pub struct AppState {
     pub formids: FormIds,
     /// The app's access_token.
     pub tokens: Tokens,
+    /// WeChat's content check of the texts users write.
+    pub content: lastmile_actors::content::ContentCheck,
     /// wxacode share codes.
     pub share_codes: ShareCodes,
     /// Couriers and matching.

@@ -239,6 +239,22 @@ fn describe_metrics() {
         "lastmile_transfer_failures_total",
         "WeChat Pay transfers that could not be sent or queried (tried again)."
     );
+    describe_counter!(
+        "lastmile_content_checks_total",
+        "Texts through WeChat's content check, by outcome (pass, review, risky, unavailable)."
+    );
+    describe_counter!(
+        "lastmile_disputes_total",
+        "Disputes opened and resolved, by outcome (opened, no_refund, part_refund, full_refund)."
+    );
+    describe_counter!(
+        "lastmile_untaken_orders_total",
+        "Paid orders nobody took: customers told, orders refunded, by action."
+    );
+    describe_counter!(
+        "lastmile_dispatch_releases_total",
+        "Orders couriers gave back before pickup."
+    );
     metrics::describe_gauge!(
         "lastmile_reconciliation_mismatches",
         "Mismatches between WeChat Pay's trade bill and the ledger at the last reconciliation."

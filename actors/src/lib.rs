@@ -32,6 +32,7 @@
 
 pub mod auth;
 pub mod campus;
+pub mod content;
 pub mod dispatch;
 pub mod domain;
 pub mod errors;

@@ -201,6 +201,14 @@ pub struct AdminOrder {
     order: OrderView,
     /// Creation first, then every change.
     history: Vec<HistoryEntry>,
+    /// WeChat's content check asked operators to look at its texts (or
+    /// could not check them).
+    flagged: bool,
+    /// When WeChat's shipping-info service took the delivery (null until
+    /// then, and always without `wechat.shipping_info`).
+    #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(with = "time::serde::rfc3339::option")]
+    shipping_reported_at: Option<OffsetDateTime>,
 }
 
 impl AdminOrder {
@@ -232,6 +240,8 @@ impl AdminOrder {
             note: c.note.clone(),
         }));
         Self {
+            flagged: order.extras.flagged,
+            shipping_reported_at: order.extras.shipping_reported_at,
             order: OrderView::of(state, order, Viewer::Operator).await,
             history,
         }

@@ -9,6 +9,7 @@ use lastmile_actors::domain::{
 };
 use lastmile_actors::orders::Step;
 use lastmile_actors::uploads::UploadError;
+use lastmile_actors::wechat::ContentScene;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -188,6 +189,15 @@ pub async fn register(
         None if state.couriers_reviewed => return Err(required("card_photo")),
         None => None,
     };
+    let checked = state
+        .content
+        .check(&me, ContentScene::Profile, &[("name", name.as_str())])
+        .await?;
+    if checked.is_flagged() {
+        // Every application passes an operator when couriers are reviewed;
+        // the log line tells them this name wants a look.
+        tracing::warn!(courier = %me, "courier name flagged by the content check");
+    }
     let application = Application {
         openid: me,
         name,

@@ -7,6 +7,7 @@ use lastmile_actors::domain::{
     json_u32, parse_text, DisputeReason, NewDispute, OpenId, OrderId, UploadId, MAX_DISPUTE_PHOTOS,
     MAX_TEXT_CHARS,
 };
+use lastmile_actors::wechat::ContentScene;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -104,10 +105,16 @@ pub async fn open_dispute(
         MAX_TEXT_CHARS,
     )?;
     let photos = dispute_photos(&state, &me, &id, body.photos.unwrap_or_default()).await?;
+    let flagged = state
+        .content
+        .check(&me, ContentScene::Comment, &[("text", text.as_str())])
+        .await?
+        .is_flagged();
     let dispute = NewDispute {
         reason,
         text,
         photos: photos.clone(),
+        flagged,
     };
     let order = state
         .orders

@@ -7,6 +7,7 @@ use lastmile_actors::domain::{
     now_utc, parse_ready_at, parse_text, Fen, IdempotencyKey, Location, NewOrder, OrderId,
     OrderKind, PhoneNumber, PlaceId, Status, Tip, MAX_PICKUP_CODE_CHARS, MAX_TEXT_CHARS,
 };
+use lastmile_actors::wechat::ContentScene;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -225,8 +226,18 @@ pub async fn create(
             "an operator blocked this account from ordering: {reason}"
         )));
     }
-    let new = parse_new_order(body, &state.campus, now_utc())?;
+    let mut new = parse_new_order(body, &state.campus, now_utc())?;
     let key = idempotency_key(&req)?;
+    let texts = [
+        ("note", new.note.as_str()),
+        ("pickup.detail", new.pickup.detail.as_str()),
+        ("dropoff.detail", new.dropoff.detail.as_str()),
+    ];
+    new.flagged = state
+        .content
+        .check(&customer, ContentScene::Comment, &texts)
+        .await?
+        .is_flagged();
     let order = state.orders.create(customer, new, key).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/orders/{}", order.id)))

@@ -10,6 +10,7 @@ mod auth;
 mod binary;
 mod console;
 mod contact;
+mod content;
 mod deploy;
 mod dispatch;
 mod disputes;

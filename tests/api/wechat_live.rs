@@ -580,3 +580,98 @@ async fn live_transfers_send_signed_requests_and_trust_only_signed_answers() {
         Ok(())
     );
 }
+
+#[actix_web::test]
+async fn content_checks_send_msg_sec_check_v2_and_a_refused_token_is_refreshed_once() {
+    use lastmile_actors::auth::token::Tokens;
+    use lastmile_actors::content::ContentCheck;
+    use lastmile_actors::domain::OpenId;
+    use lastmile_actors::wechat::ContentScene;
+
+    let server = MockServer::start().await;
+    let issued = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counter = issued.clone();
+    Mock::given(method("POST"))
+        .and(path("/cgi-bin/stable_token"))
+        .respond_with(move |_: &Request| {
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            ResponseTemplate::new(200).set_body_json(
+                serde_json::json!({"access_token": format!("T{n}"), "expires_in": 7200}),
+            )
+        })
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/wxa/msg_sec_check"))
+        .respond_with(|req: &Request| {
+            let query = req.url.query().unwrap_or("");
+            let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+            let content = body["content"].as_str().unwrap_or("");
+            let answer = if query == "access_token=T1" {
+                serde_json::json!({"errcode": 40001, "errmsg": "invalid credential"})
+            } else if content.contains("bad") {
+                serde_json::json!({"errcode": 0, "errmsg": "ok", "result": {"suggest": "risky", "label": 20002}, "trace_id": "t"})
+            } else if content.contains("hmm") {
+                serde_json::json!({"errcode": 0, "errmsg": "ok", "result": {"suggest": "review", "label": 20006}, "trace_id": "t"})
+            } else {
+                serde_json::json!({"errcode": 0, "errmsg": "ok", "result": {"suggest": "pass", "label": 100}, "trace_id": "t"})
+            };
+            ResponseTemplate::new(200).set_body_json(answer)
+        })
+        .mount(&server)
+        .await;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = lastmile_actors::storage::Store::open(dir.path(), std::time::Duration::ZERO)
+        .expect("store");
+    let client: Arc<dyn WeChat> = Arc::new(LiveWeChat::new(&config(server.uri())).expect("client"));
+    let tokens = Tokens::start(client.clone(), store.token_repo(), true);
+    let check = ContentCheck::new(client, tokens);
+    let author = OpenId::parse("oLIVEopenid0000000000000001").expect("openid");
+
+    // T1 is refused: refreshed to T2 and asked again, once.
+    let clean = check
+        .check(&author, ContentScene::Comment, &[("note", "放门口")])
+        .await
+        .expect("clean");
+    assert!(!clean.is_flagged());
+    assert_eq!(issued.load(std::sync::atomic::Ordering::SeqCst), 2);
+    let asked = received(&server, "/wxa/msg_sec_check").await;
+    assert_eq!(
+        asked
+            .iter()
+            .map(|r| r.url.query().unwrap_or("").to_owned())
+            .collect::<Vec<_>>(),
+        ["access_token=T1", "access_token=T2"]
+    );
+    let body: serde_json::Value = serde_json::from_slice(&asked[1].body).expect("JSON");
+    assert_eq!(
+        body,
+        serde_json::json!({"content": "放门口", "version": 2, "scene": 2, "openid": "oLIVEopenid0000000000000001"})
+    );
+    let name = check
+        .check(&author, ContentScene::Profile, &[("name", "hmm")])
+        .await
+        .expect("review is accepted");
+    assert!(name.is_flagged());
+    let body: serde_json::Value =
+        serde_json::from_slice(&received(&server, "/wxa/msg_sec_check").await[2].body)
+            .expect("JSON");
+    assert_eq!(body["scene"], 1);
+    let refused = check
+        .check(
+            &author,
+            ContentScene::Comment,
+            &[("note", "ok"), ("text", "bad")],
+        )
+        .await
+        .expect_err("risky");
+    assert_eq!(refused.field, "text");
+    // Empty texts are not sent.
+    let before = received(&server, "/wxa/msg_sec_check").await.len();
+    check
+        .check(&author, ContentScene::Comment, &[("note", "  ")])
+        .await
+        .expect("nothing to check");
+    assert_eq!(received(&server, "/wxa/msg_sec_check").await.len(), before);
+}

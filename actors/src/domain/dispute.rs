@@ -62,6 +62,8 @@ pub struct NewDispute {
     pub text: String,
     /// The customer's own uploads, ≤ [`MAX_DISPUTE_PHOTOS`].
     pub photos: Vec<UploadId>,
+    /// WeChat's content check asked operators to look at the text (or could not check it).
+    pub flagged: bool,
 }
 
 /// How an operator settled a dispute.

@@ -530,6 +530,7 @@ impl Order {
     ) -> Result<Status, TransitionError> {
         let status = self.apply(Event::Dispute, ChangedBy::Customer, now)?;
         self.explain_last(dispute.reason.as_str().to_owned());
+        self.extras.flagged |= dispute.flagged;
         self.extras.dispute = Some(Dispute::open(dispute, now));
         Ok(status)
     }

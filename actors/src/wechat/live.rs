@@ -204,6 +204,34 @@ impl WeChat for LiveWeChat {
         super::errcode_result(reply)
     }
 
+    async fn msg_sec_check(
+        &self,
+        access_token: &str,
+        openid: &str,
+        scene: super::ContentScene,
+        content: &str,
+    ) -> Result<super::ContentVerdict, WeChatError> {
+        let started = std::time::Instant::now();
+        let url = format!("{}/wxa/msg_sec_check", self.api_base);
+        let body = serde_json::json!({
+            "content": content,
+            "version": 2,
+            "scene": scene.code(),
+            "openid": openid,
+        });
+        let result = self
+            .send_json::<MsgSecCheckReply>(
+                self.http
+                    .post(url)
+                    .query(&[("access_token", access_token)])
+                    .json(&body),
+            )
+            .await
+            .and_then(MsgSecCheckReply::into_verdict);
+        super::record_call("msg_sec_check", started, &result);
+        result
+    }
+
     async fn wxacode_unlimited(
         &self,
         access_token: &str,
@@ -269,5 +297,34 @@ impl WeChat for LiveWeChat {
         let result = reply.and_then(super::TokenReply::into_token);
         super::record_call("token", started, &result);
         result
+    }
+}
+
+/// msgSecCheck's answer: `{"errcode", "errmsg", "result": {"suggest", "label"}}`.
+#[derive(Debug, serde::Deserialize)]
+struct MsgSecCheckReply {
+    #[serde(default)]
+    errcode: i64,
+    #[serde(default)]
+    errmsg: String,
+    result: Option<MsgSecCheckResult>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct MsgSecCheckResult {
+    suggest: String,
+}
+
+impl MsgSecCheckReply {
+    fn into_verdict(self) -> Result<super::ContentVerdict, WeChatError> {
+        if self.errcode != 0 {
+            return Err(WeChatError::Api {
+                errcode: self.errcode,
+                errmsg: self.errmsg,
+            });
+        }
+        self.result
+            .map(|r| super::ContentVerdict::parse(&r.suggest))
+            .ok_or_else(|| WeChatError::Protocol("msg_sec_check answered no result".into()))
     }
 }

@@ -217,6 +217,47 @@ impl WeChatError {
     }
 }
 
+/// Where a checked text is shown (msgSecCheck's `scene`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentScene {
+    /// A profile field (1, 资料): a courier's name.
+    Profile,
+    /// A comment (2, 评论): order notes and details, dispute texts.
+    Comment,
+}
+
+impl ContentScene {
+    /// WeChat's number for it.
+    pub fn code(self) -> u8 {
+        match self {
+            ContentScene::Profile => 1,
+            ContentScene::Comment => 2,
+        }
+    }
+}
+
+/// What WeChat's content check made of a text (`result.suggest`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentVerdict {
+    /// Nothing wrong.
+    Pass,
+    /// Perhaps wrong: accepted, and shown to operators.
+    Review,
+    /// Refused.
+    Risky,
+}
+
+impl ContentVerdict {
+    /// Parses `result.suggest`; anything unknown is looked at by a person.
+    pub fn parse(suggest: &str) -> Self {
+        match suggest {
+            "pass" => ContentVerdict::Pass,
+            "risky" => ContentVerdict::Risky,
+            _ => ContentVerdict::Review,
+        }
+    }
+}
+
 /// The WeChat APIs the actors use.
 #[async_trait]
 pub trait WeChat: Send + Sync + 'static {
@@ -244,6 +285,15 @@ pub trait WeChat: Send + Sync + 'static {
         message: &OutgoingMessage,
         form_id: &str,
     ) -> Result<(), WeChatError>;
+
+    /// msgSecCheck v2 (`wxa/msg_sec_check`) of one text written by `openid`.
+    async fn msg_sec_check(
+        &self,
+        access_token: &str,
+        openid: &str,
+        scene: ContentScene,
+        content: &str,
+    ) -> Result<ContentVerdict, WeChatError>;
 
     /// getwxacodeunlimit: the mini-program code PNG for (scene, page).
     async fn wxacode_unlimited(

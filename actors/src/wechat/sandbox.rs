@@ -35,6 +35,7 @@ pub struct SandboxWeChat {
     first_valid_token: AtomicU64,
     wxacode_calls: AtomicU64,
     failing_sends: AtomicU64,
+    content_checks: AtomicU64,
     sent: std::sync::Mutex<Vec<SentMessage>>,
     attempts: std::sync::Mutex<Vec<(String, bool)>>,
 }
@@ -50,6 +51,11 @@ pub struct SentMessage {
     /// The form_id used (template messages).
     pub form_id: Option<String>,
 }
+
+/// The sandbox's content check refuses a text containing this word.
+pub const SANDBOX_RISKY_WORD: &str = "违禁";
+/// ...and asks operators to look at one containing this one.
+pub const SANDBOX_REVIEW_WORD: &str = "可疑";
 
 /// Seconds a sandbox access_token lives unless a test changes it.
 const SANDBOX_TOKEN_LIFETIME: u64 = 7200;
@@ -71,6 +77,7 @@ impl SandboxWeChat {
             first_valid_token: AtomicU64::new(0),
             wxacode_calls: AtomicU64::new(0),
             failing_sends: AtomicU64::new(0),
+            content_checks: AtomicU64::new(0),
             sent: std::sync::Mutex::new(Vec::new()),
             attempts: std::sync::Mutex::new(Vec::new()),
         }
@@ -180,6 +187,11 @@ impl SandboxWeChat {
         Ok(())
     }
 
+    /// How many content checks were asked for.
+    pub fn content_checks(&self) -> u64 {
+        self.content_checks.load(Ordering::SeqCst)
+    }
+
     /// How many wxacode calls were made.
     pub fn wxacode_calls(&self) -> u64 {
         self.wxacode_calls.load(Ordering::SeqCst)
@@ -267,6 +279,25 @@ impl WeChat for SandboxWeChat {
         self.check_up()?;
         self.check_token(access_token)?;
         self.deliver("template", message, Some(form_id))
+    }
+
+    async fn msg_sec_check(
+        &self,
+        access_token: &str,
+        _openid: &str,
+        _scene: super::ContentScene,
+        content: &str,
+    ) -> Result<super::ContentVerdict, WeChatError> {
+        self.content_checks.fetch_add(1, Ordering::SeqCst);
+        self.check_up()?;
+        self.check_token(access_token)?;
+        Ok(if content.contains(SANDBOX_RISKY_WORD) {
+            super::ContentVerdict::Risky
+        } else if content.contains(SANDBOX_REVIEW_WORD) {
+            super::ContentVerdict::Review
+        } else {
+            super::ContentVerdict::Pass
+        })
     }
 
     async fn wxacode_unlimited(

@@ -1,0 +1,151 @@
+//! WeChat's content check (msgSecCheck v2) of the free texts users write:
+//! order notes and details, dispute texts, courier names. A risky text is
+//! refused; one WeChat wants a person to look at is accepted and flagged
+//! for operators. A content-check outage never stops ordering: the text is
+//! accepted and flagged. Calls go through the token refresher, so a
+//! refused access_token (40001) is refreshed and the check asked again once.
+
+use std::sync::Arc;
+
+use crate::auth::token::Tokens;
+use crate::domain::OpenId;
+use crate::wechat::{ContentScene, ContentVerdict, WeChat, WeChatError};
+
+/// A text WeChat refused.
+#[derive(Debug, thiserror::Error)]
+#[error("{field} was refused by WeChat's content check; please reword it")]
+pub struct Refused {
+    /// The request field that holds it.
+    pub field: String,
+}
+
+/// Whether operators should look at what was checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checked {
+    /// Nothing to see.
+    Clean,
+    /// WeChat asked for a person's look, or could not check.
+    Flagged,
+}
+
+impl Checked {
+    /// True when operators should look.
+    pub fn is_flagged(self) -> bool {
+        self == Checked::Flagged
+    }
+}
+
+/// The checker: the WeChat client and the token refresher.
+#[derive(Clone)]
+pub struct ContentCheck {
+    wechat: Arc<dyn WeChat>,
+    tokens: Tokens,
+}
+
+impl ContentCheck {
+    /// A checker on these clients.
+    pub fn new(wechat: Arc<dyn WeChat>, tokens: Tokens) -> Self {
+        Self { wechat, tokens }
+    }
+
+    /// Checks `texts` (field, text) written by `author`; empty ones are
+    /// skipped. The first refused field is named.
+    pub async fn check(
+        &self,
+        author: &OpenId,
+        scene: ContentScene,
+        texts: &[(&str, &str)],
+    ) -> Result<Checked, Refused> {
+        let texts: Vec<(&str, &str)> = texts
+            .iter()
+            .copied()
+            .filter(|(_, text)| !text.trim().is_empty())
+            .collect();
+        if texts.is_empty() {
+            return Ok(Checked::Clean);
+        }
+        let wechat = &self.wechat;
+        let verdicts = self
+            .tokens
+            .call(|token| {
+                let texts = &texts;
+                async move {
+                    let asked = texts.iter().map(|(_, text)| {
+                        wechat.msg_sec_check(&token, author.as_str(), scene, text)
+                    });
+                    futures::future::join_all(asked)
+                        .await
+                        .into_iter()
+                        .collect::<Result<Vec<ContentVerdict>, WeChatError>>()
+                }
+            })
+            .await;
+        match verdicts {
+            Ok(verdicts) => judge(&texts, &verdicts),
+            Err(e) => {
+                tracing::warn!(error = %e, "content check unavailable; texts accepted and flagged");
+                metrics::counter!("lastmile_content_checks_total", "outcome" => "unavailable")
+                    .increment(1);
+                Ok(Checked::Flagged)
+            }
+        }
+    }
+}
+
+/// The refusal of the first risky text, or whether any needs a look.
+fn judge(texts: &[(&str, &str)], verdicts: &[ContentVerdict]) -> Result<Checked, Refused> {
+    let mut checked = Checked::Clean;
+    for ((field, _), verdict) in texts.iter().zip(verdicts) {
+        let outcome = match verdict {
+            ContentVerdict::Pass => "pass",
+            ContentVerdict::Review => "review",
+            ContentVerdict::Risky => "risky",
+        };
+        metrics::counter!("lastmile_content_checks_total", "outcome" => outcome).increment(1);
+        match verdict {
+            ContentVerdict::Risky => {
+                return Err(Refused {
+                    field: (*field).to_owned(),
+                })
+            }
+            ContentVerdict::Review => checked = Checked::Flagged,
+            ContentVerdict::Pass => {}
+        }
+    }
+    Ok(checked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_risky_text_is_named_and_a_review_flags() {
+        let texts = [
+            ("note", "a"),
+            ("pickup.detail", "b"),
+            ("dropoff.detail", "c"),
+        ];
+        use ContentVerdict::*;
+        assert_eq!(
+            judge(&texts, &[Pass, Pass, Pass]).ok(),
+            Some(Checked::Clean)
+        );
+        assert_eq!(
+            judge(&texts, &[Pass, Review, Pass]).ok(),
+            Some(Checked::Flagged)
+        );
+        let refused = judge(&texts, &[Review, Risky, Risky])
+            .err()
+            .map(|r| r.field);
+        assert_eq!(refused.as_deref(), Some("pickup.detail"));
+    }
+
+    #[test]
+    fn an_unknown_suggestion_is_left_to_a_person() {
+        assert_eq!(ContentVerdict::parse("pass"), ContentVerdict::Pass);
+        assert_eq!(ContentVerdict::parse("risky"), ContentVerdict::Risky);
+        assert_eq!(ContentVerdict::parse("review"), ContentVerdict::Review);
+        assert_eq!(ContentVerdict::parse("new"), ContentVerdict::Review);
+    }
+}
