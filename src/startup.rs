@@ -109,6 +109,7 @@ pub fn start_services(
                 == crate::config::DeliveryPhoto::Required,
             untaken_notice_after: settings.orders.untaken_notice_after,
             untaken_refund_after: settings.orders.untaken_refund_after,
+            shipping_info: settings.wechat.shipping_info,
         },
     );
     let sessions = Sessions::start(store.session_repo(), wechat.client.clone())?;
@@ -154,12 +155,14 @@ pub fn start_services(
         wechat.client.clone(),
         tokens.clone(),
         formids.clone(),
+        orders.clone(),
         NotifierConfig {
             assigned: settings.messages.template_assigned.clone(),
             picked_up: settings.messages.template_picked_up.clone(),
             delivered: settings.messages.template_delivered.clone(),
             refunded: settings.messages.template_refunded.clone(),
             untaken: settings.messages.template_untaken.clone(),
+            mch_id: settings.wechat.mch_id.clone(),
             expire_after: settings.messages.expire_after,
         },
     );

@@ -31,6 +31,7 @@ mod resilience;
 mod review;
 mod secrets;
 mod sharecode;
+mod shipping;
 mod token;
 mod uploads;
 mod wechat_live;

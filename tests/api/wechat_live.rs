@@ -27,6 +27,7 @@ fn config(api_base: String) -> WeChatConfig {
         pay_public_key_path: None,
         pay_public_key_id: None,
         transfer_scene_id: "1005".into(),
+        shipping_info: false,
     }
 }
 
@@ -674,4 +675,58 @@ async fn content_checks_send_msg_sec_check_v2_and_a_refused_token_is_refreshed_o
         .await
         .expect("nothing to check");
     assert_eq!(received(&server, "/wxa/msg_sec_check").await.len(), before);
+}
+
+#[actix_web::test]
+async fn shipping_reports_post_the_documented_json_and_name_the_errcode() {
+    use lastmile_actors::wechat::{ShippingOutcome, ShippingReport};
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/wxa/sec/order/upload_shipping_info"))
+        .respond_with(|req: &Request| {
+            let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+            let answer = if body["order_key"]["out_trade_no"] == "REFUNDED1" {
+                serde_json::json!({"errcode": 10060004, "errmsg": "支付单处于不可发货的状态"})
+            } else {
+                serde_json::json!({"errcode": 0, "errmsg": "ok"})
+            };
+            ResponseTemplate::new(200).set_body_json(answer)
+        })
+        .mount(&server)
+        .await;
+    let client = LiveWeChat::new(&config(server.uri())).expect("client");
+    let at = time::macros::datetime!(2026-12-04 05:29:35.120 UTC);
+    let report = ShippingReport::delivered("1900000109", "ORDER1", "oPAYER", "校园跑腿配送", at);
+    client
+        .upload_shipping_info("TOKEN", &report)
+        .await
+        .expect("taken");
+    let sent = received(&server, "/wxa/sec/order/upload_shipping_info").await;
+    assert_eq!(sent[0].url.query(), Some("access_token=TOKEN"));
+    let body: serde_json::Value = serde_json::from_slice(&sent[0].body).expect("JSON");
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "order_key": {"order_number_type": 1, "mchid": "1900000109", "out_trade_no": "ORDER1"},
+            "logistics_type": 2,
+            "delivery_mode": 1,
+            "shipping_list": [{"item_desc": "校园跑腿配送"}],
+            "upload_time": "2026-12-04T13:29:35.120+08:00",
+            "payer": {"openid": "oPAYER"}
+        })
+    );
+    let refused = ShippingReport::delivered("1900000109", "REFUNDED1", "oPAYER", "x", at);
+    let answer = client.upload_shipping_info("TOKEN", &refused).await;
+    let error = answer.expect_err("refused");
+    assert!(
+        matches!(
+            error,
+            WeChatError::Api {
+                errcode: 10060004,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(ShippingOutcome::of_error(&error), ShippingOutcome::GiveUp);
 }

@@ -73,6 +73,9 @@ pub enum MessageKind {
     /// Nobody has taken the paid order yet (told once; it is refunded if
     /// nobody does).
     Untaken,
+    /// Not a message to the customer: the delivery reported to WeChat's
+    /// shipping-info service (发货信息管理), through the same outbox.
+    ShippingInfo,
 }
 
 impl MessageKind {
@@ -95,6 +98,7 @@ impl MessageKind {
             Self::Delivered => "delivered",
             Self::Refunded => "refunded",
             Self::Untaken => "untaken",
+            Self::ShippingInfo => "shipping_info",
         }
     }
 }

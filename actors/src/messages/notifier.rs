@@ -5,6 +5,12 @@
 //! backoff; permanent ones (no permission, 43101 refused, expired) are
 //! dropped with the reason counted. At-least-once: an entry leaves the
 //! outbox only after WeChat accepted it, and survives restarts.
+//!
+//! The same outbox carries the reports of delivered orders to WeChat's
+//! shipping-info service (`wechat.shipping_info`): retried while WeChat is
+//! busy or has not seen the payment yet, given up with an error log and
+//! `lastmile_shipping_reports_total{outcome="given_up"}` (alert on it) when
+//! refused for good; the order records when WeChat took it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,9 +21,9 @@ use futures::StreamExt;
 use crate::auth::token::{CallError, Tokens};
 use crate::domain::{now_utc, MessageKind, OutboxEntry, TemplateId, Via};
 use crate::messages::formid::FormIds;
-use crate::orders::OrderEvent;
+use crate::orders::{OrderEvent, Orders};
 use crate::storage::{OutboxRepo, StorageError};
-use crate::wechat::{OutgoingMessage, WeChat};
+use crate::wechat::{OutgoingMessage, ShippingOutcome, ShippingReport, WeChat};
 
 /// How often the outbox is looked at even without a nudge (retries).
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -70,6 +76,8 @@ pub struct NotifierConfig {
     pub refunded: String,
     /// Nobody has taken the order yet.
     pub untaken: String,
+    /// The merchant id shipping reports name the order by.
+    pub mch_id: String,
     /// A message older than this is dropped.
     pub expire_after: Duration,
 }
@@ -82,6 +90,7 @@ impl NotifierConfig {
             MessageKind::Delivered => &self.delivered,
             MessageKind::Refunded => &self.refunded,
             MessageKind::Untaken => &self.untaken,
+            MessageKind::ShippingInfo => "",
         }
     }
 }
@@ -104,8 +113,12 @@ struct Worker {
     wechat: Arc<dyn WeChat>,
     tokens: Tokens,
     formids: FormIds,
+    orders: Orders,
     config: NotifierConfig,
 }
+
+/// What the shipping-info service is told was delivered.
+const SHIPPING_ITEM: &str = "校园跑腿配送";
 
 impl Worker {
     /// One fair round: every due entry, at most one per recipient (so one
@@ -130,7 +143,13 @@ impl Worker {
             return self.drop_entry(&entry, "expired").await;
         }
         if entry.attempts >= MAX_ATTEMPTS {
+            if entry.kind == MessageKind::ShippingInfo {
+                return self.give_up_shipping(&entry, "too many attempts").await;
+            }
             return self.drop_entry(&entry, "too_many_attempts").await;
+        }
+        if entry.kind == MessageKind::ShippingInfo {
+            return self.report_shipping(entry, now_ms).await;
         }
         let template = self.config.template(entry.kind).to_owned();
         if entry.via.is_none() {
@@ -196,6 +215,80 @@ impl Worker {
                 self.retry_later(entry, now_ms, delay).await
             }
         }
+    }
+
+    /// Reports a delivered order to WeChat's shipping-info service.
+    async fn report_shipping(
+        &self,
+        entry: OutboxEntry,
+        now_ms: i64,
+    ) -> Result<Outcome, StorageError> {
+        let report = ShippingReport::delivered(
+            &self.config.mch_id,
+            entry.order_id.as_str(),
+            entry.to.as_str(),
+            SHIPPING_ITEM,
+            now_utc(),
+        );
+        let answer = self
+            .tokens
+            .call(|token| {
+                let (wechat, report) = (self.wechat.clone(), report.clone());
+                async move { wechat.upload_shipping_info(&token, &report).await }
+            })
+            .await;
+        let outcome = match &answer {
+            Ok(()) => ShippingOutcome::Done,
+            Err(CallError::WeChat(e)) => ShippingOutcome::of_error(e),
+            // No access_token: WeChat is out of reach for now.
+            Err(CallError::Token(_)) => ShippingOutcome::Retry,
+        };
+        match outcome {
+            ShippingOutcome::Done => {
+                if let Err(e) = self
+                    .orders
+                    .shipping_reported(entry.order_id.clone(), now_utc())
+                    .await
+                {
+                    // WeChat has it; only the mark is missing: ask again later
+                    // (a repeat answers 10060002, taken as done).
+                    tracing::warn!(order = %entry.order_id, error = %e, "shipping report not recorded");
+                    return self.retry_later(entry, now_ms, RETRY_BASE).await;
+                }
+                self.store.remove_outbox(entry.id)?;
+                self.store.commit().await?;
+                metrics::counter!("lastmile_shipping_reports_total", "outcome" => "reported")
+                    .increment(1);
+                Ok(Outcome::Sent)
+            }
+            ShippingOutcome::Retry => {
+                let delay = RETRY_BASE
+                    .saturating_mul(1 << entry.attempts.min(16))
+                    .min(RETRY_CAP);
+                if let Err(e) = &answer {
+                    tracing::warn!(order = %entry.order_id, attempts = entry.attempts + 1, error = %e, "shipping report not taken; retrying");
+                }
+                self.retry_later(entry, now_ms, delay).await
+            }
+            ShippingOutcome::GiveUp => {
+                let why = answer.err().map_or_else(String::new, |e| e.to_string());
+                self.give_up_shipping(&entry, &why).await
+            }
+        }
+    }
+
+    /// A shipping report WeChat will never take: an operator must enter it
+    /// by hand in the mini-program's 发货信息管理 page.
+    async fn give_up_shipping(
+        &self,
+        entry: &OutboxEntry,
+        why: &str,
+    ) -> Result<Outcome, StorageError> {
+        tracing::error!(order = %entry.order_id, reason = why, "shipping report given up; enter it by hand in 发货信息管理");
+        self.store.remove_outbox(entry.id)?;
+        self.store.commit().await?;
+        metrics::counter!("lastmile_shipping_reports_total", "outcome" => "given_up").increment(1);
+        Ok(Outcome::Dropped("shipping_refused"))
     }
 
     async fn retry_later(
@@ -267,6 +360,7 @@ fn phrase(kind: MessageKind) -> &'static str {
         MessageKind::Delivered => "已送达",
         MessageKind::Refunded => "已退款",
         MessageKind::Untaken => "暂无人接单",
+        MessageKind::ShippingInfo => "",
     }
 }
 
@@ -345,6 +439,7 @@ impl Notifications {
         wechat: Arc<dyn WeChat>,
         tokens: Tokens,
         formids: FormIds,
+        orders: Orders,
         config: NotifierConfig,
     ) -> Self {
         let worker = Worker {
@@ -352,6 +447,7 @@ impl Notifications {
             wechat,
             tokens,
             formids,
+            orders,
             config,
         };
         let addr = Supervisor::start(move |_| Notifier {

@@ -159,6 +159,16 @@ pub struct FailRefund {
     pub note: String,
 }
 
+/// WeChat's shipping-info service took an order's delivery.
+#[derive(Message)]
+#[rtype(result = "Result<(), OrderError>")]
+pub struct ShippingReported {
+    /// The order.
+    pub id: OrderId,
+    /// When WeChat took it.
+    pub at: time::OffsetDateTime,
+}
+
 /// An operator records that a failed refund was settled by hand.
 #[derive(Message)]
 #[rtype(result = "Result<Order, OrderError>")]

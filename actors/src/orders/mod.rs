@@ -53,6 +53,8 @@ pub struct OrdersConfig {
     pub untaken_notice_after: Duration,
     /// … and it is refunded after this.
     pub untaken_refund_after: Duration,
+    /// Delivered orders are reported to WeChat's shipping-info service.
+    pub shipping_info: bool,
 }
 
 /// Why an order operation failed.
@@ -365,6 +367,20 @@ impl Orders {
     }
 
     /// WeChat Pay gave up on an order's refund (`refund_status` as `note`).
+    /// Records when WeChat's shipping-info service took a delivery
+    /// (durable before it returns).
+    pub async fn shipping_reported(
+        &self,
+        id: OrderId,
+        at: time::OffsetDateTime,
+    ) -> Result<(), OrderError> {
+        self.shard(&id)
+            .send(ShippingReported { id: id.clone(), at })
+            .await??;
+        self.durable(&id, ()).await
+    }
+
+    /// WeChat Pay answered a refund as closed or abnormal.
     pub async fn fail_refund(&self, id: OrderId, note: String) -> Result<Order, OrderError> {
         let order = self
             .shard(&id)

@@ -391,25 +391,19 @@ impl OrderShard {
         was_terminal: bool,
         money: Vec<MoneyEvent>,
     ) -> Result<(), OrderError> {
-        let message = match MessageKind::for_status(order.status()) {
-            Some(kind) => {
-                let now_ms = crate::domain::unix_ms(now_utc());
-                Some(OutboxEntry {
-                    id: self.store.next_id()?,
-                    order_id: order.id.clone(),
-                    to: order.customer.clone(),
-                    kind,
-                    created_at_ms: now_ms,
-                    attempts: 0,
-                    next_attempt_ms: now_ms,
-                    via: None,
-                })
-            }
-            None => None,
-        };
+        let mut kinds: Vec<MessageKind> = MessageKind::for_status(order.status())
+            .into_iter()
+            .collect();
+        if order.status() == Status::Delivered && self.config.shipping_info {
+            kinds.push(MessageKind::ShippingInfo);
+        }
+        let messages = kinds
+            .into_iter()
+            .map(|kind| self.outbox_entry(order, kind))
+            .collect::<Result<Vec<_>, OrderError>>()?;
         self.store
-            .update_order_with(order, was_terminal, message.as_ref(), &money)?;
-        if message.is_some() {
+            .update_order_with(order, was_terminal, &messages, &money)?;
+        if !messages.is_empty() {
             self.publish(OrderEvent::OutboxWritten);
         }
         if !money.is_empty() {
@@ -616,6 +610,26 @@ impl OrderShard {
         Ok(order)
     }
 
+    /// Marks when WeChat took the delivery (once; no message, no money).
+    fn shipping_reported(
+        &mut self,
+        ShippingReported { id, at }: ShippingReported,
+    ) -> Result<(), OrderError> {
+        let Some(mut order) = self.load(&id)? else {
+            return Ok(());
+        };
+        if order.extras.shipping_reported_at.is_some() {
+            return Ok(());
+        }
+        order.extras.shipping_reported_at = Some(at);
+        let terminal = order.status().is_terminal();
+        self.store.update_order_with(&order, terminal, &[], &[])?;
+        if !terminal {
+            self.track(order);
+        }
+        Ok(())
+    }
+
     fn operator_refund(
         &mut self,
         OperatorRefund { id, by, note }: OperatorRefund,
@@ -707,23 +721,28 @@ impl OrderShard {
         acted
     }
 
-    /// Writes the customer's "nobody has taken it yet" message with the
-    /// mark that it was sent, in one write.
-    fn notice_untaken(&mut self, mut order: Order) -> Result<(), OrderError> {
-        order.extras.untaken_noticed = true;
+    /// An outbox entry of `kind` about `order`, for its customer, due now.
+    fn outbox_entry(&self, order: &Order, kind: MessageKind) -> Result<OutboxEntry, OrderError> {
         let now_ms = crate::domain::unix_ms(now_utc());
-        let message = OutboxEntry {
+        Ok(OutboxEntry {
             id: self.store.next_id()?,
             order_id: order.id.clone(),
             to: order.customer.clone(),
-            kind: MessageKind::Untaken,
+            kind,
             created_at_ms: now_ms,
             attempts: 0,
             next_attempt_ms: now_ms,
             via: None,
-        };
+        })
+    }
+
+    /// Writes the customer's "nobody has taken it yet" message with the
+    /// mark that it was sent, in one write.
+    fn notice_untaken(&mut self, mut order: Order) -> Result<(), OrderError> {
+        order.extras.untaken_noticed = true;
+        let message = self.outbox_entry(&order, MessageKind::Untaken)?;
         self.store
-            .update_order_with(&order, false, Some(&message), &[])?;
+            .update_order_with(&order, false, &[message], &[])?;
         self.publish(OrderEvent::OutboxWritten);
         metrics::counter!("lastmile_untaken_orders_total", "action" => "notice").increment(1);
         self.track(order);
@@ -936,6 +955,14 @@ impl Handler<OperatorRefund> for OrderShard {
 
     fn handle(&mut self, msg: OperatorRefund, ctx: &mut Self::Context) -> Self::Result {
         self.guarded(ctx, |s| s.operator_refund(msg))
+    }
+}
+
+impl Handler<ShippingReported> for OrderShard {
+    type Result = Result<(), OrderError>;
+
+    fn handle(&mut self, msg: ShippingReported, ctx: &mut Self::Context) -> Self::Result {
+        self.guarded(ctx, |s| s.shipping_reported(msg))
     }
 }
 

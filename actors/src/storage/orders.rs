@@ -48,7 +48,7 @@ impl OrderRepo {
     /// Writes a changed order; a terminal one moves to the archive, and one
     /// that leaves a terminal status (a late payment) moves back.
     pub fn update_order(&self, order: &Order, was_terminal: bool) -> Result<(), StorageError> {
-        self.update_order_with(order, was_terminal, None, &[])
+        self.update_order_with(order, was_terminal, &[], &[])
     }
 
     /// [`Self::update_order`] plus, in the same transaction, a message for
@@ -70,28 +70,31 @@ impl OrderRepo {
         &self,
         order: &Order,
         was_terminal: bool,
-        message: Option<&OutboxEntry>,
+        messages: &[OutboxEntry],
         money: &[MoneyEvent],
     ) -> Result<(), StorageError> {
         let id = order.id.as_str().as_bytes();
         let record = encode_order(order)?;
         let inner = &self.0.inner;
         let terminal = order.status().is_terminal();
-        if message.is_none() && money.is_empty() && !terminal && !was_terminal {
+        if messages.is_empty() && money.is_empty() && !terminal && !was_terminal {
             inner.active.insert(id, record)?;
             return Ok(());
         }
-        let message = match message {
-            Some(m) => Some((m.id.to_be_bytes(), store(m)?)),
-            None => None,
-        };
+        let messages = messages
+            .iter()
+            .map(|m| Ok((m.id.to_be_bytes(), store(m)?)))
+            .collect::<Result<Vec<_>, StorageError>>()?;
         let money = money
             .iter()
             .map(|m| Ok((inner.db.generate_id()?.to_be_bytes(), store(m)?)))
             .collect::<Result<Vec<_>, StorageError>>()?;
-        if let (None, [(key, value)], false, false) =
-            (&message, money.as_slice(), terminal, was_terminal)
-        {
+        if let ([], [(key, value)], false, false) = (
+            messages.as_slice(),
+            money.as_slice(),
+            terminal,
+            was_terminal,
+        ) {
             inner.ledger_inbox.insert(key, value.as_slice())?;
             inner.active.insert(id, record)?;
             return Ok(());
@@ -112,7 +115,7 @@ impl OrderRepo {
                     }
                     active.insert(id, record.as_slice())?;
                 }
-                if let Some((key, value)) = &message {
+                for (key, value) in &messages {
                     outbox.insert(key, value.as_slice())?;
                 }
                 for (key, value) in &money {

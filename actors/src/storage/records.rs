@@ -727,6 +727,7 @@ enum MessageKindRecord {
     Refunded,
     // Appended: earlier records keep their variant numbers.
     Untaken,
+    ShippingInfo,
 }
 
 /// The permission a message spends.
@@ -762,6 +763,7 @@ impl Stored for OutboxEntry {
                 MessageKind::Delivered => MessageKindRecord::Delivered,
                 MessageKind::Refunded => MessageKindRecord::Refunded,
                 MessageKind::Untaken => MessageKindRecord::Untaken,
+                MessageKind::ShippingInfo => MessageKindRecord::ShippingInfo,
             },
             created_at_ms: self.created_at_ms,
             attempts: self.attempts,
@@ -783,6 +785,7 @@ impl Stored for OutboxEntry {
                 MessageKindRecord::Delivered => MessageKind::Delivered,
                 MessageKindRecord::Refunded => MessageKind::Refunded,
                 MessageKindRecord::Untaken => MessageKind::Untaken,
+                MessageKindRecord::ShippingInfo => MessageKind::ShippingInfo,
             },
             created_at_ms: r.created_at_ms,
             attempts: r.attempts,

@@ -232,6 +232,26 @@ impl WeChat for LiveWeChat {
         result
     }
 
+    async fn upload_shipping_info(
+        &self,
+        access_token: &str,
+        report: &super::ShippingReport,
+    ) -> Result<(), WeChatError> {
+        let started = std::time::Instant::now();
+        let url = format!("{}/wxa/sec/order/upload_shipping_info", self.api_base);
+        let result = self
+            .send_json::<super::ErrorReply>(
+                self.http
+                    .post(url)
+                    .query(&[("access_token", access_token)])
+                    .json(report),
+            )
+            .await
+            .and_then(super::errcode_result);
+        super::record_call("upload_shipping_info", started, &result);
+        result
+    }
+
     async fn wxacode_unlimited(
         &self,
         access_token: &str,

@@ -36,6 +36,8 @@ pub struct SandboxWeChat {
     wxacode_calls: AtomicU64,
     failing_sends: AtomicU64,
     content_checks: AtomicU64,
+    shipping_reports: std::sync::Mutex<Vec<super::ShippingReport>>,
+    shipping_refusals: std::sync::Mutex<std::collections::VecDeque<i64>>,
     sent: std::sync::Mutex<Vec<SentMessage>>,
     attempts: std::sync::Mutex<Vec<(String, bool)>>,
 }
@@ -78,6 +80,8 @@ impl SandboxWeChat {
             wxacode_calls: AtomicU64::new(0),
             failing_sends: AtomicU64::new(0),
             content_checks: AtomicU64::new(0),
+            shipping_reports: std::sync::Mutex::new(Vec::new()),
+            shipping_refusals: std::sync::Mutex::new(std::collections::VecDeque::new()),
             sent: std::sync::Mutex::new(Vec::new()),
             attempts: std::sync::Mutex::new(Vec::new()),
         }
@@ -185,6 +189,21 @@ impl SandboxWeChat {
             });
         }
         Ok(())
+    }
+
+    /// The shipping reports WeChat took.
+    pub fn shipping_reports(&self) -> Vec<super::ShippingReport> {
+        self.shipping_reports
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default()
+    }
+
+    /// Answers the next shipping reports with these errcodes, in order.
+    pub fn refuse_shipping(&self, errcodes: &[i64]) {
+        if let Ok(mut queue) = self.shipping_refusals.lock() {
+            queue.extend(errcodes);
+        }
     }
 
     /// How many content checks were asked for.
@@ -298,6 +317,30 @@ impl WeChat for SandboxWeChat {
         } else {
             super::ContentVerdict::Pass
         })
+    }
+
+    async fn upload_shipping_info(
+        &self,
+        access_token: &str,
+        report: &super::ShippingReport,
+    ) -> Result<(), WeChatError> {
+        self.check_up()?;
+        self.check_token(access_token)?;
+        let refusal = self
+            .shipping_refusals
+            .lock()
+            .ok()
+            .and_then(|mut queue| queue.pop_front());
+        if let Some(errcode) = refusal {
+            return Err(WeChatError::Api {
+                errcode,
+                errmsg: "sandbox refusal".into(),
+            });
+        }
+        if let Ok(mut reports) = self.shipping_reports.lock() {
+            reports.push(report.clone());
+        }
+        Ok(())
     }
 
     async fn wxacode_unlimited(
