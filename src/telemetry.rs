@@ -252,6 +252,10 @@ fn describe_metrics() {
         "Paid orders nobody took: customers told, orders refunded, by action."
     );
     describe_counter!(
+        "lastmile_shipping_reports_total",
+        "Deliveries reported to WeChat's shipping-info service, by outcome (reported, given_up: enter by hand)."
+    );
+    describe_counter!(
         "lastmile_dispatch_releases_total",
         "Orders couriers gave back before pickup."
     );

@@ -27,6 +27,11 @@ const BACKOFF_CAP: Duration = Duration::from_secs(60);
 /// At most one refresh forced by an invalid-token answer per this long:
 /// the daily token quota is small and a storm of 40001s must not eat it.
 const FORCED_REFRESH_SPACING: Duration = Duration::from_secs(30);
+/// How long a handle reuses the token it last had without asking the
+/// actor: far inside the refresh margin, so a proactively replaced token
+/// is never used past WeChat's overlap, and the hot request path (content
+/// checks on every order) skips a mailbox round trip.
+const HANDLE_REUSE: Duration = Duration::from_secs(30);
 
 /// Why no token could be had.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -230,6 +235,8 @@ impl Handler<InvalidateToken> for TokenRefresher {
 #[derive(Clone)]
 pub struct Tokens {
     addr: Addr<TokenRefresher>,
+    /// The token this handle (and its clones) last had, and when.
+    recent: Arc<std::sync::Mutex<Option<(String, Instant)>>>,
 }
 
 crate::supervise::inject_panic!(TokenRefresher, "token_refresher", Tokens);
@@ -254,7 +261,10 @@ impl Tokens {
             last_forced: None,
             proactive: None,
         });
-        Self { addr }
+        Self {
+            addr,
+            recent: Arc::default(),
+        }
     }
 
     /// The current access_token.
@@ -272,6 +282,22 @@ impl Tokens {
         let _ = self.addr.send(InvalidateToken { stale }).await;
     }
 
+    /// The token this handle had within [`HANDLE_REUSE`], else the current one.
+    async fn reused(&self) -> Result<String, TokenError> {
+        if let Ok(recent) = self.recent.lock() {
+            if let Some((token, at)) = recent.as_ref() {
+                if at.elapsed() < HANDLE_REUSE {
+                    return Ok(token.clone());
+                }
+            }
+        }
+        let token = self.get().await?;
+        if let Ok(mut recent) = self.recent.lock() {
+            *recent = Some((token.clone(), Instant::now()));
+        }
+        Ok(token)
+    }
+
     /// Calls `f` with the token; if WeChat says the token is invalid,
     /// refreshes (once, if still current) and retries exactly once.
     pub async fn call<T, F, Fut>(&self, f: F) -> Result<T, CallError>
@@ -279,11 +305,14 @@ impl Tokens {
         F: Fn(String) -> Fut,
         Fut: Future<Output = Result<T, WeChatError>>,
     {
-        let token = self.get().await?;
+        let token = self.reused().await?;
         match f(token.clone()).await {
             Err(e) if e.is_invalid_token() => {
+                if let Ok(mut recent) = self.recent.lock() {
+                    *recent = None;
+                }
                 self.invalidate(token).await;
-                let fresh = self.get().await?;
+                let fresh = self.reused().await?;
                 Ok(f(fresh).await?)
             }
             other => Ok(other?),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::auth::token::Tokens;
 use crate::domain::OpenId;
-use crate::wechat::{ContentScene, ContentVerdict, WeChat, WeChatError};
+use crate::wechat::{ContentScene, ContentVerdict, WeChat};
 
 /// A text WeChat refused.
 #[derive(Debug, thiserror::Error)]
@@ -56,39 +56,64 @@ impl ContentCheck {
         scene: ContentScene,
         texts: &[(&str, &str)],
     ) -> Result<Checked, Refused> {
+        // One call for all of them (the usual, clean case); only a refusal
+        // is asked again text by text, to name the field.
+        let mut joined = String::with_capacity(texts.iter().map(|(_, t)| t.len() + 1).sum());
+        let mut first = None;
+        let mut count = 0;
+        for (field, text) in texts.iter().filter(|(_, text)| !text.trim().is_empty()) {
+            if count > 0 {
+                joined.push('\n');
+            }
+            joined.push_str(text);
+            first.get_or_insert((*field, *text));
+            count += 1;
+        }
+        let Some(first) = first else {
+            return Ok(Checked::Clean);
+        };
+        let verdict = match self.ask(author, scene, &joined).await {
+            Ok(verdict) => verdict,
+            Err(()) => return Ok(Checked::Flagged),
+        };
+        if verdict != ContentVerdict::Risky || count == 1 {
+            return judge(&[first], &[verdict]);
+        }
         let texts: Vec<(&str, &str)> = texts
             .iter()
             .copied()
             .filter(|(_, text)| !text.trim().is_empty())
             .collect();
-        if texts.is_empty() {
-            return Ok(Checked::Clean);
+        let mut verdicts = Vec::with_capacity(texts.len());
+        for (_, text) in &texts {
+            let verdict = self.ask(author, scene, text).await;
+            verdicts.push(verdict.unwrap_or(ContentVerdict::Review));
         }
+        judge(&texts, &verdicts)
+    }
+
+    /// One msgSecCheck through the token refresher; Err: WeChat could not
+    /// check (counted and logged here).
+    async fn ask(
+        &self,
+        author: &OpenId,
+        scene: ContentScene,
+        content: &str,
+    ) -> Result<ContentVerdict, ()> {
         let wechat = &self.wechat;
-        let verdicts = self
+        let answer = self
             .tokens
-            .call(|token| {
-                let texts = &texts;
-                async move {
-                    let asked = texts.iter().map(|(_, text)| {
-                        wechat.msg_sec_check(&token, author.as_str(), scene, text)
-                    });
-                    futures::future::join_all(asked)
-                        .await
-                        .into_iter()
-                        .collect::<Result<Vec<ContentVerdict>, WeChatError>>()
-                }
+            .call(|token| async move {
+                wechat
+                    .msg_sec_check(&token, author.as_str(), scene, content)
+                    .await
             })
             .await;
-        match verdicts {
-            Ok(verdicts) => judge(&texts, &verdicts),
-            Err(e) => {
-                tracing::warn!(error = %e, "content check unavailable; texts accepted and flagged");
-                metrics::counter!("lastmile_content_checks_total", "outcome" => "unavailable")
-                    .increment(1);
-                Ok(Checked::Flagged)
-            }
-        }
+        answer.map_err(|e| {
+            tracing::warn!(error = %e, "content check unavailable; texts accepted and flagged");
+            metrics::counter!("lastmile_content_checks_total", "outcome" => "unavailable")
+                .increment(1);
+        })
     }
 }
 

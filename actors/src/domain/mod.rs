@@ -222,6 +222,113 @@ mod tests {
         assert_eq!(order.courier, None);
     }
 
+    /// A delivered order of 300 fen + 100 tip.
+    fn delivered_order(now: OffsetDateTime) -> Order {
+        let customer = OpenId::parse("oCUSTOMER").unwrap();
+        let new = NewOrder {
+            kind: OrderKind::Takeout,
+            pickup: Location {
+                place_id: PlaceId::unchecked("a"),
+                detail: String::new(),
+            },
+            dropoff: Location {
+                place_id: PlaceId::unchecked("b"),
+                detail: String::new(),
+            },
+            pickup_code: String::new(),
+            fee_fen: Fen::try_from(300u32).expect("fee"),
+            tip_fen: Tip::try_from(100u32).expect("tip"),
+            note: String::new(),
+            ready_at: None,
+            contact_phone: None,
+            flagged: false,
+        };
+        let mut order = Order::new(OrderId::generate(&customer, now), customer, new, now);
+        order
+            .apply(Event::PaymentConfirmed, ChangedBy::WeChatPay, now)
+            .unwrap();
+        let courier = OpenId::parse("oCOURIER").unwrap();
+        order
+            .assign(courier.clone(), ChangedBy::Dispatcher, now)
+            .unwrap();
+        for e in [Event::PickUp, Event::Deliver] {
+            order
+                .apply(e, ChangedBy::Courier(courier.clone()), now)
+                .unwrap();
+        }
+        order
+    }
+
+    fn dispute(flagged: bool) -> NewDispute {
+        NewDispute {
+            reason: DisputeReason::Damaged,
+            text: "洒了".into(),
+            photos: Vec::new(),
+            flagged,
+        }
+    }
+
+    #[test]
+    fn a_dispute_pauses_a_delivery_until_a_resolution_of_nothing_part_or_all() {
+        let now = OffsetDateTime::from_unix_timestamp(1_790_000_000).unwrap();
+        for (refund, status, partial) in [
+            (0, Status::Completed, true),
+            (150, Status::Refunding, true),
+            (400, Status::Refunding, false),
+        ] {
+            let mut order = delivered_order(now);
+            assert_eq!(
+                order.open_dispute(dispute(refund == 150), now),
+                Ok(Status::Disputed)
+            );
+            assert!(
+                order.status().apply(Event::Confirm).is_err(),
+                "no confirm in dispute"
+            );
+            assert_eq!(order.extras.flagged, refund == 150);
+            let to = order
+                .resolve(refund, "note".into(), None, now)
+                .expect("resolved");
+            assert_eq!(to, status);
+            assert_eq!(order.refund_fen(), refund);
+            assert_eq!(order.refund_is_partial(), partial);
+            assert_eq!(order.resolution().map(|r| r.refund_fen), Some(refund));
+            assert!(
+                order.courier.is_some(),
+                "the courier stays on a resolved order"
+            );
+            // Resolved: a second resolution is a conflict, whatever the amount.
+            assert!(matches!(
+                order.resolve(9_999, "again".into(), None, now),
+                Err(ResolveError::Transition(_))
+            ));
+        }
+        let mut order = delivered_order(now);
+        order.open_dispute(dispute(false), now).unwrap();
+        assert!(matches!(
+            order.resolve(401, "too much".into(), None, now),
+            Err(ResolveError::Invalid(_))
+        ));
+        assert_eq!(
+            order.status(),
+            Status::Disputed,
+            "a refused resolution changes nothing"
+        );
+        assert!(
+            order.open_dispute(dispute(false), now).is_err(),
+            "one dispute"
+        );
+        let paid_only = {
+            let mut o = delivered_order(now);
+            o.apply(Event::Confirm, ChangedBy::Customer, now).unwrap();
+            o
+        };
+        assert!(
+            paid_only.status().apply(Event::Dispute).is_err(),
+            "completed cannot be disputed"
+        );
+    }
+
     #[test]
     fn generated_ids_are_valid_grouped_by_customer_and_time_ordered() {
         let a = OpenId::parse("oAAA").unwrap();
