@@ -192,24 +192,7 @@ mod tests {
         let customer = OpenId::parse("oCUSTOMER").unwrap();
         let courier = OpenId::parse("oCOURIER").unwrap();
         let now = OffsetDateTime::from_unix_timestamp(1_790_000_000).unwrap();
-        let new = NewOrder {
-            kind: OrderKind::Express,
-            pickup: Location {
-                place_id: PlaceId::unchecked("a"),
-                detail: String::new(),
-            },
-            dropoff: Location {
-                place_id: PlaceId::unchecked("b"),
-                detail: String::new(),
-            },
-            pickup_code: String::new(),
-            fee_fen: Fen::try_from(300u32).expect("fee"),
-            tip_fen: Tip::default(),
-            note: String::new(),
-            ready_at: None,
-            contact_phone: None,
-            flagged: false,
-        };
+        let new = new_order(0);
         let mut order = Order::new(OrderId::generate(&customer, now), customer, new, now);
         order
             .apply(Event::PaymentConfirmed, ChangedBy::WeChatPay, now)
@@ -222,11 +205,10 @@ mod tests {
         assert_eq!(order.courier, None);
     }
 
-    /// A delivered order of 300 fen + 100 tip.
-    fn delivered_order(now: OffsetDateTime) -> Order {
-        let customer = OpenId::parse("oCUSTOMER").unwrap();
-        let new = NewOrder {
-            kind: OrderKind::Takeout,
+    /// An order of 300 fen and `tip` fen between two places.
+    fn new_order(tip: u32) -> NewOrder {
+        NewOrder {
+            kind: OrderKind::Express,
             pickup: Location {
                 place_id: PlaceId::unchecked("a"),
                 detail: String::new(),
@@ -237,12 +219,18 @@ mod tests {
             },
             pickup_code: String::new(),
             fee_fen: Fen::try_from(300u32).expect("fee"),
-            tip_fen: Tip::try_from(100u32).expect("tip"),
+            tip_fen: Tip::try_from(tip).expect("tip"),
             note: String::new(),
             ready_at: None,
             contact_phone: None,
             flagged: false,
-        };
+        }
+    }
+
+    /// A delivered order of 300 fen + 100 tip.
+    fn delivered_order(now: OffsetDateTime) -> Order {
+        let customer = OpenId::parse("oCUSTOMER").unwrap();
+        let new = new_order(100);
         let mut order = Order::new(OrderId::generate(&customer, now), customer, new, now);
         order
             .apply(Event::PaymentConfirmed, ChangedBy::WeChatPay, now)
