@@ -193,12 +193,8 @@ pub async fn register(
         .content
         .check(&me, ContentScene::Profile, &[("name", name.as_str())])
         .await?;
-    if checked.is_flagged() {
-        // Every application passes an operator when couriers are reviewed;
-        // the log line tells them this name wants a look.
-        tracing::warn!(courier = %me, "courier name flagged by the content check");
-    }
     let application = Application {
+        name_flagged: checked.is_flagged(),
         openid: me,
         name,
         phone,

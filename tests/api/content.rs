@@ -136,6 +136,32 @@ async fn texts_for_review_or_unchecked_are_accepted_and_flagged_for_operators() 
     let review = review.body["id"].as_str().expect("id").to_owned();
     assert_eq!(admin_view(&app, &review).await["flagged"], true);
 
+    // A courier's name for review: accepted, flagged in the review queue.
+    let (courier, courier_id) = app.login("flag-courier").await;
+    let named = app
+        .post_as(
+            &courier,
+            "/api/v1/couriers/me",
+            Some(json!({"name": "可疑的名字", "phone": "13800138000"})),
+        )
+        .await;
+    assert_eq!(named.status, StatusCode::OK, "{}", named.body);
+    let listed = app
+        .send(
+            TestRequest::get()
+                .uri("/api/v1/admin/couriers")
+                .insert_header(("Authorization", format!("Bearer {TOKEN}"))),
+        )
+        .await;
+    let me = listed.body["couriers"]
+        .as_array()
+        .expect("couriers")
+        .iter()
+        .find(|c| c["openid"] == courier_id.as_str())
+        .cloned()
+        .expect("listed");
+    assert_eq!(me["name_flagged"], true, "{me}");
+
     // WeChat down: ordering goes on, flagged.
     app.wechat.set_down(true);
     let down = app.create_order(&customer, &order_body()).await;

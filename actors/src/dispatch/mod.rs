@@ -151,6 +151,9 @@ pub struct CourierView {
     /// When they (last) applied.
     #[serde(with = "time::serde::rfc3339")]
     pub applied_at: OffsetDateTime,
+    /// WeChat's content check wants an operator to look at the name (or
+    /// could not check it).
+    pub name_flagged: bool,
 }
 
 struct Waiting {
@@ -643,6 +646,7 @@ impl Dispatcher {
             student_no: profile.student_no,
             card_photo: profile.card_photo,
             applied_at: profile.applied_at,
+            name_flagged: profile.name_flagged,
         }
     }
 

@@ -81,6 +81,9 @@ pub struct CourierProfile {
     pub suspended_until: Option<OffsetDateTime>,
     /// When the courier (last) applied.
     pub applied_at: OffsetDateTime,
+    /// WeChat's content check wants a person to look at the name (or
+    /// could not check it).
+    pub name_flagged: bool,
 }
 
 /// What a user sends to become (or stay) a courier.
@@ -96,6 +99,8 @@ pub struct Application {
     pub student_no: Option<String>,
     /// Student-card photo.
     pub card_photo: Option<UploadId>,
+    /// WeChat's content check wants a person to look at the name.
+    pub name_flagged: bool,
 }
 
 /// An operator's decision about a courier.
@@ -171,6 +176,7 @@ impl CourierProfile {
             reason: None,
             suspended_until: None,
             applied_at: now,
+            name_flagged: app.name_flagged,
         };
         let waiting = if reviewed {
             Review::Pending
@@ -184,6 +190,7 @@ impl CourierProfile {
             Review::Suspended => CourierProfile {
                 name: app.name,
                 phone: app.phone,
+                name_flagged: app.name_flagged,
                 ..old
             },
             Review::Approved => {
@@ -199,6 +206,7 @@ impl CourierProfile {
                     CourierProfile {
                         name: app.name,
                         phone: app.phone,
+                        name_flagged: app.name_flagged,
                         student_no: app.student_no.or(old.student_no),
                         card_photo: app.card_photo.or(old.card_photo),
                         review: Review::Approved,
@@ -273,6 +281,7 @@ mod tests {
             phone: PhoneNumber::parse("13800138000").expect("phone"),
             student_no: Some(student_no.into()),
             card_photo: None,
+            name_flagged: false,
         }
     }
 

@@ -100,6 +100,8 @@ const ORDER_V5: u8 = 5;
 /// Tag of a courier profile with its review; a v1 profile (before
 /// review) reads as approved.
 const COURIER_V2: u8 = 2;
+/// A courier profile whose name the content check flagged.
+const COURIER_V3: u8 = 3;
 /// sled's page cache; big enough to hold the working set of active orders.
 const CACHE_BYTES: u64 = 256 * 1024 * 1024;
 /// How many index entries one list call may skip over when filtering by status.
@@ -913,8 +915,37 @@ mod tests {
                 reason: None,
                 suspended_until: None,
                 applied_at: OffsetDateTime::UNIX_EPOCH,
+                name_flagged: false,
             },
         )
+    }
+
+    #[test]
+    fn a_flagged_courier_name_is_kept_and_an_unflagged_one_keeps_the_v2_bytes() {
+        let (_dir, store) = temp_store();
+        let repo = store.courier_repo();
+        let (_, _, _, _, mut courier) = samples();
+        repo.put_courier(&courier).expect("put");
+        let raw = store
+            .inner
+            .couriers
+            .get(courier.openid.as_str())
+            .expect("get");
+        assert_eq!(raw.as_deref().and_then(|b| b.first()), Some(&COURIER_V2));
+        courier.name_flagged = true;
+        repo.put_courier(&courier).expect("put");
+        let back = repo
+            .get_courier(&courier.openid)
+            .expect("get")
+            .expect("there");
+        assert_eq!(back, courier);
+        courier.name_flagged = false;
+        repo.put_courier(&courier).expect("put");
+        let back = repo
+            .get_courier(&courier.openid)
+            .expect("get")
+            .expect("there");
+        assert!(!back.name_flagged);
     }
 
     #[test]

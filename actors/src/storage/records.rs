@@ -843,6 +843,7 @@ impl CourierV1 {
             reason: None,
             suspended_until: None,
             applied_at: OffsetDateTime::UNIX_EPOCH,
+            name_flagged: false,
         })
     }
 }
@@ -915,7 +916,35 @@ impl CourierV2 {
                 })
                 .transpose()?,
             applied_at: self.applied_at,
+            name_flagged: false,
         })
+    }
+}
+
+/// A courier profile whose name WeChat's content check flagged (tag
+/// `COURIER_V3`): the v2 record and the mark.
+#[derive(Serialize, Deserialize)]
+pub(super) struct CourierV3 {
+    v2: CourierV2,
+    name_flagged: bool,
+}
+
+impl From<&CourierProfile> for CourierV3 {
+    fn from(p: &CourierProfile) -> Self {
+        CourierV3 {
+            v2: CourierV2::from(p),
+            name_flagged: p.name_flagged,
+        }
+    }
+}
+
+impl CourierV3 {
+    /// The profile it holds.
+    pub(super) fn domain(self) -> Result<CourierProfile, Unreadable> {
+        let name_flagged = self.name_flagged;
+        self.v2
+            .domain()
+            .map(|p| CourierProfile { name_flagged, ..p })
     }
 }
 
