@@ -213,6 +213,8 @@ pub fn start_services(
     )
     .to_string()
     .into();
+    // The recorder first: the checker keeps handles on its counters.
+    let metrics = telemetry::prometheus();
     let content =
         lastmile_actors::content::ContentCheck::new(wechat.client.clone(), tokens.clone());
     let state = AppState {
@@ -246,7 +248,7 @@ pub fn start_services(
         admin_token: settings.admin.token.as_ref().map(|t| Arc::from(t.expose())),
         pay_signer,
         api_doc,
-        metrics: telemetry::prometheus(),
+        metrics,
     };
     Ok(Services { state, store })
 }

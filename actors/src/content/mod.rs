@@ -35,17 +35,53 @@ impl Checked {
     }
 }
 
+/// `lastmile_content_checks_total` by outcome, registered once: every
+/// order is checked, and a key lookup per check is measurable there.
+#[derive(Clone)]
+struct Outcomes {
+    pass: metrics::Counter,
+    review: metrics::Counter,
+    risky: metrics::Counter,
+    unavailable: metrics::Counter,
+}
+
+impl Outcomes {
+    fn register() -> Self {
+        let outcome =
+            |o: &'static str| metrics::counter!("lastmile_content_checks_total", "outcome" => o);
+        Self {
+            pass: outcome("pass"),
+            review: outcome("review"),
+            risky: outcome("risky"),
+            unavailable: outcome("unavailable"),
+        }
+    }
+
+    fn of(&self, verdict: ContentVerdict) -> &metrics::Counter {
+        match verdict {
+            ContentVerdict::Pass => &self.pass,
+            ContentVerdict::Review => &self.review,
+            ContentVerdict::Risky => &self.risky,
+        }
+    }
+}
+
 /// The checker: the WeChat client and the token refresher.
 #[derive(Clone)]
 pub struct ContentCheck {
     wechat: Arc<dyn WeChat>,
     tokens: Tokens,
+    outcomes: Outcomes,
 }
 
 impl ContentCheck {
-    /// A checker on these clients.
+    /// A checker on these clients (after the metrics recorder is installed).
     pub fn new(wechat: Arc<dyn WeChat>, tokens: Tokens) -> Self {
-        Self { wechat, tokens }
+        Self {
+            wechat,
+            tokens,
+            outcomes: Outcomes::register(),
+        }
     }
 
     /// Checks `texts` (field, text) written by `author`; empty ones are
@@ -77,7 +113,7 @@ impl ContentCheck {
             Err(()) => return Ok(Checked::Flagged),
         };
         if verdict != ContentVerdict::Risky || count == 1 {
-            return judge(&[first], &[verdict]);
+            return judge(&[first], &[verdict], &self.outcomes);
         }
         let texts: Vec<(&str, &str)> = texts
             .iter()
@@ -89,7 +125,7 @@ impl ContentCheck {
             let verdict = self.ask(author, scene, text).await;
             verdicts.push(verdict.unwrap_or(ContentVerdict::Review));
         }
-        judge(&texts, &verdicts)
+        judge(&texts, &verdicts, &self.outcomes)
     }
 
     /// One msgSecCheck through the token refresher; Err: WeChat could not
@@ -111,22 +147,20 @@ impl ContentCheck {
             .await;
         answer.map_err(|e| {
             tracing::warn!(error = %e, "content check unavailable; texts accepted and flagged");
-            metrics::counter!("lastmile_content_checks_total", "outcome" => "unavailable")
-                .increment(1);
+            self.outcomes.unavailable.increment(1);
         })
     }
 }
 
 /// The refusal of the first risky text, or whether any needs a look.
-fn judge(texts: &[(&str, &str)], verdicts: &[ContentVerdict]) -> Result<Checked, Refused> {
+fn judge(
+    texts: &[(&str, &str)],
+    verdicts: &[ContentVerdict],
+    outcomes: &Outcomes,
+) -> Result<Checked, Refused> {
     let mut checked = Checked::Clean;
     for ((field, _), verdict) in texts.iter().zip(verdicts) {
-        let outcome = match verdict {
-            ContentVerdict::Pass => "pass",
-            ContentVerdict::Review => "review",
-            ContentVerdict::Risky => "risky",
-        };
-        metrics::counter!("lastmile_content_checks_total", "outcome" => outcome).increment(1);
+        outcomes.of(*verdict).increment(1);
         match verdict {
             ContentVerdict::Risky => {
                 return Err(Refused {
@@ -152,15 +186,16 @@ mod tests {
             ("dropoff.detail", "c"),
         ];
         use ContentVerdict::*;
+        let o = Outcomes::register();
         assert_eq!(
-            judge(&texts, &[Pass, Pass, Pass]).ok(),
+            judge(&texts, &[Pass, Pass, Pass], &o).ok(),
             Some(Checked::Clean)
         );
         assert_eq!(
-            judge(&texts, &[Pass, Review, Pass]).ok(),
+            judge(&texts, &[Pass, Review, Pass], &o).ok(),
             Some(Checked::Flagged)
         );
-        let refused = judge(&texts, &[Review, Risky, Risky])
+        let refused = judge(&texts, &[Review, Risky, Risky], &o)
             .err()
             .map(|r| r.field);
         assert_eq!(refused.as_deref(), Some("pickup.detail"));
