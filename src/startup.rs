@@ -28,8 +28,8 @@ use lastmile_actors::wechat::{Mode, SandboxWeChat, WeChat, WeChatError};
 use crate::config::Settings;
 use crate::error::ApiError;
 use crate::routes::{
-    admin, auth, couriers, disputes, messages, money, operators, ops, orders, payments, pricing,
-    transfers, trust, uploads,
+    admin, auth, campuses, couriers, disputes, messages, money, operators, ops, orders, payments,
+    pricing, transfers, trust, uploads,
 };
 use crate::state::AppState;
 use crate::{limits, openapi, telemetry};
@@ -333,6 +333,7 @@ fn routes() -> Vec<actix_web::Resource> {
                 .route(web::get().to(orders::list))
         }),
         documented::<pricing::__path_price>(|r| r.route(web::get().to(pricing::price))),
+        documented::<campuses::__path_campuses>(|r| r.route(web::get().to(campuses::campuses))),
         documented::<couriers::__path_open>(|r| r.route(web::get().to(couriers::open))),
         documented::<orders::__path_get>(|r| r.route(web::get().to(orders::get))),
         documented::<couriers::__path_grab>(|r| r.route(web::post().to(couriers::grab))),

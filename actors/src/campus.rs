@@ -80,7 +80,7 @@ pub struct Place {
 }
 
 /// Where x = 0, y = 0 lies on the globe (in the datum phones report).
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Origin {
     /// Degrees north.
@@ -220,7 +220,12 @@ impl Campus {
         &self.id
     }
 
-    /// The map's name.
+    /// Where x = 0, y = 0 lies on the globe, when the map says.
+    pub fn origin(&self) -> Option<Origin> {
+        self.origin
+    }
+
+    /// The campus's display name.
     pub fn name(&self) -> &str {
         &self.name
     }

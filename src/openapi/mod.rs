@@ -18,8 +18,8 @@ use utoipa_swagger_ui::Config;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::routes::{
-    admin, auth, couriers, disputes, messages, money, operators, ops, orders, payments, pricing,
-    transfers, trust, uploads,
+    admin, auth, campuses, couriers, disputes, messages, money, operators, ops, orders, payments,
+    pricing, transfers, trust, uploads,
 };
 use crate::state::AppState;
 
@@ -38,6 +38,7 @@ mod constraints;
     paths(
         auth::login,
         orders::create, orders::list, orders::get, orders::cancel, pricing::price,
+        campuses::campuses,
         payments::pay,
         couriers::register, couriers::online, couriers::offline, couriers::location,
         couriers::tasks, couriers::open, couriers::grab, couriers::pickup,

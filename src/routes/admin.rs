@@ -84,6 +84,19 @@ pub struct MapPlace {
     y: f64,
 }
 
+impl MapPlace {
+    /// A map place as served.
+    pub(crate) fn of(p: &lastmile_actors::campus::Place) -> Self {
+        Self {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            kind: p.kind,
+            x: p.x,
+            y: p.y,
+        }
+    }
+}
+
 /// The campus map (`config/campus.toml`).
 #[derive(Serialize, ToSchema)]
 pub struct CampusMap {
@@ -103,18 +116,7 @@ pub struct CampusMap {
     )
 )]
 pub async fn map(_: Can<Reads>, state: web::Data<AppState>) -> HttpResponse {
-    let places = state
-        .campus
-        .places()
-        .iter()
-        .map(|p| MapPlace {
-            id: p.id.clone(),
-            name: p.name.clone(),
-            kind: p.kind,
-            x: p.x,
-            y: p.y,
-        })
-        .collect();
+    let places = state.campus.places().iter().map(MapPlace::of).collect();
     private(CampusMap { places })
 }
 

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod campuses;
 pub mod couriers;
 pub mod disputes;
 pub mod messages;

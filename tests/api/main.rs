@@ -8,6 +8,7 @@
 mod admin;
 mod auth;
 mod binary;
+mod campuses;
 mod console;
 mod contact;
 mod content;
