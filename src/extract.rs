@@ -240,14 +240,9 @@ impl<T: DeserializeOwned + Default + 'static> FromRequest for OptionalJsonBody<T
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let body = RawBody::take(req, payload);
         Box::pin(async move {
-            let is_json = body.is_json;
-            let bytes = body.read().await?;
-            if bytes.iter().all(u8::is_ascii_whitespace) {
+            let Some(bytes) = body.read_unless_empty().await? else {
                 return Ok(OptionalJsonBody(T::default()));
-            }
-            if !is_json {
-                return Err(ApiError::UnsupportedMediaType);
-            }
+            };
             serde_json::from_slice::<Option<T>>(&bytes)
                 .map(|body| OptionalJsonBody(body.unwrap_or_default()))
                 .map_err(|e| {
@@ -267,14 +262,9 @@ impl FromRequest for ActionBody {
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let body = RawBody::take(req, payload);
         Box::pin(async move {
-            let is_json = body.is_json;
-            let bytes = body.read().await?;
-            if bytes.iter().all(u8::is_ascii_whitespace) {
+            let Some(bytes) = body.read_unless_empty().await? else {
                 return Ok(ActionBody);
-            }
-            if !is_json {
-                return Err(ApiError::UnsupportedMediaType);
-            }
+            };
             serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes)
                 .map(|_| ActionBody)
                 .map_err(|_| ApiError::BadRequest("this endpoint takes no body, or {}".into()))
@@ -296,6 +286,20 @@ impl RawBody {
             is_json: is_json(req),
             payload: payload.take(),
         }
+    }
+
+    /// The body of a request that may send none: None when it is empty
+    /// (or only whitespace), else its bytes, which must be declared JSON.
+    async fn read_unless_empty(self) -> Result<Option<web::BytesMut>, ApiError> {
+        let is_json = self.is_json;
+        let bytes = self.read().await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        Ok(Some(bytes))
     }
 
     /// Reads the whole body, refusing more than [`BODY_LIMIT`] bytes.

@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use lastmile_actors::dispatch::{CourierView, Presence, RouteStop, Withdrawn};
 use lastmile_actors::domain::{
     parse_text, Application, Location, OpenId, Order, OrderId, OrderKind, PhoneNumber, PlaceId,
-    Status, UploadId,
+    Status, Upload, UploadId,
 };
 use lastmile_actors::orders::Step;
 use lastmile_actors::uploads::UploadError;
@@ -211,11 +211,21 @@ pub async fn own_photo(
     raw: &str,
     field: &str,
 ) -> Result<UploadId, ApiError> {
+    own_upload(state, me, raw, field).await.map(|u| u.id)
+}
+
+/// The caller's upload that `raw` names (else 400 naming the field).
+async fn own_upload(
+    state: &AppState,
+    me: &OpenId,
+    raw: &str,
+    field: &str,
+) -> Result<Upload, ApiError> {
     let not_theirs =
         || ApiError::Validation(format!("{field} must be the id of a photo you uploaded"));
     let id = UploadId::parse(raw).map_err(|_| not_theirs())?;
     match state.uploads.owned_by(id, me.clone()).await {
-        Ok(upload) => Ok(upload.id),
+        Ok(upload) => Ok(upload),
         Err(UploadError::NotFound) => Err(not_theirs()),
         Err(e) => Err(e.into()),
     }
@@ -507,17 +517,13 @@ pub async fn evidence_photo(
     field: &str,
     order: &OrderId,
 ) -> Result<UploadId, ApiError> {
-    let not_theirs =
-        || ApiError::Validation(format!("{field} must be the id of a photo you uploaded"));
-    let id = UploadId::parse(raw).map_err(|_| not_theirs())?;
-    match state.uploads.owned_by(id, me.clone()).await {
-        Ok(upload) if upload.order.as_ref().is_some_and(|o| o != order) => Err(
-            ApiError::Validation(format!("{field} already proves another order")),
-        ),
-        Ok(upload) => Ok(upload.id),
-        Err(UploadError::NotFound) => Err(not_theirs()),
-        Err(e) => Err(e.into()),
+    let upload = own_upload(state, me, raw, field).await?;
+    if upload.order.as_ref().is_some_and(|o| o != order) {
+        return Err(ApiError::Validation(format!(
+            "{field} already proves another order"
+        )));
     }
+    Ok(upload.id)
 }
 
 /// Lets the order's customer and courier see the photo. The order already

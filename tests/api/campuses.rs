@@ -10,16 +10,17 @@ use crate::helpers::{order_body, spawn_app};
 #[actix_web::test]
 async fn the_campuses_and_their_places_are_public_and_are_what_orders_name() {
     let app = spawn_app().await;
-    let reply = app
-        .send(TestRequest::get().uri("/api/v1/campuses"))
-        .await;
+    let reply = app.send(TestRequest::get().uri("/api/v1/campuses")).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     let campuses = reply.body.as_array().expect("a list").clone();
     assert_eq!(campuses.len(), 1, "{}", reply.body);
     let campus = &campuses[0];
     assert_eq!(campus["id"], "main");
     assert_eq!(campus["name"], "Example University main campus");
-    assert_eq!(campus["origin"], json!({"latitude": 40.0, "longitude": 116.3}));
+    assert_eq!(
+        campus["origin"],
+        json!({"latitude": 40.0, "longitude": 116.3})
+    );
     let places = campus["places"].as_array().expect("places");
     assert_eq!(places.len(), 35);
     for place in places {

@@ -279,10 +279,23 @@ impl OrderShard {
         if !note.is_empty() {
             order.explain_last(note);
         }
-        self.save(&order, was_terminal, MoneyEvent::of_change(&order, event))?;
+        self.record_change(&order, was_terminal, event, to)?;
+        Ok(order)
+    }
+
+    /// Writes an order that `event` just took to `to`, with the message
+    /// and money the change brings, counts it and tracks the result.
+    fn record_change(
+        &mut self,
+        order: &Order,
+        was_terminal: bool,
+        event: Event,
+        to: Status,
+    ) -> Result<(), OrderError> {
+        self.save(order, was_terminal, MoneyEvent::of_change(order, event))?;
         metrics::counter!("lastmile_order_transitions_total", "to" => to.as_str()).increment(1);
         self.track(order.clone());
-        Ok(order)
+        Ok(())
     }
 
     fn cancel(&mut self, CancelOrder { id, by }: CancelOrder) -> Result<Order, OrderError> {
@@ -542,9 +555,7 @@ impl OrderShard {
         }
         let to = order.apply(Event::Deliver, by, now_utc())?;
         order.extras.delivery_photo = photo;
-        self.save(&order, false, MoneyEvent::of_change(&order, Event::Deliver))?;
-        metrics::counter!("lastmile_order_transitions_total", "to" => to.as_str()).increment(1);
-        self.track(order.clone());
+        self.record_change(&order, false, Event::Deliver, to)?;
         Ok(order)
     }
 
@@ -565,10 +576,8 @@ impl OrderShard {
             return Err(OrderError::Conflict("this order was disputed already"));
         }
         let to = order.open_dispute(dispute, now_utc())?;
-        self.save(&order, false, Vec::new())?;
-        metrics::counter!("lastmile_order_transitions_total", "to" => to.as_str()).increment(1);
+        self.record_change(&order, false, Event::Dispute, to)?;
         metrics::counter!("lastmile_disputes_total", "outcome" => "opened").increment(1);
-        self.track(order.clone());
         Ok(order)
     }
 
@@ -595,15 +604,13 @@ impl OrderShard {
         } else {
             Event::Resolve
         };
-        self.save(&order, false, MoneyEvent::of_change(&order, event))?;
-        metrics::counter!("lastmile_order_transitions_total", "to" => to.as_str()).increment(1);
+        self.record_change(&order, false, event, to)?;
         let outcome = match refund_fen {
             0 => "no_refund",
             r if r < order.total_fen() => "part_refund",
             _ => "full_refund",
         };
         metrics::counter!("lastmile_disputes_total", "outcome" => outcome).increment(1);
-        self.track(order.clone());
         if to == Status::Refunding {
             self.refund_due(&order);
         }
