@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use lastmile_actors::campus::Campus;
-use lastmile_actors::dispatch::planner::{self, Courier, Order, Params, Point};
+use lastmile_actors::dispatch::planner::{self, Courier, Errand, Params, Point};
 use rand::{Rng, SeedableRng};
 
 /// The campus defaults of `[dispatch]` (config/default.toml).
@@ -31,7 +31,7 @@ fn instance(
     orders: usize,
     couriers: usize,
     seed: u64,
-) -> (Vec<Order>, Vec<Courier>) {
+) -> (Vec<Errand>, Vec<Courier>) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let place = |rng: &mut rand::rngs::StdRng| {
         let i = rng.gen_range(0..places.len());
@@ -42,7 +42,7 @@ fn instance(
             let (site, pickup) = place(&mut rng);
             let (_, dropoff) = place(&mut rng);
             let placed = -rng.gen_range(0.0..20.0);
-            Order {
+            Errand {
                 key,
                 site,
                 pickup,
@@ -72,8 +72,8 @@ fn instance(
 }
 
 /// Each order, oldest first, to the nearest idle courier left, alone.
-fn greedy(p: &Params, orders: &[Order], couriers: &[Courier]) -> Vec<f64> {
-    let mut by_age: Vec<&Order> = orders.iter().collect();
+fn greedy(p: &Params, orders: &[Errand], couriers: &[Courier]) -> Vec<f64> {
+    let mut by_age: Vec<&Errand> = orders.iter().collect();
     by_age.sort_by(|a, b| a.placed.total_cmp(&b.placed));
     let mut used = vec![false; couriers.len()];
     let mut ctd = Vec::new();

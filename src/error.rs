@@ -245,6 +245,7 @@ impl From<DispatchError> for ApiError {
             DispatchError::Forbidden(m) => ApiError::Forbidden(m.into()),
             DispatchError::Conflict(m) => ApiError::Conflict(m),
             DispatchError::NotFound => ApiError::NotFound("not found".into()),
+            DispatchError::Invalid(m) => ApiError::Validation(m),
             DispatchError::UnknownCourier => ApiError::NotFound("no such courier".into()),
             DispatchError::Unavailable(_) => ApiError::unavailable(&e),
         }

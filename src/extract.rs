@@ -73,6 +73,8 @@ pub struct Operator {
     pub name: OperatorName,
     /// What they may do.
     pub role: Role,
+    /// The campuses they are limited to (empty: all).
+    pub campuses: std::sync::Arc<[String]>,
 }
 
 impl Operator {
@@ -88,12 +90,53 @@ impl Operator {
             return Some(Operator {
                 name,
                 role: Role::Admin,
+                campuses: std::sync::Arc::from([]),
             });
         }
         state.operators.signed_in(given).map(|s| Operator {
             name: s.name,
             role: s.role,
+            campuses: s.campuses,
         })
+    }
+
+    /// Whether the operator may see and act on `campus`.
+    pub fn covers(&self, campus: &str) -> bool {
+        self.campuses.is_empty() || self.campuses.iter().any(|c| c == campus)
+    }
+
+    /// Whether the operator may see and act on an order (on its campus).
+    pub fn covers_order(&self, state: &AppState, order: &lastmile_actors::domain::Order) -> bool {
+        self.covers(state.campus_of(order))
+    }
+
+    /// The campus an admin request is about: the one it names (400 when
+    /// not served, 403 outside the operator's campuses), else the first
+    /// the operator covers.
+    pub fn campus(
+        &self,
+        state: &AppState,
+        named: Option<&str>,
+    ) -> Result<std::sync::Arc<lastmile_actors::campus::Campus>, ApiError> {
+        let Some(id) = named else {
+            return state
+                .campuses
+                .iter()
+                .find(|c| self.covers(c.id()))
+                .cloned()
+                .ok_or_else(|| {
+                    ApiError::Forbidden("this operator's campuses are not served here".into())
+                });
+        };
+        let campus = state.campuses.get(id).ok_or_else(|| {
+            ApiError::Validation("campus is not a campus this service serves".into())
+        })?;
+        if !self.covers(id) {
+            return Err(ApiError::Forbidden(format!(
+                "this operator may not act on campus {id}"
+            )));
+        }
+        Ok(campus.clone())
     }
 }
 

@@ -11,7 +11,7 @@ use actix_web::{web, App, HttpServer};
 use lastmile_actors::auth::operators::Operators;
 use lastmile_actors::auth::sessions::Sessions;
 use lastmile_actors::auth::token::Tokens;
-use lastmile_actors::campus::{Campus, CampusError};
+use lastmile_actors::campus::{CampusError, Campuses};
 use lastmile_actors::dispatch::{Dispatch, DispatchConfig};
 use lastmile_actors::ledger::{Ledger, LedgerConfig, Payouts, Reconciler};
 use lastmile_actors::messages::formid::FormIds;
@@ -94,7 +94,7 @@ pub fn start_services(
     wechat: WeChatClients,
     notify_base: &str,
 ) -> Result<Services, StartupError> {
-    let campus = Arc::new(Campus::load(&settings.campus.map)?);
+    let campuses = Arc::new(Campuses::load(&settings.campus.map)?);
     let store = Store::open(&settings.storage.path, settings.storage.commit_window)?;
     // The orders shards and the actors that hear their events need each
     // other: the shards' addresses come first, their listeners last.
@@ -134,7 +134,7 @@ pub fn start_services(
     let dispatch = Dispatch::start(
         store.courier_repo(),
         orders.clone(),
-        campus.clone(),
+        campuses.clone(),
         DispatchConfig {
             tick: settings.dispatch.tick,
             max_tasks: settings.dispatch.max_tasks,
@@ -207,7 +207,7 @@ pub fn start_services(
         ledger.listener(),
     ]);
     let api_doc = crate::openapi::document(
-        &campus,
+        &campuses,
         wechat.sandbox.is_some(),
         settings.money.min_withdrawal_fen,
     )
@@ -243,7 +243,7 @@ pub fn start_services(
         public_base: Arc::from(notify_base),
         sandbox: wechat.sandbox,
         transfers: wechat.transfers,
-        campus,
+        campuses,
         trusted_proxies: settings.http.trusted_proxies.clone().into(),
         admin_token: settings.admin.token.as_ref().map(|t| Arc::from(t.expose())),
         pay_signer,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use lastmile_actors::auth::sessions::Sessions;
 use lastmile_actors::auth::token::Tokens;
-use lastmile_actors::campus::Campus;
+use lastmile_actors::campus::Campuses;
 use lastmile_actors::dispatch::Dispatch;
 use lastmile_actors::ledger::Ledger;
 use lastmile_actors::messages::formid::FormIds;
@@ -59,8 +59,8 @@ pub struct AppState {
     pub sandbox: Option<Arc<SandboxWeChat>>,
     /// WeChat Pay 商家转账 (verifies its callbacks), when payouts use it.
     pub transfers: Option<Arc<lastmile_actors::wechat::transfer::TransferApi>>,
-    /// The campus map.
-    pub campus: Arc<Campus>,
+    /// The campuses served and their maps.
+    pub campuses: Arc<Campuses>,
     /// Proxies whose `X-Forwarded-For` is believed (`http.trusted_proxies`).
     pub trusted_proxies: Arc<[std::net::IpAddr]>,
     /// Verifies WeChat Pay notifies on the HTTP workers.
@@ -71,4 +71,15 @@ pub struct AppState {
     pub api_doc: actix_web::web::Bytes,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
+}
+
+impl AppState {
+    /// The id of the campus an order is on (one written before campuses
+    /// is on the default campus).
+    pub fn campus_of<'a>(&'a self, order: &'a lastmile_actors::domain::Order) -> &'a str {
+        match &order.extras.campus {
+            Some(id) => id.as_str(),
+            None => self.campuses.first().id(),
+        }
+    }
 }

@@ -7,7 +7,7 @@
 //! Each pattern here mirrors one parser in `lastmile_actors::domain`;
 //! `tests/api/openapi.rs` runs schemathesis against the result.
 
-use lastmile_actors::campus::Campus;
+use lastmile_actors::campus::Campuses;
 use serde_json::{json, Map, Value};
 
 /// Free text (`parse_text`): anything but control characters, except
@@ -48,21 +48,53 @@ const PAGE: &str = "^([A-Za-z0-9_-][A-Za-z0-9/_-]{0,127})?$";
 const FILE_KEY: &str = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$";
 
 /// Writes every rule into `doc` (the document as JSON).
-pub fn apply(doc: &mut Value, campus: &Campus) {
-    let places: Vec<Value> = campus.places().iter().map(|p| json!(p.id)).collect();
+pub fn apply(doc: &mut Value, campuses: &Campuses) {
+    // Every campus's places, each id once: a schema cannot say which
+    // pairs share a campus, so a pair across two answers 400.
+    let mut ids: Vec<&str> = campuses
+        .iter()
+        .flat_map(|c| c.places().iter().map(|p| p.id.as_str()))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let places: Vec<Value> = ids.into_iter().map(|id| json!(id)).collect();
+    let campus_ids: Vec<Value> = campuses.iter().map(|c| json!(c.id())).collect();
+    let min_fen = campuses
+        .iter()
+        .map(|c| c.pricing().min_fen)
+        .min()
+        .unwrap_or(1);
     bodies(doc, &places);
     merge(
         doc.pointer_mut("/components/schemas/CreateOrderBody/properties/fee_fen"),
-        json!({"minimum": campus.pricing().min_fen}),
+        json!({"minimum": min_fen}),
+    );
+    merge(
+        doc.pointer_mut("/components/schemas/CreateOrderBody/properties/campus"),
+        json!({"enum": campus_ids}),
     );
     for (name, rule) in [
         ("pickup", json!({"enum": places})),
         ("dropoff", json!({"enum": places})),
-        ("campus", json!({"enum": [campus.id()]})),
+        ("campus", json!({"enum": campus_ids})),
     ] {
         merge(parameter(doc, "/api/v1/price", "get", name), rule);
     }
-    place_body(doc, campus, &places);
+    merge(
+        doc.pointer_mut("/components/schemas/PlaceBody/properties/campus"),
+        json!({"enum": campus_ids}),
+    );
+    for path in [
+        "/api/v1/admin/map",
+        "/api/v1/admin/live",
+        "/api/v1/admin/couriers",
+    ] {
+        merge(
+            parameter(doc, path, "get", "campus"),
+            json!({"enum": campus_ids}),
+        );
+    }
+    place_body(doc, campuses, &places);
     parameters(doc, &places);
     callbacks(doc);
     photos(doc);
@@ -209,7 +241,7 @@ fn bodies(doc: &mut Value, places: &[Value]) {
 /// `{"place_id"}` (a map place) or `{"latitude", "longitude"}` inside the
 /// campus box; the place wins when both are sent, so the position is
 /// checked only without one.
-fn place_body(doc: &mut Value, campus: &Campus, places: &[Value]) {
+fn place_body(doc: &mut Value, campuses: &Campuses, places: &[Value]) {
     let Some(schema) = doc.pointer_mut("/components/schemas/PlaceBody") else {
         return;
     };
@@ -219,7 +251,7 @@ fn place_body(doc: &mut Value, campus: &Campus, places: &[Value]) {
         "required": ["place_id"],
         "properties": {"place_id": {"type": "string", "enum": places}},
     })];
-    if let Some(b) = campus.bounds() {
+    for b in campuses.iter().filter_map(|c| c.bounds()) {
         choices.push(json!({
             "title": "AtPosition",
             "type": "object",

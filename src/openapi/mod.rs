@@ -9,7 +9,7 @@
 use std::sync::{Arc, OnceLock};
 
 use actix_web::{web, HttpResponse, ResponseError};
-use lastmile_actors::campus::Campus;
+use lastmile_actors::campus::Campuses;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, RefOr, Response, ResponseBuilder};
@@ -166,13 +166,13 @@ fn error_response(description: &str) -> RefOr<Response> {
         .into()
 }
 
-/// The document as served, finished for `campus`: in live mode without
+/// The document as served, finished for `campuses`: in live mode without
 /// the sandbox's routes, which do not exist there. The rules are written
 /// into the whole document first, so every rule finds its target in
 /// either mode.
-pub fn document(campus: &Campus, sandbox: bool, min_withdrawal_fen: u32) -> serde_json::Value {
+pub fn document(campuses: &Campuses, sandbox: bool, min_withdrawal_fen: u32) -> serde_json::Value {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
-    constraints::apply(&mut doc, campus);
+    constraints::apply(&mut doc, campuses);
     constraints::merge(
         doc.pointer_mut("/components/schemas/WithdrawalBody/properties/amount_fen"),
         serde_json::json!({"minimum": min_withdrawal_fen}),

@@ -100,8 +100,19 @@ impl MapPlace {
 /// The campus map (`config/campus.toml`).
 #[derive(Serialize, ToSchema)]
 pub struct CampusMap {
+    /// The campus.
+    campus: String,
     /// Every place.
     places: Vec<MapPlace>,
+}
+
+/// The campus an admin request is about.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CampusQuery {
+    /// A campus id (default: the first campus the operator covers).
+    #[param(value_type = Option<String>)]
+    pub campus: Option<String>,
 }
 
 /// The campus map: every place with its kind and position.
@@ -110,14 +121,24 @@ pub struct CampusMap {
     path = "/api/v1/admin/map",
     tag = "admin",
     security(("bearer" = [])),
+    params(CampusQuery),
     responses(
         (status = 200, description = "The campus map", body = CampusMap),
+        (status = 403, description = "The campus is not one of the operator's", body = ErrorBody),
         (status = 404, description = "admin.token is not set", body = ErrorBody),
     )
 )]
-pub async fn map(_: Can<Reads>, state: web::Data<AppState>) -> HttpResponse {
-    let places = state.campus.places().iter().map(MapPlace::of).collect();
-    private(CampusMap { places })
+pub async fn map(
+    can: Can<Reads>,
+    state: web::Data<AppState>,
+    query: web::Query<CampusQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let campus = can.operator().campus(&state, query.campus.as_deref())?;
+    let places = campus.places().iter().map(MapPlace::of).collect();
+    Ok(private(CampusMap {
+        campus: campus.id().to_owned(),
+        places,
+    }))
 }
 
 /// The dispatcher's board: couriers with their planned routes, and the
@@ -127,13 +148,20 @@ pub async fn map(_: Can<Reads>, state: web::Data<AppState>) -> HttpResponse {
     path = "/api/v1/admin/live",
     tag = "admin",
     security(("bearer" = [])),
+    params(CampusQuery),
     responses(
         (status = 200, description = "Couriers with their planned routes, and waiting orders", body = Board),
+        (status = 403, description = "The campus is not one of the operator's", body = ErrorBody),
         (status = 404, description = "admin.token is not set", body = ErrorBody),
     )
 )]
-pub async fn live(_: Can<Reads>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    Ok(private(state.dispatch.board().await?))
+pub async fn live(
+    can: Can<Reads>,
+    state: web::Data<AppState>,
+    query: web::Query<CampusQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let campus = can.operator().campus(&state, query.campus.as_deref())?;
+    Ok(private(state.dispatch.board(campus.campus_id()).await?))
 }
 
 /// Today's figures, and which day that is.

@@ -32,14 +32,17 @@ pub struct CampusView {
     )
 )]
 pub async fn campuses(state: web::Data<AppState>) -> HttpResponse {
-    let campus = &state.campus;
-    let view = CampusView {
-        id: campus.id().to_owned(),
-        name: campus.name().to_owned(),
-        origin: campus.origin(),
-        places: campus.places().iter().map(MapPlace::of).collect(),
-    };
+    let views: Vec<CampusView> = state
+        .campuses
+        .iter()
+        .map(|campus| CampusView {
+            id: campus.id().to_owned(),
+            name: campus.name().to_owned(),
+            origin: campus.origin(),
+            places: campus.places().iter().map(MapPlace::of).collect(),
+        })
+        .collect();
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "public, max-age=300"))
-        .json([view])
+        .json(views)
 }

@@ -4,8 +4,8 @@
 use actix_web::{web, HttpResponse};
 use lastmile_actors::dispatch::{CourierView, Presence, RouteStop, Withdrawn};
 use lastmile_actors::domain::{
-    parse_text, Application, Location, OpenId, Order, OrderId, OrderKind, PhoneNumber, PlaceId,
-    Status, Upload, UploadId,
+    parse_text, Application, CampusId, Location, OpenId, Order, OrderId, OrderKind, PhoneNumber,
+    PlaceId, Status, Upload, UploadId,
 };
 use lastmile_actors::orders::Step;
 use lastmile_actors::uploads::UploadError;
@@ -38,30 +38,45 @@ pub struct RegisterBody {
 }
 
 /// `{"place_id"}` or `{"latitude", "longitude"}` (what `wx.getLocation`
-/// gives) as sent.
+/// gives) as sent, with the campus when the place id alone does not say.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PlaceBody {
-    /// A place on the campus map; wins over a position.
+    /// A place on a campus map; wins over a position.
     #[schema(example = "canteen-1")]
     place_id: Option<String>,
     /// WGS-84 latitude (the nearest place on the map is taken).
     latitude: Option<f64>,
     /// WGS-84 longitude.
     longitude: Option<f64>,
+    /// The campus (`GET /api/v1/campuses`); may be left out unless the
+    /// place id is on several campuses (a position picks the campus whose
+    /// origin is nearest).
+    #[schema(value_type = Option<String>, pattern = "^[a-z0-9-]{1,16}$", example = "main")]
+    campus: Option<String>,
 }
 
 impl PlaceBody {
-    /// The campus place named, or the one nearest the phone's position.
-    fn place(&self, state: &AppState) -> Result<PlaceId, ApiError> {
+    /// The campus and place named, or the campus nearest the phone's
+    /// position and its place nearest to it.
+    fn place(&self, state: &AppState) -> Result<(CampusId, PlaceId), ApiError> {
+        let campus = self.campus.as_deref();
         match (&self.place_id, self.latitude, self.longitude) {
-            (Some(id), _, _) => place(state, Some(id), "place_id"),
+            (Some(id), _, _) => {
+                let on = state
+                    .campuses
+                    .resolve(campus, &[("place_id", id.as_str())])?;
+                Ok((on.campus_id().clone(), PlaceId::parse(id, on, "place_id")?))
+            }
             (None, Some(lat), Some(lon)) => {
-                let (x, y) = state
-                    .campus
-                    .locate(lat, lon)
+                let (on, x, y) = state
+                    .campuses
+                    .locate(campus, lat, lon)
                     .map_err(|e| ApiError::Validation(format!("latitude/longitude: {e}")))?;
-                let nearest = state.campus.nearest(x, y).id.clone();
-                place(state, Some(&nearest), "place_id")
+                let nearest = on.nearest(x, y).id.as_str();
+                Ok((
+                    on.campus_id().clone(),
+                    PlaceId::parse(nearest, on, "place_id")?,
+                ))
             }
             _ => Err(ApiError::Validation(
                 "place_id, or latitude and longitude, is required".into(),
@@ -146,9 +161,14 @@ impl From<Order> for OpenOrderView {
     }
 }
 
+/// A place on any campus (the courier's campus checks it is its own).
 fn place(state: &AppState, raw: Option<&str>, field: &str) -> Result<PlaceId, ApiError> {
     let raw = raw.ok_or_else(|| ApiError::Validation(format!("{field} is required")))?;
-    Ok(PlaceId::parse(raw, &state.campus, field)?)
+    let campus = state
+        .campuses
+        .with_place(raw)
+        .ok_or_else(|| ApiError::Validation(format!("{field} is not a place on the campus map")))?;
+    Ok(PlaceId::parse(raw, campus, field)?)
 }
 
 /// Applies to be a courier (or updates the profile): name, phone, and —
@@ -248,8 +268,12 @@ pub async fn online(
     Caller(me): Caller,
     JsonBody(body): JsonBody<PlaceBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let at = body.place(&state)?;
-    Ok(HttpResponse::Ok().json(state.dispatch.presence(me, Presence::Online(at)).await?))
+    let (campus, at) = body.place(&state)?;
+    let view = state
+        .dispatch
+        .presence(me, &campus, Presence::Online(at))
+        .await?;
+    Ok(HttpResponse::Ok().json(view))
 }
 
 /// Goes offline: no new orders.
@@ -268,7 +292,13 @@ pub async fn offline(
     Caller(me): Caller,
     _body: ActionBody,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(state.dispatch.presence(me, Presence::Offline).await?))
+    // Offline is said to the campus the courier works on.
+    let first = state.campuses.first().campus_id().clone();
+    let view = state
+        .dispatch
+        .presence(me, &first, Presence::Offline)
+        .await?;
+    Ok(HttpResponse::Ok().json(view))
 }
 
 /// Reports where the courier is (keeps an online courier online).
@@ -288,8 +318,12 @@ pub async fn location(
     Caller(me): Caller,
     JsonBody(body): JsonBody<PlaceBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let at = body.place(&state)?;
-    Ok(HttpResponse::Ok().json(state.dispatch.presence(me, Presence::At(at)).await?))
+    let (campus, at) = body.place(&state)?;
+    let view = state
+        .dispatch
+        .presence(me, &campus, Presence::At(at))
+        .await?;
+    Ok(HttpResponse::Ok().json(view))
 }
 
 /// The courier's open tasks, planned route with times, and withdrawn tasks.

@@ -2,10 +2,10 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use lastmile_actors::campus::Campus;
+use lastmile_actors::campus::{Campus, Campuses};
 use lastmile_actors::domain::{
-    now_utc, parse_ready_at, parse_text, Fen, IdempotencyKey, Location, NewOrder, OrderId,
-    OrderKind, PhoneNumber, PlaceId, Status, Tip, MAX_PICKUP_CODE_CHARS, MAX_TEXT_CHARS,
+    now_utc, parse_ready_at, parse_text, CampusId, Fen, IdempotencyKey, Location, NewOrder,
+    OrderId, OrderKind, PhoneNumber, PlaceId, Status, Tip, MAX_PICKUP_CODE_CHARS, MAX_TEXT_CHARS,
 };
 use lastmile_actors::wechat::ContentScene;
 use serde::{Deserialize, Serialize};
@@ -55,6 +55,10 @@ pub struct CreateOrderBody {
     /// customer and the assigned courier.
     #[schema(value_type = Option<String>, pattern = "^1[0-9]{10}$", example = "13800138000")]
     contact_phone: Option<String>,
+    /// The campus (`GET /api/v1/campuses`); may be left out unless the
+    /// place ids are on more than one campus.
+    #[schema(value_type = Option<String>, pattern = "^[a-z0-9-]{1,16}$", example = "main")]
+    campus: Option<String>,
 }
 
 /// A location as sent.
@@ -111,29 +115,46 @@ fn required<T>(value: Option<T>, field: &str) -> Result<T, ApiError> {
     value.ok_or_else(|| ApiError::Validation(format!("{field} is required")))
 }
 
-fn parse_location(
-    body: Option<LocationBody>,
-    field: &str,
-    campus: &Campus,
-) -> Result<Location, ApiError> {
+/// A location as sent: its place id, still to be found on a campus, and
+/// its checked directions.
+fn parse_location(body: Option<LocationBody>, field: &str) -> Result<(String, String), ApiError> {
     let body = required(body, field)?;
     let place = required(body.place_id, &format!("{field}.place_id"))?;
     let detail = required(body.detail, &format!("{field}.detail"))?;
+    let detail = parse_text(&detail, &format!("{field}.detail"), 1, MAX_TEXT_CHARS)?;
+    Ok((place, detail))
+}
+
+/// A location on `campus`.
+fn located(
+    campus: &Campus,
+    field: &str,
+    (place, detail): (String, String),
+) -> Result<Location, ApiError> {
     Ok(Location {
         place_id: PlaceId::parse(&place, campus, &format!("{field}.place_id"))?,
-        detail: parse_text(&detail, &format!("{field}.detail"), 1, MAX_TEXT_CHARS)?,
+        detail,
     })
 }
 
 /// Turns the raw body into a [`NewOrder`], naming the first bad field.
 pub fn parse_new_order(
     body: CreateOrderBody,
-    campus: &Campus,
+    campuses: &Campuses,
     now: OffsetDateTime,
 ) -> Result<NewOrder, ApiError> {
     let kind = OrderKind::parse(&required(body.kind, "kind")?)?;
-    let pickup = parse_location(body.pickup, "pickup", campus)?;
-    let dropoff = parse_location(body.dropoff, "dropoff", campus)?;
+    let pickup = parse_location(body.pickup, "pickup")?;
+    let dropoff = parse_location(body.dropoff, "dropoff")?;
+    let campus = campuses.resolve(
+        body.campus.as_deref(),
+        &[
+            ("pickup.place_id", pickup.0.as_str()),
+            ("dropoff.place_id", dropoff.0.as_str()),
+        ],
+    )?;
+    let pickup = located(campus, "pickup", pickup)?;
+    let dropoff = located(campus, "dropoff", dropoff)?;
     let fee_fen = Fen::parse_json(&required(body.fee_fen, "fee_fen")?)?;
     let min_fen = campus.pricing().min_fen;
     if fee_fen.get() < min_fen {
@@ -180,6 +201,7 @@ pub fn parse_new_order(
         ready_at,
         contact_phone,
         flagged: false,
+        campus: CampusId::parse(campus.id())?,
     })
 }
 
@@ -226,7 +248,7 @@ pub async fn create(
             "an operator blocked this account from ordering: {reason}"
         )));
     }
-    let mut new = parse_new_order(body, &state.campus, now_utc())?;
+    let mut new = parse_new_order(body, &state.campuses, now_utc())?;
     let key = idempotency_key(&req)?;
     let texts = [
         ("note", new.note.as_str()),

@@ -50,17 +50,15 @@ pub async fn price(
     state: web::Data<AppState>,
     query: web::Query<PriceQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let campus = &state.campus;
-    if let Some(id) = query.campus.as_deref() {
-        if id != campus.id() {
-            return Err(ApiError::Validation(
-                "campus is not a campus served here".into(),
-            ));
-        }
-    }
     let kind = OrderKind::parse(required(&query.kind, "kind")?)?;
-    let pickup = PlaceId::parse(required(&query.pickup, "pickup")?, campus, "pickup")?;
-    let dropoff = PlaceId::parse(required(&query.dropoff, "dropoff")?, campus, "dropoff")?;
+    let pickup = required(&query.pickup, "pickup")?;
+    let dropoff = required(&query.dropoff, "dropoff")?;
+    let campus = state.campuses.resolve(
+        query.campus.as_deref(),
+        &[("pickup", pickup), ("dropoff", dropoff)],
+    )?;
+    let pickup = PlaceId::parse(pickup, campus, "pickup")?;
+    let dropoff = PlaceId::parse(dropoff, campus, "dropoff")?;
     let quote = campus
         .quote(kind, pickup.as_str(), dropoff.as_str())
         .ok_or_else(|| ApiError::Validation("pickup or dropoff is not on the map".into()))?;

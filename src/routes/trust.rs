@@ -24,6 +24,9 @@ pub struct ReviewQuery {
     /// Only couriers in this state: pending, approved, rejected, suspended.
     #[param(value_type = Option<String>, pattern = "^(pending|approved|rejected|suspended)$")]
     review: Option<String>,
+    /// Only couriers working on this campus (and those on none yet).
+    #[param(value_type = Option<String>)]
+    campus: Option<String>,
 }
 
 /// Couriers, oldest application first.
@@ -94,17 +97,34 @@ async fn decide(
     )
 )]
 pub async fn couriers(
-    _: Can<Reads>,
+    can: Can<Reads>,
     state: web::Data<AppState>,
     query: web::Query<ReviewQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let review = match query.into_inner().review.as_deref() {
+    let review = match query.review.as_deref() {
         None => None,
         Some(raw) => Some(Review::parse(raw).ok_or_else(|| {
             ApiError::Validation("review must be pending, approved, rejected or suspended".into())
         })?),
     };
-    let couriers = state.dispatch.couriers(review).await?;
+    let operator = can.operator();
+    let campus = match query.campus.as_deref() {
+        Some(id) => Some(operator.campus(&state, Some(id))?),
+        None => None,
+    };
+    // A limited operator sees the couriers of their campuses, and those
+    // who work on none yet (applicants to review).
+    let couriers = state
+        .dispatch
+        .couriers(review)
+        .await?
+        .into_iter()
+        .filter(|c| match (&c.campus, &campus) {
+            (None, _) => true,
+            (Some(on), Some(wanted)) => on.as_str() == wanted.id(),
+            (Some(on), None) => operator.covers(on.as_str()),
+        })
+        .collect();
     Ok(private(CourierList { couriers }))
 }
 

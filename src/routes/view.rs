@@ -45,6 +45,8 @@ pub struct OrderView {
     pub delivery_photo: Option<String>,
     /// The customer's dispute, once opened.
     pub dispute: Option<DisputeView>,
+    /// The campus it is on.
+    pub campus: String,
 }
 
 /// A courier's name and phone.
@@ -149,6 +151,7 @@ impl OrderView {
             _ => None,
         };
         Self {
+            campus: state.campus_of(&order).to_owned(),
             delivery_photo: order.extras.delivery_photo.as_ref().map(upload_url),
             dispute: order.extras.dispute.as_ref().map(DisputeView::from),
             contact_phone,
@@ -166,7 +169,11 @@ impl OrderView {
             (Some(courier), true) => {
                 state
                     .dispatch
-                    .eta_of(order.id.clone(), courier.clone())
+                    .eta_of(
+                        order.id.clone(),
+                        courier.clone(),
+                        order.extras.campus.as_ref(),
+                    )
                     .await
             }
             _ => None,

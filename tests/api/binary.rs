@@ -380,6 +380,78 @@ fn bad_configuration_exits_2_with_one_line() {
     }
 }
 
+#[test]
+fn a_bad_campus_directory_refuses_to_start_naming_the_file_and_the_key() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let place = "[[places]]\nid='a'\nname='A'\nkind='dorm'\nx=0\ny=0\n";
+    let campus_dir = |name: &str, files: &[(&str, String)]| {
+        let d = dir.path().join(name);
+        std::fs::create_dir_all(&d).expect("dir");
+        for (file, text) in files {
+            std::fs::write(d.join(file), text).expect("write");
+        }
+        d
+    };
+    let cases = [
+        (
+            campus_dir(
+                "twice",
+                &[
+                    ("1.toml", format!("id = 'north'\n{place}")),
+                    ("2.toml", format!("id = 'north'\n{place}")),
+                ],
+            ),
+            "2.toml",
+            "id: campus id \"north\"",
+        ),
+        (
+            campus_dir(
+                "far",
+                &[(
+                    "far.toml",
+                    "[[places]]\nid='moon'\nname='M'\nkind='dorm'\nx=384400000\ny=0\n".into(),
+                )],
+            ),
+            "far.toml",
+            "places[0] (moon)",
+        ),
+        (
+            campus_dir("kind", &[("k.toml", place.replace("dorm", "volcano"))]),
+            "k.toml",
+            "line 4",
+        ),
+        (
+            campus_dir(
+                "slow",
+                &[("s.toml", format!("[dispatch]\nspeed = 0\n{place}"))],
+            ),
+            "s.toml",
+            "dispatch.speed",
+        ),
+        (
+            campus_dir(
+                "share",
+                &[("c.toml", format!("commission_percent = 101\n{place}"))],
+            ),
+            "c.toml",
+            "commission_percent",
+        ),
+        (campus_dir("empty", &[]), "empty", "no *.toml campus file"),
+    ];
+    for (map, file, key) in cases {
+        let line = crate::helpers::refuses_to_start(
+            &dir.path().join("data"),
+            &[],
+            &[("LASTMILE__CAMPUS__MAP", map.display().to_string())],
+            key,
+        );
+        assert!(
+            line.contains(file) && line.contains(key),
+            "{file} / {key}: {line}"
+        );
+    }
+}
+
 /// The sandbox's API key (config/default.toml), to sign a notify the way
 /// WeChat Pay would after a restart wiped the in-process simulator.
 const SANDBOX_KEY: &str = "sandboxsandboxsandboxsandbox0000";

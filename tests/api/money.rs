@@ -504,6 +504,7 @@ pub(crate) fn stored_order(
             ready_at: None,
             contact_phone: None,
             flagged: false,
+            campus: campus.campus_id().clone(),
         },
         now,
     );

@@ -580,7 +580,7 @@ async fn a_wrong_method_names_the_allowed_ones_and_live_mode_documents_no_sandbo
         res.headers().get("allow").and_then(|v| v.to_str().ok()),
         Some("GET, POST")
     );
-    let campus = lastmile_actors::campus::Campus::load(std::path::Path::new(concat!(
+    let campus = lastmile_actors::campus::Campuses::load(std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/config/campus.toml"
     )))

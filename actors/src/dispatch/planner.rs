@@ -80,9 +80,10 @@ impl Params {
     }
 }
 
-/// An order waiting for a courier.
+/// An order as the planner sees it (named apart from the domain's
+/// [`crate::domain::Order`]): points, times and who may not carry it.
 #[derive(Debug, Clone)]
-pub struct Order {
+pub struct Errand {
     /// The caller's handle for it.
     pub key: usize,
     /// Which pickup place (orders of one place may share a courier).
@@ -101,7 +102,7 @@ pub struct Order {
     pub barred: Vec<u64>,
 }
 
-impl Order {
+impl Errand {
     /// Whether the courier with owner tag `courier` may carry it.
     pub fn may_go_with(&self, courier: Option<u64>) -> bool {
         courier.is_none_or(|c| self.owner != Some(c) && !self.barred.contains(&c))
@@ -181,7 +182,7 @@ pub fn schedule(
     pos: Point,
     free_at: f64,
     pickup: Point,
-    orders: &[&Order],
+    orders: &[&Errand],
 ) -> Assignment {
     let depart = free_at.max(now);
     let arrive = depart + p.travel(pos, pickup);
@@ -194,7 +195,7 @@ fn from_arrival(
     depart: f64,
     arrive: f64,
     pickup: Point,
-    orders: &[&Order],
+    orders: &[&Errand],
 ) -> Assignment {
     let ready = orders.iter().map(|o| o.ready).fold(f64::MIN, f64::max);
     let pick = (arrive + p.pickup_service / 2.0).max(ready);
@@ -220,7 +221,7 @@ fn from_arrival(
 
 /// Could nobody deliver `o` within `max` any more, not even a courier
 /// standing at its pickup now?
-pub fn hopeless(p: &Params, now: f64, o: &Order) -> bool {
+pub fn hopeless(p: &Params, now: f64, o: &Errand) -> bool {
     let pickup = o.ready.max(now + p.pickup_service / 2.0);
     let door =
         pickup + p.pickup_service / 2.0 + p.travel(o.pickup, o.dropoff) + p.dropoff_service / 2.0;
@@ -228,7 +229,7 @@ pub fn hopeless(p: &Params, now: f64, o: &Order) -> bool {
 }
 
 /// What a schedule costs, or None when it passes `max` avoidably.
-fn price(p: &Params, a: &Assignment, orders: &[&Order], now: f64) -> Option<f64> {
+fn price(p: &Params, a: &Assignment, orders: &[&Errand], now: f64) -> Option<f64> {
     let mut cost = 0.0;
     for (o, drop) in orders.iter().zip(&a.dropoffs) {
         let ctd = drop - o.placed;
@@ -247,7 +248,7 @@ fn price(p: &Params, a: &Assignment, orders: &[&Order], now: f64) -> Option<f64>
 /// A candidate bundle: orders of one place in delivery sequence.
 struct Bundle<'a> {
     pickup: Point,
-    orders: Vec<&'a Order>,
+    orders: Vec<&'a Errand>,
 }
 
 /// The delivery sequence of `orders` (from `pickup`) with `extra` inserted
@@ -255,10 +256,10 @@ struct Bundle<'a> {
 fn insert_cheapest<'a>(
     p: &Params,
     pickup: Point,
-    orders: &[&'a Order],
-    extra: &'a Order,
-) -> Vec<&'a Order> {
-    let mut best: Option<(f64, Vec<&Order>)> = None;
+    orders: &[&'a Errand],
+    extra: &'a Errand,
+) -> Vec<&'a Errand> {
+    let mut best: Option<(f64, Vec<&Errand>)> = None;
     for at in 0..=orders.len() {
         let mut seq = orders.to_vec();
         seq.insert(at, extra);
@@ -274,7 +275,7 @@ fn insert_cheapest<'a>(
 /// Bundles per place: by readiness, up to `size`, an order joining only
 /// when no order of the bundle is then delivered past the target (counting
 /// from the pickup at the latest ready time) on its account.
-fn bundles<'a>(p: &Params, orders: &'a [Order], size: usize) -> Vec<Bundle<'a>> {
+fn bundles<'a>(p: &Params, orders: &'a [Errand], size: usize) -> Vec<Bundle<'a>> {
     // With more orders than free couriers a shared trip is worth some
     // lateness: then an order may join as long as nobody is near `max`.
     let limit = if size > 1 {
@@ -282,7 +283,7 @@ fn bundles<'a>(p: &Params, orders: &'a [Order], size: usize) -> Vec<Bundle<'a>> 
     } else {
         p.target
     };
-    let mut by_site: HashMap<u32, Vec<&Order>> = HashMap::new();
+    let mut by_site: HashMap<u32, Vec<&Errand>> = HashMap::new();
     for o in orders {
         by_site.entry(o.site).or_default().push(o);
     }
@@ -292,7 +293,7 @@ fn bundles<'a>(p: &Params, orders: &'a [Order], size: usize) -> Vec<Bundle<'a>> 
     for (_, mut list) in sites {
         list.sort_by(|a, b| a.ready.total_cmp(&b.ready).then(a.key.cmp(&b.key)));
         let pickup = list[0].pickup;
-        let mut current: Vec<&Order> = Vec::new();
+        let mut current: Vec<&Errand> = Vec::new();
         for o in list {
             if !current.is_empty()
                 && current.len() < size
@@ -345,7 +346,7 @@ pub struct EnRoute {
     /// The planned pickup instant.
     pub pickup_at: f64,
     /// The orders it carries, in delivery sequence.
-    pub orders: Vec<Order>,
+    pub orders: Vec<Errand>,
     /// Most orders it may carry.
     pub capacity: usize,
     /// No pickup after this.
@@ -372,14 +373,14 @@ const JOIN_DELAY: f64 = 2.0;
 fn join_en_route<'a>(
     p: &Params,
     now: f64,
-    orders: &'a [Order],
+    orders: &'a [Errand],
     en_route: &mut [EnRoute],
     limit: f64,
-) -> (Vec<Assignment>, Vec<&'a Order>) {
+) -> (Vec<Assignment>, Vec<&'a Errand>) {
     let mut changed = vec![None; en_route.len()];
     let mut rest = Vec::new();
     for o in orders {
-        let mut best: Option<(f64, usize, Assignment, Vec<Order>)> = None;
+        let mut best: Option<(f64, usize, Assignment, Vec<Errand>)> = None;
         for (i, b) in en_route.iter().enumerate() {
             if b.site != o.site
                 || b.pickup_at <= now
@@ -388,7 +389,7 @@ fn join_en_route<'a>(
             {
                 continue;
             }
-            let current: Vec<&Order> = b.orders.iter().collect();
+            let current: Vec<&Errand> = b.orders.iter().collect();
             let seq = insert_cheapest(p, b.pickup, &current, o);
             let a = from_arrival(p, b.depart, b.arrive, b.pickup, &seq);
             let on_time = seq
@@ -422,17 +423,17 @@ fn join_en_route<'a>(
 pub fn plan_with(
     p: &Params,
     now: f64,
-    orders: &[Order],
+    orders: &[Errand],
     couriers: &[Courier],
     en_route: &mut [EnRoute],
 ) -> Plan {
-    let ready: Vec<Order> = orders
+    let ready: Vec<Errand> = orders
         .iter()
         .filter(|o| o.ready <= now + READY_HORIZON)
         .cloned()
         .collect();
     let (extensions, rest) = join_en_route(p, now, &ready, en_route, p.target);
-    let rest: Vec<Order> = rest.into_iter().cloned().collect();
+    let rest: Vec<Errand> = rest.into_iter().cloned().collect();
     Plan {
         assignments: plan(p, now, &rest, couriers),
         extensions,
@@ -440,13 +441,13 @@ pub fn plan_with(
 }
 
 /// One planning round at `now`: the assignments to send now.
-pub fn plan(p: &Params, now: f64, orders: &[Order], couriers: &[Courier]) -> Vec<Assignment> {
+pub fn plan(p: &Params, now: f64, orders: &[Errand], couriers: &[Courier]) -> Vec<Assignment> {
     let candidates: Vec<&Courier> = couriers
         .iter()
         .filter(|c| c.off_time > now && c.free_at <= now + LOOKAHEAD && c.capacity > 0)
         .collect();
     // Food ready later than the horizon does not compete for couriers yet.
-    let orders: Vec<Order> = orders
+    let orders: Vec<Errand> = orders
         .iter()
         .filter(|o| o.ready <= now + READY_HORIZON)
         .cloned()
@@ -543,9 +544,10 @@ pub struct RouteTask {
     pub dropoff: Point,
 }
 
-/// A stop of a courier's route.
+/// A stop of a courier's route as the planner times it (the API's stop is
+/// [`super::RouteStop`]).
 #[derive(Debug, Clone, PartialEq)]
-pub struct RouteStop {
+pub struct Visit {
     /// The task's key.
     pub key: usize,
     /// A pickup (else a drop-off).
@@ -558,7 +560,7 @@ pub struct RouteStop {
 /// `tasks`, with their times: each time the stop that can be done first
 /// (a drop-off only after its pickup). Cheap and good for the few tasks a
 /// courier holds.
-pub fn route(p: &Params, now: f64, start: Point, tasks: &[RouteTask]) -> Vec<RouteStop> {
+pub fn route(p: &Params, now: f64, start: Point, tasks: &[RouteTask]) -> Vec<Visit> {
     let mut picked: Vec<bool> = tasks.iter().map(|t| t.pickup.is_none()).collect();
     let mut dropped = vec![false; tasks.len()];
     let (mut here, mut clock) = (start, now);
@@ -594,7 +596,7 @@ pub fn route(p: &Params, now: f64, start: Point, tasks: &[RouteTask]) -> Vec<Rou
             clock = hand + p.dropoff_service / 2.0;
         }
         here = at;
-        stops.push(RouteStop {
+        stops.push(Visit {
             key: tasks[i].key,
             pickup,
             at: hand,
@@ -693,8 +695,8 @@ mod tests {
         to: (f64, f64),
         placed: f64,
         ready: f64,
-    ) -> Order {
-        Order {
+    ) -> Errand {
+        Errand {
             key,
             site,
             pickup: Point { x: at.0, y: at.1 },
@@ -867,7 +869,7 @@ mod tests {
         }
     }
 
-    fn instance() -> impl Strategy<Value = (Vec<Order>, Vec<Courier>, f64)> {
+    fn instance() -> impl Strategy<Value = (Vec<Errand>, Vec<Courier>, f64)> {
         let orders = prop::collection::vec(
             (
                 0u32..4,
@@ -895,7 +897,7 @@ mod tests {
             let orders = os
                 .into_iter()
                 .enumerate()
-                .map(|(k, (s, x, y, placed, prep, owner))| Order {
+                .map(|(k, (s, x, y, placed, prep, owner))| Errand {
                     owner,
                     barred: Vec::new(),
                     ..order(

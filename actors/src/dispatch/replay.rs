@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use super::mdrp::{BundleRecord, Instance, Move, OrderRecord, Solution, Stop};
-use super::planner::{self, Assignment, Courier, EnRoute, Order, Params, Plan, Point};
+use super::planner::{self, Assignment, Courier, EnRoute, Errand, Params, Plan, Point};
 
 /// Which dispatcher to replay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,9 +132,9 @@ fn on_duty(inst: &Instance, now: f64) -> impl Iterator<Item = usize> + '_ {
         .map(|(i, _)| i)
 }
 
-fn as_order(inst: &Instance, i: usize) -> Order {
+fn as_order(inst: &Instance, i: usize) -> Errand {
     let o = &inst.orders[i];
-    Order {
+    Errand {
         key: i,
         site: o.restaurant as u32,
         pickup: inst.restaurants[o.restaurant].1,
@@ -153,7 +153,7 @@ fn plan_round(
     waiting: &[usize],
     couriers: &[CourierState],
 ) -> Plan {
-    let orders: Vec<Order> = waiting.iter().map(|&i| as_order(inst, i)).collect();
+    let orders: Vec<Errand> = waiting.iter().map(|&i| as_order(inst, i)).collect();
     let available: Vec<Courier> = on_duty(inst, now)
         .map(|i| Courier {
             key: i,
@@ -211,7 +211,7 @@ fn greedy_round(
         }
         let o = &inst.orders[oi];
         let site = inst.restaurants[o.restaurant].1;
-        let order = Order {
+        let order = Errand {
             key: oi,
             site: o.restaurant as u32,
             pickup: site,

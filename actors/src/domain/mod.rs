@@ -15,7 +15,8 @@ use time::OffsetDateTime;
 pub struct ValidationError(pub String);
 
 impl ValidationError {
-    fn new(msg: impl Into<String>) -> Self {
+    /// A rule broken, in words a client can act on.
+    pub(crate) fn new(msg: impl Into<String>) -> Self {
         Self(msg.into())
     }
 }
@@ -224,6 +225,7 @@ mod tests {
             ready_at: None,
             contact_phone: None,
             flagged: false,
+            campus: CampusId::parse("main").expect("campus id"),
         }
     }
 

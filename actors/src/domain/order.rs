@@ -69,6 +69,8 @@ pub struct NewOrder {
     /// WeChat's content check asked operators to look at the texts (or
     /// could not check them).
     pub flagged: bool,
+    /// The campus both places are on.
+    pub campus: CampusId,
 }
 
 /// How far in the past a `ready_at` is still taken as "now" (phone clocks drift).
@@ -399,6 +401,9 @@ pub struct OrderExtras {
     /// Texts WeChat's content check asked operators to look at (or could
     /// not check).
     pub flagged: bool,
+    /// The campus it is on; None for an order written before campuses,
+    /// which belongs to the default (first) campus.
+    pub campus: Option<CampusId>,
 }
 
 impl OrderExtras {
@@ -490,6 +495,7 @@ impl Order {
             extras: OrderExtras {
                 contact_phone: new.contact_phone,
                 flagged: new.flagged,
+                campus: Some(new.campus),
                 ..OrderExtras::default()
             },
         }

@@ -1,4 +1,4 @@
-//! Places on the campus map.
+//! Campuses and the places on their maps.
 
 use serde::{Deserialize, Serialize};
 
@@ -54,6 +54,51 @@ impl TryFrom<String> for PlaceId {
 
 impl From<PlaceId> for String {
     fn from(v: PlaceId) -> Self {
+        v.0
+    }
+}
+
+/// A campus id: 1–16 of `[a-z0-9-]` (it shows in URLs and metrics).
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(try_from = "String", into = "String")]
+#[schema(value_type = String, pattern = "^[a-z0-9-]{1,16}$", example = "main")]
+pub struct CampusId(String);
+
+impl CampusId {
+    /// Parses a campus id (whether the map has it is the caller's question).
+    pub fn parse(s: &str) -> Result<Self, ValidationError> {
+        if crate::campus::is_campus_id(s) {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(ValidationError::new(
+                "campus must be 1-16 characters of a-z, 0-9 and -",
+            ))
+        }
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for CampusId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for CampusId {
+    type Error = ValidationError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<CampusId> for String {
+    fn from(v: CampusId) -> Self {
         v.0
     }
 }

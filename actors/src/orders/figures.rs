@@ -130,6 +130,7 @@ mod tests {
                 ready_at: None,
                 contact_phone: None,
                 flagged: false,
+                campus: crate::domain::CampusId::parse("main").expect("campus id"),
             },
             at,
         );

@@ -135,6 +135,29 @@ pub struct AssignCourier {
     /// Take it from another courier who has it but has not picked it up
     /// (an operator's reassignment); otherwise only a waiting order.
     pub take_over: bool,
+    /// The campus the courier works on; the order must be on it.
+    pub campus: CampusOf,
+}
+
+/// A campus as an order is checked against it: its id, and whether it is
+/// the default campus (the one orders written before campuses are on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CampusOf {
+    /// The campus.
+    pub id: crate::domain::CampusId,
+    /// It is the default (first) campus.
+    pub is_default: bool,
+}
+
+impl CampusOf {
+    /// Whether `order` is on this campus.
+    pub fn holds(&self, order: &Order) -> bool {
+        order
+            .extras
+            .campus
+            .as_ref()
+            .map_or(self.is_default, |c| *c == self.id)
+    }
 }
 
 /// An operator refunds a paid order whatever became of it.
@@ -249,6 +272,8 @@ pub struct OrderWaiting {
     /// Couriers who gave it back (read from its history, so it holds
     /// across restarts): never offered it again.
     pub declined: Vec<OpenId>,
+    /// Its campus (None: the default one).
+    pub campus: Option<crate::domain::CampusId>,
 }
 
 impl TaskChanged {
@@ -270,6 +295,7 @@ impl TaskChanged {
             dropoff: order.dropoff.place_id.clone(),
             ready_at: order.ready_at,
             placed: order.created_at,
+            campus: order.extras.campus.clone(),
         }
     }
 }
@@ -293,6 +319,7 @@ impl OrderWaiting {
                     _ => None,
                 })
                 .collect(),
+            campus: order.extras.campus.clone(),
         }
     }
 }
@@ -316,6 +343,8 @@ pub struct TaskChanged {
     /// When the customer placed it (created; the dispatcher prefers the
     /// payment time it saw itself).
     pub placed: OffsetDateTime,
+    /// Its campus (None: the default one).
+    pub campus: Option<crate::domain::CampusId>,
 }
 
 /// What the orders shards tell the rest of the service, published to
@@ -325,8 +354,9 @@ pub struct TaskChanged {
 pub enum OrderEvent {
     /// A paid order waits for a courier (also re-told on request).
     Waiting(OrderWaiting),
-    /// A waiting order left the pool (cancelled before anyone took it).
-    Taken(OrderId),
+    /// A waiting order left the pool (cancelled before anyone took it),
+    /// with its campus (None: the default one).
+    Taken(OrderId, Option<crate::domain::CampusId>),
     /// A courier's task opened, moved on, or ended.
     Task(TaskChanged),
     /// An unpaid order's deadline passed.

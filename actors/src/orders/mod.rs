@@ -303,6 +303,7 @@ impl Orders {
         courier: OpenId,
         by: ChangedBy,
         take_over: bool,
+        campus: CampusOf,
     ) -> Result<Order, OrderError> {
         let order = self
             .shard(&id)
@@ -311,6 +312,7 @@ impl Orders {
                 courier,
                 by,
                 take_over,
+                campus,
             })
             .await??;
         self.durable(&id, order).await

@@ -364,7 +364,10 @@ impl OrderShard {
     /// the money goes back.
     fn refund_started(&self, order: &Order) {
         self.refund_due(order);
-        self.publish(OrderEvent::Taken(order.id.clone()));
+        self.publish(OrderEvent::Taken(
+            order.id.clone(),
+            order.extras.campus.clone(),
+        ));
     }
 
     /// Tells the ledger there is money in its inbox. Not waiting for the
@@ -462,9 +465,15 @@ impl OrderShard {
             courier,
             by,
             take_over,
+            campus,
         }: AssignCourier,
     ) -> Result<Order, OrderError> {
         let mut order = self.load(&id)?.ok_or(OrderError::NotFound)?;
+        if !campus.holds(&order) {
+            return Err(OrderError::Conflict(
+                "the order is on another campus than the courier works on",
+            ));
+        }
         if order.customer == courier {
             return Err(OrderError::Forbidden(
                 "a courier never takes their own order",

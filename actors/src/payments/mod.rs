@@ -613,7 +613,7 @@ impl Handler<OrderEvent> for PaymentsActor {
             OrderEvent::PaymentDue(due) => self.payment_due(due, ctx),
             OrderEvent::RefundDue(due) => self.refund_due(due, ctx),
             OrderEvent::Waiting(_)
-            | OrderEvent::Taken(_)
+            | OrderEvent::Taken(..)
             | OrderEvent::Task(_)
             | OrderEvent::OutboxWritten
             | OrderEvent::MoneyWritten => {}

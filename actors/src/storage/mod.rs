@@ -97,6 +97,8 @@ const ORDER_V4: u8 = 4;
 /// Tag of an order with extras (the v4 record, then contact, proof, a
 /// dispute, timer marks); an order without them is still written as before.
 const ORDER_V5: u8 = 5;
+/// Orders on a campus: the v5 record and the campus id.
+const ORDER_V6: u8 = 6;
 /// Tag of a courier profile with its review; a v1 profile (before
 /// review) reads as approved.
 const COURIER_V2: u8 = 2;
@@ -432,6 +434,11 @@ fn tx_error(e: TransactionError<()>) -> StorageError {
 }
 
 fn encode_order(order: &Order) -> Result<Vec<u8>, StorageError> {
+    if order.extras.campus.is_some() {
+        let mut out = encode(&records::OrderV6::from(order))?;
+        out[0] = ORDER_V6;
+        return Ok(out);
+    }
     if !order.extras.is_empty() {
         let mut out = encode(&records::OrderV5::from(order))?;
         out[0] = ORDER_V5;
@@ -457,7 +464,11 @@ fn decode_order(bytes: &[u8], key: &str) -> Result<Order, StorageError> {
     let corrupt = || StorageError::Corrupt {
         key: key.to_owned(),
     };
-    let record: records::OrderV5 = match bytes.split_first() {
+    let v5: records::OrderV5 = match bytes.split_first() {
+        Some((&ORDER_V6, body)) => {
+            let record: records::OrderV6 = bincode::deserialize(body).map_err(|_| corrupt())?;
+            return record.domain().map_err(|_| corrupt());
+        }
         Some((&ORDER_V5, body)) => bincode::deserialize(body).map_err(|_| corrupt())?,
         Some((&ORDER_V4, body)) => bincode::deserialize::<records::OrderV4>(body)
             .map_err(|_| corrupt())?
@@ -478,7 +489,7 @@ fn decode_order(bytes: &[u8], key: &str) -> Result<Order, StorageError> {
         .into(),
         _ => return Err(corrupt()),
     };
-    record.domain().map_err(|_| corrupt())
+    v5.domain().map_err(|_| corrupt())
 }
 
 /// A value as its storage record, tagged.
@@ -604,8 +615,30 @@ mod tests {
             ready_at: None,
             contact_phone: None,
             flagged: false,
+            campus: crate::domain::CampusId::parse("east").expect("campus id"),
         };
-        Order::new(OrderId::generate(customer, at), customer.clone(), new, at)
+        let mut order = Order::new(OrderId::generate(customer, at), customer.clone(), new, at);
+        // As written before campuses: the records these tests pin down.
+        order.extras.campus = None;
+        order
+    }
+
+    #[test]
+    fn an_order_keeps_its_campus_and_one_written_before_campuses_has_none() {
+        let customer = OpenId::parse("oCAMPUS").expect("openid");
+        let at = OffsetDateTime::from_unix_timestamp(1_764_000_000).expect("time");
+        let mut order = order_at(&customer, at);
+        let before = encode_order(&order).expect("encodes");
+        assert_eq!(before[0], ORDER_V2);
+        assert_eq!(
+            decode_order(&before, "k").expect("reads").extras.campus,
+            None
+        );
+        order.extras.campus = Some(crate::domain::CampusId::parse("east").expect("id"));
+        order.tip_fen = crate::domain::Tip::try_from(50).expect("tip");
+        let bytes = encode_order(&order).expect("encodes");
+        assert_eq!(bytes[0], ORDER_V6);
+        assert_eq!(decode_order(&bytes, "k").expect("reads"), order);
     }
 
     #[test]

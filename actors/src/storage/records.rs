@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::domain::{
-    Block, Change, ChangedBy, CourierProfile, Dispute, DisputeReason, Event, Fen, ImageType,
-    Location, MessageKind, OpenId, OperatorName, OperatorRecord, Order, OrderExtras, OrderId,
-    OrderKind, OrderParts, OutboxEntry, PhoneNumber, PlaceId, PooledId, Resolution, Review, Role,
-    Session, Status, StoredToken, Tip, Upload, UploadId, Via,
+    Block, CampusId, Change, ChangedBy, CourierProfile, Dispute, DisputeReason, Event, Fen,
+    ImageType, Location, MessageKind, OpenId, OperatorName, OperatorRecord, Order, OrderExtras,
+    OrderId, OrderKind, OrderParts, OutboxEntry, PhoneNumber, PlaceId, PooledId, Resolution,
+    Review, Role, Session, Status, StoredToken, Tip, Upload, UploadId, Via,
 };
 use crate::ledger::{
     Account, Entry, Leg, Mismatch, MismatchKind, MoneyEvent, Posted, Posting, PostingKind,
@@ -97,6 +97,34 @@ pub(super) struct OrderV4<S = String> {
 pub(super) struct OrderV5<S = String> {
     order: OrderV4<S>,
     extras: ExtrasRecord<S>,
+}
+
+/// Orders on a campus (tag `ORDER_V6`): the v5 record, then the campus.
+#[derive(Serialize, Deserialize)]
+pub(super) struct OrderV6<S = String> {
+    order: OrderV5<S>,
+    campus: Option<S>,
+}
+
+impl<'a> From<&'a Order> for OrderV6<&'a str> {
+    fn from(o: &'a Order) -> Self {
+        Self {
+            order: o.into(),
+            campus: o.extras.campus.as_ref().map(|c| c.as_str()),
+        }
+    }
+}
+
+impl OrderV6 {
+    /// The domain order this record holds.
+    pub(super) fn domain(self) -> Result<Order, Unreadable> {
+        let mut order = self.order.domain()?;
+        order.extras.campus = self
+            .campus
+            .map(|c| CampusId::parse(&c).map_err(|_| Unreadable))
+            .transpose()?;
+        Ok(order)
+    }
 }
 
 /// [`crate::domain::OrderExtras`] as stored.
@@ -433,6 +461,7 @@ impl ExtrasRecord {
             untaken_noticed: self.untaken_noticed,
             shipping_reported_at: self.shipping_reported_unix_ms.map(time_of_ms).transpose()?,
             flagged: self.flagged,
+            campus: None,
         })
     }
 }

@@ -1,11 +1,18 @@
-//! The campus map: places with kinds and coordinates, and distances between them.
+//! The campus map: places with kinds and coordinates, and distances
+//! between them; a campus's prices, commission and dispatch overrides; and
+//! the set of campuses one deployment serves ([`Campuses`]).
+
+mod set;
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::domain::OrderKind;
+pub use set::Campuses;
+
+use crate::domain::{CampusId, OrderKind};
 use crate::pricing::{Pricing, Quote};
 
 /// What is wrong with a campus map file.
@@ -107,6 +114,9 @@ pub enum LocateError {
     /// Further than [`MAX_FROM_ORIGIN_M`] from the origin.
     #[error("the position is more than 5 km north, south, east or west of the campus")]
     TooFar,
+    /// The named campus is not served.
+    #[error("campus is not a campus this service serves")]
+    UnknownCampus,
 }
 
 #[derive(Debug, Deserialize)]
@@ -121,6 +131,55 @@ struct CampusFile {
     places: Vec<Place>,
     #[serde(default)]
     pricing: Pricing,
+    #[serde(default)]
+    commission_percent: Option<u8>,
+    #[serde(default)]
+    dispatch: DispatchOverrides,
+}
+
+/// A campus's `[dispatch]` table: what differs from the service's
+/// `[dispatch]` settings there (a walking campus is slower, a small one
+/// bundles less).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchOverrides {
+    /// Metres per minute.
+    pub speed: Option<f64>,
+    /// Open tasks per courier.
+    pub max_tasks: Option<u32>,
+    /// Click-to-door target.
+    #[serde(default, with = "humantime_serde")]
+    pub target: Option<Duration>,
+    /// Click-to-door never to pass.
+    #[serde(default, with = "humantime_serde")]
+    pub max: Option<Duration>,
+}
+
+impl DispatchOverrides {
+    /// Checks the table; the message names the key.
+    fn validate(&self) -> Result<(), String> {
+        if let Some(speed) = self.speed {
+            if !(speed.is_finite() && (1.0..=2000.0).contains(&speed)) {
+                return Err("dispatch.speed must be between 1 and 2000 metres a minute".into());
+            }
+        }
+        if let Some(n) = self.max_tasks {
+            if !(1..=20).contains(&n) {
+                return Err("dispatch.max_tasks must be between 1 and 20".into());
+            }
+        }
+        for (key, d) in [("target", self.target), ("max", self.max)] {
+            if d.is_some_and(|d| d < Duration::from_secs(60) || d > Duration::from_secs(86_400)) {
+                return Err(format!("dispatch.{key} must be between 1m and 24h"));
+            }
+        }
+        if let (Some(target), Some(max)) = (self.target, self.max) {
+            if target > max {
+                return Err("dispatch.target must not be longer than dispatch.max".into());
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The latitudes and longitudes taken as on campus (inclusive).
@@ -143,9 +202,11 @@ impl Bounds {
 /// The loaded map: places by id, in file order.
 #[derive(Debug, Clone)]
 pub struct Campus {
-    id: String,
+    id: CampusId,
     name: String,
     pricing: Pricing,
+    commission_percent: Option<u8>,
+    dispatch: DispatchOverrides,
     origin: Option<Origin>,
     places: Vec<Place>,
     by_id: HashMap<String, usize>,
@@ -166,49 +227,68 @@ impl Campus {
     pub fn parse(text: &str, origin: &str) -> Result<Self, CampusError> {
         let file: CampusFile = toml::from_str(text).map_err(|e| CampusError::Parse {
             path: origin.to_owned(),
-            message: e.message().to_owned(),
+            message: match e.span() {
+                Some(span) => {
+                    let line = text[..span.start.min(text.len())].lines().count().max(1);
+                    format!("line {line}: {}", e.message())
+                }
+                None => e.message().to_owned(),
+            },
         })?;
         let invalid = |message: String| CampusError::Invalid {
             path: origin.to_owned(),
             message,
         };
         if file.places.is_empty() {
-            return Err(invalid("it has no places".into()));
+            return Err(invalid("places: it has no places".into()));
         }
         let mut by_id = HashMap::with_capacity(file.places.len());
         for (i, p) in file.places.iter().enumerate() {
             if p.id.is_empty() || p.id.len() > 64 {
-                return Err(invalid(format!(
-                    "place #{} has an empty or over-long id",
-                    i + 1
-                )));
+                return Err(invalid(format!("places[{i}].id must have 1-64 characters")));
             }
-            if !p.x.is_finite() || !p.y.is_finite() {
+            if !(p.x.is_finite() && p.y.is_finite())
+                || p.x.abs() > MAX_FROM_ORIGIN_M
+                || p.y.abs() > MAX_FROM_ORIGIN_M
+            {
                 return Err(invalid(format!(
-                    "place {} has a non-finite coordinate",
+                    "places[{i}] ({}): x and y must be metres within ±{MAX_FROM_ORIGIN_M} of the origin",
                     p.id
                 )));
             }
             if by_id.insert(p.id.clone(), i).is_some() {
-                return Err(invalid(format!("duplicate place id {}", p.id)));
+                return Err(invalid(format!(
+                    "places[{i}].id: duplicate place id {}",
+                    p.id
+                )));
             }
         }
         if let Some(o) = file.origin {
             if !(o.latitude.abs() <= 90.0 && o.longitude.abs() <= 180.0) {
-                return Err(invalid("origin latitude/longitude out of range".into()));
+                return Err(invalid(
+                    "origin: latitude must be within ±90 and longitude within ±180".into(),
+                ));
             }
         }
         file.pricing.validate().map_err(invalid)?;
-        let id = file.id.unwrap_or_else(|| DEFAULT_ID.into());
-        if !is_campus_id(&id) {
-            return Err(invalid(format!(
-                "campus id {id:?} must be 1-16 of a-z, 0-9 and -"
-            )));
+        file.dispatch.validate().map_err(invalid)?;
+        if file.commission_percent.is_some_and(|p| p > 100) {
+            return Err(invalid(
+                "commission_percent must be between 0 and 100".into(),
+            ));
         }
+        let id = file.id.unwrap_or_else(|| DEFAULT_ID.into());
+        let id = CampusId::parse(&id).map_err(|_| {
+            invalid(format!(
+                "id: campus id {id:?} must be 1-16 of a-z, 0-9 and -"
+            ))
+        })?;
         Ok(Self {
             id,
             name: file.name.unwrap_or_else(|| "campus".into()),
             pricing: file.pricing,
+            commission_percent: file.commission_percent,
+            dispatch: file.dispatch,
             origin: file.origin,
             places: file.places,
             by_id,
@@ -217,6 +297,11 @@ impl Campus {
 
     /// The campus's id (`main` when the file names none).
     pub fn id(&self) -> &str {
+        self.id.as_str()
+    }
+
+    /// The campus's id, parsed.
+    pub fn campus_id(&self) -> &CampusId {
         &self.id
     }
 
@@ -233,6 +318,17 @@ impl Campus {
     /// Its prices.
     pub fn pricing(&self) -> &Pricing {
         &self.pricing
+    }
+
+    /// The platform's share of a completed order here, when the campus
+    /// sets its own (else `money.commission_percent`).
+    pub fn commission_percent(&self) -> Option<u8> {
+        self.commission_percent
+    }
+
+    /// What differs from the service's `[dispatch]` settings here.
+    pub fn dispatch(&self) -> &DispatchOverrides {
+        &self.dispatch
     }
 
     /// The quote of an errand between two known places.
