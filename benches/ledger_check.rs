@@ -11,7 +11,9 @@
 use std::time::{Duration, Instant};
 
 use lastmile_actors::domain::{now_utc, unix_ms, OpenId, OrderId};
-use lastmile_actors::ledger::{Ledger, LedgerConfig, MoneyEvent, Payout, WithdrawalRules};
+use lastmile_actors::ledger::{
+    Commission, Ledger, LedgerConfig, MoneyEvent, Payout, WithdrawalRules,
+};
 use lastmile_actors::storage::Store;
 
 /// A line of `/proc/self/status` in MiB (`VmRSS`, `VmHWM`).
@@ -50,6 +52,10 @@ fn fill(store: &Store, orders: u64) -> u64 {
         .collect();
     let now = now_utc();
     let at = unix_ms(now);
+    let commission = Commission {
+        default: 10,
+        campuses: Default::default(),
+    };
     let mut posted = 0;
     for i in 0..orders {
         let order = OrderId::generate(&customer, now);
@@ -66,9 +72,10 @@ fn fill(store: &Store, orders: u64) -> u64 {
                 courier,
                 total,
                 tip,
+                campus: None,
             },
         ] {
-            if repo.post(u64::MAX, &event, 10, at).expect("post") {
+            if repo.post(u64::MAX, &event, &commission, at).expect("post") {
                 posted += 1;
             }
         }
@@ -109,7 +116,10 @@ fn main() {
             payout: Payout::Manual,
         };
         let config = LedgerConfig {
-            commission_percent: 10,
+            commission: Commission {
+                default: 10,
+                campuses: Default::default(),
+            },
         };
         let started = Instant::now();
         let ledger = Ledger::start(store.ledger_repo(), config, rules, None, None).expect("start");

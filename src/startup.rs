@@ -13,7 +13,7 @@ use lastmile_actors::auth::sessions::Sessions;
 use lastmile_actors::auth::token::Tokens;
 use lastmile_actors::campus::{CampusError, Campuses};
 use lastmile_actors::dispatch::{Dispatch, DispatchConfig};
-use lastmile_actors::ledger::{Ledger, LedgerConfig, Payouts, Reconciler};
+use lastmile_actors::ledger::{Commission, Ledger, LedgerConfig, Payouts, Reconciler};
 use lastmile_actors::messages::formid::FormIds;
 use lastmile_actors::messages::notifier::{Notifications, NotifierConfig};
 use lastmile_actors::objects::{LocalObjects, ObjectStore, QiniuObjects};
@@ -95,6 +95,7 @@ pub fn start_services(
     notify_base: &str,
 ) -> Result<Services, StartupError> {
     let campuses = Arc::new(Campuses::load(&settings.campus.map)?);
+    let commission = commission_of(settings, &campuses);
     let store = Store::open(&settings.storage.path, settings.storage.commit_window)?;
     // The orders shards and the actors that hear their events need each
     // other: the shards' addresses come first, their listeners last.
@@ -186,7 +187,7 @@ pub fn start_services(
     let ledger = Ledger::start(
         store.ledger_repo(),
         LedgerConfig {
-            commission_percent: settings.money.commission_percent,
+            commission: commission.clone(),
         },
         settings.money.rules(),
         wechat.transfers.clone().map(|api| Payouts {
@@ -224,7 +225,7 @@ pub fn start_services(
         operators,
         payments,
         ledger,
-        commission_percent: settings.money.commission_percent,
+        commission: Arc::new(commission),
         formids,
         tokens,
         share_codes,
@@ -251,6 +252,17 @@ pub fn start_services(
         metrics,
     };
     Ok(Services { state, store })
+}
+
+/// `money.commission_percent`, and the campuses that set their own.
+fn commission_of(settings: &Settings, campuses: &Campuses) -> Commission {
+    Commission {
+        default: settings.money.commission_percent,
+        campuses: campuses
+            .iter()
+            .filter_map(|c| Some((c.campus_id().clone(), c.commission_percent()?)))
+            .collect(),
+    }
 }
 
 /// The object store `objects.backend` names (Qiniu's settings are checked
@@ -569,7 +581,10 @@ pub async fn reconcile_day(
     let ledger = Ledger::start(
         store.ledger_repo(),
         LedgerConfig {
-            commission_percent: settings.money.commission_percent,
+            commission: commission_of(
+                settings,
+                &Campuses::load(&settings.campus.map).map_err(|e| e.to_string())?,
+            ),
         },
         settings.money.rules(),
         None,

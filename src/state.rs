@@ -29,8 +29,9 @@ pub struct AppState {
     pub payments: Payments,
     /// The money ledger.
     pub ledger: Ledger,
-    /// `money.commission_percent` (for couriers' pending earnings).
-    pub commission_percent: u8,
+    /// `money.commission_percent` and the campuses' own (for couriers'
+    /// pending earnings).
+    pub commission: Arc<lastmile_actors::ledger::Commission>,
     /// Form ids, prepay ids and subscribe grants.
     pub formids: FormIds,
     /// The app's access_token.

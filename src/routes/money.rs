@@ -108,13 +108,15 @@ pub async fn wallet(
                 .map_err(|_| ApiError::Validation("cursor is not valid".into()))?,
         ),
     };
-    let percent = state.commission_percent;
     let pending: i64 = state
         .orders
         .unsettled_of(me.clone())
         .await?
         .iter()
-        .map(|o| i64::from(earning(o.total_fen(), o.tip_fen.get(), percent)))
+        .map(|o| {
+            let percent = state.commission.on(o.extras.campus.as_ref());
+            i64::from(earning(o.total_fen(), o.tip_fen.get(), percent))
+        })
         .sum();
     let wallet = state.ledger.wallet(me, before, limit).await?;
     Ok(HttpResponse::Ok().json(WalletView {

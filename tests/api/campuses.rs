@@ -442,3 +442,55 @@ async fn the_admin_api_is_per_campus_and_limited_operators_see_only_theirs() {
     assert!(openids.contains(&&json!(east_courier)), "{}", listed.body);
     assert!(!openids.contains(&&json!(main_courier)), "{}", listed.body);
 }
+
+#[actix_web::test]
+async fn a_campus_with_its_own_commission_pays_its_couriers_by_it() {
+    let app = spawn_app_with(|s| {
+        s.campus.map = two_campuses();
+        s.dispatch.auto = false;
+    })
+    .await;
+    let mut wallets = Vec::new();
+    // East takes 8 %, main money.commission_percent (10 %).
+    for (tag, pickup, dropoff, place) in [
+        ("east-pay", "east-station", "east-dorm-1", "east-station"),
+        ("main-pay", "cainiao-north", "dorm-3", "cainiao-north"),
+    ] {
+        let (customer, openid) = app.login(&format!("{tag}-customer")).await;
+        let mut body = errand(pickup, dropoff);
+        body["fee_fen"] = json!(300);
+        body["tip_fen"] = json!(50);
+        let id = app.create_order(&customer, &body).await.body["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        app.pay(&customer, &openid, &id).await;
+        let (courier, _) = app.online_courier(&format!("{tag}-courier"), place).await;
+        let pending = |w: &Value| w["pending_fen"].clone();
+        for step in ["grab", "pickup", "deliver"] {
+            let r = app
+                .post_as(&courier, &format!("/api/v1/orders/{id}/{step}"), None)
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{step}: {}", r.body);
+        }
+        let before = app.get_as(&courier, "/api/v1/couriers/me/wallet").await;
+        let done = app
+            .post_as(&customer, &format!("/api/v1/orders/{id}/confirm"), None)
+            .await;
+        assert_eq!(done.body["status"], "completed", "{}", done.body);
+        let posted = eventually(Duration::from_secs(5), || async {
+            let w = app.get_as(&courier, "/api/v1/couriers/me/wallet").await;
+            w.body["available_fen"] != json!(0)
+        })
+        .await;
+        assert!(posted, "{tag}: the ledger posted the completion");
+        let after = app.get_as(&courier, "/api/v1/couriers/me/wallet").await;
+        wallets.push((pending(&before.body), after.body["available_fen"].clone()));
+    }
+    // East: 300 − ⌊300 × 8 %⌋ + 50 = 326; main: 300 − 30 + 50 = 320. The
+    // pending figure shown before completion is the same sum.
+    assert_eq!(
+        wallets,
+        [(json!(326), json!(326)), (json!(320), json!(320))]
+    );
+}

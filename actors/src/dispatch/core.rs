@@ -963,3 +963,236 @@ impl DispatchCore {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Application, Decision, PhoneNumber, PlaceId};
+
+    const MAP: &str = "\
+[[places]]\nid='station'\nname='S'\nkind='station'\nx=0\ny=0\n\
+[[places]]\nid='dorm'\nname='D'\nkind='dorm'\nx=400\ny=300\n\
+[[places]]\nid='gate'\nname='G'\nkind='gate'\nx=800\ny=0\n";
+
+    fn epoch() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_764_000_000).expect("time")
+    }
+
+    fn core(max_tasks: u32) -> (DispatchCore, Instant) {
+        let campus = Campus::parse(MAP, "t").expect("map");
+        let settings = CoreSettings {
+            params: Params {
+                speed: 200.0,
+                whole_minutes: false,
+                pickup_service: 2.0,
+                dropoff_service: 2.0,
+                target: 40.0,
+                max: 90.0,
+                max_is_hard: false,
+                max_bundle: max_tasks as usize,
+            },
+            max_tasks,
+            presence_ttl: Duration::from_secs(300),
+            reassign_after: Duration::from_secs(600),
+            tick: 0.2 / 60.0,
+        };
+        let at = Instant::now();
+        (DispatchCore::new(&campus, settings, epoch(), at), at)
+    }
+
+    fn who(s: &str) -> OpenId {
+        OpenId::parse(s).expect("openid")
+    }
+
+    fn order(n: u32) -> OrderId {
+        OrderId::parse(&format!("O{n:04}")).expect("id")
+    }
+
+    fn waiting(n: u32, customer: &str, since: OffsetDateTime) -> OrderWaiting {
+        OrderWaiting {
+            id: order(n),
+            pickup: PlaceId::unchecked("station"),
+            dropoff: PlaceId::unchecked("dorm"),
+            customer: who(customer),
+            since,
+            ready_at: since,
+            declined: Vec::new(),
+            campus: None,
+        }
+    }
+
+    fn task(n: u32, courier: &str, status: Status) -> TaskChanged {
+        TaskChanged {
+            id: order(n),
+            courier: who(courier),
+            status,
+            pickup: PlaceId::unchecked("station"),
+            dropoff: PlaceId::unchecked("dorm"),
+            ready_at: epoch(),
+            placed: epoch(),
+            campus: None,
+        }
+    }
+
+    fn profile(courier: &str) -> CourierProfile {
+        let app = Application {
+            openid: who(courier),
+            name: courier.into(),
+            phone: PhoneNumber::parse("13800138000").expect("phone"),
+            student_no: None,
+            card_photo: None,
+            name_flagged: false,
+        };
+        CourierProfile::apply(None, app, false, epoch())
+    }
+
+    #[test]
+    fn presence_expires_and_a_location_never_brings_a_courier_back_online() {
+        let (mut core, at) = core(3);
+        let c = who("oC1");
+        assert!(!core.set_online(c.clone(), 0, at), "a first online call");
+        assert!(core.set_online(c.clone(), 0, at), "a second one refreshes");
+        assert!(core.is_online(&c, at + Duration::from_secs(299)));
+        assert!(!core.is_online(&c, at + Duration::from_secs(300)));
+        core.set_location(c.clone(), 2, at + Duration::from_secs(400));
+        assert!(!core.is_online(&c, at + Duration::from_secs(400)));
+        assert_eq!(core.presence_of(&c, at).1.as_deref(), Some("gate"));
+        let later = at + Duration::from_secs(500);
+        assert!(
+            !core.set_online(c.clone(), 1, later),
+            "expired: a fresh start"
+        );
+        assert!(core.go_offline(&c, later));
+        assert!(!core.go_offline(&c, later), "already offline");
+    }
+
+    #[test]
+    fn a_round_sends_the_nearest_free_courier_once_and_never_the_customer() {
+        let (mut core, at) = core(3);
+        let now = epoch() + Duration::from_secs(60);
+        core.add_waiting(waiting(1, "oCustomer", epoch()));
+        core.set_online(who("oCustomer"), 0, at);
+        assert!(
+            core.round(now, at).sends.is_empty(),
+            "only the customer is online"
+        );
+        core.set_online(who("oNear"), 0, at);
+        core.set_online(who("oFar"), 2, at);
+        let round = core.round(now, at);
+        assert!(round.planned);
+        let sent: Vec<(OrderId, OpenId)> = round
+            .sends
+            .iter()
+            .map(|s| (s.order.clone(), s.courier.clone()))
+            .collect();
+        assert_eq!(sent, [(order(1), who("oNear"))]);
+        assert_eq!(round.sends[0].waited, Duration::from_secs(60));
+        assert!(
+            core.round(now, at).sends.is_empty(),
+            "in flight: not sent twice"
+        );
+        let back = core.settle(&order(1), &who("oNear"), None, now);
+        assert!(back.is_empty());
+        assert_eq!(core.tasks_of(&who("oNear")), [order(1)]);
+        assert!(core.is_idle());
+    }
+
+    #[test]
+    fn capacity_counts_assignments_in_flight() {
+        let (mut core, at) = core(1);
+        let now = epoch();
+        core.set_online(who("oOnly"), 0, at);
+        core.add_waiting(waiting(1, "oA", now));
+        core.add_waiting(waiting(2, "oB", now));
+        assert_eq!(core.round(now, at).sends.len(), 1);
+        let second = core.may_take(&who("oOnly"), &order(2), false, at);
+        assert!(
+            matches!(second, Err(DispatchError::Conflict(_))),
+            "{second:?}"
+        );
+    }
+
+    #[test]
+    fn an_order_back_in_the_pool_before_its_answer_is_not_booked_again() {
+        let (mut core, at) = core(3);
+        core.set_online(who("oC"), 0, at);
+        core.add_waiting(waiting(1, "oA", epoch()));
+        assert_eq!(core.round(epoch(), at).sends.len(), 1);
+        // Given back while the assignment was in flight: the shard's
+        // events said assigned, then paid again.
+        core.add_waiting(waiting(1, "oA", epoch()));
+        core.settle(&order(1), &who("oC"), None, epoch());
+        assert!(core.tasks_of(&who("oC")).is_empty());
+        assert!(!core.is_idle(), "it waits for another round");
+    }
+
+    #[test]
+    fn untouched_tasks_of_absent_or_barred_couriers_go_back_once() {
+        let (mut core, at) = core(3);
+        core.task_changed(task(1, "oGone", Status::Assigned), epoch(), at);
+        core.task_changed(task(2, "oGone", Status::PickedUp), epoch(), at);
+        assert!(
+            core.stale(epoch(), at).is_empty(),
+            "absent since the start only"
+        );
+        let later = at + Duration::from_secs(601);
+        assert_eq!(core.stale(epoch(), later), [(order(1), who("oGone"))]);
+        assert!(
+            core.stale(epoch(), later).is_empty(),
+            "being taken back already"
+        );
+
+        core.set_online(who("oBad"), 0, at);
+        core.task_changed(task(3, "oBad", Status::Assigned), epoch(), at);
+        let mut barred = profile("oBad");
+        barred
+            .decide(
+                Decision::Suspend {
+                    reason: "late".into(),
+                    until: None,
+                },
+                epoch(),
+            )
+            .expect("suspend");
+        core.know(barred);
+        assert_eq!(core.stale(epoch(), at), [(order(3), who("oBad"))]);
+    }
+
+    #[test]
+    fn a_withdrawn_task_is_listed_and_the_route_is_in_place_ids_and_times() {
+        let (mut core, at) = core(3);
+        core.set_online(who("oC"), 0, at);
+        core.task_changed(task(1, "oC", Status::Assigned), epoch(), at);
+        let route = core.route_of(&who("oC"), epoch());
+        let stops: Vec<(&str, &str)> = route
+            .iter()
+            .map(|s| (s.action, s.place_id.as_str()))
+            .collect();
+        assert_eq!(stops, [("pickup", "station"), ("dropoff", "dorm")]);
+        // 500 m at 200 m/min plus half of each service time: 2.5 min + 2 min.
+        let eta = core.eta_of(&order(1), &who("oC"), epoch()).expect("eta");
+        assert!(
+            eta > epoch() && eta < epoch() + Duration::from_secs(600),
+            "{eta}"
+        );
+        core.task_changed(task(1, "oC", Status::Paid), epoch(), at);
+        let list = core.task_list(&who("oC"), epoch(), at);
+        assert!(list.open.is_empty() && list.route.is_empty());
+        assert_eq!(list.withdrawn.len(), 1);
+        assert_eq!(list.withdrawn[0].reason, WithdrawReason::Reassigned);
+    }
+
+    #[test]
+    fn an_order_whose_places_left_the_map_is_shown_never_planned() {
+        let (mut core, at) = core(3);
+        core.set_online(who("oC"), 0, at);
+        let mut lost = waiting(1, "oA", epoch());
+        lost.dropoff = PlaceId::unchecked("old-dorm");
+        core.add_waiting(lost);
+        assert!(core.is_stranded(&order(1)));
+        assert!(core.round(epoch(), at).sends.is_empty());
+        let board = core.board(epoch(), at);
+        assert_eq!(board.waiting.len(), 1);
+        assert!(!board.waiting[0].on_map);
+    }
+}

@@ -7,7 +7,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::domain::{Event, OpenId, Order, OrderId, Status};
+use crate::domain::{CampusId, Event, OpenId, Order, OrderId, Status};
 
 use super::withdrawal::WithdrawalId;
 
@@ -100,6 +100,9 @@ pub enum MoneyEvent {
         total: u32,
         /// Of which the tip, the courier's whole.
         tip: u32,
+        /// The order's campus, whose commission applies (None: the
+        /// default campus, or an order from before campuses).
+        campus: Option<CampusId>,
     },
     /// Money went back to the customer.
     Refunded {
@@ -194,6 +197,34 @@ impl Posting {
     /// True when the legs sum to zero.
     pub fn is_balanced(&self) -> bool {
         self.legs.iter().map(|l| l.amount).sum::<i64>() == 0
+    }
+}
+
+/// The platform's share of completed orders: `money.commission_percent`,
+/// or a campus's own `commission_percent`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Commission {
+    /// `money.commission_percent`.
+    pub default: u8,
+    /// Campuses with their own share.
+    pub campuses: std::collections::HashMap<CampusId, u8>,
+}
+
+impl Commission {
+    /// The percent an order on `campus` (None: the default campus) pays.
+    pub fn on(&self, campus: Option<&CampusId>) -> u8 {
+        campus
+            .and_then(|c| self.campuses.get(c))
+            .copied()
+            .unwrap_or(self.default)
+    }
+
+    /// The percent `event` posts with (only a completion takes one).
+    pub fn of(&self, event: &MoneyEvent) -> u8 {
+        match event {
+            MoneyEvent::Completed { campus, .. } => self.on(campus.as_ref()),
+            _ => self.default,
+        }
     }
 }
 
@@ -378,6 +409,7 @@ impl MoneyEvent {
                 courier,
                 total: order.total_fen(),
                 tip: order.tip_fen.get(),
+                campus: order.extras.campus.clone(),
             })
         };
         match event {
@@ -640,6 +672,7 @@ mod tests {
             courier: courier.clone(),
             total: 455,
             tip: 150,
+            campus: None,
         };
         apply(&mut balances, &mut journal, &done.posting(escrow, 10));
         // Commission ⌊305 × 10 %⌋ = 30; the courier gets the rest, tip whole.
@@ -720,6 +753,7 @@ mod tests {
             courier: courier.clone(),
             total: 300,
             tip: 0,
+            campus: None,
         };
         apply(&mut balances, &mut journal, &done.posting(300, 10));
         assert!(report(&balances, &journal, |_| true).balanced);
@@ -812,7 +846,7 @@ mod tests {
                             *finished = true;
                             let left = *total - *refunded;
                             earned[c] += i64::from(left - commission(left, *tip, percent));
-                            MoneyEvent::Completed { order: order(o), courier: courier(c), total: *total, tip: *tip }
+                            MoneyEvent::Completed { order: order(o), courier: courier(c), total: *total, tip: *tip, campus: None }
                         }
                         _ => continue,
                     },

@@ -43,11 +43,11 @@ const SWEEP_EVERY: Duration = Duration::from_secs(5);
 pub const MAX_STATEMENT: usize = 100;
 
 /// What the ledger needs from the configuration.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct LedgerConfig {
-    /// `money.commission_percent`: the platform's share of a completed
-    /// order's fee (never of the tip).
-    pub commission_percent: u8,
+    /// `money.commission_percent` and the campuses' own: the platform's
+    /// share of a completed order's fee (never of the tip).
+    pub commission: Commission,
 }
 
 /// Why the ledger could not answer.
@@ -171,8 +171,7 @@ impl LedgerActor {
                 return posted;
             }
             let at = unix_ms(now_utc());
-            let percent = self.config.commission_percent;
-            match self.repo.post_batch(&events, percent, at) {
+            match self.repo.post_batch(&events, &self.config.commission, at) {
                 Ok(new) => {
                     posted += new;
                     metrics::counter!("lastmile_ledger_postings_total").increment(new as u64);
@@ -194,12 +193,10 @@ impl LedgerActor {
     fn post_one_by_one(&mut self, events: Vec<(u64, MoneyEvent)>) -> Option<usize> {
         let mut posted = 0;
         for (seq, event) in events {
-            match self.repo.post(
-                seq,
-                &event,
-                self.config.commission_percent,
-                unix_ms(now_utc()),
-            ) {
+            match self
+                .repo
+                .post(seq, &event, &self.config.commission, unix_ms(now_utc()))
+            {
                 Ok(true) => {
                     posted += 1;
                     metrics::counter!("lastmile_ledger_postings_total").increment(1);

@@ -7,8 +7,8 @@
 //! happened (an order's payment before its completion).
 
 use crate::ledger::{
-    Account, Entry, Journal, LedgerDay, MoneyEvent, Posted, PostingKind, Reconciliation, Subject,
-    Withdrawal, WithdrawalId, WithdrawalStatus,
+    Account, Commission, Entry, Journal, LedgerDay, MoneyEvent, Posted, PostingKind,
+    Reconciliation, Subject, Withdrawal, WithdrawalId, WithdrawalStatus,
 };
 
 use super::*;
@@ -60,7 +60,7 @@ impl LedgerRepo {
     pub fn post_batch(
         &self,
         events: &[(u64, MoneyEvent)],
-        percent: u8,
+        commission: &Commission,
         at_unix_ms: i64,
     ) -> Result<usize, StorageError> {
         let inner = &self.0.inner;
@@ -81,26 +81,26 @@ impl LedgerRepo {
                 let mut new = 0;
                 for (seq, event) in events {
                     inbox.remove(&seq.to_be_bytes())?;
-                    new += usize::from(book.post(event, percent, at_unix_ms)?);
+                    new += usize::from(book.post(event, commission.of(event), at_unix_ms)?);
                 }
                 Ok(new)
             })
             .map_err(unwrap_tx)
     }
 
-    /// Posts `event` once, at `at_unix_ms`, with the commission percent of
-    /// the moment, and takes it (inbox key `seq`) out of the inbox,
+    /// Posts `event` once, at `at_unix_ms`, with the commission of the
+    /// moment (its campus's), and takes it (inbox key `seq`) out of the inbox,
     /// atomically. Answers whether it was new (a replayed event only
     /// leaves the inbox).
     pub fn post(
         &self,
         seq: u64,
         event: &MoneyEvent,
-        percent: u8,
+        commission: &Commission,
         at_unix_ms: i64,
     ) -> Result<bool, StorageError> {
         let one = [(seq, event.clone())];
-        Ok(self.post_batch(&one, percent, at_unix_ms)? == 1)
+        Ok(self.post_batch(&one, commission, at_unix_ms)? == 1)
     }
 
     /// Writes a withdrawal, with (atomically) the posting of the money it

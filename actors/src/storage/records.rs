@@ -1145,6 +1145,14 @@ pub(super) enum MoneyEventV1 {
         courier: String,
         amount: u32,
     },
+    // Appended: earlier records keep their variant numbers.
+    CompletedOnCampus {
+        order: String,
+        courier: String,
+        total: u32,
+        tip: u32,
+        campus: String,
+    },
 }
 
 fn withdrawal_id(s: &str) -> Result<WithdrawalId, Unreadable> {
@@ -1168,11 +1176,25 @@ impl Stored for MoneyEvent {
                 courier,
                 total,
                 tip,
+                campus: None,
             } => MoneyEventV1::Completed {
                 order: order.to_string(),
                 courier: courier.to_string(),
                 total: *total,
                 tip: *tip,
+            },
+            MoneyEvent::Completed {
+                order,
+                courier,
+                total,
+                tip,
+                campus: Some(campus),
+            } => MoneyEventV1::CompletedOnCampus {
+                order: order.to_string(),
+                courier: courier.to_string(),
+                total: *total,
+                tip: *tip,
+                campus: campus.to_string(),
             },
             MoneyEvent::Refunded {
                 order,
@@ -1228,6 +1250,20 @@ impl Stored for MoneyEvent {
                 courier: open_id(&courier)?,
                 total,
                 tip,
+                campus: None,
+            },
+            MoneyEventV1::CompletedOnCampus {
+                order,
+                courier,
+                total,
+                tip,
+                campus,
+            } => MoneyEvent::Completed {
+                order: order_id(&order)?,
+                courier: open_id(&courier)?,
+                total,
+                tip,
+                campus: Some(CampusId::parse(&campus).map_err(|_| Unreadable)?),
             },
             MoneyEventV1::Refunded {
                 order,
