@@ -110,6 +110,29 @@ impl Operator {
         self.covers(state.campus_of(order))
     }
 
+    /// Not found unless the operator covers the order's campus (an
+    /// operator limited to campuses never learns of others' orders).
+    pub async fn may_act_on(&self, state: &AppState, id: &OrderId) -> Result<(), ApiError> {
+        if self.campuses.is_empty() {
+            return Ok(());
+        }
+        match state.orders.peek(id).await? {
+            Some(order) if self.covers_order(state, &order) => Ok(()),
+            _ => Err(ApiError::NotFound("order not found".into())),
+        }
+    }
+
+    /// Not found when the courier works on a campus the operator does not
+    /// cover (one who works on none yet is anyone's to review).
+    pub fn may_act_on_courier(&self, state: &AppState, courier: &OpenId) -> Result<(), ApiError> {
+        match state.dispatch.works_on(courier) {
+            Some(campus) if !self.covers(campus.as_str()) => {
+                Err(ApiError::NotFound("no such courier".into()))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The campus an admin request is about: the one it names (400 when
     /// not served, 403 outside the operator's campuses), else the first
     /// the operator covers.

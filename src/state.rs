@@ -75,6 +75,17 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// A campus as orders are checked against it.
+    pub fn campus_ref(
+        &self,
+        campus: &lastmile_actors::campus::Campus,
+    ) -> lastmile_actors::orders::CampusOf {
+        lastmile_actors::orders::CampusOf {
+            id: campus.campus_id().clone(),
+            is_default: campus.campus_id() == self.campuses.first().campus_id(),
+        }
+    }
+
     /// The id of the campus an order is on (one written before campuses
     /// is on the default campus).
     pub fn campus_of<'a>(&'a self, order: &'a lastmile_actors::domain::Order) -> &'a str {

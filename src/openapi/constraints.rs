@@ -88,6 +88,7 @@ pub fn apply(doc: &mut Value, campuses: &Campuses) {
         "/api/v1/admin/map",
         "/api/v1/admin/live",
         "/api/v1/admin/couriers",
+        "/api/v1/admin/today",
     ] {
         merge(
             parameter(doc, path, "get", "campus"),

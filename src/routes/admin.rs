@@ -181,14 +181,26 @@ pub struct Today {
     path = "/api/v1/admin/today",
     tag = "admin",
     security(("bearer" = [])),
+    params(CampusQuery),
     responses(
         (status = 200, description = "Figures of the orders created today (campus time, UTC+8)", body = Today),
+        (status = 403, description = "The campus is not one of the operator's", body = ErrorBody),
         (status = 404, description = "admin.token is not set", body = ErrorBody),
     )
 )]
-pub async fn today(_: Can<Reads>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn today(
+    can: Can<Reads>,
+    state: web::Data<AppState>,
+    query: web::Query<CampusQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let op = can.operator();
+    // Every campus for an operator limited to none who names none.
+    let campus = match (query.campus.as_deref(), op.campuses.is_empty()) {
+        (None, true) => None,
+        (named, _) => Some(state.campus_ref(&*op.campus(&state, named)?)),
+    };
     let (day, since) = campus_day(now_utc());
-    let figures = state.orders.figures_since(since).await?;
+    let figures = state.orders.figures_since(since, campus).await?;
     Ok(private(Today { day, figures }))
 }
 
@@ -308,7 +320,7 @@ pub struct SearchQuery {
     )
 )]
 pub async fn search(
-    _: Can<Reads>,
+    can: Can<Reads>,
     state: web::Data<AppState>,
     query: web::Query<SearchQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -332,7 +344,10 @@ pub async fn search(
         }
     }
     let mut orders = Vec::with_capacity(found.len());
-    for order in found {
+    for order in found
+        .into_iter()
+        .filter(|o| can.operator().covers_order(&state, o))
+    {
         orders.push(AdminOrder::of(&state, order).await);
     }
     Ok(private(AdminOrders { orders }))
@@ -369,6 +384,7 @@ pub async fn refund(
     JsonBody(body): JsonBody<RefundBody>,
 ) -> Result<HttpResponse, ApiError> {
     let reason = reason(body.reason)?;
+    op.may_act_on(&state, &id).await?;
     let order = state
         .orders
         .operator_refund(id, op.changed_by(), reason)
@@ -400,6 +416,7 @@ pub async fn settle(
     JsonBody(body): JsonBody<RefundBody>,
 ) -> Result<HttpResponse, ApiError> {
     let reason = reason(body.reason)?;
+    op.may_act_on(&state, &id).await?;
     let order = state
         .orders
         .settle_refund(id, op.changed_by(), reason)
@@ -447,6 +464,7 @@ pub async fn reassign(
         .ok_or_else(|| ApiError::Validation("courier is required".into()))?;
     let courier = OpenId::parse(&courier)
         .map_err(|_| ApiError::Validation("courier must be an openid".into()))?;
+    op.may_act_on(&state, &id).await?;
     let order = state
         .dispatch
         .reassign(id, courier, op.name.clone())
@@ -474,6 +492,7 @@ pub async fn force_offline(
 ) -> Result<HttpResponse, ApiError> {
     let courier =
         OpenId::parse(&openid).map_err(|_| ApiError::NotFound("no such courier".into()))?;
+    op.may_act_on_courier(&state, &courier)?;
     let (courier, changed) = state
         .dispatch
         .force_offline(courier, op.name.clone())

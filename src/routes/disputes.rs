@@ -137,10 +137,16 @@ pub async fn open_dispute(
         (status = 404, description = "admin.token is not set", body = ErrorBody),
     )
 )]
-pub async fn disputes(_: Can<Reads>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn disputes(
+    can: Can<Reads>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let open = state.orders.open_disputes().await?;
     let mut orders = Vec::with_capacity(open.len());
-    for order in open {
+    for order in open
+        .into_iter()
+        .filter(|o| can.operator().covers_order(&state, o))
+    {
         orders.push(AdminOrder::of(&state, order).await);
     }
     Ok(private(DisputeQueue { orders }))
@@ -184,6 +190,7 @@ pub async fn resolve(
         .note
         .ok_or_else(|| ApiError::Validation("note is required".into()))?;
     let note = parse_text(&note, "note", 1, MAX_TEXT_CHARS)?;
+    op.may_act_on(&state, &id).await?;
     let order = state
         .orders
         .resolve_dispute(id, refund, note, Some(op.name.clone()))

@@ -28,6 +28,17 @@ pub struct Me {
     money: bool,
     /// May manage operators.
     manage: bool,
+    /// The campuses served here that they see and act on.
+    campuses: Vec<CampusChoice>,
+}
+
+/// A campus an operator may switch to.
+#[derive(Serialize, ToSchema)]
+pub struct CampusChoice {
+    /// Its id (`campus` in admin queries).
+    id: String,
+    /// Its name.
+    name: String,
 }
 
 /// An operator as the admin API shows them (never their token).
@@ -111,8 +122,18 @@ fn operator_error(e: OperatorError) -> ApiError {
     security(("bearer" = [])),
     responses((status = 200, description = "The signed-in operator", body = Me))
 )]
-pub async fn me(Can(op, _): Can<Reads>) -> HttpResponse {
+pub async fn me(Can(op, _): Can<Reads>, state: web::Data<AppState>) -> HttpResponse {
+    let campuses = state
+        .campuses
+        .iter()
+        .filter(|c| op.covers(c.id()))
+        .map(|c| CampusChoice {
+            id: c.id().to_owned(),
+            name: c.name().to_owned(),
+        })
+        .collect();
     private(Me {
+        campuses,
         dispatch: op.role.may(Power::Dispatch),
         money: op.role.may(Power::Money),
         manage: op.role.may(Power::Manage),

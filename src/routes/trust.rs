@@ -73,9 +73,11 @@ async fn decide(
     decision: Decision,
 ) -> Result<HttpResponse, ApiError> {
     let action = decision.action();
+    let courier = courier_of(courier)?;
+    op.may_act_on_courier(state, &courier)?;
     let (view, changed) = state
         .dispatch
-        .decide(courier_of(courier)?, decision, op.name.clone())
+        .decide(courier, decision, op.name.clone())
         .await?;
     if changed {
         acted(op, action);

@@ -432,6 +432,52 @@ async fn the_admin_api_is_per_campus_and_limited_operators_see_only_theirs() {
             refused.body
         );
     }
+    // Orders: east's are theirs to find and act on, main's do not exist
+    // for them.
+    let (main_customer, main_openid) = app.login("main-board-customer").await;
+    let main_order = app.paid_order(&main_customer, &main_openid).await;
+    let found = app
+        .get_as(&east_ops, &format!("/api/v1/admin/orders?q={main_order}"))
+        .await;
+    assert_eq!(found.body["orders"], json!([]), "{}", found.body);
+    let found = app
+        .get_as(&east_ops, &format!("/api/v1/admin/orders?q={east_order}"))
+        .await;
+    assert_eq!(found.body["orders"][0]["campus"], "east", "{}", found.body);
+    let reassigned = app
+        .post_as(
+            &east_ops,
+            &format!("/api/v1/admin/orders/{main_order}/reassign"),
+            Some(json!({"courier": main_courier})),
+        )
+        .await;
+    assert_eq!(
+        reassigned.status,
+        StatusCode::NOT_FOUND,
+        "{}",
+        reassigned.body
+    );
+    let reassigned = app
+        .post_as(
+            &east_ops,
+            &format!("/api/v1/admin/orders/{east_order}/reassign"),
+            Some(json!({"courier": east_courier})),
+        )
+        .await;
+    assert_eq!(reassigned.status, StatusCode::OK, "{}", reassigned.body);
+    let offline = app
+        .post_as(
+            &east_ops,
+            &format!("/api/v1/admin/couriers/{main_courier}/offline"),
+            None,
+        )
+        .await;
+    assert_eq!(offline.status, StatusCode::NOT_FOUND, "{}", offline.body);
+    let today = app.get_as(&east_ops, "/api/v1/admin/today").await;
+    assert_eq!(today.body["created"], 1, "east's one order: {}", today.body);
+    let everything = app.get_as(ADMIN, "/api/v1/admin/today").await;
+    assert_eq!(everything.body["created"], 2, "{}", everything.body);
+
     let listed = app.get_as(&east_ops, "/api/v1/admin/couriers").await;
     let openids: Vec<&Value> = listed.body["couriers"]
         .as_array()

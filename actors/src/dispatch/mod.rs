@@ -260,6 +260,12 @@ impl Dispatch {
         }
     }
 
+    /// The campus a courier works on (went online or holds tasks on),
+    /// if any since the start.
+    pub fn works_on(&self, courier: &OpenId) -> Option<CampusId> {
+        self.working.get(courier).map(|c| c.clone())
+    }
+
     /// The dispatcher of a campus (None: not on the map).
     fn on(&self, campus: &CampusId) -> Option<&CampusDispatcher> {
         self.dispatchers.get(campus)

@@ -41,6 +41,8 @@ pub struct Snapshot {
     pub total_fen: u32,
     /// When it was handed over, if it was.
     pub delivered_at: Option<OffsetDateTime>,
+    /// Its campus (None: the default one).
+    pub campus: Option<crate::domain::CampusId>,
 }
 
 impl Snapshot {
@@ -55,6 +57,7 @@ impl Snapshot {
                 .iter()
                 .find(|c| c.event == Some(Event::Deliver))
                 .map(|c| c.at),
+            campus: order.extras.campus.clone(),
         }
     }
 }

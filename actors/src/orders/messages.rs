@@ -152,11 +152,12 @@ pub struct CampusOf {
 impl CampusOf {
     /// Whether `order` is on this campus.
     pub fn holds(&self, order: &Order) -> bool {
-        order
-            .extras
-            .campus
-            .as_ref()
-            .map_or(self.is_default, |c| *c == self.id)
+        self.has(order.extras.campus.as_ref())
+    }
+
+    /// Whether an order on `campus` (None: the default one) is on this one.
+    pub fn has(&self, campus: Option<&crate::domain::CampusId>) -> bool {
+        campus.map_or(self.is_default, |c| *c == self.id)
     }
 }
 
@@ -388,6 +389,8 @@ pub struct Peek {
 pub struct SnapshotsSince {
     /// The start of the day asked about.
     pub since: time::OffsetDateTime,
+    /// Only the orders of this campus (None: every campus).
+    pub campus: Option<CampusOf>,
 }
 
 /// A courier's orders whose money is not settled yet: assigned, picked

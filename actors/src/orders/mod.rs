@@ -436,12 +436,14 @@ impl Orders {
     pub async fn figures_since(
         &self,
         since: time::OffsetDateTime,
+        campus: Option<CampusOf>,
     ) -> Result<figures::DayFigures, OrderError> {
-        let answers = futures::future::join_all(
-            self.shards
-                .iter()
-                .map(|shard| shard.send(SnapshotsSince { since })),
-        )
+        let answers = futures::future::join_all(self.shards.iter().map(|shard| {
+            shard.send(SnapshotsSince {
+                since,
+                campus: campus.clone(),
+            })
+        }))
         .await;
         let mut snapshots = Vec::new();
         for answer in answers {

@@ -1081,13 +1081,14 @@ impl Handler<SnapshotsSince> for OrderShard {
 
     fn handle(
         &mut self,
-        SnapshotsSince { since }: SnapshotsSince,
+        SnapshotsSince { since, campus }: SnapshotsSince,
         _: &mut Self::Context,
     ) -> Self::Result {
         MessageResult(
             self.recent
                 .values()
                 .filter(|s| s.created_at >= since)
+                .filter(|s| campus.as_ref().is_none_or(|c| c.has(s.campus.as_ref())))
                 .cloned()
                 .collect(),
         )
