@@ -27,6 +27,10 @@ use crate::orders::{OrderError, OrderWaiting, TaskChanged};
 const WITHDRAWN_SHOWN_FOR: Duration = Duration::from_secs(3600);
 /// How many taken-away tasks a courier's list shows at most.
 const WITHDRAWN_SHOWN_MAX: usize = 20;
+/// A campus where nothing changed re-plans this often (minutes) at least:
+/// time alone moves little (a held-back assignment says when it is due),
+/// and re-planning every tick for nothing is most of a busy server's CPU.
+const QUIET_REPLAN: f64 = 1.0 / 60.0;
 
 /// What the core needs of the `[dispatch]` settings (the campus's
 /// overrides already applied).
@@ -159,6 +163,11 @@ pub struct DispatchCore {
     returned: HashSet<OrderId>,
     /// Tasks being taken back from an absent courier.
     unassigning: HashSet<OrderId>,
+    /// Something the plan depends on changed since the last round.
+    dirty: bool,
+    /// Planner minutes before which a round with nothing changed is
+    /// skipped.
+    quiet_until: f64,
 }
 
 impl DispatchCore {
@@ -198,7 +207,14 @@ impl DispatchCore {
             in_flight: HashSet::new(),
             returned: HashSet::new(),
             unassigning: HashSet::new(),
+            dirty: true,
+            quiet_until: f64::MIN,
         }
+    }
+
+    /// The next round plans again.
+    fn touch(&mut self) {
+        self.dirty = true;
     }
 
     /// Planner minutes of a wall-clock time.
@@ -225,6 +241,7 @@ impl DispatchCore {
     /// was in flight; presence and profiles stay. `at` starts the
     /// offline clock of couriers never seen.
     pub fn restart(&mut self, at: Instant) {
+        self.touch();
         self.started_at = at;
         self.waiting.clear();
         self.stranded.clear();
@@ -252,7 +269,10 @@ impl DispatchCore {
 
     /// Keeps the latest profile of a courier.
     pub fn know(&mut self, profile: CourierProfile) {
-        self.profiles.insert(profile.openid.clone(), profile);
+        if self.profiles.get(&profile.openid) != Some(&profile) {
+            self.touch();
+            self.profiles.insert(profile.openid.clone(), profile);
+        }
     }
 
     /// The profile of a courier seen here, if any.
@@ -271,6 +291,7 @@ impl DispatchCore {
 
     /// A paid order waits (or is told again).
     pub fn add_waiting(&mut self, msg: OrderWaiting) {
+        self.touch();
         if self.in_flight.contains(&msg.id) {
             self.returned.insert(msg.id.clone());
         }
@@ -310,6 +331,7 @@ impl DispatchCore {
 
     /// A waiting order left the pool.
     pub fn remove_waiting(&mut self, id: &OrderId) {
+        self.touch();
         self.waiting.remove(id);
         self.stranded.remove(id);
     }
@@ -325,6 +347,14 @@ impl DispatchCore {
     /// online already (a refresh).
     pub fn set_online(&mut self, courier: OpenId, place: usize, at: Instant) -> bool {
         let already = self.is_online(&courier, at);
+        if !already
+            || self
+                .couriers
+                .get(&courier)
+                .is_some_and(|p| p.place != place)
+        {
+            self.touch();
+        }
         let present = Present {
             place,
             online: true,
@@ -338,6 +368,10 @@ impl DispatchCore {
     /// A courier reports where they are: it refreshes an online courier's
     /// presence and never brings an offline (or expired) one back online.
     pub fn set_location(&mut self, courier: OpenId, place: usize, at: Instant) {
+        // A phone reporting the same place again changes no plan.
+        if self.couriers.get(&courier).is_none_or(|p| p.place != place) {
+            self.touch();
+        }
         let online = self.is_online(&courier, at);
         let since = self.offline_since(&courier, at);
         let entry = self.couriers.entry(courier).or_insert(Present {
@@ -366,11 +400,13 @@ impl DispatchCore {
             p.online = false;
             p.offline_at = Some(at);
         }
+        self.touch();
         true
     }
 
     /// A courier left for another campus: no presence here any more.
     pub fn forget(&mut self, courier: &OpenId) {
+        self.touch();
         self.couriers.remove(courier);
     }
 
@@ -418,6 +454,7 @@ impl DispatchCore {
     /// Takes back at once the tasks a courier has not picked up; answers
     /// those to ask the shards to unassign.
     pub fn take_back(&mut self, courier: &OpenId) -> Vec<OrderId> {
+        self.touch();
         let ids: Vec<OrderId> = self
             .tasks
             .get(courier)
@@ -481,6 +518,7 @@ impl DispatchCore {
         failure: Option<&OrderError>,
         now: OffsetDateTime,
     ) -> Vec<OrderId> {
+        self.touch();
         self.in_flight.remove(id);
         let came_back = self.returned.remove(id);
         if let Some(n) = self.reserved.get_mut(courier) {
@@ -545,6 +583,9 @@ impl DispatchCore {
             })
             .filter(|(id, _)| !self.unassigning.contains(id))
             .collect();
+        if !stale.is_empty() {
+            self.touch();
+        }
         self.unassigning
             .extend(stale.iter().map(|(id, _)| id.clone()));
         stale
@@ -552,6 +593,7 @@ impl DispatchCore {
 
     /// Books a shard's news about a task.
     pub fn task_changed(&mut self, changed: TaskChanged, now: OffsetDateTime, at: Instant) {
+        self.touch();
         let TaskChanged {
             id,
             courier,
@@ -618,6 +660,11 @@ impl DispatchCore {
             return round;
         }
         let now_m = self.minutes(now);
+        if !self.dirty && now_m < self.quiet_until {
+            return round;
+        }
+        self.dirty = false;
+        self.quiet_until = now_m + QUIET_REPLAN;
         let mut input = self.round_input(now_m, at);
         if input.orders.is_empty() || input.couriers.is_empty() {
             return round;
@@ -642,6 +689,10 @@ impl DispatchCore {
                 .map(|&k| input.orders[k].ready)
                 .fold(f64::MIN, f64::max);
             if sent.arrive + self.settings.tick < ready {
+                // Planned again, it is sent once the courier would arrive
+                // within a tick of it being ready.
+                let due = now_m + (ready - self.settings.tick - sent.arrive);
+                self.quiet_until = self.quiet_until.min(due);
                 continue;
             }
             round
@@ -1095,6 +1146,60 @@ mod tests {
         assert!(back.is_empty());
         assert_eq!(core.tasks_of(&who("oNear")), [order(1)]);
         assert!(core.is_idle());
+    }
+
+    #[test]
+    fn a_campus_where_nothing_changed_plans_again_only_when_something_is_due() {
+        let (mut core, at) = core(3);
+        core.set_online(who("oC"), 2, at);
+        // Ready in 10 minutes: planned, held back (the courier would wait).
+        let mut later = waiting(1, "oA", epoch());
+        later.ready_at = epoch() + Duration::from_secs(600);
+        (later.pickup, later.dropoff) = (PlaceId::unchecked("dorm"), PlaceId::unchecked("gate"));
+        core.add_waiting(later);
+        let first = core.round(epoch(), at);
+        assert!(first.planned && first.sends.is_empty());
+        let tick = Duration::from_millis(200);
+        let quiet = core.round(epoch() + tick, at + tick);
+        assert!(!quiet.planned, "nothing changed, nothing due");
+        let second = Duration::from_secs(1);
+        assert!(
+            core.round(epoch() + second, at + second).planned,
+            "at least every second"
+        );
+        core.set_online(who("oD"), 0, at + second);
+        let changed = core.round(epoch() + second + tick, at + second + tick);
+        assert!(
+            changed.planned,
+            "a courier coming online is planned at the next tick"
+        );
+        core.go_offline(&who("oD"), at + second + tick);
+        // Sent when a courier would arrive within a tick of it being ready:
+        // minutes in, not before.
+        let mut sent = Vec::new();
+        let mut planned = 0;
+        let mut when = Duration::ZERO;
+        for ms in (2_000..=700_000).step_by(200) {
+            when = Duration::from_millis(ms);
+            // The app keeps saying it is online: a refresh, no change.
+            core.set_online(who("oC"), 2, at + when);
+            let round = core.round(epoch() + when, at + when);
+            planned += usize::from(round.planned);
+            sent.extend(round.sends);
+            if !sent.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(sent.len(), 1, "sent once it was due");
+        assert_eq!(sent[0].order, order(1));
+        assert!(
+            when > Duration::from_secs(60),
+            "not before it was due: {when:?}"
+        );
+        assert!(
+            planned * 4 < 3490,
+            "quiet ticks were skipped: {planned} rounds"
+        );
     }
 
     #[test]
