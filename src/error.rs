@@ -6,7 +6,7 @@ use lastmile_actors::auth::sessions::AuthError;
 use lastmile_actors::dispatch::DispatchError;
 use lastmile_actors::domain::ValidationError;
 use lastmile_actors::ledger::{LedgerError, WithdrawalError};
-use lastmile_actors::messages::formid::PoolError;
+use lastmile_actors::notify::formid::PoolError;
 use lastmile_actors::orders::OrderError;
 use lastmile_actors::payments::PaymentError;
 use lastmile_actors::uploads::photo::PhotoError;

@@ -14,8 +14,8 @@ use lastmile_actors::auth::token::Tokens;
 use lastmile_actors::campus::{CampusError, Campuses};
 use lastmile_actors::dispatch::{Dispatch, DispatchConfig};
 use lastmile_actors::ledger::{Commission, Ledger, LedgerConfig, Payouts, Reconciler};
-use lastmile_actors::messages::formid::FormIds;
-use lastmile_actors::messages::notifier::{Notifications, NotifierConfig};
+use lastmile_actors::notify::formid::FormIds;
+use lastmile_actors::notify::notifier::{Notifications, NotifierConfig};
 use lastmile_actors::objects::{LocalObjects, ObjectStore, QiniuObjects};
 use lastmile_actors::orders::{Orders, OrdersConfig};
 use lastmile_actors::payments::Payments;
@@ -28,7 +28,7 @@ use lastmile_actors::wechat::{Mode, SandboxWeChat, WeChat, WeChatError};
 use crate::config::Settings;
 use crate::error::ApiError;
 use crate::routes::{
-    admin, auth, campuses, couriers, disputes, messages, money, operators, ops, orders, payments,
+    admin, auth, campuses, couriers, disputes, money, operators, ops, orders, outreach, payments,
     pricing, transfers, trust, uploads,
 };
 use crate::state::AppState;
@@ -386,11 +386,11 @@ fn routes() -> Vec<actix_web::Resource> {
         }),
         documented::<orders::__path_cancel>(|r| r.route(web::post().to(orders::cancel))),
         documented::<payments::__path_pay>(|r| r.route(web::post().to(payments::pay))),
-        documented::<messages::__path_add_form_ids>(|r| {
-            r.route(web::post().to(messages::add_form_ids))
+        documented::<outreach::__path_add_form_ids>(|r| {
+            r.route(web::post().to(outreach::add_form_ids))
         }),
-        documented::<messages::__path_subscribe>(|r| r.route(web::post().to(messages::subscribe))),
-        documented::<messages::__path_share_code>(|r| r.route(web::get().to(messages::share_code))),
+        documented::<outreach::__path_subscribe>(|r| r.route(web::post().to(outreach::subscribe))),
+        documented::<outreach::__path_share_code>(|r| r.route(web::get().to(outreach::share_code))),
         documented::<payments::__path_pay_notify>(|r| {
             r.route(web::post().to(payments::pay_notify))
         }),
@@ -414,7 +414,7 @@ fn routes() -> Vec<actix_web::Resource> {
         }),
         documented::<uploads::__path_upload>(|r| r.route(web::post().to(uploads::upload))),
         documented::<uploads::__path_photo>(|r| r.route(web::get().to(uploads::photo))),
-        documented::<messages::__path_file>(|r| r.route(web::get().to(messages::file))),
+        documented::<outreach::__path_file>(|r| r.route(web::get().to(outreach::file))),
         documented::<ops::__path_metrics>(|r| r.route(web::get().to(ops::metrics))),
         documented::<ops::__path_healthz>(|r| r.route(web::get().to(ops::healthz))),
         documented::<ops::__path_readyz>(|r| r.route(web::get().to(ops::readyz))),

@@ -333,9 +333,12 @@ fn describe_metrics() {
     );
     describe_gauge!(
         "lastmile_dispatch_orders_waiting",
-        "Paid orders waiting for a courier."
+        "Paid orders waiting for a courier, per campus."
     );
-    describe_gauge!("lastmile_dispatch_couriers_online", "Couriers online now.");
+    describe_gauge!(
+        "lastmile_dispatch_couriers_online",
+        "Couriers online now, per campus."
+    );
     describe_histogram!(
         "lastmile_dispatch_round_seconds",
         Unit::Seconds,

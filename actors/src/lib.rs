@@ -14,10 +14,10 @@
 //! - [`domain`]: parsed values (`OrderId`, `OpenId`, `Fen`, …), the order record and its status machine
 //! - [`errors`]: an error with its causes for one log line
 //! - [`flight`]: single flight — concurrent asks for one key share one call
-//! - [`messages`]: [`messages::notifier`] (the durable outbox worker: subscribe / template
-//!   messages with retries) and [`messages::formid`] (form_ids, paid prepay_ids, subscribe grants)
+//! - [`notify`]: [`notify::notifier`] (the durable outbox worker: subscribe / template
+//!   messages with retries) and [`notify::formid`] (form_ids, paid prepay_ids, subscribe grants)
 //! - [`objects`]: object storage (local directory or Qiniu form upload)
-//! - [`orders`]: the sharded, supervised orders actors, their messages and the
+//! - [`orders`]: the sharded, supervised orders actors, their protocol and the
 //!   [`orders::OrderEvent`]s they publish, and the router handle
 //! - [`payments`]: the payments actor: prepay, notify, query/close on timeout, refunds
 //! - [`ratelimit`]: per-client token buckets (when `http.rate_limit` is set)
@@ -38,7 +38,7 @@ pub mod domain;
 pub mod errors;
 pub mod flight;
 pub mod ledger;
-pub mod messages;
+pub mod notify;
 pub mod objects;
 pub mod orders;
 pub mod payments;

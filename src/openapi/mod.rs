@@ -18,7 +18,7 @@ use utoipa_swagger_ui::Config;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::routes::{
-    admin, auth, campuses, couriers, disputes, messages, money, operators, ops, orders, payments,
+    admin, auth, campuses, couriers, disputes, money, operators, ops, orders, outreach, payments,
     pricing, transfers, trust, uploads,
 };
 use crate::state::AppState;
@@ -45,7 +45,7 @@ mod constraints;
         couriers::deliver, couriers::confirm, couriers::release,
         disputes::open_dispute, disputes::disputes, disputes::resolve,
         uploads::upload, uploads::photo,
-        messages::add_form_ids, messages::subscribe, messages::share_code, messages::file,
+        outreach::add_form_ids, outreach::subscribe, outreach::share_code, outreach::file,
         payments::pay_notify, payments::refund_notify,
         payments::sandbox_pay, payments::sandbox_messages, payments::sandbox_fail_sends,
         transfers::transfer_notify, transfers::sandbox_confirm,

@@ -10,7 +10,7 @@ use lastmile_actors::domain::CampusId;
 use lastmile_actors::wechat::Secret;
 use serde_json::{json, Value};
 
-use crate::helpers::{eventually, order_body, spawn_app, spawn_app_with};
+use crate::helpers::{eventually, get_json, order_body, spawn_app, spawn_app_with, BinaryApp};
 
 /// The shipped directory of two campuses: `main` (the single-campus map)
 /// and the smaller `east`.
@@ -539,4 +539,75 @@ async fn a_campus_with_its_own_commission_pays_its_couriers_by_it() {
         wallets,
         [(json!(326), json!(326)), (json!(320), json!(320))]
     );
+}
+
+#[actix_web::test]
+async fn a_campus_taken_off_the_map_keeps_its_orders_readable_and_refundable() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let map = two_campuses().display().to_string();
+    let mut app = BinaryApp::start(
+        &dir.path().join("data"),
+        &[
+            ("LASTMILE__CAMPUS__MAP", map.as_str()),
+            ("LASTMILE__ADMIN__TOKEN", ADMIN),
+            ("LASTMILE__DISPATCH__AUTO", "false"),
+        ],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let (token, _) = app.login(&http, "east-leaver").await;
+    let created: Value = http
+        .post(app.url("/api/v1/orders"))
+        .bearer_auth(&token)
+        .json(&errand("east-station", "east-dorm-1"))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let id = created["id"].as_str().expect("id").to_owned();
+    for (path, auth) in [
+        (format!("/api/v1/orders/{id}/pay"), true),
+        (format!("/sandbox/pay/{id}"), false),
+    ] {
+        let mut req = http.post(app.url(&path));
+        if auth {
+            req = req.bearer_auth(&token);
+        }
+        assert!(
+            req.send().await.expect("pay").status().is_success(),
+            "{path}"
+        );
+    }
+    let order_url = app.url(&format!("/api/v1/orders/{id}"));
+    let paid = eventually(Duration::from_secs(5), || async {
+        get_json(&http, order_url.clone(), &token).await["status"] == "paid"
+    })
+    .await;
+    assert!(paid);
+
+    // East leaves the map: the service starts with the main campus only.
+    assert!(app.terminate().is_some_and(|s| s.success()));
+    app.set_env(
+        "LASTMILE__CAMPUS__MAP",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/config/campus.toml"),
+    );
+    app.launch().await;
+    let order = get_json(&http, app.url(&format!("/api/v1/orders/{id}")), &token).await;
+    assert_eq!(
+        (&order["campus"], &order["status"]),
+        (&json!("east"), &json!("paid"))
+    );
+    let refunded = http
+        .post(app.url(&format!("/api/v1/admin/orders/{id}/refund")))
+        .bearer_auth(ADMIN)
+        .json(&json!({"reason": "the east campus closed"}))
+        .send()
+        .await
+        .expect("refund");
+    assert_eq!(refunded.status(), 200);
+    let refunded: Value = refunded.json().await.expect("json");
+    assert_eq!(refunded["status"], "refunding", "{refunded}");
+    app.terminate();
 }

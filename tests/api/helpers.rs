@@ -443,6 +443,12 @@ impl BinaryApp {
         }
     }
 
+    /// Sets (or replaces) an environment variable for the next launch.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), value.to_owned()));
+    }
+
     /// Starts (again) on the same port and data dir.
     pub async fn launch(&mut self) {
         let (stdout, stderr) = self.output();

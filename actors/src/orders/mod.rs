@@ -8,17 +8,17 @@
 //! `kill -9`. On (re)start a shard reloads its
 //! active orders and rebuilds its payment deadlines from sled.
 //!
-//! - `messages`: what callers send a shard, and the [`OrderEvent`]s the
+//! - `protocol`: what callers send a shard, and the [`OrderEvent`]s the
 //!   shards publish to the listeners handed over at start
 //! - `shard`: one shard, the actor that owns its orders
 //! - this module: the settings, the errors, and [`Orders`], the handle that
 //!   routes each call to the owning shard
 
 pub mod figures;
-mod messages;
+mod protocol;
 mod shard;
 
-pub use messages::*;
+pub use protocol::*;
 pub use shard::OrderShard;
 
 use std::sync::Arc;

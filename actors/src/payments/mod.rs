@@ -16,7 +16,7 @@ mod record;
 pub use record::PaymentRecord;
 
 use crate::domain::{now_utc, OpenId, Order, OrderId, Status};
-use crate::messages::formid::FormIds;
+use crate::notify::formid::FormIds;
 use crate::orders::{OrderError, OrderEvent, Orders, PaymentDue, PaymentOutcome, RefundDue};
 use crate::storage::{PaymentRepo, StorageError};
 use crate::wechat::notify::{excerpt, PaidNotice, RefundNotice};

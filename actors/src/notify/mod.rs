@@ -1,4 +1,4 @@
-//! Customer messages: the outbox worker that sends subscribe and template
+//! Notifying customers: the outbox worker that sends subscribe and template
 //! messages ([`notifier`]) and the pool of what WeChat lets us send with —
 //! form_ids, paid prepay_ids and subscribe grants ([`formid`]).
 

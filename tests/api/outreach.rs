@@ -190,7 +190,7 @@ async fn the_pool_survives_a_restart() {
         .expect("add");
     // A second pool actor on the same database stands for the restarted process.
     let restarted =
-        lastmile_actors::messages::formid::FormIds::start(app.store.formid_repo(), Vec::new());
+        lastmile_actors::notify::formid::FormIds::start(app.store.formid_repo(), Vec::new());
     assert_eq!(
         restarted
             .take_form_id(user.clone(), now_utc())

@@ -1,5 +1,6 @@
-//! Messages and sharing: `POST /api/v1/form-ids`, `POST /api/v1/subscriptions`,
-//! `GET /api/v1/share-code`, and `GET /files/{name}` (local object storage).
+//! Reaching customers: the permits to message them (`POST /api/v1/form-ids`,
+//! `POST /api/v1/subscriptions`), sharing the app (`GET /api/v1/share-code`),
+//! and `GET /files/{name}` (local object storage).
 
 use actix_web::{web, HttpResponse};
 use lastmile_actors::domain::{now_utc, FormId, PagePath, Scene, TemplateId};

@@ -20,7 +20,7 @@ use futures::StreamExt;
 
 use crate::auth::token::{CallError, Tokens};
 use crate::domain::{now_utc, MessageKind, OutboxEntry, TemplateId, Via};
-use crate::messages::formid::FormIds;
+use crate::notify::formid::FormIds;
 use crate::orders::{OrderEvent, Orders};
 use crate::storage::{OutboxRepo, StorageError};
 use crate::wechat::{OutgoingMessage, ShippingOutcome, ShippingReport, WeChat};
