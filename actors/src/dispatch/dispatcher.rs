@@ -85,13 +85,12 @@ pub(super) struct ForceOffline {
 }
 
 /// A courier's profile changed (a decision, new papers): a courier barred
-/// by it goes offline and loses the tasks not yet picked up.
+/// by it goes offline; the answer is the tasks not yet picked up, which
+/// the caller takes back before it answers its own caller.
 #[derive(Message)]
-#[rtype(result = "()")]
+#[rtype(result = "Vec<OrderId>")]
 pub(super) struct Changed {
     pub profile: CourierProfile,
-    /// Who decided (None: the courier's own new papers).
-    pub operator: Option<OperatorName>,
 }
 
 /// Profiles the dispatcher asked the registry for.
@@ -441,23 +440,20 @@ impl Handler<ForceOffline> for Dispatcher {
 }
 
 impl Handler<Changed> for Dispatcher {
-    type Result = ();
+    type Result = MessageResult<Changed>;
 
-    fn handle(&mut self, msg: Changed, _: &mut Self::Context) {
+    fn handle(&mut self, msg: Changed, _: &mut Self::Context) -> Self::Result {
         let courier = msg.profile.openid.clone();
         let barred = msg.profile.may_work(now_utc()).is_err();
         let seen = self.core.profile(&courier).is_some() || self.core.holds_tasks(&courier);
         self.core.know(msg.profile);
         if !(barred && seen) {
-            return;
+            return MessageResult(Vec::new());
         }
         self.core.go_offline(&courier, Instant::now());
         let back = self.core.take_back(&courier);
-        let by = msg.operator.map_or(ChangedBy::Dispatcher, |name| {
-            ChangedBy::Operator(Some(name))
-        });
-        self.unassign_all(back, &courier, by);
         self.publish();
+        MessageResult(back)
     }
 }
 

@@ -44,8 +44,8 @@ use time::OffsetDateTime;
 
 use crate::campus::{Campus, Campuses};
 use crate::domain::{
-    now_utc, Application, CampusId, CourierProfile, Decision, OpenId, OperatorName, Order, OrderId,
-    PlaceId, Review,
+    now_utc, Application, CampusId, ChangedBy, CourierProfile, Decision, OpenId, OperatorName,
+    Order, OrderId, PlaceId, Review,
 };
 use crate::orders::{CampusOf, OrderError, OrderEvent, Orders};
 use crate::storage::CourierRepo;
@@ -213,6 +213,7 @@ pub struct Dispatch {
     dispatchers: Arc<HashMap<CampusId, CampusDispatcher>>,
     registry: Addr<Registry>,
     events: Addr<Events>,
+    orders: Orders,
     /// The campus each courier works on (went online or holds tasks on).
     working: Arc<DashMap<OpenId, CampusId>>,
 }
@@ -256,6 +257,7 @@ impl Dispatch {
             dispatchers,
             registry,
             events,
+            orders,
             working,
         }
     }
@@ -293,13 +295,27 @@ impl Dispatch {
         }
     }
 
-    /// Tells every campus that a courier's profile changed.
-    fn changed(&self, profile: &CourierProfile, operator: Option<OperatorName>) {
+    /// Tells every campus that a courier's profile changed, and takes back
+    /// the tasks a barred courier has not picked up before answering.
+    async fn changed(&self, profile: &CourierProfile, operator: Option<OperatorName>) {
+        let by = operator.map_or(ChangedBy::Dispatcher, |name| {
+            ChangedBy::Operator(Some(name))
+        });
         for d in self.dispatchers.values() {
-            d.addr.do_send(dispatcher::Changed {
+            let changed = dispatcher::Changed {
                 profile: profile.clone(),
-                operator: operator.clone(),
-            });
+            };
+            // A campus that cannot answer finishes it itself: its check of
+            // barred couriers' tasks takes them back.
+            let Ok(back) = d.addr.send(changed).await else {
+                continue;
+            };
+            for id in back {
+                let courier = profile.openid.clone();
+                if let Err(e) = self.orders.unassign(id.clone(), courier, by.clone()).await {
+                    tracing::warn!(order = %id, error = %e, "could not take a task back");
+                }
+            }
         }
     }
 
@@ -326,7 +342,7 @@ impl Dispatch {
         // New papers send an approved courier back to review: off duty
         // until an operator looks again.
         if profile.may_work(now_utc()).is_err() {
-            self.changed(&profile, None);
+            self.changed(&profile, None).await;
         }
         Ok(self.view(profile).await)
     }
@@ -345,7 +361,7 @@ impl Dispatch {
             .send(couriers::Decide { courier, decision })
             .await??;
         if changed {
-            self.changed(&profile, Some(operator));
+            self.changed(&profile, Some(operator)).await;
         }
         Ok((self.view(profile).await, changed))
     }
