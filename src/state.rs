@@ -80,10 +80,7 @@ impl AppState {
         &self,
         campus: &lastmile_actors::campus::Campus,
     ) -> lastmile_actors::orders::CampusOf {
-        lastmile_actors::orders::CampusOf {
-            id: campus.campus_id().clone(),
-            is_default: campus.campus_id() == self.campuses.first().campus_id(),
-        }
+        lastmile_actors::orders::CampusOf::of(&self.campuses, campus)
     }
 
     /// The id of the campus an order is on (one written before campuses

@@ -26,6 +26,12 @@ fn errand(pickup: &str, dropoff: &str) -> Value {
     body
 }
 
+/// `body` naming `campus`.
+fn on(campus: &str, mut body: Value) -> Value {
+    body["campus"] = json!(campus);
+    body
+}
+
 #[actix_web::test]
 async fn the_campuses_and_their_places_are_public_and_are_what_orders_name() {
     let app = spawn_app().await;
@@ -80,11 +86,7 @@ async fn orders_carry_their_campus_its_prices_and_never_span_two() {
     let main = app.create_order(&token, &order_body()).await;
     assert_eq!(main.body["campus"], "main", "{}", main.body);
     let named = app
-        .create_order(&token, &{
-            let mut b = errand("east-campus-gate", "east-lab");
-            b["campus"] = json!("east");
-            b
-        })
+        .create_order(&token, &on("east", errand("east-campus-gate", "east-lab")))
         .await;
     assert_eq!(named.status, StatusCode::CREATED, "{}", named.body);
 
@@ -113,29 +115,11 @@ async fn orders_carry_their_campus_its_prices_and_never_span_two() {
     for (body, says) in [
         (errand("dorm-1", "east-dorm-1"), "one campus"),
         (
-            {
-                let mut b = errand("east-station", "east-dorm-1");
-                b["campus"] = json!("main");
-                b
-            },
+            on("main", errand("east-station", "east-dorm-1")),
             "not on campus main",
         ),
-        (
-            {
-                let mut b = order_body();
-                b["campus"] = json!("west");
-                b
-            },
-            "not a campus",
-        ),
-        (
-            {
-                let mut b = order_body();
-                b["campus"] = json!("Main!");
-                b
-            },
-            "not a campus",
-        ),
+        (on("west", order_body()), "not a campus"),
+        (on("Main!", order_body()), "not a campus"),
     ] {
         let refused = app.create_order(&token, &body).await;
         assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
@@ -170,11 +154,7 @@ async fn a_place_id_on_two_campuses_needs_the_campus_named() {
         .as_str()
         .is_some_and(|m| m.starts_with("campus is required")));
     let named = app
-        .create_order(&token, &{
-            let mut b = errand("gate", "south-dorm");
-            b["campus"] = json!("south");
-            b
-        })
+        .create_order(&token, &on("south", errand("gate", "south-dorm")))
         .await;
     assert_eq!(named.status, StatusCode::CREATED, "{}", named.body);
     assert_eq!(named.body["campus"], "south");

@@ -236,11 +236,10 @@ impl Dispatch {
                 releases_per_day: config.releases_per_day,
             },
         );
-        let first = campuses.first().campus_id().clone();
         let dispatchers: HashMap<CampusId, CampusDispatcher> = campuses
             .iter()
             .map(|campus| {
-                let handle = start_campus(campus, &first, &orders, &registry, &config);
+                let handle = start_campus(&campuses, campus, &orders, &registry, &config);
                 (campus.campus_id().clone(), handle)
             })
             .collect();
@@ -584,18 +583,15 @@ impl Dispatch {
 
 /// Starts `campus`'s dispatcher on its own arbiter thread.
 fn start_campus(
+    campuses: &Campuses,
     campus: &Arc<Campus>,
-    first: &CampusId,
     orders: &Orders,
     registry: &Addr<Registry>,
     config: &DispatchConfig,
 ) -> CampusDispatcher {
     let arbiter = Arbiter::new();
     let settings = config.on(campus);
-    let campus_of = CampusOf {
-        id: campus.campus_id().clone(),
-        is_default: campus.campus_id() == first,
-    };
+    let campus_of = CampusOf::of(campuses, campus);
     let (tick, auto) = (config.tick, config.auto);
     let (orders, registry, campus) = (orders.clone(), registry.clone(), campus.clone());
     let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {

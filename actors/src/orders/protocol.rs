@@ -150,6 +150,14 @@ pub struct CampusOf {
 }
 
 impl CampusOf {
+    /// `campus`, one of `campuses`, as orders are checked against it.
+    pub fn of(campuses: &crate::campus::Campuses, campus: &crate::campus::Campus) -> Self {
+        Self {
+            id: campus.campus_id().clone(),
+            is_default: campus.campus_id() == campuses.first().campus_id(),
+        }
+    }
+
     /// Whether `order` is on this campus.
     pub fn holds(&self, order: &Order) -> bool {
         self.has(order.extras.campus.as_ref())
