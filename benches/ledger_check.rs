@@ -66,6 +66,7 @@ fn fill(store: &Store, orders: u64) -> u64 {
             MoneyEvent::Paid {
                 order: order.clone(),
                 total,
+                campus: None,
             },
             MoneyEvent::Completed {
                 order,

@@ -43,6 +43,9 @@ pub struct Settings {
     /// Courier review and give-back limits.
     #[serde(default)]
     pub couriers: CourierSettings,
+    /// Photo uploads.
+    #[serde(default)]
+    pub uploads: UploadSettings,
     /// Log output.
     #[serde(default)]
     pub log: LogSettings,
@@ -80,6 +83,20 @@ impl Default for CourierSettings {
             review: true,
             releases_per_day: 3,
         }
+    }
+}
+
+/// `[uploads]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UploadSettings {
+    /// Photos one user may store per China day (429 past it).
+    pub per_day: u32,
+}
+
+impl Default for UploadSettings {
+    fn default() -> Self {
+        Self { per_day: 100 }
     }
 }
 

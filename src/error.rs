@@ -73,6 +73,12 @@ pub enum ApiError {
     /// Over `http.rate_limit`.
     #[error("too many requests")]
     RateLimited,
+    /// Past a per-user daily allowance (the message names it).
+    #[error("{0}")]
+    DailyLimit(String),
+    /// An image with more pixels than may be decoded.
+    #[error("an image is at most 25 megapixels (and 10000 pixels on a side)")]
+    TooManyPixels,
     /// Storage, WeChat or an actor is down; the cause is logged, not shown.
     #[error("service temporarily unavailable")]
     Unavailable,
@@ -89,9 +95,11 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
-            ApiError::PayloadTooLarge | ApiError::PhotoTooLarge => "payload_too_large",
+            ApiError::PayloadTooLarge | ApiError::PhotoTooLarge | ApiError::TooManyPixels => {
+                "payload_too_large"
+            }
             ApiError::UnsupportedMediaType | ApiError::NotAPhotoType => "unsupported_media_type",
-            ApiError::RateLimited => "rate_limited",
+            ApiError::RateLimited | ApiError::DailyLimit(_) => "rate_limited",
             ApiError::Unavailable => "unavailable",
         }
     }
@@ -128,11 +136,13 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::PayloadTooLarge | ApiError::PhotoTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge | ApiError::PhotoTooLarge | ApiError::TooManyPixels => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ApiError::UnsupportedMediaType | ApiError::NotAPhotoType => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
-            ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited | ApiError::DailyLimit(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -204,6 +214,7 @@ impl From<WithdrawalError> for ApiError {
             WithdrawalError::Validation(m) => ApiError::Validation(m),
             WithdrawalError::Conflict(m) => ApiError::Conflict(m),
             WithdrawalError::NotFound => ApiError::NotFound("no such withdrawal".into()),
+            WithdrawalError::Anomaly(_) => ApiError::Conflict(e.to_string()),
             WithdrawalError::Ledger(_) => ApiError::unavailable(&e),
         }
     }
@@ -231,6 +242,8 @@ impl From<UploadError> for ApiError {
     fn from(e: UploadError) -> Self {
         match e {
             UploadError::Photo(PhotoError::TooLarge) => ApiError::PhotoTooLarge,
+            UploadError::Photo(PhotoError::TooManyPixels) => ApiError::TooManyPixels,
+            UploadError::DailyLimit(_) => ApiError::DailyLimit(e.to_string()),
             UploadError::Photo(p) => ApiError::Validation(format!("body: {p}")),
             UploadError::NotFound => ApiError::NotFound("upload not found".into()),
             UploadError::Taken => ApiError::Conflict(e.to_string()),

@@ -12,6 +12,10 @@ use serde::de::DeserializeOwned;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// How many of a user's newest orders say whether a limited operator
+/// covers them.
+const USER_ORDERS_LOOKED_AT: usize = 100;
+
 /// Largest request body accepted.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
@@ -130,6 +134,68 @@ impl Operator {
                 Err(ApiError::NotFound("no such courier".into()))
             }
             _ => Ok(()),
+        }
+    }
+
+    /// Not found unless the courier works on a campus this operator covers;
+    /// money of a courier on no known campus is for operators without a
+    /// limit.
+    pub fn may_see_money_of(&self, state: &AppState, courier: &OpenId) -> Result<(), ApiError> {
+        if self.campuses.is_empty() {
+            return Ok(());
+        }
+        match state.dispatch.works_on(courier) {
+            Some(campus) if self.covers(campus.as_str()) => Ok(()),
+            _ => Err(ApiError::NotFound("no such withdrawal".into())),
+        }
+    }
+
+    /// The couriers whose money a limited operator sees (those working on
+    /// its campuses); None for an operator without a limit.
+    pub fn money_scope(
+        &self,
+        state: &AppState,
+    ) -> Option<std::sync::Arc<std::collections::HashSet<OpenId>>> {
+        if self.campuses.is_empty() {
+            return None;
+        }
+        let theirs = state.dispatch.couriers_where(|c| self.covers(c.as_str()));
+        Some(std::sync::Arc::new(theirs))
+    }
+
+    /// The whole book (ledger proof, reconciliation) is for operators
+    /// without a campus limit (403 for the others).
+    pub fn sees_whole_book(&self) -> Result<(), ApiError> {
+        if self.campuses.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(
+                "the whole book is for operators without a campus limit".into(),
+            ))
+        }
+    }
+
+    /// Not found unless a limited operator covers the user: a courier
+    /// working on its campuses, or a customer with an order there.
+    pub async fn may_act_on_user(&self, state: &AppState, user: &OpenId) -> Result<(), ApiError> {
+        if self.campuses.is_empty() {
+            return Ok(());
+        }
+        if state
+            .dispatch
+            .works_on(user)
+            .is_some_and(|c| self.covers(c.as_str()))
+        {
+            return Ok(());
+        }
+        let (orders, _) = state
+            .orders
+            .list(user.clone(), None, USER_ORDERS_LOOKED_AT, None)
+            .await?;
+        if orders.iter().any(|o| self.covers_order(state, o)) {
+            Ok(())
+        } else {
+            Err(ApiError::NotFound("no such user".into()))
         }
     }
 
@@ -422,25 +488,43 @@ pub async fn read_up_to(
     Ok(body)
 }
 
-/// Who is looking at a private photo: an operator (admin token) or a
-/// signed-in user.
-pub struct PhotoViewer(pub lastmile_actors::uploads::Viewer);
+/// Who is looking at a private photo: a signed-in user, or an operator
+/// signed in through the [`Operator`] extractor (so failed operator
+/// sign-ins are struck and throttled here as on the admin API).
+pub enum PhotoViewer {
+    /// A signed-in user.
+    User(OpenId),
+    /// An operator (limited to campuses or not).
+    Operator(Operator),
+}
 
 impl FromRequest for PhotoViewer {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        use lastmile_actors::uploads::Viewer;
+        use lastmile_actors::auth::sessions::AuthError;
         let state = req.app_data::<web::Data<AppState>>().cloned();
-        let given = bearer_token(req).unwrap_or_default();
-        if state
-            .as_ref()
-            .is_some_and(|state| Operator::of_token(state, &given).is_some())
-        {
-            return Box::pin(std::future::ready(Ok(PhotoViewer(Viewer::Operator))));
-        }
-        let caller = Caller::from_request(req, payload);
-        Box::pin(async move { Ok(PhotoViewer(Viewer::User(caller.await?.0))) })
+        let token = bearer_token(req).unwrap_or_default();
+        let operator = Operator::from_request(req, payload);
+        Box::pin(async move {
+            let state = state.ok_or(ApiError::Unavailable)?;
+            if token.is_empty() {
+                return Err(ApiError::Unauthorized("a bearer token is required".into()));
+            }
+            match state.sessions.authenticate(&token).await {
+                Ok(user) => return Ok(PhotoViewer::User(user)),
+                Err(AuthError::Unauthorized) => {}
+                Err(other) => return Err(other.into()),
+            }
+            match operator.await {
+                Ok(op) => Ok(PhotoViewer::Operator(op)),
+                // No operators configured: the token was simply not a session's.
+                Err(ApiError::NotFound(_)) => Err(ApiError::Unauthorized(
+                    "missing, unknown or expired token".into(),
+                )),
+                Err(e) => Err(e),
+            }
+        })
     }
 }

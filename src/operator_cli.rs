@@ -93,6 +93,9 @@ pub fn run(command: Command, settings: &Settings) -> Result<String, String> {
             role,
             campuses,
         } => {
+            let served = lastmile_actors::campus::Campuses::load(&settings.campus.map)
+                .map_err(|e| e.to_string())?;
+            served.check_served(&campuses)?;
             let (record, token) = add_to(&repo, name, role, campuses).map_err(|e| e.to_string())?;
             format!(
                 "added operator {} ({}); token (shown once, keep it safe):\n{token}",

@@ -168,7 +168,12 @@ pub fn start_services(
         },
     );
     let (objects, files_dir) = object_store(settings, notify_base);
-    let uploads = Uploads::start(store.upload_repo(), objects.clone(), orders.clone());
+    let uploads = Uploads::start(
+        store.upload_repo(),
+        objects.clone(),
+        orders.clone(),
+        settings.uploads.per_day,
+    );
     let share_codes = ShareCodes::start(
         store.share_code_repo(),
         wechat.client.clone(),

@@ -108,13 +108,15 @@ pub async fn wallet(
                 .map_err(|_| ApiError::Validation("cursor is not valid".into()))?,
         ),
     };
-    let pending: i64 = state
-        .orders
-        .unsettled_of(me.clone())
-        .await?
+    let unsettled = state.orders.unsettled_of(me.clone()).await?;
+    let ids = unsettled.iter().map(|o| o.id.clone()).collect();
+    let rates = state.ledger.rates_of(ids).await?;
+    // Each at the commission its order was paid under.
+    let pending: i64 = unsettled
         .iter()
-        .map(|o| {
-            let percent = state.commission.on(o.extras.campus.as_ref());
+        .zip(rates)
+        .map(|(o, rate)| {
+            let percent = rate.unwrap_or_else(|| state.commission.on(o.extras.campus.as_ref()));
             i64::from(earning(o.total_fen(), o.tip_fen.get(), percent))
         })
         .sum();
@@ -139,13 +141,15 @@ pub async fn wallet(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The check (balanced or not)", body = Check),
+        (status = 403, description = "The operator is limited to campuses", body = ErrorBody),
         (status = 404, description = "admin.token is not set", body = ErrorBody),
     )
 )]
 pub async fn ledger_check(
-    _: Can<Reads>,
+    can: Can<Reads>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    can.operator().sees_whole_book()?;
     Ok(HttpResponse::Ok().json(state.ledger.check().await?))
 }
 
@@ -321,10 +325,11 @@ pub async fn my_withdrawals(
     )
 )]
 pub async fn queue(
-    _: Can<Reads>,
+    can: Can<Reads>,
     state: web::Data<AppState>,
     query: web::Query<QueueQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let couriers = can.operator().money_scope(&state);
     let status = query
         .status
         .as_deref()
@@ -332,7 +337,10 @@ pub async fn queue(
         .transpose()?;
     let limit = page_limit(query.limit.as_deref())?;
     let before = cursor(query.cursor.as_deref())?;
-    let page = state.ledger.withdrawal_queue(status, before, limit).await?;
+    let page = state
+        .ledger
+        .withdrawal_queue(status, before, limit, couriers)
+        .await?;
     let next_cursor = next_cursor(&page, limit);
     Ok(private(QueuePage {
         withdrawals: page
@@ -354,9 +362,24 @@ async fn decide(
     action: &'static str,
 ) -> Result<HttpResponse, ApiError> {
     let id = withdrawal_path(req)?;
+    may_act_on_withdrawal(state, op, &id).await?;
     let withdrawal = state.ledger.decide(id, decision).await?;
     acted(op, action);
     Ok(queued(withdrawal))
+}
+
+/// Not found unless the operator covers the campus of the withdrawal's
+/// courier.
+async fn may_act_on_withdrawal(
+    state: &AppState,
+    op: &Operator,
+    id: &WithdrawalId,
+) -> Result<(), ApiError> {
+    if op.campuses.is_empty() {
+        return Ok(());
+    }
+    let withdrawal = state.ledger.withdrawal(id.clone()).await?;
+    op.may_see_money_of(state, &withdrawal.courier)
 }
 
 /// A withdrawal as the operators see it (with its courier).
@@ -509,6 +532,7 @@ pub async fn cancel_withdrawal(
 ) -> Result<HttpResponse, ApiError> {
     let why = reason(body.reason)?;
     let id = withdrawal_path(&req)?;
+    may_act_on_withdrawal(&state, &op, &id).await?;
     let withdrawal = state
         .ledger
         .cancel_withdrawal(id, Canceller::Operator(why))
@@ -544,14 +568,16 @@ fn day(date: Option<&str>) -> Result<String, ApiError> {
     params(DayQuery),
     responses(
         (status = 200, description = "The report: lines on each side, what matched, each mismatch", body = Reconciliation),
+        (status = 403, description = "The operator is limited to campuses", body = ErrorBody),
         (status = 404, description = "Not reconciled yet (or admin.token is not set)", body = ErrorBody),
     )
 )]
 pub async fn reconciliation(
-    _: Can<Reads>,
+    can: Can<Reads>,
     state: web::Data<AppState>,
     query: web::Query<DayQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    can.operator().sees_whole_book()?;
     let day = day(query.date.as_deref())?;
     match state.ledger.reconciliation(day).await? {
         Some(report) => Ok(private(report)),
@@ -569,6 +595,7 @@ pub async fn reconciliation(
     params(DayQuery),
     responses(
         (status = 200, description = "The report", body = Reconciliation),
+        (status = 403, description = "The operator is limited to campuses", body = ErrorBody),
         (status = 404, description = "admin.token is not set", body = ErrorBody),
     )
 )]
@@ -577,6 +604,7 @@ pub async fn reconcile(
     state: web::Data<AppState>,
     query: web::Query<DayQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    op.sees_whole_book()?;
     let day = day(query.date.as_deref())?;
     let report = state.ledger.reconcile(day).await?;
     acted(&op, "reconcile");
@@ -597,10 +625,11 @@ pub async fn reconcile(
     )
 )]
 pub async fn money_day(
-    _: Can<Reads>,
+    can: Can<Reads>,
     state: web::Data<AppState>,
     query: web::Query<OptionalDayQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let op = can.operator();
     let date = match query.date.as_deref() {
         Some(_) => day(query.date.as_deref())?,
         None => OffsetDateTime::now_utc()
@@ -608,7 +637,50 @@ pub async fn money_day(
             .date()
             .to_string(),
     };
-    Ok(private(state.ledger.money_day(date).await?))
+    let mut money = state.ledger.money_day(date).await?;
+    if let Some(couriers) = op.money_scope(&state) {
+        scope_money_day(&state, op, &mut money, &couriers).await?;
+    }
+    Ok(private(money))
+}
+
+/// A limited operator's day: the money of its campuses' orders and the
+/// balances of its campuses' couriers.
+async fn scope_money_day(
+    state: &AppState,
+    op: &Operator,
+    money: &mut MoneyDay,
+    couriers: &std::collections::HashSet<lastmile_actors::domain::OpenId>,
+) -> Result<(), ApiError> {
+    money
+        .couriers
+        .retain(|c| couriers.iter().any(|o| o.as_str() == c.openid));
+    let ids: Vec<OrderId> = money
+        .lines
+        .keys()
+        .filter_map(|(_, order)| OrderId::parse(order).ok())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let found = state.orders.peek_all(&ids).await?;
+    let theirs: std::collections::HashSet<&str> = ids
+        .iter()
+        .zip(&found)
+        .filter(|(_, o)| o.as_ref().is_some_and(|o| op.covers_order(state, o)))
+        .map(|(id, _)| id.as_str())
+        .collect();
+    let total = |what: &str| -> u64 {
+        money
+            .lines
+            .iter()
+            .filter(|((w, order), _)| w == what && theirs.contains(order.as_str()))
+            .map(|(_, fen)| *fen)
+            .sum()
+    };
+    money.payments_fen = total("payment");
+    money.refunds_fen = total("refund");
+    money.commission_fen = total("commission");
+    Ok(())
 }
 
 /// An optional China day.

@@ -3,13 +3,13 @@
 
 use actix_web::{web, HttpResponse};
 use lastmile_actors::auth::operators::OperatorError;
-use lastmile_actors::domain::{OperatorName, OperatorRecord, Power, Role};
+use lastmile_actors::domain::{manages, OperatorName, OperatorRecord, Power, Role};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ActionBody, Can, JsonBody, Manages, Reads};
+use crate::extract::{ActionBody, Can, JsonBody, Manages, Operator, Reads};
 use crate::routes::admin::{acted, private};
 use crate::state::AppState;
 
@@ -103,6 +103,13 @@ pub struct AddOperatorBody {
     campuses: Option<Vec<String>>,
 }
 
+impl Operator {
+    /// Whether this operator may see and revoke `other`.
+    fn manages(&self, other: &OperatorRecord) -> bool {
+        manages(&self.campuses, &other.campuses)
+    }
+}
+
 fn operator_error(e: OperatorError) -> ApiError {
     match e {
         OperatorError::Exists(_) => ApiError::Conflict(e.to_string()),
@@ -154,12 +161,16 @@ pub async fn me(Can(op, _): Can<Reads>, state: web::Data<AppState>) -> HttpRespo
     )
 )]
 pub async fn operators(
-    _: Can<Manages>,
+    Can(op, _): Can<Manages>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let all = state.operators.list().await.map_err(operator_error)?;
     Ok(private(OperatorList {
-        operators: all.into_iter().map(OperatorView::from).collect(),
+        operators: all
+            .into_iter()
+            .filter(|o| op.manages(o))
+            .map(OperatorView::from)
+            .collect(),
     }))
 }
 
@@ -204,6 +215,16 @@ pub async fn add_operator(
             "campuses must be campus ids: 1-16 of a-z, 0-9, -".into(),
         ));
     }
+    state
+        .campuses
+        .check_served(&campuses)
+        .map_err(ApiError::Validation)?;
+    if !manages(&op.campuses, &campuses) {
+        return Err(ApiError::Forbidden(format!(
+            "an operator limited to campuses adds only operators limited within them ({})",
+            op.campuses.join(", ")
+        )));
+    }
     let (record, token) = state
         .operators
         .add(name, role, campuses)
@@ -237,8 +258,17 @@ pub async fn revoke_operator(
     name: web::Path<String>,
     _body: ActionBody,
 ) -> Result<HttpResponse, ApiError> {
-    let name = OperatorName::parse(&name)
-        .map_err(|_| ApiError::NotFound(format!("no operator named {name}")))?;
+    let not_found = || ApiError::NotFound(format!("no operator named {name}"));
+    let name = OperatorName::parse(&name).map_err(|_| not_found())?;
+    // A limited operator does not learn of operators beyond its campuses.
+    let live = state.operators.list().await.map_err(operator_error)?;
+    let theirs = live
+        .iter()
+        .find(|o| o.name == name && o.revoked_at.is_none())
+        .is_some_and(|o| op.manages(o));
+    if !theirs {
+        return Err(not_found());
+    }
     let record = state.operators.revoke(name).await.map_err(operator_error)?;
     acted(&op, "revoke_operator");
     Ok(private(OperatorView::from(record)))

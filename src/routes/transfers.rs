@@ -92,7 +92,11 @@ pub async fn transfer_notify(
         }
     };
     match state.ledger.transfer_seen(bill).await {
-        Ok(_) | Err(WithdrawalError::Conflict(_)) => Ok(HttpResponse::NoContent().finish()),
+        // An anomaly is counted and logged by the ledger; sending it again
+        // would not change it.
+        Ok(_) | Err(WithdrawalError::Conflict(_) | WithdrawalError::Anomaly(_)) => {
+            Ok(HttpResponse::NoContent().finish())
+        }
         Err(WithdrawalError::NotFound | WithdrawalError::Validation(_)) => {
             metrics::counter!("lastmile_payment_anomalies_total", "kind" => "unknown_transfer")
                 .increment(1);

@@ -255,6 +255,7 @@ pub async fn block_user(
     JsonBody(body): JsonBody<ReasonBody>,
 ) -> Result<HttpResponse, ApiError> {
     let user = courier_of(&openid)?;
+    op.may_act_on_user(&state, &user).await?;
     let reason = reason(body.reason)?;
     if state.sessions.block(user.clone(), reason.clone()).await? {
         acted(&op, "block_user");
@@ -285,6 +286,7 @@ pub async fn unblock_user(
     _body: ActionBody,
 ) -> Result<HttpResponse, ApiError> {
     let user = courier_of(&openid)?;
+    op.may_act_on_user(&state, &user).await?;
     if state.sessions.unblock(user.clone()).await? {
         acted(&op, "unblock_user");
     }

@@ -3,14 +3,15 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use lastmile_actors::domain::UploadId;
+use lastmile_actors::domain::{Upload, UploadId};
 use lastmile_actors::objects::PrivateObject;
 use lastmile_actors::uploads::photo::MAX_PHOTO_BYTES;
+use lastmile_actors::uploads::Viewer;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{read_up_to, Caller, PhotoViewer};
+use crate::extract::{read_up_to, Caller, Operator, PhotoViewer};
 use crate::state::AppState;
 
 /// A stored photo: its id (what order and courier bodies name) and where
@@ -54,7 +55,8 @@ fn is_photo_type(req: &HttpRequest) -> bool {
     responses(
         (status = 201, description = "Stored", body = UploadReply),
         (status = 400, description = "Not a whole JPEG or PNG image", body = ErrorBody),
-        (status = 413, description = "Over 2 MiB", body = ErrorBody),
+        (status = 413, description = "Over 2 MiB, or over 25 megapixels", body = ErrorBody),
+        (status = 429, description = "The user stored uploads.per_day photos today", body = ErrorBody),
         (status = 415, description = "Not image/jpeg or image/png", body = ErrorBody),
     )
 )]
@@ -80,6 +82,32 @@ pub async fn upload(
     Ok(HttpResponse::Created().json(UploadReply { id: stored.id, url }))
 }
 
+/// Not found unless an operator limited to campuses covers the photo: the
+/// campus of the order it proves, else the campus its uploader works on
+/// (a photo of someone on no campus yet — an applicant's student card —
+/// is anyone's to review).
+async fn may_see_photo(state: &AppState, op: &Operator, upload: &Upload) -> Result<(), ApiError> {
+    if op.campuses.is_empty() {
+        return Ok(());
+    }
+    let covered = match &upload.order {
+        Some(order) => state
+            .orders
+            .peek(order)
+            .await?
+            .is_some_and(|o| op.covers_order(state, &o)),
+        None => state
+            .dispatch
+            .works_on(&upload.owner)
+            .is_none_or(|c| op.covers(c.as_str())),
+    };
+    if covered {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound("upload not found".into()))
+    }
+}
+
 /// A photo, for its uploader, operators and — for a delivery or dispute
 /// photo — the order's customer and courier; 404 for anyone else.
 #[utoipa::path(
@@ -91,16 +119,25 @@ pub async fn upload(
     responses(
         (status = 200, description = "The photo", content_type = "image/jpeg"),
         (status = 302, description = "A short-lived signed URL of the photo (Qiniu)"),
+        (status = 401, description = "No valid user or operator token", body = ErrorBody),
         (status = 404, description = "No such photo, or not one the caller may see", body = ErrorBody),
+        (status = 429, description = "Too many failed operator sign-ins from this address", body = ErrorBody),
     )
 )]
 pub async fn photo(
     state: web::Data<AppState>,
-    PhotoViewer(viewer): PhotoViewer,
+    viewer: PhotoViewer,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = UploadId::parse(&id).map_err(|_| ApiError::NotFound("upload not found".into()))?;
-    let (upload, object) = state.uploads.open(id, viewer).await?;
+    let (upload, object) = match &viewer {
+        PhotoViewer::User(user) => state.uploads.open(id, Viewer::User(user.clone())).await?,
+        PhotoViewer::Operator(op) => {
+            let opened = state.uploads.open(id, Viewer::Operator).await?;
+            may_see_photo(&state, op, &opened.0).await?;
+            opened
+        }
+    };
     Ok(match object {
         PrivateObject::Bytes(bytes) => HttpResponse::Ok()
             .content_type(upload.image.content_type())

@@ -25,6 +25,7 @@ impl Driver {
     async fn start() -> Self {
         crate::helpers::ensure_tool("chromium", "chromium");
         crate::helpers::ensure_tool("chromedriver", "chromium-driver");
+        crate::helpers::ensure_cjk_font();
         let port = free_port();
         let child = Command::new("chromedriver")
             .arg(format!("--port={port}"))
@@ -909,4 +910,87 @@ async fn an_operator_resolves_a_dispute_with_a_partial_refund_in_the_console() {
         .expect("JSON");
     // 180 left of 300: 10 % commission (18) to the platform, 162 earned.
     assert_eq!(wallet["available_fen"], 162, "{wallet}");
+}
+
+#[actix_web::test]
+async fn the_campus_switcher_shows_the_other_campus_when_clicked() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let map = concat!(env!("CARGO_MANIFEST_DIR"), "/config/campuses");
+    let app = BinaryApp::start(
+        &dir.path().join("data"),
+        &[
+            ("LASTMILE__ADMIN__TOKEN", ADMIN_TOKEN),
+            ("LASTMILE__CAMPUS__MAP", map),
+        ],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let mut couriers = Vec::new();
+    for (code, name, place) in [
+        ("switch-main", "李雷", "library"),
+        ("switch-east", "韩梅梅", "east-station"),
+    ] {
+        let (token, openid) = app.login(&http, code).await;
+        for (path, body) in [
+            (
+                "/api/v1/couriers/me",
+                json!({"name": name, "phone": "13800138000"}),
+            ),
+            ("/api/v1/couriers/me/online", json!({"place_id": place})),
+        ] {
+            let r = http
+                .post(app.url(path))
+                .bearer_auth(&token)
+                .json(&body)
+                .send()
+                .await
+                .expect("courier call");
+            assert!(r.status().is_success(), "{path}");
+        }
+        couriers.push(openid);
+    }
+    let marker = |openid: &str| format!("#map-svg .courier.online[data-openid='{openid}']");
+
+    let driver = Driver::start().await;
+    let browser = driver.browser(&dir.path().join("profile")).await;
+    async {
+        sign_in(&browser, &app).await;
+        // The default campus first: main's courier, not east's.
+        let label = text_of(&browser, &format!("{} text", marker(&couriers[0])), 20).await;
+        assert!(label.starts_with("李雷"), "{label}");
+        assert!(browser
+            .find(Locator::Css(&marker(&couriers[1])))
+            .await
+            .is_err());
+
+        browser
+            .find(Locator::Id("campus"))
+            .await
+            .expect("the switcher")
+            .select_by_value("east")
+            .await
+            .expect("east chosen");
+        let label = text_of(&browser, &format!("{} text", marker(&couriers[1])), 20).await;
+        assert!(label.starts_with("韩梅梅"), "{label}");
+        let gone = eventually(Duration::from_secs(10), || async {
+            browser
+                .find(Locator::Css(&marker(&couriers[0])))
+                .await
+                .is_err()
+        })
+        .await;
+        assert!(gone, "main's courier is not on east's map");
+        let place = browser
+            .find(Locator::Css("#map-svg .place[data-place='east-station']"))
+            .await;
+        assert!(place.is_ok(), "east's places are drawn");
+        std::fs::write(
+            screenshot_path("console-east.png"),
+            browser.screenshot().await.expect("screenshot"),
+        )
+        .expect("screenshot saved");
+    }
+    .await;
+    browser.close().await.ok();
+    drop(driver);
 }

@@ -614,3 +614,66 @@ fn the_shipped_unit_is_rated_2_5_or_better_by_systemd_analyze_security() {
         );
     }
 }
+
+/// A PNG of random pixels (which do not compress) of about `bytes`.
+fn noisy_png(bytes: usize) -> Vec<u8> {
+    use rand::RngCore;
+    let side = ((bytes / 3) as f64).sqrt() as u32;
+    let mut pixels = vec![0u8; (side * side * 3) as usize];
+    rand::thread_rng().fill_bytes(&mut pixels);
+    let img = image::RgbImage::from_raw(side, side, pixels).expect("pixels");
+    let mut out = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .expect("png");
+    out
+}
+
+#[actix_web::test]
+async fn a_photo_of_one_and_a_half_mib_goes_through_nginx_and_one_over_two_does_not() {
+    let site = Site::start(20).await;
+    let (client, base) = (&site.client, &site.base);
+    let login: serde_json::Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"code": "deploy-photographer"}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("login JSON");
+    let token = login["token"].as_str().expect("token").to_owned();
+    let upload = |body: Vec<u8>| {
+        client
+            .post(format!("{base}/api/v1/uploads"))
+            .bearer_auth(&token)
+            .header("Content-Type", "image/png")
+            .body(body)
+            .send()
+    };
+    let photo = noisy_png(3 * 1024 * 1024 / 2);
+    assert!(photo.len() > 1_500_000 && photo.len() < 2 * 1024 * 1024);
+    let stored = upload(photo.clone()).await.expect("upload");
+    assert_eq!(stored.status(), reqwest::StatusCode::CREATED);
+    let stored: serde_json::Value = stored.json().await.expect("upload JSON");
+    let id = stored["id"].as_str().expect("id");
+    let back = site
+        .get(&format!("/api/v1/uploads/{id}"), Some(&token))
+        .await;
+    assert_eq!(back.status(), reqwest::StatusCode::OK);
+    assert_eq!(back.bytes().await.expect("photo").len(), photo.len());
+
+    let too_big = upload(vec![0u8; 2 * 1024 * 1024 + 1]).await.expect("big");
+    assert_eq!(too_big.status(), reqwest::StatusCode::PAYLOAD_TOO_LARGE);
+    let body: serde_json::Value = too_big.json().await.expect("JSON error body");
+    assert_eq!(body["error"]["code"], "payload_too_large");
+    // Every other route keeps its 64 KiB.
+    let big = client
+        .post(format!("{base}/api/v1/orders"))
+        .bearer_auth(&token)
+        .header("Content-Type", "application/json")
+        .body(vec![b' '; 70 * 1024])
+        .send()
+        .await
+        .expect("big order");
+    assert_eq!(big.status(), reqwest::StatusCode::PAYLOAD_TOO_LARGE);
+}

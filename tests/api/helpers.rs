@@ -609,21 +609,41 @@ pub fn signed_xml(mut fields: Fields, key: &str, sign_type: SignType) -> String 
 /// apt (or pip) lets only one of them hold its lock.
 static INSTALLS: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
 
-/// Makes sure a command from a Debian package is on this machine,
-/// installing the package when it is not (the tests run as root; CI's
-/// `.ci/run` installs the same packages up front).
+/// Makes sure `command` is on the machine, installing Debian's `package`
+/// when it is not (tests install what they need, as `.ci/run` does).
 pub fn ensure_tool(command: &str, package: &str) {
-    let present = |c: &str| {
+    let present = || {
         Command::new("sh")
-            .args(["-c", &format!("command -v {c} || test -x /usr/sbin/{c}")])
+            .args([
+                "-c",
+                &format!("command -v {command} || test -x /usr/sbin/{command}"),
+            ])
             .stdout(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
     };
+    ensure_package(package, &present, command);
+}
+
+/// Makes sure a font with Chinese glyphs is installed (the console's
+/// labels are Chinese; without one its screenshots show boxes).
+pub fn ensure_cjk_font() {
+    let present = || {
+        Command::new("fc-list")
+            .arg(":lang=zh")
+            .output()
+            .is_ok_and(|out| !out.stdout.is_empty())
+    };
+    ensure_package("fonts-wqy-microhei", &present, "a CJK font");
+}
+
+/// Installs Debian's `package` unless `present` already holds, one
+/// install at a time; fails the test when `what` is still missing.
+fn ensure_package(package: &str, present: &dyn Fn() -> bool, what: &str) {
     let mut updated = INSTALLS
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if present(command) {
+    if present() {
         return;
     }
     // Another process (a second test binary, unattended upgrades) may hold
@@ -642,8 +662,8 @@ pub fn ensure_tool(command: &str, package: &str) {
         .is_ok_and(|s| s.success());
     *updated |= installed;
     assert!(
-        installed && present(command),
-        "{command} (Debian package {package}) is needed"
+        installed && present(),
+        "{what} (Debian package {package}) is needed"
     );
 }
 

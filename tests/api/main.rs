@@ -30,6 +30,7 @@ mod release;
 mod replay;
 mod resilience;
 mod review;
+mod scoping;
 mod secrets;
 mod sharecode;
 mod shipping;

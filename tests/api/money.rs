@@ -72,6 +72,11 @@ where
     /// and confirmed: the courier has 375 fen available. Answers the
     /// courier's token.
     async fn earned(&self, tag: &str) -> String {
+        self.earned_as(tag).await.0
+    }
+
+    /// [`Self::earned`], answering the courier's token and openid.
+    async fn earned_as(&self, tag: &str) -> (String, String) {
         let (customer, openid) = self.login(&format!("{tag}-customer")).await;
         let mut body = order_body();
         body["fee_fen"] = json!(305);
@@ -81,7 +86,7 @@ where
             .expect("id")
             .to_owned();
         self.pay(&customer, &openid, &id).await;
-        let (courier, _) = self
+        let (courier, courier_openid) = self
             .online_courier(&format!("{tag}-courier"), "cainiao-north")
             .await;
         let grabbed = self
@@ -109,7 +114,7 @@ where
             .post_as(&customer, &format!("/api/v1/orders/{id}/confirm"), None)
             .await;
         assert_eq!(done.body["status"], "completed");
-        courier
+        (courier, courier_openid)
     }
 
     /// `POST /api/v1/couriers/me/withdrawals` as `token`, with an optional key.
@@ -1384,4 +1389,155 @@ async fn lastmile_reconcile_runs_a_day_and_says_when_the_service_holds_the_stora
         "{stderr}"
     );
     drop(binary);
+}
+
+#[actix_web::test]
+async fn a_transfer_wechat_pay_refuses_for_good_fails_and_gives_the_money_back() {
+    let app = spawn_app_with(|s| {
+        s.admin.token = Some(lastmile_actors::wechat::Secret::new(TOKEN));
+        s.money.withdrawal_review = false;
+    })
+    .await;
+    let (courier, openid) = app.earned_as("transfer-refused").await;
+    let sim = app.wechat.transfer_simulator().clone();
+    // The merchant's scene does not cover this payee: WeChat Pay says so
+    // every time it is asked.
+    sim.refuse_transfers_to(&openid, "NO_AUTH");
+    let made = app.withdraw(&courier, json!(300), None).await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    let failed = newest_once(&app, &courier, "failed")
+        .await
+        .expect("failed, not transferring for ever");
+    let reason = failed["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("NO_AUTH"), "{reason}");
+    assert_eq!(balances(&app, &courier).await, (json!(375), json!(0)));
+    assert!(sim.bills().is_empty(), "WeChat Pay holds no bill of it");
+    let check = app.ledger_check().await;
+    assert_eq!(check["balanced"], true, "{check}");
+    assert_eq!(class(&check, "courier_withdrawing"), 0);
+}
+
+#[actix_web::test]
+async fn a_transfer_callback_that_disagrees_on_amount_or_payee_posts_nothing() {
+    let app = spawn_app_with(|s| {
+        s.admin.token = Some(lastmile_actors::wechat::Secret::new(TOKEN));
+        s.money.withdrawal_review = false;
+    })
+    .await;
+    let courier = app.earned("transfer-mismatch").await;
+    let made = app.withdraw(&courier, json!(200), None).await;
+    let id = made.body["id"].as_str().expect("id").to_owned();
+    assert!(newest_once(&app, &courier, "wait_user_confirm")
+        .await
+        .is_some());
+    let sim = app.wechat.transfer_simulator().clone();
+    assert!(sim.confirm_quietly(&id));
+    // Signed and encrypted as WeChat Pay would, saying something else.
+    for edit in [
+        Box::new(|b: &mut lastmile_actors::wechat::transfer::BillStatus| {
+            b.transfer_amount = Some(1)
+        }) as Box<dyn FnOnce(&mut _)>,
+        Box::new(|b: &mut lastmile_actors::wechat::transfer::BillStatus| {
+            b.openid = Some("oSomebodyElse".into())
+        }),
+    ] {
+        let (headers, body) = sim.callback_edited(&id, edit).expect("bill");
+        let answered = app.transfer_callback(&headers, &body).await;
+        assert_eq!(answered.status, StatusCode::NO_CONTENT, "{}", answered.body);
+        let mine = app
+            .get_as(&courier, "/api/v1/couriers/me/withdrawals")
+            .await;
+        assert_eq!(mine.body["withdrawals"][0]["status"], "wait_user_confirm");
+        assert_eq!(balances(&app, &courier).await, (json!(175), json!(200)));
+    }
+    let anomalies = app
+        .metric("lastmile_payment_anomalies_total{kind=\"transfer_mismatch\"}")
+        .await;
+    assert!(anomalies >= 2.0, "counted: {anomalies}");
+    // What WeChat Pay really says pays it, once.
+    let (headers, body) = sim.callback_for(&id).expect("bill");
+    assert_eq!(
+        app.transfer_callback(&headers, &body).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert!(newest_once(&app, &courier, "succeeded").await.is_some());
+    assert_eq!(balances(&app, &courier).await, (json!(175), json!(0)));
+    let check = app.ledger_check().await;
+    assert_eq!(check["balanced"], true, "{check}");
+}
+
+#[actix_web::test]
+async fn a_completion_pays_the_commission_in_force_when_its_order_was_paid() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut app = BinaryApp::start(
+        &dir.path().join("data"),
+        &[
+            ("LASTMILE__MONEY__COMMISSION_PERCENT", "10"),
+            ("LASTMILE__DISPATCH__AUTO", "false"),
+        ],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let (customer, id) = app.sandbox_paid_order(&http, "rate-customer").await;
+    let (courier, _) = app.login(&http, "rate-courier").await;
+    // The same port across the restart.
+    let base = app.url("");
+    let post = |token: &str, path: String, body: Value| {
+        http.post(format!("{base}{path}"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    for (path, body) in [
+        (
+            "/api/v1/couriers/me".to_owned(),
+            json!({"name": "王", "phone": "13800138000"}),
+        ),
+        (
+            "/api/v1/couriers/me/online".to_owned(),
+            json!({"place_id": "cainiao-north"}),
+        ),
+    ] {
+        let r = post(&courier, path.clone(), body)
+            .await
+            .expect("courier call");
+        assert!(r.status().is_success(), "{path}");
+    }
+    let paid = eventually(std::time::Duration::from_secs(10), || async {
+        let o = get_json(&http, app.url(&format!("/api/v1/orders/{id}")), &customer).await;
+        o["status"] == "paid"
+    })
+    .await;
+    assert!(paid);
+    for step in ["grab", "pickup", "deliver"] {
+        let r = post(&courier, format!("/api/v1/orders/{id}/{step}"), json!({}))
+            .await
+            .expect(step);
+        assert!(r.status().is_success(), "{step}: {}", r.status());
+    }
+    let wallet = get_json(&http, app.url("/api/v1/couriers/me/wallet"), &courier).await;
+    assert_eq!(wallet["pending_fen"], 270, "{wallet}");
+
+    // The platform raises its commission; the order was paid under 10 %.
+    app.terminate();
+    app.set_env("LASTMILE__MONEY__COMMISSION_PERCENT", "20");
+    app.launch().await;
+    let wallet = get_json(&http, app.url("/api/v1/couriers/me/wallet"), &courier).await;
+    assert_eq!(
+        wallet["pending_fen"], 270,
+        "pending at the paid rate: {wallet}"
+    );
+    let done = post(&customer, format!("/api/v1/orders/{id}/confirm"), json!({}))
+        .await
+        .expect("confirm");
+    assert!(done.status().is_success());
+    let earned = eventually(std::time::Duration::from_secs(10), || async {
+        let w = get_json(&http, app.url("/api/v1/couriers/me/wallet"), &courier).await;
+        w["available_fen"] != json!(0)
+    })
+    .await;
+    assert!(earned);
+    let wallet = get_json(&http, app.url("/api/v1/couriers/me/wallet"), &courier).await;
+    assert_eq!(wallet["available_fen"], 270, "300 − ⌊300 × 10 %⌋: {wallet}");
+    app.kill9();
 }

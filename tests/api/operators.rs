@@ -130,7 +130,7 @@ async fn an_operator_token_is_shown_once_names_its_actions_and_dies_when_revoked
     let added = app
         .send(
             as_admin(TestRequest::post().uri("/api/v1/admin/operators")).set_json(
-                json!({"name": "han.meimei", "role": "dispatcher", "campuses": ["north"]}),
+                json!({"name": "han.meimei", "role": "dispatcher", "campuses": ["main"]}),
             ),
         )
         .await;
@@ -181,11 +181,15 @@ async fn an_operator_token_is_shown_once_names_its_actions_and_dies_when_revoked
         .send(as_admin(TestRequest::get().uri("/api/v1/admin/operators")))
         .await;
     assert!(!list.body.to_string().contains(&token));
-    assert_eq!(list.body["operators"][0]["campuses"], json!(["north"]));
+    assert_eq!(list.body["operators"][0]["campuses"], json!(["main"]));
 
     // An action of theirs is counted under their name.
+    // A customer of their campus (one of no campus is not theirs to block).
     let (customer, openid) = app.login("blocked-by-han").await;
-    let _ = customer;
+    let ordered = app
+        .create_order(&customer, &crate::helpers::order_body())
+        .await;
+    assert_eq!(ordered.status, StatusCode::CREATED, "{}", ordered.body);
     let block = app
         .post_as(
             &token,
@@ -254,6 +258,31 @@ async fn the_command_line_adds_lists_and_revokes_operators_on_a_stopped_service(
     assert!(token.starts_with("op_"), "{said}");
     let bad = lastmile(&data, &["operator", "add", "x", "--role", "root"]);
     assert_eq!(bad.status.code(), Some(2));
+    // A campus nobody serves here is refused, naming those that are.
+    let nowhere = lastmile(
+        &data,
+        &[
+            "operator", "add", "y", "--role", "viewer", "--campus", "west",
+        ],
+    );
+    assert_eq!(nowhere.status.code(), Some(2));
+    let said_nowhere = String::from_utf8_lossy(&nowhere.stderr).into_owned();
+    assert!(
+        said_nowhere.contains("\"west\"") && said_nowhere.contains("served: main"),
+        "{said_nowhere}"
+    );
+    let elsewhere = dir.path().join("elsewhere");
+    let served = lastmile(
+        &elsewhere,
+        &[
+            "operator", "add", "y", "--role", "viewer", "--campus", "main",
+        ],
+    );
+    assert!(
+        served.status.success(),
+        "{}",
+        String::from_utf8_lossy(&served.stderr)
+    );
     let list = lastmile(&data, &["operator", "list"]);
     let listed = String::from_utf8_lossy(&list.stdout).into_owned();
     assert!(listed.contains("li.lei\tfinance\tall"), "{listed}");

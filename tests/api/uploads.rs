@@ -272,3 +272,75 @@ async fn an_acknowledged_photo_survives_kill_9() {
     assert_eq!(res.bytes().await.expect("body").to_vec(), sent);
     app.kill9();
 }
+
+/// A PNG whose header claims `width` × `height` RGBA pixels and whose
+/// data is a few compressed zero rows: a decompression bomb's shape.
+fn png_claiming(width: u32, height: u32) -> Vec<u8> {
+    // One IDAT of zlib-compressed zero rows: small however large it claims.
+    let mut out = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut out, width, height);
+        encoder.set_color(png::ColorType::Rgba);
+        let mut writer = encoder.write_header().expect("header");
+        let mut stream = writer.stream_writer().expect("stream");
+        let row = vec![0u8; width as usize * 4];
+        for _ in 0..64 {
+            std::io::Write::write_all(&mut stream, &row).expect("row");
+        }
+    }
+    out
+}
+
+#[actix_web::test]
+async fn an_image_over_25_megapixels_is_refused_before_it_is_decoded() {
+    let app = spawn_app_with(|_| {}).await;
+    let (token, _) = app.login("bomb-maker").await;
+    for (width, height) in [(10_000, 10_000), (5_001, 5_000)] {
+        let bomb = png_claiming(width, height);
+        assert!(bomb.len() < 400 * 1024, "{} bytes", bomb.len());
+        let refused = app.upload(&token, "image/png", bomb).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "{width}×{height}: {}",
+            refused.body
+        );
+        assert_eq!(refused.code(), "payload_too_large");
+        assert!(refused.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("25 megapixels")));
+    }
+}
+
+#[actix_web::test]
+async fn a_user_stores_at_most_uploads_per_day_photos_a_day() {
+    let app = spawn_app_with(|s| s.uploads.per_day = 3).await;
+    let (token, _) = app.login("busy-photographer").await;
+    let uploads: Vec<Reply> =
+        futures::future::join_all((0..5).map(|_| app.upload(&token, "image/jpeg", jpeg()))).await;
+    let stored = uploads
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .count();
+    let refused: Vec<&Reply> = uploads
+        .iter()
+        .filter(|r| r.status == StatusCode::TOO_MANY_REQUESTS)
+        .collect();
+    assert_eq!(
+        (stored, refused.len()),
+        (3, 2),
+        "at once, in flight counted"
+    );
+    assert_eq!(refused[0].code(), "rate_limited");
+    assert!(refused[0].body["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("at most 3 photos")));
+    // A refused photo does not count; another user has their own allowance.
+    let (other, _) = app.login("other-photographer").await;
+    assert_eq!(
+        app.upload(&other, "image/jpeg", jpeg()).await.status,
+        StatusCode::CREATED
+    );
+    let again = app.upload(&token, "image/jpeg", jpeg()).await;
+    assert_eq!(again.status, StatusCode::TOO_MANY_REQUESTS);
+}

@@ -99,6 +99,22 @@ impl Campuses {
         self.by_id.get(id).map(|&i| &self.list[i])
     }
 
+    /// Checks that every id names a campus served here; the error names
+    /// the first that does not and the ids that are served.
+    pub fn check_served(&self, ids: &[String]) -> Result<(), String> {
+        match ids.iter().find(|id| self.get(id).is_none()) {
+            None => Ok(()),
+            Some(unknown) => Err(format!(
+                "campus {unknown:?} is not served here (served: {})",
+                self.list
+                    .iter()
+                    .map(|c| c.id())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+
     /// The campus of a stored order or presence: None is the default one
     /// (written before campuses); a campus since removed from the map is None.
     pub fn of(&self, id: Option<&CampusId>) -> Option<&Arc<Campus>> {

@@ -6,11 +6,10 @@
 use std::collections::HashMap;
 
 use actix::prelude::*;
-use time::OffsetDateTime;
 
 use super::DispatchError;
 use crate::domain::{
-    now_utc, Application, ChangedBy, CourierProfile, Decision, OpenId, Order, OrderId,
+    now_utc, Application, CampusId, ChangedBy, CourierProfile, Decision, OpenId, Order, OrderId,
 };
 use crate::orders::{OrderError, Orders};
 use crate::storage::CourierRepo;
@@ -60,6 +59,15 @@ pub(super) struct Register(pub Application);
 pub(super) struct Decide {
     pub courier: OpenId,
     pub decision: Decision,
+}
+
+/// The campus a courier works on now; durable when answered (written only
+/// when it changed).
+#[derive(Message)]
+#[rtype(result = "Result<(), DispatchError>")]
+pub(super) struct WorksOn {
+    pub courier: OpenId,
+    pub campus: CampusId,
 }
 
 /// A courier gives back an order they have not picked up.
@@ -154,9 +162,28 @@ impl Handler<Decide> for Registry {
     }
 }
 
-/// The China (campus) day of a time, `YYYY-MM-DD`.
-fn china_day(at: OffsetDateTime) -> String {
-    at.to_offset(crate::domain::CHINA).date().to_string()
+impl Handler<WorksOn> for Registry {
+    type Result = ResponseFuture<Result<(), DispatchError>>;
+
+    fn handle(&mut self, msg: WorksOn, _: &mut Self::Context) -> Self::Result {
+        let written = self
+            .profile(&msg.courier)
+            .and_then(|profile| match profile {
+                Some(mut p) if p.campus.as_ref() != Some(&msg.campus) => {
+                    p.campus = Some(msg.campus);
+                    self.store.put_courier(&p).map_err(unavailable)?;
+                    Ok(true)
+                }
+                _ => Ok(false),
+            });
+        let store = self.store.clone();
+        Box::pin(async move {
+            if written? {
+                store.commit().await.map_err(unavailable)?;
+            }
+            Ok(())
+        })
+    }
 }
 
 impl Handler<Release> for Registry {
@@ -168,7 +195,7 @@ impl Handler<Release> for Registry {
             courier,
             reason,
         } = msg;
-        let day = china_day(now_utc());
+        let day = crate::domain::china_day(now_utc());
         let checked = (|| {
             if self.profile(&courier)?.is_none() {
                 return Err(super::not_a_courier());

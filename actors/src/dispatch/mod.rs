@@ -166,6 +166,7 @@ struct Events {
     campuses: Arc<Campuses>,
     dispatchers: Arc<HashMap<CampusId, CampusDispatcher>>,
     working: Arc<DashMap<OpenId, CampusId>>,
+    registry: Addr<Registry>,
 }
 
 impl Actor for Events {
@@ -196,7 +197,13 @@ impl Handler<OrderEvent> for Events {
                 t.status,
                 crate::domain::Status::Assigned | crate::domain::Status::PickedUp
             ) {
-                self.working.insert(t.courier.clone(), id.clone());
+                let before = self.working.insert(t.courier.clone(), id.clone());
+                if before.as_ref() != Some(id) {
+                    self.registry.do_send(couriers::WorksOn {
+                        courier: t.courier.clone(),
+                        campus: id.clone(),
+                    });
+                }
             }
         }
         if let Some(d) = self.dispatchers.get(id) {
@@ -228,6 +235,21 @@ impl Dispatch {
         campuses: Arc<Campuses>,
         config: DispatchConfig,
     ) -> Self {
+        // Where each courier works survives a restart: operators limited to
+        // campuses are checked against it before anyone comes back online.
+        let working = Arc::new(DashMap::new());
+        match store.all_couriers() {
+            Ok(all) => {
+                for p in all {
+                    if let Some(campus) = p.campus {
+                        working.insert(p.openid, campus);
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %crate::errors::chain(&e), "courier profiles unreadable")
+            }
+        }
         let registry = couriers::start(
             store,
             orders.clone(),
@@ -244,11 +266,11 @@ impl Dispatch {
             })
             .collect();
         let dispatchers = Arc::new(dispatchers);
-        let working = Arc::new(DashMap::new());
         let events = Events {
             campuses: campuses.clone(),
             dispatchers: dispatchers.clone(),
             working: working.clone(),
+            registry: registry.clone(),
         }
         .start();
         Self {
@@ -265,6 +287,18 @@ impl Dispatch {
     /// if any since the start.
     pub fn works_on(&self, courier: &OpenId) -> Option<CampusId> {
         self.working.get(courier).map(|c| c.clone())
+    }
+
+    /// The couriers who work on a campus that `on` takes.
+    pub fn couriers_where(
+        &self,
+        on: impl Fn(&CampusId) -> bool,
+    ) -> std::collections::HashSet<OpenId> {
+        self.working
+            .iter()
+            .filter(|e| on(e.value()))
+            .map(|e| e.key().clone())
+            .collect()
     }
 
     /// The dispatcher of a campus (None: not on the map).
@@ -421,7 +455,7 @@ impl Dispatch {
         campus: &CampusId,
         presence: Presence,
     ) -> Result<CourierView, DispatchError> {
-        let profile = self.profile(&courier).await?;
+        let mut profile = self.profile(&courier).await?;
         let d = match (&presence, self.working_on(&courier)) {
             // Offline is said to wherever they work.
             (Presence::Offline, Some(d)) => d,
@@ -438,6 +472,15 @@ impl Dispatch {
                 if let Some(old) = self.on(&previous) {
                     old.addr.send(dispatcher::Leave(courier.clone())).await??;
                 }
+            }
+            if profile.campus.as_ref() != Some(campus) {
+                self.registry
+                    .send(couriers::WorksOn {
+                        courier: courier.clone(),
+                        campus: campus.clone(),
+                    })
+                    .await??;
+                profile.campus = Some(campus.clone());
             }
             self.working.insert(courier.clone(), campus.clone());
         }

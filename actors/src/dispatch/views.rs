@@ -78,9 +78,10 @@ impl CourierView {
         }
     }
 
-    /// A profile not present on any campus.
+    /// A profile not present on any campus (on the campus stored with it).
     pub fn absent(profile: CourierProfile, now: OffsetDateTime) -> Self {
-        Self::of(profile, now, false, None, 0, None)
+        let campus = profile.campus.clone();
+        Self::of(profile, now, false, None, 0, campus)
     }
 }
 

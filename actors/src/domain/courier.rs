@@ -84,6 +84,10 @@ pub struct CourierProfile {
     /// WeChat's content check wants a person to look at the name (or
     /// could not check it).
     pub name_flagged: bool,
+    /// The campus they work on (last went online or were assigned on);
+    /// None until they first do. Operators limited to campuses see and act
+    /// on a courier by it.
+    pub campus: Option<CampusId>,
 }
 
 /// What a user sends to become (or stay) a courier.
@@ -166,6 +170,8 @@ impl CourierProfile {
         reviewed: bool,
         now: OffsetDateTime,
     ) -> CourierProfile {
+        // A courier's campus stays through a new application.
+        let campus = existing.as_ref().and_then(|o| o.campus.clone());
         let fresh = |review| CourierProfile {
             openid: app.openid.clone(),
             name: app.name.clone(),
@@ -177,6 +183,7 @@ impl CourierProfile {
             suspended_until: None,
             applied_at: now,
             name_flagged: app.name_flagged,
+            campus: campus.clone(),
         };
         let waiting = if reviewed {
             Review::Pending

@@ -134,6 +134,12 @@ pub fn unix_ms(t: OffsetDateTime) -> i64 {
 /// day WeChat Pay's bills cover.
 pub const CHINA: time::UtcOffset = time::macros::offset!(+8);
 
+/// The China (campus) day of a time, `YYYY-MM-DD`: daily allowances turn
+/// over at midnight on campus.
+pub fn china_day(at: OffsetDateTime) -> String {
+    at.to_offset(CHINA).date().to_string()
+}
+
 /// Now, in UTC, truncated to microseconds so that stored and served times agree.
 pub fn now_utc() -> OffsetDateTime {
     let now = OffsetDateTime::now_utc();

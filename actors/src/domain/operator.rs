@@ -109,6 +109,14 @@ impl fmt::Display for Role {
     }
 }
 
+/// Whether an operator limited to `limits` (empty: every campus) may see,
+/// add and revoke one limited to `other`: an operator without a limit
+/// manages everyone; a limited one only operators limited within its own
+/// campuses, never one without a limit (that would be an escalation).
+pub fn manages(limits: &[String], other: &[String]) -> bool {
+    limits.is_empty() || (!other.is_empty() && other.iter().all(|c| limits.contains(c)))
+}
+
 /// A stored operator: the token is kept only as its SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OperatorRecord {
@@ -145,6 +153,18 @@ mod tests {
             assert_eq!(Role::parse(role.as_str()), Some(role));
         }
         assert_eq!(Role::parse("root"), None);
+    }
+
+    #[test]
+    fn a_limited_operator_manages_only_operators_within_its_campuses() {
+        let v = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(manages(&[], &[]));
+        assert!(manages(&[], &v(&["east"])));
+        assert!(manages(&v(&["main"]), &v(&["main"])));
+        assert!(manages(&v(&["main", "east"]), &v(&["east"])));
+        assert!(!manages(&v(&["main"]), &[]), "never one without a limit");
+        assert!(!manages(&v(&["main"]), &v(&["east"])));
+        assert!(!manages(&v(&["main"]), &v(&["main", "east"])));
     }
 
     #[test]

@@ -89,6 +89,9 @@ pub enum MoneyEvent {
         order: OrderId,
         /// What was paid.
         total: u32,
+        /// The order's campus: the commission in force on it now is the
+        /// one its completion pays (None: the default campus).
+        campus: Option<CampusId>,
     },
     /// The order completed: its escrow goes to its courier and the platform.
     Completed {
@@ -219,10 +222,14 @@ impl Commission {
             .unwrap_or(self.default)
     }
 
-    /// The percent `event` posts with (only a completion takes one).
+    /// The percent in force for `event`'s order now (a payment stamps it
+    /// on the order; a completion of an order paid before stamps existed
+    /// takes it).
     pub fn of(&self, event: &MoneyEvent) -> u8 {
         match event {
-            MoneyEvent::Completed { campus, .. } => self.on(campus.as_ref()),
+            MoneyEvent::Completed { campus, .. } | MoneyEvent::Paid { campus, .. } => {
+                self.on(campus.as_ref())
+            }
             _ => self.default,
         }
     }
@@ -416,6 +423,7 @@ impl MoneyEvent {
             Event::PaymentConfirmed => vec![MoneyEvent::Paid {
                 order: id.clone(),
                 total: order.total_fen(),
+                campus: order.extras.campus.clone(),
             }],
             Event::Confirm | Event::Resolve => completed().into_iter().collect(),
             Event::RefundConfirmed | Event::RefundSettled => {
@@ -437,6 +445,7 @@ impl MoneyEvent {
         let paid = MoneyEvent::Paid {
             order: order.id.clone(),
             total: order.total_fen(),
+            campus: order.extras.campus.clone(),
         };
         let last = order.history().last().and_then(|c| c.event);
         let by_hand = matches!(last, Some(Event::RefundSettled | Event::PartRefundSettled));
@@ -663,6 +672,7 @@ mod tests {
         let paid = MoneyEvent::Paid {
             order: order.clone(),
             total: 455,
+            campus: None,
         };
         apply(&mut balances, &mut journal, &paid.posting(0, 10));
         let escrow = balances[&Account::Escrow(order.clone())];
@@ -696,6 +706,7 @@ mod tests {
             &MoneyEvent::Paid {
                 order: order.clone(),
                 total: 300,
+                campus: None,
             }
             .posting(0, 10),
         );
@@ -746,6 +757,7 @@ mod tests {
         let paid = MoneyEvent::Paid {
             order: order.clone(),
             total: 300,
+            campus: None,
         };
         apply(&mut balances, &mut journal, &paid.posting(0, 10));
         let done = MoneyEvent::Completed {
@@ -839,7 +851,7 @@ mod tests {
                 let event = match step {
                     Step::Pay(o, fee, tip) if !paid.contains_key(&o) => {
                         paid.insert(o, (fee + tip, tip, false, 0));
-                        MoneyEvent::Paid { order: order(o), total: fee + tip }
+                        MoneyEvent::Paid { order: order(o), total: fee + tip, campus: None }
                     }
                     Step::Complete(o, c) => match paid.get_mut(&o) {
                         Some((total, tip, finished @ false, refunded)) => {

@@ -131,6 +131,21 @@ impl Actor for LedgerActor {
     }
 }
 
+/// The commission percents stamped on orders when they were paid.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<Option<u8>>, LedgerError>")]
+struct RatesOf(Vec<OrderId>);
+
+impl Handler<RatesOf> for LedgerActor {
+    type Result = Result<Vec<Option<u8>>, LedgerError>;
+
+    fn handle(&mut self, RatesOf(orders): RatesOf, _: &mut Self::Context) -> Self::Result {
+        // A payment told and not yet posted has its rate stamped now.
+        self.drain();
+        Ok(self.repo.rates_of(&orders)?)
+    }
+}
+
 impl Supervised for LedgerActor {
     fn restarting(&mut self, _: &mut Self::Context) {
         tracing::warn!("ledger restarting");
@@ -390,6 +405,11 @@ impl Ledger {
             repo.flush_blocking()?;
             tracing::info!(events = told, "stored orders told to the ledger");
         }
+        let indexed = repo.index_withdrawal_statuses()?;
+        if indexed > 0 {
+            repo.flush_blocking()?;
+            tracing::info!(withdrawals = indexed, "withdrawals indexed by status");
+        }
         let consistent = Arc::new(AtomicBool::new(false));
         let mut ledger = LedgerActor {
             repo,
@@ -421,6 +441,12 @@ impl Ledger {
     /// Checks the invariants now.
     pub async fn check(&self) -> Result<Check, LedgerError> {
         self.addr.send(CheckBook).await?
+    }
+
+    /// The commission percent each order was paid under (None: not paid
+    /// yet, or paid before the ledger stamped rates: today's applies).
+    pub async fn rates_of(&self, orders: Vec<OrderId>) -> Result<Vec<Option<u8>>, LedgerError> {
+        self.addr.send(RatesOf(orders)).await?
     }
 
     /// A courier's wallet, a page of their statement.

@@ -29,6 +29,9 @@ pub struct MoneyDay {
     pub commission_fen: u64,
     /// Every courier's balances now, most available first.
     pub couriers: Vec<CourierBalance>,
+    /// The day's lines the sums are made of, by (kind, order id).
+    #[serde(skip)]
+    pub lines: LedgerDay,
 }
 
 /// A China day's money.
@@ -77,6 +80,7 @@ impl Handler<GetMoneyDay> for LedgerActor {
             commission_fen: total("commission"),
             date: day,
             couriers,
+            lines: sums,
         })
     }
 }

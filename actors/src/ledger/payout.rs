@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use crate::wechat::transfer::{BillState, BillStatus, ReportInfo, TransferApi, TransferBill};
+use crate::wechat::transfer::{
+    refused_for_good, BillState, BillStatus, ReportInfo, TransferApi, TransferBill,
+};
+use crate::wechat::WeChatError;
 
 use super::*;
 
@@ -86,6 +89,21 @@ impl LedgerActor {
         actix::spawn(async move {
             match payouts.api.transfer(&bill).await {
                 Ok(bill) => addr.do_send(TransferSeen { bill }),
+                Err(WeChatError::Pay { code, message }) if refused_for_good(&code) => {
+                    // WeChat Pay's advice: never give up on a bill before a
+                    // query says it does not exist.
+                    match payouts.api.query(id.as_str()).await {
+                        Ok(Some(bill)) => addr.do_send(TransferSeen { bill }),
+                        Ok(None) => addr.do_send(TransferRefused {
+                            id,
+                            reason: format!("WeChat Pay refused the transfer: {code} {message}"),
+                        }),
+                        Err(e) => addr.do_send(TransferUnsent {
+                            id,
+                            error: crate::errors::chain(&e),
+                        }),
+                    }
+                }
                 Err(e) => addr.do_send(TransferUnsent {
                     id,
                     error: crate::errors::chain(&e),
@@ -125,7 +143,12 @@ impl LedgerActor {
             WithdrawalStatus::Transferring,
             WithdrawalStatus::WaitUserConfirm,
         ] {
-            match self.repo.withdrawals(Some(status), None, MAX_STATEMENT) {
+            // Every one, through the index by status: neither the newest
+            // hundred nor a scan of all withdrawals.
+            match self
+                .repo
+                .withdrawals(Some(status), None, usize::MAX, &|_| true)
+            {
                 Ok(unfinished) => {
                     for w in &unfinished {
                         self.requery(w, ctx);
@@ -145,6 +168,12 @@ impl LedgerActor {
             .repo
             .withdrawal(&id)?
             .ok_or(WithdrawalError::NotFound)?;
+        if let Some(mismatch) = mismatch(&current, &bill) {
+            metrics::counter!("lastmile_payment_anomalies_total", "kind" => "transfer_mismatch")
+                .increment(1);
+            tracing::error!(withdrawal = %id, %mismatch, "transfer does not match its withdrawal; nothing posted");
+            return Err(WithdrawalError::Anomaly(mismatch));
+        }
         let mut reason = bill.fail_reason.clone().unwrap_or_default();
         let event = match (bill.state, current.status) {
             (
@@ -163,6 +192,60 @@ impl LedgerActor {
             _ => return Ok(current),
         };
         self.change_with(&id, event, &reason, Some(&bill))
+    }
+}
+
+/// What in WeChat Pay's word about a transfer disagrees with the
+/// withdrawal it names (None: nothing it says).
+fn mismatch(withdrawal: &Withdrawal, bill: &BillStatus) -> Option<String> {
+    if let Some(amount) = bill.transfer_amount.filter(|a| *a != withdrawal.amount_fen) {
+        return Some(format!(
+            "transfer_amount {amount} for a withdrawal of {} fen",
+            withdrawal.amount_fen
+        ));
+    }
+    if bill
+        .openid
+        .as_deref()
+        .is_some_and(|o| o != withdrawal.courier.as_str())
+    {
+        return Some("the transfer pays another openid".into());
+    }
+    None
+}
+
+/// WeChat Pay refused a transfer for good and holds no bill of it: the
+/// withdrawal fails and its money comes back.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct TransferRefused {
+    id: WithdrawalId,
+    reason: String,
+}
+
+impl Handler<TransferRefused> for LedgerActor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(
+        &mut self,
+        TransferRefused { id, reason }: TransferRefused,
+        _: &mut Self::Context,
+    ) -> Self::Result {
+        metrics::counter!("lastmile_transfer_refusals_total").increment(1);
+        tracing::error!(withdrawal = %id, %reason, "transfer refused for good; the money goes back");
+        let failed = match self.repo.withdrawal(&id) {
+            Ok(Some(w)) if w.status == WithdrawalStatus::Transferring => {
+                self.change(&id, WithdrawalEvent::Fail, &reason).map(Some)
+            }
+            Ok(_) => Ok(None),
+            Err(e) => Err(e.into()),
+        };
+        let durable = self.durably(failed);
+        Box::pin(async move {
+            if let Err(e) = durable.await {
+                tracing::warn!(error = %crate::errors::chain(&e), "refused transfer not failed; tried again later");
+            }
+        })
     }
 }
 

@@ -2,6 +2,9 @@
 //! against the book), the operators' review, and the payout's outcome —
 //! each written with the posting of the money it moves.
 
+use std::collections::HashSet;
+use std::sync::Arc;
+
 use actix::prelude::*;
 use time::OffsetDateTime;
 
@@ -45,6 +48,10 @@ pub enum WithdrawalError {
     /// No such withdrawal (404).
     #[error("no such withdrawal")]
     NotFound,
+    /// WeChat Pay's word about a transfer does not match the withdrawal
+    /// (amount or payee): counted, logged, nothing posted.
+    #[error("transfer anomaly: {0}")]
+    Anomaly(String),
     /// The ledger failed.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
@@ -109,6 +116,8 @@ pub struct WithdrawalQueue {
     pub before: Option<WithdrawalId>,
     /// Page size.
     pub limit: usize,
+    /// Only these couriers' (an operator limited to campuses); None: all.
+    pub couriers: Option<Arc<HashSet<OpenId>>>,
 }
 
 /// What an operator decides about a withdrawal.
@@ -349,9 +358,24 @@ impl Handler<WithdrawalQueue> for LedgerActor {
     type Result = Result<Vec<Withdrawal>, WithdrawalError>;
 
     fn handle(&mut self, msg: WithdrawalQueue, _: &mut Self::Context) -> Self::Result {
+        let couriers = msg.couriers;
+        let keep = |w: &Withdrawal| couriers.as_ref().is_none_or(|c| c.contains(&w.courier));
         Ok(self
             .repo
-            .withdrawals(msg.status, msg.before.as_ref(), msg.limit)?)
+            .withdrawals(msg.status, msg.before.as_ref(), msg.limit, &keep)?)
+    }
+}
+
+/// One withdrawal by id.
+#[derive(Message)]
+#[rtype(result = "Result<Withdrawal, WithdrawalError>")]
+pub struct GetWithdrawal(pub WithdrawalId);
+
+impl Handler<GetWithdrawal> for LedgerActor {
+    type Result = Result<Withdrawal, WithdrawalError>;
+
+    fn handle(&mut self, GetWithdrawal(id): GetWithdrawal, _: &mut Self::Context) -> Self::Result {
+        self.repo.withdrawal(&id)?.ok_or(WithdrawalError::NotFound)
     }
 }
 
@@ -397,20 +421,27 @@ impl Ledger {
             .await?
     }
 
-    /// The operators' queue, newest first.
+    /// The operators' queue, newest first (only `couriers`' when given).
     pub async fn withdrawal_queue(
         &self,
         status: Option<WithdrawalStatus>,
         before: Option<WithdrawalId>,
         limit: usize,
+        couriers: Option<Arc<HashSet<OpenId>>>,
     ) -> Result<Vec<Withdrawal>, WithdrawalError> {
         self.addr
             .send(WithdrawalQueue {
                 status,
                 before,
                 limit,
+                couriers,
             })
             .await?
+    }
+
+    /// One withdrawal (operators check whose it is before acting on it).
+    pub async fn withdrawal(&self, id: WithdrawalId) -> Result<Withdrawal, WithdrawalError> {
+        self.addr.send(GetWithdrawal(id)).await?
     }
 
     /// An operator's decision (answered once durable).

@@ -9,8 +9,11 @@ pub struct CourierRepo(pub(super) Store);
 impl CourierRepo {
     /// Saves a courier profile.
     pub fn put_courier(&self, profile: &CourierProfile) -> Result<(), StorageError> {
-        // Unflagged profiles keep the v2 bytes earlier releases read.
-        let bytes = if profile.name_flagged {
+        // Profiles without a campus or a flag keep the bytes earlier
+        // releases read.
+        let bytes = if let Some(v4) = records::CourierV4::of(profile) {
+            encode_tagged(COURIER_V4, &v4)?
+        } else if profile.name_flagged {
             encode_tagged(COURIER_V3, &records::CourierV3::from(profile))?
         } else {
             encode_tagged(COURIER_V2, &records::CourierV2::from(profile))?
@@ -75,6 +78,10 @@ pub(super) fn courier_of(bytes: &[u8], key: &str) -> Result<CourierProfile, Stor
         key: key.to_owned(),
     };
     match bytes.split_first() {
+        Some((&COURIER_V4, body)) => bincode::deserialize::<records::CourierV4>(body)
+            .map_err(|_| corrupt())?
+            .domain()
+            .map_err(|_| corrupt()),
         Some((&COURIER_V3, body)) => bincode::deserialize::<records::CourierV3>(body)
             .map_err(|_| corrupt())?
             .domain()

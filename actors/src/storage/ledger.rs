@@ -15,6 +15,16 @@ use super::*;
 
 /// Marks that stored orders were told to the ledger once.
 const MIGRATED: &str = "ledger_migrated";
+/// Most withdrawals made room for up front.
+const MAX_PAGE: usize = 100;
+/// Marks that every stored withdrawal is in the index by status.
+const STATUS_INDEXED: &str = "withdrawals_status_indexed";
+
+/// Where a withdrawal is in the index by status: the status, a 0 byte,
+/// its id (ids grow with time, so a reversed prefix scan is newest first).
+fn status_key(status: WithdrawalStatus, id: &[u8]) -> Vec<u8> {
+    [status.as_str().as_bytes(), b"\0", id].concat()
+}
 
 /// The ledger's trees.
 #[derive(Clone)]
@@ -70,8 +80,9 @@ impl LedgerRepo {
             &inner.ledger_entries,
             &inner.ledger_inbox,
             &inner.ledger_days,
+            &inner.ledger_rates,
         )
-            .transaction(|(postings, balances, entries, inbox, days)| {
+            .transaction(|(postings, balances, entries, inbox, days, rates)| {
                 let book = Book {
                     postings,
                     balances,
@@ -81,11 +92,37 @@ impl LedgerRepo {
                 let mut new = 0;
                 for (seq, event) in events {
                     inbox.remove(&seq.to_be_bytes())?;
-                    new += usize::from(book.post(event, commission.of(event), at_unix_ms)?);
+                    // A completion pays the commission in force when its
+                    // order was paid (stamped then); an order paid before
+                    // stamps existed pays today's.
+                    let percent = match event {
+                        MoneyEvent::Completed { order, .. } => rates
+                            .get(order.as_str().as_bytes())?
+                            .and_then(|v| v.first().copied())
+                            .unwrap_or_else(|| commission.of(event)),
+                        _ => commission.of(event),
+                    };
+                    let fresh = book.post(event, percent, at_unix_ms)?;
+                    if let (true, MoneyEvent::Paid { order, .. }) = (fresh, event) {
+                        rates.insert(order.as_str().as_bytes(), &[percent])?;
+                    }
+                    new += usize::from(fresh);
                 }
                 Ok(new)
             })
             .map_err(unwrap_tx)
+    }
+
+    /// The commission percent stamped on each order when it was paid
+    /// (None: not paid, or paid before stamps existed).
+    pub fn rates_of(&self, orders: &[OrderId]) -> Result<Vec<Option<u8>>, StorageError> {
+        orders
+            .iter()
+            .map(|o| {
+                let stamped = self.0.inner.ledger_rates.get(o.as_str().as_bytes())?;
+                Ok(stamped.and_then(|v| v.first().copied()))
+            })
+            .collect()
     }
 
     /// Posts `event` once, at `at_unix_ms`, with the commission of the
@@ -117,6 +154,7 @@ impl LedgerRepo {
         let record = store(withdrawal)?;
         let index = courier_key(&withdrawal.courier, id);
         let key = key.map(|k| courier_key(&withdrawal.courier, k.as_str().as_bytes()));
+        let now_in = status_key(withdrawal.status, id);
         (
             &inner.ledger_postings,
             &inner.ledger_balances,
@@ -125,10 +163,15 @@ impl LedgerRepo {
             &inner.withdrawals_by_courier,
             &inner.withdrawal_keys,
             &inner.ledger_days,
+            &inner.withdrawals_by_status,
         )
             .transaction(
-                |(postings, balances, entries, withdrawals, by_courier, keys, days)| {
-                    withdrawals.insert(id, record.as_slice())?;
+                |(postings, balances, entries, withdrawals, by_courier, keys, days, by_status)| {
+                    if let Some(old) = withdrawals.insert(id, record.as_slice())? {
+                        let old: Withdrawal = load(&old, withdrawal.id.as_str()).map_err(abort)?;
+                        by_status.remove(status_key(old.status, id))?;
+                    }
+                    by_status.insert(now_in.as_slice(), &[])?;
                     by_courier.insert(index.as_slice(), &[])?;
                     if let Some(key) = &key {
                         keys.insert(key.as_slice(), id)?;
@@ -212,31 +255,83 @@ impl LedgerRepo {
         Ok(out)
     }
 
-    /// Withdrawals, newest first, in `status` when given, up to `limit`,
-    /// older than `before` when given (the operators' queue).
+    /// Withdrawals, newest first, in `status` when given, that `keep`
+    /// takes, up to `limit`, older than `before` when given (the
+    /// operators' queue).
     pub fn withdrawals(
         &self,
         status: Option<WithdrawalStatus>,
         before: Option<&WithdrawalId>,
         limit: usize,
+        keep: &dyn Fn(&Withdrawal) -> bool,
     ) -> Result<Vec<Withdrawal>, StorageError> {
-        let tree = &self.0.inner.withdrawals;
-        let items = match before {
-            Some(id) => tree.range(..id.as_str().as_bytes()),
-            None => tree.range::<&[u8], _>(..),
-        };
-        let mut out = Vec::with_capacity(limit);
-        for item in items.rev() {
-            let (key, value) = item?;
-            let w: Withdrawal = load(&value, &String::from_utf8_lossy(&key))?;
-            if status.is_none_or(|s| s == w.status) {
-                out.push(w);
-                if out.len() == limit {
-                    break;
+        let mut out = Vec::with_capacity(limit.min(MAX_PAGE));
+        let Some(status) = status else {
+            let tree = &self.0.inner.withdrawals;
+            let items = match before {
+                Some(id) => tree.range(..id.as_str().as_bytes()),
+                None => tree.range::<&[u8], _>(..),
+            };
+            for item in items.rev() {
+                let (key, value) = item?;
+                let w: Withdrawal = load(&value, &String::from_utf8_lossy(&key))?;
+                if keep(&w) {
+                    out.push(w);
+                    if out.len() == limit {
+                        break;
+                    }
                 }
+            }
+            return Ok(out);
+        };
+        let start = status_key(status, b"");
+        let end = match before {
+            Some(id) => status_key(status, id.as_str().as_bytes()),
+            None => status_key(status, &[0xff]),
+        };
+        for item in self
+            .0
+            .inner
+            .withdrawals_by_status
+            .range(start.clone()..end)
+            .rev()
+        {
+            let (key, _) = item?;
+            let id = String::from_utf8_lossy(&key[start.len()..]).into_owned();
+            let Ok(id) = WithdrawalId::parse(&id) else {
+                continue;
+            };
+            // The index moves with the record in one transaction; a record
+            // in another status is not this status's.
+            match self.withdrawal(&id)? {
+                Some(w) if w.status == status && keep(&w) => out.push(w),
+                _ => continue,
+            }
+            if out.len() == limit {
+                break;
             }
         }
         Ok(out)
+    }
+
+    /// Puts every stored withdrawal in the index by status, once (stores
+    /// written before the index); answers how many were indexed.
+    pub fn index_withdrawal_statuses(&self) -> Result<usize, StorageError> {
+        let inner = &self.0.inner;
+        if inner.meta.contains_key(STATUS_INDEXED)? {
+            return Ok(0);
+        }
+        let mut n = 0;
+        for item in inner.withdrawals.iter() {
+            let (key, value) = item?;
+            let w: Withdrawal = load(&value, &String::from_utf8_lossy(&key))?;
+            inner
+                .withdrawals_by_status
+                .insert(status_key(w.status, &key), &[])?;
+            n += 1;
+        }
+        inner.meta.insert(STATUS_INDEXED, &[1u8])?;
+        Ok(n)
     }
 
     /// True when a posting with this key exists.

@@ -104,6 +104,9 @@ const ORDER_V6: u8 = 6;
 const COURIER_V2: u8 = 2;
 /// A courier profile whose name the content check flagged.
 const COURIER_V3: u8 = 3;
+/// A courier profile with the campus they work on (the v3 record, then
+/// the campus id).
+const COURIER_V4: u8 = 4;
 /// sled's page cache; big enough to hold the working set of active orders.
 const CACHE_BYTES: u64 = 256 * 1024 * 1024;
 /// How many index entries one list call may skip over when filtering by status.
@@ -172,6 +175,7 @@ struct Inner {
     couriers: sled::Tree,
     courier_releases: sled::Tree,
     uploads: sled::Tree,
+    upload_days: sled::Tree,
     outbox: sled::Tree,
     ledger_inbox: sled::Tree,
     ledger_postings: sled::Tree,
@@ -179,8 +183,11 @@ struct Inner {
     ledger_entries: sled::Tree,
     withdrawals: sled::Tree,
     withdrawals_by_courier: sled::Tree,
+    withdrawals_by_status: sled::Tree,
     withdrawal_keys: sled::Tree,
     ledger_days: sled::Tree,
+    /// The commission percent in force when each order was paid.
+    ledger_rates: sled::Tree,
     reconciliations: sled::Tree,
     committer: mpsc::Sender<Waiter>,
     /// Flushes still to fail on purpose (fault injection for tests).
@@ -237,6 +244,7 @@ impl Store {
             couriers: db.open_tree("couriers")?,
             courier_releases: db.open_tree("courier_releases")?,
             uploads: db.open_tree("uploads")?,
+            upload_days: db.open_tree("upload_days")?,
             outbox: db.open_tree("outbox")?,
             ledger_inbox: db.open_tree("ledger_inbox")?,
             ledger_postings: db.open_tree("ledger_postings")?,
@@ -244,8 +252,10 @@ impl Store {
             ledger_entries: db.open_tree("ledger_entries")?,
             withdrawals: db.open_tree("withdrawals")?,
             withdrawals_by_courier: db.open_tree("withdrawals_by_courier")?,
+            withdrawals_by_status: db.open_tree("withdrawals_by_status")?,
             withdrawal_keys: db.open_tree("withdrawal_keys")?,
             ledger_days: db.open_tree("ledger_days")?,
+            ledger_rates: db.open_tree("ledger_rates")?,
             reconciliations: db.open_tree("reconciliations")?,
             committer: tx,
             failing_flushes,
@@ -949,6 +959,7 @@ mod tests {
                 suspended_until: None,
                 applied_at: OffsetDateTime::UNIX_EPOCH,
                 name_flagged: false,
+                campus: None,
             },
         )
     }
@@ -979,6 +990,82 @@ mod tests {
             .expect("get")
             .expect("there");
         assert!(!back.name_flagged);
+    }
+
+    #[test]
+    fn withdrawals_are_found_by_status_through_the_index_old_stores_too() {
+        use crate::ledger::{Withdrawal, WithdrawalEvent, WithdrawalStatus};
+        let (_dir, store) = temp_store();
+        let repo = store.ledger_repo();
+        let courier = OpenId::parse("oIndexCourier").expect("openid");
+        let at = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
+        let made: Vec<Withdrawal> = (0..3)
+            .map(|i| {
+                let w = Withdrawal::new(courier.clone(), 100 + i, true, at);
+                repo.save_withdrawal(&w, None, None, 0).expect("save");
+                w
+            })
+            .collect();
+        let mut moved = made[0].clone();
+        moved
+            .apply(&WithdrawalEvent::Approve, "", at)
+            .expect("approve");
+        repo.save_withdrawal(&moved, None, None, 0).expect("save");
+        let ids = |status| {
+            let mut ids: Vec<String> = repo
+                .withdrawals(Some(status), None, usize::MAX, &|_| true)
+                .expect("read")
+                .into_iter()
+                .map(|w| w.id.to_string())
+                .collect();
+            ids.sort();
+            ids
+        };
+        let mut reviewing = vec![made[1].id.to_string(), made[2].id.to_string()];
+        reviewing.sort();
+        assert_eq!(ids(WithdrawalStatus::Reviewing), reviewing);
+        assert_eq!(ids(WithdrawalStatus::Transferring), [moved.id.to_string()]);
+        let only_first = repo
+            .withdrawals(Some(WithdrawalStatus::Reviewing), None, 1, &|_| true)
+            .expect("read");
+        assert_eq!(only_first.len(), 1);
+        let nobody = repo
+            .withdrawals(Some(WithdrawalStatus::Reviewing), None, 10, &|_| false)
+            .expect("read");
+        assert!(nobody.is_empty());
+
+        // A store written before the index: built once at start.
+        store.inner.withdrawals_by_status.clear().expect("clear");
+        store
+            .inner
+            .meta
+            .remove("withdrawals_status_indexed")
+            .expect("meta");
+        assert!(ids(WithdrawalStatus::Reviewing).is_empty());
+        assert_eq!(repo.index_withdrawal_statuses().expect("index"), 3);
+        assert_eq!(repo.index_withdrawal_statuses().expect("again"), 0);
+        assert_eq!(ids(WithdrawalStatus::Reviewing), reviewing);
+        assert_eq!(ids(WithdrawalStatus::Transferring), [moved.id.to_string()]);
+    }
+
+    #[test]
+    fn a_couriers_campus_is_kept_with_the_profile() {
+        let (_dir, store) = temp_store();
+        let repo = store.courier_repo();
+        let (_, _, _, _, mut courier) = samples();
+        for flagged in [false, true] {
+            courier.name_flagged = flagged;
+            courier.campus = Some(crate::domain::CampusId::parse("east").expect("id"));
+            repo.put_courier(&courier).expect("put");
+            let raw = store
+                .inner
+                .couriers
+                .get(courier.openid.as_str())
+                .expect("get");
+            assert_eq!(raw.as_deref().and_then(|b| b.first()), Some(&COURIER_V4));
+            let back = repo.get_courier(&courier.openid).expect("get");
+            assert_eq!(back.as_ref(), Some(&courier));
+        }
     }
 
     #[test]

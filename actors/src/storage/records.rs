@@ -873,6 +873,7 @@ impl CourierV1 {
             suspended_until: None,
             applied_at: OffsetDateTime::UNIX_EPOCH,
             name_flagged: false,
+            campus: None,
         })
     }
 }
@@ -946,6 +947,7 @@ impl CourierV2 {
                 .transpose()?,
             applied_at: self.applied_at,
             name_flagged: false,
+            campus: None,
         })
     }
 }
@@ -974,6 +976,33 @@ impl CourierV3 {
         self.v2
             .domain()
             .map(|p| CourierProfile { name_flagged, ..p })
+    }
+}
+
+/// A courier profile that knows the campus they work on (tag
+/// `COURIER_V4`): the v3 record and the campus id.
+#[derive(Serialize, Deserialize)]
+pub(super) struct CourierV4 {
+    v3: CourierV3,
+    campus: String,
+}
+
+impl CourierV4 {
+    /// The record of a profile with a campus (None: it has none).
+    pub(super) fn of(p: &CourierProfile) -> Option<Self> {
+        Some(CourierV4 {
+            v3: CourierV3::from(p),
+            campus: p.campus.as_ref()?.as_str().to_owned(),
+        })
+    }
+
+    /// The profile it holds.
+    pub(super) fn domain(self) -> Result<CourierProfile, Unreadable> {
+        let campus = CampusId::parse(&self.campus).map_err(|_| Unreadable)?;
+        self.v3.domain().map(|p| CourierProfile {
+            campus: Some(campus),
+            ..p
+        })
     }
 }
 
@@ -1153,6 +1182,11 @@ pub(super) enum MoneyEventV1 {
         tip: u32,
         campus: String,
     },
+    PaidOnCampus {
+        order: String,
+        total: u32,
+        campus: String,
+    },
 }
 
 fn withdrawal_id(s: &str) -> Result<WithdrawalId, Unreadable> {
@@ -1167,7 +1201,20 @@ impl Stored for MoneyEvent {
     type Record = MoneyEventV1;
     fn to_record(&self) -> MoneyEventV1 {
         match self {
-            MoneyEvent::Paid { order, total } => MoneyEventV1::Paid {
+            MoneyEvent::Paid {
+                order,
+                total,
+                campus: Some(campus),
+            } => MoneyEventV1::PaidOnCampus {
+                order: order.to_string(),
+                total: *total,
+                campus: campus.to_string(),
+            },
+            MoneyEvent::Paid {
+                order,
+                total,
+                campus: None,
+            } => MoneyEventV1::Paid {
                 order: order.to_string(),
                 total: *total,
             },
@@ -1239,6 +1286,16 @@ impl Stored for MoneyEvent {
             MoneyEventV1::Paid { order, total } => MoneyEvent::Paid {
                 order: order_id(&order)?,
                 total,
+                campus: None,
+            },
+            MoneyEventV1::PaidOnCampus {
+                order,
+                total,
+                campus,
+            } => MoneyEvent::Paid {
+                order: order_id(&order)?,
+                total,
+                campus: Some(CampusId::parse(&campus).map_err(|_| Unreadable)?),
             },
             MoneyEventV1::Completed {
                 order,

@@ -1,4 +1,5 @@
-//! The uploads actor's repository: the `uploads` tree (photo records).
+//! The uploads actor's repository: the `uploads` tree (photo records) and
+//! `upload_days` (photos stored per user and China day).
 
 use super::*;
 
@@ -22,6 +23,27 @@ impl UploadRepo {
             Some(bytes) => load(&bytes, id.as_str()).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// How many photos `owner` stored on a (China) day.
+    pub fn uploads_on(&self, owner: &OpenId, day: &str) -> Result<u32, StorageError> {
+        let key = [owner.as_str().as_bytes(), b"\0", day.as_bytes()].concat();
+        Ok(self
+            .0
+            .inner
+            .upload_days
+            .get(key)?
+            .and_then(|v| <[u8; 4]>::try_from(v.as_ref()).ok())
+            .map_or(0, u32::from_be_bytes))
+    }
+
+    /// Counts one more stored photo on a day (the uploads actor is the one
+    /// writer).
+    pub fn count_upload(&self, owner: &OpenId, day: &str) -> Result<u32, StorageError> {
+        let n = self.uploads_on(owner, day)? + 1;
+        let key = [owner.as_str().as_bytes(), b"\0", day.as_bytes()].concat();
+        self.0.inner.upload_days.insert(key, &n.to_be_bytes())?;
+        Ok(n)
     }
 
     /// Waits until every write made before this call is on disk.

@@ -8,6 +8,7 @@
 
 pub mod photo;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -30,6 +31,9 @@ pub enum UploadError {
     /// The photo already proves another order.
     #[error("this photo already belongs to another order")]
     Taken,
+    /// The uploader stored their share of photos today.
+    #[error("at most {0} photos per user per day")]
+    DailyLimit(u32),
     /// Storage, the object store or an actor failed.
     #[error("uploads are unavailable")]
     Unavailable(#[source] crate::errors::Cause),
@@ -48,11 +52,22 @@ pub enum Viewer {
     User(OpenId),
 }
 
+/// How many photos are decoded at once: each may take ~100 MB at 25 MP,
+/// and a decode keeps a core busy.
+const DECODING_AT_ONCE: usize = 2;
+
 /// The actor.
 pub struct UploadActor {
     store: UploadRepo,
     objects: Arc<dyn ObjectStore>,
     orders: Orders,
+    /// Photos a user may store per China day (`uploads.per_day`).
+    per_day: u32,
+    /// Uploads accepted and not yet stored, per user (counted against
+    /// the day's allowance while in flight).
+    storing: HashMap<OpenId, u32>,
+    /// Bounds the memory and CPU that decoding takes.
+    decoding: Arc<tokio::sync::Semaphore>,
 }
 
 impl Actor for UploadActor {
@@ -106,17 +121,41 @@ pub struct Attach {
     pub order: OrderId,
 }
 
+impl UploadActor {
+    /// Books one more photo for `owner` today, or refuses past the limit.
+    fn book(&mut self, owner: &OpenId, day: &str) -> Result<(), UploadError> {
+        let stored = self.store.uploads_on(owner, day).map_err(unavailable)?;
+        let in_flight = self.storing.get(owner).copied().unwrap_or(0);
+        if stored + in_flight >= self.per_day {
+            return Err(UploadError::DailyLimit(self.per_day));
+        }
+        *self.storing.entry(owner.clone()).or_default() += 1;
+        Ok(())
+    }
+}
+
 impl Handler<Store> for UploadActor {
-    type Result = ResponseFuture<Result<Upload, UploadError>>;
+    type Result = ResponseActFuture<Self, Result<Upload, UploadError>>;
 
     fn handle(&mut self, Store { owner, bytes }: Store, _: &mut Self::Context) -> Self::Result {
+        let day = crate::domain::china_day(now_utc());
+        if let Err(e) = self.book(&owner, &day) {
+            return Box::pin(async move { Err(e) }.into_actor(self));
+        }
         let (store, objects) = (self.store.clone(), self.objects.clone());
-        Box::pin(async move {
+        let decoding = self.decoding.clone();
+        let who = owner.clone();
+        let stored = async move {
             // Decoding a phone photo takes tens of milliseconds: not on
-            // the actor's (or an HTTP worker's) thread.
-            let checked = tokio::task::spawn_blocking(move || photo::check(&bytes))
-                .await
-                .map_err(unavailable)??;
+            // the actor's (or an HTTP worker's) thread, and a few at a time.
+            let permit = decoding.acquire_owned().await.map_err(unavailable)?;
+            let checked = tokio::task::spawn_blocking(move || {
+                let checked = photo::check(&bytes);
+                drop(permit);
+                checked
+            })
+            .await
+            .map_err(unavailable)??;
             let upload = Upload {
                 id: UploadId::generate(now_utc()),
                 owner,
@@ -136,10 +175,22 @@ impl Handler<Store> for UploadActor {
                 .await
                 .map_err(unavailable)?;
             store.put_upload(&upload).map_err(unavailable)?;
+            store
+                .count_upload(&upload.owner, &day)
+                .map_err(unavailable)?;
             store.commit().await.map_err(unavailable)?;
             metrics::counter!("lastmile_uploads_total").increment(1);
             Ok(upload)
-        })
+        };
+        Box::pin(stored.into_actor(self).map(move |result, act, _| {
+            if let Some(n) = act.storing.get_mut(&who) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    act.storing.remove(&who);
+                }
+            }
+            result
+        }))
     }
 }
 
@@ -241,12 +292,21 @@ pub struct Uploads {
 }
 
 impl Uploads {
-    /// Starts the supervised uploads actor.
-    pub fn start(store: UploadRepo, objects: Arc<dyn ObjectStore>, orders: Orders) -> Self {
+    /// Starts the supervised uploads actor; each user may store `per_day`
+    /// photos a China day.
+    pub fn start(
+        store: UploadRepo,
+        objects: Arc<dyn ObjectStore>,
+        orders: Orders,
+        per_day: u32,
+    ) -> Self {
         let addr = Supervisor::start(move |_| UploadActor {
             store,
             objects,
             orders,
+            per_day,
+            storing: HashMap::new(),
+            decoding: Arc::new(tokio::sync::Semaphore::new(DECODING_AT_ONCE)),
         });
         Self { addr }
     }

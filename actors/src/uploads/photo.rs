@@ -18,8 +18,11 @@ use crate::domain::ImageType;
 pub const MAX_PHOTO_BYTES: usize = 2 * 1024 * 1024;
 /// Largest side in pixels (a phone camera's 50 MP is about 8 200 × 6 150).
 const MAX_SIDE: u32 = 10_000;
-/// Most memory one decode may take.
-const MAX_DECODE_BYTES: u64 = 400 * 1024 * 1024;
+/// Most pixels an image may have (a phone's photos are 12–24 MP; a
+/// 10 000 × 10 000 PNG of 400 KB would need 400 MB to decode).
+pub const MAX_PIXELS: u64 = 25_000_000;
+/// Most memory one decode may take: 25 MP of RGBA with room to spare.
+const MAX_DECODE_BYTES: u64 = 4 * MAX_PIXELS + 16 * 1024 * 1024;
 /// Quality of a photo re-encoded to turn it upright.
 const UPRIGHT_QUALITY: u8 = 88;
 
@@ -48,8 +51,8 @@ pub enum PhotoError {
     /// Says JPEG or PNG but does not decode.
     #[error("the image does not decode: {0}")]
     Broken(String),
-    /// Too many pixels to decode safely.
-    #[error("the image is larger than {MAX_SIDE} pixels on a side")]
+    /// Too many pixels to decode safely (told by the header, before decoding).
+    #[error("an image is at most 25 megapixels and {MAX_SIDE} pixels on a side")]
     TooManyPixels,
 }
 
@@ -74,6 +77,12 @@ pub fn check(bytes: &[u8]) -> Result<Photo, PhotoError> {
     limits.max_alloc = Some(MAX_DECODE_BYTES);
     reader.limits(limits);
     let mut decoder = reader.into_decoder().map_err(decode_error)?;
+    // The header alone says how big the pixels would be: refuse a bomb
+    // before a byte of it is decoded.
+    let (width, height) = decoder.dimensions();
+    if u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return Err(PhotoError::TooManyPixels);
+    }
     let orientation = decoder
         .orientation()
         .unwrap_or(image::metadata::Orientation::NoTransforms);
@@ -236,6 +245,37 @@ mod tests {
         assert!(contains(&tagged, b"GPS\0here"));
         let photo = check(&tagged).expect("photo");
         assert!(!contains(&photo.bytes, b"GPS\0here"));
+    }
+
+    /// A PNG whose header says `width` × `height` and whose pixels are a
+    /// few zero rows: what a decompression bomb looks like to the header.
+    fn png_claiming(width: u32, height: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        {
+            let mut encoder = png::Encoder::new(&mut out, width, height);
+            encoder.set_color(png::ColorType::Rgba);
+            let mut writer = encoder.write_header().expect("header");
+            let row = vec![0u8; width as usize * 4];
+            let mut stream = writer.stream_writer().expect("stream");
+            for _ in 0..2 {
+                std::io::Write::write_all(&mut stream, &row).expect("row");
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn an_image_over_25_megapixels_is_refused_from_its_header() {
+        // 5 001 × 5 000 is just over; its pixels are never decoded (only
+        // two rows are there, which a decode would call broken).
+        let bomb = png_claiming(5_001, 5_000);
+        assert!(bomb.len() < MAX_PHOTO_BYTES);
+        assert!(matches!(check(&bomb), Err(PhotoError::TooManyPixels)));
+        let long = png_claiming(10_001, 10);
+        assert!(matches!(check(&long), Err(PhotoError::TooManyPixels)));
+        // Just under is decoded, and found broken.
+        let under = png_claiming(5_000, 5_000);
+        assert!(matches!(check(&under), Err(PhotoError::Broken(_))));
     }
 
     #[test]

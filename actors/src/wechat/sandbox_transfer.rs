@@ -39,6 +39,9 @@ pub struct TransferSimulator {
     platform: V3Signer,
     api_v3_key: Secret,
     bills: Mutex<HashMap<String, SimBill>>,
+    /// New transfers to openids here are refused for good with this code
+    /// (tests play a bad openid or a scene not granted).
+    refused: Mutex<HashMap<String, String>>,
     http: reqwest::Client,
 }
 
@@ -87,6 +90,7 @@ impl TransferSimulator {
             platform,
             api_v3_key,
             bills: Mutex::new(HashMap::new()),
+            refused: Mutex::new(HashMap::new()),
             http: reqwest::Client::new(),
         }
     }
@@ -152,6 +156,13 @@ impl TransferSimulator {
         if !valid_no || bill.transfer_amount == 0 || bill.openid.is_empty() {
             return self.error(400, "PARAM_ERROR", "out_bill_no, openid or transfer_amount");
         }
+        let refusal = {
+            let refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+            refused.get(&bill.openid).cloned()
+        };
+        if let Some(code) = refusal {
+            return self.error(403, &code, "this transfer is not allowed");
+        }
         let mut bills = self.bills.lock().unwrap_or_else(|p| p.into_inner());
         let entry = bills
             .entry(bill.out_bill_no.clone())
@@ -162,10 +173,19 @@ impl TransferSimulator {
                     state: BillState::WaitUserConfirm,
                     package_info: Some(format!("sandbox-package-{}", random_digits(24))),
                     fail_reason: None,
+                    transfer_amount: Some(bill.transfer_amount),
+                    openid: Some(bill.openid.clone()),
                 },
                 notify_url: bill.notify_url.clone(),
             });
-        self.status_answer(&entry.status)
+        // The answer to a new transfer does not repeat the amount or payee;
+        // queries and callbacks do.
+        let answer = BillStatus {
+            transfer_amount: None,
+            openid: None,
+            ..entry.status.clone()
+        };
+        self.status_answer(&answer)
     }
 
     fn find(&self, out_bill_no: &str) -> V3Answer {
@@ -254,10 +274,21 @@ impl TransferSimulator {
     /// The callback WeChat Pay would send for `out_bill_no` now (tests
     /// deliver it themselves to an in-process app): its headers and body.
     pub fn callback_for(&self, out_bill_no: &str) -> Option<(V3Headers, String)> {
-        let status = {
+        self.callback_edited(out_bill_no, |_| {})
+    }
+
+    /// [`Self::callback_for`] with its content changed by `edit` before it
+    /// is encrypted and signed (what a leaked key could forge).
+    pub fn callback_edited(
+        &self,
+        out_bill_no: &str,
+        edit: impl FnOnce(&mut BillStatus),
+    ) -> Option<(V3Headers, String)> {
+        let mut status = {
             let bills = self.bills.lock().unwrap_or_else(|p| p.into_inner());
             bills.get(out_bill_no)?.status.clone()
         };
+        edit(&mut status);
         let plain = serde_json::to_string(&status).ok()?;
         let resource = v3::encrypt_resource(
             self.api_v3_key.expose(),
@@ -283,6 +314,13 @@ impl TransferSimulator {
     /// the callback themselves).
     pub fn confirm_quietly(&self, out_bill_no: &str) -> bool {
         self.finish(out_bill_no, BillState::Success).is_some()
+    }
+
+    /// Refuses every new transfer to `openid` for good with `code` (e.g.
+    /// `NO_AUTH`: the scene is not granted; `PARAM_ERROR`: a bad openid).
+    pub fn refuse_transfers_to(&self, openid: &str, code: &str) {
+        let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        refused.insert(openid.to_owned(), code.to_owned());
     }
 
     /// Fails a waiting bill without a callback, as WeChat Pay does when

@@ -116,6 +116,24 @@ pub struct BillStatus {
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fail_reason: Option<String>,
+    /// Fen, as WeChat Pay has it (callbacks and queries say it; the answer
+    /// to a new transfer does not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer_amount: Option<u32>,
+    /// Whom it pays, as WeChat Pay has it (callbacks and queries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openid: Option<String>,
+}
+
+/// Whether WeChat Pay's refusal of a new transfer is for good: the same
+/// request would be refused again (a bad openid, a scene not granted, a
+/// malformed field). Busy, rate-limited, out of funds and our own
+/// signature are not: they pass once the cause does.
+pub fn refused_for_good(code: &str) -> bool {
+    !matches!(
+        code,
+        "SYSTEM_ERROR" | "FREQUENCY_LIMITED" | "NOT_ENOUGH" | "SIGN_ERROR" | "NOT_FOUND"
+    )
 }
 
 /// Why a callback was refused.
