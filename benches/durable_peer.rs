@@ -6,7 +6,13 @@
 //! own request path costs; this over the bare peer is what durability
 //! costs on this machine.
 //!
-//! Run: `cargo run --release --example durable_peer -- 127.0.0.1:18082 DIR [WINDOW_MS]`.
+//! Run: `cargo run --release --example durable_peer -- 127.0.0.1:18082 DIR [WINDOW_MS|none]`
+//! (`none`: answer after the insert, never flushing — not durable; the
+//! difference to the floor is what the flush costs).
+//! To see what a sled setting does to the floor, `FLOOR_SEGMENT_SIZE`
+//! (bytes, a power of two; sled's default 512 KiB), `FLOOR_CACHE_MB` and
+//! `FLOOR_MODE` (`fast` as lastmile, or `small`) override lastmile's;
+//! `FLOOR_KEYS=customer` keys records the way lastmile keys orders.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -31,20 +37,44 @@ struct Peer {
     tree: sled::Tree,
     committer: mpsc::Sender<Waiter>,
     next: AtomicU64,
+    /// Answer without waiting for a flush (`WINDOW_MS` = `none`): what the
+    /// flush itself costs is the difference.
+    no_flush: bool,
+    /// Key each record as lastmile keys an order (`FLOOR_KEYS=customer`):
+    /// the customer's tag first, so each customer's records are one range
+    /// and inserts land all over the tree instead of at its end.
+    by_customer: bool,
 }
 
-async fn create(peer: web::Data<Peer>, body: web::Json<Body>) -> HttpResponse {
+async fn create(
+    req: actix_web::HttpRequest,
+    peer: web::Data<Peer>,
+    body: web::Json<Body>,
+) -> HttpResponse {
     let Ok(record) = serde_json::to_vec(&body.into_inner()) else {
         return HttpResponse::BadRequest().finish();
     };
-    // Time-ordered keys like lastmile's order ids: inserts land at the end.
-    let key = peer.next.fetch_add(1, Ordering::Relaxed).to_be_bytes();
+    // Time-ordered keys: inserts land at the end.
+    let seq = peer.next.fetch_add(1, Ordering::Relaxed).to_be_bytes();
+    let key: Vec<u8> = if peer.by_customer {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        req.headers()
+            .get("authorization")
+            .map(|v| v.as_bytes())
+            .hash(&mut hasher);
+        [&hasher.finish().to_be_bytes()[..5], &seq[..]].concat()
+    } else {
+        seq.to_vec()
+    };
     if peer.tree.insert(key, record).is_err() {
         return HttpResponse::ServiceUnavailable().finish();
     }
-    let (tx, rx) = oneshot::channel();
-    if peer.committer.send(tx).is_err() || !matches!(rx.await, Ok(true)) {
-        return HttpResponse::ServiceUnavailable().finish();
+    if !peer.no_flush {
+        let (tx, rx) = oneshot::channel();
+        if peer.committer.send(tx).is_err() || !matches!(rx.await, Ok(true)) {
+            return HttpResponse::ServiceUnavailable().finish();
+        }
     }
     HttpResponse::Created()
         .content_type("application/json")
@@ -80,17 +110,24 @@ async fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
     let bind = args.next().unwrap_or_else(|| "127.0.0.1:18082".into());
     let dir = args.next().unwrap_or_else(|| "durable-peer-data".into());
-    let window_ms = args
-        .next()
+    let window_arg = args.next();
+    let no_flush = window_arg.as_deref() == Some("none");
+    let window_ms = window_arg
         .and_then(|ms| ms.parse().ok())
         .unwrap_or(COMMIT_WINDOW_MS);
     let window = Duration::from_millis(window_ms);
-    let db = sled::Config::new()
+    let setting = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    let mut config = sled::Config::new()
         .path(dir)
-        .cache_capacity(CACHE_BYTES)
-        .mode(sled::Mode::HighThroughput)
-        .open()
-        .map_err(std::io::Error::other)?;
+        .cache_capacity(setting("FLOOR_CACHE_MB").map_or(CACHE_BYTES, |mb| mb << 20))
+        .mode(match std::env::var("FLOOR_MODE").as_deref() {
+            Ok("small") => sled::Mode::LowSpace,
+            _ => sled::Mode::HighThroughput,
+        });
+    if let Some(size) = setting("FLOOR_SEGMENT_SIZE") {
+        config = config.segment_size(size as usize);
+    }
+    let db = config.open().map_err(std::io::Error::other)?;
     let tree = db.open_tree("orders").map_err(std::io::Error::other)?;
     let (committer, rx) = mpsc::channel();
     std::thread::spawn(move || flusher(db, window, rx));
@@ -98,6 +135,8 @@ async fn main() -> std::io::Result<()> {
         tree,
         committer,
         next: AtomicU64::new(0),
+        no_flush,
+        by_customer: std::env::var("FLOOR_KEYS").as_deref() == Ok("customer"),
     });
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     HttpServer::new(move || {
