@@ -46,9 +46,6 @@ impl Driver {
 
     /// A headless chromium with nothing reaching out to the internet.
     async fn browser(&self, profile: &std::path::Path) -> Client {
-        // reqwest and the WebDriver client bring different rustls
-        // backends; say which one (a second call is a harmless no-op).
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".into(),
@@ -63,8 +60,8 @@ impl Driver {
                 ]
             }),
         );
-        ClientBuilder::rustls()
-            .expect("rustls client")
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        ClientBuilder::new(connector)
             .capabilities(caps)
             .connect(&format!("http://127.0.0.1:{}", self.port))
             .await

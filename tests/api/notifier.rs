@@ -170,14 +170,32 @@ async fn one_users_bad_form_ids_delay_nobody_else() {
         Some(json!({"template_ids": ["SANDBOX_TPL_ASSIGNED"]})),
     )
     .await;
+    // Couriers who worked here before (their campus is on their
+    // profiles), off duty while the orders come in…
+    let mut couriers = Vec::new();
+    for i in 0..4 {
+        let (token, _) = app
+            .online_courier(&format!("fair-courier-{i}"), "dorm-1")
+            .await;
+        app.post_as(&token, "/api/v1/couriers/me/offline", None)
+            .await;
+        couriers.push(token);
+    }
     let mut orders = Vec::new();
     for _ in 0..3 {
         orders.push(app.paid_order(&bad, &bad_id).await);
     }
     let good_order = app.paid_order(&good, &good_id).await;
-    for i in 0..4 {
-        app.online_courier(&format!("fair-courier-{i}"), "dorm-1")
+    // …then all back at once: the four orders are assigned together.
+    for token in &couriers {
+        let on = app
+            .post_as(
+                token,
+                "/api/v1/couriers/me/online",
+                Some(json!({"place_id": "dorm-1"})),
+            )
             .await;
+        assert_eq!(on.status, actix_web::http::StatusCode::OK, "{}", on.body);
     }
 
     let delivered = eventually(Duration::from_secs(5), || async {
