@@ -40,11 +40,7 @@ pub fn parse(args: &[String]) -> Result<(Command, Option<std::path::PathBuf>), S
             "--role" => role = Some(rest.next().ok_or("--role needs a role")?.clone()),
             "--campus" => {
                 let id = rest.next().ok_or("--campus needs an id")?;
-                let ok = (1..=16).contains(&id.len())
-                    && id
-                        .bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-                if !ok {
+                if !lastmile_actors::campus::is_campus_id(id) {
                     return Err(format!("--campus {id}: a campus id is 1-16 of a-z, 0-9, -"));
                 }
                 campuses.push(id.clone());

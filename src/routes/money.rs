@@ -652,9 +652,9 @@ async fn scope_money_day(
     money: &mut MoneyDay,
     couriers: &std::collections::HashSet<lastmile_actors::domain::OpenId>,
 ) -> Result<(), ApiError> {
-    money
-        .couriers
-        .retain(|c| couriers.iter().any(|o| o.as_str() == c.openid));
+    money.couriers.retain(|c| {
+        lastmile_actors::domain::OpenId::parse(&c.openid).is_ok_and(|o| couriers.contains(&o))
+    });
     let ids: Vec<OrderId> = money
         .lines
         .keys()

@@ -205,12 +205,10 @@ pub async fn add_operator(
         ApiError::Validation("role must be viewer, dispatcher, finance or admin".into())
     })?;
     let campuses = body.campuses.unwrap_or_default();
-    let campus_id = |c: &String| {
-        (1..=16).contains(&c.len())
-            && c.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    };
-    if !campuses.iter().all(campus_id) {
+    if !campuses
+        .iter()
+        .all(|c| lastmile_actors::campus::is_campus_id(c))
+    {
         return Err(ApiError::Validation(
             "campuses must be campus ids: 1-16 of a-z, 0-9, -".into(),
         ));

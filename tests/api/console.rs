@@ -927,23 +927,7 @@ async fn the_campus_switcher_shows_the_other_campus_when_clicked() {
         ("switch-main", "李雷", "library"),
         ("switch-east", "韩梅梅", "east-station"),
     ] {
-        let (token, openid) = app.login(&http, code).await;
-        for (path, body) in [
-            (
-                "/api/v1/couriers/me",
-                json!({"name": name, "phone": "13800138000"}),
-            ),
-            ("/api/v1/couriers/me/online", json!({"place_id": place})),
-        ] {
-            let r = http
-                .post(app.url(path))
-                .bearer_auth(&token)
-                .json(&body)
-                .send()
-                .await
-                .expect("courier call");
-            assert!(r.status().is_success(), "{path}");
-        }
+        let (_, openid) = app.online_courier(&http, code, name, place).await;
         couriers.push(openid);
     }
     let marker = |openid: &str| format!("#map-svg .courier.online[data-openid='{openid}']");

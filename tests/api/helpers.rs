@@ -508,6 +508,35 @@ impl BinaryApp {
     /// Logs in as `code`, creates an order and pays it the way a customer
     /// would: prepay, then the sandbox pays and notifies over HTTP.
     /// Returns (token, order id).
+    /// Logs in with `code`, becomes a courier named `name` and goes online
+    /// at `place`; returns (token, openid).
+    pub async fn online_courier(
+        &self,
+        client: &reqwest::Client,
+        code: &str,
+        name: &str,
+        place: &str,
+    ) -> (String, String) {
+        let (token, openid) = self.login(client, code).await;
+        for (path, body) in [
+            (
+                "/api/v1/couriers/me",
+                json!({"name": name, "phone": "13800138000"}),
+            ),
+            ("/api/v1/couriers/me/online", json!({"place_id": place})),
+        ] {
+            let r = client
+                .post(self.url(path))
+                .bearer_auth(&token)
+                .json(&body)
+                .send()
+                .await
+                .expect("courier call");
+            assert!(r.status().is_success(), "{path}: {}", r.status());
+        }
+        (token, openid)
+    }
+
     pub async fn sandbox_paid_order(
         &self,
         client: &reqwest::Client,

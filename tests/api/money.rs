@@ -1479,7 +1479,9 @@ async fn a_completion_pays_the_commission_in_force_when_its_order_was_paid() {
     .await;
     let http = reqwest::Client::new();
     let (customer, id) = app.sandbox_paid_order(&http, "rate-customer").await;
-    let (courier, _) = app.login(&http, "rate-courier").await;
+    let (courier, _) = app
+        .online_courier(&http, "rate-courier", "王", "cainiao-north")
+        .await;
     // The same port across the restart.
     let base = app.url("");
     let post = |token: &str, path: String, body: Value| {
@@ -1488,21 +1490,6 @@ async fn a_completion_pays_the_commission_in_force_when_its_order_was_paid() {
             .json(&body)
             .send()
     };
-    for (path, body) in [
-        (
-            "/api/v1/couriers/me".to_owned(),
-            json!({"name": "王", "phone": "13800138000"}),
-        ),
-        (
-            "/api/v1/couriers/me/online".to_owned(),
-            json!({"place_id": "cainiao-north"}),
-        ),
-    ] {
-        let r = post(&courier, path.clone(), body)
-            .await
-            .expect("courier call");
-        assert!(r.status().is_success(), "{path}");
-    }
     let paid = eventually(std::time::Duration::from_secs(10), || async {
         let o = get_json(&http, app.url(&format!("/api/v1/orders/{id}")), &customer).await;
         o["status"] == "paid"

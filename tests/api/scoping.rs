@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use actix_web::test::TestRequest;
 use lastmile_actors::wechat::Secret;
 use serde_json::{json, Value};
 
@@ -345,20 +344,7 @@ async fn a_courier_card_photo_is_seen_only_by_operators_of_their_campus() {
     let (courier, _) = app
         .online_courier("scoped-card-courier", "east-station")
         .await;
-    let upload = app
-        .send(
-            TestRequest::post()
-                .uri("/api/v1/uploads")
-                .insert_header(("Authorization", format!("Bearer {courier}")))
-                .insert_header(("Content-Type", "image/jpeg"))
-                .set_payload(crate::uploads::jpeg()),
-        )
-        .await;
-    assert_eq!(upload.status, StatusCode::CREATED, "{}", upload.body);
-    let uri = format!(
-        "/api/v1/uploads/{}",
-        upload.body["id"].as_str().expect("id")
-    );
+    let uri = format!("/api/v1/uploads/{}", app.upload_photo(&courier).await);
     let main_viewer = operator(&app, "main.viewer", "viewer", &["main"]).await;
     let east_viewer = operator(&app, "east.viewer", "viewer", &["east"]).await;
     assert_eq!(
@@ -374,19 +360,7 @@ async fn a_courier_card_photo_is_seen_only_by_operators_of_their_campus() {
 async fn wrong_tokens_on_the_photo_route_are_struck_like_any_operator_sign_in() {
     let app = two_campus_app().await;
     let (user, _) = app.login("scoped-photo-owner").await;
-    let upload = app
-        .send(
-            TestRequest::post()
-                .uri("/api/v1/uploads")
-                .insert_header(("Authorization", format!("Bearer {user}")))
-                .insert_header(("Content-Type", "image/jpeg"))
-                .set_payload(crate::uploads::jpeg()),
-        )
-        .await;
-    let uri = format!(
-        "/api/v1/uploads/{}",
-        upload.body["id"].as_str().expect("id")
-    );
+    let uri = format!("/api/v1/uploads/{}", app.upload_photo(&user).await);
     let mut statuses = Vec::new();
     for guess in 0..15 {
         statuses.push(app.get_as(&format!("guess-{guess}"), &uri).await.status);
@@ -424,26 +398,9 @@ async fn a_couriers_campus_is_stored_and_holds_across_a_restart() {
     )
     .await;
     let http = reqwest::Client::new();
-    let (courier, openid) = app.login(&http, "restart-east-courier").await;
-    for (path, body) in [
-        (
-            "/api/v1/couriers/me",
-            json!({"name": "东区小王", "phone": "13800138000"}),
-        ),
-        (
-            "/api/v1/couriers/me/online",
-            json!({"place_id": "east-station"}),
-        ),
-    ] {
-        let r = http
-            .post(app.url(path))
-            .bearer_auth(&courier)
-            .json(&body)
-            .send()
-            .await
-            .expect("courier call");
-        assert!(r.status().is_success(), "{path}: {}", r.status());
-    }
+    let (_, openid) = app
+        .online_courier(&http, "restart-east-courier", "东区小王", "east-station")
+        .await;
     let added: Value = http
         .post(app.url("/api/v1/admin/operators"))
         .bearer_auth(ADMIN)

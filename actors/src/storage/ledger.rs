@@ -227,32 +227,8 @@ impl LedgerRepo {
         before: Option<&WithdrawalId>,
         limit: usize,
     ) -> Result<Vec<Withdrawal>, StorageError> {
-        let start = courier_key(courier, b"");
-        let end = match before {
-            Some(id) => courier_key(courier, id.as_str().as_bytes()),
-            None => courier_key(courier, &[0xff]),
-        };
-        let mut out = Vec::with_capacity(limit);
-        for item in self
-            .0
-            .inner
-            .withdrawals_by_courier
-            .range(start.clone()..end)
-            .rev()
-        {
-            let (key, _) = item?;
-            let id = String::from_utf8_lossy(&key[start.len()..]).into_owned();
-            let Ok(id) = WithdrawalId::parse(&id) else {
-                continue;
-            };
-            if let Some(w) = self.withdrawal(&id)? {
-                out.push(w);
-            }
-            if out.len() == limit {
-                break;
-            }
-        }
-        Ok(out)
+        let index = &self.0.inner.withdrawals_by_courier;
+        self.through_index(index, courier_key(courier, b""), before, limit, &|_| true)
     }
 
     /// Withdrawals, newest first, in `status` when given, that `keep`
@@ -265,8 +241,8 @@ impl LedgerRepo {
         limit: usize,
         keep: &dyn Fn(&Withdrawal) -> bool,
     ) -> Result<Vec<Withdrawal>, StorageError> {
-        let mut out = Vec::with_capacity(limit.min(MAX_PAGE));
         let Some(status) = status else {
+            let mut out = Vec::with_capacity(limit.min(MAX_PAGE));
             let tree = &self.0.inner.withdrawals;
             let items = match before {
                 Some(id) => tree.range(..id.as_str().as_bytes()),
@@ -284,27 +260,37 @@ impl LedgerRepo {
             }
             return Ok(out);
         };
-        let start = status_key(status, b"");
+        // The index moves with the record in one transaction; a record
+        // in another status is not this status's.
+        let index = &self.0.inner.withdrawals_by_status;
+        let in_status = |w: &Withdrawal| w.status == status && keep(w);
+        self.through_index(index, status_key(status, b""), before, limit, &in_status)
+    }
+
+    /// The withdrawals an index lists under `prefix` (keys: the prefix,
+    /// then the id), newest first, older than `before` when given, that
+    /// `keep` takes, up to `limit`.
+    fn through_index(
+        &self,
+        index: &sled::Tree,
+        prefix: Vec<u8>,
+        before: Option<&WithdrawalId>,
+        limit: usize,
+        keep: &dyn Fn(&Withdrawal) -> bool,
+    ) -> Result<Vec<Withdrawal>, StorageError> {
         let end = match before {
-            Some(id) => status_key(status, id.as_str().as_bytes()),
-            None => status_key(status, &[0xff]),
+            Some(id) => [prefix.as_slice(), id.as_str().as_bytes()].concat(),
+            None => [prefix.as_slice(), &[0xff]].concat(),
         };
-        for item in self
-            .0
-            .inner
-            .withdrawals_by_status
-            .range(start.clone()..end)
-            .rev()
-        {
+        let mut out = Vec::with_capacity(limit.min(MAX_PAGE));
+        for item in index.range(prefix.clone()..end).rev() {
             let (key, _) = item?;
-            let id = String::from_utf8_lossy(&key[start.len()..]).into_owned();
+            let id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
             let Ok(id) = WithdrawalId::parse(&id) else {
                 continue;
             };
-            // The index moves with the record in one transaction; a record
-            // in another status is not this status's.
             match self.withdrawal(&id)? {
-                Some(w) if w.status == status && keep(&w) => out.push(w),
+                Some(w) if keep(&w) => out.push(w),
                 _ => continue,
             }
             if out.len() == limit {
