@@ -11,9 +11,8 @@
 use std::time::{Duration, Instant};
 
 use lastmile_actors::domain::{now_utc, unix_ms, OpenId, OrderId};
-use lastmile_actors::ledger::{
-    Commission, Ledger, LedgerConfig, MoneyEvent, Payout, WithdrawalRules,
-};
+use lastmile_actors::domain::{Commission, MoneyEvent};
+use lastmile_actors::ledger::{Ledger, LedgerConfig, Payout, WithdrawalRules};
 use lastmile_actors::storage::Store;
 
 /// A line of `/proc/self/status` in MiB (`VmRSS`, `VmHWM`).

@@ -374,10 +374,20 @@ fn default_share_codes_per_day() -> u32 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ObjectSettings {
-    /// `local` or `qiniu`.
-    pub backend: String,
+    /// Where uploads and share images are kept.
+    pub backend: ObjectBackend,
     /// Directory of the local backend, served under `/files/`.
     pub local_dir: PathBuf,
+}
+
+/// `objects.backend`: where uploads and share images are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectBackend {
+    /// Files beside the store, served under `/files/`.
+    Local,
+    /// A Qiniu bucket (`[qiniu]`).
+    Qiniu,
 }
 
 /// `[qiniu]`
@@ -497,10 +507,7 @@ impl Settings {
                 "money.min_withdrawal_fen must be at least 1 and money.daily_withdrawal_fen at least that",
             );
         }
-        if !matches!(self.objects.backend.as_str(), "local" | "qiniu") {
-            return invalid("objects.backend must be \"local\" or \"qiniu\"");
-        }
-        if self.objects.backend == "qiniu" && self.qiniu_config().is_none() {
+        if self.objects.backend == ObjectBackend::Qiniu && self.qiniu_config().is_none() {
             return invalid(
                 "objects.backend = \"qiniu\" needs qiniu.access_key, secret_key, bucket, upload_url and public_base",
             );

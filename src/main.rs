@@ -7,6 +7,7 @@ use lastmile::config::Settings;
 use lastmile::replay::{ReplayArgs, ReplayError};
 use lastmile::startup::Application;
 use lastmile::telemetry;
+use lastmile_actors::domain::ChinaDay;
 
 /// Exit code for a configuration the service cannot start with.
 const EXIT_BAD_CONFIG: u8 = 2;
@@ -62,8 +63,7 @@ fn reconcile(args: &[String]) -> ExitCode {
             }
         }
     }
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    let Some(day) = date.and_then(|d| time::Date::parse(&d, &format).ok()) else {
+    let Some(day) = date.and_then(|d| ChinaDay::parse(&d).ok()) else {
         eprintln!("lastmile reconcile: --date must be a day such as 2026-12-02 ({usage})");
         return ExitCode::from(EXIT_BAD_CONFIG);
     };
@@ -78,7 +78,7 @@ fn reconcile(args: &[String]) -> ExitCode {
         }
     };
     actix_web::rt::System::new().block_on(async move {
-        match lastmile::startup::reconcile_day(&settings, &day.to_string()).await {
+        match lastmile::startup::reconcile_day(&settings, day).await {
             Ok(report) => {
                 println!(
                     "{}",

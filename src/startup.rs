@@ -13,7 +13,8 @@ use lastmile_actors::auth::sessions::Sessions;
 use lastmile_actors::auth::token::Tokens;
 use lastmile_actors::campus::{CampusError, Campuses};
 use lastmile_actors::dispatch::{Dispatch, DispatchConfig};
-use lastmile_actors::ledger::{Commission, Ledger, LedgerConfig, Payouts, Reconciler};
+use lastmile_actors::domain::{ChinaDay, Commission};
+use lastmile_actors::ledger::{Ledger, LedgerConfig, Payouts, Reconciler};
 use lastmile_actors::notify::formid::FormIds;
 use lastmile_actors::notify::notifier::{Notifications, NotifierConfig};
 use lastmile_actors::objects::{LocalObjects, ObjectStore, QiniuObjects};
@@ -25,7 +26,7 @@ use lastmile_actors::uploads::Uploads;
 use lastmile_actors::wechat::transfer::TransferApi;
 use lastmile_actors::wechat::{Mode, SandboxWeChat, WeChat, WeChatError};
 
-use crate::config::Settings;
+use crate::config::{ObjectBackend, Settings};
 use crate::error::ApiError;
 use crate::routes::{
     admin, auth, campuses, couriers, disputes, money, operators, ops, orders, outreach, payments,
@@ -277,7 +278,7 @@ fn object_store(
     public_base: &str,
 ) -> (Arc<dyn ObjectStore>, Option<std::path::PathBuf>) {
     match settings.qiniu_config() {
-        Some(qiniu) if settings.objects.backend == "qiniu" => {
+        Some(qiniu) if settings.objects.backend == ObjectBackend::Qiniu => {
             (Arc::new(QiniuObjects::new(qiniu)), None)
         }
         _ => {
@@ -570,8 +571,8 @@ impl Application {
 /// Must run inside an actix `System`.
 pub async fn reconcile_day(
     settings: &Settings,
-    day: &str,
-) -> Result<lastmile_actors::ledger::Reconciliation, String> {
+    day: ChinaDay,
+) -> Result<lastmile_actors::domain::Reconciliation, String> {
     let wechat = wechat_client(settings).map_err(|e| e.to_string())?;
     let store = Store::open(&settings.storage.path, settings.storage.commit_window).map_err(|e| {
         format!(
@@ -600,7 +601,7 @@ pub async fn reconcile_day(
     )
     .map_err(|e| e.to_string())?;
     let report = ledger
-        .reconcile(day.to_owned())
+        .reconcile(day)
         .await
         .map_err(|e| lastmile_actors::errors::chain(&e))?;
     store.flush_blocking().map_err(|e| e.to_string())?;

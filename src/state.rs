@@ -31,7 +31,7 @@ pub struct AppState {
     pub ledger: Ledger,
     /// `money.commission_percent` and the campuses' own (for couriers'
     /// pending earnings).
-    pub commission: Arc<lastmile_actors::ledger::Commission>,
+    pub commission: Arc<lastmile_actors::domain::Commission>,
     /// Form ids, prepay ids and subscribe grants.
     pub formids: FormIds,
     /// The app's access_token.

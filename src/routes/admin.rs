@@ -8,7 +8,9 @@ use actix_web::{web, HttpResponse};
 use base64::Engine;
 use lastmile_actors::campus::PlaceKind;
 use lastmile_actors::dispatch::{Board, CourierView};
-use lastmile_actors::domain::{now_utc, parse_text, ChangedBy, OpenId, Order, OrderId, Status};
+use lastmile_actors::domain::{
+    now_utc, parse_text, ChangedBy, ChinaDay, OpenId, Order, OrderId, Status,
+};
 use lastmile_actors::orders::figures::DayFigures;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -168,7 +170,7 @@ pub async fn live(
 #[derive(Serialize, ToSchema)]
 pub struct Today {
     /// The campus day (UTC+8), `YYYY-MM-DD`.
-    day: String,
+    day: ChinaDay,
     /// The figures of the orders created that day.
     #[serde(flatten)]
     figures: DayFigures,
@@ -199,16 +201,9 @@ pub async fn today(
         (None, true) => None,
         (named, _) => Some(state.campus_ref(&*op.campus(&state, named)?)),
     };
-    let (day, since) = campus_day(now_utc());
-    let figures = state.orders.figures_since(since, campus).await?;
+    let day = ChinaDay::of(now_utc());
+    let figures = state.orders.figures_since(day.start(), campus).await?;
     Ok(private(Today { day, figures }))
-}
-
-/// The campus day `now` falls in, and when it began.
-fn campus_day(now: OffsetDateTime) -> (String, OffsetDateTime) {
-    let local = now.to_offset(lastmile_actors::domain::CHINA);
-    let midnight = local.replace_time(time::Time::MIDNIGHT);
-    (local.date().to_string(), midnight)
 }
 
 /// One entry of an order's history.
@@ -512,18 +507,4 @@ pub(crate) fn acted(op: &Operator, action: &'static str) {
     )
     .increment(1);
     tracing::info!(operator = op.name.as_str(), role = %op.role, action, "operator action");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_campus_day_starts_at_midnight_in_china() {
-        // 2026-11-25 17:30 UTC is 01:30 on the 26th in China.
-        let now = time::macros::datetime!(2026-11-25 17:30 UTC);
-        let (day, since) = campus_day(now);
-        assert_eq!(day, "2026-11-26");
-        assert_eq!(since, time::macros::datetime!(2026-11-25 16:00 UTC));
-    }
 }

@@ -2,7 +2,7 @@
 //! pickup, deliver, and the customer's confirm.
 
 use actix_web::{web, HttpResponse};
-use lastmile_actors::dispatch::{CourierView, Presence, RouteStop, Withdrawn};
+use lastmile_actors::dispatch::{CourierView, Presence, RouteStop, StopAction, Withdrawn};
 use lastmile_actors::domain::{
     parse_text, Application, CampusId, Location, OpenId, Order, OrderId, OrderKind, PhoneNumber,
     PlaceId, Status, Upload, UploadId,
@@ -355,7 +355,7 @@ pub async fn tasks(
         let eta = list
             .route
             .iter()
-            .find(|s| &s.order_id == id && s.action == "dropoff")
+            .find(|s| &s.order_id == id && s.action == StopAction::Dropoff)
             .map(|s| s.eta);
         orders.push(OrderView::new(&state, order, eta, Viewer::User(&me)).await);
     }

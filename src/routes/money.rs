@@ -3,11 +3,12 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use lastmile_actors::domain::{json_u32, OrderId};
-use lastmile_actors::ledger::{
-    earning, Canceller, Check, Decision, Entry, MoneyDay, PostingKind, Reconciliation, Subject,
-    Withdrawal, WithdrawalId, WithdrawalStatus,
+use lastmile_actors::domain::{
+    earning, Check, ChinaDay, Entry, LineKind, PostingKind, Reconciliation, Subject, Withdrawal,
+    WithdrawalId, WithdrawalStatus,
 };
+use lastmile_actors::domain::{json_u32, OrderId};
+use lastmile_actors::ledger::{Canceller, Decision, MoneyDay};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -550,11 +551,9 @@ pub struct DayQuery {
     date: Option<String>,
 }
 
-fn day(date: Option<&str>) -> Result<String, ApiError> {
+fn day(date: Option<&str>) -> Result<ChinaDay, ApiError> {
     let text = date.ok_or_else(|| ApiError::Validation("date is required (YYYY-MM-DD)".into()))?;
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    time::Date::parse(text, &format)
-        .map(|d| d.to_string())
+    ChinaDay::parse(text)
         .map_err(|_| ApiError::Validation("date must be a day such as 2026-12-02".into()))
 }
 
@@ -632,10 +631,7 @@ pub async fn money_day(
     let op = can.operator();
     let date = match query.date.as_deref() {
         Some(_) => day(query.date.as_deref())?,
-        None => OffsetDateTime::now_utc()
-            .to_offset(lastmile_actors::domain::CHINA)
-            .date()
-            .to_string(),
+        None => ChinaDay::of(OffsetDateTime::now_utc()),
     };
     let mut money = state.ledger.money_day(date).await?;
     if let Some(couriers) = op.money_scope(&state) {
@@ -669,17 +665,17 @@ async fn scope_money_day(
         .filter(|(_, o)| o.as_ref().is_some_and(|o| op.covers_order(state, o)))
         .map(|(id, _)| id.as_str())
         .collect();
-    let total = |what: &str| -> u64 {
+    let total = |what: LineKind| -> u64 {
         money
             .lines
             .iter()
-            .filter(|((w, order), _)| w == what && theirs.contains(order.as_str()))
+            .filter(|((w, order), _)| *w == what && theirs.contains(order.as_str()))
             .map(|(_, fen)| *fen)
             .sum()
     };
-    money.payments_fen = total("payment");
-    money.refunds_fen = total("refund");
-    money.commission_fen = total("commission");
+    money.payments_fen = total(LineKind::Payment);
+    money.refunds_fen = total(LineKind::Refund);
+    money.commission_fen = total(LineKind::Commission);
     Ok(())
 }
 

@@ -2,10 +2,10 @@
 //! and the sandbox's stand-in for WeChat's payment page.
 
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use lastmile_actors::domain::PayParams;
 use lastmile_actors::wechat::notify::{self, excerpt, RefundNotification};
 use lastmile_actors::wechat::pay::NotifyAck;
 use lastmile_actors::wechat::sandbox_pay::SandboxPayError;
-use lastmile_actors::wechat::PayParams;
 use serde::Serialize;
 use utoipa::ToSchema;
 

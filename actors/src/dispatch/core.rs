@@ -16,7 +16,8 @@ use time::OffsetDateTime;
 
 use super::planner::{self, Params, Point, RouteTask};
 use super::views::{
-    Board, BoardCourier, BoardWaiting, CourierView, RouteStop, TaskList, WithdrawReason, Withdrawn,
+    Board, BoardCourier, BoardWaiting, CourierView, RouteStop, StopAction, TaskList,
+    WithdrawReason, Withdrawn,
 };
 use super::DispatchError;
 use crate::campus::Campus;
@@ -886,7 +887,11 @@ impl DispatchCore {
             .into_iter()
             .map(|stop| RouteStop {
                 order_id: stop.order,
-                action: if stop.pickup { "pickup" } else { "dropoff" },
+                action: if stop.pickup {
+                    StopAction::Pickup
+                } else {
+                    StopAction::Dropoff
+                },
                 place_id: self.place_ids[stop.place].clone(),
                 eta: self.time(stop.at),
             })
@@ -1269,11 +1274,17 @@ mod tests {
         core.set_online(who("oC"), 0, at);
         core.task_changed(task(1, "oC", Status::Assigned), epoch(), at);
         let route = core.route_of(&who("oC"), epoch());
-        let stops: Vec<(&str, &str)> = route
+        let stops: Vec<(StopAction, &str)> = route
             .iter()
             .map(|s| (s.action, s.place_id.as_str()))
             .collect();
-        assert_eq!(stops, [("pickup", "station"), ("dropoff", "dorm")]);
+        assert_eq!(
+            stops,
+            [
+                (StopAction::Pickup, "station"),
+                (StopAction::Dropoff, "dorm")
+            ]
+        );
         // 500 m at 200 m/min plus half of each service time: 2.5 min + 2 min.
         let eta = core.eta_of(&order(1), &who("oC"), epoch()).expect("eta");
         assert!(

@@ -9,7 +9,8 @@ use actix::prelude::*;
 
 use super::DispatchError;
 use crate::domain::{
-    now_utc, Application, CampusId, ChangedBy, CourierProfile, Decision, OpenId, Order, OrderId,
+    now_utc, Application, CampusId, ChangedBy, ChinaDay, CourierProfile, Decision, OpenId, Order,
+    OrderId,
 };
 use crate::orders::{OrderError, Orders};
 use crate::storage::CourierRepo;
@@ -195,15 +196,12 @@ impl Handler<Release> for Registry {
             courier,
             reason,
         } = msg;
-        let day = crate::domain::china_day(now_utc());
+        let day = ChinaDay::of(now_utc());
         let checked = (|| {
             if self.profile(&courier)?.is_none() {
                 return Err(super::not_a_courier());
             }
-            let given = self
-                .store
-                .releases_on(&courier, &day)
-                .map_err(unavailable)?;
+            let given = self.store.releases_on(&courier, day).map_err(unavailable)?;
             let in_flight = self.releasing.get(&courier).copied().unwrap_or(0);
             if given + in_flight >= self.config.releases_per_day {
                 return Err(DispatchError::Conflict(format!(
@@ -229,7 +227,7 @@ impl Handler<Release> for Registry {
                         OrderError::Forbidden(_) => DispatchError::NotFound,
                         other => DispatchError::from(other),
                     })?;
-                store.count_release(&who, &day).map_err(unavailable)?;
+                store.count_release(&who, day).map_err(unavailable)?;
                 store.commit().await.map_err(unavailable)?;
                 Ok(order)
             }

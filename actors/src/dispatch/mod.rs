@@ -55,7 +55,8 @@ use planner::Params;
 
 pub use dispatcher::Presence;
 pub use views::{
-    Board, BoardCourier, BoardWaiting, CourierView, RouteStop, TaskList, WithdrawReason, Withdrawn,
+    Board, BoardCourier, BoardWaiting, CourierView, RouteStop, StopAction, TaskList,
+    WithdrawReason, Withdrawn,
 };
 
 /// The `[dispatch]` settings.

@@ -85,14 +85,23 @@ impl CourierView {
     }
 }
 
+/// What a courier does at a stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StopAction {
+    /// Takes the order at its pickup place.
+    Pickup,
+    /// Hands it over at its dropoff place.
+    Dropoff,
+}
+
 /// A stop of a courier's route, as the task list shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RouteStop {
     /// The order.
     pub order_id: OrderId,
     /// `pickup` or `dropoff`.
-    #[schema(value_type = String, pattern = "^(pickup|dropoff)$")]
-    pub action: &'static str,
+    pub action: StopAction,
     /// Where.
     pub place_id: String,
     /// When it is planned (a pickup never before the order's `ready_at`).

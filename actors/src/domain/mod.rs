@@ -46,7 +46,9 @@ macro_rules! string_newtype {
     };
 }
 
+mod book;
 mod courier;
+mod day;
 mod dispute;
 mod history;
 mod ids;
@@ -54,13 +56,18 @@ mod money;
 mod operator;
 mod order;
 mod outbox;
+mod payment;
 mod place;
+mod reconciliation;
 mod session;
 mod share;
 mod token;
 mod upload;
+mod withdrawal;
 
+pub use book::*;
 pub use courier::*;
+pub use day::*;
 pub use dispute::*;
 pub use history::*;
 pub use ids::*;
@@ -68,11 +75,14 @@ pub use money::*;
 pub use operator::*;
 pub use order::*;
 pub use outbox::*;
+pub use payment::*;
 pub use place::*;
+pub use reconciliation::*;
 pub use session::*;
 pub use share::*;
 pub use token::*;
 pub use upload::*;
+pub use withdrawal::*;
 
 /// Largest fee an order may carry, in fen (1 000 yuan).
 pub const MAX_FEE_FEN: u32 = 100_000;
@@ -128,16 +138,6 @@ pub fn parse_text(
 /// order ids).
 pub fn unix_ms(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-/// China time (UTC+8): the campus day, a courier's withdrawal day, the
-/// day WeChat Pay's bills cover.
-pub const CHINA: time::UtcOffset = time::macros::offset!(+8);
-
-/// The China (campus) day of a time, `YYYY-MM-DD`: daily allowances turn
-/// over at midnight on campus.
-pub fn china_day(at: OffsetDateTime) -> String {
-    at.to_offset(CHINA).date().to_string()
 }
 
 /// Now, in UTC, truncated to microseconds so that stored and served times agree.

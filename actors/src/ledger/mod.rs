@@ -3,23 +3,19 @@
 //! it posts each once (the posting's key is derived from the event), keeps
 //! balances and statements, and proves its invariants.
 
-mod book;
 mod cancel;
 mod money_day;
 mod payout;
 mod reconcile;
 mod reconciling;
 mod withdraw;
-mod withdrawal;
 
-pub use book::*;
 pub use cancel::{CancelWithdrawal, Canceller};
 pub use money_day::{CourierBalance, MoneyDay};
 pub use payout::{Payouts, TransferSeen};
 pub use reconcile::*;
-pub use reconciling::{day_before, Reconciler};
+pub use reconciling::Reconciler;
 pub use withdraw::*;
-pub use withdrawal::*;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -27,7 +23,11 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use crate::domain::{now_utc, unix_ms, OpenId, OrderId};
+use crate::domain::{
+    check, now_utc, unix_ms, Account, Check, Commission, Entry, LedgerDay, MoneyEvent, OpenId,
+    OrderId, Reconciliation, Withdrawal, WithdrawalConflict, WithdrawalEvent, WithdrawalId,
+    WithdrawalStatus,
+};
 use crate::orders::OrderEvent;
 use crate::storage::{LedgerRepo, StorageError};
 
@@ -100,7 +100,7 @@ pub struct LedgerActor {
     payouts: Option<Payouts>,
     reconciler: Option<Reconciler>,
     /// The day a reconciliation is running for.
-    reconciling: Option<String>,
+    reconciling: Option<crate::domain::ChinaDay>,
     /// A drain of the inbox is scheduled.
     drain_due: bool,
     consistent: Arc<AtomicBool>,
@@ -246,7 +246,7 @@ impl LedgerActor {
                 .iter()
                 .any(|key| repo.is_posted(key).unwrap_or(true))
         };
-        let report = book::check(&balances, journal.as_ref(), finished);
+        let report = check(&balances, journal.as_ref(), finished);
         self.consistent.store(report.balanced, Ordering::SeqCst);
         Ok(report)
     }

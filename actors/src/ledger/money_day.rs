@@ -3,6 +3,8 @@
 
 use actix::prelude::*;
 
+use crate::domain::{ChinaDay, LineKind};
+
 use super::*;
 
 /// A courier's balances.
@@ -20,7 +22,7 @@ pub struct CourierBalance {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct MoneyDay {
     /// `YYYY-MM-DD`.
-    pub date: String,
+    pub date: ChinaDay,
     /// Customers' payments that day.
     pub payments_fen: u64,
     /// Refunds through WeChat Pay that day.
@@ -39,7 +41,7 @@ pub struct MoneyDay {
 #[rtype(result = "Result<MoneyDay, LedgerError>")]
 pub struct GetMoneyDay {
     /// The day.
-    pub day: String,
+    pub day: ChinaDay,
 }
 
 impl Handler<GetMoneyDay> for LedgerActor {
@@ -47,10 +49,10 @@ impl Handler<GetMoneyDay> for LedgerActor {
 
     fn handle(&mut self, GetMoneyDay { day }: GetMoneyDay, _: &mut Self::Context) -> Self::Result {
         self.drain();
-        let sums = self.repo.ledger_day(&day)?;
-        let total = |what: &str| -> u64 {
+        let sums = self.repo.ledger_day(day)?;
+        let total = |what: LineKind| -> u64 {
             sums.iter()
-                .filter(|((w, _), _)| w == what)
+                .filter(|((w, _), _)| *w == what)
                 .map(|(_, fen)| *fen)
                 .sum()
         };
@@ -75,9 +77,9 @@ impl Handler<GetMoneyDay> for LedgerActor {
         let mut couriers: Vec<CourierBalance> = couriers.into_values().collect();
         couriers.sort_by_key(|c| std::cmp::Reverse(c.available_fen));
         Ok(MoneyDay {
-            payments_fen: total("payment"),
-            refunds_fen: total("refund"),
-            commission_fen: total("commission"),
+            payments_fen: total(LineKind::Payment),
+            refunds_fen: total(LineKind::Refund),
+            commission_fen: total(LineKind::Commission),
             date: day,
             couriers,
             lines: sums,
@@ -87,7 +89,7 @@ impl Handler<GetMoneyDay> for LedgerActor {
 
 impl Ledger {
     /// A China day's money and every courier's balances.
-    pub async fn money_day(&self, day: String) -> Result<MoneyDay, LedgerError> {
+    pub async fn money_day(&self, day: ChinaDay) -> Result<MoneyDay, LedgerError> {
         self.addr.send(GetMoneyDay { day }).await?
     }
 }

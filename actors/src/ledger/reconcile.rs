@@ -4,56 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
+use crate::domain::{ChinaDay, LedgerDay, LineKind, Mismatch, MismatchKind, Reconciliation};
 use crate::wechat::bill::{Bill, BillEntry};
-
-/// What disagrees.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum MismatchKind {
-    /// In WeChat Pay's bill, not in the ledger (a payment we missed).
-    MissingInLedger,
-    /// In the ledger, not in the bill.
-    MissingInBill,
-    /// On both sides with different amounts.
-    AmountDiffers,
-}
-
-/// One disagreement.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct Mismatch {
-    /// How they disagree.
-    pub kind: MismatchKind,
-    /// `payment` or `refund`.
-    pub what: String,
-    /// The order (`out_trade_no`).
-    pub order_id: String,
-    /// What the bill says, in fen.
-    pub bill_fen: Option<u64>,
-    /// What the ledger says, in fen.
-    pub ledger_fen: Option<u64>,
-}
-
-/// A day's reconciliation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct Reconciliation {
-    /// The China day, `YYYY-MM-DD`.
-    pub date: String,
-    /// When it ran (unix ms).
-    pub ran_at_unix_ms: i64,
-    /// Lines in WeChat Pay's bill.
-    pub bill_lines: u64,
-    /// Payments and refunds the ledger posted that day.
-    pub ledger_lines: u64,
-    /// What agrees.
-    pub matched: u64,
-    /// What does not.
-    pub mismatches: Vec<Mismatch>,
-}
-
-/// The ledger's side of a day: `payment` / `refund` → order → fen.
-pub type LedgerDay = BTreeMap<(String, String), u64>;
 
 /// What a day is compared with. WeChat Pay dates a line by its own clock,
 /// the ledger by when the notify was posted, which is always later: a
@@ -80,14 +32,14 @@ fn billed(bill: &Bill) -> LedgerDay {
             BillEntry::Payment {
                 out_trade_no,
                 amount_fen,
-            } => ("payment", out_trade_no, *amount_fen),
+            } => (LineKind::Payment, out_trade_no, *amount_fen),
             BillEntry::Refund {
                 out_trade_no,
                 amount_fen,
                 ..
-            } => ("refund", out_trade_no, *amount_fen),
+            } => (LineKind::Refund, out_trade_no, *amount_fen),
         };
-        *billed.entry((what.into(), order.clone())).or_default() += fen;
+        *billed.entry((what, order.clone())).or_default() += fen;
     }
     billed
 }
@@ -95,14 +47,14 @@ fn billed(bill: &Bill) -> LedgerDay {
 /// Compares a day's bill with the ledger's postings of that day; a line
 /// that crossed midnight between WeChat Pay's clock and ours (same line,
 /// same amount, one day later in the ledger) agrees.
-pub fn compare(date: &str, sides: Sides<'_>, ran_at_unix_ms: i64) -> Reconciliation {
+pub fn compare(date: ChinaDay, sides: Sides<'_>, ran_at_unix_ms: i64) -> Reconciliation {
     let billed_today = billed(sides.bill);
     let billed_before = billed(sides.bill_before);
     let mut mismatches = Vec::new();
     let mut matched = 0;
-    let mismatch = |kind, (what, order): &(String, String), bill_fen, ledger_fen| Mismatch {
+    let mismatch = |kind, (what, order): &(LineKind, String), bill_fen, ledger_fen| Mismatch {
         kind,
-        what: what.clone(),
+        what: *what,
         order_id: order.clone(),
         bill_fen,
         ledger_fen,
@@ -125,11 +77,10 @@ pub fn compare(date: &str, sides: Sides<'_>, ran_at_unix_ms: i64) -> Reconciliat
             Some(_) => matched += 1,
         }
     }
-    let through_wechat = |what: &str| what == "payment" || what == "refund";
     let ours = sides
         .ledger
         .iter()
-        .filter(|((what, _), _)| through_wechat(what));
+        .filter(|((what, _), _)| what.through_wechat());
     for (key, &fen) in ours {
         // Matched in the day before's report, where it was billed.
         let crossed = billed_before.get(key) == Some(&fen);
@@ -138,13 +89,13 @@ pub fn compare(date: &str, sides: Sides<'_>, ran_at_unix_ms: i64) -> Reconciliat
         }
     }
     Reconciliation {
-        date: date.to_owned(),
+        date,
         ran_at_unix_ms,
         bill_lines: sides.bill.entries.len() as u64,
         ledger_lines: sides
             .ledger
             .keys()
-            .filter(|(what, _)| through_wechat(what))
+            .filter(|(what, _)| what.through_wechat())
             .count() as u64,
         matched,
         mismatches,
@@ -155,10 +106,14 @@ pub fn compare(date: &str, sides: Sides<'_>, ran_at_unix_ms: i64) -> Reconciliat
 mod tests {
     use super::*;
 
+    fn date(text: &str) -> ChinaDay {
+        ChinaDay::parse(text).expect("day")
+    }
+
     fn day(items: &[(&str, &str, u64)]) -> LedgerDay {
         items
             .iter()
-            .map(|(w, o, f)| ((w.to_string(), o.to_string()), *f))
+            .map(|(w, o, f)| ((LineKind::parse(w).expect("kind"), o.to_string()), *f))
             .collect()
     }
 
@@ -198,7 +153,7 @@ mod tests {
             ledger,
             ledger_after: &empty,
         };
-        let r = compare("2026-12-02", sides(&bill, &ledger), 0);
+        let r = compare(date("2026-12-02"), sides(&bill, &ledger), 0);
         assert_eq!(r.matched, 1);
         let kinds: Vec<_> = r
             .mismatches
@@ -218,7 +173,7 @@ mod tests {
             ("payment", "B", 450),
             ("refund", "A", 200),
         ]);
-        let agreeing = compare("2026-12-02", sides(&bill, &agreeing), 0);
+        let agreeing = compare(date("2026-12-02"), sides(&bill, &agreeing), 0);
         assert!(agreeing.mismatches.is_empty());
         assert_eq!(agreeing.matched, 3);
     }
@@ -241,7 +196,7 @@ mod tests {
             count: 0,
         };
         let d = compare(
-            "2026-12-02",
+            date("2026-12-02"),
             Sides {
                 bill: &bill_d,
                 bill_before: &none,
@@ -257,7 +212,7 @@ mod tests {
         // The next day: LATE was billed the day before; OTHER was not billed
         // at that amount, so it stays a mismatch on this side too.
         let d1 = compare(
-            "2026-12-03",
+            date("2026-12-03"),
             Sides {
                 bill: &none,
                 bill_before: &bill_d,

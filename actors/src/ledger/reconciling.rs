@@ -6,9 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use time::OffsetDateTime;
 
-use crate::domain::{now_utc, unix_ms, CHINA};
+use crate::domain::{now_utc, unix_ms, ChinaDay, CHINA};
 use crate::wechat::{bill, WeChat};
 
 use super::*;
@@ -33,26 +32,12 @@ impl std::fmt::Debug for Reconciler {
     }
 }
 
-/// The China day before the one `now` is in, `YYYY-MM-DD`.
-pub fn day_before(now: OffsetDateTime) -> String {
-    let today = now.to_offset(CHINA).date();
-    today.previous_day().unwrap_or(today).to_string()
-}
-
-/// The day `step` days from `day` (`YYYY-MM-DD`).
-fn next_day(day: &str, step: i64) -> Option<String> {
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    let date = time::Date::parse(day, format).ok()?;
-    date.checked_add(time::Duration::days(step))
-        .map(|d| d.to_string())
-}
-
 /// Reconcile one China day (`YYYY-MM-DD`) now.
 #[derive(Message)]
 #[rtype(result = "Result<Reconciliation, LedgerError>")]
 pub struct Reconcile {
     /// The day.
-    pub day: String,
+    pub day: ChinaDay,
 }
 
 /// A day's stored reconciliation.
@@ -60,7 +45,7 @@ pub struct Reconcile {
 #[rtype(result = "Result<Option<Reconciliation>, LedgerError>")]
 pub struct GetReconciliation {
     /// The day.
-    pub day: String,
+    pub day: ChinaDay,
 }
 
 impl LedgerActor {
@@ -73,14 +58,14 @@ impl LedgerActor {
         if now.to_offset(CHINA).time() < reconciler.at {
             return;
         }
-        let day = day_before(now);
-        if self.reconciling.as_deref() == Some(day.as_str()) {
+        let day = ChinaDay::of(now).before();
+        if self.reconciling == Some(day) {
             return;
         }
-        match self.repo.reconciliation(&day) {
+        match self.repo.reconciliation(day) {
             Ok(Some(_)) => {}
             Ok(None) => {
-                self.reconciling = Some(day.clone());
+                self.reconciling = Some(day);
                 ctx.address().do_send(Reconcile { day });
             }
             Err(e) => {
@@ -93,7 +78,7 @@ impl LedgerActor {
     /// the ledger's day and the day after, and keeps the report.
     fn settle_day(
         &mut self,
-        day: &str,
+        day: ChinaDay,
         text: &str,
         text_before: &str,
     ) -> Result<Reconciliation, LedgerError> {
@@ -101,10 +86,7 @@ impl LedgerActor {
         let (bill, bill_before) = (parse(text)?, parse(text_before)?);
         self.drain();
         let ledger = self.repo.ledger_day(day)?;
-        let ledger_after = match next_day(day, 1) {
-            Some(after) => self.repo.ledger_day(&after)?,
-            None => LedgerDay::new(),
-        };
+        let ledger_after = self.repo.ledger_day(day.after())?;
         let sides = Sides {
             bill: &bill,
             bill_before: &bill_before,
@@ -116,13 +98,13 @@ impl LedgerActor {
         metrics::gauge!("lastmile_reconciliation_mismatches").set(report.mismatches.len() as f64);
         if report.mismatches.is_empty() {
             tracing::info!(
-                day,
+                %day,
                 lines = report.bill_lines,
                 "reconciled: the bill agrees"
             );
         } else {
             tracing::warn!(
-                day,
+                %day,
                 mismatches = report.mismatches.len(),
                 "reconciled: the bill disagrees"
             );
@@ -140,24 +122,19 @@ impl Handler<Reconcile> for LedgerActor {
                 "no WeChat Pay to ask".into(),
             ))));
         };
-        let bill_date = day.replace('-', "");
-        let before_date = next_day(&day, -1).map(|d| d.replace('-', ""));
         let fetch = async move {
             let pay = reconciler.wechat.pay();
-            let today = pay.download_bill(&bill_date).await?;
-            let before = match before_date {
-                Some(date) => pay.download_bill(&date).await?,
-                None => String::new(),
-            };
+            let today = pay.download_bill(&day.compact()).await?;
+            let before = pay.download_bill(&day.before().compact()).await?;
             Ok::<_, crate::wechat::WeChatError>((today, before))
         };
         Box::pin(fetch.into_actor(self).map(move |fetched, ledger, _| {
             ledger.reconciling = None;
             let (text, before) =
                 fetched.map_err(|e| LedgerError::WeChat(crate::errors::chain(&e)))?;
-            let report = ledger.settle_day(&day, &text, &before);
+            let report = ledger.settle_day(day, &text, &before);
             if let Err(e) = &report {
-                tracing::error!(day, error = %crate::errors::chain(e), "reconciliation failed");
+                tracing::error!(%day, error = %crate::errors::chain(e), "reconciliation failed");
             }
             report
         }))
@@ -168,43 +145,21 @@ impl Handler<GetReconciliation> for LedgerActor {
     type Result = Result<Option<Reconciliation>, LedgerError>;
 
     fn handle(&mut self, msg: GetReconciliation, _: &mut Self::Context) -> Self::Result {
-        Ok(self.repo.reconciliation(&msg.day)?)
+        Ok(self.repo.reconciliation(msg.day)?)
     }
 }
 
 impl Ledger {
     /// Reconciles a China day (`YYYY-MM-DD`) now.
-    pub async fn reconcile(&self, day: String) -> Result<Reconciliation, LedgerError> {
+    pub async fn reconcile(&self, day: ChinaDay) -> Result<Reconciliation, LedgerError> {
         self.addr.send(Reconcile { day }).await?
     }
 
     /// A day's stored reconciliation.
-    pub async fn reconciliation(&self, day: String) -> Result<Option<Reconciliation>, LedgerError> {
+    pub async fn reconciliation(
+        &self,
+        day: ChinaDay,
+    ) -> Result<Option<Reconciliation>, LedgerError> {
         self.addr.send(GetReconciliation { day }).await?
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn neighbouring_days_cross_months_and_years() {
-        assert_eq!(next_day("2026-12-31", 1).as_deref(), Some("2027-01-01"));
-        assert_eq!(next_day("2026-03-01", -1).as_deref(), Some("2026-02-28"));
-        assert_eq!(next_day("not a day", 1), None);
-    }
-
-    #[test]
-    fn the_day_before_is_the_china_day_before() {
-        let at = |s: &str| {
-            OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).expect("time")
-        };
-        assert_eq!(day_before(at("2026-12-03T01:00:00Z")), "2026-12-02");
-        assert_eq!(
-            day_before(at("2026-12-03T17:00:00Z")),
-            "2026-12-03",
-            "already the 4th in China"
-        );
     }
 }

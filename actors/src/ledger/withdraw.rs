@@ -8,7 +8,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use time::OffsetDateTime;
 
-use crate::domain::{now_utc, unix_ms, IdempotencyKey, OpenId, CHINA};
+use crate::domain::{now_utc, unix_ms, ChinaDay, IdempotencyKey, OpenId};
 
 use super::*;
 
@@ -73,13 +73,6 @@ impl From<WithdrawalConflict> for WithdrawalError {
     fn from(e: WithdrawalConflict) -> Self {
         WithdrawalError::Conflict(e.to_string())
     }
-}
-
-/// The start of the China day `now` is in.
-fn china_day_start(now: OffsetDateTime) -> OffsetDateTime {
-    now.to_offset(CHINA)
-        .replace_time(time::Time::MIDNIGHT)
-        .to_offset(time::UtcOffset::UTC)
 }
 
 /// A courier asks to withdraw.
@@ -166,7 +159,7 @@ impl LedgerActor {
             )));
         }
         let now = now_utc();
-        let today = self.withdrawn_since(&msg.courier, china_day_start(now))?;
+        let today = self.withdrawn_since(&msg.courier, ChinaDay::of(now).start())?;
         if today + u64::from(msg.amount_fen) > u64::from(rules.daily_fen) {
             return Err(WithdrawalError::Conflict(format!(
                 "at most {} fen may be withdrawn a day ({today} fen asked for today)",
@@ -451,26 +444,5 @@ impl Ledger {
         decision: Decision,
     ) -> Result<Withdrawal, WithdrawalError> {
         self.addr.send(Decide { id, decision }).await?
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_withdrawal_day_is_the_china_day() {
-        let at = |s: &str| {
-            OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).expect("time")
-        };
-        // 23:30 UTC is 07:30 the next morning in China.
-        assert_eq!(
-            china_day_start(at("2026-12-03T23:30:00Z")),
-            at("2026-12-03T16:00:00Z")
-        );
-        assert_eq!(
-            china_day_start(at("2026-12-03T15:59:59Z")),
-            at("2026-12-02T16:00:00Z")
-        );
     }
 }

@@ -8,11 +8,11 @@ use std::time::Duration;
 use actix::prelude::*;
 use time::OffsetDateTime;
 
+use crate::domain::MoneyEvent;
 use crate::domain::{
     now_utc, ChangedBy, Event, MessageKind, OpenId, Order, OrderId, OutboxEntry, Status,
     ALL_STATUSES,
 };
-use crate::ledger::MoneyEvent;
 use crate::storage::{OrderRepo, StorageError};
 
 use super::*;

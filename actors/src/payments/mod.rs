@@ -11,19 +11,14 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-mod record;
-
-pub use record::PaymentRecord;
-
-use crate::domain::{now_utc, OpenId, Order, OrderId, Status};
+use crate::domain::{now_utc, OpenId, Order, OrderId, PayParams, PaymentRecord, Status};
 use crate::notify::formid::FormIds;
 use crate::orders::{OrderError, OrderEvent, Orders, PaymentDue, PaymentOutcome, RefundDue};
 use crate::storage::{PaymentRepo, StorageError};
 use crate::wechat::notify::{excerpt, PaidNotice, RefundNotice};
 use crate::wechat::pay::NotifyAck;
 use crate::wechat::{
-    CloseOutcome, PayParams, RefundRequest, RefundState, TradeState, UnifiedOrder, WeChat,
-    WeChatError,
+    CloseOutcome, RefundRequest, RefundState, TradeState, UnifiedOrder, WeChat, WeChatError,
 };
 
 /// A prepay id is valid for 2 hours; replay it for a bit less.

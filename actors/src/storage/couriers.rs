@@ -1,6 +1,7 @@
 //! The dispatcher's repository: the `couriers` tree (profiles).
 
 use super::*;
+use crate::domain::ChinaDay;
 
 /// The dispatcher's tree.
 #[derive(Clone)]
@@ -44,8 +45,8 @@ impl CourierRepo {
     }
 
     /// How many orders a courier gave back on a (China) day.
-    pub fn releases_on(&self, openid: &OpenId, day: &str) -> Result<u32, StorageError> {
-        let key = [openid.as_str().as_bytes(), b"\0", day.as_bytes()].concat();
+    pub fn releases_on(&self, openid: &OpenId, day: ChinaDay) -> Result<u32, StorageError> {
+        let key = format!("{}\0{day}", openid.as_str()).into_bytes();
         Ok(self
             .0
             .inner
@@ -56,9 +57,9 @@ impl CourierRepo {
     }
 
     /// Counts one more give-back on a day (the dispatcher is the one writer).
-    pub fn count_release(&self, openid: &OpenId, day: &str) -> Result<u32, StorageError> {
+    pub fn count_release(&self, openid: &OpenId, day: ChinaDay) -> Result<u32, StorageError> {
         let n = self.releases_on(openid, day)? + 1;
-        let key = [openid.as_str().as_bytes(), b"\0", day.as_bytes()].concat();
+        let key = format!("{}\0{day}", openid.as_str()).into_bytes();
         self.0
             .inner
             .courier_releases

@@ -6,9 +6,9 @@
 //! keys are sled's increasing ids, so events are posted in the order they
 //! happened (an order's payment before its completion).
 
-use crate::ledger::{
-    Account, Commission, Entry, Journal, LedgerDay, MoneyEvent, Posted, PostingKind,
-    Reconciliation, Subject, Withdrawal, WithdrawalId, WithdrawalStatus,
+use crate::domain::{
+    Account, ChinaDay, Commission, Entry, Journal, LedgerDay, LineKind, MoneyEvent, Posted,
+    PostingKind, Reconciliation, Subject, Withdrawal, WithdrawalId, WithdrawalStatus,
 };
 
 use super::*;
@@ -440,7 +440,7 @@ impl LedgerRepo {
     }
 
     /// What the ledger moved through WeChat Pay on a China day.
-    pub fn ledger_day(&self, day: &str) -> Result<LedgerDay, StorageError> {
+    pub fn ledger_day(&self, day: ChinaDay) -> Result<LedgerDay, StorageError> {
         let prefix = format!("{day}\0");
         let mut out = LedgerDay::new();
         for item in self.0.inner.ledger_days.scan_prefix(prefix.as_bytes()) {
@@ -449,8 +449,11 @@ impl LedgerRepo {
             let Some((what, order)) = key.split_once('\0') else {
                 continue;
             };
+            let Some(what) = LineKind::parse(what) else {
+                continue;
+            };
             let fen = <[u8; 8]>::try_from(value.as_ref()).map_or(0, u64::from_be_bytes);
-            out.insert((what.to_owned(), order.to_owned()), fen);
+            out.insert((what, order.to_owned()), fen);
         }
         Ok(out)
     }
@@ -460,14 +463,15 @@ impl LedgerRepo {
         self.0
             .inner
             .reconciliations
-            .insert(report.date.as_bytes(), store(report)?)?;
+            .insert(report.date.to_string().as_bytes(), store(report)?)?;
         Ok(())
     }
 
     /// A day's reconciliation, if it ran.
-    pub fn reconciliation(&self, day: &str) -> Result<Option<Reconciliation>, StorageError> {
+    pub fn reconciliation(&self, day: ChinaDay) -> Result<Option<Reconciliation>, StorageError> {
+        let day = day.to_string();
         match self.0.inner.reconciliations.get(day.as_bytes())? {
-            Some(bytes) => load(&bytes, day).map(Some),
+            Some(bytes) => load(&bytes, &day).map(Some),
             None => Ok(None),
         }
     }
@@ -512,17 +516,8 @@ struct Book<'a> {
     days: &'a sled::transaction::TransactionalTree,
 }
 
-/// `YYYY-MM-DD` of the China day `at_unix_ms` falls on.
-pub fn china_day(at_unix_ms: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_unix_ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-        .to_offset(crate::domain::CHINA)
-        .date()
-        .to_string()
-}
-
 /// `day`, then what moved and the order: one day is one key range.
-fn day_key(day: &str, what: &str, order: &str) -> Vec<u8> {
+fn day_key(day: ChinaDay, what: LineKind, order: &str) -> Vec<u8> {
     format!("{day}\0{what}\0{order}").into_bytes()
 }
 
@@ -599,13 +594,19 @@ impl Book<'_> {
             .find(|l| l.account == Account::Platform)
             .map_or(0, |l| l.amount);
         let (what, fen) = match posted.posting.kind {
-            PostingKind::Payment if through_wechat => ("payment", escrow.unsigned_abs()),
-            PostingKind::Refund if through_wechat => ("refund", escrow.unsigned_abs()),
+            PostingKind::Payment if through_wechat => (LineKind::Payment, escrow.unsigned_abs()),
+            PostingKind::Refund if through_wechat => (LineKind::Refund, escrow.unsigned_abs()),
             // The platform's revenue of the day (the console).
-            PostingKind::Earning if commission > 0 => ("commission", commission.unsigned_abs()),
+            PostingKind::Earning if commission > 0 => {
+                (LineKind::Commission, commission.unsigned_abs())
+            }
             _ => return Ok(()),
         };
-        let key = day_key(&china_day(posted.at_unix_ms), what, order.as_str());
+        let key = day_key(
+            ChinaDay::of_unix_ms(posted.at_unix_ms),
+            what,
+            order.as_str(),
+        );
         self.days.insert(key, &fen.to_be_bytes())?;
         Ok(())
     }

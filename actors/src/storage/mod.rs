@@ -596,8 +596,8 @@ impl Flusher {
 mod tests {
     use super::*;
     use crate::domain::now_utc;
-    use crate::payments::PaymentRecord;
-    use crate::wechat::PayParams;
+    use crate::domain::PayParams;
+    use crate::domain::PaymentRecord;
 
     fn temp_store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().expect("tmp");
@@ -994,7 +994,7 @@ mod tests {
 
     #[test]
     fn withdrawals_are_found_by_status_through_the_index_old_stores_too() {
-        use crate::ledger::{Withdrawal, WithdrawalEvent, WithdrawalStatus};
+        use crate::domain::{Withdrawal, WithdrawalEvent, WithdrawalStatus};
         let (_dir, store) = temp_store();
         let repo = store.ledger_repo();
         let courier = OpenId::parse("oIndexCourier").expect("openid");
@@ -1135,9 +1135,7 @@ mod tests {
             "000000000000003432303000"
         ))
         .expect("hex");
-        let bytes = encode(&records::PaymentV1::from(&r)).expect("encodes");
-        assert_eq!(bytes, written);
-        let back: records::PaymentV1 = decode(&written, "k").expect("decodes");
-        assert_eq!(back.domain().ok(), Some(r));
+        assert_eq!(store(&r).expect("encodes"), written);
+        assert_eq!(load::<PaymentRecord>(&written, "k").ok(), Some(r));
     }
 }

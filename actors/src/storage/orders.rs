@@ -3,7 +3,7 @@
 //! as the order change they announce (the transactional outbox; the
 //! notifier reads them through [`super::OutboxRepo`]).
 
-use crate::ledger::MoneyEvent;
+use crate::domain::MoneyEvent;
 
 use super::*;
 

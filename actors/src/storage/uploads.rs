@@ -2,6 +2,7 @@
 //! `upload_days` (photos stored per user and China day).
 
 use super::*;
+use crate::domain::ChinaDay;
 
 /// The uploads actor's tree.
 #[derive(Clone)]
@@ -26,8 +27,8 @@ impl UploadRepo {
     }
 
     /// How many photos `owner` stored on a (China) day.
-    pub fn uploads_on(&self, owner: &OpenId, day: &str) -> Result<u32, StorageError> {
-        let key = [owner.as_str().as_bytes(), b"\0", day.as_bytes()].concat();
+    pub fn uploads_on(&self, owner: &OpenId, day: ChinaDay) -> Result<u32, StorageError> {
+        let key = format!("{}\0{day}", owner.as_str()).into_bytes();
         Ok(self
             .0
             .inner
@@ -39,9 +40,9 @@ impl UploadRepo {
 
     /// Counts one more stored photo on a day (the uploads actor is the one
     /// writer).
-    pub fn count_upload(&self, owner: &OpenId, day: &str) -> Result<u32, StorageError> {
+    pub fn count_upload(&self, owner: &OpenId, day: ChinaDay) -> Result<u32, StorageError> {
         let n = self.uploads_on(owner, day)? + 1;
-        let key = [owner.as_str().as_bytes(), b"\0", day.as_bytes()].concat();
+        let key = format!("{}\0{day}", owner.as_str()).into_bytes();
         self.0.inner.upload_days.insert(key, &n.to_be_bytes())?;
         Ok(n)
     }

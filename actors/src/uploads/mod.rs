@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use crate::domain::{now_utc, OpenId, OrderId, Upload, UploadId};
+use crate::domain::{now_utc, ChinaDay, OpenId, OrderId, Upload, UploadId};
 use crate::objects::{ObjectStore, PrivateObject};
 use crate::orders::{OrderError, Orders};
 use crate::storage::UploadRepo;
@@ -123,7 +123,7 @@ pub struct Attach {
 
 impl UploadActor {
     /// Books one more photo for `owner` today, or refuses past the limit.
-    fn book(&mut self, owner: &OpenId, day: &str) -> Result<(), UploadError> {
+    fn book(&mut self, owner: &OpenId, day: ChinaDay) -> Result<(), UploadError> {
         let stored = self.store.uploads_on(owner, day).map_err(unavailable)?;
         let in_flight = self.storing.get(owner).copied().unwrap_or(0);
         if stored + in_flight >= self.per_day {
@@ -138,8 +138,8 @@ impl Handler<Store> for UploadActor {
     type Result = ResponseActFuture<Self, Result<Upload, UploadError>>;
 
     fn handle(&mut self, Store { owner, bytes }: Store, _: &mut Self::Context) -> Self::Result {
-        let day = crate::domain::china_day(now_utc());
-        if let Err(e) = self.book(&owner, &day) {
+        let day = ChinaDay::of(now_utc());
+        if let Err(e) = self.book(&owner, day) {
             return Box::pin(async move { Err(e) }.into_actor(self));
         }
         let (store, objects) = (self.store.clone(), self.objects.clone());
@@ -176,7 +176,7 @@ impl Handler<Store> for UploadActor {
                 .map_err(unavailable)?;
             store.put_upload(&upload).map_err(unavailable)?;
             store
-                .count_upload(&upload.owner, &day)
+                .count_upload(&upload.owner, day)
                 .map_err(unavailable)?;
             store.commit().await.map_err(unavailable)?;
             metrics::counter!("lastmile_uploads_total").increment(1);

@@ -21,8 +21,7 @@ pub mod v3;
 
 pub use live::LiveWeChat;
 pub use pay_api::{
-    CloseOutcome, PayParams, PaySigner, RefundRequest, RefundState, TradeState, UnifiedOrder,
-    WeChatPay,
+    CloseOutcome, PaySigner, RefundRequest, RefundState, TradeState, UnifiedOrder, WeChatPay,
 };
 pub use sandbox::{SandboxWeChat, SentMessage};
 

@@ -8,26 +8,7 @@ use rand::Rng;
 
 use super::pay::{self, Fields};
 use super::{Secret, SignType, WeChatError};
-use serde::{Deserialize, Serialize};
-
-/// The parameters the mini-program passes to `wx.requestPayment`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct PayParams {
-    /// Unix seconds, as a string (WeChat requires a string).
-    #[serde(rename = "timeStamp")]
-    pub time_stamp: String,
-    /// Random string.
-    #[serde(rename = "nonceStr")]
-    pub nonce_str: String,
-    /// `prepay_id=...`.
-    pub package: String,
-    /// `MD5` or `HMAC-SHA256`.
-    #[serde(rename = "signType")]
-    pub sign_type: String,
-    /// The signature over appId and the four above.
-    #[serde(rename = "paySign")]
-    pub pay_sign: String,
-}
+use crate::domain::PayParams;
 
 /// Carries a signed XML request to WeChat Pay and brings the answer back.
 #[async_trait]

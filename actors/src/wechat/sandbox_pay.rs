@@ -463,9 +463,7 @@ impl PaySimulator {
 
 /// `yyyyMMdd` of the China day `at` falls on.
 fn china_date(at: time::OffsetDateTime) -> String {
-    at.to_offset(crate::domain::CHINA)
-        .format(time::macros::format_description!("[year][month][day]"))
-        .unwrap_or_default()
+    crate::domain::ChinaDay::of(at).compact()
 }
 
 fn unified_order(state: &mut SimState, request: &Fields) -> Fields {

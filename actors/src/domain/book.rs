@@ -7,9 +7,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::domain::{CampusId, Event, OpenId, Order, OrderId, Status};
-
-use super::withdrawal::WithdrawalId;
+use super::{CampusId, Event, OpenId, Order, OrderId, Status, WithdrawalId};
 
 /// Where money sits. Every account but [`Account::Clearing`] holds what
 /// someone is owed and never goes below zero; clearing is the other side

@@ -1,7 +1,28 @@
-//! The payments actor's own state per order: its WeChat Pay session.
+//! A payment session as the payments actor keeps it per order, and the
+//! parameters a mini-program pays with. Pure values.
 
-use crate::domain::OrderId;
-use crate::wechat::PayParams;
+use serde::{Deserialize, Serialize};
+
+use super::OrderId;
+
+/// The parameters the mini-program passes to `wx.requestPayment`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PayParams {
+    /// Unix seconds, as a string (WeChat requires a string).
+    #[serde(rename = "timeStamp")]
+    pub time_stamp: String,
+    /// Random string.
+    #[serde(rename = "nonceStr")]
+    pub nonce_str: String,
+    /// `prepay_id=...`.
+    pub package: String,
+    /// `MD5` or `HMAC-SHA256`.
+    #[serde(rename = "signType")]
+    pub sign_type: String,
+    /// The signature over appId and the four above.
+    #[serde(rename = "paySign")]
+    pub pay_sign: String,
+}
 
 /// One order's payment session, owned by the payments actor.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::domain::{is_timed_id, timed_id, OpenId, ValidationError};
+use super::{is_timed_id, timed_id, OpenId, ValidationError};
 
 /// A withdrawal id: `W` and 31 characters of base32hex (time, then
 /// random), so ids sort by creation; also the transfer's `out_bill_no`
