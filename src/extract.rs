@@ -236,7 +236,7 @@ impl FromRequest for Operator {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let given = bearer_token(req).unwrap_or_default();
-        let address = format!("sign-in {}", crate::limits::client_address(req));
+        let address = format!("sign-in {}", crate::address::client_address(req));
         Box::pin(async move {
             let state = state.ok_or(ApiError::Unavailable)?;
             if state.admin_token.is_none() && !state.operators.any() {

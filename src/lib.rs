@@ -8,12 +8,14 @@
 //! - [`replay`]: `lastmile replay mdrp`: the planner over a public MDRP instance
 //! - [`routes`]: one module per resource, HTTP ⇄ actor messages
 //! - [`extract`]: the caller's identity and size-limited JSON bodies
+//! - [`address`]: the client address behind trusted proxies (limits and strikes count by it)
 //! - [`limits`]: the optional per-client rate limit
 //! - [`error`]: `ApiError` and its single mapping to HTTP
 //! - [`telemetry`]: logs, Prometheus metrics, request observation (labelled by the matched route)
 
 #![warn(missing_docs)]
 
+pub mod address;
 pub mod config;
 pub mod error;
 pub mod extract;

@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use lastmile_actors::dispatch::mdrp::{self, percentile, Solution};
-use lastmile_actors::dispatch::replay::{replay, Policy};
+use lastmile_actors::research::mdrp::{self, percentile, Solution};
+use lastmile_actors::research::replay::{replay, Policy};
 
 /// Bundle size of a replay unless `--max-bundle` says otherwise (the live
 /// service's `dispatch.max_tasks` default).

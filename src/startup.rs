@@ -320,6 +320,9 @@ pub fn notify_base(settings: &Settings, bound: std::net::SocketAddr) -> String {
 fn resource(path: &str) -> actix_web::Resource {
     web::resource(path)
         .app_data(telemetry::RouteLabel::of(path))
+        .app_data(ops::Allowed(
+            openapi::allowed_methods(path).unwrap_or("GET"),
+        ))
         .default_service(web::to(ops::method_not_allowed))
 }
 

@@ -8,9 +8,7 @@
 //!   [`auth::token`] (the app's access_token: single flight, backoff, guarded invalidation)
 //! - [`campus`]: the campus map and distances
 //! - [`dispatch`]: the dispatcher actor (couriers, presence, the waiting pool, grabs), which
-//!   drives its planning core every tick: [`dispatch::planner`] (bundles, matching, commitment; pure),
-//!   [`dispatch::replay`] and [`dispatch::mdrp`] (the public MDRP instances, solution files,
-//!   our feasibility checker and metrics)
+//!   drives its planning core every tick: [`dispatch::planner`] (bundles, matching, commitment; pure)
 //! - [`domain`]: parsed values (`OrderId`, `OpenId`, `Fen`, …), the order record and its status machine
 //! - [`errors`]: an error with its causes for one log line
 //! - [`flight`]: single flight — concurrent asks for one key share one call
@@ -21,6 +19,8 @@
 //!   [`orders::OrderEvent`]s they publish, and the router handle
 //! - [`payments`]: the payments actor: prepay, notify, query/close on timeout, refunds
 //! - [`ratelimit`]: per-client token buckets (when `http.rate_limit` is set)
+//! - [`research`]: offline: [`research::mdrp`] (the public MDRP instances, solution files,
+//!   our feasibility checker and metrics) and [`research::replay`] (a day through the planner)
 //! - [`sharecode`]: wxacode share codes, made once and cached
 //! - [`supervise`]: panic containment and fault injection shared by every actor
 //! - [`storage`]: sled, one repository per owner, record encoding, group commit (the only
@@ -44,6 +44,7 @@ pub mod orders;
 pub mod payments;
 pub mod pricing;
 pub mod ratelimit;
+pub mod research;
 pub mod sharecode;
 pub mod storage;
 pub mod supervise;

@@ -85,14 +85,16 @@ pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound("no such route".into()))
 }
 
+/// The methods a resource answers (the `Allow` header of its 405),
+/// attached to the resource when the app is built.
+#[derive(Debug, Clone, Copy)]
+pub struct Allowed(pub &'static str);
+
 /// A route that exists, called with the wrong method: 405 with the
 /// methods it does answer (from the API document).
 pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
     let mut response = ApiError::MethodNotAllowed.error_response();
-    let allow = req
-        .app_data::<crate::telemetry::RouteLabel>()
-        .and_then(|route| crate::openapi::allowed_methods(route.0))
-        .unwrap_or("GET");
+    let allow = req.app_data::<Allowed>().map_or("GET", |allowed| allowed.0);
     if let Ok(value) = actix_web::http::header::HeaderValue::from_str(allow) {
         response
             .headers_mut()

@@ -9,9 +9,9 @@ use lastmile_actors::wechat::sandbox_pay::SandboxPayError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::address::client_address;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{read_limited, ActionBody, Caller, OrderPath};
-use crate::limits::client_address;
 use crate::state::AppState;
 
 /// The `wx.requestPayment` parameters of an order awaiting payment.

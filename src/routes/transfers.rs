@@ -7,9 +7,9 @@ use lastmile_actors::wechat::v3::V3Headers;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::address::client_address;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::read_limited;
-use crate::limits::client_address;
 use crate::routes::payments::barred;
 use crate::state::AppState;
 

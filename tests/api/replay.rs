@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use lastmile_actors::dispatch::mdrp::{self, Solution};
+use lastmile_actors::research::mdrp::{self, Solution};
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mdrp-tiny")

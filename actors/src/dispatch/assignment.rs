@@ -9,14 +9,21 @@
 //! Beyond [`DENSE_LIMIT`] operations a round falls back to a greedy pass
 //! (cheapest pair first), which keeps a busy round bounded in time.
 
-use super::planner::Pair;
+/// A candidate pair as the assignment sees it: which courier (column) and
+/// at what cost; the planner's pairs carry their schedules besides.
+pub(crate) trait Priced {
+    /// Index of the courier.
+    fn courier(&self) -> usize;
+    /// What the pair costs (negative: worth forming).
+    fn cost(&self) -> f64;
+}
 
 /// Dense Hungarian work above which the greedy pass is used instead.
 const DENSE_LIMIT: usize = 40_000_000;
 
 /// Pairs chosen as (bundle index, index into that bundle's `pairs`).
-pub(crate) fn min_cost(bundles: usize, pairs: &[Vec<Pair>]) -> Vec<(usize, usize)> {
-    let mut columns: Vec<usize> = pairs.iter().flatten().map(|p| p.courier).collect();
+pub(crate) fn min_cost<P: Priced>(bundles: usize, pairs: &[Vec<P>]) -> Vec<(usize, usize)> {
+    let mut columns: Vec<usize> = pairs.iter().flatten().map(|p| p.courier()).collect();
     columns.sort_unstable();
     columns.dedup();
     let n = bundles;
@@ -32,8 +39,8 @@ pub(crate) fn min_cost(bundles: usize, pairs: &[Vec<Pair>]) -> Vec<(usize, usize
     let mut cost = vec![vec![f64::INFINITY; m]; n];
     for (b, list) in pairs.iter().enumerate() {
         for p in list {
-            let c = col_of(p.courier);
-            cost[b][c] = cost[b][c].min(p.cost);
+            let c = col_of(p.courier());
+            cost[b][c] = cost[b][c].min(p.cost());
         }
         cost[b][columns.len() + b] = 0.0;
     }
@@ -47,8 +54,8 @@ pub(crate) fn min_cost(bundles: usize, pairs: &[Vec<Pair>]) -> Vec<(usize, usize
         if let Some(slot) = pairs[b]
             .iter()
             .enumerate()
-            .filter(|(_, p)| p.courier == courier)
-            .min_by(|x, y| x.1.cost.total_cmp(&y.1.cost))
+            .filter(|(_, p)| p.courier() == courier)
+            .min_by(|x, y| x.1.cost().total_cmp(&y.1.cost()))
             .map(|(i, _)| i)
         {
             out.push((b, slot));
@@ -59,11 +66,11 @@ pub(crate) fn min_cost(bundles: usize, pairs: &[Vec<Pair>]) -> Vec<(usize, usize
 
 /// Cheapest pair first, skipping bundles and couriers already taken, and
 /// pairs not worth forming.
-fn greedy(pairs: &[Vec<Pair>]) -> Vec<(usize, usize)> {
+fn greedy<P: Priced>(pairs: &[Vec<P>]) -> Vec<(usize, usize)> {
     let mut all: Vec<(f64, usize, usize)> = pairs
         .iter()
         .enumerate()
-        .flat_map(|(b, list)| list.iter().enumerate().map(move |(i, p)| (p.cost, b, i)))
+        .flat_map(|(b, list)| list.iter().enumerate().map(move |(i, p)| (p.cost(), b, i)))
         .collect();
     all.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mut bundle_done = vec![false; pairs.len()];
@@ -73,7 +80,7 @@ fn greedy(pairs: &[Vec<Pair>]) -> Vec<(usize, usize)> {
         if cost >= 0.0 {
             break;
         }
-        let courier = pairs[b][i].courier;
+        let courier = pairs[b][i].courier();
         if bundle_done[b] || courier_done.contains(&courier) {
             continue;
         }

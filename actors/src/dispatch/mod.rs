@@ -1,8 +1,7 @@
 //! Dispatch: one dispatcher actor per campus ([`dispatcher`], a thin shell
 //! around the pure [`core`]), the courier registry that owns the profiles
-//! ([`couriers`]), the pure planner ([`planner`], with `assignment`'s
-//! min-cost matching) and the offline replay of public MDRP instances
-//! through that same planner ([`replay`], [`mdrp`]).
+//! ([`couriers`]) and the pure planner ([`planner`], with `assignment`'s
+//! min-cost matching), which `research` replays public MDRP days through.
 //!
 //! A campus's dispatcher owns the set of couriers present there (place,
 //! open tasks) and the pool of its paid orders waiting for one. Every
@@ -29,9 +28,7 @@ pub(crate) mod assignment;
 pub mod core;
 mod couriers;
 mod dispatcher;
-pub mod mdrp;
 pub mod planner;
-pub mod replay;
 mod views;
 
 use std::collections::HashMap;

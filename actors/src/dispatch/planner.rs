@@ -27,6 +27,8 @@
 
 use std::collections::HashMap;
 
+use super::assignment::{min_cost, Priced};
+
 /// A position in metres.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Point {
@@ -465,7 +467,7 @@ pub fn plan(p: &Params, now: f64, orders: &[Errand], couriers: &[Courier]) -> Ve
     let size = soon.div_ceil(idle).clamp(1, p.max_bundle.max(1));
     let bundles = bundles(p, orders, size);
     let priced = price_pairs(p, now, &bundles, &candidates);
-    let pairs = crate::dispatch::assignment::min_cost(bundles.len(), &priced);
+    let pairs = min_cost(bundles.len(), &priced);
     let mut out = Vec::new();
     let mut busy = vec![false; candidates.len()];
     let mut matched = vec![false; bundles.len()];
@@ -498,7 +500,7 @@ pub fn plan(p: &Params, now: f64, orders: &[Errand], couriers: &[Courier]) -> Ve
         })
         .collect();
     let priced = price_pairs(p, now, &rest, &free);
-    for (b, slot) in crate::dispatch::assignment::min_cost(rest.len(), &priced) {
+    for (b, slot) in min_cost(rest.len(), &priced) {
         let pair = &priced[b][slot];
         if let Some(sent) = committable(p, now, &rest[b], pair, free[pair.courier]) {
             out.push(sent);
@@ -605,13 +607,22 @@ pub fn route(p: &Params, now: f64, start: Point, tasks: &[RouteTask]) -> Vec<Vis
 }
 
 /// A priced (bundle, courier) pair.
-pub(crate) struct Pair {
+struct Pair {
     /// Index into the candidate couriers.
     pub courier: usize,
     /// What it costs.
     pub cost: f64,
     /// The schedule it stands for.
     pub assignment: Assignment,
+}
+
+impl Priced for Pair {
+    fn courier(&self) -> usize {
+        self.courier
+    }
+    fn cost(&self) -> f64 {
+        self.cost
+    }
 }
 
 /// For each bundle, its feasible pairs with the nearest candidates, priced

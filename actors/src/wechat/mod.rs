@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::OpenId;
 
 pub mod bill;
+mod config;
 pub mod live;
 pub mod notify;
 pub mod pay;
@@ -16,134 +17,17 @@ pub mod pay_api;
 pub mod sandbox;
 pub mod sandbox_pay;
 pub mod sandbox_transfer;
+mod shipping;
 pub mod transfer;
 pub mod v3;
 
+pub use config::*;
 pub use live::LiveWeChat;
 pub use pay_api::{
     CloseOutcome, PaySigner, RefundRequest, RefundState, TradeState, UnifiedOrder, WeChatPay,
 };
 pub use sandbox::{SandboxWeChat, SentMessage};
-
-/// A secret value (app secret, pay key): never printed, never logged.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-
-    /// The secret itself, for signing and API calls only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-/// A transport failure without its URL: WeChat's query strings carry the
-/// app secret and access tokens, and reqwest prints the URL in its errors.
-pub(crate) fn unreachable(e: reqwest::Error) -> WeChatError {
-    WeChatError::Unreachable(Some(e.without_url()))
-}
-
-/// The sandbox appid shipped in `config/default.toml` (public: never live).
-pub const SANDBOX_APPID: &str = "wx0000000000sandbox";
-/// The sandbox app secret shipped in `config/default.toml`.
-pub const SANDBOX_SECRET: &str = "sandbox-app-secret";
-/// The sandbox WeChat Pay key shipped in `config/default.toml`.
-pub const SANDBOX_API_KEY: &str = "sandboxsandboxsandboxsandbox0000";
-
-/// Which WeChat the service talks to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// The in-process simulator (default; works offline).
-    Sandbox,
-    /// The real APIs at `api_base` / `pay_base`.
-    Live,
-}
-
-/// Which algorithm signs WeChat Pay v2 messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum SignType {
-    /// MD5 (WeChat Pay's default).
-    #[serde(rename = "MD5")]
-    Md5,
-    /// HMAC-SHA256.
-    #[serde(rename = "HMAC-SHA256")]
-    HmacSha256,
-}
-
-/// The `[wechat]` settings.
-#[derive(Debug, Clone, Deserialize)]
-pub struct WeChatConfig {
-    /// sandbox or live.
-    pub mode: Mode,
-    /// The mini-program's appid.
-    pub appid: String,
-    /// The mini-program's app secret.
-    pub secret: Secret,
-    /// WeChat Pay merchant id.
-    pub mch_id: String,
-    /// WeChat Pay v2 API key (32 characters).
-    pub api_key: Secret,
-    /// Base URL of the mini-program APIs.
-    pub api_base: String,
-    /// Base URL of WeChat Pay.
-    pub pay_base: String,
-    /// The service's own URL as WeChat reaches it (for notify URLs).
-    pub notify_base: String,
-    /// Signature algorithm for WeChat Pay.
-    pub sign_type: SignType,
-    /// Use `cgi-bin/stable_token` (true) or `cgi-bin/token` for access tokens.
-    #[serde(default = "default_true")]
-    pub stable_token: bool,
-    /// Merchant certificate (PEM), needed for refunds in live mode.
-    #[serde(default)]
-    pub cert_path: Option<String>,
-    /// Merchant private key (PEM), needed for refunds in live mode.
-    #[serde(default)]
-    pub key_path: Option<String>,
-    /// The WeChat Pay API v3 key (32 bytes): decrypts v3 callbacks.
-    #[serde(default = "sandbox_api_v3_key")]
-    pub api_v3_key: Secret,
-    /// The merchant certificate's serial number (v3 request signatures).
-    #[serde(default)]
-    pub cert_serial: Option<String>,
-    /// WeChat Pay's public key (PEM): verifies v3 answers and callbacks.
-    #[serde(default)]
-    pub pay_public_key_path: Option<String>,
-    /// The id of that key (`PUB_KEY_ID_…`, sent as `Wechatpay-Serial`).
-    #[serde(default)]
-    pub pay_public_key_id: Option<String>,
-    /// The 商家转账 scene the merchant was granted (1005: 佣金报酬).
-    #[serde(default = "default_transfer_scene")]
-    pub transfer_scene_id: String,
-    /// Report each delivered order to WeChat's shipping-info service
-    /// (发货信息管理, `upload_shipping_info`).
-    #[serde(default)]
-    pub shipping_info: bool,
-}
-
-fn sandbox_api_v3_key() -> Secret {
-    Secret::new(sandbox_transfer::SANDBOX_API_V3_KEY)
-}
-
-fn default_transfer_scene() -> String {
-    "1005".into()
-}
-
-fn default_true() -> bool {
-    true
-}
+pub use shipping::*;
 
 /// What jscode2session tells about a user.
 #[derive(Debug, Clone)]
@@ -257,121 +141,6 @@ impl ContentVerdict {
             "pass" => ContentVerdict::Pass,
             "risky" => ContentVerdict::Risky,
             _ => ContentVerdict::Review,
-        }
-    }
-}
-
-/// One delivered order as WeChat's shipping-info service takes it: by the
-/// merchant's order number, 同城配送 (logistics_type 2), one parcel
-/// (delivery_mode 1), with the payer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ShippingReport {
-    /// `order_key`: `order_number_type` 1 (mchid + out_trade_no).
-    pub order_key: ShippingOrderKey,
-    /// 2: 同城配送.
-    pub logistics_type: u8,
-    /// 1: UNIFIED_DELIVERY.
-    pub delivery_mode: u8,
-    /// One entry: what was delivered.
-    pub shipping_list: Vec<ShippingItem>,
-    /// RFC 3339 with milliseconds and +08:00, as WeChat's examples show.
-    pub upload_time: String,
-    /// The payer.
-    pub payer: ShippingPayer,
-}
-
-/// `order_key` of a shipping report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ShippingOrderKey {
-    /// 1: the merchant's own order number.
-    pub order_number_type: u8,
-    /// The merchant id.
-    pub mchid: String,
-    /// The order id.
-    pub out_trade_no: String,
-}
-
-/// One shipped item.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ShippingItem {
-    /// What it was (≤ 120 characters).
-    pub item_desc: String,
-}
-
-/// The payer of a shipping report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ShippingPayer {
-    /// Their openid.
-    pub openid: String,
-}
-
-impl ShippingReport {
-    /// The report of order `out_trade_no`, paid by `openid`, delivered.
-    pub fn delivered(
-        mchid: &str,
-        out_trade_no: &str,
-        openid: &str,
-        item_desc: &str,
-        at: time::OffsetDateTime,
-    ) -> Self {
-        Self {
-            order_key: ShippingOrderKey {
-                order_number_type: 1,
-                mchid: mchid.to_owned(),
-                out_trade_no: out_trade_no.to_owned(),
-            },
-            logistics_type: 2,
-            delivery_mode: 1,
-            shipping_list: vec![ShippingItem {
-                item_desc: item_desc.to_owned(),
-            }],
-            upload_time: china_rfc3339_millis(at),
-            payer: ShippingPayer {
-                openid: openid.to_owned(),
-            },
-        }
-    }
-}
-
-/// `2022-12-15T13:29:35.120+08:00`: China time, milliseconds.
-fn china_rfc3339_millis(at: time::OffsetDateTime) -> String {
-    let at = at.to_offset(crate::domain::CHINA);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}+08:00",
-        at.year(),
-        u8::from(at.month()),
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second(),
-        at.millisecond()
-    )
-}
-
-/// What to do after a shipping report's answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ShippingOutcome {
-    /// WeChat has it (now, or already: 10060002 delivered already,
-    /// 10060003 re-delivery used, 10060023 nothing changed).
-    Done,
-    /// Busy or not there yet: ask again later (-1, 10060001 the payment
-    /// not yet in WeChat's system, 10060012, 10060019, unreachable).
-    Retry,
-    /// Refused for good (a wrong state or field): an operator must look.
-    GiveUp,
-}
-
-impl ShippingOutcome {
-    /// Classifies a failed `upload_shipping_info`.
-    pub fn of_error(error: &WeChatError) -> Self {
-        match error {
-            WeChatError::Api { errcode, .. } => match errcode {
-                10060002 | 10060003 | 10060023 => ShippingOutcome::Done,
-                -1 | 10060001 | 10060012 | 10060019 => ShippingOutcome::Retry,
-                _ => ShippingOutcome::GiveUp,
-            },
-            WeChatError::Unreachable(_) => ShippingOutcome::Retry,
-            _ => ShippingOutcome::GiveUp,
         }
     }
 }
@@ -581,105 +350,6 @@ impl TokenReply {
     }
 }
 
-impl WeChatConfig {
-    /// Why live mode must not start with these settings (one line naming
-    /// the key), or Ok. The sandbox credentials are public, so a live
-    /// service on them would accept anyone's signed notify.
-    pub fn check_live(&self) -> Result<(), String> {
-        if self.appid.is_empty() || self.appid == SANDBOX_APPID {
-            return Err(
-                "wechat.appid still has its sandbox value; live mode needs the real appid".into(),
-            );
-        }
-        if self.secret.expose().is_empty() || self.secret.expose() == SANDBOX_SECRET {
-            return Err(
-                "wechat.secret still has its sandbox value; live mode needs the real app secret"
-                    .into(),
-            );
-        }
-        if self.api_key.expose() == SANDBOX_API_KEY {
-            return Err("wechat.api_key still has its sandbox value; live mode needs the merchant's API key".into());
-        }
-        if self.api_key.expose().chars().count() != 32 {
-            return Err("wechat.api_key must be 32 characters".into());
-        }
-        if self.notify_base.trim().is_empty() {
-            return Err("wechat.notify_base is empty; live mode needs the public HTTPS URL WeChat Pay reaches".into());
-        }
-        for (key, path) in [
-            ("wechat.cert_path", &self.cert_path),
-            ("wechat.key_path", &self.key_path),
-        ] {
-            let Some(path) = path.as_deref().filter(|p| !p.is_empty()) else {
-                return Err(format!(
-                    "{key} is unset; live mode needs the merchant certificate and key (PEM)"
-                ));
-            };
-            if let Err(e) = std::fs::read(path) {
-                return Err(format!("{key} = {path} cannot be read: {e}"));
-            }
-        }
-        Ok(())
-    }
-
-    /// With transfers in live mode: the v3 keys are there and usable.
-    pub fn check_live_transfers(&self) -> Result<(), String> {
-        let v3 = self.api_v3_key.expose();
-        if v3 == sandbox_transfer::SANDBOX_API_V3_KEY || v3.len() != 32 {
-            return Err("wechat.api_v3_key is unset or its sandbox value; transfers (money.payout = \"transfer\") need the merchant's 32-byte API v3 key".into());
-        }
-        self.live_transfer_api().map(|_| ())
-    }
-
-    /// The live 商家转账 API, from the v3 keys.
-    pub fn live_transfer_api(&self) -> Result<transfer::TransferApi, String> {
-        let read = |key: &str, path: &Option<String>| -> Result<String, String> {
-            let path = path
-                .as_deref()
-                .filter(|p| !p.is_empty())
-                .ok_or_else(|| format!("{key} is unset; transfers need it"))?;
-            std::fs::read_to_string(path).map_err(|e| format!("{key} = {path} cannot be read: {e}"))
-        };
-        let serial = self.cert_serial.clone().filter(|s| !s.is_empty()).ok_or(
-            "wechat.cert_serial is unset; transfers sign with the merchant certificate's serial",
-        )?;
-        let key_id = self
-            .pay_public_key_id
-            .clone()
-            .filter(|s| !s.is_empty())
-            .ok_or(
-                "wechat.pay_public_key_id is unset; transfers need the WeChat Pay public key's id",
-            )?;
-        let signer = v3::V3Signer::from_pem(
-            &self.mch_id,
-            &serial,
-            &read("wechat.key_path", &self.key_path)?,
-        )
-        .map_err(|e| format!("wechat.key_path: {e}"))?;
-        let verifier = v3::V3Verifier::from_pem(
-            &key_id,
-            &read("wechat.pay_public_key_path", &self.pay_public_key_path)?,
-        )
-        .map_err(|e| format!("wechat.pay_public_key_path: {e}"))?;
-        Ok(transfer::TransferApi::new(
-            std::sync::Arc::new(transfer::HttpTransport::new(&self.pay_base)),
-            signer,
-            verifier,
-            self.api_v3_key.clone(),
-        ))
-    }
-
-    /// The merchant's signer.
-    pub fn pay_signer(&self) -> PaySigner {
-        PaySigner {
-            appid: self.appid.clone(),
-            mch_id: self.mch_id.clone(),
-            api_key: self.api_key.clone(),
-            sign_type: self.sign_type,
-        }
-    }
-}
-
 /// jscode2session errcodes that mean "this code is no good", not "WeChat is down".
 const INVALID_CODE_ERRCODES: [i64; 3] = [40029, 40163, 40226];
 
@@ -722,58 +392,5 @@ impl Code2SessionReply {
             session_key: Secret::new(self.session_key.unwrap_or_default()),
             unionid: self.unionid,
         })
-    }
-}
-
-#[cfg(test)]
-mod shipping_tests {
-    use super::*;
-
-    fn api(errcode: i64) -> WeChatError {
-        WeChatError::Api {
-            errcode,
-            errmsg: String::new(),
-        }
-    }
-
-    #[test]
-    fn shipping_answers_are_done_retried_or_given_up() {
-        for done in [10060002, 10060003, 10060023] {
-            assert_eq!(ShippingOutcome::of_error(&api(done)), ShippingOutcome::Done);
-        }
-        for retry in [-1, 10060001, 10060012, 10060019] {
-            assert_eq!(
-                ShippingOutcome::of_error(&api(retry)),
-                ShippingOutcome::Retry
-            );
-        }
-        assert_eq!(
-            ShippingOutcome::of_error(&WeChatError::Unreachable(None)),
-            ShippingOutcome::Retry
-        );
-        for refused in [10060004, 10060005, 47001, 268485216] {
-            assert_eq!(
-                ShippingOutcome::of_error(&api(refused)),
-                ShippingOutcome::GiveUp
-            );
-        }
-    }
-
-    #[test]
-    fn a_report_is_same_city_one_parcel_by_merchant_order_number_in_china_time() {
-        let at = time::macros::datetime!(2026-12-04 05:29:35.120 UTC);
-        let report = ShippingReport::delivered("1900000109", "A1", "oPAYER", "校园跑腿配送", at);
-        let json = serde_json::to_value(&report).expect("json");
-        assert_eq!(
-            json,
-            serde_json::json!({
-                "order_key": {"order_number_type": 1, "mchid": "1900000109", "out_trade_no": "A1"},
-                "logistics_type": 2,
-                "delivery_mode": 1,
-                "shipping_list": [{"item_desc": "校园跑腿配送"}],
-                "upload_time": "2026-12-04T13:29:35.120+08:00",
-                "payer": {"openid": "oPAYER"}
-            })
-        );
     }
 }

@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use super::mdrp::{BundleRecord, Instance, Move, OrderRecord, Solution, Stop};
-use super::planner::{self, Assignment, Courier, EnRoute, Errand, Params, Plan, Point};
+use crate::dispatch::planner::{self, Assignment, Courier, EnRoute, Errand, Params, Plan, Point};
 
 /// Which dispatcher to replay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,11 +46,27 @@ struct Pending {
     decided_at: f64,
 }
 
+/// The planner's parameters for an instance, bundles of at most
+/// `max_bundle`; `late`: orders that cannot make `max` any more are
+/// delivered late rather than left undelivered.
+fn planner_params(inst: &Instance, max_bundle: usize, late: bool) -> Params {
+    Params {
+        speed: inst.params.speed,
+        whole_minutes: true,
+        pickup_service: inst.params.pickup_service,
+        dropoff_service: inst.params.dropoff_service,
+        target: inst.params.target,
+        max: inst.params.max,
+        max_is_hard: !late,
+        max_bundle,
+    }
+}
+
 /// Runs `policy` over `inst` with bundles of at most `max_bundle` orders;
 /// `late`: an order that can no longer make `max` is still delivered (as
 /// the live service does) instead of being given up.
 pub fn replay(inst: &Instance, policy: Policy, max_bundle: usize, late: bool) -> Replay {
-    let params = inst.planner_params(max_bundle, late);
+    let params = planner_params(inst, max_bundle, late);
     let mut couriers: Vec<CourierState> = inst
         .couriers
         .iter()

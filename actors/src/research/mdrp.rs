@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
-use super::planner::{Params, Point};
+use crate::dispatch::planner::Point;
 
 /// Why an instance or a solution could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -122,22 +122,6 @@ impl Instance {
                 .couriers
                 .iter()
                 .any(|c| c.on <= pickup + slack && c.off >= pickup)
-    }
-
-    /// The planner's parameters for this instance, bundles of at most
-    /// `max_bundle`; `late`: orders that cannot make `max` any more are
-    /// delivered late rather than left undelivered.
-    pub fn planner_params(&self, max_bundle: usize, late: bool) -> Params {
-        Params {
-            speed: self.params.speed,
-            whole_minutes: true,
-            pickup_service: self.params.pickup_service,
-            dropoff_service: self.params.dropoff_service,
-            target: self.params.target,
-            max: self.params.max,
-            max_is_hard: !late,
-            max_bundle,
-        }
     }
 
     /// Minutes from `a` to `b` by the instance's rule.
