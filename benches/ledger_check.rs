@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use lastmile_actors::domain::{now_utc, unix_ms, OpenId, OrderId};
 use lastmile_actors::domain::{Commission, MoneyEvent};
 use lastmile_actors::ledger::{Ledger, LedgerConfig, Payout, WithdrawalRules};
-use lastmile_actors::storage::Store;
+use lastmile_actors::storage::Engine;
 
 /// A line of `/proc/self/status` in MiB (`VmRSS`, `VmHWM`).
 fn memory_mib(field: &str) -> f64 {
@@ -43,7 +43,7 @@ fn disk_mib(path: &std::path::Path) -> f64 {
 }
 
 /// Writes `orders` paid and completed orders; answers the postings made.
-fn fill(store: &Store, orders: u64) -> u64 {
+fn fill(store: &Engine, orders: u64) -> u64 {
     let repo = store.ledger_repo();
     let customer = OpenId::parse("oBENCHCUSTOMER").expect("openid");
     let couriers: Vec<OpenId> = (0..200)
@@ -91,7 +91,7 @@ fn main() {
         .unwrap_or(500_000);
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
-    let store = Store::open(&data, Duration::from_millis(1)).expect("store");
+    let store = Engine::sled(&data, Duration::from_millis(1)).expect("store");
 
     let started = Instant::now();
     let postings = fill(&store, orders);

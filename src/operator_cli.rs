@@ -5,7 +5,7 @@
 
 use lastmile_actors::auth::operators::{add_to, revoke_in};
 use lastmile_actors::domain::{OperatorName, Role};
-use lastmile_actors::storage::Store;
+use lastmile_actors::storage::Engine;
 
 use crate::config::Settings;
 
@@ -76,7 +76,7 @@ pub fn parse(args: &[String]) -> Result<(Command, Option<std::path::PathBuf>), S
 
 /// Runs a command on the configured storage; answers what to print.
 pub fn run(command: Command, settings: &Settings) -> Result<String, String> {
-    let store = Store::open(&settings.storage.path, settings.storage.commit_window).map_err(|e| {
+    let store = Engine::sled(&settings.storage.path, settings.storage.commit_window).map_err(|e| {
         format!(
             "{e} (is lastmile running on {}? then use POST /api/v1/admin/operators with an admin token)",
             settings.storage.path.display()
@@ -92,7 +92,8 @@ pub fn run(command: Command, settings: &Settings) -> Result<String, String> {
             let served = lastmile_actors::campus::Campuses::load(&settings.campus.map)
                 .map_err(|e| e.to_string())?;
             served.check_served(&campuses)?;
-            let (record, token) = add_to(&repo, name, role, campuses).map_err(|e| e.to_string())?;
+            let (record, token) =
+                add_to(repo.as_ref(), name, role, campuses).map_err(|e| e.to_string())?;
             format!(
                 "added operator {} ({}); token (shown once, keep it safe):\n{token}",
                 record.name.as_str(),
@@ -118,7 +119,7 @@ pub fn run(command: Command, settings: &Settings) -> Result<String, String> {
             lines.join("\n")
         }
         Command::Revoke(name) => {
-            let record = revoke_in(&repo, &name).map_err(|e| e.to_string())?;
+            let record = revoke_in(repo.as_ref(), &name).map_err(|e| e.to_string())?;
             format!("revoked operator {}", record.name.as_str())
         }
     };

@@ -21,7 +21,7 @@ use lastmile_actors::objects::{LocalObjects, ObjectStore, QiniuObjects};
 use lastmile_actors::orders::{Orders, OrdersConfig};
 use lastmile_actors::payments::Payments;
 use lastmile_actors::sharecode::ShareCodes;
-use lastmile_actors::storage::{StorageError, Store};
+use lastmile_actors::storage::{Engine, StorageError};
 use lastmile_actors::uploads::Uploads;
 use lastmile_actors::wechat::transfer::TransferApi;
 use lastmile_actors::wechat::{Mode, SandboxWeChat, WeChat, WeChatError};
@@ -62,7 +62,7 @@ pub struct Services {
     /// Shared with the handlers.
     pub state: AppState,
     /// The database, flushed on shutdown.
-    pub store: Store,
+    pub store: Engine,
 }
 
 /// The WeChat client `settings` ask for: the simulator (also returned as
@@ -97,7 +97,7 @@ pub fn start_services(
 ) -> Result<Services, StartupError> {
     let campuses = Arc::new(Campuses::load(&settings.campus.map)?);
     let commission = commission_of(settings, &campuses);
-    let store = Store::open(&settings.storage.path, settings.storage.commit_window)?;
+    let store = Engine::sled(&settings.storage.path, settings.storage.commit_window)?;
     // The orders shards and the actors that hear their events need each
     // other: the shards' addresses come first, their listeners last.
     let (orders, orders_wiring) = Orders::start(
@@ -510,7 +510,7 @@ pub fn app(
 pub struct Application {
     server: Server,
     port: u16,
-    store: Store,
+    store: Engine,
 }
 
 impl Application {
@@ -577,7 +577,7 @@ pub async fn reconcile_day(
     day: ChinaDay,
 ) -> Result<lastmile_actors::domain::Reconciliation, String> {
     let wechat = wechat_client(settings).map_err(|e| e.to_string())?;
-    let store = Store::open(&settings.storage.path, settings.storage.commit_window).map_err(|e| {
+    let store = Engine::sled(&settings.storage.path, settings.storage.commit_window).map_err(|e| {
         format!(
             "{e} (is lastmile running on {}? then ask it: POST /api/v1/admin/reconciliation?date={day})",
             settings.storage.path.display()

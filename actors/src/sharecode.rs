@@ -30,7 +30,7 @@ pub enum ShareError {
 
 /// The actor.
 pub struct ShareCodeActor {
-    store: ShareCodeRepo,
+    store: Arc<dyn ShareCodeRepo>,
     wechat: Arc<dyn WeChat>,
     tokens: Tokens,
     objects: Arc<dyn ObjectStore>,
@@ -188,7 +188,7 @@ impl ShareCodes {
     /// Starts the supervised share-code actor; each user may make
     /// `daily_limit` new codes per day.
     pub fn start(
-        store: ShareCodeRepo,
+        store: Arc<dyn ShareCodeRepo>,
         wechat: Arc<dyn WeChat>,
         tokens: Tokens,
         objects: Arc<dyn ObjectStore>,

@@ -171,7 +171,7 @@ fn error_response(description: &str) -> RefOr<Response> {
 /// into the whole document first, so every rule finds its target in
 /// either mode.
 pub fn document(campuses: &Campuses, sandbox: bool, min_withdrawal_fen: u32) -> serde_json::Value {
-    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    let mut doc = serde_json::to_value(api()).unwrap_or_default();
     constraints::apply(&mut doc, campuses);
     constraints::merge(
         doc.pointer_mut("/components/schemas/WithdrawalBody/properties/amount_fen"),
@@ -201,13 +201,19 @@ fn without_sandbox(doc: &mut serde_json::Value) {
     }
 }
 
+/// The generated document, built once for the served JSON and the router.
+fn api() -> &'static Document {
+    static API: OnceLock<Document> = OnceLock::new();
+    API.get_or_init(ApiDoc::openapi)
+}
+
 /// The methods each documented path answers, for the `Allow` header of a
 /// 405 (keyed by the path pattern the router matched).
 pub fn allowed_methods(pattern: &str) -> Option<&'static str> {
     static ALLOWED: OnceLock<std::collections::HashMap<String, String>> = OnceLock::new();
     ALLOWED
         .get_or_init(|| {
-            ApiDoc::openapi()
+            api()
                 .paths
                 .paths
                 .iter()

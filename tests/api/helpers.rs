@@ -52,7 +52,7 @@ pub struct TestApp<S> {
     /// The WeChat simulator it uses.
     pub wechat: Arc<SandboxWeChat>,
     /// The database (to start a second actor on it, as a restart would).
-    pub store: lastmile_actors::storage::Store,
+    pub store: lastmile_actors::storage::Engine,
     /// Keeps the temp dir alive.
     pub _dir: TempDir,
 }

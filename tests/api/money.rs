@@ -534,7 +534,7 @@ pub(crate) fn orders_on_disk(
 ) {
     {
         let store =
-            lastmile_actors::storage::Store::open(data, std::time::Duration::ZERO).expect("store");
+            lastmile_actors::storage::Engine::sled(data, std::time::Duration::ZERO).expect("store");
         if ledger_migrated {
             store.ledger_repo().migrate_orders().expect("migrated");
         }
@@ -548,12 +548,12 @@ pub(crate) fn orders_on_disk(
     reopenable(data);
 }
 
-/// Waits until sled's lock on `path` is free (the store's threads end
+/// Waits until the store at `path` can be opened again (its threads end
 /// after the last handle goes).
 pub(crate) fn reopenable(path: &std::path::Path) {
     let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while std::time::Instant::now() < until {
-        if sled::Config::new().path(path).open().is_ok() {
+        if lastmile_actors::storage::Engine::sled(path, std::time::Duration::ZERO).is_ok() {
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
@@ -637,18 +637,19 @@ async fn a_book_that_does_not_balance_keeps_the_service_unready() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("broken");
     {
-        let db = sled::open(&data).expect("sled");
-        let balances = db.open_tree("ledger_balances").expect("tree");
+        use lastmile_actors::domain::Account;
+        let store = lastmile_actors::storage::Engine::sled(&data, std::time::Duration::ZERO)
+            .expect("store");
         // 500 fen from WeChat Pay's clearing to the platform with no
         // posting behind it: the sum is 0 and nothing is negative; only
         // the journal shows it.
-        balances
-            .insert("platform", &500i64.to_be_bytes())
-            .expect("insert");
-        balances
-            .insert("clearing", &(-500i64).to_be_bytes())
-            .expect("insert");
-        db.flush().expect("flush");
+        store
+            .inject_unposted_balance(&Account::Platform, 500)
+            .expect("platform");
+        store
+            .inject_unposted_balance(&Account::Clearing, -500)
+            .expect("clearing");
+        store.flush_blocking().expect("flush");
     }
     reopenable(&data);
     let app = spawn_app_with(|s| {

@@ -105,7 +105,7 @@ async fn every_actor_is_restarted_after_a_panic_and_works_again() {
 async fn a_failed_flush_answers_503_and_readiness_drops_until_writes_work_again() {
     let app = spawn_app_with(|_| {}).await;
     let (token, _) = app.login("flush-victim").await;
-    app.store.inject_flush_failures(1);
+    app.store.inject_commit_failures(1);
 
     let created = app.create_order(&token, &order_body()).await;
 

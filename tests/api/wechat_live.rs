@@ -623,7 +623,7 @@ async fn content_checks_send_msg_sec_check_v2_and_a_refused_token_is_refreshed_o
         .await;
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = lastmile_actors::storage::Store::open(dir.path(), std::time::Duration::ZERO)
+    let store = lastmile_actors::storage::Engine::sled(dir.path(), std::time::Duration::ZERO)
         .expect("store");
     let client: Arc<dyn WeChat> = Arc::new(LiveWeChat::new(&config(server.uri())).expect("client"));
     let tokens = Tokens::start(client.clone(), store.token_repo(), true);

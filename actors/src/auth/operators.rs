@@ -61,7 +61,7 @@ fn signed_in(record: &OperatorRecord) -> SignedIn {
 /// Adds an operator to the tree (not yet durable) and answers the record
 /// and its token, the only time the token exists outside the caller.
 pub fn add_to(
-    repo: &OperatorRepo,
+    repo: &dyn OperatorRepo,
     name: OperatorName,
     role: Role,
     campuses: Vec<String>,
@@ -93,7 +93,7 @@ pub fn add_to(
 
 /// Revokes an operator's token in the tree (not yet durable).
 pub fn revoke_in(
-    repo: &OperatorRepo,
+    repo: &dyn OperatorRepo,
     name: &OperatorName,
 ) -> Result<OperatorRecord, OperatorError> {
     let mut record = repo
@@ -108,7 +108,7 @@ pub fn revoke_in(
 
 /// The actor.
 pub struct OperatorActor {
-    store: OperatorRepo,
+    store: Arc<dyn OperatorRepo>,
     live: Live,
 }
 
@@ -155,7 +155,7 @@ impl Handler<Add> for OperatorActor {
         }: Add,
         _: &mut Self::Context,
     ) -> Self::Result {
-        let added = add_to(&self.store, name, role, campuses);
+        let added = add_to(self.store.as_ref(), name, role, campuses);
         let (store, live) = (self.store.clone(), self.live.clone());
         Box::pin(async move {
             let (record, token) = added?;
@@ -172,7 +172,7 @@ impl Handler<Revoke> for OperatorActor {
     type Result = ResponseFuture<Result<OperatorRecord, OperatorError>>;
 
     fn handle(&mut self, Revoke { name }: Revoke, _: &mut Self::Context) -> Self::Result {
-        let revoked = revoke_in(&self.store, &name);
+        let revoked = revoke_in(self.store.as_ref(), &name);
         if let Ok(record) = &revoked {
             // Refused from now on, even before the flush.
             self.live.remove(&record.token_hash);
@@ -203,7 +203,7 @@ pub struct Operators {
 
 impl Operators {
     /// Starts the supervised actor with the live tokens loaded.
-    pub fn start(store: OperatorRepo) -> Result<Self, StorageError> {
+    pub fn start(store: Arc<dyn OperatorRepo>) -> Result<Self, StorageError> {
         let live: Live = Arc::new(
             store
                 .all_operators()?

@@ -68,7 +68,7 @@ type Blocks = Arc<DashMap<OpenId, Block>>;
 
 /// The actor that owns sessions and blocks.
 pub struct SessionActor {
-    store: SessionRepo,
+    store: Arc<dyn SessionRepo>,
     wechat: Arc<dyn WeChat>,
     cache: Cache,
     blocks: Blocks,
@@ -241,7 +241,10 @@ crate::supervise::inject_panic!(SessionActor, "sessions", Sessions);
 
 impl Sessions {
     /// Starts the supervised sessions actor on the current arbiter.
-    pub fn start(store: SessionRepo, wechat: Arc<dyn WeChat>) -> Result<Self, StorageError> {
+    pub fn start(
+        store: Arc<dyn SessionRepo>,
+        wechat: Arc<dyn WeChat>,
+    ) -> Result<Self, StorageError> {
         let cache: Cache = Arc::new(DashMap::new());
         let blocks: Blocks = Arc::new(store.all_blocks()?.into_iter().collect());
         let (actor_cache, actor_blocks) = (cache.clone(), blocks.clone());

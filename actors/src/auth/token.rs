@@ -55,7 +55,7 @@ type Waiter = oneshot::Sender<Result<String, TokenError>>;
 /// The actor.
 pub struct TokenRefresher {
     wechat: Arc<dyn WeChat>,
-    store: TokenRepo,
+    store: Arc<dyn TokenRepo>,
     stable: bool,
     current: Option<StoredToken>,
     refreshing: bool,
@@ -248,7 +248,7 @@ impl Tokens {
     }
 
     /// Starts the supervised refresher (`stable`: use cgi-bin/stable_token).
-    pub fn start(wechat: Arc<dyn WeChat>, store: TokenRepo, stable: bool) -> Self {
+    pub fn start(wechat: Arc<dyn WeChat>, store: Arc<dyn TokenRepo>, stable: bool) -> Self {
         let addr = Supervisor::start(move |_| TokenRefresher {
             wechat,
             store,

@@ -4,6 +4,7 @@
 //! that bar a courier are told to the campuses after they are durable.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use actix::prelude::*;
 
@@ -26,7 +27,7 @@ pub struct RegistryConfig {
 
 /// The actor.
 pub struct Registry {
-    store: CourierRepo,
+    store: Arc<dyn CourierRepo>,
     orders: Orders,
     config: RegistryConfig,
     /// Give-backs asked of a shard and not yet answered, per courier
@@ -246,7 +247,11 @@ impl Handler<Release> for Registry {
 }
 
 /// Starts the supervised registry.
-pub(super) fn start(store: CourierRepo, orders: Orders, config: RegistryConfig) -> Addr<Registry> {
+pub(super) fn start(
+    store: Arc<dyn CourierRepo>,
+    orders: Orders,
+    config: RegistryConfig,
+) -> Addr<Registry> {
     Supervisor::start(move |_| Registry {
         store,
         orders,

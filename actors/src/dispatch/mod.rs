@@ -228,7 +228,7 @@ impl Dispatch {
     /// on its own arbiter thread; hand [`Dispatch::listener`] to the
     /// orders shards.
     pub fn start(
-        store: CourierRepo,
+        store: Arc<dyn CourierRepo>,
         orders: Orders,
         campuses: Arc<Campuses>,
         config: DispatchConfig,

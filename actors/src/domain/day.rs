@@ -63,13 +63,8 @@ impl ChinaDay {
 
 impl fmt::Display for ChinaDay {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:04}-{:02}-{:02}",
-            self.0.year(),
-            u8::from(self.0.month()),
-            self.0.day()
-        )
+        // time's Date prints ISO 8601 (`YYYY-MM-DD`) for the years a campus sees.
+        fmt::Display::fmt(&self.0, f)
     }
 }
 

@@ -40,7 +40,44 @@ impl LineKind {
 
     /// True for what WeChat Pay's bill also lists.
     pub fn through_wechat(self) -> bool {
-        matches!(self, LineKind::Payment | LineKind::Refund)
+        self.on_bill().is_some()
+    }
+
+    /// The bill line this kind is, when WeChat Pay's bill lists it.
+    pub fn on_bill(self) -> Option<BillLine> {
+        match self {
+            LineKind::Commission => None,
+            LineKind::Payment => Some(BillLine::Payment),
+            LineKind::Refund => Some(BillLine::Refund),
+        }
+    }
+}
+
+/// What WeChat Pay's bill and the ledger both list: the lines a
+/// reconciliation compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BillLine {
+    /// A customer's payment.
+    Payment,
+    /// A refund to the customer.
+    Refund,
+}
+
+impl BillLine {
+    /// Its stable name (JSON, stored reports).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BillLine::Payment => "payment",
+            BillLine::Refund => "refund",
+        }
+    }
+
+    /// The line named `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        [BillLine::Payment, BillLine::Refund]
+            .into_iter()
+            .find(|k| k.as_str() == name)
     }
 }
 
@@ -68,7 +105,7 @@ pub struct Mismatch {
     /// How they disagree.
     pub kind: MismatchKind,
     /// A payment or a refund.
-    pub what: LineKind,
+    pub what: BillLine,
     /// The order (`out_trade_no`).
     pub order_id: String,
     /// What the bill says, in fen.

@@ -94,7 +94,7 @@ pub struct Wallet {
 
 /// The ledger actor.
 pub struct LedgerActor {
-    repo: LedgerRepo,
+    repo: Arc<dyn LedgerRepo>,
     config: LedgerConfig,
     rules: WithdrawalRules,
     payouts: Option<Payouts>,
@@ -390,7 +390,7 @@ impl Ledger {
     /// (every start), then starts the ledger, which posts them and checks
     /// the book.
     pub fn start(
-        repo: LedgerRepo,
+        repo: Arc<dyn LedgerRepo>,
         config: LedgerConfig,
         rules: WithdrawalRules,
         payouts: Option<Payouts>,

@@ -52,23 +52,26 @@ pub fn compare(date: ChinaDay, sides: Sides<'_>, ran_at_unix_ms: i64) -> Reconci
     let billed_before = billed(sides.bill_before);
     let mut mismatches = Vec::new();
     let mut matched = 0;
-    let mismatch = |kind, (what, order): &(LineKind, String), bill_fen, ledger_fen| Mismatch {
-        kind,
-        what: *what,
-        order_id: order.clone(),
-        bill_fen,
-        ledger_fen,
+    // Only bill lines are ever compared, so a commission never gets here.
+    let mismatch = |kind, (what, order): &(LineKind, String), bill_fen, ledger_fen| {
+        what.on_bill().map(|what| Mismatch {
+            kind,
+            what,
+            order_id: order.clone(),
+            bill_fen,
+            ledger_fen,
+        })
     };
     for (key, &fen) in &billed_today {
         match sides.ledger.get(key) {
             None if sides.ledger_after.get(key) == Some(&fen) => matched += 1,
-            None => mismatches.push(mismatch(
+            None => mismatches.extend(mismatch(
                 MismatchKind::MissingInLedger,
                 key,
                 Some(fen),
                 None,
             )),
-            Some(&ours) if ours != fen => mismatches.push(mismatch(
+            Some(&ours) if ours != fen => mismatches.extend(mismatch(
                 MismatchKind::AmountDiffers,
                 key,
                 Some(fen),
@@ -85,7 +88,7 @@ pub fn compare(date: ChinaDay, sides: Sides<'_>, ran_at_unix_ms: i64) -> Reconci
         // Matched in the day before's report, where it was billed.
         let crossed = billed_before.get(key) == Some(&fen);
         if !billed_today.contains_key(key) && !crossed {
-            mismatches.push(mismatch(MismatchKind::MissingInBill, key, None, Some(fen)));
+            mismatches.extend(mismatch(MismatchKind::MissingInBill, key, None, Some(fen)));
         }
     }
     Reconciliation {

@@ -3,6 +3,7 @@
 //! subscribe-message grants (one message per grant). Owns the `formids`
 //! and `grants` trees; every change is durable before it is answered.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -78,7 +79,7 @@ pub struct TakeGrant {
 
 /// The pool actor.
 pub struct FormIdPool {
-    store: FormIdRepo,
+    store: Arc<dyn FormIdRepo>,
     /// The templates the service sends: grants of others are not kept.
     templates: Vec<String>,
 }
@@ -203,7 +204,7 @@ pub enum PoolError {
 #[derive(Clone)]
 pub struct FormIds {
     addr: Addr<FormIdPool>,
-    store: FormIdRepo,
+    store: Arc<dyn FormIdRepo>,
 }
 
 crate::supervise::inject_panic!(FormIdPool, "formids", FormIds);
@@ -211,7 +212,7 @@ crate::supervise::inject_panic!(FormIdPool, "formids", FormIds);
 impl FormIds {
     /// Starts the supervised pool actor; grants count only for `templates`
     /// (the ones the service is configured to send).
-    pub fn start(store: FormIdRepo, templates: Vec<String>) -> Self {
+    pub fn start(store: Arc<dyn FormIdRepo>, templates: Vec<String>) -> Self {
         let actor_store = store.clone();
         let addr = Supervisor::start(move |_| FormIdPool {
             store: actor_store,

@@ -109,7 +109,7 @@ pub enum Outcome {
 /// Everything the worker needs, cheap to clone into a future.
 #[derive(Clone)]
 struct Worker {
-    store: OutboxRepo,
+    store: Arc<dyn OutboxRepo>,
     wechat: Arc<dyn WeChat>,
     tokens: Tokens,
     formids: FormIds,
@@ -435,7 +435,7 @@ impl Notifications {
     /// Starts the supervised notifier; hand [`Notifications::listener`] to
     /// the orders shards.
     pub fn start(
-        store: OutboxRepo,
+        store: Arc<dyn OutboxRepo>,
         wechat: Arc<dyn WeChat>,
         tokens: Tokens,
         formids: FormIds,

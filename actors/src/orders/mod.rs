@@ -27,8 +27,7 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use crate::domain::{
-    stable_hash, ChangedBy, IdempotencyKey, NewOrder, OpenId, Order, OrderId, Status,
-    TransitionError,
+    ChangedBy, IdempotencyKey, NewOrder, OpenId, Order, OrderId, Shard, Status, TransitionError,
 };
 use crate::storage::{OrderRepo, StorageError};
 
@@ -92,17 +91,6 @@ impl From<MailboxError> for OrderError {
     }
 }
 
-/// Which of `count` shards owns `id`.
-pub fn shard_of(id: &OrderId, count: usize) -> usize {
-    (stable_hash(id.shard_key()) % count.max(1) as u64) as usize
-}
-
-/// Which of `count` shards owns `customer`'s orders (the same shard as
-/// [`shard_of`] gives for any id generated for them).
-pub fn shard_of_customer(customer: &OpenId, count: usize) -> usize {
-    (stable_hash(&OrderId::customer_prefix(customer)) % count.max(1) as u64) as usize
-}
-
 /// Hands the started shards their listeners, once those exist.
 #[must_use = "the shards wait for their listeners"]
 pub struct OrdersWiring {
@@ -131,7 +119,7 @@ fn publish(listeners: &OrderListeners, event: OrderEvent) {
 #[derive(Clone)]
 pub struct Orders {
     shards: Arc<[Addr<OrderShard>]>,
-    store: OrderRepo,
+    store: Arc<dyn OrderRepo>,
 }
 
 impl Orders {
@@ -139,7 +127,7 @@ impl Orders {
     /// thread. Their addresses exist at once (the dispatcher and payments
     /// need this handle to start); each shard begins when
     /// [`OrdersWiring::listen`] hands it its listeners.
-    pub fn start(store: OrderRepo, config: OrdersConfig) -> (Self, OrdersWiring) {
+    pub fn start(store: Arc<dyn OrderRepo>, config: OrdersConfig) -> (Self, OrdersWiring) {
         let count = config.shards.max(1);
         let mut wiring = OrdersWiring {
             shards: Vec::with_capacity(count),
@@ -179,7 +167,7 @@ impl Orders {
     }
 
     fn shard(&self, id: &OrderId) -> &Addr<OrderShard> {
-        &self.shards[shard_of(id, self.shards.len())]
+        &self.shards[Shard::of_order(id, self.shards.len()).index]
     }
 
     /// Creates an order; with an idempotency key a replay returns the first one.
@@ -189,7 +177,7 @@ impl Orders {
         order: NewOrder,
         key: Option<IdempotencyKey>,
     ) -> Result<Order, OrderError> {
-        let shard = &self.shards[shard_of_customer(&customer, self.shards.len())];
+        let shard = &self.shards[Shard::of_customer(&customer, self.shards.len()).index];
         let created = shard
             .send(CreateOrder {
                 customer,

@@ -151,7 +151,7 @@ fn acknowledge(result: Result<(), NotifyError>) -> NotifyAck {
 
 /// The actor that owns payment sessions.
 pub struct PaymentsActor {
-    store: PaymentRepo,
+    store: Arc<dyn PaymentRepo>,
     orders: Orders,
     formids: FormIds,
     wechat: Arc<dyn WeChat>,
@@ -399,7 +399,7 @@ where
 
 /// A paid order's prepay_id may carry three messages to the payer within
 /// 7 days of payment: pool it (never before payment; failure only logs).
-async fn pool_prepay(formids: &FormIds, store: &PaymentRepo, outcome: &PaymentOutcome) {
+async fn pool_prepay(formids: &FormIds, store: &dyn PaymentRepo, outcome: &PaymentOutcome) {
     let PaymentOutcome::Paid(order) = outcome else {
         return;
     };
@@ -430,7 +430,7 @@ impl Payments {
     /// Starts the supervised payments actor; hand [`Payments::listener`] to
     /// the orders shards.
     pub fn start(
-        store: PaymentRepo,
+        store: Arc<dyn PaymentRepo>,
         orders: Orders,
         formids: FormIds,
         wechat: Arc<dyn WeChat>,

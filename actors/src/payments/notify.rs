@@ -38,7 +38,7 @@ impl PaymentsActor {
         );
         Box::pin(async move {
             let outcome = orders.confirm_payment(id).await?;
-            pool_prepay(&formids, &store, &outcome).await;
+            pool_prepay(&formids, store.as_ref(), &outcome).await;
             let label = match outcome {
                 PaymentOutcome::Paid(_) => "paid",
                 PaymentOutcome::AlreadyPaid(_) => "repeat",

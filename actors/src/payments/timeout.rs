@@ -46,7 +46,7 @@ impl PaymentsActor {
             };
             let settled = resolve_unpaid(wechat, orders, addr, unpaid).await;
             if let Ok(Some(outcome)) = &settled {
-                pool_prepay(&formids, &store, outcome).await;
+                pool_prepay(&formids, store.as_ref(), outcome).await;
             }
             if let Err(e) = settled {
                 // The shard asks again later.

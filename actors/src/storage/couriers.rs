@@ -1,100 +1,26 @@
-//! The dispatcher's repository: the `couriers` tree (profiles).
+//! The dispatcher's storage: courier profiles and the orders each gave back per day.
 
-use super::*;
-use crate::domain::ChinaDay;
+use crate::domain::{ChinaDay, CourierProfile, OpenId};
 
-/// The dispatcher's tree.
-#[derive(Clone)]
-pub struct CourierRepo(pub(super) Store);
+use super::{Committing, StorageError};
 
-impl CourierRepo {
+/// The dispatcher's storage.
+pub trait CourierRepo: Send + Sync {
     /// Saves a courier profile.
-    pub fn put_courier(&self, profile: &CourierProfile) -> Result<(), StorageError> {
-        // Profiles without a campus or a flag keep the bytes earlier
-        // releases read.
-        let bytes = if let Some(v4) = records::CourierV4::of(profile) {
-            encode_tagged(COURIER_V4, &v4)?
-        } else if profile.name_flagged {
-            encode_tagged(COURIER_V3, &records::CourierV3::from(profile))?
-        } else {
-            encode_tagged(COURIER_V2, &records::CourierV2::from(profile))?
-        };
-        self.0
-            .inner
-            .couriers
-            .insert(profile.openid.as_str().as_bytes(), bytes)?;
-        Ok(())
-    }
+    fn put_courier(&self, profile: &CourierProfile) -> Result<(), StorageError>;
 
     /// A courier profile.
-    pub fn get_courier(&self, openid: &OpenId) -> Result<Option<CourierProfile>, StorageError> {
-        match self.0.inner.couriers.get(openid.as_str().as_bytes())? {
-            Some(bytes) => courier_of(&bytes, openid.as_str()).map(Some),
-            None => Ok(None),
-        }
-    }
+    fn get_courier(&self, openid: &OpenId) -> Result<Option<CourierProfile>, StorageError>;
 
     /// Every courier profile (a campus has hundreds, not millions).
-    pub fn all_couriers(&self) -> Result<Vec<CourierProfile>, StorageError> {
-        let mut all = Vec::new();
-        for entry in self.0.inner.couriers.iter() {
-            let (key, bytes) = entry?;
-            all.push(courier_of(&bytes, &String::from_utf8_lossy(&key))?);
-        }
-        Ok(all)
-    }
+    fn all_couriers(&self) -> Result<Vec<CourierProfile>, StorageError>;
 
     /// How many orders a courier gave back on a (China) day.
-    pub fn releases_on(&self, openid: &OpenId, day: ChinaDay) -> Result<u32, StorageError> {
-        let key = format!("{}\0{day}", openid.as_str()).into_bytes();
-        Ok(self
-            .0
-            .inner
-            .courier_releases
-            .get(key)?
-            .and_then(|v| <[u8; 4]>::try_from(v.as_ref()).ok())
-            .map_or(0, u32::from_be_bytes))
-    }
+    fn releases_on(&self, openid: &OpenId, day: ChinaDay) -> Result<u32, StorageError>;
 
     /// Counts one more give-back on a day (the dispatcher is the one writer).
-    pub fn count_release(&self, openid: &OpenId, day: ChinaDay) -> Result<u32, StorageError> {
-        let n = self.releases_on(openid, day)? + 1;
-        let key = format!("{}\0{day}", openid.as_str()).into_bytes();
-        self.0
-            .inner
-            .courier_releases
-            .insert(key, &n.to_be_bytes())?;
-        Ok(n)
-    }
+    fn count_release(&self, openid: &OpenId, day: ChinaDay) -> Result<u32, StorageError>;
 
     /// Waits until every write made before this call is on disk.
-    pub async fn commit(&self) -> Result<(), StorageError> {
-        self.0.commit().await
-    }
-}
-
-/// A stored profile of any version.
-pub(super) fn courier_of(bytes: &[u8], key: &str) -> Result<CourierProfile, StorageError> {
-    let corrupt = || StorageError::Corrupt {
-        key: key.to_owned(),
-    };
-    match bytes.split_first() {
-        Some((&COURIER_V4, body)) => bincode::deserialize::<records::CourierV4>(body)
-            .map_err(|_| corrupt())?
-            .domain()
-            .map_err(|_| corrupt()),
-        Some((&COURIER_V3, body)) => bincode::deserialize::<records::CourierV3>(body)
-            .map_err(|_| corrupt())?
-            .domain()
-            .map_err(|_| corrupt()),
-        Some((&COURIER_V2, body)) => bincode::deserialize::<records::CourierV2>(body)
-            .map_err(|_| corrupt())?
-            .domain()
-            .map_err(|_| corrupt()),
-        Some((&RECORD_V1, body)) => bincode::deserialize::<records::CourierV1>(body)
-            .map_err(|_| corrupt())?
-            .upgrade()
-            .map_err(|_| corrupt()),
-        _ => Err(corrupt()),
-    }
+    fn commit(&self) -> Committing;
 }

@@ -1,325 +1,91 @@
-//! The orders shards' repository: `orders_active`, `orders_archive`,
-//! `idempotency`, and the outbox entries written in the same transaction
-//! as the order change they announce (the transactional outbox; the
-//! notifier reads them through [`super::OutboxRepo`]).
+//! The orders shards' storage: active and archived orders, idempotency keys, and the outbox and inbox entries written with an order change.
 
-use crate::domain::MoneyEvent;
+use crate::domain::{
+    IdempotencyKey, MoneyEvent, OpenId, Order, OrderId, OutboxEntry, Sequence, Shard, Status,
+};
 
-use super::*;
+use super::{Committing, StorageError};
 
-/// The orders shards' trees.
-#[derive(Clone)]
-pub struct OrderRepo(pub(super) Store);
-
-impl OrderRepo {
-    /// Reads one order from the active tree only (a shard re-reading what
+/// The orders shards' storage.
+pub trait OrderRepo: Send + Sync {
+    /// Reads one order from the active orders only (a shard re-reading what
     /// it owns after a failed commit).
-    pub fn get_active_order(&self, id: &OrderId) -> Result<Option<Order>, StorageError> {
-        match self.0.inner.active.get(id.as_str().as_bytes())? {
-            Some(bytes) => decode_order(&bytes, id.as_str()).map(Some),
-            None => Ok(None),
-        }
-    }
+    fn get_active_order(&self, id: &OrderId) -> Result<Option<Order>, StorageError>;
 
     /// Writes a new order (and its idempotency key, atomically, if any).
     /// Not durable until [`Self::commit`].
-    pub fn insert_new_order(
+    fn insert_new_order(
         &self,
         order: &Order,
         key: Option<&IdempotencyKey>,
-    ) -> Result<(), StorageError> {
-        let id = order.id.as_str().as_bytes();
-        let record = encode_order(order)?;
-        let Some(key) = key else {
-            self.0.inner.active.insert(id, record)?;
-            return Ok(());
-        };
-        let idem_key = idempotency_key(&order.customer, key);
-        let inner = &self.0.inner;
-        (&inner.active, &inner.idempotency)
-            .transaction(|(active, idempotency)| {
-                active.insert(id, record.as_slice())?;
-                idempotency.insert(idem_key.as_slice(), id)?;
-                Ok::<(), ConflictableTransactionError<()>>(())
-            })
-            .map_err(tx_error)
-    }
+    ) -> Result<(), StorageError>;
 
     /// Writes a changed order; a terminal one moves to the archive, and one
     /// that leaves a terminal status (a late payment) moves back.
-    pub fn update_order(&self, order: &Order, was_terminal: bool) -> Result<(), StorageError> {
-        self.update_order_with(order, was_terminal, &[], &[])
-    }
+    fn update_order(&self, order: &Order, was_terminal: bool) -> Result<(), StorageError>;
 
     /// [`Self::update_order`] plus, in the same transaction, a message for
     /// the notifier's outbox and the money the change moves for the
     /// ledger's inbox: the state change, its message and its money are
     /// durable together or not at all.
     ///
-    /// Except for a payment, the one money event of an order that stays
-    /// active: a sled transaction waits for any flush in progress and
-    /// stalls every other write meanwhile (it costs the paid path a
-    /// quarter of its throughput), so the event is written first and the
-    /// order after it, each alone. sled recovers its log in order, so the
-    /// order's `paid` is never on disk without the event; the event
-    /// without the order only follows a payment WeChat Pay made and will
-    /// notify again (the notify was not acknowledged), and posting it is
-    /// idempotent. The ledger also re-derives the events of active orders
-    /// at every start ([`super::LedgerRepo::tell_active`]).
-    pub fn update_order_with(
+    /// An engine may write a payment's one event just before its order
+    /// instead (see the sled engine), never the order without the event:
+    /// posting is idempotent, and the ledger re-derives the events of
+    /// active orders at every start ([`super::LedgerRepo::tell_active`]).
+    fn update_order_with(
         &self,
         order: &Order,
         was_terminal: bool,
         messages: &[OutboxEntry],
-        money: &[MoneyEvent],
-    ) -> Result<(), StorageError> {
-        let id = order.id.as_str().as_bytes();
-        let record = encode_order(order)?;
-        let inner = &self.0.inner;
-        let terminal = order.status().is_terminal();
-        if messages.is_empty() && money.is_empty() && !terminal && !was_terminal {
-            inner.active.insert(id, record)?;
-            return Ok(());
-        }
-        let messages = messages
-            .iter()
-            .map(|m| Ok((m.id.to_be_bytes(), store(m)?)))
-            .collect::<Result<Vec<_>, StorageError>>()?;
-        let money = money
-            .iter()
-            .map(|m| Ok((inner.db.generate_id()?.to_be_bytes(), store(m)?)))
-            .collect::<Result<Vec<_>, StorageError>>()?;
-        if let ([], [(key, value)], false, false) = (
-            messages.as_slice(),
-            money.as_slice(),
-            terminal,
-            was_terminal,
-        ) {
-            inner.ledger_inbox.insert(key, value.as_slice())?;
-            inner.active.insert(id, record)?;
-            return Ok(());
-        }
-        (
-            &inner.active,
-            &inner.archive,
-            &inner.outbox,
-            &inner.ledger_inbox,
-        )
-            .transaction(|(active, archive, outbox, ledger_inbox)| {
-                if terminal {
-                    active.remove(id)?;
-                    archive.insert(id, record.as_slice())?;
-                } else {
-                    if was_terminal {
-                        archive.remove(id)?;
-                    }
-                    active.insert(id, record.as_slice())?;
-                }
-                for (key, value) in &messages {
-                    outbox.insert(key, value.as_slice())?;
-                }
-                for (key, value) in &money {
-                    ledger_inbox.insert(key, value.as_slice())?;
-                }
-                Ok::<(), ConflictableTransactionError<()>>(())
-            })
-            .map_err(tx_error)
-    }
+        money: &[(u64, MoneyEvent)],
+    ) -> Result<(), StorageError>;
 
-    /// A fresh, increasing id (outbox entries).
-    pub fn next_id(&self) -> Result<u64, StorageError> {
-        Ok(self.0.inner.db.generate_id()?)
-    }
+    /// The store's increasing ids (outbox entries, the ledger's inbox).
+    fn ids(&self) -> Sequence;
 
     /// The order a customer created with this idempotency key, if any and
     /// if it was made after `since_ms` (unix ms; older keys are forgotten).
-    pub fn idempotent_order(
+    fn idempotent_order(
         &self,
         customer: &OpenId,
         key: &IdempotencyKey,
         since_ms: u64,
-    ) -> Result<Option<OrderId>, StorageError> {
-        let idem_key = idempotency_key(customer, key);
-        let Some(id) = self.0.inner.idempotency.get(&idem_key)? else {
-            return Ok(None);
-        };
-        let id = parse_order_id(&id)?;
-        if id.created_ms().unwrap_or(0) < since_ms {
-            self.0.inner.idempotency.remove(idem_key)?;
-            return Ok(None);
-        }
-        Ok(Some(id))
-    }
+    ) -> Result<Option<OrderId>, StorageError>;
 
     /// Forgets idempotency keys of orders made before `since_ms` whose
-    /// customer `owns` accepts (each shard sweeps its own); returns how many.
-    pub fn prune_idempotency(
-        &self,
-        since_ms: u64,
-        owns: impl Fn(&OpenId) -> bool,
-    ) -> Result<usize, StorageError> {
-        let mut removed = 0;
-        for item in self.0.inner.idempotency.iter() {
-            let (key, value) = item?;
-            let owned = key
-                .split(|b| *b == 0)
-                .next()
-                .and_then(|c| std::str::from_utf8(c).ok())
-                .and_then(|c| OpenId::parse(c).ok())
-                .is_some_and(|c| owns(&c));
-            if !owned {
-                continue;
-            }
-            let old =
-                parse_order_id(&value).map_or(true, |id| id.created_ms().unwrap_or(0) < since_ms);
-            if old {
-                self.0.inner.idempotency.remove(key)?;
-                removed += 1;
-            }
-        }
-        Ok(removed)
-    }
+    /// customer `shard` owns (each shard sweeps its own); returns how many.
+    fn prune_idempotency(&self, since_ms: u64, shard: Shard) -> Result<usize, StorageError>;
 
     /// One order by id, active or archived.
-    pub fn get_order(&self, id: &OrderId) -> Result<Option<Order>, StorageError> {
-        let key = id.as_str().as_bytes();
-        let bytes = match self.0.inner.active.get(key)? {
-            Some(b) => b,
-            None => match self.0.inner.archive.get(key)? {
-                Some(b) => b,
-                None => return Ok(None),
-            },
-        };
-        decode_order(&bytes, id.as_str()).map(Some)
-    }
+    fn get_order(&self, id: &OrderId) -> Result<Option<Order>, StorageError>;
 
     /// Every order, active or archived, created at or after `since_ms`
-    /// whose id `owns` accepts (a shard's share; both read from the id, so
+    /// that `shard` owns (both read from the id, so
     /// other records are not decoded).
-    pub fn orders_created_since(
-        &self,
-        since_ms: u64,
-        owns: impl Fn(&OrderId) -> bool,
-    ) -> Result<Vec<Order>, StorageError> {
-        let mut out = Vec::new();
-        for tree in [&self.0.inner.active, &self.0.inner.archive] {
-            for item in tree.iter() {
-                let (key, value) = item?;
-                let wanted = std::str::from_utf8(&key)
-                    .ok()
-                    .and_then(|s| OrderId::parse(s).ok())
-                    .is_some_and(|id| {
-                        id.created_ms().is_some_and(|ms| ms >= since_ms) && owns(&id)
-                    });
-                if wanted {
-                    out.push(decode_order(&value, &String::from_utf8_lossy(&key))?);
-                }
-            }
-        }
-        Ok(out)
-    }
+    fn orders_created_since(&self, since_ms: u64, shard: Shard)
+        -> Result<Vec<Order>, StorageError>;
 
-    /// Every active order whose id `owns` accepts (a shard's share).
-    pub fn active_orders(
-        &self,
-        owns: impl Fn(&OrderId) -> bool,
-    ) -> Result<Vec<Order>, StorageError> {
-        let mut out = Vec::new();
-        for item in self.0.inner.active.iter() {
-            let (key, value) = item?;
-            let Some(id) = std::str::from_utf8(&key)
-                .ok()
-                .and_then(|s| OrderId::parse(s).ok())
-            else {
-                continue;
-            };
-            if owns(&id) {
-                out.push(decode_order(&value, id.as_str())?);
-            }
-        }
-        Ok(out)
-    }
+    /// Every active order `shard` owns.
+    fn active_orders(&self, shard: Shard) -> Result<Vec<Order>, StorageError>;
 
     /// A page of a customer's orders, newest first, optionally one status
     /// only; `before` is the cursor of the previous page. Returns the page
     /// and the cursor of the next one: None only when nothing older is left.
-    pub fn list_customer_orders(
+    fn list_customer_orders(
         &self,
         customer: &OpenId,
         status: Option<Status>,
         limit: usize,
         before: Option<&OrderId>,
-    ) -> Result<(Vec<Order>, Option<OrderId>), StorageError> {
-        self.list_scanning(customer, status, limit, before, LIST_SCAN_LIMIT)
-    }
-
-    /// [`Self::list_customer_orders`], reading at most `scan_limit` records:
-    /// a filtered page that runs out of scan budget stops early with the
-    /// last key it read as the cursor, so paging goes on from there.
-    pub(super) fn list_scanning(
-        &self,
-        customer: &OpenId,
-        status: Option<Status>,
-        limit: usize,
-        before: Option<&OrderId>,
-        scan_limit: usize,
-    ) -> Result<(Vec<Order>, Option<OrderId>), StorageError> {
-        let prefix = OrderId::customer_prefix(customer).into_bytes();
-        let end = match before {
-            Some(id) => id.as_str().as_bytes().to_vec(),
-            None => prefix_end(&prefix),
-        };
-        let range = prefix.clone()..end;
-        let mut active = self.0.inner.active.range(range.clone()).rev().peekable();
-        let mut archive = self.0.inner.archive.range(range).rev().peekable();
-        let mut orders = Vec::with_capacity(limit.min(100));
-        let mut scanned = 0;
-        loop {
-            // Merge the two trees' ranges, largest (newest) key first.
-            let take_active = match (active.peek(), archive.peek()) {
-                (None, None) => return Ok((orders, None)),
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (Some(Ok((a, _))), Some(Ok((b, _)))) => a >= b,
-                (Some(Err(_)), _) => true,
-                (_, Some(Err(_))) => false,
-            };
-            let next = if take_active {
-                active.next()
-            } else {
-                archive.next()
-            };
-            let Some(item) = next else { continue };
-            let (key, value) = item?;
-            let order = decode_order(&value, &String::from_utf8_lossy(&key))?;
-            scanned += 1;
-            // Another customer may share the 40-bit prefix; the record decides.
-            if order.customer == *customer && status.is_none_or(|s| s == order.status()) {
-                orders.push(order);
-                if orders.len() == limit {
-                    let cursor = orders.last().map(|o| o.id.clone());
-                    return Ok((orders, cursor));
-                }
-                continue;
-            }
-            if scanned >= scan_limit {
-                return Ok((orders, Some(parse_order_id(&key)?)));
-            }
-        }
-    }
+    ) -> Result<(Vec<Order>, Option<OrderId>), StorageError>;
 
     /// True when the database answers a read.
-    pub fn is_healthy(&self) -> bool {
-        self.0.is_healthy()
-    }
+    fn is_healthy(&self) -> bool;
 
-    /// True when storage takes durable writes (see [`Store::is_writable`]).
-    pub fn is_writable(&self) -> bool {
-        self.0.is_writable()
-    }
+    /// True when storage takes durable writes (see [`super::Engine::is_writable`]).
+    fn is_writable(&self) -> bool;
 
     /// Waits until every write made before this call is on disk.
-    pub async fn commit(&self) -> Result<(), StorageError> {
-        self.0.commit().await
-    }
+    fn commit(&self) -> Committing;
 }

@@ -1,44 +1,23 @@
-//! The notifier's repository: the `outbox` tree (entries are written by
-//! the orders shards with the change they announce, read and removed here).
+//! The notifier's storage: messages the orders shards left to send.
 
-use super::*;
+use crate::domain::OutboxEntry;
 
-/// The notifier's outbox.
-#[derive(Clone)]
-pub struct OutboxRepo(pub(super) Store);
+use super::{Committing, StorageError};
 
-impl OutboxRepo {
+/// The notifier's storage.
+pub trait OutboxRepo: Send + Sync {
     /// Up to `limit` outbox entries, oldest first.
-    pub fn outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>, StorageError> {
-        let mut out = Vec::new();
-        for item in self.0.inner.outbox.iter().values().take(limit) {
-            out.push(load(&item?, "outbox")?);
-        }
-        Ok(out)
-    }
+    fn outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>, StorageError>;
 
     /// How many messages wait in the outbox.
-    pub fn outbox_len(&self) -> usize {
-        self.0.inner.outbox.len()
-    }
+    fn outbox_len(&self) -> usize;
 
     /// Rewrites an outbox entry (attempts, next try).
-    pub fn put_outbox(&self, entry: &OutboxEntry) -> Result<(), StorageError> {
-        self.0
-            .inner
-            .outbox
-            .insert(entry.id.to_be_bytes(), store(entry)?)?;
-        Ok(())
-    }
+    fn put_outbox(&self, entry: &OutboxEntry) -> Result<(), StorageError>;
 
     /// Removes a delivered or dropped entry.
-    pub fn remove_outbox(&self, id: u64) -> Result<(), StorageError> {
-        self.0.inner.outbox.remove(id.to_be_bytes())?;
-        Ok(())
-    }
+    fn remove_outbox(&self, id: u64) -> Result<(), StorageError>;
 
     /// Waits until every write made before this call is on disk.
-    pub async fn commit(&self) -> Result<(), StorageError> {
-        self.0.commit().await
-    }
+    fn commit(&self) -> Committing;
 }

@@ -1,32 +1,17 @@
-//! The payments actor's repository: the `payments` tree.
+//! The payments actor's storage: one payment session per order.
 
-use super::*;
-use crate::domain::PaymentRecord;
+use crate::domain::{OrderId, PaymentRecord};
 
-/// The payments actor's tree.
-#[derive(Clone)]
-pub struct PaymentRepo(pub(super) Store);
+use super::{Committing, StorageError};
 
-impl PaymentRepo {
+/// The payments actor's storage.
+pub trait PaymentRepo: Send + Sync {
     /// Writes an order's payment session. Not durable until [`Self::commit`].
-    pub fn put_payment(&self, record: &PaymentRecord) -> Result<(), StorageError> {
-        self.0
-            .inner
-            .payments
-            .insert(record.order_id.as_str().as_bytes(), store(record)?)?;
-        Ok(())
-    }
+    fn put_payment(&self, record: &PaymentRecord) -> Result<(), StorageError>;
 
     /// An order's payment session.
-    pub fn get_payment(&self, id: &OrderId) -> Result<Option<PaymentRecord>, StorageError> {
-        match self.0.inner.payments.get(id.as_str().as_bytes())? {
-            Some(bytes) => load(&bytes, id.as_str()).map(Some),
-            None => Ok(None),
-        }
-    }
+    fn get_payment(&self, id: &OrderId) -> Result<Option<PaymentRecord>, StorageError>;
 
     /// Waits until every write made before this call is on disk.
-    pub async fn commit(&self) -> Result<(), StorageError> {
-        self.0.commit().await
-    }
+    fn commit(&self) -> Committing;
 }

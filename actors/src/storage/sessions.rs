@@ -1,80 +1,31 @@
-//! The sessions actor's repository: the `sessions` tree.
+//! The sessions actor's storage: login sessions and operators' blocks on users.
 
-use super::*;
+use time::OffsetDateTime;
 
-/// The sessions actor's tree.
-#[derive(Clone)]
-pub struct SessionRepo(pub(super) Store);
+use crate::domain::{Block, OpenId, Session};
 
-impl SessionRepo {
+use super::{Committing, StorageError};
+
+/// The sessions actor's storage.
+pub trait SessionRepo: Send + Sync {
     /// Stores a login session under the hash of its token.
-    pub fn put_session(
-        &self,
-        token_hash: &[u8; 32],
-        session: &Session,
-    ) -> Result<(), StorageError> {
-        self.0.inner.sessions.insert(token_hash, store(session)?)?;
-        Ok(())
-    }
+    fn put_session(&self, token_hash: &[u8; 32], session: &Session) -> Result<(), StorageError>;
 
     /// A session by token hash.
-    pub fn get_session(&self, token_hash: &[u8; 32]) -> Result<Option<Session>, StorageError> {
-        match self.0.inner.sessions.get(token_hash)? {
-            Some(bytes) => load(&bytes, "session").map(Some),
-            None => Ok(None),
-        }
-    }
+    fn get_session(&self, token_hash: &[u8; 32]) -> Result<Option<Session>, StorageError>;
 
     /// Deletes sessions that expired before `now`; returns how many.
-    pub fn remove_expired_sessions(&self, now: OffsetDateTime) -> Result<usize, StorageError> {
-        let mut removed = 0;
-        for item in self.0.inner.sessions.iter() {
-            let (key, value) = item?;
-            let expired = load::<Session>(&value, "session")
-                .map(|s| s.expires_at < now)
-                .unwrap_or(true);
-            if expired {
-                self.0.inner.sessions.remove(key)?;
-                removed += 1;
-            }
-        }
-        Ok(removed)
-    }
+    fn remove_expired_sessions(&self, now: OffsetDateTime) -> Result<usize, StorageError>;
 
     /// Blocks a user (or replaces the block's reason).
-    pub fn put_block(&self, openid: &OpenId, block: &Block) -> Result<(), StorageError> {
-        self.0
-            .inner
-            .blocked
-            .insert(openid.as_str().as_bytes(), store(block)?)?;
-        Ok(())
-    }
+    fn put_block(&self, openid: &OpenId, block: &Block) -> Result<(), StorageError>;
 
     /// Lifts a block; false when there was none.
-    pub fn remove_block(&self, openid: &OpenId) -> Result<bool, StorageError> {
-        Ok(self
-            .0
-            .inner
-            .blocked
-            .remove(openid.as_str().as_bytes())?
-            .is_some())
-    }
+    fn remove_block(&self, openid: &OpenId) -> Result<bool, StorageError>;
 
     /// Every blocked user.
-    pub fn all_blocks(&self) -> Result<Vec<(OpenId, Block)>, StorageError> {
-        let mut all = Vec::new();
-        for item in self.0.inner.blocked.iter() {
-            let (key, value) = item?;
-            let key = String::from_utf8_lossy(&key).into_owned();
-            let openid =
-                OpenId::parse(&key).map_err(|_| StorageError::Corrupt { key: key.clone() })?;
-            all.push((openid, load(&value, &key)?));
-        }
-        Ok(all)
-    }
+    fn all_blocks(&self) -> Result<Vec<(OpenId, Block)>, StorageError>;
 
     /// Waits until every write made before this call is on disk.
-    pub async fn commit(&self) -> Result<(), StorageError> {
-        self.0.commit().await
-    }
+    fn commit(&self) -> Committing;
 }

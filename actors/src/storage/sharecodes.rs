@@ -1,32 +1,15 @@
-//! The share-code actor's repository: the `share_codes` tree.
+//! The share-code actor's storage: uploaded wxacodes by scene and page.
 
-use super::*;
+use super::{Committing, StorageError};
 
-/// The share-code actor's tree.
-#[derive(Clone)]
-pub struct ShareCodeRepo(pub(super) Store);
-
-impl ShareCodeRepo {
+/// The share-code actor's storage.
+pub trait ShareCodeRepo: Send + Sync {
     /// The URL of an uploaded share code, if made before.
-    pub fn get_share_code(&self, scene: &str, page: &str) -> Result<Option<String>, StorageError> {
-        let key = [scene.as_bytes(), b"\0", page.as_bytes()].concat();
-        Ok(self
-            .0
-            .inner
-            .share_codes
-            .get(key)?
-            .map(|v| String::from_utf8_lossy(&v).into_owned()))
-    }
+    fn get_share_code(&self, scene: &str, page: &str) -> Result<Option<String>, StorageError>;
 
     /// Remembers an uploaded share code's URL.
-    pub fn put_share_code(&self, scene: &str, page: &str, url: &str) -> Result<(), StorageError> {
-        let key = [scene.as_bytes(), b"\0", page.as_bytes()].concat();
-        self.0.inner.share_codes.insert(key, url.as_bytes())?;
-        Ok(())
-    }
+    fn put_share_code(&self, scene: &str, page: &str, url: &str) -> Result<(), StorageError>;
 
     /// Waits until every write made before this call is on disk.
-    pub async fn commit(&self) -> Result<(), StorageError> {
-        self.0.commit().await
-    }
+    fn commit(&self) -> Committing;
 }

@@ -1,28 +1,17 @@
-//! The access_token refresher's repository: `meta`'s `access_token`.
+//! The token refresher's storage: the app's current access_token.
 
-use super::*;
+use crate::domain::StoredToken;
 
-/// The token refresher's record.
-#[derive(Clone)]
-pub struct TokenRepo(pub(super) Store);
+use super::{Committing, StorageError};
 
-impl TokenRepo {
+/// The token refresher's storage.
+pub trait TokenRepo: Send + Sync {
     /// Keeps the app's access token, so a restart does not refresh it.
-    pub fn put_access_token(&self, token: &StoredToken) -> Result<(), StorageError> {
-        self.0.inner.meta.insert("access_token", store(token)?)?;
-        Ok(())
-    }
+    fn put_access_token(&self, token: &StoredToken) -> Result<(), StorageError>;
 
     /// The stored access token, if any.
-    pub fn get_access_token(&self) -> Result<Option<StoredToken>, StorageError> {
-        match self.0.inner.meta.get("access_token")? {
-            Some(bytes) => load(&bytes, "access_token").map(Some),
-            None => Ok(None),
-        }
-    }
+    fn get_access_token(&self) -> Result<Option<StoredToken>, StorageError>;
 
     /// Waits until every write made before this call is on disk.
-    pub async fn commit(&self) -> Result<(), StorageError> {
-        self.0.commit().await
-    }
+    fn commit(&self) -> Committing;
 }

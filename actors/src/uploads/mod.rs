@@ -58,7 +58,7 @@ const DECODING_AT_ONCE: usize = 2;
 
 /// The actor.
 pub struct UploadActor {
-    store: UploadRepo,
+    store: Arc<dyn UploadRepo>,
     objects: Arc<dyn ObjectStore>,
     orders: Orders,
     /// Photos a user may store per China day (`uploads.per_day`).
@@ -295,7 +295,7 @@ impl Uploads {
     /// Starts the supervised uploads actor; each user may store `per_day`
     /// photos a China day.
     pub fn start(
-        store: UploadRepo,
+        store: Arc<dyn UploadRepo>,
         objects: Arc<dyn ObjectStore>,
         orders: Orders,
         per_day: u32,

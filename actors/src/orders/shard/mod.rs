@@ -9,6 +9,7 @@ mod timers;
 
 use std::collections::{BTreeSet, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -16,7 +17,7 @@ use time::OffsetDateTime;
 
 use crate::domain::MoneyEvent;
 use crate::domain::{
-    now_utc, ChangedBy, Event, MessageKind, OpenId, Order, OrderId, OutboxEntry, Status,
+    now_utc, ChangedBy, Event, MessageKind, OpenId, Order, OrderId, OutboxEntry, Sequence, Status,
     ALL_STATUSES,
 };
 use crate::storage::{OrderRepo, StorageError};
@@ -40,7 +41,9 @@ const IDEMPOTENCY_SWEEP_EVERY: Duration = Duration::from_secs(3600);
 pub struct OrderShard {
     index: usize,
     count: usize,
-    store: OrderRepo,
+    /// Ids of outbox entries and money events, increasing store-wide.
+    ids: Sequence,
+    store: Arc<dyn OrderRepo>,
     config: OrdersConfig,
     // Boxed: the map is rehashed as unpaid orders pile up, and moving
     // pointers instead of whole records keeps that pause short.
@@ -70,7 +73,7 @@ impl OrderShard {
     pub fn new(
         index: usize,
         count: usize,
-        store: OrderRepo,
+        store: Arc<dyn OrderRepo>,
         config: OrdersConfig,
         listeners: OrderListeners,
     ) -> Self {
@@ -82,6 +85,7 @@ impl OrderShard {
         Self {
             index,
             count,
+            ids: store.ids(),
             store,
             config,
             active: HashMap::new(),
@@ -95,6 +99,14 @@ impl OrderShard {
         }
     }
 
+    /// Which shard this is, as storage is told.
+    fn shard(&self) -> Shard {
+        Shard {
+            index: self.index,
+            count: self.count,
+        }
+    }
+
     fn reload(&mut self) -> Result<(), StorageError> {
         self.active.clear();
         self.payment_deadlines.clear();
@@ -104,10 +116,7 @@ impl OrderShard {
         for gauge in &self.gauges {
             gauge.set(0.0);
         }
-        let (index, count) = (self.index, self.count);
-        let orders = self
-            .store
-            .active_orders(|id| shard_of(id, count) == index)?;
+        let orders = self.store.active_orders(self.shard())?;
         for order in orders {
             self.track(order);
         }
@@ -116,7 +125,7 @@ impl OrderShard {
         let since = crate::domain::unix_ms(now_utc() - RECENT).max(0) as u64;
         self.recent = self
             .store
-            .orders_created_since(since, |id| shard_of(id, count) == index)?
+            .orders_created_since(since, self.shard())?
             .iter()
             .map(|o| (o.id.clone(), super::figures::Snapshot::of(o)))
             .collect();
@@ -288,16 +297,21 @@ impl OrderShard {
         if order.status() == Status::Delivered && self.config.shipping_info {
             kinds.push(MessageKind::ShippingInfo);
         }
-        let messages = kinds
+        let messages: Vec<OutboxEntry> = kinds
             .into_iter()
             .map(|kind| self.outbox_entry(order, kind))
-            .collect::<Result<Vec<_>, OrderError>>()?;
+            .collect();
+        let now_ms = crate::domain::unix_ms(now_utc());
+        let numbered: Vec<(u64, MoneyEvent)> = money
+            .into_iter()
+            .map(|m| (self.ids.next(now_ms), m))
+            .collect();
         self.store
-            .update_order_with(order, was_terminal, &messages, &money)?;
+            .update_order_with(order, was_terminal, &messages, &numbered)?;
         if !messages.is_empty() {
             self.publish(OrderEvent::OutboxWritten);
         }
-        if !money.is_empty() {
+        if !numbered.is_empty() {
             self.money_written();
         }
         Ok(())
@@ -334,10 +348,10 @@ impl OrderShard {
     }
 
     /// An outbox entry of `kind` about `order`, for its customer, due now.
-    fn outbox_entry(&self, order: &Order, kind: MessageKind) -> Result<OutboxEntry, OrderError> {
+    fn outbox_entry(&self, order: &Order, kind: MessageKind) -> OutboxEntry {
         let now_ms = crate::domain::unix_ms(now_utc());
-        Ok(OutboxEntry {
-            id: self.store.next_id()?,
+        OutboxEntry {
+            id: self.ids.next(now_ms),
             order_id: order.id.clone(),
             to: order.customer.clone(),
             kind,
@@ -345,7 +359,7 @@ impl OrderShard {
             attempts: 0,
             next_attempt_ms: now_ms,
             via: None,
-        })
+        }
     }
 
     fn timer_tick(&self) -> Duration {

@@ -58,7 +58,7 @@ impl OrderShard {
     /// mark that it was sent, in one write.
     pub(super) fn notice_untaken(&mut self, mut order: Order) -> Result<(), OrderError> {
         order.extras.untaken_noticed = true;
-        let message = self.outbox_entry(&order, MessageKind::Untaken)?;
+        let message = self.outbox_entry(&order, MessageKind::Untaken);
         self.store
             .update_order_with(&order, false, &[message], &[])?;
         self.publish(OrderEvent::OutboxWritten);
@@ -118,18 +118,22 @@ impl OrderShard {
     /// Forgets this shard's customers' idempotency keys older than a day
     /// (off the shard's thread: it scans the whole tree).
     pub(super) fn sweep_idempotency(&self) {
-        let (store, index, count) = (self.store.clone(), self.index, self.count);
+        let (store, shard) = (self.store.clone(), self.shard());
         let since_ms = idempotency_cutoff(now_utc());
         actix::spawn(async move {
-            let swept = tokio::task::spawn_blocking(move || {
-                store.prune_idempotency(since_ms, |c| shard_of_customer(c, count) == index)
-            })
-            .await;
+            let swept =
+                tokio::task::spawn_blocking(move || store.prune_idempotency(since_ms, shard)).await;
             match swept {
                 Ok(Ok(n)) if n > 0 => {
-                    tracing::info!(shard = index, forgotten = n, "idempotency keys expired")
+                    tracing::info!(
+                        shard = shard.index,
+                        forgotten = n,
+                        "idempotency keys expired"
+                    )
                 }
-                Ok(Err(e)) => tracing::warn!(shard = index, error = %e, "idempotency sweep failed"),
+                Ok(Err(e)) => {
+                    tracing::warn!(shard = shard.index, error = %e, "idempotency sweep failed")
+                }
                 _ => {}
             }
         });

@@ -8,12 +8,12 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::domain::{
-    Account, Block, CampusId, Change, ChangedBy, ChinaDay, CourierProfile, Dispute, DisputeReason,
-    Entry, Event, Fen, ImageType, Leg, LineKind, Location, MessageKind, Mismatch, MismatchKind,
-    MoneyEvent, OpenId, OperatorName, OperatorRecord, Order, OrderExtras, OrderId, OrderKind,
-    OrderParts, OutboxEntry, PayParams, PaymentRecord, PhoneNumber, PlaceId, PooledId, Posted,
-    Posting, PostingKind, Reconciliation, Resolution, Review, Role, Session, Status, StoredToken,
-    Subject, Tip, Upload, UploadId, Via, Withdrawal, WithdrawalId, WithdrawalStatus,
+    Account, BillLine, Block, CampusId, Change, ChangedBy, ChinaDay, CourierProfile, Dispute,
+    DisputeReason, Entry, Event, Fen, ImageType, Leg, Location, MessageKind, Mismatch,
+    MismatchKind, MoneyEvent, OpenId, OperatorName, OperatorRecord, Order, OrderExtras, OrderId,
+    OrderKind, OrderParts, OutboxEntry, PayParams, PaymentRecord, PhoneNumber, PlaceId, PooledId,
+    Posted, Posting, PostingKind, Reconciliation, Resolution, Review, Role, Session, Status,
+    StoredToken, Subject, Tip, Upload, UploadId, Via, Withdrawal, WithdrawalId, WithdrawalStatus,
 };
 
 mod ledger;

@@ -501,7 +501,7 @@ impl Stored for Reconciliation {
                 };
                 Ok(Mismatch {
                     kind,
-                    what: LineKind::parse(&m.what).ok_or(Unreadable)?,
+                    what: BillLine::parse(&m.what).ok_or(Unreadable)?,
                     order_id: m.order_id,
                     bill_fen: m.bill_fen,
                     ledger_fen: m.ledger_fen,

@@ -1,0 +1,102 @@
+//! The dispatcher's repository: the `couriers` tree (profiles).
+
+use super::*;
+use crate::domain::ChinaDay;
+use crate::storage::{Committing, CourierRepo};
+
+/// The dispatcher's tree.
+#[derive(Clone)]
+pub struct SledCouriers(pub(super) SledStore);
+
+impl CourierRepo for SledCouriers {
+    /// Saves a courier profile.
+    fn put_courier(&self, profile: &CourierProfile) -> Result<(), StorageError> {
+        // Profiles without a campus or a flag keep the bytes earlier
+        // releases read.
+        let bytes = if let Some(v4) = records::CourierV4::of(profile) {
+            encode_tagged(COURIER_V4, &v4)?
+        } else if profile.name_flagged {
+            encode_tagged(COURIER_V3, &records::CourierV3::from(profile))?
+        } else {
+            encode_tagged(COURIER_V2, &records::CourierV2::from(profile))?
+        };
+        self.0
+            .inner
+            .couriers
+            .insert(profile.openid.as_str().as_bytes(), bytes)?;
+        Ok(())
+    }
+
+    /// A courier profile.
+    fn get_courier(&self, openid: &OpenId) -> Result<Option<CourierProfile>, StorageError> {
+        match self.0.inner.couriers.get(openid.as_str().as_bytes())? {
+            Some(bytes) => courier_of(&bytes, openid.as_str()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Every courier profile (a campus has hundreds, not millions).
+    fn all_couriers(&self) -> Result<Vec<CourierProfile>, StorageError> {
+        let mut all = Vec::new();
+        for entry in self.0.inner.couriers.iter() {
+            let (key, bytes) = entry?;
+            all.push(courier_of(&bytes, &String::from_utf8_lossy(&key))?);
+        }
+        Ok(all)
+    }
+
+    /// How many orders a courier gave back on a (China) day.
+    fn releases_on(&self, openid: &OpenId, day: ChinaDay) -> Result<u32, StorageError> {
+        let key = format!("{}\0{day}", openid.as_str()).into_bytes();
+        Ok(self
+            .0
+            .inner
+            .courier_releases
+            .get(key)?
+            .and_then(|v| <[u8; 4]>::try_from(v.as_ref()).ok())
+            .map_or(0, u32::from_be_bytes))
+    }
+
+    /// Counts one more give-back on a day (the dispatcher is the one writer).
+    fn count_release(&self, openid: &OpenId, day: ChinaDay) -> Result<u32, StorageError> {
+        let n = self.releases_on(openid, day)? + 1;
+        let key = format!("{}\0{day}", openid.as_str()).into_bytes();
+        self.0
+            .inner
+            .courier_releases
+            .insert(key, &n.to_be_bytes())?;
+        Ok(n)
+    }
+
+    /// Waits until every write made before this call is on disk.
+    fn commit(&self) -> Committing {
+        let store = self.0.clone();
+        Box::pin(async move { store.commit().await })
+    }
+}
+
+/// A stored profile of any version.
+pub(super) fn courier_of(bytes: &[u8], key: &str) -> Result<CourierProfile, StorageError> {
+    let corrupt = || StorageError::Corrupt {
+        key: key.to_owned(),
+    };
+    match bytes.split_first() {
+        Some((&COURIER_V4, body)) => bincode::deserialize::<records::CourierV4>(body)
+            .map_err(|_| corrupt())?
+            .domain()
+            .map_err(|_| corrupt()),
+        Some((&COURIER_V3, body)) => bincode::deserialize::<records::CourierV3>(body)
+            .map_err(|_| corrupt())?
+            .domain()
+            .map_err(|_| corrupt()),
+        Some((&COURIER_V2, body)) => bincode::deserialize::<records::CourierV2>(body)
+            .map_err(|_| corrupt())?
+            .domain()
+            .map_err(|_| corrupt()),
+        Some((&RECORD_V1, body)) => bincode::deserialize::<records::CourierV1>(body)
+            .map_err(|_| corrupt())?
+            .upgrade()
+            .map_err(|_| corrupt()),
+        _ => Err(corrupt()),
+    }
+}

@@ -1,0 +1,621 @@
+//! The ledger's repository: `ledger_postings` (each posting under its
+//! idempotency key), `ledger_balances` (account → fen), `ledger_entries`
+//! (each account's statement), and `ledger_inbox`, where the orders shards
+//! leave money events in the same transaction as the order change that
+//! caused them (read and emptied here, like the notifier's outbox). Inbox
+//! keys are the store's increasing ids ([`Sequence`]), so events are posted in the order they
+//! happened (an order's payment before its completion).
+
+use crate::domain::{
+    Account, ChinaDay, Commission, Entry, Journal, LedgerDay, LineKind, MoneyEvent, Posted,
+    PostingKind, Reconciliation, Sequence, Subject, Withdrawal, WithdrawalId, WithdrawalStatus,
+};
+
+use super::*;
+use crate::storage::{Committing, LedgerRepo};
+
+/// Marks that stored orders were told to the ledger once.
+const MIGRATED: &str = "ledger_migrated";
+/// Most withdrawals made room for up front.
+const MAX_PAGE: usize = 100;
+/// Marks that every stored withdrawal is in the index by status.
+const STATUS_INDEXED: &str = "withdrawals_status_indexed";
+
+/// Where a withdrawal is in the index by status: the status, a 0 byte,
+/// its id (ids grow with time, so a reversed prefix scan is newest first).
+fn status_key(status: WithdrawalStatus, id: &[u8]) -> Vec<u8> {
+    [status.as_str().as_bytes(), b"\0", id].concat()
+}
+
+/// The ledger's trees.
+#[derive(Clone)]
+pub struct SledLedger(pub(super) SledStore);
+
+fn balance_of(bytes: Option<::sled::IVec>) -> i64 {
+    bytes
+        .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+        .map_or(0, i64::from_be_bytes)
+}
+
+/// Where an account's statement lines live: its key, a 0 byte, the line's
+/// sequence number (so a prefix scan reads one account in order).
+fn entry_key(account: &str, seq: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(account.len() + 9);
+    key.extend_from_slice(account.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+impl LedgerRepo for SledLedger {
+    /// Up to `limit` money events waiting in the inbox, oldest first, with
+    /// their inbox keys.
+    fn inbox(&self, limit: usize) -> Result<Vec<(u64, MoneyEvent)>, StorageError> {
+        let mut out = Vec::new();
+        for item in self.0.inner.ledger_inbox.iter().take(limit) {
+            let (key, value) = item?;
+            let seq = <[u8; 8]>::try_from(key.as_ref())
+                .map(u64::from_be_bytes)
+                .map_err(|_| StorageError::Corrupt {
+                    key: "ledger_inbox".into(),
+                })?;
+            out.push((seq, load(&value, "ledger_inbox")?));
+        }
+        Ok(out)
+    }
+
+    /// [`Self::post`] for many events in one transaction: answers how many
+    /// were new. sled serializes every transaction against the whole
+    /// store (and against a flush in progress), so the ledger posts what
+    /// its inbox holds in one rather than one per event.
+    fn post_batch(
+        &self,
+        events: &[(u64, MoneyEvent)],
+        commission: &Commission,
+        at_unix_ms: i64,
+    ) -> Result<usize, StorageError> {
+        let inner = &self.0.inner;
+        (
+            &inner.ledger_postings,
+            &inner.ledger_balances,
+            &inner.ledger_entries,
+            &inner.ledger_inbox,
+            &inner.ledger_days,
+            &inner.ledger_rates,
+        )
+            .transaction(|(postings, balances, entries, inbox, days, rates)| {
+                let book = Book {
+                    postings,
+                    balances,
+                    entries,
+                    days,
+                    ids: &inner.ids,
+                };
+                let mut new = 0;
+                for (seq, event) in events {
+                    inbox.remove(&seq.to_be_bytes())?;
+                    // A completion pays the commission in force when its
+                    // order was paid (stamped then); an order paid before
+                    // stamps existed pays today's.
+                    let percent = match event {
+                        MoneyEvent::Completed { order, .. } => rates
+                            .get(order.as_str().as_bytes())?
+                            .and_then(|v| v.first().copied())
+                            .unwrap_or_else(|| commission.of(event)),
+                        _ => commission.of(event),
+                    };
+                    let fresh = book.post(event, percent, at_unix_ms)?;
+                    if let (true, MoneyEvent::Paid { order, .. }) = (fresh, event) {
+                        rates.insert(order.as_str().as_bytes(), &[percent])?;
+                    }
+                    new += usize::from(fresh);
+                }
+                Ok(new)
+            })
+            .map_err(unwrap_tx)
+    }
+
+    /// The commission percent stamped on each order when it was paid
+    /// (None: not paid, or paid before stamps existed).
+    fn rates_of(&self, orders: &[OrderId]) -> Result<Vec<Option<u8>>, StorageError> {
+        orders
+            .iter()
+            .map(|o| {
+                let stamped = self.0.inner.ledger_rates.get(o.as_str().as_bytes())?;
+                Ok(stamped.and_then(|v| v.first().copied()))
+            })
+            .collect()
+    }
+
+    /// Posts `event` once, at `at_unix_ms`, with the commission of the
+    /// moment (its campus's), and takes it (inbox key `seq`) out of the inbox,
+    /// atomically. Answers whether it was new (a replayed event only
+    /// leaves the inbox).
+    fn post(
+        &self,
+        seq: u64,
+        event: &MoneyEvent,
+        commission: &Commission,
+        at_unix_ms: i64,
+    ) -> Result<bool, StorageError> {
+        let one = [(seq, event.clone())];
+        Ok(self.post_batch(&one, commission, at_unix_ms)? == 1)
+    }
+
+    /// Writes a withdrawal, with (atomically) the posting of the money it
+    /// moves and, for a new one, the courier's Idempotency-Key.
+    fn save_withdrawal(
+        &self,
+        withdrawal: &Withdrawal,
+        money: Option<&MoneyEvent>,
+        key: Option<&IdempotencyKey>,
+        at_unix_ms: i64,
+    ) -> Result<(), StorageError> {
+        let inner = &self.0.inner;
+        let id = withdrawal.id.as_str().as_bytes();
+        let record = store(withdrawal)?;
+        let index = courier_key(&withdrawal.courier, id);
+        let key = key.map(|k| courier_key(&withdrawal.courier, k.as_str().as_bytes()));
+        let now_in = status_key(withdrawal.status, id);
+        (
+            &inner.ledger_postings,
+            &inner.ledger_balances,
+            &inner.ledger_entries,
+            &inner.withdrawals,
+            &inner.withdrawals_by_courier,
+            &inner.withdrawal_keys,
+            &inner.ledger_days,
+            &inner.withdrawals_by_status,
+        )
+            .transaction(
+                |(postings, balances, entries, withdrawals, by_courier, keys, days, by_status)| {
+                    if let Some(old) = withdrawals.insert(id, record.as_slice())? {
+                        let old: Withdrawal = load(&old, withdrawal.id.as_str()).map_err(abort)?;
+                        by_status.remove(status_key(old.status, id))?;
+                    }
+                    by_status.insert(now_in.as_slice(), &[])?;
+                    by_courier.insert(index.as_slice(), &[])?;
+                    if let Some(key) = &key {
+                        keys.insert(key.as_slice(), id)?;
+                    }
+                    if let Some(event) = money {
+                        let book = Book {
+                            postings,
+                            balances,
+                            entries,
+                            days,
+                            ids: &inner.ids,
+                        };
+                        book.post(event, 0, at_unix_ms)?;
+                    }
+                    Ok(())
+                },
+            )
+            .map_err(unwrap_tx)
+    }
+
+    /// One withdrawal.
+    fn withdrawal(&self, id: &WithdrawalId) -> Result<Option<Withdrawal>, StorageError> {
+        match self.0.inner.withdrawals.get(id.as_str().as_bytes())? {
+            Some(bytes) => load(&bytes, id.as_str()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The withdrawal a courier made with this Idempotency-Key, if any.
+    fn withdrawal_by_key(
+        &self,
+        courier: &OpenId,
+        key: &IdempotencyKey,
+    ) -> Result<Option<Withdrawal>, StorageError> {
+        let index = courier_key(courier, key.as_str().as_bytes());
+        match self.0.inner.withdrawal_keys.get(index)? {
+            Some(id) => {
+                let id = WithdrawalId::parse(&String::from_utf8_lossy(&id)).map_err(|_| {
+                    StorageError::Corrupt {
+                        key: "withdrawal_keys".into(),
+                    }
+                })?;
+                self.withdrawal(&id)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// A courier's withdrawals, newest first, up to `limit`, older than
+    /// `before` when given.
+    fn withdrawals_of(
+        &self,
+        courier: &OpenId,
+        before: Option<&WithdrawalId>,
+        limit: usize,
+    ) -> Result<Vec<Withdrawal>, StorageError> {
+        let index = &self.0.inner.withdrawals_by_courier;
+        self.through_index(index, courier_key(courier, b""), before, limit, &|_| true)
+    }
+
+    /// Withdrawals, newest first, in `status` when given, that `keep`
+    /// takes, up to `limit`, older than `before` when given (the
+    /// operators' queue).
+    fn withdrawals(
+        &self,
+        status: Option<WithdrawalStatus>,
+        before: Option<&WithdrawalId>,
+        limit: usize,
+        keep: &dyn Fn(&Withdrawal) -> bool,
+    ) -> Result<Vec<Withdrawal>, StorageError> {
+        let Some(status) = status else {
+            let mut out = Vec::with_capacity(limit.min(MAX_PAGE));
+            let tree = &self.0.inner.withdrawals;
+            let items = match before {
+                Some(id) => tree.range(..id.as_str().as_bytes()),
+                None => tree.range::<&[u8], _>(..),
+            };
+            for item in items.rev() {
+                let (key, value) = item?;
+                let w: Withdrawal = load(&value, &String::from_utf8_lossy(&key))?;
+                if keep(&w) {
+                    out.push(w);
+                    if out.len() == limit {
+                        break;
+                    }
+                }
+            }
+            return Ok(out);
+        };
+        // The index moves with the record in one transaction; a record
+        // in another status is not this status's.
+        let index = &self.0.inner.withdrawals_by_status;
+        let in_status = |w: &Withdrawal| w.status == status && keep(w);
+        self.through_index(index, status_key(status, b""), before, limit, &in_status)
+    }
+
+    /// Puts every stored withdrawal in the index by status, once (stores
+    /// written before the index); answers how many were indexed.
+    fn index_withdrawal_statuses(&self) -> Result<usize, StorageError> {
+        let inner = &self.0.inner;
+        if inner.meta.contains_key(STATUS_INDEXED)? {
+            return Ok(0);
+        }
+        let mut n = 0;
+        for item in inner.withdrawals.iter() {
+            let (key, value) = item?;
+            let w: Withdrawal = load(&value, &String::from_utf8_lossy(&key))?;
+            inner
+                .withdrawals_by_status
+                .insert(status_key(w.status, &key), &[])?;
+            n += 1;
+        }
+        inner.meta.insert(STATUS_INDEXED, &[1u8])?;
+        Ok(n)
+    }
+
+    /// True when a posting with this key exists.
+    fn is_posted(&self, key: &str) -> Result<bool, StorageError> {
+        Ok(self.0.inner.ledger_postings.contains_key(key.as_bytes())?)
+    }
+
+    /// One account's balance.
+    fn balance(&self, account: &Account) -> Result<i64, StorageError> {
+        let bytes = self.0.inner.ledger_balances.get(account.key().as_bytes())?;
+        Ok(balance_of(bytes))
+    }
+
+    /// Every posting ever made, replayed (the check's proof of the
+    /// balances).
+    fn journal(&self) -> Result<Journal, StorageError> {
+        let mut journal = Journal::default();
+        for item in self.0.inner.ledger_postings.iter() {
+            let (key, value) = item?;
+            let key = String::from_utf8_lossy(&key).into_owned();
+            let mut posted: Posted = load(&value, &key)?;
+            posted.posting.key = key;
+            journal.add(&posted.posting);
+        }
+        Ok(journal)
+    }
+
+    /// Every account that holds money, with its balance.
+    fn balances(&self) -> Result<Vec<(Account, i64)>, StorageError> {
+        let mut out = Vec::new();
+        for item in self.0.inner.ledger_balances.iter() {
+            let (key, value) = item?;
+            let name = String::from_utf8_lossy(&key);
+            let account = Account::parse(&name).ok_or_else(|| StorageError::Corrupt {
+                key: name.clone().into_owned(),
+            })?;
+            out.push((account, balance_of(Some(value))));
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` lines of a courier account's statement (only those
+    /// keep one), newest first, older than the line `before` (a previous
+    /// page's last `seq`) when given.
+    fn statement(
+        &self,
+        account: &Account,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let name = account.key();
+        let start = entry_key(&name, 0);
+        let end = entry_key(&name, before.unwrap_or(u64::MAX));
+        let mut out = Vec::with_capacity(limit);
+        for item in self
+            .0
+            .inner
+            .ledger_entries
+            .range(start..end)
+            .rev()
+            .take(limit)
+        {
+            let (key, value) = item?;
+            let mut entry: Entry = load(&value, "ledger_entries")?;
+            let seq = key
+                .get(key.len().saturating_sub(8)..)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+            entry.seq = seq;
+            out.push(entry);
+        }
+        Ok(out)
+    }
+
+    /// Tells the ledger, once, every money event the stored orders went
+    /// through before it existed (written to its inbox; posting them is
+    /// idempotent, so a crash halfway only means doing it again).
+    fn migrate_orders(&self) -> Result<usize, StorageError> {
+        let inner = &self.0.inner;
+        if inner.meta.contains_key(MIGRATED)? {
+            return Ok(0);
+        }
+        let told = self.tell_unposted(&[&inner.active, &inner.archive])?;
+        inner.meta.insert(MIGRATED, &[1u8])?;
+        Ok(told)
+    }
+
+    /// Tells the ledger every money event of the active orders it has not
+    /// posted (at every start: a payment's event is written apart from
+    /// its order, see [`super::OrderRepo::update_order_with`]). Active
+    /// orders are the open ones, so this reads few.
+    fn tell_active(&self) -> Result<usize, StorageError> {
+        self.tell_unposted(&[&self.0.inner.active])
+    }
+
+    /// What the ledger moved through WeChat Pay on a China day.
+    fn ledger_day(&self, day: ChinaDay) -> Result<LedgerDay, StorageError> {
+        let prefix = format!("{day}\0");
+        let mut out = LedgerDay::new();
+        for item in self.0.inner.ledger_days.scan_prefix(prefix.as_bytes()) {
+            let (key, value) = item?;
+            let key = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            let Some((what, order)) = key.split_once('\0') else {
+                continue;
+            };
+            let Some(what) = LineKind::parse(what) else {
+                continue;
+            };
+            let fen = <[u8; 8]>::try_from(value.as_ref()).map_or(0, u64::from_be_bytes);
+            out.insert((what, order.to_owned()), fen);
+        }
+        Ok(out)
+    }
+
+    /// Stores a day's reconciliation (a re-run replaces it).
+    fn save_reconciliation(&self, report: &Reconciliation) -> Result<(), StorageError> {
+        self.0
+            .inner
+            .reconciliations
+            .insert(report.date.to_string().as_bytes(), store(report)?)?;
+        Ok(())
+    }
+
+    /// A day's reconciliation, if it ran.
+    fn reconciliation(&self, day: ChinaDay) -> Result<Option<Reconciliation>, StorageError> {
+        let day = day.to_string();
+        match self.0.inner.reconciliations.get(day.as_bytes())? {
+            Some(bytes) => load(&bytes, &day).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Waits until every write made before this call is on disk.
+    fn commit(&self) -> Committing {
+        let store = self.0.clone();
+        Box::pin(async move { store.commit().await })
+    }
+
+    /// Flushes synchronously (start-up, before any actor runs).
+    fn flush_blocking(&self) -> Result<(), StorageError> {
+        self.0.flush_blocking()
+    }
+}
+
+impl SledLedger {
+    /// The withdrawals an index lists under `prefix` (keys: the prefix,
+    /// then the id), newest first, older than `before` when given, that
+    /// `keep` takes, up to `limit`.
+    fn through_index(
+        &self,
+        index: &::sled::Tree,
+        prefix: Vec<u8>,
+        before: Option<&WithdrawalId>,
+        limit: usize,
+        keep: &dyn Fn(&Withdrawal) -> bool,
+    ) -> Result<Vec<Withdrawal>, StorageError> {
+        let end = match before {
+            Some(id) => [prefix.as_slice(), id.as_str().as_bytes()].concat(),
+            None => [prefix.as_slice(), &[0xff]].concat(),
+        };
+        let mut out = Vec::with_capacity(limit.min(MAX_PAGE));
+        for item in index.range(prefix.clone()..end).rev() {
+            let (key, _) = item?;
+            let id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            let Ok(id) = WithdrawalId::parse(&id) else {
+                continue;
+            };
+            match self.withdrawal(&id)? {
+                Some(w) if keep(&w) => out.push(w),
+                _ => continue,
+            }
+            if out.len() == limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes into the inbox every money event the orders in `trees` went
+    /// through that is not posted yet; answers how many. One waiting in
+    /// the inbox already is told twice: harmless, the second finds it
+    /// posted.
+    fn tell_unposted(&self, trees: &[&::sled::Tree]) -> Result<usize, StorageError> {
+        let inner = &self.0.inner;
+        let mut told = 0;
+        for tree in trees {
+            for item in tree.iter() {
+                let (key, value) = item?;
+                let order = decode_order(&value, &String::from_utf8_lossy(&key))?;
+                for event in MoneyEvent::of_past(&order) {
+                    if !self.is_posted(&event.key())? {
+                        let seq = inner.ids.next(unix_ms());
+                        inner
+                            .ledger_inbox
+                            .insert(seq.to_be_bytes(), store(&event)?)?;
+                        told += 1;
+                    }
+                }
+            }
+        }
+        Ok(told)
+    }
+}
+
+fn abort(e: StorageError) -> ConflictableTransactionError<StorageError> {
+    ConflictableTransactionError::Abort(e)
+}
+
+fn unwrap_tx(e: TransactionError<StorageError>) -> StorageError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => e.into(),
+    }
+}
+
+/// `courier`, a 0 byte, then `rest`: one courier's keys are one range.
+fn courier_key(courier: &OpenId, rest: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(courier.as_str().len() + 1 + rest.len());
+    key.extend_from_slice(courier.as_str().as_bytes());
+    key.push(0);
+    key.extend_from_slice(rest);
+    key
+}
+
+/// The book's trees inside one transaction.
+struct Book<'a> {
+    postings: &'a ::sled::transaction::TransactionalTree,
+    balances: &'a ::sled::transaction::TransactionalTree,
+    entries: &'a ::sled::transaction::TransactionalTree,
+    /// What moved through WeChat Pay each China day (reconciliation).
+    days: &'a ::sled::transaction::TransactionalTree,
+    /// Numbers the statement lines.
+    ids: &'a Sequence,
+}
+
+/// `day`, then what moved and the order: one day is one key range.
+fn day_key(day: ChinaDay, what: LineKind, order: &str) -> Vec<u8> {
+    format!("{day}\0{what}\0{order}").into_bytes()
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StorageError>>;
+
+impl Book<'_> {
+    /// Posts `event` unless its key is posted already; answers whether it
+    /// was new.
+    fn post(&self, event: &MoneyEvent, percent: u8, at_unix_ms: i64) -> TxResult<bool> {
+        let key = event.key();
+        if self.postings.get(key.as_bytes())?.is_some() {
+            return Ok(false);
+        }
+        let escrow = match event.escrow() {
+            Some(account) => balance_of(self.balances.get(account.key().as_bytes())?),
+            None => 0,
+        };
+        let posted = Posted {
+            at_unix_ms,
+            posting: event.posting(escrow, percent),
+        };
+        self.postings
+            .insert(key.as_bytes(), store(&posted).map_err(abort)?)?;
+        for leg in &posted.posting.legs {
+            let account = leg.account.key();
+            let balance = balance_of(self.balances.get(account.as_bytes())?) + leg.amount;
+            if balance == 0 {
+                // An emptied escrow (or wallet) leaves no key behind.
+                self.balances.remove(account.as_bytes())?;
+            } else {
+                self.balances
+                    .insert(account.as_bytes(), &balance.to_be_bytes())?;
+            }
+            // Statements are read for couriers' wallets only: the other
+            // accounts' history is the postings themselves.
+            if !matches!(leg.account, Account::Available(_) | Account::Withdrawing(_)) {
+                continue;
+            }
+            let line = Entry {
+                seq: 0,
+                at_unix_ms,
+                kind: posted.posting.kind,
+                subject: posted.posting.subject.clone(),
+                amount: leg.amount,
+            };
+            let seq = self.ids.next(at_unix_ms);
+            self.entries
+                .insert(entry_key(&account, seq), store(&line).map_err(abort)?)?;
+        }
+        self.note_day(&posted)?;
+        Ok(true)
+    }
+
+    /// Records a payment or a refund through WeChat Pay under its day.
+    fn note_day(&self, posted: &Posted) -> TxResult<()> {
+        let Subject::Order(order) = &posted.posting.subject else {
+            return Ok(());
+        };
+        let escrow = posted
+            .posting
+            .legs
+            .iter()
+            .find(|l| matches!(l.account, Account::Escrow(_)))
+            .map_or(0, |l| l.amount);
+        let through_wechat = posted
+            .posting
+            .legs
+            .iter()
+            .any(|l| l.account == Account::Clearing && l.amount == -escrow);
+        let commission = posted
+            .posting
+            .legs
+            .iter()
+            .find(|l| l.account == Account::Platform)
+            .map_or(0, |l| l.amount);
+        let (what, fen) = match posted.posting.kind {
+            PostingKind::Payment if through_wechat => (LineKind::Payment, escrow.unsigned_abs()),
+            PostingKind::Refund if through_wechat => (LineKind::Refund, escrow.unsigned_abs()),
+            // The platform's revenue of the day (the console).
+            PostingKind::Earning if commission > 0 => {
+                (LineKind::Commission, commission.unsigned_abs())
+            }
+            _ => return Ok(()),
+        };
+        let key = day_key(
+            ChinaDay::of_unix_ms(posted.at_unix_ms),
+            what,
+            order.as_str(),
+        );
+        self.days.insert(key, &fen.to_be_bytes())?;
+        Ok(())
+    }
+}
