@@ -163,7 +163,11 @@ struct Inner {
     /// The commission percent in force when each order was paid.
     ledger_rates: ::sled::Tree,
     reconciliations: ::sled::Tree,
-    committer: mpsc::Sender<Waiter>,
+    /// The group-commit thread's queue (taken on drop, which ends it).
+    committer: Option<mpsc::Sender<Waiter>>,
+    /// The group-commit thread, joined on drop: it holds the database, so
+    /// the directory is free again once the last handle is gone.
+    flusher: Option<thread::JoinHandle<()>>,
     /// Flushes still to fail on purpose (fault injection for tests).
     failing_flushes: Arc<AtomicU32>,
     /// The last flush failed: nothing written since is known durable.
@@ -172,6 +176,15 @@ struct Inner {
     probe_ok_ms: AtomicI64,
     /// The increasing ids of the inbox, the outbox and the statements.
     ids: Sequence,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.committer.take();
+        if let Some(flusher) = self.flusher.take() {
+            let _ = flusher.join();
+        }
+    }
 }
 
 /// The sled database; cheap to clone.
@@ -207,7 +220,7 @@ impl SledStore {
             failed: Arc::new(AtomicBool::new(false)),
         };
         let (failing_flushes, flush_failed) = (flusher.failing.clone(), flusher.failed.clone());
-        thread::Builder::new()
+        let flusher = thread::Builder::new()
             .name("sled-group-commit".into())
             .spawn(move || flusher.run(rx))
             .map_err(|e| StorageError::Commit(e.to_string()))?;
@@ -239,7 +252,8 @@ impl SledStore {
             ledger_days: db.open_tree("ledger_days")?,
             ledger_rates: db.open_tree("ledger_rates")?,
             reconciliations: db.open_tree("reconciliations")?,
-            committer: tx,
+            committer: Some(tx),
+            flusher: Some(flusher),
             failing_flushes,
             flush_failed,
             probe_ok_ms: AtomicI64::new(unix_ms()),
@@ -277,6 +291,8 @@ impl SledStore {
         let (tx, rx) = oneshot::channel();
         self.inner
             .committer
+            .as_ref()
+            .ok_or(StorageError::Closed)?
             .send(tx)
             .map_err(|_| StorageError::Closed)?;
         match rx.blocking_recv() {
@@ -319,6 +335,8 @@ impl SledStore {
         let (tx, rx) = oneshot::channel();
         self.inner
             .committer
+            .as_ref()
+            .ok_or(StorageError::Closed)?
             .send(tx)
             .map_err(|_| StorageError::Closed)?;
         match rx.await {
