@@ -5,7 +5,7 @@ use super::*;
 impl Handler<CreateOrder> for OrderShard {
     type Result = Result<Order, OrderError>;
 
-    #[tracing::instrument(level = "debug", name = "create_order", skip_all, fields(shard = self.index))]
+    #[tracing::instrument(level = "debug", name = "create_order", skip_all, fields(shard = self.shard.index))]
     fn handle(&mut self, msg: CreateOrder, ctx: &mut Self::Context) -> Self::Result {
         self.guarded(ctx, |s| s.create(msg))
     }
@@ -14,7 +14,7 @@ impl Handler<CreateOrder> for OrderShard {
 impl Handler<CancelOrder> for OrderShard {
     type Result = Result<Order, OrderError>;
 
-    #[tracing::instrument(level = "debug", name = "cancel_order", skip_all, fields(shard = self.index, order = %msg.id))]
+    #[tracing::instrument(level = "debug", name = "cancel_order", skip_all, fields(shard = self.shard.index, order = %msg.id))]
     fn handle(&mut self, msg: CancelOrder, ctx: &mut Self::Context) -> Self::Result {
         self.guarded(ctx, |s| s.cancel(msg))
     }
@@ -203,7 +203,7 @@ impl Handler<Reload> for OrderShard {
 
     fn handle(&mut self, Reload { id }: Reload, ctx: &mut Self::Context) {
         if let Err(e) = self.reload_one(&id) {
-            tracing::error!(shard = self.index, error = %e, "cannot re-read an order; restarting");
+            tracing::error!(shard = self.shard.index, error = %e, "cannot re-read an order; restarting");
             ctx.stop();
         }
     }

@@ -39,8 +39,8 @@ const IDEMPOTENCY_SWEEP_EVERY: Duration = Duration::from_secs(3600);
 
 /// One shard: the orders whose id hashes to it.
 pub struct OrderShard {
-    index: usize,
-    count: usize,
+    /// Which shard this is: the orders it owns, as storage is told.
+    shard: Shard,
     /// Ids of outbox entries and money events, increasing store-wide.
     ids: Sequence,
     store: Arc<dyn OrderRepo>,
@@ -77,14 +77,13 @@ impl OrderShard {
         config: OrdersConfig,
         listeners: OrderListeners,
     ) -> Self {
-        let shard = index.to_string();
+        let label = index.to_string();
         let gauges = ALL_STATUSES
             .iter()
-            .map(|s| metrics::gauge!("lastmile_orders_active", "status" => s.as_str(), "shard" => shard.clone()))
+            .map(|s| metrics::gauge!("lastmile_orders_active", "status" => s.as_str(), "shard" => label.clone()))
             .collect();
         Self {
-            index,
-            count,
+            shard: Shard { index, count },
             ids: store.ids(),
             store,
             config,
@@ -99,14 +98,6 @@ impl OrderShard {
         }
     }
 
-    /// Which shard this is, as storage is told.
-    fn shard(&self) -> Shard {
-        Shard {
-            index: self.index,
-            count: self.count,
-        }
-    }
-
     fn reload(&mut self) -> Result<(), StorageError> {
         self.active.clear();
         self.payment_deadlines.clear();
@@ -116,7 +107,7 @@ impl OrderShard {
         for gauge in &self.gauges {
             gauge.set(0.0);
         }
-        let orders = self.store.active_orders(self.shard())?;
+        let orders = self.store.active_orders(self.shard)?;
         for order in orders {
             self.track(order);
         }
@@ -125,14 +116,14 @@ impl OrderShard {
         let since = crate::domain::unix_ms(now_utc() - RECENT).max(0) as u64;
         self.recent = self
             .store
-            .orders_created_since(since, self.shard())?
+            .orders_created_since(since, self.shard)?
             .iter()
             .map(|o| (o.id.clone(), super::figures::Snapshot::of(o)))
             .collect();
         self.resume_refunds();
         self.retell_active();
         tracing::info!(
-            shard = self.index,
+            shard = self.shard.index,
             active = self.active.len(),
             "orders shard loaded"
         );
@@ -376,7 +367,7 @@ impl OrderShard {
             Ok(result) => result,
             Err(_) => {
                 tracing::error!(
-                    shard = self.index,
+                    shard = self.shard.index,
                     "orders shard panicked; restarting from sled"
                 );
                 metrics::counter!("lastmile_actor_restarts_total", "actor" => "orders")
@@ -395,7 +386,7 @@ impl Actor for OrderShard {
         if let Err(e) = self.reload() {
             // Without its state the shard must not answer; stopping lets the
             // supervisor try again, and callers get 503 meanwhile.
-            tracing::error!(shard = self.index, error = %e, "orders shard cannot load; stopping");
+            tracing::error!(shard = self.shard.index, error = %e, "orders shard cannot load; stopping");
             ctx.stop();
             return;
         }
@@ -412,7 +403,7 @@ impl Actor for OrderShard {
             if let Ok(n) = expired {
                 if n > 0 {
                     tracing::info!(
-                        shard = act.index,
+                        shard = act.shard.index,
                         due = n,
                         "unpaid orders past their deadline"
                     );
@@ -430,7 +421,7 @@ impl Actor for OrderShard {
 
 impl Supervised for OrderShard {
     fn restarting(&mut self, _: &mut Self::Context) {
-        tracing::warn!(shard = self.index, "orders shard restarting");
+        tracing::warn!(shard = self.shard.index, "orders shard restarting");
         self.active.clear();
         self.payment_deadlines.clear();
     }

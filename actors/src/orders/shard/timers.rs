@@ -118,7 +118,7 @@ impl OrderShard {
     /// Forgets this shard's customers' idempotency keys older than a day
     /// (off the shard's thread: it scans the whole tree).
     pub(super) fn sweep_idempotency(&self) {
-        let (store, shard) = (self.store.clone(), self.shard());
+        let (store, shard) = (self.store.clone(), self.shard);
         let since_ms = idempotency_cutoff(now_utc());
         actix::spawn(async move {
             let swept =

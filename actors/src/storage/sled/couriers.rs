@@ -9,7 +9,6 @@ use crate::storage::{Committing, CourierRepo};
 pub struct SledCouriers(pub(super) SledStore);
 
 impl CourierRepo for SledCouriers {
-    /// Saves a courier profile.
     fn put_courier(&self, profile: &CourierProfile) -> Result<(), StorageError> {
         // Profiles without a campus or a flag keep the bytes earlier
         // releases read.
@@ -27,7 +26,6 @@ impl CourierRepo for SledCouriers {
         Ok(())
     }
 
-    /// A courier profile.
     fn get_courier(&self, openid: &OpenId) -> Result<Option<CourierProfile>, StorageError> {
         match self.0.inner.couriers.get(openid.as_str().as_bytes())? {
             Some(bytes) => courier_of(&bytes, openid.as_str()).map(Some),
@@ -35,7 +33,6 @@ impl CourierRepo for SledCouriers {
         }
     }
 
-    /// Every courier profile (a campus has hundreds, not millions).
     fn all_couriers(&self) -> Result<Vec<CourierProfile>, StorageError> {
         let mut all = Vec::new();
         for entry in self.0.inner.couriers.iter() {
@@ -45,7 +42,6 @@ impl CourierRepo for SledCouriers {
         Ok(all)
     }
 
-    /// How many orders a courier gave back on a (China) day.
     fn releases_on(&self, openid: &OpenId, day: ChinaDay) -> Result<u32, StorageError> {
         let key = format!("{}\0{day}", openid.as_str()).into_bytes();
         Ok(self
@@ -57,7 +53,6 @@ impl CourierRepo for SledCouriers {
             .map_or(0, u32::from_be_bytes))
     }
 
-    /// Counts one more give-back on a day (the dispatcher is the one writer).
     fn count_release(&self, openid: &OpenId, day: ChinaDay) -> Result<u32, StorageError> {
         let n = self.releases_on(openid, day)? + 1;
         let key = format!("{}\0{day}", openid.as_str()).into_bytes();
@@ -68,10 +63,8 @@ impl CourierRepo for SledCouriers {
         Ok(n)
     }
 
-    /// Waits until every write made before this call is on disk.
     fn commit(&self) -> Committing {
-        let store = self.0.clone();
-        Box::pin(async move { store.commit().await })
+        self.0.committing()
     }
 }
 

@@ -8,8 +8,6 @@ use crate::storage::{Committing, FormIdRepo};
 pub struct SledFormIds(pub(super) SledStore);
 
 impl FormIdRepo for SledFormIds {
-    /// Pools a form_id / prepay_id for `openid` until `expires_at` (unix s),
-    /// keeping at most `keep` per user: the earliest-expiring go first.
     fn pool_id(
         &self,
         openid: &OpenId,
@@ -36,7 +34,6 @@ impl FormIdRepo for SledFormIds {
         Ok(())
     }
 
-    /// Drops every pooled id that expired by `now` (unix s); returns how many.
     fn prune_expired_ids(&self, now: i64) -> Result<usize, StorageError> {
         let mut removed = 0;
         for key in self.0.inner.formids.iter().keys() {
@@ -55,7 +52,6 @@ impl FormIdRepo for SledFormIds {
         Ok(removed)
     }
 
-    /// How many ids `openid` has pooled (expired ones included until swept).
     fn pooled_count(&self, openid: &OpenId) -> usize {
         self.0
             .inner
@@ -64,8 +60,6 @@ impl FormIdRepo for SledFormIds {
             .count()
     }
 
-    /// Takes one use of `openid`'s earliest-expiring id still valid at
-    /// `now` (unix s), dropping expired ones on the way.
     fn take_pooled_id(&self, openid: &OpenId, now: i64) -> Result<Option<String>, StorageError> {
         let prefix = user_prefix(openid);
         for item in self.0.inner.formids.scan_prefix(&prefix) {
@@ -90,7 +84,6 @@ impl FormIdRepo for SledFormIds {
         Ok(None)
     }
 
-    /// Adds `n` subscribe-message grants of `template` for `openid`.
     fn add_grants(&self, openid: &OpenId, template: &str, n: u32) -> Result<(), StorageError> {
         let key = grant_key(openid, template);
         let now = self.grants_left(&key)?;
@@ -101,7 +94,6 @@ impl FormIdRepo for SledFormIds {
         Ok(())
     }
 
-    /// Takes one grant of `template` for `openid`, if there is one.
     fn take_grant(&self, openid: &OpenId, template: &str) -> Result<bool, StorageError> {
         let key = grant_key(openid, template);
         match self.grants_left(&key)? {
@@ -117,10 +109,8 @@ impl FormIdRepo for SledFormIds {
         }
     }
 
-    /// Waits until every write made before this call is on disk.
     fn commit(&self) -> Committing {
-        let store = self.0.clone();
-        Box::pin(async move { store.commit().await })
+        self.0.committing()
     }
 }
 

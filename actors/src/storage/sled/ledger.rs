@@ -48,8 +48,6 @@ fn entry_key(account: &str, seq: u64) -> Vec<u8> {
 }
 
 impl LedgerRepo for SledLedger {
-    /// Up to `limit` money events waiting in the inbox, oldest first, with
-    /// their inbox keys.
     fn inbox(&self, limit: usize) -> Result<Vec<(u64, MoneyEvent)>, StorageError> {
         let mut out = Vec::new();
         for item in self.0.inner.ledger_inbox.iter().take(limit) {
@@ -115,8 +113,6 @@ impl LedgerRepo for SledLedger {
             .map_err(unwrap_tx)
     }
 
-    /// The commission percent stamped on each order when it was paid
-    /// (None: not paid, or paid before stamps existed).
     fn rates_of(&self, orders: &[OrderId]) -> Result<Vec<Option<u8>>, StorageError> {
         orders
             .iter()
@@ -127,10 +123,6 @@ impl LedgerRepo for SledLedger {
             .collect()
     }
 
-    /// Posts `event` once, at `at_unix_ms`, with the commission of the
-    /// moment (its campus's), and takes it (inbox key `seq`) out of the inbox,
-    /// atomically. Answers whether it was new (a replayed event only
-    /// leaves the inbox).
     fn post(
         &self,
         seq: u64,
@@ -142,8 +134,6 @@ impl LedgerRepo for SledLedger {
         Ok(self.post_batch(&one, commission, at_unix_ms)? == 1)
     }
 
-    /// Writes a withdrawal, with (atomically) the posting of the money it
-    /// moves and, for a new one, the courier's Idempotency-Key.
     fn save_withdrawal(
         &self,
         withdrawal: &Withdrawal,
@@ -194,7 +184,6 @@ impl LedgerRepo for SledLedger {
             .map_err(unwrap_tx)
     }
 
-    /// One withdrawal.
     fn withdrawal(&self, id: &WithdrawalId) -> Result<Option<Withdrawal>, StorageError> {
         match self.0.inner.withdrawals.get(id.as_str().as_bytes())? {
             Some(bytes) => load(&bytes, id.as_str()).map(Some),
@@ -202,7 +191,6 @@ impl LedgerRepo for SledLedger {
         }
     }
 
-    /// The withdrawal a courier made with this Idempotency-Key, if any.
     fn withdrawal_by_key(
         &self,
         courier: &OpenId,
@@ -222,8 +210,6 @@ impl LedgerRepo for SledLedger {
         }
     }
 
-    /// A courier's withdrawals, newest first, up to `limit`, older than
-    /// `before` when given.
     fn withdrawals_of(
         &self,
         courier: &OpenId,
@@ -234,9 +220,6 @@ impl LedgerRepo for SledLedger {
         self.through_index(index, courier_key(courier, b""), before, limit, &|_| true)
     }
 
-    /// Withdrawals, newest first, in `status` when given, that `keep`
-    /// takes, up to `limit`, older than `before` when given (the
-    /// operators' queue).
     fn withdrawals(
         &self,
         status: Option<WithdrawalStatus>,
@@ -270,8 +253,6 @@ impl LedgerRepo for SledLedger {
         self.through_index(index, status_key(status, b""), before, limit, &in_status)
     }
 
-    /// Puts every stored withdrawal in the index by status, once (stores
-    /// written before the index); answers how many were indexed.
     fn index_withdrawal_statuses(&self) -> Result<usize, StorageError> {
         let inner = &self.0.inner;
         if inner.meta.contains_key(STATUS_INDEXED)? {
@@ -290,19 +271,15 @@ impl LedgerRepo for SledLedger {
         Ok(n)
     }
 
-    /// True when a posting with this key exists.
     fn is_posted(&self, key: &str) -> Result<bool, StorageError> {
         Ok(self.0.inner.ledger_postings.contains_key(key.as_bytes())?)
     }
 
-    /// One account's balance.
     fn balance(&self, account: &Account) -> Result<i64, StorageError> {
         let bytes = self.0.inner.ledger_balances.get(account.key().as_bytes())?;
         Ok(balance_of(bytes))
     }
 
-    /// Every posting ever made, replayed (the check's proof of the
-    /// balances).
     fn journal(&self) -> Result<Journal, StorageError> {
         let mut journal = Journal::default();
         for item in self.0.inner.ledger_postings.iter() {
@@ -315,7 +292,6 @@ impl LedgerRepo for SledLedger {
         Ok(journal)
     }
 
-    /// Every account that holds money, with its balance.
     fn balances(&self) -> Result<Vec<(Account, i64)>, StorageError> {
         let mut out = Vec::new();
         for item in self.0.inner.ledger_balances.iter() {
@@ -329,9 +305,6 @@ impl LedgerRepo for SledLedger {
         Ok(out)
     }
 
-    /// Up to `limit` lines of a courier account's statement (only those
-    /// keep one), newest first, older than the line `before` (a previous
-    /// page's last `seq`) when given.
     fn statement(
         &self,
         account: &Account,
@@ -363,9 +336,6 @@ impl LedgerRepo for SledLedger {
         Ok(out)
     }
 
-    /// Tells the ledger, once, every money event the stored orders went
-    /// through before it existed (written to its inbox; posting them is
-    /// idempotent, so a crash halfway only means doing it again).
     fn migrate_orders(&self) -> Result<usize, StorageError> {
         let inner = &self.0.inner;
         if inner.meta.contains_key(MIGRATED)? {
@@ -384,7 +354,6 @@ impl LedgerRepo for SledLedger {
         self.tell_unposted(&[&self.0.inner.active])
     }
 
-    /// What the ledger moved through WeChat Pay on a China day.
     fn ledger_day(&self, day: ChinaDay) -> Result<LedgerDay, StorageError> {
         let prefix = format!("{day}\0");
         let mut out = LedgerDay::new();
@@ -403,7 +372,6 @@ impl LedgerRepo for SledLedger {
         Ok(out)
     }
 
-    /// Stores a day's reconciliation (a re-run replaces it).
     fn save_reconciliation(&self, report: &Reconciliation) -> Result<(), StorageError> {
         self.0
             .inner
@@ -412,7 +380,6 @@ impl LedgerRepo for SledLedger {
         Ok(())
     }
 
-    /// A day's reconciliation, if it ran.
     fn reconciliation(&self, day: ChinaDay) -> Result<Option<Reconciliation>, StorageError> {
         let day = day.to_string();
         match self.0.inner.reconciliations.get(day.as_bytes())? {
@@ -421,13 +388,10 @@ impl LedgerRepo for SledLedger {
         }
     }
 
-    /// Waits until every write made before this call is on disk.
     fn commit(&self) -> Committing {
-        let store = self.0.clone();
-        Box::pin(async move { store.commit().await })
+        self.0.committing()
     }
 
-    /// Flushes synchronously (start-up, before any actor runs).
     fn flush_blocking(&self) -> Result<(), StorageError> {
         self.0.flush_blocking()
     }

@@ -346,6 +346,12 @@ impl SledStore {
         }
     }
 
+    /// [`Self::commit`] as a repository answers it (owned, boxed).
+    pub(super) fn committing(&self) -> crate::storage::Committing {
+        let store = self.clone();
+        Box::pin(async move { store.commit().await })
+    }
+
     /// Flushes synchronously (shutdown); call off the async threads.
     pub fn flush_blocking(&self) -> Result<(), StorageError> {
         self.inner.db.flush()?;

@@ -9,7 +9,6 @@ use crate::storage::{Committing, OperatorRepo};
 pub struct SledOperators(pub(super) SledStore);
 
 impl OperatorRepo for SledOperators {
-    /// Saves an operator.
     fn put_operator(&self, operator: &OperatorRecord) -> Result<(), StorageError> {
         self.0
             .inner
@@ -18,7 +17,6 @@ impl OperatorRepo for SledOperators {
         Ok(())
     }
 
-    /// Every operator, revoked ones included, by name.
     fn all_operators(&self) -> Result<Vec<OperatorRecord>, StorageError> {
         let mut all = Vec::new();
         for item in self.0.inner.operators.iter() {
@@ -28,13 +26,10 @@ impl OperatorRepo for SledOperators {
         Ok(all)
     }
 
-    /// Waits until every write made before this call is on disk.
     fn commit(&self) -> Committing {
-        let store = self.0.clone();
-        Box::pin(async move { store.commit().await })
+        self.0.committing()
     }
 
-    /// Makes every write so far durable, blocking (the command line).
     fn flush_blocking(&self) -> Result<(), StorageError> {
         self.0.flush_blocking()
     }

@@ -13,8 +13,6 @@ use crate::storage::{Committing, OrderRepo};
 pub struct SledOrders(pub(super) SledStore);
 
 impl OrderRepo for SledOrders {
-    /// Reads one order from the active tree only (a shard re-reading what
-    /// it owns after a failed commit).
     fn get_active_order(&self, id: &OrderId) -> Result<Option<Order>, StorageError> {
         match self.0.inner.active.get(id.as_str().as_bytes())? {
             Some(bytes) => decode_order(&bytes, id.as_str()).map(Some),
@@ -22,8 +20,6 @@ impl OrderRepo for SledOrders {
         }
     }
 
-    /// Writes a new order (and its idempotency key, atomically, if any).
-    /// Not durable until [`Self::commit`].
     fn insert_new_order(
         &self,
         order: &Order,
@@ -46,8 +42,6 @@ impl OrderRepo for SledOrders {
             .map_err(tx_error)
     }
 
-    /// Writes a changed order; a terminal one moves to the archive, and one
-    /// that leaves a terminal status (a late payment) moves back.
     fn update_order(&self, order: &Order, was_terminal: bool) -> Result<(), StorageError> {
         self.update_order_with(order, was_terminal, &[], &[])
     }
@@ -127,13 +121,10 @@ impl OrderRepo for SledOrders {
             .map_err(tx_error)
     }
 
-    /// The store's increasing ids (outbox entries, the ledger's inbox).
     fn ids(&self) -> Sequence {
         self.0.inner.ids.clone()
     }
 
-    /// The order a customer created with this idempotency key, if any and
-    /// if it was made after `since_ms` (unix ms; older keys are forgotten).
     fn idempotent_order(
         &self,
         customer: &OpenId,
@@ -152,8 +143,6 @@ impl OrderRepo for SledOrders {
         Ok(Some(id))
     }
 
-    /// Forgets idempotency keys of orders made before `since_ms` whose
-    /// customer `shard` owns (each shard sweeps its own); returns how many.
     fn prune_idempotency(&self, since_ms: u64, shard: Shard) -> Result<usize, StorageError> {
         let mut removed = 0;
         for item in self.0.inner.idempotency.iter() {
@@ -177,7 +166,6 @@ impl OrderRepo for SledOrders {
         Ok(removed)
     }
 
-    /// One order by id, active or archived.
     fn get_order(&self, id: &OrderId) -> Result<Option<Order>, StorageError> {
         let key = id.as_str().as_bytes();
         let bytes = match self.0.inner.active.get(key)? {
@@ -190,9 +178,6 @@ impl OrderRepo for SledOrders {
         decode_order(&bytes, id.as_str()).map(Some)
     }
 
-    /// Every order, active or archived, created at or after `since_ms`
-    /// that `shard` owns (both read from the id, so
-    /// other records are not decoded).
     fn orders_created_since(
         &self,
         since_ms: u64,
@@ -216,7 +201,6 @@ impl OrderRepo for SledOrders {
         Ok(out)
     }
 
-    /// Every active order `shard` owns.
     fn active_orders(&self, shard: Shard) -> Result<Vec<Order>, StorageError> {
         let mut out = Vec::new();
         for item in self.0.inner.active.iter() {
@@ -234,9 +218,6 @@ impl OrderRepo for SledOrders {
         Ok(out)
     }
 
-    /// A page of a customer's orders, newest first, optionally one status
-    /// only; `before` is the cursor of the previous page. Returns the page
-    /// and the cursor of the next one: None only when nothing older is left.
     fn list_customer_orders(
         &self,
         customer: &OpenId,
@@ -247,20 +228,16 @@ impl OrderRepo for SledOrders {
         self.list_scanning(customer, status, limit, before, LIST_SCAN_LIMIT)
     }
 
-    /// True when the database answers a read.
     fn is_healthy(&self) -> bool {
         self.0.is_healthy()
     }
 
-    /// True when storage takes durable writes (see [`Store::is_writable`]).
     fn is_writable(&self) -> bool {
         self.0.is_writable()
     }
 
-    /// Waits until every write made before this call is on disk.
     fn commit(&self) -> Committing {
-        let store = self.0.clone();
-        Box::pin(async move { store.commit().await })
+        self.0.committing()
     }
 }
 

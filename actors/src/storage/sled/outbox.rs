@@ -9,7 +9,6 @@ use crate::storage::{Committing, OutboxRepo};
 pub struct SledOutbox(pub(super) SledStore);
 
 impl OutboxRepo for SledOutbox {
-    /// Up to `limit` outbox entries, oldest first.
     fn outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>, StorageError> {
         let mut out = Vec::new();
         for item in self.0.inner.outbox.iter().values().take(limit) {
@@ -18,12 +17,10 @@ impl OutboxRepo for SledOutbox {
         Ok(out)
     }
 
-    /// How many messages wait in the outbox.
     fn outbox_len(&self) -> usize {
         self.0.inner.outbox.len()
     }
 
-    /// Rewrites an outbox entry (attempts, next try).
     fn put_outbox(&self, entry: &OutboxEntry) -> Result<(), StorageError> {
         self.0
             .inner
@@ -32,15 +29,12 @@ impl OutboxRepo for SledOutbox {
         Ok(())
     }
 
-    /// Removes a delivered or dropped entry.
     fn remove_outbox(&self, id: u64) -> Result<(), StorageError> {
         self.0.inner.outbox.remove(id.to_be_bytes())?;
         Ok(())
     }
 
-    /// Waits until every write made before this call is on disk.
     fn commit(&self) -> Committing {
-        let store = self.0.clone();
-        Box::pin(async move { store.commit().await })
+        self.0.committing()
     }
 }

@@ -9,7 +9,6 @@ use crate::storage::{Committing, PaymentRepo};
 pub struct SledPayments(pub(super) SledStore);
 
 impl PaymentRepo for SledPayments {
-    /// Writes an order's payment session. Not durable until [`Self::commit`].
     fn put_payment(&self, record: &PaymentRecord) -> Result<(), StorageError> {
         self.0
             .inner
@@ -18,7 +17,6 @@ impl PaymentRepo for SledPayments {
         Ok(())
     }
 
-    /// An order's payment session.
     fn get_payment(&self, id: &OrderId) -> Result<Option<PaymentRecord>, StorageError> {
         match self.0.inner.payments.get(id.as_str().as_bytes())? {
             Some(bytes) => load(&bytes, id.as_str()).map(Some),
@@ -26,9 +24,7 @@ impl PaymentRepo for SledPayments {
         }
     }
 
-    /// Waits until every write made before this call is on disk.
     fn commit(&self) -> Committing {
-        let store = self.0.clone();
-        Box::pin(async move { store.commit().await })
+        self.0.committing()
     }
 }

@@ -8,13 +8,11 @@ use crate::storage::{Committing, SessionRepo};
 pub struct SledSessions(pub(super) SledStore);
 
 impl SessionRepo for SledSessions {
-    /// Stores a login session under the hash of its token.
     fn put_session(&self, token_hash: &[u8; 32], session: &Session) -> Result<(), StorageError> {
         self.0.inner.sessions.insert(token_hash, store(session)?)?;
         Ok(())
     }
 
-    /// A session by token hash.
     fn get_session(&self, token_hash: &[u8; 32]) -> Result<Option<Session>, StorageError> {
         match self.0.inner.sessions.get(token_hash)? {
             Some(bytes) => load(&bytes, "session").map(Some),
@@ -22,7 +20,6 @@ impl SessionRepo for SledSessions {
         }
     }
 
-    /// Deletes sessions that expired before `now`; returns how many.
     fn remove_expired_sessions(&self, now: OffsetDateTime) -> Result<usize, StorageError> {
         let mut removed = 0;
         for item in self.0.inner.sessions.iter() {
@@ -38,7 +35,6 @@ impl SessionRepo for SledSessions {
         Ok(removed)
     }
 
-    /// Blocks a user (or replaces the block's reason).
     fn put_block(&self, openid: &OpenId, block: &Block) -> Result<(), StorageError> {
         self.0
             .inner
@@ -47,7 +43,6 @@ impl SessionRepo for SledSessions {
         Ok(())
     }
 
-    /// Lifts a block; false when there was none.
     fn remove_block(&self, openid: &OpenId) -> Result<bool, StorageError> {
         Ok(self
             .0
@@ -57,7 +52,6 @@ impl SessionRepo for SledSessions {
             .is_some())
     }
 
-    /// Every blocked user.
     fn all_blocks(&self) -> Result<Vec<(OpenId, Block)>, StorageError> {
         let mut all = Vec::new();
         for item in self.0.inner.blocked.iter() {
@@ -70,9 +64,7 @@ impl SessionRepo for SledSessions {
         Ok(all)
     }
 
-    /// Waits until every write made before this call is on disk.
     fn commit(&self) -> Committing {
-        let store = self.0.clone();
-        Box::pin(async move { store.commit().await })
+        self.0.committing()
     }
 }

@@ -10,7 +10,6 @@ use crate::storage::{Committing, UploadRepo};
 pub struct SledUploads(pub(super) SledStore);
 
 impl UploadRepo for SledUploads {
-    /// Saves an upload's record.
     fn put_upload(&self, upload: &Upload) -> Result<(), StorageError> {
         self.0
             .inner
@@ -19,7 +18,6 @@ impl UploadRepo for SledUploads {
         Ok(())
     }
 
-    /// An upload's record.
     fn get_upload(&self, id: &UploadId) -> Result<Option<Upload>, StorageError> {
         match self.0.inner.uploads.get(id.as_str().as_bytes())? {
             Some(bytes) => load(&bytes, id.as_str()).map(Some),
@@ -27,7 +25,6 @@ impl UploadRepo for SledUploads {
         }
     }
 
-    /// How many photos `owner` stored on a (China) day.
     fn uploads_on(&self, owner: &OpenId, day: ChinaDay) -> Result<u32, StorageError> {
         let key = format!("{}\0{day}", owner.as_str()).into_bytes();
         Ok(self
@@ -39,8 +36,6 @@ impl UploadRepo for SledUploads {
             .map_or(0, u32::from_be_bytes))
     }
 
-    /// Counts one more stored photo on a day (the uploads actor is the one
-    /// writer).
     fn count_upload(&self, owner: &OpenId, day: ChinaDay) -> Result<u32, StorageError> {
         let n = self.uploads_on(owner, day)? + 1;
         let key = format!("{}\0{day}", owner.as_str()).into_bytes();
@@ -48,9 +43,7 @@ impl UploadRepo for SledUploads {
         Ok(n)
     }
 
-    /// Waits until every write made before this call is on disk.
     fn commit(&self) -> Committing {
-        let store = self.0.clone();
-        Box::pin(async move { store.commit().await })
+        self.0.committing()
     }
 }

@@ -512,8 +512,7 @@ impl<'a> From<&'a Change> for ChangeRecord<&'a str> {
 
 impl ChangeRecord {
     fn domain(self) -> Result<Change, Unreadable> {
-        let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.at_unix_ms) * 1_000_000)
-            .map_err(|_| Unreadable)?;
+        let at = time_of_ms(self.at_unix_ms)?;
         Ok(Change {
             at,
             event: self.event.map(EventRecord::domain),

@@ -241,13 +241,7 @@ impl CourierV2 {
                 _ => return Err(Unreadable),
             },
             reason: self.reason,
-            suspended_until: self
-                .suspended_until_ms
-                .map(|ms| {
-                    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-                        .map_err(|_| Unreadable)
-                })
-                .transpose()?,
+            suspended_until: self.suspended_until_ms.map(time_of_ms).transpose()?,
             applied_at: self.applied_at,
             name_flagged: false,
             campus: None,
@@ -373,8 +367,7 @@ impl Stored for Block {
     fn from_record(r: BlockV1) -> Result<Self, Unreadable> {
         Ok(Block {
             reason: r.reason,
-            at: OffsetDateTime::from_unix_timestamp_nanos(i128::from(r.at_ms) * 1_000_000)
-                .map_err(|_| Unreadable)?,
+            at: time_of_ms(r.at_ms)?,
         })
     }
 }
