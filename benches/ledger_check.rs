@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use lastmile_actors::domain::{now_utc, unix_ms, OpenId, OrderId};
 use lastmile_actors::domain::{Commission, MoneyEvent};
-use lastmile_actors::ledger::{Ledger, LedgerConfig, Payout, WithdrawalRules};
+use lastmile_actors::ledger::{Batch, Ledger, LedgerConfig, Payout, WithdrawalRules};
 use lastmile_actors::storage::Engine;
 
 /// A line of `/proc/self/status` in MiB (`VmRSS`, `VmHWM`).
@@ -55,6 +55,7 @@ fn fill(store: &Engine, orders: u64) -> u64 {
         default: 10,
         campuses: Default::default(),
     };
+    let ids = repo.ids();
     let mut posted = 0;
     for i in 0..orders {
         let order = OrderId::generate(&customer, now);
@@ -75,12 +76,17 @@ fn fill(store: &Engine, orders: u64) -> u64 {
                 campus: None,
             },
         ] {
-            if repo.post(u64::MAX, &event, &commission, at).expect("post") {
+            let mut batch = Batch::new(repo.as_ref(), &ids);
+            if batch
+                .post_told(u64::MAX, &event, &commission, at)
+                .expect("post")
+            {
                 posted += 1;
             }
+            repo.write_postings(&batch.finish()).expect("write");
         }
     }
-    repo.flush_blocking().expect("flush");
+    store.flush_blocking().expect("flush");
     posted
 }
 

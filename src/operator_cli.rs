@@ -123,7 +123,7 @@ pub fn run(command: Command, settings: &Settings) -> Result<String, String> {
             format!("revoked operator {}", record.name.as_str())
         }
     };
-    repo.flush_blocking().map_err(|e| e.to_string())?;
+    store.flush_blocking().map_err(|e| e.to_string())?;
     Ok(out)
 }
 

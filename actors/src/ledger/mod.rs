@@ -6,6 +6,7 @@
 mod cancel;
 mod money_day;
 mod payout;
+mod posting;
 mod reconcile;
 mod reconciling;
 mod withdraw;
@@ -13,6 +14,7 @@ mod withdraw;
 pub use cancel::{CancelWithdrawal, Canceller};
 pub use money_day::{CourierBalance, MoneyDay};
 pub use payout::{Payouts, TransferSeen};
+pub use posting::Batch;
 pub use reconcile::*;
 pub use reconciling::Reconciler;
 pub use withdraw::*;
@@ -25,8 +27,8 @@ use actix::prelude::*;
 
 use crate::domain::{
     check, now_utc, unix_ms, Account, Check, Commission, Entry, LedgerDay, MoneyEvent, OpenId,
-    OrderId, Reconciliation, Withdrawal, WithdrawalConflict, WithdrawalEvent, WithdrawalId,
-    WithdrawalStatus,
+    OrderId, Reconciliation, Sequence, Withdrawal, WithdrawalConflict, WithdrawalEvent,
+    WithdrawalId, WithdrawalStatus,
 };
 use crate::orders::OrderEvent;
 use crate::storage::{LedgerRepo, StorageError};
@@ -95,6 +97,8 @@ pub struct Wallet {
 /// The ledger actor.
 pub struct LedgerActor {
     repo: Arc<dyn LedgerRepo>,
+    /// Numbers statement lines.
+    ids: Sequence,
     config: LedgerConfig,
     rules: WithdrawalRules,
     payouts: Option<Payouts>,
@@ -185,8 +189,7 @@ impl LedgerActor {
             if events.is_empty() {
                 return posted;
             }
-            let at = unix_ms(now_utc());
-            match self.repo.post_batch(&events, &self.config.commission, at) {
+            match self.post_events(&events) {
                 Ok(new) => {
                     posted += new;
                     metrics::counter!("lastmile_ledger_postings_total").increment(new as u64);
@@ -203,23 +206,36 @@ impl LedgerActor {
         }
     }
 
-    /// Posts `events` one transaction each; None when one failed (it stays
-    /// in the inbox, named in the log).
+    /// Posts inbox events in one batch the repository stores atomically;
+    /// answers how many were new.
+    fn post_events(&self, events: &[(u64, MoneyEvent)]) -> Result<usize, StorageError> {
+        let at = unix_ms(now_utc());
+        let mut batch = posting::Batch::new(self.repo.as_ref(), &self.ids);
+        for (seq, event) in events {
+            batch.post_told(*seq, event, &self.config.commission, at)?;
+        }
+        let new = batch.new_postings();
+        self.repo.write_postings(&batch.finish())?;
+        Ok(new)
+    }
+
+    /// Posts `events` one batch each; None when one failed (it stays in
+    /// the inbox, named in the log).
     fn post_one_by_one(&mut self, events: Vec<(u64, MoneyEvent)>) -> Option<usize> {
         let mut posted = 0;
-        for (seq, event) in events {
-            match self
-                .repo
-                .post(seq, &event, &self.config.commission, unix_ms(now_utc()))
-            {
-                Ok(true) => {
-                    posted += 1;
-                    metrics::counter!("lastmile_ledger_postings_total").increment(1);
+        for one in events.chunks(1) {
+            match self.post_events(one) {
+                Ok(new) => {
+                    posted += new;
+                    metrics::counter!("lastmile_ledger_postings_total").increment(new as u64);
                 }
-                Ok(false) => {}
                 Err(e) => {
+                    let key = one
+                        .first()
+                        .map(|(_, event)| event.key())
+                        .unwrap_or_default();
                     tracing::error!(
-                        key = %event.key(),
+                        key = %key,
                         error = %crate::errors::chain(&e),
                         "money event not posted (kept in the inbox)"
                     );
@@ -401,17 +417,18 @@ impl Ledger {
             0 => repo.tell_active()?,
             migrated => migrated,
         };
+        // Not flushed here: both are done again at the next start unless
+        // their marks were stored, and an engine stores writes in order.
         if told > 0 {
-            repo.flush_blocking()?;
             tracing::info!(events = told, "stored orders told to the ledger");
         }
         let indexed = repo.index_withdrawal_statuses()?;
         if indexed > 0 {
-            repo.flush_blocking()?;
             tracing::info!(withdrawals = indexed, "withdrawals indexed by status");
         }
         let consistent = Arc::new(AtomicBool::new(false));
         let mut ledger = LedgerActor {
+            ids: repo.ids(),
             repo,
             config,
             rules,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use time::OffsetDateTime;
 
-use crate::domain::{now_utc, unix_ms, ChinaDay, IdempotencyKey, OpenId};
+use crate::domain::{now_utc, unix_ms, ChinaDay, IdempotencyKey, OpenId, Postings};
 
 use super::*;
 
@@ -172,11 +172,25 @@ impl LedgerActor {
             courier: withdrawal.courier.clone(),
             amount: withdrawal.amount_fen,
         };
+        let postings = self.postings_of(Some(&money), unix_ms(now))?;
         self.repo
-            .save_withdrawal(&withdrawal, Some(&money), msg.key.as_ref(), unix_ms(now))?;
+            .save_withdrawal(&withdrawal, &postings, msg.key.as_ref())?;
         metrics::counter!("lastmile_withdrawals_total", "status" => withdrawal.status.as_str())
             .increment(1);
         Ok((withdrawal, true))
+    }
+
+    /// The postings of the money a withdrawal moves (none without).
+    fn postings_of(
+        &self,
+        money: Option<&MoneyEvent>,
+        at_unix_ms: i64,
+    ) -> Result<Postings, StorageError> {
+        let mut batch = super::posting::Batch::new(self.repo.as_ref(), &self.ids);
+        if let Some(event) = money {
+            batch.post(event, 0, at_unix_ms)?;
+        }
+        Ok(batch.finish())
     }
 
     /// What a courier asked for since `since`, less what came back.
@@ -253,8 +267,8 @@ impl LedgerActor {
         } else {
             None
         };
-        self.repo
-            .save_withdrawal(&withdrawal, money.as_ref(), None, unix_ms(now))?;
+        let postings = self.postings_of(money.as_ref(), unix_ms(now))?;
+        self.repo.save_withdrawal(&withdrawal, &postings, None)?;
         metrics::counter!("lastmile_withdrawals_total", "status" => to.as_str()).increment(1);
         Ok(withdrawal)
     }

@@ -1,8 +1,8 @@
 //! The ledger's storage: postings, balances, statements, withdrawals, day lines, reconciliations, and the inbox of money events.
 
 use crate::domain::{
-    Account, ChinaDay, Commission, Entry, IdempotencyKey, Journal, LedgerDay, MoneyEvent, OpenId,
-    OrderId, Reconciliation, Withdrawal, WithdrawalId, WithdrawalStatus,
+    Account, ChinaDay, Entry, IdempotencyKey, Journal, LedgerDay, MoneyEvent, OpenId, OrderId,
+    Postings, Reconciliation, Sequence, Withdrawal, WithdrawalId, WithdrawalStatus,
 };
 
 use super::{Committing, StorageError};
@@ -13,40 +13,24 @@ pub trait LedgerRepo: Send + Sync {
     /// their inbox keys.
     fn inbox(&self, limit: usize) -> Result<Vec<(u64, MoneyEvent)>, StorageError>;
 
-    /// [`Self::post`] for many events, atomically: answers how many were
-    /// new. The ledger posts what its inbox holds in one batch rather than
-    /// one per event (an engine's transaction costs more than its writes).
-    fn post_batch(
-        &self,
-        events: &[(u64, MoneyEvent)],
-        commission: &Commission,
-        at_unix_ms: i64,
-    ) -> Result<usize, StorageError>;
+    /// Stores a batch of postings, and everything they change, atomically
+    /// (the ledger decided them; see `ledger::posting`).
+    fn write_postings(&self, postings: &Postings) -> Result<(), StorageError>;
 
     /// The commission percent stamped on each order when it was paid
     /// (None: not paid, or paid before stamps existed).
     fn rates_of(&self, orders: &[OrderId]) -> Result<Vec<Option<u8>>, StorageError>;
 
-    /// Posts `event` once, at `at_unix_ms`, with the commission of the
-    /// moment (its campus's), and takes it (inbox key `seq`) out of the inbox,
-    /// atomically. Answers whether it was new (a replayed event only
-    /// leaves the inbox).
-    fn post(
-        &self,
-        seq: u64,
-        event: &MoneyEvent,
-        commission: &Commission,
-        at_unix_ms: i64,
-    ) -> Result<bool, StorageError>;
+    /// The store's sequence (numbers statement lines).
+    fn ids(&self) -> Sequence;
 
-    /// Writes a withdrawal, with (atomically) the posting of the money it
+    /// Writes a withdrawal, with (atomically) the postings of the money it
     /// moves and, for a new one, the courier's Idempotency-Key.
     fn save_withdrawal(
         &self,
         withdrawal: &Withdrawal,
-        money: Option<&MoneyEvent>,
+        postings: &Postings,
         key: Option<&IdempotencyKey>,
-        at_unix_ms: i64,
     ) -> Result<(), StorageError>;
 
     /// One withdrawal.
@@ -128,7 +112,4 @@ pub trait LedgerRepo: Send + Sync {
 
     /// Waits until every write made before this call is on disk.
     fn commit(&self) -> Committing;
-
-    /// Flushes synchronously (start-up, before any actor runs).
-    fn flush_blocking(&self) -> Result<(), StorageError>;
 }

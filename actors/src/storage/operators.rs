@@ -14,7 +14,4 @@ pub trait OperatorRepo: Send + Sync {
 
     /// Waits until every write made before this call is on disk.
     fn commit(&self) -> Committing;
-
-    /// Makes every write so far durable, blocking (the command line).
-    fn flush_blocking(&self) -> Result<(), StorageError>;
 }

@@ -6,9 +6,11 @@
 //! keys are the store's increasing ids ([`Sequence`]), so events are posted in the order they
 //! happened (an order's payment before its completion).
 
+use ::sled::transaction::TransactionalTree;
+
 use crate::domain::{
-    Account, ChinaDay, Commission, Entry, Journal, LedgerDay, LineKind, MoneyEvent, Posted,
-    PostingKind, Reconciliation, Sequence, Subject, Withdrawal, WithdrawalId, WithdrawalStatus,
+    Account, ChinaDay, DayLine, Entry, Journal, LedgerDay, LineKind, MoneyEvent, Posted, Postings,
+    Reconciliation, Sequence, Withdrawal, WithdrawalId, WithdrawalStatus,
 };
 
 use super::*;
@@ -62,17 +64,9 @@ impl LedgerRepo for SledLedger {
         Ok(out)
     }
 
-    /// [`Self::post`] for many events in one transaction: answers how many
-    /// were new. sled serializes every transaction against the whole
-    /// store (and against a flush in progress), so the ledger posts what
-    /// its inbox holds in one rather than one per event.
-    fn post_batch(
-        &self,
-        events: &[(u64, MoneyEvent)],
-        commission: &Commission,
-        at_unix_ms: i64,
-    ) -> Result<usize, StorageError> {
+    fn write_postings(&self, postings: &Postings) -> Result<(), StorageError> {
         let inner = &self.0.inner;
+        let encoded = Encoded::of(postings)?;
         (
             &inner.ledger_postings,
             &inner.ledger_balances,
@@ -81,34 +75,16 @@ impl LedgerRepo for SledLedger {
             &inner.ledger_days,
             &inner.ledger_rates,
         )
-            .transaction(|(postings, balances, entries, inbox, days, rates)| {
+            .transaction(|(postings_tree, balances, entries, inbox, days, rates)| {
                 let book = Book {
-                    postings,
+                    postings: postings_tree,
                     balances,
                     entries,
                     days,
-                    ids: &inner.ids,
+                    inbox,
+                    rates,
                 };
-                let mut new = 0;
-                for (seq, event) in events {
-                    inbox.remove(&seq.to_be_bytes())?;
-                    // A completion pays the commission in force when its
-                    // order was paid (stamped then); an order paid before
-                    // stamps existed pays today's.
-                    let percent = match event {
-                        MoneyEvent::Completed { order, .. } => rates
-                            .get(order.as_str().as_bytes())?
-                            .and_then(|v| v.first().copied())
-                            .unwrap_or_else(|| commission.of(event)),
-                        _ => commission.of(event),
-                    };
-                    let fresh = book.post(event, percent, at_unix_ms)?;
-                    if let (true, MoneyEvent::Paid { order, .. }) = (fresh, event) {
-                        rates.insert(order.as_str().as_bytes(), &[percent])?;
-                    }
-                    new += usize::from(fresh);
-                }
-                Ok(new)
+                book.write(postings, &encoded)
             })
             .map_err(unwrap_tx)
     }
@@ -123,27 +99,20 @@ impl LedgerRepo for SledLedger {
             .collect()
     }
 
-    fn post(
-        &self,
-        seq: u64,
-        event: &MoneyEvent,
-        commission: &Commission,
-        at_unix_ms: i64,
-    ) -> Result<bool, StorageError> {
-        let one = [(seq, event.clone())];
-        Ok(self.post_batch(&one, commission, at_unix_ms)? == 1)
+    fn ids(&self) -> Sequence {
+        self.0.inner.ids.clone()
     }
 
     fn save_withdrawal(
         &self,
         withdrawal: &Withdrawal,
-        money: Option<&MoneyEvent>,
+        postings: &Postings,
         key: Option<&IdempotencyKey>,
-        at_unix_ms: i64,
     ) -> Result<(), StorageError> {
         let inner = &self.0.inner;
         let id = withdrawal.id.as_str().as_bytes();
         let record = store(withdrawal)?;
+        let encoded = Encoded::of(postings)?;
         let index = courier_key(&withdrawal.courier, id);
         let key = key.map(|k| courier_key(&withdrawal.courier, k.as_str().as_bytes()));
         let now_in = status_key(withdrawal.status, id);
@@ -156,9 +125,22 @@ impl LedgerRepo for SledLedger {
             &inner.withdrawal_keys,
             &inner.ledger_days,
             &inner.withdrawals_by_status,
+            &inner.ledger_inbox,
+            &inner.ledger_rates,
         )
             .transaction(
-                |(postings, balances, entries, withdrawals, by_courier, keys, days, by_status)| {
+                |(
+                    postings_tree,
+                    balances,
+                    entries,
+                    withdrawals,
+                    by_courier,
+                    keys,
+                    days,
+                    by_status,
+                    inbox,
+                    rates,
+                )| {
                     if let Some(old) = withdrawals.insert(id, record.as_slice())? {
                         let old: Withdrawal = load(&old, withdrawal.id.as_str()).map_err(abort)?;
                         by_status.remove(status_key(old.status, id))?;
@@ -168,17 +150,15 @@ impl LedgerRepo for SledLedger {
                     if let Some(key) = &key {
                         keys.insert(key.as_slice(), id)?;
                     }
-                    if let Some(event) = money {
-                        let book = Book {
-                            postings,
-                            balances,
-                            entries,
-                            days,
-                            ids: &inner.ids,
-                        };
-                        book.post(event, 0, at_unix_ms)?;
-                    }
-                    Ok(())
+                    let book = Book {
+                        postings: postings_tree,
+                        balances,
+                        entries,
+                        days,
+                        inbox,
+                        rates,
+                    };
+                    book.write(postings, &encoded)
                 },
             )
             .map_err(unwrap_tx)
@@ -391,10 +371,6 @@ impl LedgerRepo for SledLedger {
     fn commit(&self) -> Committing {
         self.0.committing()
     }
-
-    fn flush_blocking(&self) -> Result<(), StorageError> {
-        self.0.flush_blocking()
-    }
 }
 
 impl SledLedger {
@@ -479,107 +455,76 @@ fn courier_key(courier: &OpenId, rest: &[u8]) -> Vec<u8> {
 
 /// The book's trees inside one transaction.
 struct Book<'a> {
-    postings: &'a ::sled::transaction::TransactionalTree,
-    balances: &'a ::sled::transaction::TransactionalTree,
-    entries: &'a ::sled::transaction::TransactionalTree,
+    postings: &'a TransactionalTree,
+    balances: &'a TransactionalTree,
+    entries: &'a TransactionalTree,
     /// What moved through WeChat Pay each China day (reconciliation).
-    days: &'a ::sled::transaction::TransactionalTree,
-    /// Numbers the statement lines.
-    ids: &'a Sequence,
+    days: &'a TransactionalTree,
+    inbox: &'a TransactionalTree,
+    rates: &'a TransactionalTree,
 }
 
 /// `day`, then what moved and the order: one day is one key range.
-fn day_key(day: ChinaDay, what: LineKind, order: &str) -> Vec<u8> {
-    format!("{day}\0{what}\0{order}").into_bytes()
+fn day_key(line: &DayLine) -> Vec<u8> {
+    format!("{}\0{}\0{}", line.day, line.what, line.order).into_bytes()
 }
 
 type TxResult<T> = Result<T, ConflictableTransactionError<StorageError>>;
 
+/// A batch's records, encoded once (a transaction may run more than once).
+struct Encoded {
+    posted: Vec<Vec<u8>>,
+    lines: Vec<Vec<u8>>,
+}
+
+impl Encoded {
+    fn of(postings: &Postings) -> Result<Self, StorageError> {
+        Ok(Self {
+            posted: postings
+                .posted
+                .iter()
+                .map(store)
+                .collect::<Result<_, _>>()?,
+            lines: postings
+                .lines
+                .iter()
+                .map(|(_, line)| store(line))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
 impl Book<'_> {
-    /// Posts `event` unless its key is posted already; answers whether it
-    /// was new.
-    fn post(&self, event: &MoneyEvent, percent: u8, at_unix_ms: i64) -> TxResult<bool> {
-        let key = event.key();
-        if self.postings.get(key.as_bytes())?.is_some() {
-            return Ok(false);
+    /// Writes what the ledger decided.
+    fn write(&self, postings: &Postings, encoded: &Encoded) -> TxResult<()> {
+        for seq in &postings.taken {
+            self.inbox.remove(&seq.to_be_bytes())?;
         }
-        let escrow = match event.escrow() {
-            Some(account) => balance_of(self.balances.get(account.key().as_bytes())?),
-            None => 0,
-        };
-        let posted = Posted {
-            at_unix_ms,
-            posting: event.posting(escrow, percent),
-        };
-        self.postings
-            .insert(key.as_bytes(), store(&posted).map_err(abort)?)?;
-        for leg in &posted.posting.legs {
-            let account = leg.account.key();
-            let balance = balance_of(self.balances.get(account.as_bytes())?) + leg.amount;
+        for (posted, bytes) in postings.posted.iter().zip(&encoded.posted) {
+            self.postings
+                .insert(posted.posting.key.as_bytes(), bytes.as_slice())?;
+        }
+        for (account, amount) in &postings.moves {
+            let key = account.key();
+            let balance = balance_of(self.balances.get(key.as_bytes())?) + amount;
             if balance == 0 {
                 // An emptied escrow (or wallet) leaves no key behind.
-                self.balances.remove(account.as_bytes())?;
+                self.balances.remove(key.as_bytes())?;
             } else {
                 self.balances
-                    .insert(account.as_bytes(), &balance.to_be_bytes())?;
+                    .insert(key.as_bytes(), &balance.to_be_bytes())?;
             }
-            // Statements are read for couriers' wallets only: the other
-            // accounts' history is the postings themselves.
-            if !matches!(leg.account, Account::Available(_) | Account::Withdrawing(_)) {
-                continue;
-            }
-            let line = Entry {
-                seq: 0,
-                at_unix_ms,
-                kind: posted.posting.kind,
-                subject: posted.posting.subject.clone(),
-                amount: leg.amount,
-            };
-            let seq = self.ids.next(at_unix_ms);
-            self.entries
-                .insert(entry_key(&account, seq), store(&line).map_err(abort)?)?;
         }
-        self.note_day(&posted)?;
-        Ok(true)
-    }
-
-    /// Records a payment or a refund through WeChat Pay under its day.
-    fn note_day(&self, posted: &Posted) -> TxResult<()> {
-        let Subject::Order(order) = &posted.posting.subject else {
-            return Ok(());
-        };
-        let escrow = posted
-            .posting
-            .legs
-            .iter()
-            .find(|l| matches!(l.account, Account::Escrow(_)))
-            .map_or(0, |l| l.amount);
-        let through_wechat = posted
-            .posting
-            .legs
-            .iter()
-            .any(|l| l.account == Account::Clearing && l.amount == -escrow);
-        let commission = posted
-            .posting
-            .legs
-            .iter()
-            .find(|l| l.account == Account::Platform)
-            .map_or(0, |l| l.amount);
-        let (what, fen) = match posted.posting.kind {
-            PostingKind::Payment if through_wechat => (LineKind::Payment, escrow.unsigned_abs()),
-            PostingKind::Refund if through_wechat => (LineKind::Refund, escrow.unsigned_abs()),
-            // The platform's revenue of the day (the console).
-            PostingKind::Earning if commission > 0 => {
-                (LineKind::Commission, commission.unsigned_abs())
-            }
-            _ => return Ok(()),
-        };
-        let key = day_key(
-            ChinaDay::of_unix_ms(posted.at_unix_ms),
-            what,
-            order.as_str(),
-        );
-        self.days.insert(key, &fen.to_be_bytes())?;
+        for ((account, line), bytes) in postings.lines.iter().zip(&encoded.lines) {
+            self.entries
+                .insert(entry_key(&account.key(), line.seq), bytes.as_slice())?;
+        }
+        for line in &postings.days {
+            self.days.insert(day_key(line), &line.fen.to_be_bytes())?;
+        }
+        for (order, percent) in &postings.rates {
+            self.rates.insert(order.as_str().as_bytes(), &[*percent])?;
+        }
         Ok(())
     }
 }

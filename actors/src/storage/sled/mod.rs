@@ -1050,7 +1050,8 @@ mod tests {
         let made: Vec<Withdrawal> = (0..3)
             .map(|i| {
                 let w = Withdrawal::new(courier.clone(), 100 + i, true, at);
-                repo.save_withdrawal(&w, None, None, 0).expect("save");
+                repo.save_withdrawal(&w, &Default::default(), None)
+                    .expect("save");
                 w
             })
             .collect();
@@ -1058,7 +1059,8 @@ mod tests {
         moved
             .apply(&WithdrawalEvent::Approve, "", at)
             .expect("approve");
-        repo.save_withdrawal(&moved, None, None, 0).expect("save");
+        repo.save_withdrawal(&moved, &Default::default(), None)
+            .expect("save");
         let ids = |status| {
             let mut ids: Vec<String> = repo
                 .withdrawals(Some(status), None, usize::MAX, &|_| true)

@@ -29,8 +29,4 @@ impl OperatorRepo for SledOperators {
     fn commit(&self) -> Committing {
         self.0.committing()
     }
-
-    fn flush_blocking(&self) -> Result<(), StorageError> {
-        self.0.flush_blocking()
-    }
 }
