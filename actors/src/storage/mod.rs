@@ -28,6 +28,7 @@ mod operators;
 mod orders;
 mod outbox;
 mod payments;
+mod records;
 mod sessions;
 mod sharecodes;
 pub mod sled;

@@ -10,15 +10,7 @@ pub struct SledCouriers(pub(super) SledStore);
 
 impl CourierRepo for SledCouriers {
     fn put_courier(&self, profile: &CourierProfile) -> Result<(), StorageError> {
-        // Profiles without a campus or a flag keep the bytes earlier
-        // releases read.
-        let bytes = if let Some(v4) = records::CourierV4::of(profile) {
-            encode_tagged(COURIER_V4, &v4)?
-        } else if profile.name_flagged {
-            encode_tagged(COURIER_V3, &records::CourierV3::from(profile))?
-        } else {
-            encode_tagged(COURIER_V2, &records::CourierV2::from(profile))?
-        };
+        let bytes = encode_courier(profile)?;
         self.0
             .inner
             .couriers
@@ -65,31 +57,5 @@ impl CourierRepo for SledCouriers {
 
     fn commit(&self) -> Committing {
         self.0.committing()
-    }
-}
-
-/// A stored profile of any version.
-pub(super) fn courier_of(bytes: &[u8], key: &str) -> Result<CourierProfile, StorageError> {
-    let corrupt = || StorageError::Corrupt {
-        key: key.to_owned(),
-    };
-    match bytes.split_first() {
-        Some((&COURIER_V4, body)) => bincode::deserialize::<records::CourierV4>(body)
-            .map_err(|_| corrupt())?
-            .domain()
-            .map_err(|_| corrupt()),
-        Some((&COURIER_V3, body)) => bincode::deserialize::<records::CourierV3>(body)
-            .map_err(|_| corrupt())?
-            .domain()
-            .map_err(|_| corrupt()),
-        Some((&COURIER_V2, body)) => bincode::deserialize::<records::CourierV2>(body)
-            .map_err(|_| corrupt())?
-            .domain()
-            .map_err(|_| corrupt()),
-        Some((&RECORD_V1, body)) => bincode::deserialize::<records::CourierV1>(body)
-            .map_err(|_| corrupt())?
-            .upgrade()
-            .map_err(|_| corrupt()),
-        _ => Err(corrupt()),
     }
 }

@@ -38,7 +38,6 @@ mod operators;
 mod orders;
 mod outbox;
 mod payments;
-mod records;
 mod sessions;
 mod sharecodes;
 mod tokens;
@@ -64,41 +63,16 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ::sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
+
+use super::records::{courier_of, decode_order, encode_courier, encode_order, load, store};
 
 use crate::domain::{
     Block, CourierProfile, IdempotencyKey, OpenId, OperatorRecord, Order, OrderId, OutboxEntry,
     PooledId, Sequence, Session, Status, StoredToken, Upload, UploadId,
 };
 
-/// Version byte in front of every stored record: v1 is bincode of the
-/// serde shape (compact — sled's cost grows with record size).
-const RECORD_V1: u8 = 1;
-/// Orders since `ready_at`: v2 is bincode of the order with it. A v1 order
-/// reads as ready when it was created.
-const ORDER_V2: u8 = 2;
-/// Tag of an order record with its history (v2 fields, then the changes);
-/// an order without history is still written as v2.
-const ORDER_V3: u8 = 3;
-/// Tag of an order with a tip (the v3 record, then the tip); an order
-/// without one is still written as v2 or v3.
-const ORDER_V4: u8 = 4;
-/// Tag of an order with extras (the v4 record, then contact, proof, a
-/// dispute, timer marks); an order without them is still written as before.
-const ORDER_V5: u8 = 5;
-/// Orders on a campus: the v5 record and the campus id.
-const ORDER_V6: u8 = 6;
-/// Tag of a courier profile with its review; a v1 profile (before
-/// review) reads as approved.
-const COURIER_V2: u8 = 2;
-/// A courier profile whose name the content check flagged.
-const COURIER_V3: u8 = 3;
-/// A courier profile with the campus they work on (the v3 record, then
-/// the campus id).
-const COURIER_V4: u8 = 4;
 /// sled's page cache; big enough to hold the working set of active orders.
 const CACHE_BYTES: u64 = 256 * 1024 * 1024;
 /// How many index entries one list call may skip over when filtering by status.
@@ -464,101 +438,6 @@ fn tx_error(e: TransactionError<()>) -> StorageError {
     }
 }
 
-fn encode_order(order: &Order) -> Result<Vec<u8>, StorageError> {
-    if order.extras.campus.is_some() {
-        let mut out = encode(&records::OrderV6::from(order))?;
-        out[0] = ORDER_V6;
-        return Ok(out);
-    }
-    if !order.extras.is_empty() {
-        let mut out = encode(&records::OrderV5::from(order))?;
-        out[0] = ORDER_V5;
-        return Ok(out);
-    }
-    if order.tip_fen.get() > 0 {
-        let mut out = encode(&records::OrderV4::from(order))?;
-        out[0] = ORDER_V4;
-        return Ok(out);
-    }
-    if order.history().is_empty() {
-        // The create path: exactly the v2 bytes, no history to carry.
-        let mut out = encode(&records::OrderV2::from(order))?;
-        out[0] = ORDER_V2;
-        return Ok(out);
-    }
-    let mut out = encode(&records::OrderV3::from(order))?;
-    out[0] = ORDER_V3;
-    Ok(out)
-}
-
-fn decode_order(bytes: &[u8], key: &str) -> Result<Order, StorageError> {
-    let corrupt = || StorageError::Corrupt {
-        key: key.to_owned(),
-    };
-    let v5: records::OrderV5 = match bytes.split_first() {
-        Some((&ORDER_V6, body)) => {
-            let record: records::OrderV6 = bincode::deserialize(body).map_err(|_| corrupt())?;
-            return record.domain().map_err(|_| corrupt());
-        }
-        Some((&ORDER_V5, body)) => bincode::deserialize(body).map_err(|_| corrupt())?,
-        Some((&ORDER_V4, body)) => bincode::deserialize::<records::OrderV4>(body)
-            .map_err(|_| corrupt())?
-            .into(),
-        Some((&ORDER_V3, body)) => records::OrderV4::from(
-            bincode::deserialize::<records::OrderV3>(body).map_err(|_| corrupt())?,
-        )
-        .into(),
-        Some((&ORDER_V2, body)) => records::OrderV4::from(records::OrderV3::from(
-            bincode::deserialize::<records::OrderV2>(body).map_err(|_| corrupt())?,
-        ))
-        .into(),
-        Some((&RECORD_V1, body)) => records::OrderV4::from(records::OrderV3::from(
-            bincode::deserialize::<records::OrderV1>(body)
-                .map_err(|_| corrupt())?
-                .upgrade(),
-        ))
-        .into(),
-        _ => return Err(corrupt()),
-    };
-    v5.domain().map_err(|_| corrupt())
-}
-
-/// A value as its storage record, tagged.
-fn store<T: records::Stored>(value: &T) -> Result<Vec<u8>, StorageError> {
-    encode(&value.to_record())
-}
-
-/// The value a tagged storage record holds.
-fn load<T: records::Stored>(bytes: &[u8], key: &str) -> Result<T, StorageError> {
-    let record: T::Record = decode(bytes, key)?;
-    T::from_record(record).map_err(|_| StorageError::Corrupt {
-        key: key.to_owned(),
-    })
-}
-
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StorageError> {
-    encode_tagged(RECORD_V1, value)
-}
-
-fn encode_tagged<T: Serialize>(tag: u8, value: &T) -> Result<Vec<u8>, StorageError> {
-    let mut out = Vec::with_capacity(256);
-    out.push(tag);
-    bincode::serialize_into(&mut out, value).map_err(|_| StorageError::Corrupt {
-        key: "(encode)".into(),
-    })?;
-    Ok(out)
-}
-
-fn decode<T: DeserializeOwned>(bytes: &[u8], key: &str) -> Result<T, StorageError> {
-    let corrupt = || StorageError::Corrupt {
-        key: key.to_owned(),
-    };
-    match bytes.split_first() {
-        Some((&RECORD_V1, body)) => bincode::deserialize(body).map_err(|_| corrupt()),
-        _ => Err(corrupt()),
-    }
-}
-
 /// The highest id the store holds: the mark the last flush wrote, or a
 /// waiting inbox or outbox entry made after it.
 fn ids_mark(meta: &::sled::Tree, queues: &[&::sled::Tree]) -> Result<u64, StorageError> {
@@ -639,6 +518,10 @@ mod tests {
     use crate::domain::now_utc;
     use crate::domain::PayParams;
     use crate::domain::PaymentRecord;
+    use crate::storage::records::{
+        self, encode_tagged, COURIER_V2, COURIER_V4, ORDER_V2, ORDER_V3, ORDER_V4, ORDER_V6,
+        RECORD_V1,
+    };
     use crate::storage::{CourierRepo, FormIdRepo, LedgerRepo, OrderRepo};
 
     fn temp_store() -> (tempfile::TempDir, SledStore) {
@@ -1148,10 +1031,7 @@ mod tests {
         assert_eq!(load::<OutboxEntry>(&outbox_bytes, "k").ok(), Some(outbox));
         assert_eq!(load::<StoredToken>(&token_bytes, "k").ok(), Some(token));
         // A courier stored before review reads as approved.
-        assert_eq!(
-            couriers::courier_of(&courier_bytes, "k").ok(),
-            Some(courier.clone())
-        );
+        assert_eq!(courier_of(&courier_bytes, "k").ok(), Some(courier.clone()));
         let mut reviewed = courier;
         reviewed.review = crate::domain::Review::Suspended;
         reviewed.reason = Some("no-show".into());
@@ -1160,7 +1040,7 @@ mod tests {
             OffsetDateTime::UNIX_EPOCH,
         ));
         let v2 = encode_tagged(COURIER_V2, &records::CourierV2::from(&reviewed)).expect("encodes");
-        assert_eq!(couriers::courier_of(&v2, "k").ok(), Some(reviewed));
+        assert_eq!(courier_of(&v2, "k").ok(), Some(reviewed));
     }
 
     #[test]
