@@ -668,7 +668,7 @@ pub fn ensure_cjk_font() {
 
 /// Installs Debian's `package` unless `present` already holds, one
 /// install at a time; fails the test when `what` is still missing.
-fn ensure_package(package: &str, present: &dyn Fn() -> bool, what: &str) {
+pub fn ensure_package(package: &str, present: &dyn Fn() -> bool, what: &str) {
     let mut updated = INSTALLS
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);

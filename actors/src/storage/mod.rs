@@ -28,6 +28,7 @@ mod operators;
 mod orders;
 mod outbox;
 mod payments;
+pub mod postgres;
 mod records;
 mod sessions;
 mod sharecodes;

@@ -1,0 +1,305 @@
+//! One owner's connection. Writes are queued and return at once; reads
+//! wait for their rows and see every write queued before them; a commit
+//! resolves once every write queued before it is committed. A task on the
+//! engine's runtime takes what is queued as one batch: it sends the
+//! batch's writes pipelined inside one transaction and commits at the
+//! batch's end, so owners that write while a COMMIT is under way share the
+//! next one (group commit), as the sled engine shares a flush.
+
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use deadpool_postgres::{Object, Pool};
+use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
+
+use crate::storage::{Committing, StorageError};
+
+/// A query parameter, owned by the queue until the task sends it.
+pub(super) type Param = Box<dyn ToSql + Send + Sync>;
+
+/// Most operations one batch takes.
+const MAX_BATCH: usize = 512;
+/// Longest a read waits for its rows before it answers an error (a
+/// database that hangs must not hang its owner for good).
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Boxes query parameters: `params![a, b]`.
+macro_rules! params {
+    ($($p:expr),* $(,)?) => {
+        vec![$(Box::new($p) as $crate::storage::postgres::conn::Param),*]
+    };
+}
+pub(super) use params;
+
+enum Op {
+    Write {
+        seq: u64,
+        sql: &'static str,
+        params: Vec<Param>,
+    },
+    Read {
+        sql: &'static str,
+        params: Vec<Param>,
+        reply: std_mpsc::SyncSender<Result<Vec<Row>, StorageError>>,
+    },
+    Commit {
+        upto: u64,
+        reply: oneshot::Sender<Result<(), StorageError>>,
+    },
+}
+
+/// The queue to one owner's connection task; cheap to clone.
+#[derive(Clone)]
+pub(super) struct Conn {
+    /// The last write's number and the queue, under one lock so numbers
+    /// reach the task in order.
+    queue: Arc<Mutex<(u64, mpsc::UnboundedSender<Op>)>>,
+}
+
+impl Conn {
+    /// Starts a connection task on `runtime`, taking connections from `pool`.
+    pub(super) fn start(runtime: &tokio::runtime::Handle, pool: Pool) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        runtime.spawn(Task::new(pool).run(rx));
+        Self {
+            queue: Arc::new(Mutex::new((0, tx))),
+        }
+    }
+
+    /// Queues a write.
+    pub(super) fn write(&self, sql: &'static str, params: Vec<Param>) -> Result<(), StorageError> {
+        let mut queue = self.queue.lock().map_err(|_| StorageError::Closed)?;
+        queue.0 += 1;
+        let seq = queue.0;
+        queue
+            .1
+            .send(Op::Write { seq, sql, params })
+            .map_err(|_| StorageError::Closed)
+    }
+
+    /// Runs a query after every queued write; answers its rows.
+    pub(super) fn read(
+        &self,
+        sql: &'static str,
+        params: Vec<Param>,
+    ) -> Result<Vec<Row>, StorageError> {
+        let (reply, rows) = std_mpsc::sync_channel(1);
+        {
+            let queue = self.queue.lock().map_err(|_| StorageError::Closed)?;
+            queue
+                .1
+                .send(Op::Read { sql, params, reply })
+                .map_err(|_| StorageError::Closed)?;
+        }
+        rows.recv_timeout(READ_TIMEOUT + Duration::from_secs(1))
+            .map_err(|_| StorageError::Commit("the database did not answer".into()))?
+    }
+
+    /// Resolves when every write queued so far is committed.
+    pub(super) fn commit(&self) -> Committing {
+        let (reply, done) = oneshot::channel();
+        let sent = self.queue.lock().map_err(|_| ()).and_then(|queue| {
+            let upto = queue.0;
+            queue.1.send(Op::Commit { upto, reply }).map_err(|_| ())
+        });
+        Box::pin(async move {
+            sent.map_err(|()| StorageError::Closed)?;
+            done.await.map_err(|_| StorageError::Closed)?
+        })
+    }
+}
+
+/// The connection task's state.
+struct Task {
+    pool: Pool,
+    client: Option<Object>,
+    /// The first and last write of the open transaction.
+    open: Option<(u64, u64)>,
+    /// Writes that were not committed (ranges of numbers), until the
+    /// commits covering them have answered.
+    lost: Vec<(u64, u64)>,
+    /// The highest write number a commit answered for.
+    answered: u64,
+    /// Why the last writes were lost.
+    why: String,
+}
+
+impl Task {
+    fn new(pool: Pool) -> Self {
+        Self {
+            pool,
+            client: None,
+            open: None,
+            lost: Vec::new(),
+            answered: 0,
+            why: String::new(),
+        }
+    }
+
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Op>) {
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(op) => batch.push(op),
+                    Err(_) => break,
+                }
+            }
+            self.run_batch(batch).await;
+        }
+        self.finish_transaction().await;
+    }
+
+    async fn run_batch(&mut self, batch: Vec<Op>) {
+        let mut writes = Vec::new();
+        let mut waiters = Vec::new();
+        for op in batch {
+            match op {
+                Op::Write { seq, sql, params } => writes.push((seq, sql, params)),
+                Op::Read { sql, params, reply } => {
+                    self.send_writes(std::mem::take(&mut writes)).await;
+                    let _ = reply.send(self.query(sql, &params).await);
+                }
+                Op::Commit { upto, reply } => waiters.push((upto, reply)),
+            }
+        }
+        self.send_writes(writes).await;
+        self.finish_transaction().await;
+        // Connections go back to the pool between batches: owners share it.
+        self.client = None;
+        for (upto, reply) in waiters {
+            let _ = reply.send(self.outcome(upto));
+        }
+    }
+
+    /// A connection, from the pool when this task holds none.
+    async fn client(&mut self) -> Result<&Object, StorageError> {
+        if self.client.as_ref().is_some_and(|c| c.is_closed()) {
+            self.client = None;
+        }
+        if self.client.is_none() {
+            let client = self.pool.get().await.map_err(engine)?;
+            self.client = Some(client);
+        }
+        self.client.as_ref().ok_or(StorageError::Closed)
+    }
+
+    /// Sends `writes` pipelined inside the open transaction (begun here).
+    async fn send_writes(&mut self, writes: Vec<(u64, &'static str, Vec<Param>)>) {
+        let (Some(first), Some(last)) = (writes.first(), writes.last()) else {
+            return;
+        };
+        let range = (self.open.map_or(first.0, |o| o.0), last.0);
+        if let Err(e) = self.pipeline(&writes).await {
+            self.lose(range, &e).await;
+            return;
+        }
+        self.open = Some(range);
+    }
+
+    async fn pipeline(
+        &mut self,
+        writes: &[(u64, &'static str, Vec<Param>)],
+    ) -> Result<(), StorageError> {
+        let open = self.open.is_some();
+        let client = self.client().await?;
+        if !open {
+            client.batch_execute("BEGIN").await.map_err(engine)?;
+        }
+        // Every statement is prepared before any is sent, so they reach
+        // the server in queue order.
+        let mut statements = Vec::with_capacity(writes.len());
+        for (_, sql, _) in writes {
+            statements.push(client.prepare_cached(sql).await.map_err(engine)?);
+        }
+        let args: Vec<Vec<&(dyn ToSql + Sync)>> = writes
+            .iter()
+            .map(|(_, _, params)| params.iter().map(|p| p.as_ref() as _).collect())
+            .collect();
+        let sent = statements
+            .iter()
+            .zip(&args)
+            .map(|(statement, args)| client.execute(statement, args));
+        for result in futures::future::join_all(sent).await {
+            result.map_err(engine)?;
+        }
+        Ok(())
+    }
+
+    async fn query(
+        &mut self,
+        sql: &'static str,
+        params: &[Param],
+    ) -> Result<Vec<Row>, StorageError> {
+        let answer = tokio::time::timeout(READ_TIMEOUT, self.run_query(sql, params)).await;
+        let result =
+            answer.unwrap_or_else(|_| Err(StorageError::Commit("a read timed out".into())));
+        if let (Err(e), Some(open)) = (&result, self.open) {
+            // The transaction is aborted: its writes are lost.
+            let why = e.to_string();
+            self.lose(open, &StorageError::Commit(why)).await;
+        }
+        result
+    }
+
+    async fn run_query(
+        &mut self,
+        sql: &'static str,
+        params: &[Param],
+    ) -> Result<Vec<Row>, StorageError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(engine)?;
+        let args: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
+        client.query(&statement, &args).await.map_err(engine)
+    }
+
+    /// Commits the open transaction, if any.
+    async fn finish_transaction(&mut self) {
+        let Some(range) = self.open.take() else {
+            return;
+        };
+        let committed = match self.client().await {
+            Ok(client) => client.batch_execute("COMMIT").await.map_err(engine),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = committed {
+            self.lose(range, &e).await;
+        }
+    }
+
+    /// Writes in `range` are lost: the transaction is rolled back, and the
+    /// commits covering them answer `e`.
+    async fn lose(&mut self, range: (u64, u64), e: &StorageError) {
+        tracing::error!(error = %crate::errors::chain(e), "a PostgreSQL transaction failed");
+        self.open = None;
+        self.lost.push(range);
+        self.why = e.to_string();
+        if let Some(client) = self.client.take() {
+            if !client.is_closed() && client.batch_execute("ROLLBACK").await.is_ok() {
+                self.client = Some(client);
+            }
+        }
+    }
+
+    /// What a commit covering writes up to `upto` answers.
+    fn outcome(&mut self, upto: u64) -> Result<(), StorageError> {
+        let since = self.answered;
+        self.answered = self.answered.max(upto);
+        let failed = self.lost.iter().any(|&(a, b)| a <= upto && b > since);
+        let answered = self.answered;
+        self.lost.retain(|&(_, b)| b > answered);
+        if failed {
+            Err(StorageError::Commit(self.why.clone()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// A database error as the engine's.
+pub(super) fn engine(e: impl std::error::Error + Send + Sync + 'static) -> StorageError {
+    StorageError::Engine(Box::new(e))
+}

@@ -1,0 +1,410 @@
+//! The repositories' contract, one test body on each engine: what a write
+//! returns, what a read sees, what a commit makes durable (a store opened
+//! again on the same data answers the same).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::executor::block_on;
+use lastmile_actors::domain::{
+    Block, ChinaDay, CourierProfile, ImageType, MessageKind, OpenId, OperatorName, OperatorRecord,
+    OrderId, OutboxEntry, PhoneNumber, PooledId, Review, Role, Session, StoredToken, Upload,
+    UploadId, Via,
+};
+use lastmile_actors::storage::postgres::PgStore;
+use lastmile_actors::storage::{
+    CourierRepo, Engine, FormIdRepo, OperatorRepo, OutboxRepo, SessionRepo, ShareCodeRepo,
+    TokenRepo, UploadRepo,
+};
+use time::OffsetDateTime;
+
+/// A store on one engine, reopenable on the same data.
+enum Store {
+    Sled(Engine, tempfile::TempDir),
+    Postgres(PgStore, String),
+}
+
+impl Store {
+    fn sled() -> Self {
+        let dir = tempfile::tempdir().expect("tmp");
+        let engine = Engine::sled(&dir.path().join("db"), Duration::from_millis(1)).expect("open");
+        Store::Sled(engine, dir)
+    }
+
+    fn postgres() -> Self {
+        let url = crate::postgres::fresh_database();
+        Store::Postgres(PgStore::open(&url, 4).expect("open"), url)
+    }
+
+    /// The same data, opened again (everything committed is there).
+    fn reopen(self) -> Self {
+        match self {
+            Store::Sled(engine, dir) => {
+                drop(engine);
+                let engine =
+                    Engine::sled(&dir.path().join("db"), Duration::from_millis(1)).expect("reopen");
+                Store::Sled(engine, dir)
+            }
+            Store::Postgres(store, url) => {
+                drop(store);
+                Store::Postgres(PgStore::open(&url, 4).expect("reopen"), url)
+            }
+        }
+    }
+
+    fn sessions(&self) -> Arc<dyn SessionRepo> {
+        match self {
+            Store::Sled(e, _) => e.session_repo(),
+            Store::Postgres(p, _) => Arc::new(p.session_repo()),
+        }
+    }
+
+    fn operators(&self) -> Arc<dyn OperatorRepo> {
+        match self {
+            Store::Sled(e, _) => e.operator_repo(),
+            Store::Postgres(p, _) => Arc::new(p.operator_repo()),
+        }
+    }
+
+    fn couriers(&self) -> Arc<dyn CourierRepo> {
+        match self {
+            Store::Sled(e, _) => e.courier_repo(),
+            Store::Postgres(p, _) => Arc::new(p.courier_repo()),
+        }
+    }
+
+    fn tokens(&self) -> Arc<dyn TokenRepo> {
+        match self {
+            Store::Sled(e, _) => e.token_repo(),
+            Store::Postgres(p, _) => Arc::new(p.token_repo()),
+        }
+    }
+
+    fn share_codes(&self) -> Arc<dyn ShareCodeRepo> {
+        match self {
+            Store::Sled(e, _) => e.share_code_repo(),
+            Store::Postgres(p, _) => Arc::new(p.share_code_repo()),
+        }
+    }
+
+    fn uploads(&self) -> Arc<dyn UploadRepo> {
+        match self {
+            Store::Sled(e, _) => e.upload_repo(),
+            Store::Postgres(p, _) => Arc::new(p.upload_repo()),
+        }
+    }
+
+    fn form_ids(&self) -> Arc<dyn FormIdRepo> {
+        match self {
+            Store::Sled(e, _) => e.formid_repo(),
+            Store::Postgres(p, _) => Arc::new(p.formid_repo()),
+        }
+    }
+
+    fn outbox(&self) -> Arc<dyn OutboxRepo> {
+        match self {
+            Store::Sled(e, _) => e.outbox_repo(),
+            Store::Postgres(p, _) => Arc::new(p.outbox_repo()),
+        }
+    }
+}
+
+/// One test body, a test on each engine.
+macro_rules! on_both_engines {
+    ($($test:ident),* $(,)?) => {
+        mod sled {
+            $(#[test]
+            fn $test() {
+                super::$test(super::Store::sled());
+            })*
+        }
+        mod postgres {
+            $(#[test]
+            fn $test() {
+                super::$test(super::Store::postgres());
+            })*
+        }
+    };
+}
+
+on_both_engines!(
+    sessions_and_blocks_are_kept_and_expired_ones_swept,
+    operators_and_couriers_are_kept_with_their_counts,
+    the_token_share_codes_and_uploads_are_kept,
+    a_users_pooled_ids_are_capped_used_up_and_swept,
+    the_outbox_keeps_its_order_until_entries_are_removed,
+);
+
+fn openid(s: &str) -> OpenId {
+    OpenId::parse(s).expect("openid")
+}
+
+fn at(unix: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(unix).expect("time")
+}
+
+fn sessions_and_blocks_are_kept_and_expired_ones_swept(store: Store) {
+    let repo = store.sessions();
+    let (live, old) = ([1u8; 32], [2u8; 32]);
+    let session = |unix| Session {
+        openid: openid("oSESSION"),
+        expires_at: at(unix),
+    };
+    repo.put_session(&live, &session(2_000_000_000))
+        .expect("put");
+    repo.put_session(&old, &session(1_000_000_000))
+        .expect("put");
+    // A staged write reads back at once.
+    assert_eq!(
+        repo.get_session(&live).expect("get"),
+        Some(session(2_000_000_000))
+    );
+    let block = Block {
+        reason: "spam".into(),
+        at: at(1_764_000_000),
+    };
+    repo.put_block(&openid("oBLOCKED"), &block).expect("block");
+    repo.put_block(&openid("oUNBLOCKED"), &block)
+        .expect("block");
+    assert!(repo.remove_block(&openid("oUNBLOCKED")).expect("unblock"));
+    assert!(!repo.remove_block(&openid("oNEVER")).expect("unblock"));
+    block_on(repo.commit()).expect("commit");
+    drop(repo);
+
+    let store = store.reopen();
+    let repo = store.sessions();
+    assert_eq!(
+        repo.remove_expired_sessions(at(1_500_000_000))
+            .expect("sweep"),
+        1
+    );
+    assert_eq!(repo.get_session(&old).expect("get"), None);
+    assert_eq!(
+        repo.get_session(&live).expect("get"),
+        Some(session(2_000_000_000))
+    );
+    assert_eq!(
+        repo.all_blocks().expect("blocks"),
+        vec![(openid("oBLOCKED"), block)]
+    );
+}
+
+fn courier(name: &str) -> CourierProfile {
+    CourierProfile {
+        openid: openid(&format!("o{name}")),
+        name: name.into(),
+        phone: PhoneNumber::parse("13800138000").expect("phone"),
+        student_no: None,
+        card_photo: None,
+        review: Review::Approved,
+        reason: None,
+        suspended_until: None,
+        applied_at: at(1_764_000_000),
+        name_flagged: false,
+        campus: Some(lastmile_actors::domain::CampusId::parse("east").expect("campus")),
+    }
+}
+
+fn operators_and_couriers_are_kept_with_their_counts(store: Store) {
+    let operator = OperatorRecord {
+        name: OperatorName::parse("alice").expect("name"),
+        role: Role::Finance,
+        campuses: vec!["main".into()],
+        token_hash: [7; 32],
+        created_at: at(1_764_000_000),
+        revoked_at: None,
+    };
+    store.operators().put_operator(&operator).expect("put");
+    let couriers = store.couriers();
+    couriers.put_courier(&courier("COURIERB")).expect("put");
+    couriers.put_courier(&courier("COURIERA")).expect("put");
+    let day = ChinaDay::of(at(1_764_000_000));
+    assert_eq!(
+        couriers
+            .count_release(&openid("oCOURIERA"), day)
+            .expect("count"),
+        1
+    );
+    assert_eq!(
+        couriers
+            .count_release(&openid("oCOURIERA"), day)
+            .expect("count"),
+        2
+    );
+    block_on(couriers.commit()).expect("commit");
+    block_on(store.operators().commit()).expect("commit");
+    drop(couriers);
+
+    let store = store.reopen();
+    assert_eq!(
+        store.operators().all_operators().expect("all"),
+        vec![operator]
+    );
+    let couriers = store.couriers();
+    let all: Vec<String> = couriers
+        .all_couriers()
+        .expect("all")
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(all, ["COURIERA", "COURIERB"]);
+    assert_eq!(
+        couriers.get_courier(&openid("oCOURIERA")).expect("get"),
+        Some(courier("COURIERA"))
+    );
+    assert_eq!(
+        couriers.releases_on(&openid("oCOURIERA"), day).expect("n"),
+        2
+    );
+    assert_eq!(
+        couriers.releases_on(&openid("oCOURIERB"), day).expect("n"),
+        0
+    );
+}
+
+fn the_token_share_codes_and_uploads_are_kept(store: Store) {
+    let token = StoredToken {
+        value: "TOKEN".into(),
+        expires_at: 1_764_007_200,
+    };
+    assert_eq!(store.tokens().get_access_token().expect("get"), None);
+    store.tokens().put_access_token(&token).expect("put");
+    let codes = store.share_codes();
+    codes
+        .put_share_code("o=1", "pages/index", "https://cdn/1.png")
+        .expect("put");
+    let upload = Upload {
+        id: UploadId::parse("U0123456789ABCDEFGHIJKLMNOPQRSTU").expect("id"),
+        owner: openid("oUPLOADER"),
+        image: ImageType::Jpeg,
+        size: 1_024,
+        width: 64,
+        height: 48,
+        order: Some(OrderId::parse("ORDER1").expect("order")),
+        created_at: at(1_764_000_000),
+    };
+    let uploads = store.uploads();
+    uploads.put_upload(&upload).expect("put");
+    let day = ChinaDay::of(at(1_764_000_000));
+    assert_eq!(uploads.count_upload(&upload.owner, day).expect("count"), 1);
+    for repo in [store.tokens().commit(), codes.commit(), uploads.commit()] {
+        block_on(repo).expect("commit");
+    }
+    drop((codes, uploads));
+
+    let store = store.reopen();
+    assert_eq!(store.tokens().get_access_token().expect("get"), Some(token));
+    let codes = store.share_codes();
+    assert_eq!(
+        codes
+            .get_share_code("o=1", "pages/index")
+            .expect("get")
+            .as_deref(),
+        Some("https://cdn/1.png")
+    );
+    assert_eq!(
+        codes.get_share_code("o=1", "pages/other").expect("get"),
+        None
+    );
+    let uploads = store.uploads();
+    assert_eq!(
+        uploads.get_upload(&upload.id).expect("get"),
+        Some(upload.clone())
+    );
+    assert_eq!(uploads.uploads_on(&upload.owner, day).expect("n"), 1);
+}
+
+fn a_users_pooled_ids_are_capped_used_up_and_swept(store: Store) {
+    let repo = store.form_ids();
+    let user = openid("oPOOLED");
+    let pooled = |value: &str, uses_left| PooledId {
+        value: value.into(),
+        uses_left,
+    };
+    // Keeps the latest-expiring two.
+    repo.pool_id(&user, 3_000, &pooled("late", 2), 2)
+        .expect("pool");
+    repo.pool_id(&user, 1_000, &pooled("early", 1), 2)
+        .expect("pool");
+    repo.pool_id(&user, 2_000, &pooled("middle", 1), 2)
+        .expect("pool");
+    assert_eq!(repo.pooled_count(&user), 2);
+    // The earliest-expiring one still valid goes first; used up, it goes.
+    assert_eq!(
+        repo.take_pooled_id(&user, 1_500).expect("take").as_deref(),
+        Some("middle")
+    );
+    assert_eq!(
+        repo.take_pooled_id(&user, 1_500).expect("take").as_deref(),
+        Some("late")
+    );
+    assert_eq!(repo.pooled_count(&user), 1);
+    repo.add_grants(&user, "TPL", 2).expect("grant");
+    assert!(repo.take_grant(&user, "TPL").expect("take"));
+    block_on(repo.commit()).expect("commit");
+    drop(repo);
+
+    let store = store.reopen();
+    let repo = store.form_ids();
+    assert!(repo.take_grant(&user, "TPL").expect("take"));
+    assert!(!repo.take_grant(&user, "TPL").expect("none left"));
+    assert_eq!(repo.prune_expired_ids(3_000).expect("prune"), 1);
+    assert_eq!(repo.take_pooled_id(&user, 0).expect("take"), None);
+}
+
+fn the_outbox_keeps_its_order_until_entries_are_removed(store: Store) {
+    let repo = store.outbox();
+    let entry = |id| OutboxEntry {
+        id,
+        order_id: OrderId::parse("ORDER1").expect("id"),
+        to: openid("oCUSTOMER"),
+        kind: MessageKind::Delivered,
+        created_at_ms: 1_764_000_000_000,
+        attempts: 0,
+        next_attempt_ms: 1_764_000_000_000,
+        via: Some(Via::Template("form-1".into())),
+    };
+    for id in [30, 10, 20] {
+        repo.put_outbox(&entry(id)).expect("put");
+    }
+    let mut retried = entry(10);
+    retried.attempts = 3;
+    repo.put_outbox(&retried).expect("rewrite");
+    repo.remove_outbox(20).expect("remove");
+    block_on(repo.commit()).expect("commit");
+    drop(repo);
+
+    let store = store.reopen();
+    let repo = store.outbox();
+    assert_eq!(repo.outbox_len(), 2);
+    assert_eq!(repo.outbox(10).expect("read"), vec![retried, entry(30)]);
+    assert_eq!(repo.outbox(1).expect("read").len(), 1);
+}
+
+#[test]
+fn nodes_starting_together_migrate_the_schema_once() {
+    let url = crate::postgres::fresh_database();
+    let opening: Vec<_> = (0..3)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || PgStore::open(&url, 2).map(|_| ()))
+        })
+        .collect();
+    for node in opening {
+        node.join().expect("thread").expect("open");
+    }
+    assert_eq!(
+        crate::postgres::psql(&url, "SELECT count(*) FROM lastmile_migrations"),
+        "1"
+    );
+}
+
+#[test]
+fn a_database_nobody_serves_is_an_error_at_open() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let url = format!("postgres://lastmile:secret@127.0.0.1:{port}/lastmile");
+    assert!(PgStore::open(&url, 2).is_err());
+}
