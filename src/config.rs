@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use lastmile_actors::storage::postgres::masked_url;
+use lastmile_actors::storage::{Engine, StorageError};
 use lastmile_actors::wechat::WeChatConfig;
 use serde::Deserialize;
 
@@ -225,6 +227,97 @@ pub struct StorageSettings {
     /// arrive meanwhile share it. Longer windows trade latency for CPU.
     #[serde(with = "humantime_serde")]
     pub commit_window: Duration,
+    /// `sled` (embedded, the default) or `postgres`.
+    #[serde(default)]
+    pub engine: EngineSetting,
+    /// `[storage.postgres]`
+    #[serde(default)]
+    pub postgres: PostgresSettings,
+}
+
+/// `storage.engine`
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineSetting {
+    /// One directory, one process.
+    #[default]
+    Sled,
+    /// A PostgreSQL database.
+    Postgres,
+}
+
+/// `[storage.postgres]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSettings {
+    /// `postgres://user:password@host:port,host2:port/db?target_session_attrs=read-write`
+    /// (it may hold a password: never logged).
+    pub url: Option<lastmile_actors::wechat::Secret>,
+    /// Connections in the pool.
+    #[serde(default = "default_pool")]
+    pub pool: usize,
+}
+
+impl Default for PostgresSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            pool: default_pool(),
+        }
+    }
+}
+
+fn default_pool() -> usize {
+    16
+}
+
+impl StorageSettings {
+    /// Opens the configured engine. A database that cannot be reached is
+    /// named by its URL, password masked.
+    pub fn open(&self) -> Result<Engine, OpenError> {
+        match (self.engine, &self.postgres.url) {
+            (EngineSetting::Sled, _) => {
+                Engine::sled(&self.path, self.commit_window).map_err(OpenError::Sled)
+            }
+            (EngineSetting::Postgres, Some(url)) => {
+                Engine::postgres(url.expose(), self.postgres.pool).map_err(|source| {
+                    OpenError::Postgres {
+                        url: masked_url(url.expose()),
+                        source,
+                    }
+                })
+            }
+            (EngineSetting::Postgres, None) => Err(OpenError::NoUrl),
+        }
+    }
+
+    /// Where the store is, for messages (a PostgreSQL URL masked).
+    pub fn location(&self) -> String {
+        match (self.engine, &self.postgres.url) {
+            (EngineSetting::Postgres, Some(url)) => masked_url(url.expose()),
+            _ => self.path.display().to_string(),
+        }
+    }
+}
+
+/// Why the configured store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The sled directory could not be opened.
+    #[error("cannot open storage.path: {0}")]
+    Sled(#[source] StorageError),
+    /// The database could not be reached or migrated.
+    #[error("cannot reach the database at storage.postgres.url = {url}: {source}")]
+    Postgres {
+        /// The URL, password masked.
+        url: String,
+        /// Why.
+        #[source]
+        source: StorageError,
+    },
+    /// `storage.engine = "postgres"` without a URL.
+    #[error("storage.engine = \"postgres\" needs storage.postgres.url")]
+    NoUrl,
 }
 
 /// `[campus]`

@@ -5,7 +5,6 @@
 
 use lastmile_actors::auth::operators::{add_to, revoke_in};
 use lastmile_actors::domain::{OperatorName, Role};
-use lastmile_actors::storage::Engine;
 
 use crate::config::Settings;
 
@@ -76,10 +75,10 @@ pub fn parse(args: &[String]) -> Result<(Command, Option<std::path::PathBuf>), S
 
 /// Runs a command on the configured storage; answers what to print.
 pub fn run(command: Command, settings: &Settings) -> Result<String, String> {
-    let store = Engine::sled(&settings.storage.path, settings.storage.commit_window).map_err(|e| {
+    let store = settings.storage.open().map_err(|e| {
         format!(
             "{e} (is lastmile running on {}? then use POST /api/v1/admin/operators with an admin token)",
-            settings.storage.path.display()
+            settings.storage.location()
         )
     })?;
     let repo = store.operator_repo();

@@ -44,6 +44,9 @@ pub enum StartupError {
     /// The database could not be opened.
     #[error("cannot open storage: {0}")]
     Storage(#[from] StorageError),
+    /// The configured store could not be opened (its location named).
+    #[error(transparent)]
+    Open(#[from] crate::config::OpenError),
     /// The WeChat client could not be built.
     #[error("cannot build the WeChat client: {0}")]
     WeChat(#[from] WeChatError),
@@ -97,7 +100,7 @@ pub fn start_services(
 ) -> Result<Services, StartupError> {
     let campuses = Arc::new(Campuses::load(&settings.campus.map)?);
     let commission = commission_of(settings, &campuses);
-    let store = Engine::sled(&settings.storage.path, settings.storage.commit_window)?;
+    let store = settings.storage.open()?;
     // The orders shards and the actors that hear their events need each
     // other: the shards' addresses come first, their listeners last.
     let (orders, orders_wiring) = Orders::start(
@@ -577,10 +580,10 @@ pub async fn reconcile_day(
     day: ChinaDay,
 ) -> Result<lastmile_actors::domain::Reconciliation, String> {
     let wechat = wechat_client(settings).map_err(|e| e.to_string())?;
-    let store = Engine::sled(&settings.storage.path, settings.storage.commit_window).map_err(|e| {
+    let store = settings.storage.open().map_err(|e| {
         format!(
             "{e} (is lastmile running on {}? then ask it: POST /api/v1/admin/reconciliation?date={day})",
-            settings.storage.path.display()
+            settings.storage.location()
         )
     })?;
     let at = settings

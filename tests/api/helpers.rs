@@ -28,6 +28,10 @@ pub fn test_settings(dir: &Path) -> Settings {
     // Most tests need working couriers, not the review queue; the review
     // tests turn it back on.
     settings.couriers.review = false;
+    if let Some(url) = crate::postgres::engine_database() {
+        settings.storage.engine = lastmile::config::EngineSetting::Postgres;
+        settings.storage.postgres.url = Some(lastmile_actors::wechat::Secret::new(url));
+    }
     settings
 }
 
@@ -406,6 +410,7 @@ impl BinaryApp {
             log: log.map(Path::to_owned),
             config: None,
         };
+        app.env.extend(crate::postgres::engine_env(data));
         app.launch().await;
         app
     }
@@ -425,6 +430,7 @@ impl BinaryApp {
             log: None,
             config: config.map(Path::to_owned),
         };
+        app.env.extend(crate::postgres::engine_env(data));
         app.launch().await;
         app
     }

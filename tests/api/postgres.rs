@@ -51,6 +51,31 @@ pub fn fresh_database() -> String {
     format!("postgres://lastmile@127.0.0.1:{}/{name}", server.port)
 }
 
+/// A fresh database when this test runs on PostgreSQL.
+pub fn engine_database() -> Option<String> {
+    (std::env::var("LASTMILE_TEST_ENGINE").as_deref() == Ok("postgres")).then(fresh_database)
+}
+
+/// The binary's settings for the engine this test runs on: one database
+/// per data directory, so a binary started again finds its data.
+pub fn engine_env(data: &Path) -> Vec<(String, String)> {
+    static BY_DATA: std::sync::Mutex<Vec<(PathBuf, String)>> = std::sync::Mutex::new(Vec::new());
+    let mut known = BY_DATA
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let url = match known.iter().find(|(d, _)| d == data) {
+        Some((_, url)) => Some(url.clone()),
+        None => engine_database().inspect(|url| known.push((data.to_owned(), url.clone()))),
+    };
+    match url {
+        Some(url) => vec![
+            ("LASTMILE__STORAGE__ENGINE".into(), "postgres".into()),
+            ("LASTMILE__STORAGE__POSTGRES__URL".into(), url),
+        ],
+        None => Vec::new(),
+    }
+}
+
 /// Runs `sql` on the database `url` names, through psql.
 pub fn psql(url: &str, sql: &str) -> String {
     let server = SERVER

@@ -13,8 +13,8 @@ use lastmile_actors::domain::{
 };
 use lastmile_actors::storage::postgres::PgStore;
 use lastmile_actors::storage::{
-    CourierRepo, Engine, FormIdRepo, OperatorRepo, OutboxRepo, SessionRepo, ShareCodeRepo,
-    TokenRepo, UploadRepo,
+    CourierRepo, Engine, FormIdRepo, LedgerRepo, OperatorRepo, OutboxRepo, SessionRepo,
+    ShareCodeRepo, TokenRepo, UploadRepo,
 };
 use time::OffsetDateTime;
 
@@ -101,6 +101,13 @@ impl Store {
         }
     }
 
+    fn ledger(&self) -> Arc<dyn LedgerRepo> {
+        match self {
+            Store::Sled(e, _) => e.ledger_repo(),
+            Store::Postgres(p, _) => Arc::new(p.ledger_repo()),
+        }
+    }
+
     fn outbox(&self) -> Arc<dyn OutboxRepo> {
         match self {
             Store::Sled(e, _) => e.outbox_repo(),
@@ -133,6 +140,7 @@ on_both_engines!(
     the_token_share_codes_and_uploads_are_kept,
     a_users_pooled_ids_are_capped_used_up_and_swept,
     the_outbox_keeps_its_order_until_entries_are_removed,
+    postings_move_balances_and_write_statements_day_lines_and_rates,
 );
 
 fn openid(s: &str) -> OpenId {
@@ -407,4 +415,79 @@ fn a_database_nobody_serves_is_an_error_at_open() {
         .port();
     let url = format!("postgres://lastmile:secret@127.0.0.1:{port}/lastmile");
     assert!(PgStore::open(&url, 2).is_err());
+}
+
+fn postings_move_balances_and_write_statements_day_lines_and_rates(store: Store) {
+    use lastmile_actors::domain::{Account, Commission, MoneyEvent};
+    use lastmile_actors::ledger::Batch;
+    let repo = store.ledger();
+    let ids = repo.ids();
+    let order = OrderId::parse("oLEDGER0ORDER1").expect("order");
+    let courier = openid("oLEDGERCOURIER");
+    let commission = Commission {
+        default: 10,
+        ..Commission::default()
+    };
+    let paid = MoneyEvent::Paid {
+        order: order.clone(),
+        total: 500,
+        campus: None,
+    };
+    let completed = MoneyEvent::Completed {
+        order: order.clone(),
+        courier: courier.clone(),
+        total: 500,
+        tip: 100,
+        campus: None,
+    };
+    let now = 1_764_000_000_000;
+    let mut batch = Batch::new(repo.as_ref(), &ids);
+    assert!(batch.post_told(1, &paid, &commission, now).expect("paid"));
+    repo.write_postings(&batch.finish()).expect("write");
+    let mut batch = Batch::new(repo.as_ref(), &ids);
+    assert!(batch
+        .post_told(2, &completed, &commission, now)
+        .expect("completed"));
+    assert!(!batch.post_told(3, &paid, &commission, now).expect("again"));
+    repo.write_postings(&batch.finish()).expect("write");
+    block_on(repo.commit()).expect("commit");
+    drop(repo);
+
+    let store = store.reopen();
+    let repo = store.ledger();
+    let available = Account::Available(courier.clone());
+    // 500 paid, 100 of it a tip: 10 % of 400 to the platform.
+    assert_eq!(repo.balance(&available).expect("balance"), 460);
+    assert_eq!(repo.balance(&Account::Platform).expect("balance"), 40);
+    assert_eq!(
+        repo.balance(&Account::Escrow(order.clone()))
+            .expect("escrow"),
+        0
+    );
+    let mut balances = repo.balances().expect("balances");
+    balances.sort();
+    assert_eq!(
+        balances,
+        vec![
+            (Account::Clearing, -500),
+            (Account::Platform, 40),
+            (available.clone(), 460)
+        ]
+    );
+    assert_eq!(repo.journal().expect("journal").postings, 2);
+    let lines = repo.statement(&available, None, 10).expect("statement");
+    assert_eq!(
+        lines.iter().map(|l| l.amount).collect::<Vec<_>>(),
+        vec![460]
+    );
+    assert_eq!(
+        repo.rates_of(std::slice::from_ref(&order)).expect("rates"),
+        vec![Some(10)]
+    );
+    assert!(repo.is_posted("completed:oLEDGER0ORDER1").expect("posted"));
+    assert!(repo.inbox(10).expect("inbox").is_empty());
+    let day = repo
+        .ledger_day(ChinaDay::of(at(1_764_000_000)))
+        .expect("day");
+    assert_eq!(day.len(), 2, "{day:?}");
 }

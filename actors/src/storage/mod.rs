@@ -91,6 +91,8 @@ pub enum StorageError {
 pub enum Engine {
     /// The embedded store in one directory (the default).
     Sled(sled::SledStore),
+    /// A PostgreSQL database, for more than one machine.
+    Postgres(postgres::PgStore),
 }
 
 impl Engine {
@@ -100,10 +102,17 @@ impl Engine {
         sled::SledStore::open(path, commit_window).map(Engine::Sled)
     }
 
+    /// Connects to the PostgreSQL database at `url` with a pool of `pool`
+    /// connections and migrates its schema.
+    pub fn postgres(url: &str, pool: usize) -> Result<Self, StorageError> {
+        postgres::PgStore::open(url, pool).map(Engine::Postgres)
+    }
+
     /// True when the store answers a read.
     pub fn is_healthy(&self) -> bool {
         match self {
             Engine::Sled(s) => s.is_healthy(),
+            Engine::Postgres(p) => p.is_healthy(),
         }
     }
 
@@ -112,6 +121,7 @@ impl Engine {
     pub fn is_writable(&self) -> bool {
         match self {
             Engine::Sled(s) => s.is_writable(),
+            Engine::Postgres(p) => p.is_writable(),
         }
     }
 
@@ -119,6 +129,7 @@ impl Engine {
     pub async fn commit(&self) -> Result<(), StorageError> {
         match self {
             Engine::Sled(s) => s.commit().await,
+            Engine::Postgres(p) => p.commit().await,
         }
     }
 
@@ -127,6 +138,7 @@ impl Engine {
     pub fn flush_blocking(&self) -> Result<(), StorageError> {
         match self {
             Engine::Sled(s) => s.flush_blocking(),
+            Engine::Postgres(p) => p.flush_blocking(),
         }
     }
 
@@ -135,6 +147,7 @@ impl Engine {
     pub fn inject_commit_failures(&self, n: u32) {
         match self {
             Engine::Sled(s) => s.inject_flush_failures(n),
+            Engine::Postgres(p) => p.inject_commit_failures(n),
         }
     }
 
@@ -148,83 +161,47 @@ impl Engine {
     ) -> Result<(), StorageError> {
         match self {
             Engine::Sled(s) => s.inject_unposted_balance(account, fen),
+            Engine::Postgres(p) => p.inject_unposted_balance(account, fen),
         }
     }
+}
 
+/// One getter per owner's repository, answered by whichever engine runs.
+macro_rules! repositories {
+    ($($(#[$doc:meta])* $name:ident -> $repo:ident;)*) => {
+        impl Engine {
+            $($(#[$doc])*
+            pub fn $name(&self) -> Arc<dyn $repo> {
+                match self {
+                    Engine::Sled(s) => Arc::new(s.$name()),
+                    Engine::Postgres(p) => Arc::new(p.$name()),
+                }
+            })*
+        }
+    };
+}
+
+repositories! {
     /// The orders shards' repository.
-    pub fn order_repo(&self) -> Arc<dyn OrderRepo> {
-        match self {
-            Engine::Sled(s) => Arc::new(s.order_repo()),
-        }
-    }
-
+    order_repo -> OrderRepo;
     /// The ledger's repository.
-    pub fn ledger_repo(&self) -> Arc<dyn LedgerRepo> {
-        match self {
-            Engine::Sled(s) => Arc::new(s.ledger_repo()),
-        }
-    }
-
+    ledger_repo -> LedgerRepo;
     /// The notifier's outbox.
-    pub fn outbox_repo(&self) -> Arc<dyn OutboxRepo> {
-        match self {
-            Engine::Sled(s) => Arc::new(s.outbox_repo()),
-        }
-    }
-
+    outbox_repo -> OutboxRepo;
     /// The payments actor's repository.
-    pub fn payment_repo(&self) -> Arc<dyn PaymentRepo> {
-        match self {
-            Engine::Sled(s) => Arc::new(s.payment_repo()),
-        }
-    }
-
+    payment_repo -> PaymentRepo;
     /// The form-id pool's repository.
-    pub fn formid_repo(&self) -> Arc<dyn FormIdRepo> {
-        match self {
-            Engine::Sled(s) => Arc::new(s.formid_repo()),
-        }
-    }
-
+    formid_repo -> FormIdRepo;
     /// The token refresher's repository.
-    pub fn token_repo(&self) -> Arc<dyn TokenRepo> {
-        match self {
-            Engine::Sled(s) => Arc::new(s.token_repo()),
-        }
-    }
-
+    token_repo -> TokenRepo;
     /// The share-code actor's repository.
-    pub fn share_code_repo(&self) -> Arc<dyn ShareCodeRepo> {
-        match self {
-            Engine::Sled(s) => Arc::new(s.share_code_repo()),
-        }
-    }
-
+    share_code_repo -> ShareCodeRepo;
     /// The dispatcher's repository.
-    pub fn courier_repo(&self) -> Arc<dyn CourierRepo> {
-        match self {
-            Engine::Sled(s) => Arc::new(s.courier_repo()),
-        }
-    }
-
+    courier_repo -> CourierRepo;
     /// The sessions actor's repository.
-    pub fn session_repo(&self) -> Arc<dyn SessionRepo> {
-        match self {
-            Engine::Sled(s) => Arc::new(s.session_repo()),
-        }
-    }
-
+    session_repo -> SessionRepo;
     /// The uploads actor's repository.
-    pub fn upload_repo(&self) -> Arc<dyn UploadRepo> {
-        match self {
-            Engine::Sled(s) => Arc::new(s.upload_repo()),
-        }
-    }
-
+    upload_repo -> UploadRepo;
     /// The operators actor's repository.
-    pub fn operator_repo(&self) -> Arc<dyn OperatorRepo> {
-        match self {
-            Engine::Sled(s) => Arc::new(s.operator_repo()),
-        }
-    }
+    operator_repo -> OperatorRepo;
 }

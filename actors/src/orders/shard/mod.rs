@@ -245,12 +245,18 @@ impl OrderShard {
         ));
     }
 
-    /// Tells the ledger there is money in its inbox. Not waiting for the
-    /// disk: the ledger's postings land after the order's write in sled's
-    /// log, so no crash keeps them without it, and every answer the
-    /// ledger gives waits for its own writes to be on disk.
-    fn money_written(&self) {
-        publish(&self.listeners, OrderEvent::MoneyWritten);
+    /// Tells the listeners once every write so far is committed: the
+    /// notifier and the ledger read what the change wrote, and on a
+    /// database another connection sees it only then (their sweeps find
+    /// what a failed commit left for a later one).
+    fn publish_committed(&self, event: OrderEvent) {
+        let (store, listeners) = (self.store.clone(), self.listeners.clone());
+        actix::spawn(async move {
+            match store.commit().await {
+                Ok(()) => publish(&listeners, event),
+                Err(e) => tracing::warn!(error = %e, "news not told: the commit failed"),
+            }
+        });
     }
 
     /// Tells the payments actor to refund `order`, once its `refunding`
@@ -300,10 +306,10 @@ impl OrderShard {
         self.store
             .update_order_with(order, was_terminal, &messages, &numbered)?;
         if !messages.is_empty() {
-            self.publish(OrderEvent::OutboxWritten);
+            self.publish_committed(OrderEvent::OutboxWritten);
         }
         if !numbered.is_empty() {
-            self.money_written();
+            self.publish_committed(OrderEvent::MoneyWritten);
         }
         Ok(())
     }

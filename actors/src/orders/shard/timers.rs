@@ -61,7 +61,7 @@ impl OrderShard {
         let message = self.outbox_entry(&order, MessageKind::Untaken);
         self.store
             .update_order_with(&order, false, &[message], &[])?;
-        self.publish(OrderEvent::OutboxWritten);
+        self.publish_committed(OrderEvent::OutboxWritten);
         metrics::counter!("lastmile_untaken_orders_total", "action" => "notice").increment(1);
         self.track(order);
         Ok(())

@@ -6,6 +6,7 @@
 //! batch's end, so owners that write while a COMMIT is under way share the
 //! next one (group commit), as the sled engine shares a flush.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -34,11 +35,13 @@ macro_rules! params {
 }
 pub(super) use params;
 
+/// Statements written together: never split between two transactions.
+pub(super) type Statements = Vec<(&'static str, Vec<Param>)>;
+
 enum Op {
     Write {
         seq: u64,
-        sql: &'static str,
-        params: Vec<Param>,
+        statements: Statements,
     },
     Read {
         sql: &'static str,
@@ -61,9 +64,13 @@ pub(super) struct Conn {
 
 impl Conn {
     /// Starts a connection task on `runtime`, taking connections from `pool`.
-    pub(super) fn start(runtime: &tokio::runtime::Handle, pool: Pool) -> Self {
+    pub(super) fn start(
+        runtime: &tokio::runtime::Handle,
+        pool: Pool,
+        failing: Arc<AtomicU32>,
+    ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        runtime.spawn(Task::new(pool).run(rx));
+        runtime.spawn(Task::new(pool, failing).run(rx));
         Self {
             queue: Arc::new(Mutex::new((0, tx))),
         }
@@ -71,12 +78,20 @@ impl Conn {
 
     /// Queues a write.
     pub(super) fn write(&self, sql: &'static str, params: Vec<Param>) -> Result<(), StorageError> {
+        self.write_all(vec![(sql, params)])
+    }
+
+    /// Queues writes that commit together or not at all.
+    pub(super) fn write_all(&self, statements: Statements) -> Result<(), StorageError> {
+        if statements.is_empty() {
+            return Ok(());
+        }
         let mut queue = self.queue.lock().map_err(|_| StorageError::Closed)?;
         queue.0 += 1;
         let seq = queue.0;
         queue
             .1
-            .send(Op::Write { seq, sql, params })
+            .send(Op::Write { seq, statements })
             .map_err(|_| StorageError::Closed)
     }
 
@@ -115,6 +130,8 @@ impl Conn {
 /// The connection task's state.
 struct Task {
     pool: Pool,
+    /// Commits still to fail on purpose (fault injection for tests).
+    failing: Arc<AtomicU32>,
     client: Option<Object>,
     /// The first and last write of the open transaction.
     open: Option<(u64, u64)>,
@@ -128,9 +145,10 @@ struct Task {
 }
 
 impl Task {
-    fn new(pool: Pool) -> Self {
+    fn new(pool: Pool, failing: Arc<AtomicU32>) -> Self {
         Self {
             pool,
+            failing,
             client: None,
             open: None,
             lost: Vec::new(),
@@ -158,7 +176,11 @@ impl Task {
         let mut waiters = Vec::new();
         for op in batch {
             match op {
-                Op::Write { seq, sql, params } => writes.push((seq, sql, params)),
+                Op::Write { seq, statements } => writes.extend(
+                    statements
+                        .into_iter()
+                        .map(|(sql, params)| (seq, sql, params)),
+                ),
                 Op::Read { sql, params, reply } => {
                     self.send_writes(std::mem::take(&mut writes)).await;
                     let _ = reply.send(self.query(sql, &params).await);
@@ -261,6 +283,18 @@ impl Task {
         let Some(range) = self.open.take() else {
             return;
         };
+        let injected = self
+            .failing
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if injected {
+            self.lose(
+                range,
+                &StorageError::Commit("injected commit failure".into()),
+            )
+            .await;
+            return;
+        }
         let committed = match self.client().await {
             Ok(client) => client.batch_execute("COMMIT").await.map_err(engine),
             Err(e) => Err(e),
@@ -276,7 +310,7 @@ impl Task {
         tracing::error!(error = %crate::errors::chain(e), "a PostgreSQL transaction failed");
         self.open = None;
         self.lost.push(range);
-        self.why = e.to_string();
+        self.why = crate::errors::chain(e);
         if let Some(client) = self.client.take() {
             if !client.is_closed() && client.batch_execute("ROLLBACK").await.is_ok() {
                 self.client = Some(client);

@@ -13,7 +13,12 @@
 //! an advisory lock, so nodes starting together take turns.
 
 pub(super) mod conn;
+mod ledger;
+mod orders;
 mod people;
+
+pub use ledger::PgLedger;
+pub use orders::PgOrders;
 
 pub use people::{
     PgCouriers, PgFormIds, PgOperators, PgOutbox, PgPayments, PgSessions, PgShareCodes, PgTokens,
@@ -51,6 +56,8 @@ struct Inner {
     /// When the probe last committed a write (unix ms).
     probe_ok_ms: Arc<AtomicI64>,
     ids: Sequence,
+    /// Commits still to fail on purpose (fault injection for tests).
+    failing_commits: Arc<std::sync::atomic::AtomicU32>,
     /// Every repository's connection, for a flush of all of them.
     conns: std::sync::Mutex<Vec<Conn>>,
 }
@@ -104,6 +111,7 @@ impl PgStore {
                 probe_ok_ms: Arc::new(AtomicI64::new(now_ms())),
                 ids: Sequence::after(mark),
                 conns: std::sync::Mutex::new(Vec::new()),
+                failing_commits: Arc::default(),
                 runtime: Some(runtime),
             }),
         };
@@ -117,11 +125,56 @@ impl PgStore {
             Some(runtime) => runtime.handle().clone(),
             None => tokio::runtime::Handle::current(),
         };
-        let conn = Conn::start(&handle, self.inner.pool.clone());
+        let conn = Conn::start(
+            &handle,
+            self.inner.pool.clone(),
+            self.inner.failing_commits.clone(),
+        );
         if let Ok(mut conns) = self.inner.conns.lock() {
             conns.push(conn.clone());
         }
         conn
+    }
+
+    /// The orders shards' repository.
+    pub fn order_repo(&self) -> PgOrders {
+        PgOrders {
+            conn: self.conn(),
+            ids: self.inner.ids.clone(),
+            store: self.clone(),
+        }
+    }
+
+    /// The ledger's repository.
+    pub fn ledger_repo(&self) -> PgLedger {
+        PgLedger {
+            conn: self.conn(),
+            ids: self.inner.ids.clone(),
+        }
+    }
+
+    /// Makes the next `n` commits fail (fault injection for tests).
+    pub fn inject_commit_failures(&self, n: u32) {
+        self.inner.failing_commits.store(n, Ordering::SeqCst);
+    }
+
+    /// Sets an account's balance with no posting behind it (fault
+    /// injection for tests: the database's own checks allow it).
+    pub fn inject_unposted_balance(
+        &self,
+        account: &crate::domain::Account,
+        fen: i64,
+    ) -> Result<(), StorageError> {
+        let conn = self.conn();
+        conn.write(
+            "INSERT INTO ledger_balances (account, fen) VALUES ($1, $2) \
+             ON CONFLICT (account) DO UPDATE SET fen = EXCLUDED.fen",
+            conn::params![account.key(), fen],
+        )?;
+        match &self.inner.runtime {
+            Some(runtime) => on(runtime, conn.commit())?,
+            None => Err(StorageError::Closed),
+        }
     }
 
     /// The sessions actor's repository.
@@ -349,6 +402,11 @@ fn mask_query_password(tail: &str) -> String {
         })
         .collect();
     format!("{path}?{}", query.join("&"))
+}
+
+/// A row count for LIMIT (callers pass `usize::MAX` for "all").
+fn limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 fn now_ms() -> i64 {

@@ -360,7 +360,7 @@ impl FormIdRepo for PgFormIds {
             "DELETE FROM form_ids WHERE openid = $1 AND (expires_at, id) NOT IN \
              (SELECT expires_at, id FROM form_ids WHERE openid = $1 \
               ORDER BY expires_at DESC, id DESC LIMIT $2)",
-            params![openid.to_string(), keep as i64],
+            params![openid.to_string(), super::limit(keep)],
         )
     }
 
@@ -461,7 +461,7 @@ impl OutboxRepo for PgOutbox {
     fn outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>, StorageError> {
         let rows = self.0.read(
             "SELECT body FROM outbox ORDER BY id LIMIT $1",
-            params![limit as i64],
+            params![super::limit(limit)],
         )?;
         rows.iter().map(|row| body(row, "outbox")).collect()
     }

@@ -6,11 +6,13 @@ CREATE TABLE orders (
     id text PRIMARY KEY,
     customer text NOT NULL,
     created_ms bigint NOT NULL,
+    status text NOT NULL,
     active boolean NOT NULL,
     body bytea NOT NULL
 );
 CREATE INDEX orders_active ON orders (id) WHERE active;
 CREATE INDEX orders_customer ON orders (customer, id);
+CREATE INDEX orders_customer_status ON orders (customer, status, id);
 CREATE INDEX orders_created ON orders (created_ms);
 
 CREATE TABLE idempotency (
@@ -109,8 +111,11 @@ CREATE TABLE ledger_balances (
 
 CREATE FUNCTION ledger_leg_moves_balance() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO ledger_balances (account, fen) VALUES (NEW.account, NEW.amount)
-        ON CONFLICT (account) DO UPDATE SET fen = ledger_balances.fen + EXCLUDED.fen;
+    -- Not INSERT … ON CONFLICT: the check would judge the leg alone.
+    UPDATE ledger_balances SET fen = fen + NEW.amount WHERE account = NEW.account;
+    IF NOT FOUND THEN
+        INSERT INTO ledger_balances (account, fen) VALUES (NEW.account, NEW.amount);
+    END IF;
     DELETE FROM ledger_balances WHERE account = NEW.account AND fen = 0;
     RETURN NULL;
 END $$;
