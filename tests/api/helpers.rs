@@ -28,10 +28,7 @@ pub fn test_settings(dir: &Path) -> Settings {
     // Most tests need working couriers, not the review queue; the review
     // tests turn it back on.
     settings.couriers.review = false;
-    if let Some(url) = crate::postgres::engine_database() {
-        settings.storage.engine = lastmile::config::EngineSetting::Postgres;
-        settings.storage.postgres.url = Some(lastmile_actors::wechat::Secret::new(url));
-    }
+    crate::postgres::apply_engine(&mut settings);
     settings
 }
 
@@ -91,6 +88,8 @@ pub async fn spawn_app_with(
     let dir = tempfile::tempdir().expect("temp dir");
     let mut settings = test_settings(dir.path());
     tweak(&mut settings);
+    // A tweak may move the store: it is the engine's store of that path.
+    crate::postgres::apply_engine(&mut settings);
     let wechat = Arc::new(SandboxWeChat::new(&settings.wechat));
     let clients = WeChatClients::sandbox(wechat.clone());
     let services =

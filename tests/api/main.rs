@@ -4,6 +4,13 @@
 //! - `auth`, `orders`, `ops`: the HTTP API in process
 //! - `binary`: the release binary end to end (durability, restarts, signals, config)
 //! - `wechat_live`: the live WeChat client against a fake WeChat on 127.0.0.1
+//! - `storage`: each repository's contract, on sled and on PostgreSQL
+//!
+//! Every test here runs on sled; `tests/api_postgres.rs` runs the same
+//! bodies again on PostgreSQL (`ENGINE` tells the helpers which).
+
+/// The engine this binary's tests run on.
+pub const ENGINE: postgres::TestEngine = postgres::TestEngine::Sled;
 
 mod admin;
 mod auth;

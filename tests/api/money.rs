@@ -533,8 +533,7 @@ pub(crate) fn orders_on_disk(
     ledger_migrated: bool,
 ) {
     {
-        let store =
-            lastmile_actors::storage::Engine::sled(data, std::time::Duration::ZERO).expect("store");
+        let store = crate::postgres::open_store(data);
         if ledger_migrated {
             store.ledger_repo().migrate_orders().expect("migrated");
         }
@@ -553,6 +552,9 @@ pub(crate) fn orders_on_disk(
 pub(crate) fn reopenable(path: &std::path::Path) {
     let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while std::time::Instant::now() < until {
+        if crate::postgres::on_postgres() {
+            return;
+        }
         if lastmile_actors::storage::Engine::sled(path, std::time::Duration::ZERO).is_ok() {
             return;
         }
@@ -638,8 +640,7 @@ async fn a_book_that_does_not_balance_keeps_the_service_unready() {
     let data = dir.path().join("broken");
     {
         use lastmile_actors::domain::Account;
-        let store = lastmile_actors::storage::Engine::sled(&data, std::time::Duration::ZERO)
-            .expect("store");
+        let store = crate::postgres::open_store(&data);
         // 500 fen from WeChat Pay's clearing to the platform with no
         // posting behind it: the sum is 0 and nothing is negative; only
         // the journal shows it.
@@ -1350,6 +1351,7 @@ fn reconcile_cli(data: &std::path::Path, args: &[&str]) -> (i32, String, String)
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_lastmile"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("LASTMILE__STORAGE__PATH", data)
+        .envs(crate::postgres::engine_env(data))
         .env("RUST_LOG", "warn")
         .arg("reconcile")
         .args(args)

@@ -238,6 +238,7 @@ fn lastmile(data: &std::path::Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_lastmile"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("LASTMILE__STORAGE__PATH", data)
+        .envs(crate::postgres::engine_env(data))
         .args(args)
         .output()
         .expect("lastmile runs")

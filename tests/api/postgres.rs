@@ -51,28 +51,76 @@ pub fn fresh_database() -> String {
     format!("postgres://lastmile@127.0.0.1:{}/{name}", server.port)
 }
 
-/// A fresh database when this test runs on PostgreSQL.
-pub fn engine_database() -> Option<String> {
-    (std::env::var("LASTMILE_TEST_ENGINE").as_deref() == Ok("postgres")).then(fresh_database)
+/// Connections per service in the tests: services of finished in-process
+/// tests keep theirs until the binary exits, and the server has a limit.
+const TEST_POOL: usize = 6;
+
+/// The engine a test binary's tests run on (`crate::ENGINE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestEngine {
+    /// A sled directory per test.
+    Sled,
+    /// A database per test on this binary's PostgreSQL server.
+    Postgres,
 }
 
-/// The binary's settings for the engine this test runs on: one database
-/// per data directory, so a binary started again finds its data.
-pub fn engine_env(data: &Path) -> Vec<(String, String)> {
+/// True when this binary's tests run on PostgreSQL.
+pub fn on_postgres() -> bool {
+    crate::ENGINE == TestEngine::Postgres
+}
+
+/// The database that stands for the data directory `data` when the tests
+/// run on PostgreSQL (one per directory, so a service started again on it
+/// finds its data); None on sled.
+pub fn url_for(data: &Path) -> Option<String> {
     static BY_DATA: std::sync::Mutex<Vec<(PathBuf, String)>> = std::sync::Mutex::new(Vec::new());
+    if !on_postgres() {
+        return None;
+    }
     let mut known = BY_DATA
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let url = match known.iter().find(|(d, _)| d == data) {
-        Some((_, url)) => Some(url.clone()),
-        None => engine_database().inspect(|url| known.push((data.to_owned(), url.clone()))),
-    };
-    match url {
+    if let Some((_, url)) = known.iter().find(|(d, _)| d == data) {
+        return Some(url.clone());
+    }
+    let url = fresh_database();
+    known.push((data.to_owned(), url.clone()));
+    Some(url)
+}
+
+/// The binary's settings for the store of `data` on this binary's engine.
+pub fn engine_env(data: &Path) -> Vec<(String, String)> {
+    match url_for(data) {
         Some(url) => vec![
             ("LASTMILE__STORAGE__ENGINE".into(), "postgres".into()),
             ("LASTMILE__STORAGE__POSTGRES__URL".into(), url),
+            (
+                "LASTMILE__STORAGE__POSTGRES__POOL".into(),
+                TEST_POOL.to_string(),
+            ),
         ],
         None => Vec::new(),
+    }
+}
+
+/// Points in-process settings at the store of their `storage.path` on
+/// this binary's engine.
+pub fn apply_engine(settings: &mut lastmile::config::Settings) {
+    if let Some(url) = url_for(&settings.storage.path) {
+        settings.storage.engine = lastmile::config::EngineSetting::Postgres;
+        settings.storage.postgres.url = Some(lastmile_actors::wechat::Secret::new(url));
+        settings.storage.postgres.pool = TEST_POOL;
+    }
+}
+
+/// Opens the store of `data` as the service would (to prepare or inspect
+/// it while no service runs).
+pub fn open_store(data: &Path) -> lastmile_actors::storage::Engine {
+    match url_for(data) {
+        Some(url) => lastmile_actors::storage::Engine::postgres(&url, 2).expect("database"),
+        None => {
+            lastmile_actors::storage::Engine::sled(data, std::time::Duration::ZERO).expect("store")
+        }
     }
 }
 
@@ -142,7 +190,7 @@ fn start() -> Result<Server, String> {
         .arg(&data))?;
     let port = free_port()?;
     let options = format!(
-        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=400 \
+        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=1500 -c shared_buffers=64MB \
          -c fsync=off -c full_page_writes=off",
         dir.display()
     );

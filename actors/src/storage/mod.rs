@@ -75,6 +75,9 @@ pub enum StorageError {
     /// The store is shutting down.
     #[error("storage is closed")]
     Closed,
+    /// Another process uses the store.
+    #[error("the store is in use by another lastmile process")]
+    InUse,
     /// The storage directory cannot be created or made private.
     #[error("storage directory {path}: {source}")]
     Dir {

@@ -6,7 +6,7 @@
 //! batch's end, so owners that write while a COMMIT is under way share the
 //! next one (group commit), as the sled engine shares a flush.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -54,6 +54,18 @@ enum Op {
     },
 }
 
+/// What every connection of a store shares about failed commits.
+#[derive(Clone, Default)]
+pub(super) struct Faults {
+    /// Fault injection for tests, as sled's failed flush (which fails
+    /// every writer waiting on it): each injection (numbered here, with
+    /// how many commits it fails) fails the next commits of every
+    /// connection.
+    pub(super) injected: Arc<Mutex<(u64, u32)>>,
+    /// The last commit failed: nothing since is known durable (`/readyz`).
+    pub(super) failed: Arc<AtomicBool>,
+}
+
 /// The queue to one owner's connection task; cheap to clone.
 #[derive(Clone)]
 pub(super) struct Conn {
@@ -64,13 +76,9 @@ pub(super) struct Conn {
 
 impl Conn {
     /// Starts a connection task on `runtime`, taking connections from `pool`.
-    pub(super) fn start(
-        runtime: &tokio::runtime::Handle,
-        pool: Pool,
-        failing: Arc<AtomicU32>,
-    ) -> Self {
+    pub(super) fn start(runtime: &tokio::runtime::Handle, pool: Pool, faults: Faults) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        runtime.spawn(Task::new(pool, failing).run(rx));
+        runtime.spawn(Task::new(pool, faults).run(rx));
         Self {
             queue: Arc::new(Mutex::new((0, tx))),
         }
@@ -130,8 +138,7 @@ impl Conn {
 /// The connection task's state.
 struct Task {
     pool: Pool,
-    /// Commits still to fail on purpose (fault injection for tests).
-    failing: Arc<AtomicU32>,
+    faults: Faults,
     client: Option<Object>,
     /// The first and last write of the open transaction.
     open: Option<(u64, u64)>,
@@ -142,18 +149,21 @@ struct Task {
     answered: u64,
     /// Why the last writes were lost.
     why: String,
+    /// The last injection this connection saw, and its failures left.
+    seen_injection: (u64, u32),
 }
 
 impl Task {
-    fn new(pool: Pool, failing: Arc<AtomicU32>) -> Self {
+    fn new(pool: Pool, faults: Faults) -> Self {
         Self {
             pool,
-            failing,
+            faults,
             client: None,
             open: None,
             lost: Vec::new(),
             answered: 0,
             why: String::new(),
+            seen_injection: (0, 0),
         }
     }
 
@@ -283,11 +293,7 @@ impl Task {
         let Some(range) = self.open.take() else {
             return;
         };
-        let injected = self
-            .failing
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if injected {
+        if self.injected_failure() {
             self.lose(
                 range,
                 &StorageError::Commit("injected commit failure".into()),
@@ -299,15 +305,32 @@ impl Task {
             Ok(client) => client.batch_execute("COMMIT").await.map_err(engine),
             Err(e) => Err(e),
         };
-        if let Err(e) = committed {
-            self.lose(range, &e).await;
+        match committed {
+            Ok(()) => self.faults.failed.store(false, Ordering::SeqCst),
+            Err(e) => self.lose(range, &e).await,
         }
+    }
+
+    /// True when an injected failure is this commit's to take.
+    fn injected_failure(&mut self) -> bool {
+        let Ok(injected) = self.faults.injected.lock().map(|i| *i) else {
+            return false;
+        };
+        if injected.0 != self.seen_injection.0 {
+            self.seen_injection = injected;
+        }
+        if self.seen_injection.1 == 0 {
+            return false;
+        }
+        self.seen_injection.1 -= 1;
+        true
     }
 
     /// Writes in `range` are lost: the transaction is rolled back, and the
     /// commits covering them answer `e`.
     async fn lose(&mut self, range: (u64, u64), e: &StorageError) {
         tracing::error!(error = %crate::errors::chain(e), "a PostgreSQL transaction failed");
+        self.faults.failed.store(true, Ordering::SeqCst);
         self.open = None;
         self.lost.push(range);
         self.why = crate::errors::chain(e);

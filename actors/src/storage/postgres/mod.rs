@@ -41,6 +41,11 @@ use crate::domain::Sequence;
 const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_schema.sql"))];
 /// The advisory lock nodes take while migrating ("lastmile" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6c61_7374_6d69_6c65;
+/// The advisory lock a process holds while it uses the database, as sled's
+/// lock on its directory: one process per store ("lastmil!").
+const IN_USE_LOCK: i64 = 0x6c61_7374_6d69_6c21;
+/// How long opening waits for a process that just stopped to let go.
+const IN_USE_WAIT: Duration = Duration::from_secs(3);
 /// Longest wait for a connection from the pool, or for a new one.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the probe proves the database takes a write.
@@ -56,8 +61,10 @@ struct Inner {
     /// When the probe last committed a write (unix ms).
     probe_ok_ms: Arc<AtomicI64>,
     ids: Sequence,
-    /// Commits still to fail on purpose (fault injection for tests).
-    failing_commits: Arc<std::sync::atomic::AtomicU32>,
+    /// The connection that holds the in-use lock (closed with the runtime).
+    _holder: tokio_postgres::Client,
+    /// Failed commits, real or injected.
+    faults: conn::Faults,
     /// Every repository's connection, for a flush of all of them.
     conns: std::sync::Mutex<Vec<Conn>>,
 }
@@ -81,7 +88,7 @@ impl PgStore {
     /// Connects to `url` with a pool of `pool` connections, migrates the
     /// schema, and starts the probe.
     pub fn open(url: &str, pool: usize) -> Result<Self, StorageError> {
-        let config: tokio_postgres::Config = url.parse().map_err(engine)?;
+        let config = config_of(url)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("lastmile-postgres")
@@ -89,7 +96,7 @@ impl PgStore {
             .build()
             .map_err(engine)?;
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -103,7 +110,22 @@ impl PgStore {
             .recycle_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(engine)?;
-        let mark = on(&runtime, migrate(pool.clone()))??;
+        let opened = on(&runtime, {
+            let pool = pool.clone();
+            async move {
+                let mark = migrate(pool).await?;
+                Ok::<_, StorageError>((mark, hold(config).await?))
+            }
+        })
+        .and_then(|opened| opened);
+        let (mark, holder) = match opened {
+            Ok(opened) => opened,
+            Err(e) => {
+                // May run on an async thread: never block there.
+                runtime.shutdown_background();
+                return Err(e);
+            }
+        };
         let store = Self {
             inner: Arc::new(Inner {
                 pool,
@@ -111,7 +133,8 @@ impl PgStore {
                 probe_ok_ms: Arc::new(AtomicI64::new(now_ms())),
                 ids: Sequence::after(mark),
                 conns: std::sync::Mutex::new(Vec::new()),
-                failing_commits: Arc::default(),
+                faults: conn::Faults::default(),
+                _holder: holder,
                 runtime: Some(runtime),
             }),
         };
@@ -125,11 +148,7 @@ impl PgStore {
             Some(runtime) => runtime.handle().clone(),
             None => tokio::runtime::Handle::current(),
         };
-        let conn = Conn::start(
-            &handle,
-            self.inner.pool.clone(),
-            self.inner.failing_commits.clone(),
-        );
+        let conn = Conn::start(&handle, self.inner.pool.clone(), self.inner.faults.clone());
         if let Ok(mut conns) = self.inner.conns.lock() {
             conns.push(conn.clone());
         }
@@ -155,7 +174,9 @@ impl PgStore {
 
     /// Makes the next `n` commits fail (fault injection for tests).
     pub fn inject_commit_failures(&self, n: u32) {
-        self.inner.failing_commits.store(n, Ordering::SeqCst);
+        if let Ok(mut injected) = self.inner.faults.injected.lock() {
+            *injected = (injected.0 + 1, n);
+        }
     }
 
     /// Sets an account's balance with no posting behind it (fault
@@ -230,10 +251,13 @@ impl PgStore {
         self.inner.healthy.load(Ordering::Relaxed)
     }
 
-    /// True when a probe committed a write recently.
+    /// True when the last commit worked and a probe committed a write
+    /// recently.
     pub fn is_writable(&self) -> bool {
         let age = now_ms() - self.inner.probe_ok_ms.load(Ordering::Relaxed);
-        self.is_healthy() && age <= PROBE_FRESH.as_millis() as i64
+        !self.inner.faults.failed.load(Ordering::SeqCst)
+            && self.is_healthy()
+            && age <= PROBE_FRESH.as_millis() as i64
     }
 
     /// Resolves when every repository's writes so far are committed.
@@ -263,10 +287,11 @@ impl PgStore {
         let Some(runtime) = &self.inner.runtime else {
             return;
         };
-        let (pool, healthy, ok_ms) = (
+        let (pool, healthy, ok_ms, faults) = (
             self.inner.pool.clone(),
             self.inner.healthy.clone(),
             self.inner.probe_ok_ms.clone(),
+            self.inner.faults.clone(),
         );
         runtime.spawn(async move {
             loop {
@@ -275,10 +300,37 @@ impl PgStore {
                 let ok = matches!(probe, Ok(Ok(())));
                 healthy.store(ok, Ordering::Relaxed);
                 if ok {
+                    // A write committed: what failed before is behind us.
                     ok_ms.store(now_ms(), Ordering::Relaxed);
+                    faults.failed.store(false, Ordering::SeqCst);
                 }
             }
         });
+    }
+}
+
+fn config_of(url: &str) -> Result<tokio_postgres::Config, StorageError> {
+    url.parse().map_err(engine)
+}
+
+/// Takes the in-use lock on a connection of its own, kept for as long as
+/// the store is open; refuses a database another process uses.
+async fn hold(config: tokio_postgres::Config) -> Result<tokio_postgres::Client, StorageError> {
+    let (client, connection) = config.connect(NoTls).await.map_err(engine)?;
+    tokio::spawn(connection);
+    let until = tokio::time::Instant::now() + IN_USE_WAIT;
+    loop {
+        let row = client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&IN_USE_LOCK])
+            .await
+            .map_err(engine)?;
+        if row.try_get::<_, bool>(0).map_err(engine)? {
+            return Ok(client);
+        }
+        if tokio::time::Instant::now() >= until {
+            return Err(StorageError::InUse);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
