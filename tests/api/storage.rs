@@ -498,3 +498,29 @@ fn postings_move_balances_and_write_statements_day_lines_and_rates(store: Store)
         .expect("day");
     assert_eq!(day.len(), 2, "{day:?}");
 }
+
+#[test]
+fn a_database_unreachable_at_start_exits_2_naming_its_url_with_the_password_masked() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let url = format!("postgres://lastmile:hunter2secret@127.0.0.1:{port}/lastmile");
+    let line = crate::helpers::refuses_to_start(
+        &dir.path().join("data"),
+        &[],
+        &[
+            ("LASTMILE__STORAGE__ENGINE", "postgres".into()),
+            ("LASTMILE__STORAGE__POSTGRES__URL", url),
+        ],
+        "no database",
+    );
+    assert!(
+        line.contains(&format!(
+            "storage.postgres.url = postgres://lastmile:***@127.0.0.1:{port}/lastmile"
+        )),
+        "{line}"
+    );
+    assert!(!line.contains("hunter2secret"), "{line}");
+}
