@@ -12,7 +12,9 @@
 //!
 //! Writes are staged: they return at once, the owner reads them back at
 //! once, and [`OrderRepo::commit`] (every repository has one) is the one
-//! wait, answering when every write made before it is durable. An actor
+//! wait, answering when every write made through that repository before
+//! it is durable (on sled, every write of the store; on PostgreSQL, each
+//! repository is a connection of its own). An actor
 //! changes its state and stages its writes in one handler, in order, and
 //! acknowledges after the commit; that is why the writes are plain calls
 //! and only the commit is async.
