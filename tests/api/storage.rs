@@ -51,69 +51,32 @@ impl Store {
             }
         }
     }
+}
 
-    fn sessions(&self) -> Arc<dyn SessionRepo> {
-        match self {
-            Store::Sled(e, _) => e.session_repo(),
-            Store::Postgres(p, _) => Arc::new(p.session_repo()),
+/// Each repository, from whichever engine the store runs on.
+macro_rules! repositories {
+    ($($name:ident -> $repo:ident = $getter:ident;)*) => {
+        impl Store {
+            $(fn $name(&self) -> Arc<dyn $repo> {
+                match self {
+                    Store::Sled(e, _) => e.$getter(),
+                    Store::Postgres(p, _) => Arc::new(p.$getter()),
+                }
+            })*
         }
-    }
+    };
+}
 
-    fn operators(&self) -> Arc<dyn OperatorRepo> {
-        match self {
-            Store::Sled(e, _) => e.operator_repo(),
-            Store::Postgres(p, _) => Arc::new(p.operator_repo()),
-        }
-    }
-
-    fn couriers(&self) -> Arc<dyn CourierRepo> {
-        match self {
-            Store::Sled(e, _) => e.courier_repo(),
-            Store::Postgres(p, _) => Arc::new(p.courier_repo()),
-        }
-    }
-
-    fn tokens(&self) -> Arc<dyn TokenRepo> {
-        match self {
-            Store::Sled(e, _) => e.token_repo(),
-            Store::Postgres(p, _) => Arc::new(p.token_repo()),
-        }
-    }
-
-    fn share_codes(&self) -> Arc<dyn ShareCodeRepo> {
-        match self {
-            Store::Sled(e, _) => e.share_code_repo(),
-            Store::Postgres(p, _) => Arc::new(p.share_code_repo()),
-        }
-    }
-
-    fn uploads(&self) -> Arc<dyn UploadRepo> {
-        match self {
-            Store::Sled(e, _) => e.upload_repo(),
-            Store::Postgres(p, _) => Arc::new(p.upload_repo()),
-        }
-    }
-
-    fn form_ids(&self) -> Arc<dyn FormIdRepo> {
-        match self {
-            Store::Sled(e, _) => e.formid_repo(),
-            Store::Postgres(p, _) => Arc::new(p.formid_repo()),
-        }
-    }
-
-    fn ledger(&self) -> Arc<dyn LedgerRepo> {
-        match self {
-            Store::Sled(e, _) => e.ledger_repo(),
-            Store::Postgres(p, _) => Arc::new(p.ledger_repo()),
-        }
-    }
-
-    fn outbox(&self) -> Arc<dyn OutboxRepo> {
-        match self {
-            Store::Sled(e, _) => e.outbox_repo(),
-            Store::Postgres(p, _) => Arc::new(p.outbox_repo()),
-        }
-    }
+repositories! {
+    sessions -> SessionRepo = session_repo;
+    operators -> OperatorRepo = operator_repo;
+    couriers -> CourierRepo = courier_repo;
+    tokens -> TokenRepo = token_repo;
+    share_codes -> ShareCodeRepo = share_code_repo;
+    uploads -> UploadRepo = upload_repo;
+    form_ids -> FormIdRepo = formid_repo;
+    ledger -> LedgerRepo = ledger_repo;
+    outbox -> OutboxRepo = outbox_repo;
 }
 
 /// One test body, a test on each engine.

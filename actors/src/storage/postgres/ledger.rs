@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use super::conn::{params, Conn, Param, Statements};
+use super::conn::{params, Conn, Statements};
 use super::people::{body, column, corrupt};
 use crate::domain::{
     Account, ChinaDay, Entry, IdempotencyKey, Journal, LedgerDay, LineKind, MoneyEvent, OpenId,
@@ -377,10 +377,9 @@ impl PgLedger {
                     continue;
                 }
                 let seq = self.ids.next(super::now_ms());
-                let values: Vec<Param> = params![seq as i64, store(&event)?];
                 self.conn.write(
                     "INSERT INTO ledger_inbox (seq, body) VALUES ($1, $2) ON CONFLICT (seq) DO NOTHING",
-                    values,
+                    params![seq as i64, store(&event)?],
                 )?;
                 told += 1;
             }

@@ -54,7 +54,10 @@ const PROBE_EVERY: Duration = Duration::from_secs(2);
 const PROBE_FRESH: Duration = Duration::from_secs(10);
 
 struct Inner {
+    /// Taken only by `Drop`, which shuts it down.
     runtime: Option<tokio::runtime::Runtime>,
+    /// Where connection tasks, the probe and blocking waits run.
+    handle: tokio::runtime::Handle,
     pool: Pool,
     /// The last probe got an answer.
     healthy: Arc<AtomicBool>,
@@ -110,7 +113,8 @@ impl PgStore {
             .recycle_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(engine)?;
-        let opened = on(&runtime, {
+        let handle = runtime.handle().clone();
+        let opened = on(&handle, {
             let pool = pool.clone();
             async move {
                 let mark = migrate(pool).await?;
@@ -136,6 +140,7 @@ impl PgStore {
                 faults: conn::Faults::default(),
                 _holder: holder,
                 runtime: Some(runtime),
+                handle,
             }),
         };
         store.start_probe();
@@ -144,11 +149,11 @@ impl PgStore {
 
     /// A new connection task (one per repository taken).
     fn conn(&self) -> Conn {
-        let handle = match &self.inner.runtime {
-            Some(runtime) => runtime.handle().clone(),
-            None => tokio::runtime::Handle::current(),
-        };
-        let conn = Conn::start(&handle, self.inner.pool.clone(), self.inner.faults.clone());
+        let conn = Conn::start(
+            &self.inner.handle,
+            self.inner.pool.clone(),
+            self.inner.faults.clone(),
+        );
         if let Ok(mut conns) = self.inner.conns.lock() {
             conns.push(conn.clone());
         }
@@ -192,10 +197,7 @@ impl PgStore {
              ON CONFLICT (account) DO UPDATE SET fen = EXCLUDED.fen",
             conn::params![account.key(), fen],
         )?;
-        match &self.inner.runtime {
-            Some(runtime) => on(runtime, conn.commit())?,
-            None => Err(StorageError::Closed),
-        }
+        on(&self.inner.handle, conn.commit())?
     }
 
     /// The sessions actor's repository.
@@ -274,26 +276,18 @@ impl PgStore {
 
     /// [`Self::commit`], blocking (shutdown, the command line).
     pub fn flush_blocking(&self) -> Result<(), StorageError> {
-        match &self.inner.runtime {
-            Some(runtime) => on(runtime, {
-                let store = self.clone();
-                async move { store.commit().await }
-            })?,
-            None => Err(StorageError::Closed),
-        }
+        let store = self.clone();
+        on(&self.inner.handle, async move { store.commit().await })?
     }
 
     fn start_probe(&self) {
-        let Some(runtime) = &self.inner.runtime else {
-            return;
-        };
         let (pool, healthy, ok_ms, faults) = (
             self.inner.pool.clone(),
             self.inner.healthy.clone(),
             self.inner.probe_ok_ms.clone(),
             self.inner.faults.clone(),
         );
-        runtime.spawn(async move {
+        self.inner.handle.spawn(async move {
             loop {
                 tokio::time::sleep(PROBE_EVERY).await;
                 let probe = tokio::time::timeout(PROBE_EVERY * 2, probe(&pool)).await;
@@ -411,7 +405,7 @@ async fn apply(client: &mut deadpool_postgres::Object) -> Result<(), StorageErro
 /// Runs `work` on the engine's runtime and waits for it from any thread
 /// (an actor's included: it never blocks the runtime it waits on).
 fn on<T: Send + 'static>(
-    runtime: &tokio::runtime::Runtime,
+    runtime: &tokio::runtime::Handle,
     work: impl std::future::Future<Output = T> + Send + 'static,
 ) -> Result<T, StorageError> {
     let (tx, rx) = std_mpsc::sync_channel(1);

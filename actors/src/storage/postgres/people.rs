@@ -42,6 +42,15 @@ fn first<T: Stored>(rows: Vec<Row>, key: &str) -> Result<Option<T>, StorageError
     rows.first().map(|row| body(row, key)).transpose()
 }
 
+/// What a `SELECT count(*)` answers (0 when it cannot be read: the
+/// callers' traits answer a plain number).
+fn count(conn: &Conn, sql: &'static str, params: Vec<super::conn::Param>) -> usize {
+    conn.read(sql, params)
+        .ok()
+        .and_then(|rows| rows.first().and_then(|r| r.try_get::<_, i64>(0).ok()))
+        .map_or(0, |n| usize::try_from(n).unwrap_or(0))
+}
+
 /// A count kept per user and China day.
 fn count_on(
     conn: &Conn,
@@ -373,14 +382,11 @@ impl FormIdRepo for PgFormIds {
     }
 
     fn pooled_count(&self, openid: &OpenId) -> usize {
-        self.conn
-            .read(
-                "SELECT count(*) FROM form_ids WHERE openid = $1",
-                params![openid.to_string()],
-            )
-            .ok()
-            .and_then(|rows| rows.first().and_then(|r| r.try_get::<_, i64>(0).ok()))
-            .map_or(0, |n| usize::try_from(n).unwrap_or(0))
+        count(
+            &self.conn,
+            "SELECT count(*) FROM form_ids WHERE openid = $1",
+            params![openid.to_string()],
+        )
     }
 
     fn take_pooled_id(&self, openid: &OpenId, now: i64) -> Result<Option<String>, StorageError> {
@@ -467,11 +473,7 @@ impl OutboxRepo for PgOutbox {
     }
 
     fn outbox_len(&self) -> usize {
-        self.0
-            .read("SELECT count(*) FROM outbox", params![])
-            .ok()
-            .and_then(|rows| rows.first().and_then(|r| r.try_get::<_, i64>(0).ok()))
-            .map_or(0, |n| usize::try_from(n).unwrap_or(0))
+        count(&self.0, "SELECT count(*) FROM outbox", params![])
     }
 
     fn put_outbox(&self, entry: &OutboxEntry) -> Result<(), StorageError> {
