@@ -26,4 +26,5 @@ pub mod replay;
 pub mod routes;
 pub mod startup;
 pub mod state;
+pub mod store_cli;
 pub mod telemetry;

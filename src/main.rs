@@ -129,6 +129,42 @@ fn operator(args: &[String]) -> ExitCode {
     }
 }
 
+/// `lastmile store copy …`: exit 0 when the target holds everything, 1
+/// with the differences, 2 when it could not run (a store in use included).
+fn store(args: &[String]) -> ExitCode {
+    let copy = match lastmile::store_cli::parse(args) {
+        Ok(copy) => copy,
+        Err(e) => {
+            eprintln!("lastmile store: {e}");
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
+    let settings = match Settings::load(copy.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "lastmile store: bad configuration: {}",
+                one_line(&e.to_string())
+            );
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
+    match lastmile::store_cli::run(&copy, &settings) {
+        Ok(copied) => {
+            println!("{}", lastmile::store_cli::report(&copy, &copied));
+            if copied.differences().is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("lastmile store: {}", one_line(&e.to_string()));
+            ExitCode::from(EXIT_BAD_CONFIG)
+        }
+    }
+}
+
 /// Operators read the first line of a failed start; parser errors span several.
 fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -140,6 +176,7 @@ fn main() -> ExitCode {
         Some("replay") => return replay(&args[1..]),
         Some("reconcile") => return reconcile(&args[1..]),
         Some("operator") => return operator(&args[1..]),
+        Some("store") => return store(&args[1..]),
         _ => {}
     }
     let settings =

@@ -171,7 +171,7 @@ pub fn start_services(
             expire_after: settings.messages.expire_after,
         },
     );
-    let (objects, files_dir) = object_store(settings, notify_base);
+    let objects = object_store(settings, &store, notify_base);
     let uploads = Uploads::start(
         store.upload_repo(),
         objects.clone(),
@@ -182,7 +182,7 @@ pub fn start_services(
         store.share_code_repo(),
         wechat.client.clone(),
         tokens.clone(),
-        objects,
+        objects.clone(),
         settings.messages.share_codes_per_day,
     );
     let pay_signer = Arc::new(wechat.client.pay().signer().clone());
@@ -247,7 +247,7 @@ pub fn start_services(
         strikes: lastmile_actors::ratelimit::RateLimits::start_with(
             lastmile_actors::ratelimit::Rate::strikes(settings.http.failed_attempts_per_minute),
         ),
-        files_dir,
+        objects,
         couriers_reviewed: settings.couriers.review,
         uploads,
         public_base: Arc::from(notify_base),
@@ -275,22 +275,16 @@ fn commission_of(settings: &Settings, campuses: &Campuses) -> Commission {
 }
 
 /// The object store `objects.backend` names (Qiniu's settings are checked
-/// at load), and the directory to serve when it is local.
-fn object_store(
-    settings: &Settings,
-    public_base: &str,
-) -> (Arc<dyn ObjectStore>, Option<std::path::PathBuf>) {
+/// at load); local objects live in the store.
+fn object_store(settings: &Settings, store: &Engine, public_base: &str) -> Arc<dyn ObjectStore> {
     match settings.qiniu_config() {
         Some(qiniu) if settings.objects.backend == ObjectBackend::Qiniu => {
-            (Arc::new(QiniuObjects::new(qiniu)), None)
+            Arc::new(QiniuObjects::new(qiniu))
         }
-        _ => {
-            let dir = settings.objects.local_dir.clone();
-            // Beside the database, never under the served directory.
-            let private = settings.storage.path.join("uploads");
-            let local = LocalObjects::new(dir.clone(), private, public_base.to_owned());
-            (Arc::new(local), Some(dir))
-        }
+        _ => Arc::new(LocalObjects::new(
+            store.object_repo(&settings.objects.local_dir),
+            public_base.to_owned(),
+        )),
     }
 }
 

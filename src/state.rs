@@ -54,8 +54,8 @@ pub struct AppState {
     pub uploads: lastmile_actors::uploads::Uploads,
     /// The service's public address (`wechat.notify_base`, else the bound one).
     pub public_base: Arc<str>,
-    /// The directory served under `/files/` (local object storage only).
-    pub files_dir: Option<std::path::PathBuf>,
+    /// Object storage (`/files/` serves the public objects kept locally).
+    pub objects: Arc<dyn lastmile_actors::objects::ObjectStore>,
     /// The WeChat simulator, in sandbox mode only.
     pub sandbox: Option<Arc<SandboxWeChat>>,
     /// WeChat Pay 商家转账 (verifies its callbacks), when payouts use it.

@@ -1,12 +1,13 @@
 //! Object storage: public generated images (share codes) and private
-//! uploaded photos. Local (default): public objects in a directory served
-//! under `/files/`, private ones in another directory nothing serves (the
-//! uploads route reads them after its own check). Qiniu: form upload with
+//! uploaded photos. Local (default): kept in the store (files beside a
+//! sled store, rows in PostgreSQL, so every node serves them); public ones
+//! are served under `/files/`, private ones only by the uploads route after
+//! its own check. Qiniu: form upload with
 //! an upload token (put policy JSON, URL-safe base64, HMAC-SHA1 with the
 //! secret key); a private photo is read through a download URL signed for
 //! a few minutes, so the bucket itself can stay private.
 
-use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,6 +15,8 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 
+use crate::domain::{ObjectKey, StoredObject, Visibility};
+use crate::storage::ObjectRepo;
 use crate::wechat::Secret;
 
 /// How long an upload token stays valid.
@@ -62,40 +65,65 @@ pub trait ObjectStore: Send + Sync + 'static {
 
     /// A private object, for a reader the caller has already checked.
     async fn get_private(&self, key: &str) -> Result<PrivateObject, ObjectError>;
+
+    /// A public object the service serves itself under `/files/` (`None`
+    /// when it has no such object or keeps none: a bucket serves them).
+    async fn get_public(&self, _key: &str) -> Result<Option<StoredObject>, ObjectError> {
+        Ok(None)
+    }
 }
 
 /// Keys are flat file names: `[A-Za-z0-9._-]`, no leading dot.
 pub fn valid_key(key: &str) -> bool {
-    !key.is_empty()
-        && key.len() <= 128
-        && !key.starts_with('.')
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    ObjectKey::parse(key).is_ok()
 }
 
-/// A directory on local disk, served under `{public_base}/files/`, and a
-/// private one served by nothing.
+fn parse_key(key: &str) -> Result<ObjectKey, ObjectError> {
+    ObjectKey::parse(key).map_err(|_| ObjectError::BadKey)
+}
+
+/// Objects the service keeps itself, in its store (files beside sled, rows
+/// in PostgreSQL): public ones served under `{public_base}/files/`, private
+/// ones only through the uploads route.
 pub struct LocalObjects {
-    dir: PathBuf,
-    private_dir: PathBuf,
+    repo: Arc<dyn ObjectRepo>,
     public_base: String,
 }
 
 impl LocalObjects {
-    /// Objects in `dir`, reachable at `public_base` + `/files/<key>`;
-    /// private objects in `private_dir`.
-    pub fn new(dir: PathBuf, private_dir: PathBuf, public_base: String) -> Self {
-        Self {
-            dir,
-            private_dir,
-            public_base,
-        }
+    /// Objects kept in `repo`, public ones reachable at `public_base` +
+    /// `/files/<key>`.
+    pub fn new(repo: Arc<dyn ObjectRepo>, public_base: String) -> Self {
+        Self { repo, public_base }
     }
 
-    /// The file behind a key (for the `/files/` route).
-    pub fn path_of(&self, key: &str) -> Option<PathBuf> {
-        valid_key(key).then(|| self.dir.join(key))
+    /// Stores an object and waits until it is durable: the record naming it
+    /// is about to be acknowledged.
+    async fn keep(&self, object: StoredObject) -> Result<(), ObjectError> {
+        let repo = self.repo.clone();
+        tokio::task::spawn_blocking(move || repo.put_object(&object))
+            .await
+            .map_err(|e| ObjectError::Io(e.to_string()))?
+            .map_err(|e| ObjectError::Io(e.to_string()))?;
+        self.repo
+            .commit()
+            .await
+            .map_err(|e| ObjectError::Io(e.to_string()))
+    }
+
+    /// Reads an object off the async threads (a read may wait on disk or
+    /// the database).
+    async fn read(
+        &self,
+        visibility: Visibility,
+        key: &str,
+    ) -> Result<Option<StoredObject>, ObjectError> {
+        let key = parse_key(key)?;
+        let repo = self.repo.clone();
+        tokio::task::spawn_blocking(move || repo.get_object(visibility, &key))
+            .await
+            .map_err(|e| ObjectError::Io(e.to_string()))?
+            .map_err(|e| ObjectError::Io(e.to_string()))
     }
 }
 
@@ -105,9 +133,15 @@ impl ObjectStore for LocalObjects {
         &self,
         key: &str,
         bytes: Vec<u8>,
-        _content_type: &str,
+        content_type: &str,
     ) -> Result<String, ObjectError> {
-        write_file(self.dir.clone(), key, bytes).await?;
+        self.keep(StoredObject {
+            key: parse_key(key)?,
+            visibility: Visibility::Public,
+            content_type: content_type.to_owned(),
+            bytes,
+        })
+        .await?;
         Ok(format!(
             "{}/files/{}",
             self.public_base.trim_end_matches('/'),
@@ -119,44 +153,27 @@ impl ObjectStore for LocalObjects {
         &self,
         key: &str,
         bytes: Vec<u8>,
-        _content_type: &str,
+        content_type: &str,
     ) -> Result<(), ObjectError> {
-        write_file(self.private_dir.clone(), key, bytes).await
+        self.keep(StoredObject {
+            key: parse_key(key)?,
+            visibility: Visibility::Private,
+            content_type: content_type.to_owned(),
+            bytes,
+        })
+        .await
     }
 
     async fn get_private(&self, key: &str) -> Result<PrivateObject, ObjectError> {
-        if !valid_key(key) {
-            return Err(ObjectError::BadKey);
+        match self.read(Visibility::Private, key).await? {
+            Some(object) => Ok(PrivateObject::Bytes(object.bytes)),
+            None => Err(ObjectError::Io(format!("no object {key}"))),
         }
-        let path = self.private_dir.join(key);
-        tokio::task::spawn_blocking(move || std::fs::read(path))
-            .await
-            .map_err(|e| ObjectError::Io(e.to_string()))?
-            .map(PrivateObject::Bytes)
-            .map_err(|e| ObjectError::Io(e.to_string()))
     }
-}
 
-/// Writes `dir/key` durably (then renamed into place, so a reader never
-/// sees half an image; fsynced, because a record naming it is about to be
-/// acknowledged).
-async fn write_file(dir: PathBuf, key: &str, bytes: Vec<u8>) -> Result<(), ObjectError> {
-    if !valid_key(key) {
-        return Err(ObjectError::BadKey);
+    async fn get_public(&self, key: &str) -> Result<Option<StoredObject>, ObjectError> {
+        self.read(Visibility::Public, key).await
     }
-    let path = dir.join(key);
-    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        std::fs::create_dir_all(&dir)?;
-        let tmp = path.with_extension("tmp");
-        let mut file = std::fs::File::create(&tmp)?;
-        std::io::Write::write_all(&mut file, &bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
-        std::fs::File::open(&dir)?.sync_all()
-    })
-    .await
-    .map_err(|e| ObjectError::Io(e.to_string()))?
-    .map_err(|e| ObjectError::Io(e.to_string()))
 }
 
 /// Qiniu credentials and endpoints.
@@ -329,13 +346,5 @@ mod tests {
             url,
             "http://78re52.com1.z0.glb.clouddn.com/resource/flower.jpg?e=1451491200&token=MY_ACCESS_KEY:438dd8pXocjYuF-6dTcKMtETB2g="
         );
-    }
-
-    #[test]
-    fn keys_are_flat_safe_names() {
-        assert!(valid_key("wxacode-0123abcd.png"));
-        for bad in ["", "../etc/passwd", ".hidden", "a/b.png", "a b.png"] {
-            assert!(!valid_key(bad), "{bad}");
-        }
     }
 }

@@ -177,22 +177,17 @@ pub async fn file(
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let not_found = || ApiError::NotFound("no such file".into());
-    let dir = state.files_dir.clone().ok_or_else(not_found)?;
     if !valid_key(&name) {
         return Err(not_found());
     }
-    let path = dir.join(name.as_str());
-    let bytes = web::block(move || std::fs::read(path))
+    let object = state
+        .objects
+        .get_public(&name)
         .await
         .map_err(|_| ApiError::Unavailable)?
-        .map_err(|_| not_found())?;
-    let content_type = if name.ends_with(".png") {
-        "image/png"
-    } else {
-        "application/octet-stream"
-    };
+        .ok_or_else(not_found)?;
     Ok(HttpResponse::Ok()
-        .content_type(content_type)
+        .content_type(object.content_type)
         .insert_header(("Cache-Control", "public, max-age=86400"))
-        .body(bytes))
+        .body(object.bytes))
 }

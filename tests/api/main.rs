@@ -43,6 +43,7 @@ mod secrets;
 mod sharecode;
 mod shipping;
 mod storage;
+mod store_copy;
 mod token;
 mod uploads;
 mod wechat_live;

@@ -162,6 +162,13 @@ fn binaries() -> Option<PathBuf> {
 }
 
 fn start() -> Result<Server, String> {
+    let (port, bin, _) = launch()?;
+    Ok(Server { port, bin })
+}
+
+/// A server of its own in a new directory: its port, binaries and
+/// directory (the watchdog stops it once this process is gone).
+fn launch() -> Result<(u16, PathBuf, PathBuf), String> {
     ensure_package("postgresql", &|| binaries().is_some(), "PostgreSQL");
     let bin = binaries().ok_or("no PostgreSQL binaries")?;
     let dir = tempfile::Builder::new()
@@ -189,19 +196,93 @@ fn start() -> Result<Server, String> {
         ])
         .arg(&data))?;
     let port = free_port()?;
+    pg_ctl_start(&bin, &dir, port)?;
+    watch(as_root, &bin, &dir);
+    Ok((port, bin, dir))
+}
+
+/// Starts (again) the server in `dir` on `port`.
+fn pg_ctl_start(bin: &Path, dir: &Path, port: u16) -> Result<(), String> {
     let options = format!(
         "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=1500 -c shared_buffers=64MB \
          -c fsync=off -c full_page_writes=off",
         dir.display()
     );
-    run(as_postgres(as_root, &bin.join("pg_ctl"))
+    run(as_postgres(is_root(), &bin.join("pg_ctl"))
         .args(["-w", "-t", "60", "-o", &options, "-l"])
         .arg(dir.join("log"))
         .arg("-D")
-        .arg(&data)
-        .arg("start"))?;
-    watch(as_root, &bin, &dir);
-    Ok(Server { port, bin })
+        .arg(dir.join("data"))
+        .arg("start"))
+}
+
+/// A server of one test's own, to stop and start while a service uses it.
+pub struct OwnServer {
+    port: u16,
+    bin: PathBuf,
+    dir: PathBuf,
+}
+
+impl OwnServer {
+    /// A new server (initdb, then started).
+    pub fn start() -> Self {
+        let (port, bin, dir) = launch().unwrap_or_else(|e| panic!("PostgreSQL: {e}"));
+        Self { port, bin, dir }
+    }
+
+    /// Its `postgres` database.
+    pub fn url(&self) -> String {
+        format!("postgres://lastmile@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Stops it as an operator would (`pg_ctl stop -m fast`: connections
+    /// are cut, nothing committed is lost).
+    pub fn stop(&self) {
+        run(as_postgres(is_root(), &self.bin.join("pg_ctl"))
+            .args(["-w", "-t", "60", "-m", "fast", "-D"])
+            .arg(self.dir.join("data"))
+            .arg("stop"))
+        .unwrap_or_else(|e| panic!("pg_ctl stop: {e}"));
+    }
+
+    /// Starts it again on the same port.
+    pub fn restart(&self) {
+        pg_ctl_start(&self.bin, &self.dir, self.port).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Runs `sql` on its database through psql.
+    pub fn psql(&self, sql: &str) -> String {
+        let out = Command::new(self.bin.join("psql"))
+            .args([
+                &self.url(),
+                "-q",
+                "-t",
+                "-A",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                sql,
+            ])
+            .output()
+            .expect("psql runs");
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = as_postgres(is_root(), &self.bin.join("pg_ctl"))
+            .args(["-m", "immediate", "-D"])
+            .arg(self.dir.join("data"))
+            .arg("stop")
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// Stops the server and removes its directory once this process is gone.

@@ -40,10 +40,12 @@ async fn a_share_code_is_made_once_uploaded_once_and_served() {
         .split_once("/files/")
         .map(|(_, name)| format!("/files/{name}"))
         .expect("local URL");
-    let files = std::fs::read_dir(app.state.files_dir.as_ref().expect("local dir"))
-        .expect("dir")
-        .count();
-    assert_eq!(files, 1, "uploaded once");
+    let kept = app
+        .store
+        .object_repo(&app._dir.path().join("data/files"))
+        .object_keys()
+        .expect("object keys");
+    assert_eq!(kept.len(), 1, "uploaded once: {kept:?}");
     let res =
         actix_web::test::call_service(&app.svc, TestRequest::get().uri(&path).to_request()).await;
     assert_eq!(res.status(), StatusCode::OK);

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use futures::executor::block_on;
 use lastmile_actors::domain::{
-    Block, ChinaDay, CourierProfile, ImageType, MessageKind, OpenId, OperatorName, OperatorRecord,
-    OrderId, OutboxEntry, PhoneNumber, PooledId, Review, Role, Session, StoredToken, Upload,
-    UploadId, Via,
+    Block, ChinaDay, CourierProfile, ImageType, MessageKind, ObjectKey, OpenId, OperatorName,
+    OperatorRecord, OrderId, OutboxEntry, PhoneNumber, PooledId, Review, Role, Session,
+    StoredObject, StoredToken, Upload, UploadId, Via, Visibility,
 };
 use lastmile_actors::storage::postgres::PgStore;
 use lastmile_actors::storage::{
-    CourierRepo, Engine, FormIdRepo, LedgerRepo, OperatorRepo, OutboxRepo, SessionRepo,
+    CourierRepo, Engine, FormIdRepo, LedgerRepo, ObjectRepo, OperatorRepo, OutboxRepo, SessionRepo,
     ShareCodeRepo, TokenRepo, UploadRepo,
 };
 use time::OffsetDateTime;
@@ -79,6 +79,35 @@ repositories! {
     outbox -> OutboxRepo = outbox_repo;
 }
 
+impl Store {
+    /// The whole store, for a copy.
+    fn dump(&self) -> Box<dyn lastmile_actors::storage::copy::Dump> {
+        match self {
+            Store::Sled(e, dir) => e.dump(&dir.path().join("files")),
+            Store::Postgres(p, _) => {
+                Box::new(lastmile_actors::storage::postgres::PgDump::new(p.clone()))
+            }
+        }
+    }
+
+    /// An empty store on the other engine.
+    fn other(&self) -> Self {
+        match self {
+            Store::Sled(..) => Store::postgres(),
+            Store::Postgres(..) => Store::sled(),
+        }
+    }
+
+    /// Local objects: files beside sled (public ones in `files/`), rows in
+    /// PostgreSQL.
+    fn objects(&self) -> Arc<dyn ObjectRepo> {
+        match self {
+            Store::Sled(e, dir) => e.object_repo(&dir.path().join("files")),
+            Store::Postgres(p, _) => Arc::new(p.object_repo()),
+        }
+    }
+}
+
 /// One test body, a test on each engine.
 macro_rules! on_both_engines {
     ($($test:ident),* $(,)?) => {
@@ -104,6 +133,8 @@ on_both_engines!(
     a_users_pooled_ids_are_capped_used_up_and_swept,
     the_outbox_keeps_its_order_until_entries_are_removed,
     postings_move_balances_and_write_statements_day_lines_and_rates,
+    objects_are_kept_per_visibility_with_their_bytes,
+    a_store_copies_into_the_other_engine_once,
 );
 
 fn openid(s: &str) -> OpenId {
@@ -371,9 +402,13 @@ fn nodes_starting_together_migrate_the_schema_once() {
             Err(e) => panic!("{e}"),
         }
     }
+    // Each version once, whoever applied it.
     assert_eq!(
-        crate::postgres::psql(&url, "SELECT count(*) FROM lastmile_migrations"),
-        "1"
+        crate::postgres::psql(
+            &url,
+            "SELECT count(*) || '/' || count(DISTINCT version) FROM lastmile_migrations"
+        ),
+        "3/3"
     );
 }
 
@@ -486,4 +521,176 @@ fn a_database_unreachable_at_start_exits_2_naming_its_url_with_the_password_mask
         "{line}"
     );
     assert!(!line.contains("hunter2secret"), "{line}");
+}
+
+fn objects_are_kept_per_visibility_with_their_bytes(store: Store) {
+    let object = |visibility, key: &str, content_type: &str, bytes: &[u8]| StoredObject {
+        key: ObjectKey::parse(key).expect("key"),
+        visibility,
+        content_type: content_type.into(),
+        bytes: bytes.to_vec(),
+    };
+    let share = object(
+        Visibility::Public,
+        "wxacode-1.png",
+        "image/png",
+        b"\x89PNG one",
+    );
+    // The same key once per visibility: a photo never shadows a share image.
+    let photo = object(
+        Visibility::Private,
+        "wxacode-1.png",
+        "image/png",
+        b"\x89PNG two",
+    );
+    let card = object(
+        Visibility::Private,
+        "card-7.jpg",
+        "image/jpeg",
+        &[0xff, 0xd8, 0],
+    );
+    let repo = store.objects();
+    for o in [&share, &photo, &card] {
+        repo.put_object(o).expect("put");
+    }
+    block_on(repo.commit()).expect("commit");
+    let replaced = object(
+        Visibility::Public,
+        "wxacode-1.png",
+        "image/png",
+        b"\x89PNG new",
+    );
+    repo.put_object(&replaced).expect("replace");
+    block_on(repo.commit()).expect("commit");
+
+    let store = store.reopen();
+    let repo = store.objects();
+    let get = |o: &StoredObject| repo.get_object(o.visibility, &o.key).expect("get");
+    assert_eq!(get(&share), Some(replaced.clone()));
+    assert_eq!(get(&photo), Some(photo.clone()));
+    assert_eq!(get(&card), Some(card.clone()));
+    let missing = ObjectKey::parse("none.png").expect("key");
+    assert_eq!(
+        repo.get_object(Visibility::Public, &missing).expect("get"),
+        None
+    );
+    assert_eq!(
+        repo.object_keys().expect("keys"),
+        vec![
+            (Visibility::Public, share.key.clone()),
+            (Visibility::Private, card.key.clone()),
+            (Visibility::Private, photo.key.clone()),
+        ]
+    );
+}
+
+fn a_store_copies_into_the_other_engine_once(store: Store) {
+    use lastmile_actors::domain::{Account, Commission, MoneyEvent};
+    use lastmile_actors::ledger::Batch;
+    use lastmile_actors::storage::copy::{copy, Kind};
+    let repo = store.ledger();
+    let ids = repo.ids();
+    let order = OrderId::parse("oCOPY00ORDER1").expect("order");
+    let courier = openid("oCOPYCOURIER");
+    let commission = Commission {
+        default: 10,
+        ..Commission::default()
+    };
+    let events = [
+        MoneyEvent::Paid {
+            order: order.clone(),
+            total: 500,
+            campus: None,
+        },
+        MoneyEvent::Completed {
+            order: order.clone(),
+            courier: courier.clone(),
+            total: 500,
+            tip: 100,
+            campus: None,
+        },
+    ];
+    for (seq, event) in (1..).zip(&events) {
+        let mut batch = Batch::new(repo.as_ref(), &ids);
+        assert!(batch
+            .post_told(seq, event, &commission, 1_764_000_000_000)
+            .expect("post"));
+        repo.write_postings(&batch.finish()).expect("write");
+    }
+    let session = Session {
+        openid: openid("oCOPYSESSION"),
+        expires_at: at(2_000_000_000),
+    };
+    let sessions = store.sessions();
+    sessions.put_session(&[7u8; 32], &session).expect("session");
+    let photo = StoredObject {
+        key: ObjectKey::parse("U1.jpg").expect("key"),
+        visibility: Visibility::Private,
+        content_type: "image/jpeg".into(),
+        bytes: vec![0xff, 0xd8, 1, 2, 3],
+    };
+    let objects = store.objects();
+    objects.put_object(&photo).expect("object");
+    // Each repository commits its own writes (on PostgreSQL, its connection's).
+    for committing in [repo.commit(), sessions.commit(), objects.commit()] {
+        block_on(committing).expect("commit");
+    }
+
+    let target = store.other();
+    let first = copy(
+        store.dump().as_ref(),
+        target.dump().as_ref(),
+        target.ledger().as_ref(),
+    )
+    .expect("copy");
+    assert!(first.differences().is_empty(), "{:?}", first.differences());
+    let written = |kind: Kind| {
+        first
+            .kinds
+            .iter()
+            .find(|k| k.kind == kind)
+            .map(|k| k.written)
+    };
+    // The completion's key sorts before the payment's: both still land.
+    assert_eq!(written(Kind::Postings), Some(2));
+    assert_eq!(written(Kind::Sessions), Some(1));
+    assert_eq!(written(Kind::Objects), Some(1));
+    assert!(first.ledger.balanced);
+    let ledger = target.ledger();
+    assert_eq!(
+        ledger
+            .balance(&Account::Available(courier.clone()))
+            .expect("balance"),
+        460
+    );
+    assert_eq!(
+        target.sessions().get_session(&[7u8; 32]).expect("get"),
+        Some(session)
+    );
+    assert_eq!(
+        target
+            .objects()
+            .get_object(Visibility::Private, &photo.key)
+            .expect("get"),
+        Some(photo)
+    );
+
+    let again = copy(
+        store.dump().as_ref(),
+        target.dump().as_ref(),
+        target.ledger().as_ref(),
+    )
+    .expect("copy again");
+    assert!(
+        again.kinds.iter().all(|k| k.written == 0),
+        "{:?}",
+        again.kinds
+    );
+    assert_eq!(
+        ledger
+            .balance(&Account::Available(courier))
+            .expect("balance"),
+        460,
+        "nothing posted twice"
+    );
 }

@@ -4,7 +4,7 @@
 //! Each actor gets the repository of its own data only ([`OrderRepo`],
 //! [`LedgerRepo`], [`PaymentRepo`], [`SessionRepo`], [`FormIdRepo`],
 //! [`TokenRepo`], [`ShareCodeRepo`], [`CourierRepo`], [`OutboxRepo`],
-//! [`UploadRepo`], [`OperatorRepo`]), handed to its `start()` by the
+//! [`UploadRepo`], [`OperatorRepo`], [`ObjectRepo`]), handed to its `start()` by the
 //! wiring, so reading another actor's data does not compile; the
 //! [`Engine`] (open, health, durability) stays with the wiring. The one
 //! shared relation is the outbox: the orders shards write an entry with
@@ -23,9 +23,11 @@
 //! domain's own ids), never from an engine, so a store can move between
 //! engines (`lastmile store copy`).
 
+pub mod copy;
 mod couriers;
 mod formids;
 mod ledger;
+mod objects;
 mod operators;
 mod orders;
 mod outbox;
@@ -47,6 +49,7 @@ use std::time::Duration;
 pub use couriers::CourierRepo;
 pub use formids::FormIdRepo;
 pub use ledger::LedgerRepo;
+pub use objects::ObjectRepo;
 pub use operators::OperatorRepo;
 pub use orders::OrderRepo;
 pub use outbox::OutboxRepo;
@@ -144,6 +147,25 @@ impl Engine {
         match self {
             Engine::Sled(s) => s.flush_blocking(),
             Engine::Postgres(p) => p.flush_blocking(),
+        }
+    }
+
+    /// The repository of local objects: beside a sled store, public ones in
+    /// `public_dir` (`objects.local_dir`) and photos in the store's
+    /// directory; on PostgreSQL, rows (`public_dir` unused).
+    pub fn object_repo(&self, public_dir: &Path) -> Arc<dyn ObjectRepo> {
+        match self {
+            Engine::Sled(s) => Arc::new(s.object_repo(public_dir)),
+            Engine::Postgres(p) => Arc::new(p.object_repo()),
+        }
+    }
+
+    /// The whole store, for moving it (`lastmile store copy`); public
+    /// objects beside a sled store are in `public_dir`.
+    pub fn dump(&self, public_dir: &Path) -> Box<dyn copy::Dump> {
+        match self {
+            Engine::Sled(s) => Box::new(sled::SledDump::new(s.clone(), s.object_repo(public_dir))),
+            Engine::Postgres(p) => Box::new(postgres::PgDump::new(p.clone())),
         }
     }
 

@@ -207,12 +207,18 @@ impl Task {
         }
     }
 
-    /// A connection, from the pool when this task holds none.
+    /// The connection, from the pool when this task holds none. Never a
+    /// new one inside a transaction: the transaction's writes went down
+    /// with its connection, and a COMMIT on another one would answer
+    /// success for nothing ("there is no transaction in progress").
     async fn client(&mut self) -> Result<&Object, StorageError> {
         if self.client.as_ref().is_some_and(|c| c.is_closed()) {
             self.client = None;
         }
         if self.client.is_none() {
+            if self.open.is_some() {
+                return Err(lost_connection());
+            }
             let client = self.pool.get().await.map_err(engine)?;
             self.client = Some(client);
         }
@@ -301,9 +307,10 @@ impl Task {
             .await;
             return;
         }
-        let committed = match self.client().await {
-            Ok(client) => client.batch_execute("COMMIT").await.map_err(engine),
-            Err(e) => Err(e),
+        // On the transaction's own connection or not at all.
+        let committed = match self.client.as_ref().filter(|c| !c.is_closed()) {
+            Some(client) => client.batch_execute("COMMIT").await.map_err(engine),
+            None => Err(lost_connection()),
         };
         match committed {
             Ok(()) => self.faults.failed.store(false, Ordering::SeqCst),
@@ -354,6 +361,11 @@ impl Task {
             Ok(())
         }
     }
+}
+
+/// The connection of an open transaction went away.
+fn lost_connection() -> StorageError {
+    StorageError::Commit("the connection of an open transaction was lost".into())
 }
 
 /// A database error as the engine's.

@@ -13,6 +13,7 @@
 //! an advisory lock, so nodes starting together take turns.
 
 pub(super) mod conn;
+mod copy;
 mod ledger;
 mod orders;
 mod people;
@@ -20,9 +21,10 @@ mod people;
 pub use ledger::PgLedger;
 pub use orders::PgOrders;
 
+pub use copy::PgDump;
 pub use people::{
-    PgCouriers, PgFormIds, PgOperators, PgOutbox, PgPayments, PgSessions, PgShareCodes, PgTokens,
-    PgUploads,
+    PgCouriers, PgFormIds, PgObjects, PgOperators, PgOutbox, PgPayments, PgSessions, PgShareCodes,
+    PgTokens, PgUploads,
 };
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -38,7 +40,14 @@ use super::StorageError;
 use crate::domain::Sequence;
 
 /// The schema's versions, applied in order, each once.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_schema.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("migrations/0001_schema.sql")),
+    (2, include_str!("migrations/0002_object_visibility.sql")),
+    (
+        3,
+        include_str!("migrations/0003_balances_checked_at_commit.sql"),
+    ),
+];
 /// The advisory lock nodes take while migrating ("lastmile" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6c61_7374_6d69_6c65;
 /// The advisory lock a process holds while it uses the database, as sled's
@@ -246,6 +255,11 @@ impl PgStore {
     /// The notifier's repository.
     pub fn outbox_repo(&self) -> PgOutbox {
         PgOutbox(self.conn())
+    }
+
+    /// Local objects, as rows (every node serves them).
+    pub fn object_repo(&self) -> PgObjects {
+        PgObjects(self.conn())
     }
 
     /// True when the database answered the last probe.

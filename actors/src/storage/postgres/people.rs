@@ -7,13 +7,13 @@ use tokio_postgres::Row;
 
 use super::conn::{params, Conn};
 use crate::domain::{
-    Block, ChinaDay, CourierProfile, OpenId, OperatorRecord, OrderId, OutboxEntry, PaymentRecord,
-    PooledId, Session, StoredToken, Upload, UploadId,
+    Block, ChinaDay, CourierProfile, ObjectKey, OpenId, OperatorRecord, OrderId, OutboxEntry,
+    PaymentRecord, PooledId, Session, StoredObject, StoredToken, Upload, UploadId, Visibility,
 };
 use crate::storage::records::{courier_of, encode_courier, load, store, Stored};
 use crate::storage::{
-    Committing, CourierRepo, FormIdRepo, OperatorRepo, OutboxRepo, PaymentRepo, SessionRepo,
-    ShareCodeRepo, StorageError, TokenRepo, UploadRepo,
+    Committing, CourierRepo, FormIdRepo, ObjectRepo, OperatorRepo, OutboxRepo, PaymentRepo,
+    SessionRepo, ShareCodeRepo, StorageError, TokenRepo, UploadRepo,
 };
 
 /// The `body` column of `row` as a `T`.
@@ -261,6 +261,70 @@ impl ShareCodeRepo for PgShareCodes {
              ON CONFLICT (scene, page) DO UPDATE SET url = EXCLUDED.url",
             params![scene.to_owned(), page.to_owned(), url.to_owned()],
         )
+    }
+
+    fn commit(&self) -> Committing {
+        self.0.commit()
+    }
+}
+
+/// Local objects (share images and photos), with their bytes.
+#[derive(Clone)]
+pub struct PgObjects(pub(super) Conn);
+
+impl ObjectRepo for PgObjects {
+    fn put_object(&self, object: &StoredObject) -> Result<(), StorageError> {
+        self.0.write(
+            "INSERT INTO objects (public, key, content_type, bytes) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (public, key) DO UPDATE SET content_type = EXCLUDED.content_type, bytes = EXCLUDED.bytes",
+            params![
+                object.visibility == Visibility::Public,
+                object.key.to_string(),
+                object.content_type.clone(),
+                object.bytes.clone()
+            ],
+        )
+    }
+
+    fn get_object(
+        &self,
+        visibility: Visibility,
+        key: &ObjectKey,
+    ) -> Result<Option<StoredObject>, StorageError> {
+        let rows = self.0.read(
+            "SELECT content_type, bytes FROM objects WHERE public = $1 AND key = $2",
+            params![visibility == Visibility::Public, key.to_string()],
+        )?;
+        rows.first()
+            .map(|row| {
+                Ok(StoredObject {
+                    key: key.clone(),
+                    visibility,
+                    content_type: column(row, 0, key.as_str())?,
+                    bytes: column(row, 1, key.as_str())?,
+                })
+            })
+            .transpose()
+    }
+
+    fn object_keys(&self) -> Result<Vec<(Visibility, ObjectKey)>, StorageError> {
+        let rows = self.0.read(
+            "SELECT public, key FROM objects ORDER BY public DESC, key COLLATE \"C\"",
+            params![],
+        )?;
+        rows.iter()
+            .map(|row| {
+                let public: bool = column(row, 0, "objects")?;
+                let key: String = column(row, 1, "objects")?;
+                let key = ObjectKey::parse(&key).map_err(|_| corrupt(&key))?;
+                let visibility = if public {
+                    Visibility::Public
+                } else {
+                    Visibility::Private
+                };
+                Ok((visibility, key))
+            })
+            .collect()
     }
 
     fn commit(&self) -> Committing {

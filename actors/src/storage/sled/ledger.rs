@@ -25,7 +25,7 @@ const STATUS_INDEXED: &str = "withdrawals_status_indexed";
 
 /// Where a withdrawal is in the index by status: the status, a 0 byte,
 /// its id (ids grow with time, so a reversed prefix scan is newest first).
-fn status_key(status: WithdrawalStatus, id: &[u8]) -> Vec<u8> {
+pub(super) fn status_key(status: WithdrawalStatus, id: &[u8]) -> Vec<u8> {
     [status.as_str().as_bytes(), b"\0", id].concat()
 }
 
@@ -41,7 +41,7 @@ fn balance_of(bytes: Option<::sled::IVec>) -> i64 {
 
 /// Where an account's statement lines live: its key, a 0 byte, the line's
 /// sequence number (so a prefix scan reads one account in order).
-fn entry_key(account: &str, seq: u64) -> Vec<u8> {
+pub(super) fn entry_key(account: &str, seq: u64) -> Vec<u8> {
     let mut key = Vec::with_capacity(account.len() + 9);
     key.extend_from_slice(account.as_bytes());
     key.push(0);
@@ -445,7 +445,7 @@ fn unwrap_tx(e: TransactionError<StorageError>) -> StorageError {
 }
 
 /// `courier`, a 0 byte, then `rest`: one courier's keys are one range.
-fn courier_key(courier: &OpenId, rest: &[u8]) -> Vec<u8> {
+pub(super) fn courier_key(courier: &OpenId, rest: &[u8]) -> Vec<u8> {
     let mut key = Vec::with_capacity(courier.as_str().len() + 1 + rest.len());
     key.extend_from_slice(courier.as_str().as_bytes());
     key.push(0);
@@ -465,7 +465,7 @@ struct Book<'a> {
 }
 
 /// `day`, then what moved and the order: one day is one key range.
-fn day_key(line: &DayLine) -> Vec<u8> {
+pub(super) fn day_key(line: &DayLine) -> Vec<u8> {
     format!("{}\0{}\0{}", line.day, line.what, line.order).into_bytes()
 }
 

@@ -31,9 +31,11 @@
 //! thread takes every waiter queued while the previous flush ran, flushes
 //! once, and wakes them all.
 
+mod copy;
 mod couriers;
 mod formids;
 mod ledger;
+mod objects;
 mod operators;
 mod orders;
 mod outbox;
@@ -43,9 +45,11 @@ mod sharecodes;
 mod tokens;
 mod uploads;
 
+pub use copy::SledDump;
 pub use couriers::SledCouriers;
 pub use formids::SledFormIds;
 pub use ledger::SledLedger;
+pub use objects::SledObjects;
 pub use operators::SledOperators;
 pub use orders::SledOrders;
 pub use outbox::SledOutbox;
@@ -109,6 +113,8 @@ fn private_dir(path: &Path) -> std::io::Result<()> {
 
 struct Inner {
     db: ::sled::Db,
+    /// The store's directory (photos are kept as files beside the trees).
+    path: std::path::PathBuf,
     active: ::sled::Tree,
     archive: ::sled::Tree,
     idempotency: ::sled::Tree,
@@ -233,6 +239,7 @@ impl SledStore {
             probe_ok_ms: AtomicI64::new(unix_ms()),
             ids,
             db,
+            path: path.to_path_buf(),
         };
         let store = Self {
             inner: Arc::new(inner),
@@ -390,6 +397,12 @@ impl SledStore {
     /// The operators actor's tree.
     pub fn operator_repo(&self) -> SledOperators {
         SledOperators(self.clone())
+    }
+
+    /// Local objects: public ones in `public_dir` (`objects.local_dir`),
+    /// photos in the store's own `uploads/`.
+    pub fn object_repo(&self, public_dir: &Path) -> SledObjects {
+        SledObjects::new(public_dir.to_path_buf(), self.inner.path.join("uploads"))
     }
 }
 
