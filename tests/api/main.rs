@@ -30,6 +30,7 @@ mod openapi;
 mod operators;
 mod ops;
 mod orders;
+mod outage;
 mod outreach;
 mod payments;
 mod payouts;

@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Object, Pool};
 use tokio::sync::{mpsc, oneshot};
@@ -23,6 +23,9 @@ pub(super) type Param = Box<dyn ToSql + Send + Sync>;
 
 /// Most operations one batch takes.
 const MAX_BATCH: usize = 512;
+/// How long writes lost with their connection fail the commits covering
+/// them (see [`Lost::fails`]).
+const LOST_REMEMBERED: Duration = Duration::from_secs(10);
 /// Longest a read waits for its rows before it answers an error (a
 /// database that hangs must not hang its owner for good).
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -144,7 +147,7 @@ struct Task {
     open: Option<(u64, u64)>,
     /// Writes that were not committed (ranges of numbers), until the
     /// commits covering them have answered.
-    lost: Vec<(u64, u64)>,
+    lost: Vec<Lost>,
     /// The highest write number a commit answered for.
     answered: u64,
     /// Why the last writes were lost.
@@ -339,7 +342,11 @@ impl Task {
         tracing::error!(error = %crate::errors::chain(e), "a PostgreSQL transaction failed");
         self.faults.failed.store(true, Ordering::SeqCst);
         self.open = None;
-        self.lost.push(range);
+        let dropped = self.client.as_ref().is_none_or(|c| c.is_closed());
+        self.lost.push(Lost {
+            range,
+            dropped: dropped.then(Instant::now),
+        });
         self.why = crate::errors::chain(e);
         if let Some(client) = self.client.take() {
             if !client.is_closed() && client.batch_execute("ROLLBACK").await.is_ok() {
@@ -352,14 +359,40 @@ impl Task {
     fn outcome(&mut self, upto: u64) -> Result<(), StorageError> {
         let since = self.answered;
         self.answered = self.answered.max(upto);
-        let failed = self.lost.iter().any(|&(a, b)| a <= upto && b > since);
+        let failed = self.lost.iter().any(|l| l.fails(upto, since));
         let answered = self.answered;
-        self.lost.retain(|&(_, b)| b > answered);
+        self.lost.retain(|l| l.range.1 > answered || l.remembered());
         if failed {
             Err(StorageError::Commit(self.why.clone()))
         } else {
             Ok(())
         }
+    }
+}
+
+/// Writes that were never committed.
+struct Lost {
+    /// Their numbers, first and last.
+    range: (u64, u64),
+    /// When their connection went down with them (a database outage).
+    dropped: Option<Instant>,
+}
+
+impl Lost {
+    /// True when a commit covering writes up to `upto`, the commits before
+    /// it having covered up to `since`, must fail. A commit answers for
+    /// every write before it, and the waiter who made a lost write may ask
+    /// only after another waiter was told of the loss: so in an outage a
+    /// lost range fails every commit covering it for a while, not only the
+    /// first. (A write's own ticket would be exact; commits carry none.)
+    fn fails(&self, upto: u64, since: u64) -> bool {
+        self.range.0 <= upto && (self.range.1 > since || self.remembered())
+    }
+
+    /// An outage's loss is remembered for [`LOST_REMEMBERED`].
+    fn remembered(&self) -> bool {
+        self.dropped
+            .is_some_and(|at| at.elapsed() < LOST_REMEMBERED)
     }
 }
 
