@@ -422,6 +422,36 @@ fn a_database_nobody_serves_is_an_error_at_open() {
     assert!(PgStore::open(&url, 2).is_err());
 }
 
+#[test]
+fn several_hosts_are_tried_in_turn_for_the_writable_one() {
+    let url = crate::postgres::fresh_database();
+    let (server, database) = url
+        .strip_prefix("postgres://lastmile@")
+        .and_then(|rest| rest.split_once('/'))
+        .expect("the harness's URL");
+    let nobody = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let hosts = format!(
+        "postgres://lastmile:secret@127.0.0.1:{nobody},{server}/{database}?target_session_attrs=read-write"
+    );
+    let store = PgStore::open(&hosts, 2).expect("the second host answers");
+    let sessions = store.session_repo();
+    let session = Session {
+        openid: openid("oMULTIHOST"),
+        expires_at: at(2_000_000_000),
+    };
+    sessions.put_session(&[9u8; 32], &session).expect("put");
+    block_on(sessions.commit()).expect("committed on the writable host");
+    let shown = lastmile_actors::storage::postgres::masked_url(&hosts);
+    assert!(!shown.contains("secret"), "{shown}");
+    assert!(
+        shown.contains(&nobody.to_string()),
+        "names every host: {shown}"
+    );
+}
+
 fn postings_move_balances_and_write_statements_day_lines_and_rates(store: Store) {
     use lastmile_actors::domain::{Account, Commission, MoneyEvent};
     use lastmile_actors::ledger::Batch;

@@ -475,6 +475,16 @@ struct PgReader {
     kind: Option<Kind>,
 }
 
+impl Drop for PgReader {
+    /// Ends the snapshot before the connection goes back to the pool.
+    fn drop(&mut self) {
+        let client = self.client.clone();
+        self.store.inner.handle.spawn(async move {
+            let _ = client.lock().await.batch_execute("ROLLBACK").await;
+        });
+    }
+}
+
 impl Reader for PgReader {
     fn next_batch(&mut self, kind: Kind, max: usize) -> Result<Vec<Item>, StorageError> {
         let client = self.client.clone();
