@@ -870,6 +870,20 @@ async fn an_operator_resolves_a_dispute_with_a_partial_refund_in_the_console() {
             .send_keys("汤洒了，退 1.2 元")
             .await
             .expect("typed");
+        // The queue refreshes itself every 15 s, maybe while an operator
+        // types: what they typed stays.
+        browser
+            .execute_async("refreshDisputes().then(arguments[0]);", vec![])
+            .await
+            .expect("refreshed");
+        let kept = browser
+            .execute(
+                &format!("return [document.querySelector(\"{card} .refund-yuan\").value, document.querySelector(\"{card} .resolve-note\").value];"),
+                vec![],
+            )
+            .await
+            .expect("read back");
+        assert_eq!(kept, json!(["1.20", "汤洒了，退 1.2 元"]));
         click(&browser, &format!("{card} .resolve")).await;
         let asked = text_of(&browser, "#dialog-text", 10).await;
         assert!(asked.contains("¥1.20") && asked.contains("¥1.80"), "{asked}");
