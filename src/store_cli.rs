@@ -3,7 +3,7 @@
 //! are each a sled directory or a `postgres://` URL; both are held for the
 //! copy (one process per store), so a store in use is refused.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use lastmile_actors::storage::copy::{copy, Copied};
@@ -135,7 +135,8 @@ pub fn run(args: &CopyArgs, settings: &Settings) -> Result<Copied, CopyError> {
     };
     let source = open("source", &args.from)?;
     let target = open("target", &args.to)?;
-    let public = public_dir(settings);
+    // Share images beside a sled store are in `objects.local_dir`.
+    let public = settings.objects.local_dir.as_path();
     let copied = copy(
         source.dump(public).as_ref(),
         target.dump(public).as_ref(),
@@ -144,11 +145,6 @@ pub fn run(args: &CopyArgs, settings: &Settings) -> Result<Copied, CopyError> {
     .map_err(CopyError::Failed)?;
     target.flush_blocking().map_err(CopyError::Failed)?;
     Ok(copied)
-}
-
-/// Where share images beside a sled store are (`objects.local_dir`).
-fn public_dir(settings: &Settings) -> &Path {
-    &settings.objects.local_dir
 }
 
 /// What a copy prints: one line per kind, then the ledger and the verdict.

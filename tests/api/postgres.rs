@@ -130,7 +130,12 @@ pub fn psql(url: &str, sql: &str) -> String {
         .get()
         .and_then(|s| s.as_ref().ok())
         .expect("the server runs");
-    let out = Command::new(server.bin.join("psql"))
+    psql_with(&server.bin, url, sql)
+}
+
+/// What `sql` prints through the `psql` of `bin` at `url`.
+fn psql_with(bin: &Path, url: &str, sql: &str) -> String {
+    let out = Command::new(bin.join("psql"))
         .args([url, "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-c", sql])
         .output()
         .expect("psql runs");
@@ -252,25 +257,7 @@ impl OwnServer {
 
     /// Runs `sql` on its database through psql.
     pub fn psql(&self, sql: &str) -> String {
-        let out = Command::new(self.bin.join("psql"))
-            .args([
-                &self.url(),
-                "-q",
-                "-t",
-                "-A",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-c",
-                sql,
-            ])
-            .output()
-            .expect("psql runs");
-        assert!(
-            out.status.success(),
-            "{sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        psql_with(&self.bin, &self.url(), sql)
     }
 }
 

@@ -256,10 +256,8 @@ impl Task {
         for (_, sql, _) in writes {
             statements.push(client.prepare_cached(sql).await.map_err(engine)?);
         }
-        let args: Vec<Vec<&(dyn ToSql + Sync)>> = writes
-            .iter()
-            .map(|(_, _, params)| params.iter().map(|p| p.as_ref() as _).collect())
-            .collect();
+        let args: Vec<Vec<&(dyn ToSql + Sync)>> =
+            writes.iter().map(|(_, _, params)| refs(params)).collect();
         let sent = statements
             .iter()
             .zip(&args)
@@ -293,8 +291,10 @@ impl Task {
     ) -> Result<Vec<Row>, StorageError> {
         let client = self.client().await?;
         let statement = client.prepare_cached(sql).await.map_err(engine)?;
-        let args: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as _).collect();
-        client.query(&statement, &args).await.map_err(engine)
+        client
+            .query(&statement, &refs(params))
+            .await
+            .map_err(engine)
     }
 
     /// Commits the open transaction, if any.
@@ -401,7 +401,37 @@ fn lost_connection() -> StorageError {
     StorageError::Commit("the connection of an open transaction was lost".into())
 }
 
-/// A database error as the engine's.
+/// A database error as the engine's; a server's error in its own words.
 pub(super) fn engine(e: impl std::error::Error + Send + Sync + 'static) -> StorageError {
-    StorageError::Engine(Box::new(e))
+    let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(e);
+    match boxed.downcast::<tokio_postgres::Error>() {
+        Ok(pg) if pg.as_db_error().is_some() => StorageError::Engine(Box::new(ServerSaid(*pg))),
+        Ok(pg) => StorageError::Engine(pg),
+        Err(other) => StorageError::Engine(other),
+    }
+}
+
+/// A tokio-postgres error the server answered, shown with the server's
+/// message (tokio-postgres's own `Display` says only "db error").
+#[derive(Debug)]
+struct ServerSaid(tokio_postgres::Error);
+
+impl std::fmt::Display for ServerSaid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.as_db_error() {
+            Some(server) => server.fmt(f),
+            None => self.0.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for ServerSaid {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+/// Parameters as tokio-postgres takes them.
+pub(super) fn refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
+    params.iter().map(|p| p.as_ref() as _).collect()
 }

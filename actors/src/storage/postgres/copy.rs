@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use tokio::sync::Mutex;
-use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-use super::conn::engine;
+use super::conn::{engine, params, refs, Param};
+use super::orders::{order_params, INSERT_ORDER};
 use super::people::{column, corrupt};
 use super::{on, PgStore};
 use crate::domain::{
@@ -16,9 +16,7 @@ use crate::domain::{
     StoredObject, Visibility, WithdrawalId,
 };
 use crate::storage::copy::{Dump, Item, Kind, Reader};
-use crate::storage::records::{
-    courier_of, decode_order, encode_courier, encode_order, load, store,
-};
+use crate::storage::records::{courier_of, decode_order, encode_courier, load, store};
 use crate::storage::StorageError;
 
 /// A PostgreSQL store seen whole.
@@ -40,83 +38,64 @@ impl PgDump {
     }
 }
 
-/// A tokio-postgres failure with the server's own words (its `Display`
-/// says only "db error").
-fn db(e: tokio_postgres::Error) -> StorageError {
-    match e.as_db_error() {
-        Some(server) => StorageError::Engine(server.to_string().into()),
-        None => engine(e),
+/// Where a kind lives: its columns, its rows (a table, maybe narrowed),
+/// and its key order.
+fn source(kind: Kind) -> (&'static str, &'static str, &'static str) {
+    match kind {
+        Kind::Orders => ("id, body", "orders", "id"),
+        Kind::IdempotencyKeys => ("customer, key, order_id", "idempotency", "customer, key"),
+        Kind::Payments => ("order_id, body", "payments", "order_id"),
+        Kind::Sessions => ("token_hash, body", "sessions", "token_hash"),
+        Kind::Blocks => ("openid, body", "blocks", "openid"),
+        Kind::Operators => ("name, body", "operators", "name"),
+        Kind::FormIds => (
+            "openid, expires_at, id, body",
+            "form_ids",
+            "openid, expires_at, id",
+        ),
+        Kind::Grants => ("openid, template, left_n", "grants", "openid, template"),
+        Kind::Tokens => ("key, body", "meta WHERE key = 'access_token'", ""),
+        Kind::ShareCodes => ("scene, page, url", "share_codes", "scene, page"),
+        Kind::Couriers => ("openid, body", "couriers", "openid"),
+        Kind::CourierReleases => ("openid, day, n", "courier_releases", "openid, day"),
+        Kind::Uploads => ("id, body", "uploads", "id"),
+        Kind::UploadDays => ("openid, day, n", "upload_days", "openid, day"),
+        Kind::Objects => (
+            "key, public, content_type, bytes",
+            "objects",
+            "public DESC, key",
+        ),
+        Kind::Outbox => ("id, body", "outbox", "id"),
+        Kind::LedgerInbox => ("seq, body", "ledger_inbox", "seq"),
+        Kind::Postings => ("key, body", "ledger_postings", "key"),
+        Kind::Statements => ("account, seq, body", "ledger_entries", "account, seq"),
+        Kind::DayLines => (
+            "day, what, order_id, fen",
+            "ledger_days",
+            "day, what, order_id",
+        ),
+        Kind::Rates => ("order_id, percent", "ledger_rates", "order_id"),
+        Kind::Withdrawals => ("id, body", "withdrawals", "id"),
+        Kind::WithdrawalKeys => (
+            "courier, key, withdrawal",
+            "withdrawal_keys",
+            "courier, key",
+        ),
+        Kind::Reconciliations => ("day, body", "reconciliations", "day"),
     }
 }
 
 /// What a kind is read with, in key order.
-fn select(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Orders => "SELECT id, body FROM orders ORDER BY id",
-        Kind::IdempotencyKeys => {
-            "SELECT customer, key, order_id FROM idempotency ORDER BY customer, key"
-        }
-        Kind::Payments => "SELECT order_id, body FROM payments ORDER BY order_id",
-        Kind::Sessions => "SELECT token_hash, body FROM sessions ORDER BY token_hash",
-        Kind::Blocks => "SELECT openid, body FROM blocks ORDER BY openid",
-        Kind::Operators => "SELECT name, body FROM operators ORDER BY name",
-        Kind::FormIds => {
-            "SELECT openid, expires_at, id, body FROM form_ids ORDER BY openid, expires_at, id"
-        }
-        Kind::Grants => "SELECT openid, template, left_n FROM grants ORDER BY openid, template",
-        Kind::Tokens => "SELECT key, body FROM meta WHERE key = 'access_token'",
-        Kind::ShareCodes => "SELECT scene, page, url FROM share_codes ORDER BY scene, page",
-        Kind::Couriers => "SELECT openid, body FROM couriers ORDER BY openid",
-        Kind::CourierReleases => "SELECT openid, day, n FROM courier_releases ORDER BY openid, day",
-        Kind::Uploads => "SELECT id, body FROM uploads ORDER BY id",
-        Kind::UploadDays => "SELECT openid, day, n FROM upload_days ORDER BY openid, day",
-        Kind::Objects => {
-            "SELECT key, public, content_type, bytes FROM objects ORDER BY public DESC, key"
-        }
-        Kind::Outbox => "SELECT id, body FROM outbox ORDER BY id",
-        Kind::LedgerInbox => "SELECT seq, body FROM ledger_inbox ORDER BY seq",
-        Kind::Postings => "SELECT key, body FROM ledger_postings ORDER BY key",
-        Kind::Statements => "SELECT account, seq, body FROM ledger_entries ORDER BY account, seq",
-        Kind::DayLines => {
-            "SELECT day, what, order_id, fen FROM ledger_days ORDER BY day, what, order_id"
-        }
-        Kind::Rates => "SELECT order_id, percent FROM ledger_rates ORDER BY order_id",
-        Kind::Withdrawals => "SELECT id, body FROM withdrawals ORDER BY id",
-        Kind::WithdrawalKeys => {
-            "SELECT courier, key, withdrawal FROM withdrawal_keys ORDER BY courier, key"
-        }
-        Kind::Reconciliations => "SELECT day, body FROM reconciliations ORDER BY day",
+fn select(kind: Kind) -> String {
+    match source(kind) {
+        (columns, rows, "") => format!("SELECT {columns} FROM {rows}"),
+        (columns, rows, order) => format!("SELECT {columns} FROM {rows} ORDER BY {order}"),
     }
 }
 
 /// How many items of a kind the database holds.
-fn count_sql(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Orders => "SELECT count(*) FROM orders",
-        Kind::IdempotencyKeys => "SELECT count(*) FROM idempotency",
-        Kind::Payments => "SELECT count(*) FROM payments",
-        Kind::Sessions => "SELECT count(*) FROM sessions",
-        Kind::Blocks => "SELECT count(*) FROM blocks",
-        Kind::Operators => "SELECT count(*) FROM operators",
-        Kind::FormIds => "SELECT count(*) FROM form_ids",
-        Kind::Grants => "SELECT count(*) FROM grants",
-        Kind::Tokens => "SELECT count(*) FROM meta WHERE key = 'access_token'",
-        Kind::ShareCodes => "SELECT count(*) FROM share_codes",
-        Kind::Couriers => "SELECT count(*) FROM couriers",
-        Kind::CourierReleases => "SELECT count(*) FROM courier_releases",
-        Kind::Uploads => "SELECT count(*) FROM uploads",
-        Kind::UploadDays => "SELECT count(*) FROM upload_days",
-        Kind::Objects => "SELECT count(*) FROM objects",
-        Kind::Outbox => "SELECT count(*) FROM outbox",
-        Kind::LedgerInbox => "SELECT count(*) FROM ledger_inbox",
-        Kind::Postings => "SELECT count(*) FROM ledger_postings",
-        Kind::Statements => "SELECT count(*) FROM ledger_entries",
-        Kind::DayLines => "SELECT count(*) FROM ledger_days",
-        Kind::Rates => "SELECT count(*) FROM ledger_rates",
-        Kind::Withdrawals => "SELECT count(*) FROM withdrawals",
-        Kind::WithdrawalKeys => "SELECT count(*) FROM withdrawal_keys",
-        Kind::Reconciliations => "SELECT count(*) FROM reconciliations",
-    }
+fn count_sql(kind: Kind) -> String {
+    format!("SELECT count(*) FROM {}", source(kind).1)
 }
 
 fn parsed<T, E>(value: Result<T, E>, what: &str) -> Result<T, StorageError> {
@@ -242,32 +221,12 @@ fn item_of(kind: Kind, row: &Row) -> Result<Item, StorageError> {
 }
 
 /// A statement and its parameters.
-type Statement = (&'static str, Vec<Box<dyn ToSql + Send + Sync>>);
-
-macro_rules! args {
-    ($($p:expr),* $(,)?) => {
-        vec![$(Box::new($p) as Box<dyn ToSql + Send + Sync>),*]
-    };
-}
+type Statement = (&'static str, Vec<Param>);
 
 /// The insert that writes an item where it is missing.
 fn insert(item: &Item) -> Result<Statement, StorageError> {
     Ok(match item {
-        Item::Order(order) => {
-            let status = order.status();
-            (
-                "INSERT INTO orders (id, customer, created_ms, status, active, body) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-                args![
-                    order.id.to_string(),
-                    order.customer.to_string(),
-                    order.id.created_ms().map_or(0, |ms| ms as i64),
-                    status.as_str(),
-                    !status.is_terminal(),
-                    encode_order(order.as_ref())?
-                ],
-            )
-        }
+        Item::Order(order) => (INSERT_ORDER, order_params(order)?),
         Item::IdempotencyKey {
             customer,
             key,
@@ -275,7 +234,7 @@ fn insert(item: &Item) -> Result<Statement, StorageError> {
         } => (
             "INSERT INTO idempotency (customer, key, order_id, at_ms) VALUES ($1, $2, $3, $4) \
              ON CONFLICT DO NOTHING",
-            args![
+            params![
                 customer.to_string(),
                 key.as_str().to_owned(),
                 order.to_string(),
@@ -284,7 +243,7 @@ fn insert(item: &Item) -> Result<Statement, StorageError> {
         ),
         Item::Payment(p) => (
             "INSERT INTO payments (order_id, body) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            args![p.order_id.to_string(), store(p)?],
+            params![p.order_id.to_string(), store(p)?],
         ),
         Item::Session {
             token_hash,
@@ -292,7 +251,7 @@ fn insert(item: &Item) -> Result<Statement, StorageError> {
         } => (
             "INSERT INTO sessions (token_hash, expires_ms, body) VALUES ($1, $2, $3) \
              ON CONFLICT DO NOTHING",
-            args![
+            params![
                 token_hash.to_vec(),
                 crate::domain::unix_ms(session.expires_at),
                 store(session)?
@@ -300,11 +259,11 @@ fn insert(item: &Item) -> Result<Statement, StorageError> {
         ),
         Item::Block { openid, block } => (
             "INSERT INTO blocks (openid, body) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            args![openid.to_string(), store(block)?],
+            params![openid.to_string(), store(block)?],
         ),
         Item::Operator(o) => (
             "INSERT INTO operators (name, body) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            args![o.name.as_str().to_owned(), store(o)?],
+            params![o.name.as_str().to_owned(), store(o)?],
         ),
         Item::FormId {
             openid,
@@ -314,7 +273,7 @@ fn insert(item: &Item) -> Result<Statement, StorageError> {
         } => (
             "INSERT INTO form_ids (openid, expires_at, id, body) VALUES ($1, $2, $3, $4) \
              ON CONFLICT DO NOTHING",
-            args![
+            params![
                 openid.to_string(),
                 parsed(i64::try_from(*expires_at), "form_ids")?,
                 parsed(i64::try_from(*id), "form_ids")?,
@@ -328,7 +287,7 @@ fn insert(item: &Item) -> Result<Statement, StorageError> {
         } => (
             "INSERT INTO grants (openid, template, left_n) VALUES ($1, $2, $3) \
              ON CONFLICT DO NOTHING",
-            args![
+            params![
                 openid.to_string(),
                 template.clone(),
                 parsed(i32::try_from(*left), "grants")?
@@ -336,21 +295,21 @@ fn insert(item: &Item) -> Result<Statement, StorageError> {
         ),
         Item::Token(token) => (
             "INSERT INTO meta (key, body) VALUES ('access_token', $1) ON CONFLICT DO NOTHING",
-            args![store(token)?],
+            params![store(token)?],
         ),
         Item::ShareCode { scene, page, url } => (
             "INSERT INTO share_codes (scene, page, url) VALUES ($1, $2, $3) \
              ON CONFLICT DO NOTHING",
-            args![scene.clone(), page.clone(), url.clone()],
+            params![scene.clone(), page.clone(), url.clone()],
         ),
         Item::Courier(c) => (
             "INSERT INTO couriers (openid, body) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            args![c.openid.to_string(), encode_courier(c)?],
+            params![c.openid.to_string(), encode_courier(c)?],
         ),
         Item::CourierReleases { openid, day, n } => (
             "INSERT INTO courier_releases (openid, day, n) VALUES ($1, $2, $3) \
              ON CONFLICT DO NOTHING",
-            args![
+            params![
                 openid.to_string(),
                 day.to_string(),
                 parsed(i32::try_from(*n), "courier_releases")?
@@ -358,11 +317,11 @@ fn insert(item: &Item) -> Result<Statement, StorageError> {
         ),
         Item::Upload(u) => (
             "INSERT INTO uploads (id, body) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            args![u.id.as_str().to_owned(), store(u)?],
+            params![u.id.as_str().to_owned(), store(u)?],
         ),
         Item::UploadDay { openid, day, n } => (
             "INSERT INTO upload_days (openid, day, n) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            args![
+            params![
                 openid.to_string(),
                 day.to_string(),
                 parsed(i32::try_from(*n), "upload_days")?
@@ -371,7 +330,7 @@ fn insert(item: &Item) -> Result<Statement, StorageError> {
         Item::Object(o) => (
             "INSERT INTO objects (public, key, content_type, bytes) VALUES ($1, $2, $3, $4) \
              ON CONFLICT DO NOTHING",
-            args![
+            params![
                 o.visibility == Visibility::Public,
                 o.key.to_string(),
                 o.content_type.clone(),
@@ -380,21 +339,21 @@ fn insert(item: &Item) -> Result<Statement, StorageError> {
         ),
         Item::Outbox(entry) => (
             "INSERT INTO outbox (id, body) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            args![parsed(i64::try_from(entry.id), "outbox")?, store(entry)?],
+            params![parsed(i64::try_from(entry.id), "outbox")?, store(entry)?],
         ),
         Item::LedgerInbox { seq, event } => (
             "INSERT INTO ledger_inbox (seq, body) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            args![parsed(i64::try_from(*seq), "ledger_inbox")?, store(event)?],
+            params![parsed(i64::try_from(*seq), "ledger_inbox")?, store(event)?],
         ),
         Item::Posting(p) => (
             "INSERT INTO ledger_postings (key, at_ms, body) VALUES ($1, $2, $3) \
              ON CONFLICT DO NOTHING",
-            args![p.posting.key.clone(), p.at_unix_ms, store(p)?],
+            params![p.posting.key.clone(), p.at_unix_ms, store(p)?],
         ),
         Item::Statement { account, entry } => (
             "INSERT INTO ledger_entries (account, seq, body) VALUES ($1, $2, $3) \
              ON CONFLICT DO NOTHING",
-            args![
+            params![
                 account.key(),
                 parsed(i64::try_from(entry.seq), "ledger_entries")?,
                 store(entry)?
@@ -403,7 +362,7 @@ fn insert(item: &Item) -> Result<Statement, StorageError> {
         Item::DayLine(line) => (
             "INSERT INTO ledger_days (day, what, order_id, fen) VALUES ($1, $2, $3, $4) \
              ON CONFLICT DO NOTHING",
-            args![
+            params![
                 line.day.to_string(),
                 line.what.as_str(),
                 line.order.to_string(),
@@ -412,12 +371,12 @@ fn insert(item: &Item) -> Result<Statement, StorageError> {
         ),
         Item::Rate { order, percent } => (
             "INSERT INTO ledger_rates (order_id, percent) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            args![order.to_string(), i16::from(*percent)],
+            params![order.to_string(), i16::from(*percent)],
         ),
         Item::Withdrawal(w) => (
             "INSERT INTO withdrawals (id, courier, status, body) VALUES ($1, $2, $3, $4) \
              ON CONFLICT DO NOTHING",
-            args![
+            params![
                 w.id.as_str().to_owned(),
                 w.courier.to_string(),
                 w.status.as_str(),
@@ -431,7 +390,7 @@ fn insert(item: &Item) -> Result<Statement, StorageError> {
         } => (
             "INSERT INTO withdrawal_keys (courier, key, withdrawal) VALUES ($1, $2, $3) \
              ON CONFLICT DO NOTHING",
-            args![
+            params![
                 courier.to_string(),
                 key.clone(),
                 withdrawal.as_str().to_owned()
@@ -439,7 +398,7 @@ fn insert(item: &Item) -> Result<Statement, StorageError> {
         ),
         Item::Reconciliation(r) => (
             "INSERT INTO reconciliations (day, body) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            args![r.date.to_string(), store(r)?],
+            params![r.date.to_string(), store(r)?],
         ),
     })
 }
@@ -454,16 +413,9 @@ fn legs(posted: &Posted) -> Vec<Statement> {
         .map(|leg| -> Statement {
             (
                 "INSERT INTO ledger_legs (posting, account, amount) VALUES ($1, $2, $3)",
-                args![posted.posting.key.clone(), leg.account.key(), leg.amount],
+                params![posted.posting.key.clone(), leg.account.key(), leg.amount],
             )
         })
-        .collect()
-}
-
-fn refs(params: &[Box<dyn ToSql + Send + Sync>]) -> Vec<&(dyn ToSql + Sync)> {
-    params
-        .iter()
-        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
         .collect()
 }
 
@@ -546,7 +498,7 @@ impl Dump for PgDump {
             let mut writer = writer.lock().await;
             if writer.is_none() {
                 let client = pool.get().await.map_err(engine)?;
-                client.batch_execute("BEGIN").await.map_err(db)?;
+                client.batch_execute("BEGIN").await.map_err(engine)?;
                 *writer = Some(client);
             }
             let Some(client) = writer.as_ref() else {
@@ -554,13 +506,13 @@ impl Dump for PgDump {
             };
             let mut written = 0;
             for ((sql, params), legs) in &statements {
-                let inserted = client.execute(*sql, &refs(params)).await.map_err(db)?;
+                let inserted = client.execute(*sql, &refs(params)).await.map_err(engine)?;
                 if inserted == 0 {
                     continue;
                 }
                 written += 1;
                 for (sql, params) in legs {
-                    client.execute(*sql, &refs(params)).await.map_err(db)?;
+                    client.execute(*sql, &refs(params)).await.map_err(engine)?;
                 }
             }
             Ok(written)
@@ -571,7 +523,7 @@ impl Dump for PgDump {
         let writer = self.writer.clone();
         on(&self.store.inner.handle, async move {
             match writer.lock().await.take() {
-                Some(client) => client.batch_execute("COMMIT").await.map_err(db),
+                Some(client) => client.batch_execute("COMMIT").await.map_err(engine),
                 None => Ok(()),
             }
         })?
@@ -582,7 +534,7 @@ impl Dump for PgDump {
         let n: i64 = on(&self.store.inner.handle, async move {
             let client = pool.get().await.map_err(engine)?;
             let row = client
-                .query_one(count_sql(kind), &[])
+                .query_one(count_sql(kind).as_str(), &[])
                 .await
                 .map_err(engine)?;
             row.try_get::<_, i64>(0).map_err(engine)

@@ -10,9 +10,23 @@ use crate::domain::{
 use crate::storage::records::{decode_order, encode_order, store};
 use crate::storage::{Committing, OrderRepo, StorageError};
 
-const UPSERT_ORDER: &str = "INSERT INTO orders (id, customer, created_ms, status, active, body) \
-     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET \
-     status = EXCLUDED.status, active = EXCLUDED.active, body = EXCLUDED.body";
+/// The insert of an order's row (see [`order_params`]), then `$tail`.
+macro_rules! insert_order {
+    ($tail:literal) => {
+        concat!(
+            "INSERT INTO orders (id, customer, created_ms, status, active, body) \
+             VALUES ($1, $2, $3, $4, $5, $6) ",
+            $tail
+        )
+    };
+}
+
+const UPSERT_ORDER: &str = insert_order!(
+    "ON CONFLICT (id) DO UPDATE SET \
+     status = EXCLUDED.status, active = EXCLUDED.active, body = EXCLUDED.body"
+);
+/// An order written only where it is missing (a copy).
+pub(super) const INSERT_ORDER: &str = insert_order!("ON CONFLICT DO NOTHING");
 
 /// The orders shards' tables.
 #[derive(Clone)]
@@ -22,20 +36,22 @@ pub struct PgOrders {
     pub(super) store: super::PgStore,
 }
 
+/// An order's row, as [`insert_order`] takes it.
+pub(super) fn order_params(order: &Order) -> Result<Vec<super::conn::Param>, StorageError> {
+    let status = order.status();
+    Ok(params![
+        order.id.to_string(),
+        order.customer.to_string(),
+        order.id.created_ms().map_or(0, |ms| ms as i64),
+        status.as_str(),
+        !status.is_terminal(),
+        encode_order(order)?
+    ])
+}
+
 /// An order's row.
 fn order_row(order: &Order) -> Result<(&'static str, Vec<super::conn::Param>), StorageError> {
-    let status = order.status();
-    Ok((
-        UPSERT_ORDER,
-        params![
-            order.id.to_string(),
-            order.customer.to_string(),
-            order.id.created_ms().map_or(0, |ms| ms as i64),
-            status.as_str(),
-            !status.is_terminal(),
-            encode_order(order)?
-        ],
-    ))
+    Ok((UPSERT_ORDER, order_params(order)?))
 }
 
 /// Orders from rows of (id, body).

@@ -5,7 +5,7 @@ use std::ops::Bound;
 
 use ::sled::transaction::ConflictableTransactionError;
 
-use super::ledger::{courier_key, day_key, entry_key, status_key};
+use super::ledger::{courier_key, day_key, entry_key, move_balance, status_key};
 use super::*;
 use crate::domain::{
     Account, ChinaDay, DayLine, Entry, LineKind, MoneyEvent, ObjectKey, Posted, Reconciliation,
@@ -198,17 +198,7 @@ impl SledDump {
             .transaction(|(postings, balances)| {
                 postings.insert(key, value)?;
                 for leg in &posted.posting.legs {
-                    let account = leg.account.key();
-                    let balance = balances
-                        .get(account.as_bytes())?
-                        .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
-                        .map_or(0, i64::from_be_bytes)
-                        + leg.amount;
-                    if balance == 0 {
-                        balances.remove(account.as_bytes())?;
-                    } else {
-                        balances.insert(account.as_bytes(), &balance.to_be_bytes())?;
-                    }
+                    move_balance(balances, &leg.account, leg.amount)?;
                 }
                 Ok::<_, ConflictableTransactionError<()>>(())
             })

@@ -471,6 +471,23 @@ pub(super) fn day_key(line: &DayLine) -> Vec<u8> {
 
 type TxResult<T> = Result<T, ConflictableTransactionError<StorageError>>;
 
+/// Moves `amount` fen into `account`'s balance, inside a transaction.
+pub(super) fn move_balance<E>(
+    balances: &TransactionalTree,
+    account: &Account,
+    amount: i64,
+) -> Result<(), ConflictableTransactionError<E>> {
+    let key = account.key();
+    let balance = balance_of(balances.get(key.as_bytes())?) + amount;
+    if balance == 0 {
+        // An emptied escrow (or wallet) leaves no key behind.
+        balances.remove(key.as_bytes())?;
+    } else {
+        balances.insert(key.as_bytes(), &balance.to_be_bytes())?;
+    }
+    Ok(())
+}
+
 /// A batch's records, encoded once (a transaction may run more than once).
 struct Encoded {
     posted: Vec<Vec<u8>>,
@@ -505,15 +522,7 @@ impl Book<'_> {
                 .insert(posted.posting.key.as_bytes(), bytes.as_slice())?;
         }
         for (account, amount) in &postings.moves {
-            let key = account.key();
-            let balance = balance_of(self.balances.get(key.as_bytes())?) + amount;
-            if balance == 0 {
-                // An emptied escrow (or wallet) leaves no key behind.
-                self.balances.remove(key.as_bytes())?;
-            } else {
-                self.balances
-                    .insert(key.as_bytes(), &balance.to_be_bytes())?;
-            }
+            move_balance(self.balances, account, *amount)?;
         }
         for ((account, line), bytes) in postings.lines.iter().zip(&encoded.lines) {
             self.entries
