@@ -4,6 +4,7 @@
 //! status change; screenshots (laptop and phone) land in `target/`. The
 //! same browser renders `/docs` from the binary alone.
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -15,7 +16,9 @@ use crate::helpers::{eventually, free_port, BinaryApp};
 
 const ADMIN_TOKEN: &str = "console-test-token-0123456789";
 
-/// chromedriver on a free port, killed on drop.
+/// chromedriver on a free port in a process group of its own, killed on
+/// drop with the browsers it started (a test that panics never closes its
+/// browser).
 struct Driver {
     child: Child,
     port: u16,
@@ -29,6 +32,7 @@ impl Driver {
         let port = free_port();
         let child = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -71,6 +75,9 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

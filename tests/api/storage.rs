@@ -408,7 +408,7 @@ fn nodes_starting_together_migrate_the_schema_once() {
             &url,
             "SELECT count(*) || '/' || count(DISTINCT version) FROM lastmile_migrations"
         ),
-        "3/3"
+        "4/4"
     );
 }
 

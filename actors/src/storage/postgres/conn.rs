@@ -18,8 +18,8 @@ use tokio_postgres::Row;
 
 use crate::storage::{Committing, StorageError};
 
-/// A query parameter, owned by the queue until the task sends it.
-pub(super) type Param = Box<dyn ToSql + Send + Sync>;
+pub(super) use super::statement::Param;
+use super::statement::{fold, Sendable, Statement};
 
 /// Most operations one batch takes.
 const MAX_BATCH: usize = 512;
@@ -39,7 +39,7 @@ macro_rules! params {
 pub(super) use params;
 
 /// Statements written together: never split between two transactions.
-pub(super) type Statements = Vec<(&'static str, Vec<Param>)>;
+pub(super) type Statements = Vec<Statement>;
 
 enum Op {
     Write {
@@ -89,7 +89,7 @@ impl Conn {
 
     /// Queues a write.
     pub(super) fn write(&self, sql: &'static str, params: Vec<Param>) -> Result<(), StorageError> {
-        self.write_all(vec![(sql, params)])
+        self.write_all(vec![Statement::One(sql, params)])
     }
 
     /// Queues writes that commit together or not at all.
@@ -189,19 +189,17 @@ impl Task {
         let mut waiters = Vec::new();
         for op in batch {
             match op {
-                Op::Write { seq, statements } => writes.extend(
-                    statements
-                        .into_iter()
-                        .map(|(sql, params)| (seq, sql, params)),
-                ),
+                Op::Write { seq, statements } => {
+                    writes.extend(statements.into_iter().map(|s| (seq, s)))
+                }
                 Op::Read { sql, params, reply } => {
-                    self.send_writes(std::mem::take(&mut writes)).await;
+                    self.send_writes(std::mem::take(&mut writes), false).await;
                     let _ = reply.send(self.query(sql, &params).await);
                 }
                 Op::Commit { upto, reply } => waiters.push((upto, reply)),
             }
         }
-        self.send_writes(writes).await;
+        self.send_writes(writes, true).await;
         self.finish_transaction().await;
         // Connections go back to the pool between batches: owners share it.
         self.client = None;
@@ -228,44 +226,69 @@ impl Task {
         self.client.as_ref().ok_or(StorageError::Closed)
     }
 
-    /// Sends `writes` pipelined inside the open transaction (begun here).
-    async fn send_writes(&mut self, writes: Vec<(u64, &'static str, Vec<Param>)>) {
+    /// Sends `writes` pipelined inside the open transaction (begun here);
+    /// with `commit`, the COMMIT goes in the same round trip.
+    async fn send_writes(&mut self, writes: Vec<(u64, Statement)>, commit: bool) {
         let (Some(first), Some(last)) = (writes.first(), writes.last()) else {
             return;
         };
         let range = (self.open.map_or(first.0, |o| o.0), last.0);
-        if let Err(e) = self.pipeline(&writes).await {
-            self.lose(range, &e).await;
-            return;
+        if commit && self.injected_failure() {
+            // Not sent: the injection stands for a COMMIT the server
+            // refused (a transaction the batch's reads opened is rolled back).
+            let injected = StorageError::Commit("injected commit failure".into());
+            return match self.open {
+                Some(_) => self.lose(range, &injected).await,
+                None => self.record_loss(range, &injected, false),
+            };
         }
-        self.open = Some(range);
+        let sendable = fold(writes.into_iter().map(|(_, statement)| statement));
+        match self.pipeline(&sendable, commit).await {
+            Err(e) => self.lose(range, &e).await,
+            Ok(()) if commit => {
+                self.open = None;
+                self.faults.failed.store(false, Ordering::SeqCst);
+            }
+            Ok(()) => self.open = Some(range),
+        }
     }
 
-    async fn pipeline(
-        &mut self,
-        writes: &[(u64, &'static str, Vec<Param>)],
-    ) -> Result<(), StorageError> {
+    async fn pipeline(&mut self, writes: &[Sendable], commit: bool) -> Result<(), StorageError> {
         let open = self.open.is_some();
         let client = self.client().await?;
-        if !open {
-            client.batch_execute("BEGIN").await.map_err(engine)?;
-        }
         // Every statement is prepared before any is sent, so they reach
-        // the server in queue order.
+        // the server in queue order, right behind the BEGIN (one round
+        // trip for the lot).
         let mut statements = Vec::with_capacity(writes.len());
-        for (_, sql, _) in writes {
-            statements.push(client.prepare_cached(sql).await.map_err(engine)?);
+        for write in writes {
+            statements.push(client.prepare_cached(&write.sql).await.map_err(engine)?);
         }
-        let args: Vec<Vec<&(dyn ToSql + Sync)>> =
-            writes.iter().map(|(_, _, params)| refs(params)).collect();
+        let args: Vec<Vec<&(dyn ToSql + Sync)>> = writes.iter().map(|w| refs(&w.params)).collect();
+        let begin = async {
+            match open {
+                true => Ok(()),
+                false => client.batch_execute("BEGIN").await,
+            }
+        };
         let sent = statements
             .iter()
             .zip(&args)
             .map(|(statement, args)| client.execute(statement, args));
-        for result in futures::future::join_all(sent).await {
+        // After a failed statement the server ends the transaction at
+        // COMMIT with a rollback (and no error): the statement's error
+        // says the writes are lost.
+        let end = async {
+            match commit {
+                true => client.batch_execute("COMMIT").await,
+                false => Ok(()),
+            }
+        };
+        let (began, results, ended) = futures::join!(begin, futures::future::join_all(sent), end);
+        began.map_err(engine)?;
+        for result in results {
             result.map_err(engine)?;
         }
-        Ok(())
+        ended.map_err(engine)
     }
 
     async fn query(
@@ -339,20 +362,26 @@ impl Task {
     /// Writes in `range` are lost: the transaction is rolled back, and the
     /// commits covering them answer `e`.
     async fn lose(&mut self, range: (u64, u64), e: &StorageError) {
-        tracing::error!(error = %crate::errors::chain(e), "a PostgreSQL transaction failed");
-        self.faults.failed.store(true, Ordering::SeqCst);
-        self.open = None;
         let dropped = self.client.as_ref().is_none_or(|c| c.is_closed());
-        self.lost.push(Lost {
-            range,
-            dropped: dropped.then(Instant::now),
-        });
-        self.why = crate::errors::chain(e);
+        self.record_loss(range, e, dropped);
         if let Some(client) = self.client.take() {
             if !client.is_closed() && client.batch_execute("ROLLBACK").await.is_ok() {
                 self.client = Some(client);
             }
         }
+    }
+
+    /// Notes that writes in `range` are lost (`dropped`: with their
+    /// connection, in an outage).
+    fn record_loss(&mut self, range: (u64, u64), e: &StorageError, dropped: bool) {
+        tracing::error!(error = %crate::errors::chain(e), "a PostgreSQL transaction failed");
+        self.faults.failed.store(true, Ordering::SeqCst);
+        self.open = None;
+        self.lost.push(Lost {
+            range,
+            dropped: dropped.then(Instant::now),
+        });
+        self.why = crate::errors::chain(e);
     }
 
     /// What a commit covering writes up to `upto` answers.

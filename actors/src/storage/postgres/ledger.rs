@@ -30,48 +30,66 @@ fn posting_statements(postings: &Postings) -> Result<Statements, StorageError> {
     let mut out: Statements = Vec::new();
     if !postings.taken.is_empty() {
         let taken: Vec<i64> = postings.taken.iter().map(|s| *s as i64).collect();
-        out.push((
-            "DELETE FROM ledger_inbox WHERE seq = ANY($1)",
-            params![taken],
-        ));
+        out.push(
+            (
+                "DELETE FROM ledger_inbox WHERE seq = ANY($1)",
+                params![taken],
+            )
+                .into(),
+        );
     }
     for posted in &postings.posted {
         let key = posted.posting.key.clone();
-        out.push((
-            "INSERT INTO ledger_postings (key, at_ms, body) VALUES ($1, $2, $3)",
-            params![key.clone(), posted.at_unix_ms, store(posted)?],
-        ));
+        out.push(
+            (
+                "INSERT INTO ledger_postings (key, at_ms, body) VALUES ($1, $2, $3)",
+                params![key.clone(), posted.at_unix_ms, store(posted)?],
+            )
+                .into(),
+        );
         for leg in &posted.posting.legs {
-            out.push((
-                "INSERT INTO ledger_legs (posting, account, amount) VALUES ($1, $2, $3)",
-                params![key.clone(), leg.account.key(), leg.amount],
-            ));
+            out.push(
+                (
+                    "INSERT INTO ledger_legs (posting, account, amount) VALUES ($1, $2, $3)",
+                    params![key.clone(), leg.account.key(), leg.amount],
+                )
+                    .into(),
+            );
         }
     }
     for (account, line) in &postings.lines {
-        out.push((
-            "INSERT INTO ledger_entries (account, seq, body) VALUES ($1, $2, $3)",
-            params![account.key(), line.seq as i64, store(line)?],
-        ));
+        out.push(
+            (
+                "INSERT INTO ledger_entries (account, seq, body) VALUES ($1, $2, $3)",
+                params![account.key(), line.seq as i64, store(line)?],
+            )
+                .into(),
+        );
     }
     for line in &postings.days {
-        out.push((
-            "INSERT INTO ledger_days (day, what, order_id, fen) VALUES ($1, $2, $3, $4) \
+        out.push(
+            (
+                "INSERT INTO ledger_days (day, what, order_id, fen) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (day, what, order_id) DO UPDATE SET fen = EXCLUDED.fen",
-            params![
-                line.day.to_string(),
-                line.what.as_str(),
-                line.order.to_string(),
-                i64::try_from(line.fen).unwrap_or(i64::MAX)
-            ],
-        ));
+                params![
+                    line.day.to_string(),
+                    line.what.as_str(),
+                    line.order.to_string(),
+                    i64::try_from(line.fen).unwrap_or(i64::MAX)
+                ],
+            )
+                .into(),
+        );
     }
     for (order, percent) in &postings.rates {
-        out.push((
-            "INSERT INTO ledger_rates (order_id, percent) VALUES ($1, $2) \
+        out.push(
+            (
+                "INSERT INTO ledger_rates (order_id, percent) VALUES ($1, $2) \
              ON CONFLICT (order_id) DO UPDATE SET percent = EXCLUDED.percent",
-            params![order.to_string(), i16::from(*percent)],
-        ));
+                params![order.to_string(), i16::from(*percent)],
+            )
+                .into(),
+        );
     }
     Ok(out)
 }
@@ -138,17 +156,21 @@ impl LedgerRepo for PgLedger {
                 withdrawal.status.as_str(),
                 store(withdrawal)?
             ],
-        )];
+        )
+            .into()];
         if let Some(key) = key {
-            statements.push((
-                "INSERT INTO withdrawal_keys (courier, key, withdrawal) VALUES ($1, $2, $3) \
+            statements.push(
+                (
+                    "INSERT INTO withdrawal_keys (courier, key, withdrawal) VALUES ($1, $2, $3) \
                  ON CONFLICT (courier, key) DO UPDATE SET withdrawal = EXCLUDED.withdrawal",
-                params![
-                    withdrawal.courier.to_string(),
-                    key.as_str().to_owned(),
-                    withdrawal.id.as_str().to_owned()
-                ],
-            ));
+                    params![
+                        withdrawal.courier.to_string(),
+                        key.as_str().to_owned(),
+                        withdrawal.id.as_str().to_owned()
+                    ],
+                )
+                    .into(),
+            );
         }
         statements.extend(posting_statements(postings)?);
         self.conn.write_all(statements)

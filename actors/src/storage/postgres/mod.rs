@@ -17,6 +17,7 @@ mod copy;
 mod ledger;
 mod orders;
 mod people;
+mod statement;
 
 pub use ledger::PgLedger;
 pub use orders::PgOrders;
@@ -46,6 +47,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (
         3,
         include_str!("migrations/0003_balances_checked_at_commit.sql"),
+    ),
+    (
+        4,
+        include_str!("migrations/0004_orders_status_index_dropped.sql"),
     ),
 ];
 /// The advisory lock nodes take while migrating ("lastmile" in ASCII).

@@ -4,29 +4,51 @@
 
 use super::conn::{params, Conn, Statements};
 use super::people::{column, corrupt};
+use super::statement::{RowsInto, Statement};
 use crate::domain::{
     IdempotencyKey, MoneyEvent, OpenId, Order, OrderId, OutboxEntry, Sequence, Shard, Status,
 };
 use crate::storage::records::{decode_order, encode_order, store};
 use crate::storage::{Committing, OrderRepo, StorageError};
 
-/// The insert of an order's row (see [`order_params`]), then `$tail`.
-macro_rules! insert_order {
-    ($tail:literal) => {
-        concat!(
-            "INSERT INTO orders (id, customer, created_ms, status, active, body) \
-             VALUES ($1, $2, $3, $4, $5, $6) ",
-            $tail
-        )
+/// The head of an order's insert (see [`order_params`]).
+macro_rules! order_head {
+    () => {
+        "INSERT INTO orders (id, customer, created_ms, status, active, body) VALUES"
     };
 }
 
-const UPSERT_ORDER: &str = insert_order!(
-    "ON CONFLICT (id) DO UPDATE SET \
-     status = EXCLUDED.status, active = EXCLUDED.active, body = EXCLUDED.body"
-);
+/// Orders written, new or changed: a batch's go as one statement.
+static ORDER_ROWS: RowsInto = RowsInto {
+    head: order_head!(),
+    tail: "ON CONFLICT (id) DO UPDATE SET \
+           status = EXCLUDED.status, active = EXCLUDED.active, body = EXCLUDED.body",
+    width: 6,
+};
 /// An order written only where it is missing (a copy).
-pub(super) const INSERT_ORDER: &str = insert_order!("ON CONFLICT DO NOTHING");
+pub(super) const INSERT_ORDER: &str = concat!(
+    order_head!(),
+    " ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING"
+);
+
+static IDEMPOTENCY_ROWS: RowsInto = RowsInto {
+    head: "INSERT INTO idempotency (customer, key, order_id, at_ms) VALUES",
+    tail: "ON CONFLICT (customer, key) DO UPDATE SET \
+           order_id = EXCLUDED.order_id, at_ms = EXCLUDED.at_ms",
+    width: 4,
+};
+
+static OUTBOX_ROWS: RowsInto = RowsInto {
+    head: "INSERT INTO outbox (id, body) VALUES",
+    tail: "ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body",
+    width: 2,
+};
+
+static LEDGER_INBOX_ROWS: RowsInto = RowsInto {
+    head: "INSERT INTO ledger_inbox (seq, body) VALUES",
+    tail: "ON CONFLICT (seq) DO NOTHING",
+    width: 2,
+};
 
 /// The orders shards' tables.
 #[derive(Clone)]
@@ -36,7 +58,7 @@ pub struct PgOrders {
     pub(super) store: super::PgStore,
 }
 
-/// An order's row, as [`insert_order`] takes it.
+/// An order's row, as [`ORDER_ROWS`] and [`INSERT_ORDER`] take it.
 pub(super) fn order_params(order: &Order) -> Result<Vec<super::conn::Param>, StorageError> {
     let status = order.status();
     Ok(params![
@@ -50,8 +72,12 @@ pub(super) fn order_params(order: &Order) -> Result<Vec<super::conn::Param>, Sto
 }
 
 /// An order's row.
-fn order_row(order: &Order) -> Result<(&'static str, Vec<super::conn::Param>), StorageError> {
-    Ok((UPSERT_ORDER, order_params(order)?))
+fn order_row(order: &Order) -> Result<Statement, StorageError> {
+    Ok(Statement::Row {
+        into: &ORDER_ROWS,
+        key: order.id.to_string(),
+        params: order_params(order)?,
+    })
 }
 
 /// Orders from rows of (id, body).
@@ -84,16 +110,16 @@ impl OrderRepo for PgOrders {
     ) -> Result<(), StorageError> {
         let mut statements: Statements = vec![order_row(order)?];
         if let Some(key) = key {
-            statements.push((
-                "INSERT INTO idempotency (customer, key, order_id, at_ms) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (customer, key) DO UPDATE SET order_id = EXCLUDED.order_id, at_ms = EXCLUDED.at_ms",
-                params![
+            statements.push(Statement::Row {
+                into: &IDEMPOTENCY_ROWS,
+                key: format!("{}\0{}", order.customer, key.as_str()),
+                params: params![
                     order.customer.to_string(),
                     key.as_str().to_owned(),
                     order.id.to_string(),
                     order.id.created_ms().map_or(0, |ms| ms as i64)
                 ],
-            ));
+            });
         }
         self.conn.write_all(statements)
     }
@@ -111,17 +137,18 @@ impl OrderRepo for PgOrders {
     ) -> Result<(), StorageError> {
         let mut statements: Statements = vec![order_row(order)?];
         for message in messages {
-            statements.push((
-                "INSERT INTO outbox (id, body) VALUES ($1, $2) \
-                 ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body",
-                params![message.id as i64, store(message)?],
-            ));
+            statements.push(Statement::Row {
+                into: &OUTBOX_ROWS,
+                key: message.id.to_string(),
+                params: params![message.id as i64, store(message)?],
+            });
         }
         for (seq, event) in money {
-            statements.push((
-                "INSERT INTO ledger_inbox (seq, body) VALUES ($1, $2) ON CONFLICT (seq) DO NOTHING",
-                params![*seq as i64, store(event)?],
-            ));
+            statements.push(Statement::Row {
+                into: &LEDGER_INBOX_ROWS,
+                key: seq.to_string(),
+                params: params![*seq as i64, store(event)?],
+            });
         }
         self.conn.write_all(statements)
     }
