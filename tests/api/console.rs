@@ -83,6 +83,16 @@ impl Drop for Driver {
     }
 }
 
+/// A client that opens a connection per request: the browser part of a
+/// test can outlast the server's keep-alive, and a pooled connection the
+/// server is closing just then fails the next request.
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("http client")
+}
+
 /// Waits for `css` to exist (and returns its text), up to `secs`.
 async fn text_of(browser: &Client, css: &str, secs: u64) -> String {
     let element = browser
@@ -125,7 +135,7 @@ async fn an_operator_signs_in_sees_the_courier_and_refunds_an_order() {
         &[("LASTMILE__ADMIN__TOKEN", ADMIN_TOKEN)],
     )
     .await;
-    let http = reqwest::Client::new();
+    let http = http_client();
 
     // A courier online at the station, and two paid orders there: the
     // dispatcher hands both to them.
@@ -424,7 +434,7 @@ async fn an_operator_approves_and_pays_a_withdrawal_and_reconciles_in_the_consol
         ],
     )
     .await;
-    let http = reqwest::Client::new();
+    let http = http_client();
     let (courier, withdrawal) = courier_withdrawing(&app, &http, "money", "韩梅梅").await;
 
     let driver = Driver::start().await;
@@ -500,7 +510,7 @@ async fn an_operator_cancels_a_transfer_waiting_for_its_courier_in_the_console()
         ],
     )
     .await;
-    let http = reqwest::Client::new();
+    let http = http_client();
     let (courier, withdrawal) = courier_withdrawing(&app, &http, "cancel", "李雷").await;
 
     let driver = Driver::start().await;
@@ -584,7 +594,7 @@ async fn an_operator_reviews_an_application_with_its_card_and_suspends_a_courier
         ],
     )
     .await;
-    let http = reqwest::Client::new();
+    let http = http_client();
     let (applicant, applicant_id) = app.login(&http, "console-applicant").await;
     let card = crate::uploads::upload_over_http(&http, &app, &applicant).await;
     let applied = post_json(
@@ -734,7 +744,7 @@ async fn the_console_shows_who_is_signed_in_and_hides_what_their_role_cannot_do(
         &[("LASTMILE__ADMIN__TOKEN", ADMIN_TOKEN)],
     )
     .await;
-    let http = reqwest::Client::new();
+    let http = http_client();
     let viewer = post_json(
         &http,
         &app,
@@ -798,7 +808,7 @@ async fn an_operator_resolves_a_dispute_with_a_partial_refund_in_the_console() {
         ],
     )
     .await;
-    let http = reqwest::Client::new();
+    let http = http_client();
     let (customer, id) = app
         .sandbox_paid_order(&http, "console-dispute-customer")
         .await;
@@ -942,7 +952,7 @@ async fn the_campus_switcher_shows_the_other_campus_when_clicked() {
         ],
     )
     .await;
-    let http = reqwest::Client::new();
+    let http = http_client();
     let mut couriers = Vec::new();
     for (code, name, place) in [
         ("switch-main", "李雷", "library"),

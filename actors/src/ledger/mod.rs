@@ -211,6 +211,7 @@ impl LedgerActor {
     fn post_events(&self, events: &[(u64, MoneyEvent)]) -> Result<usize, StorageError> {
         let at = unix_ms(now_utc());
         let mut batch = posting::Batch::new(self.repo.as_ref(), &self.ids);
+        batch.ask_posted(events.iter().map(|(_, event)| event))?;
         for (seq, event) in events {
             batch.post_told(*seq, event, &self.config.commission, at)?;
         }

@@ -24,6 +24,9 @@ pub struct Batch<'a> {
     keys: HashSet<String>,
     /// Rates stamped by this batch.
     rates: HashMap<OrderId, u8>,
+    /// Keys asked about up front, and which of them were posted.
+    asked: HashSet<String>,
+    posted: HashSet<String>,
 }
 
 impl<'a> Batch<'a> {
@@ -36,6 +39,27 @@ impl<'a> Batch<'a> {
             moved: BTreeMap::new(),
             keys: HashSet::new(),
             rates: HashMap::new(),
+            asked: HashSet::new(),
+            posted: HashSet::new(),
+        }
+    }
+
+    /// Asks the repository at once which of `events` are posted already
+    /// (rather than one read per event).
+    pub fn ask_posted<'e>(
+        &mut self,
+        events: impl IntoIterator<Item = &'e MoneyEvent>,
+    ) -> Result<(), StorageError> {
+        let keys: Vec<String> = events.into_iter().map(MoneyEvent::key).collect();
+        self.posted.extend(self.repo.posted_among(&keys)?);
+        self.asked.extend(keys);
+        Ok(())
+    }
+
+    fn is_posted(&self, key: &str) -> Result<bool, StorageError> {
+        match self.asked.contains(key) {
+            true => Ok(self.posted.contains(key)),
+            false => self.repo.is_posted(key),
         }
     }
 
@@ -68,7 +92,7 @@ impl<'a> Batch<'a> {
         at_unix_ms: i64,
     ) -> Result<bool, StorageError> {
         let key = event.key();
-        if self.keys.contains(&key) || self.repo.is_posted(&key)? {
+        if self.keys.contains(&key) || self.is_posted(&key)? {
             return Ok(false);
         }
         let escrow = match event.escrow() {

@@ -1,5 +1,7 @@
 //! The ledger's storage: postings, balances, statements, withdrawals, day lines, reconciliations, and the inbox of money events.
 
+use std::collections::HashSet;
+
 use crate::domain::{
     Account, ChinaDay, Entry, IdempotencyKey, Journal, LedgerDay, MoneyEvent, OpenId, OrderId,
     Postings, Reconciliation, Sequence, Withdrawal, WithdrawalId, WithdrawalStatus,
@@ -69,6 +71,18 @@ pub trait LedgerRepo: Send + Sync {
 
     /// True when a posting with this key exists.
     fn is_posted(&self, key: &str) -> Result<bool, StorageError>;
+
+    /// Which of `keys` are posted (an engine that pays a round trip per
+    /// read asks once).
+    fn posted_among(&self, keys: &[String]) -> Result<HashSet<String>, StorageError> {
+        let mut posted = HashSet::new();
+        for key in keys {
+            if self.is_posted(key)? {
+                posted.insert(key.clone());
+            }
+        }
+        Ok(posted)
+    }
 
     /// One account's balance.
     fn balance(&self, account: &Account) -> Result<i64, StorageError>;

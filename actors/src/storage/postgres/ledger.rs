@@ -3,7 +3,7 @@
 //! zero or a balance below zero (but clearing's) when the transaction
 //! commits; the ledger's `moves` are what the trigger derives.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::conn::{params, Conn, Statements};
 use super::people::{body, column, corrupt};
@@ -258,6 +258,16 @@ impl LedgerRepo for PgLedger {
             params![key.to_owned()],
         )?;
         Ok(!rows.is_empty())
+    }
+
+    fn posted_among(&self, keys: &[String]) -> Result<HashSet<String>, StorageError> {
+        let rows = self.conn.read(
+            "SELECT key FROM ledger_postings WHERE key = ANY($1)",
+            params![keys.to_vec()],
+        )?;
+        rows.iter()
+            .map(|row| column(row, 0, "ledger_postings"))
+            .collect()
     }
 
     fn balance(&self, account: &Account) -> Result<i64, StorageError> {

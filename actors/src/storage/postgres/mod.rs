@@ -241,7 +241,7 @@ impl PgStore {
 
     /// The payments actor's repository.
     pub fn payment_repo(&self) -> PgPayments {
-        PgPayments(self.conn())
+        PgPayments::new(self.conn())
     }
 
     /// The uploads actor's repository.

@@ -2,6 +2,9 @@
 //! couriers, the access token, share codes, payments, uploads, the form-id
 //! pool and the outbox.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use time::OffsetDateTime;
 use tokio_postgres::Row;
 
@@ -332,29 +335,79 @@ impl ObjectRepo for PgObjects {
     }
 }
 
-/// The payments actor's table.
+/// The payments actor's table. Records it wrote or read are remembered:
+/// the payments actor is their one writer, so they stay true, and a
+/// notify or a prepay costs no round trip to read what this node knows
+/// (until a commit fails: then what it wrote may be lost, and all is
+/// read again).
 #[derive(Clone)]
-pub struct PgPayments(pub(super) Conn);
+pub struct PgPayments {
+    conn: Conn,
+    known: Arc<Mutex<HashMap<OrderId, Option<PaymentRecord>>>>,
+}
+
+/// Most records [`PgPayments`] remembers (then it starts again).
+const KNOWN_PAYMENTS: usize = 100_000;
+
+impl PgPayments {
+    /// The payments table through `conn`.
+    pub(super) fn new(conn: Conn) -> Self {
+        Self {
+            conn,
+            known: Arc::default(),
+        }
+    }
+
+    fn remember(&self, id: &OrderId, record: Option<PaymentRecord>) {
+        if let Ok(mut known) = self.known.lock() {
+            if known.len() >= KNOWN_PAYMENTS {
+                known.clear();
+            }
+            known.insert(id.clone(), record);
+        }
+    }
+
+    fn known(&self, id: &OrderId) -> Option<Option<PaymentRecord>> {
+        self.known.lock().ok()?.get(id).cloned()
+    }
+}
 
 impl PaymentRepo for PgPayments {
     fn put_payment(&self, record: &PaymentRecord) -> Result<(), StorageError> {
-        self.0.write(
+        self.conn.write(
             "INSERT INTO payments (order_id, body) VALUES ($1, $2) \
              ON CONFLICT (order_id) DO UPDATE SET body = EXCLUDED.body",
             params![record.order_id.to_string(), store(record)?],
-        )
+        )?;
+        self.remember(&record.order_id, Some(record.clone()));
+        Ok(())
     }
 
     fn get_payment(&self, id: &OrderId) -> Result<Option<PaymentRecord>, StorageError> {
-        let rows = self.0.read(
+        if let Some(known) = self.known(id) {
+            return Ok(known);
+        }
+        let rows = self.conn.read(
             "SELECT body FROM payments WHERE order_id = $1",
             params![id.to_string()],
         )?;
-        first(rows, id.as_str())
+        let record: Option<PaymentRecord> = first(rows, id.as_str())?;
+        self.remember(id, record.clone());
+        Ok(record)
     }
 
     fn commit(&self) -> Committing {
-        self.0.commit()
+        let committing = self.conn.commit();
+        let known = self.known.clone();
+        Box::pin(async move {
+            let committed = committing.await;
+            if committed.is_err() {
+                if let Ok(mut known) = known.lock() {
+                    known.clear();
+                }
+            }
+            committed
+        })
     }
 }
 
